@@ -1,0 +1,70 @@
+//! # coronet — Go's networking model for Rust
+//!
+//! Handler code is plain blocking code, one cheap coroutine per connection; underneath, a
+//! read that would block parks the coroutine on an epoll netpoller and the worker runs
+//! others until the socket is ready — the way Go's `net` package works.
+//!
+//! ```no_run
+//! use coronet::net::TcpListener;
+//! use std::io::{Read, Write};
+//!
+//! coronet::run(|| {
+//!     let listener = TcpListener::bind("127.0.0.1:7000").unwrap();
+//!     for stream in listener.incoming() {
+//!         let mut stream = stream.unwrap();
+//!         coronet::go(move || {
+//!             let mut buf = [0u8; 4096];
+//!             loop {
+//!                 match stream.read(&mut buf) {
+//!                     Ok(0) | Err(_) => break, // EOF or reset: the coroutine ends
+//!                     Ok(n) => stream.write_all(&buf[..n]).unwrap(),
+//!                 }
+//!             }
+//!         });
+//!     }
+//! });
+//! ```
+//!
+//! # The path of one `read`
+//!
+//! The folders are the layers:
+//!
+//! - `net/` — `TcpStream::read` calls `recv` through the fd layer;
+//! - `poll/` — `fd.rs` runs the syscall; on `EAGAIN`, `desc.rs` puts the coroutine in the
+//!   fd's read slot, `mod.rs`/`epoll.rs` are the netpoller that later empties it;
+//! - `runtime/` — `park.rs` suspends the coroutine, `worker.rs` runs others and finally
+//!   sleeps in `epoll_wait`; the event unparks the coroutine into `runnext`, it resumes and
+//!   retries `recv`, which returns the data.
+//!
+//! # Rules worth knowing
+//!
+//! - A started coroutine never changes threads (see [`runtime`](crate::runtime) docs in
+//!   `docs/runtime.md`): `!Send` values on its stack are safe.
+//! - Coroutines are not preempted: call [`yield_now`] in long CPU loops and
+//!   [`spawn_blocking`] for calls that block the thread.
+//! - Every blocking call also works on a plain OS thread, where it blocks the thread.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("coronet runs on Linux only (epoll, eventfd)");
+
+pub mod net;
+mod poll;
+mod runtime;
+pub mod time;
+
+pub use runtime::{
+    current, dump, go, park, run, spawn_blocking, stats, try_go, yield_now, Builder, Coroutine,
+    JoinHandle, Spawn, Stats, DEFAULT_STACK_SIZE,
+};
+
+#[allow(dead_code)]
+fn _assert_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Coroutine>();
+    send_sync::<JoinHandle<()>>();
+    send_sync::<Builder>();
+    send_sync::<Spawn>();
+}

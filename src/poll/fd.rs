@@ -1,0 +1,544 @@
+//! `NetFd`: an fd that blocking-style calls can share, close under each other, and wait on.
+//!
+//! Every socket call is the same five beats, written once here (`NetFd::io`):
+//!
+//! 1. take the direction lock and a reference (fails once closed);
+//! 2. check closed / deadline, and forget stale readiness;
+//! 3. the syscall (a closure given by `net/`);
+//! 4. `EINTR`: retry; `EAGAIN`: park on the netpoller until ready, then
+//! 5. retry the syscall.
+//!
+//! # The lifetime word (Go's `fdMutex`, simplified)
+//!
+//! ```text
+//!   bit 63       bits 0..62
+//!  [ CLOSED ] [ references ]
+//!
+//!  call starts:  refs += 1, only if !CLOSED (CAS loop)   → else "use of closed network connection"
+//!  call ends:    refs -= 1; the one that reaches CLOSED|0 closes the fd
+//!  close():      refs += 1 and CLOSED in one CAS; unblock waiters; then refs -= 1
+//! ```
+//!
+//! So the fd number stays open — and cannot be reused by the OS for another socket — until
+//! the last call in flight has left, while `close` still wakes every blocked call at once.
+//! Readers are serialised among themselves by the read lock, writers by the write lock; a
+//! reader and a writer run at the same time.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::desc::{Dir, PollDesc};
+use crate::net::error::closed_error;
+use crate::runtime::park::{self, current};
+use crate::runtime::task::{Task, Wait};
+
+const CLOSED: u64 = 1 << 63;
+
+/// A direction lock that parks coroutines (and blocks threads) instead of spinning.
+/// Not FIFO-fair: a releasing caller may take it again first, as with Go's `fdMutex`.
+struct IoLock {
+    held: AtomicBool,
+    waiting: AtomicUsize,
+    waiters: Mutex<VecDeque<Arc<Task>>>,
+}
+
+impl IoLock {
+    fn new() -> IoLock {
+        IoLock {
+            held: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            waiters: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn try_acquire(&self) -> bool {
+        self.held
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Task>>> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the lock, parking while another call holds it; fails once `fd` is closed.
+    fn acquire(&self, fd: &NetFd) -> io::Result<()> {
+        if self.try_acquire() {
+            return Ok(());
+        }
+        let me = current();
+        loop {
+            if fd.is_closed() {
+                return Err(closed_error());
+            }
+            // register, check again, then park: a release in between finds us queued
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            self.waiters().push_back(me.clone());
+            let got = self.try_acquire();
+            if !got && !fd.is_closed() {
+                park::park(Wait::Sync);
+            }
+            self.waiters().retain(|t| !Arc::ptr_eq(t, &me));
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if got || self.try_acquire() {
+                if fd.is_closed() {
+                    self.release();
+                    return Err(closed_error());
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let next = self.waiters().front().cloned();
+            if let Some(t) = next {
+                t.unpark();
+            }
+        }
+    }
+
+    /// Close: wake every queued caller so it sees CLOSED.
+    fn wake_all(&self) {
+        let all: Vec<_> = self.waiters().iter().cloned().collect();
+        for t in all {
+            t.unpark();
+        }
+    }
+}
+
+/// An open socket (or pipe) shared by blocking-style calls.
+///
+/// # Invariant
+///
+/// `fd` is open and owned by this `NetFd` from `new` until `destroy` closes it, which runs
+/// exactly once: when the lifetime word is CLOSED with no references (or in `into_raw`,
+/// which gives it away instead). Every use of `fd` happens inside a reference (`Ref`), so it
+/// is never closed — and its number never reused — under a call.
+pub(crate) struct NetFd {
+    fd: RawFd,
+    life: AtomicU64,
+    rlock: IoLock,
+    wlock: IoLock,
+    pub(crate) desc: Arc<PollDesc>,
+    /// std's per-call timeouts (`set_read_timeout`), in nanoseconds; 0 = none.
+    rtimeout: AtomicU64,
+    wtimeout: AtomicU64,
+    /// std's `set_nonblocking(true)`: calls return `WouldBlock` instead of parking. The fd
+    /// itself is always O_NONBLOCK.
+    user_nonblocking: AtomicBool,
+}
+
+/// A reference held for the duration of one call.
+pub(crate) struct Ref<'a>(&'a NetFd);
+
+impl Drop for Ref<'_> {
+    fn drop(&mut self) {
+        self.0.decref();
+    }
+}
+
+impl Ref<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd is open while any `Ref` lives (see `NetFd` invariant).
+        unsafe { BorrowedFd::borrow_raw(self.0.fd) }
+    }
+}
+
+struct Locked<'a> {
+    _r: Ref<'a>,
+    lock: &'a IoLock,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.lock.release();
+    }
+}
+
+impl NetFd {
+    /// Takes ownership of a nonblocking fd.
+    pub(crate) fn new(fd: OwnedFd) -> NetFd {
+        NetFd {
+            fd: fd.into_raw_fd(),
+            life: AtomicU64::new(0),
+            rlock: IoLock::new(),
+            wlock: IoLock::new(),
+            desc: PollDesc::new(),
+            rtimeout: AtomicU64::new(0),
+            wtimeout: AtomicU64::new(0),
+            user_nonblocking: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.life.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    /// Beat 1 without a lock: a reference for calls that need no direction (options,
+    /// addresses, shutdown).
+    pub(crate) fn incref(&self) -> io::Result<Ref<'_>> {
+        let mut cur = self.life.load(Ordering::Relaxed);
+        loop {
+            if cur & CLOSED != 0 {
+                return Err(closed_error());
+            }
+            match self.life.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(Ref(self)),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    fn decref(&self) {
+        if self.life.fetch_sub(1, Ordering::AcqRel) == CLOSED | 1 {
+            self.destroy();
+        }
+    }
+
+    fn lock(&self, dir: Dir) -> io::Result<Locked<'_>> {
+        let r = self.incref()?;
+        let lock = match dir {
+            Dir::Read => &self.rlock,
+            Dir::Write => &self.wlock,
+        };
+        lock.acquire(self)?;
+        Ok(Locked { _r: r, lock })
+    }
+
+    /// Runs `f` with the fd borrowed, under a reference (no direction lock).
+    pub(crate) fn with_fd<R>(
+        &self,
+        f: impl FnOnce(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let r = self.incref()?;
+        f(r.fd())
+    }
+
+    pub(crate) fn read_with<R>(
+        &self,
+        op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io(Dir::Read, op)
+    }
+
+    pub(crate) fn write_with<R>(
+        &self,
+        op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io(Dir::Write, op)
+    }
+
+    /// The five beats. See the module comment.
+    fn io<R>(
+        &self,
+        dir: Dir,
+        mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        // 1. direction lock + reference
+        let locked = self.lock(dir)?;
+        let fd = locked._r.fd();
+        let call = self.call_deadline(dir);
+        // 2. closed? deadline passed? forget stale readiness
+        self.desc.prepare(dir, call)?;
+        loop {
+            // 3. the syscall
+            match op(fd) {
+                // 4. retry: a signal interrupted the call
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.user_nonblocking.load(Ordering::Relaxed) {
+                        return Err(e);
+                    }
+                    // 5. park until the netpoller says ready, then retry
+                    self.desc.wait(fd, dir, call)?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Waits (under the direction lock) until `dir` may be ready — for `connect`, which
+    /// learns completion from writability. Spurious returns are possible; the caller checks.
+    pub(crate) fn wait_ready(&self, dir: Dir, call: Option<Instant>) -> io::Result<()> {
+        let locked = self.lock(dir)?;
+        self.desc.check(dir, call)?;
+        self.desc.wait(locked._r.fd(), dir, call)
+    }
+
+    fn call_deadline(&self, dir: Dir) -> Option<Instant> {
+        self.timeout(dir).map(|t| Instant::now() + t)
+    }
+
+    /// std's per-call timeout for `dir` (`set_read_timeout` / `set_write_timeout`).
+    pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) {
+        let nanos = t.map_or(0, |t| t.as_nanos().clamp(1, u64::MAX as u128) as u64);
+        self.timeout_word(dir).store(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn timeout(&self, dir: Dir) -> Option<Duration> {
+        match self.timeout_word(dir).load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    fn timeout_word(&self, dir: Dir) -> &AtomicU64 {
+        match dir {
+            Dir::Read => &self.rtimeout,
+            Dir::Write => &self.wtimeout,
+        }
+    }
+
+    /// Go's absolute deadline; also hits a call already blocked.
+    pub(crate) fn set_deadline(&self, dir: Dir, d: Option<Instant>) -> io::Result<()> {
+        let _r = self.incref()?;
+        self.desc.set_deadline(dir, d);
+        Ok(())
+    }
+
+    pub(crate) fn set_user_nonblocking(&self, on: bool) -> io::Result<()> {
+        let _r = self.incref()?;
+        self.user_nonblocking.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Go's `Close`: later calls fail, blocked calls return at once with the closed error,
+    /// and the fd is closed when the last call in flight has left.
+    ///
+    /// # Errors
+    ///
+    /// "use of closed network connection" if already closed.
+    pub(crate) fn close(&self) -> io::Result<()> {
+        let mut cur = self.life.load(Ordering::Relaxed);
+        loop {
+            if cur & CLOSED != 0 {
+                return Err(closed_error());
+            }
+            match self.life.compare_exchange_weak(
+                cur,
+                (cur + 1) | CLOSED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        log::trace!("close fd {}: unblocking waiters", self.fd);
+        self.desc.unblock();
+        self.rlock.wake_all();
+        self.wlock.wake_all();
+        self.decref();
+        Ok(())
+    }
+
+    /// The final close, exactly once (see the lifetime word).
+    fn destroy(&self) {
+        super::deregister(&self.desc, self.fd);
+        // SAFETY: we own `fd` (NetFd invariant) and this is the single place it is closed.
+        // The result is ignored: on Linux the fd is released even when close reports an
+        // error, so there is nothing to retry (std ignores it in Drop too).
+        let _ = unsafe { libc::close(self.fd) };
+    }
+
+    /// Gives the fd away without closing it (for `IntoRawFd`).
+    pub(crate) fn into_raw(self) -> RawFd {
+        super::deregister(&self.desc, self.fd);
+        // No references can exist: we own `self`. Marking CLOSED makes Drop a no-op.
+        self.life.store(CLOSED, Ordering::SeqCst);
+        self.fd
+    }
+}
+
+impl Drop for NetFd {
+    fn drop(&mut self) {
+        // `&mut self`: no call is in flight. If `close` ran already, `destroy` did too.
+        if !self.is_closed() {
+            let _ = self.close();
+        }
+    }
+}
+
+impl AsRawFd for NetFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::{AsFd, FromRawFd};
+    use std::os::unix::net::UnixStream;
+
+    fn pair() -> (NetFd, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        (NetFd::new(OwnedFd::from(a)), b)
+    }
+
+    fn read(fd: &NetFd, buf: &mut [u8]) -> io::Result<usize> {
+        fd.read_with(|f| {
+            // SAFETY: `buf` is valid for writes of its length; `f` is open.
+            let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })
+    }
+
+    fn fd_is_open(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD on any number is harmless; EBADF means closed.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    }
+
+    #[test]
+    fn thread_read_blocks_until_data() {
+        let (fd, mut peer) = pair();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            peer.write_all(b"hello").unwrap();
+            peer
+        });
+        let mut buf = [0u8; 16];
+        assert_eq!(read(&fd, &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        drop(t.join().unwrap());
+        assert_eq!(read(&fd, &mut buf).unwrap(), 0, "EOF is Ok(0)");
+    }
+
+    #[test]
+    fn close_unblocks_a_blocked_thread_and_defers_the_real_close() {
+        let (fd, _peer) = pair();
+        let fd = Arc::new(fd);
+        let raw = fd.raw();
+        let f2 = fd.clone();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 4];
+            read(&f2, &mut buf)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        fd.close().unwrap();
+        let err = t.join().unwrap().unwrap_err();
+        assert!(crate::net::error::is_closed(&err), "{err}");
+        assert!(!fd_is_open(raw) || fd.is_closed());
+        assert!(crate::net::error::is_closed(&fd.close().unwrap_err()));
+        let mut buf = [0u8; 4];
+        assert!(crate::net::error::is_closed(
+            &read(&fd, &mut buf).unwrap_err()
+        ));
+    }
+
+    #[test]
+    fn fd_stays_open_while_a_reference_is_held() {
+        let (fd, _peer) = pair();
+        let raw = fd.raw();
+        let r = fd.incref().unwrap();
+        fd.close().unwrap();
+        assert!(fd_is_open(raw), "closed under a call in flight");
+        assert!(fd.incref().is_err());
+        drop(r);
+        assert!(!fd_is_open(raw), "last reference must close it");
+    }
+
+    #[test]
+    fn deadline_set_from_another_thread_wakes_a_blocked_read() {
+        let (fd, _peer) = pair();
+        let fd = Arc::new(fd);
+        let f2 = fd.clone();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 4];
+            read(&f2, &mut buf)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        fd.set_deadline(Dir::Read, Some(Instant::now())).unwrap();
+        let err = t.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        // a passed deadline fails at once, even with data available
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            read(&fd, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::TimedOut
+        );
+    }
+
+    #[test]
+    fn per_call_timeout_and_user_nonblocking() {
+        let (fd, _peer) = pair();
+        fd.set_timeout(Dir::Read, Some(Duration::from_millis(20)));
+        let mut buf = [0u8; 4];
+        let start = Instant::now();
+        assert_eq!(
+            read(&fd, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::TimedOut
+        );
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        fd.set_timeout(Dir::Read, None);
+        fd.set_user_nonblocking(true).unwrap();
+        assert_eq!(
+            read(&fd, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
+
+    #[test]
+    fn into_raw_gives_the_fd_away_open() {
+        let (fd, _peer) = pair();
+        let raw = fd.into_raw();
+        assert!(fd_is_open(raw));
+        // SAFETY: `into_raw` handed us ownership of `raw`.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        let _ = UnixStream::pair().unwrap().0.as_fd();
+    }
+
+    #[test]
+    fn readers_serialise_a_reader_and_writer_do_not() {
+        let (fd, mut peer) = pair();
+        let fd = Arc::new(fd);
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let f = fd.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1];
+                    read(&f, &mut buf).unwrap()
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(30));
+        // a write on the same fd is not blocked by the parked readers
+        fd.write_with(|f| {
+            // SAFETY: valid buffer, open fd.
+            let n = unsafe { libc::write(f.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n)
+            }
+        })
+        .unwrap();
+        let mut one = [0u8; 1];
+        peer.read_exact(&mut one).unwrap();
+        peer.write_all(b"abcd").unwrap();
+        let total: usize = readers.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, 4);
+    }
+}

@@ -1,0 +1,154 @@
+//! `spawn_blocking`: a bounded, growable pool of plain threads for calls that would block a
+//! worker (foreign libraries, `getaddrinfo`, file I/O, heavy CPU work).
+//!
+//! Threads are created on demand up to [`MAX_THREADS`] and exit after [`IDLE_TIMEOUT`]
+//! without work, so an idle program holds none. Jobs beyond the bound wait in a FIFO queue.
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::park::{self, current};
+use super::task::{Task, Wait};
+use super::worker;
+
+/// The most threads the pool runs at once (Go's default limit on OS threads is far higher,
+/// but its blocking calls are rarer; 512 keeps a runaway caller from exhausting the box).
+pub const MAX_THREADS: usize = 512;
+
+/// How long an idle pool thread waits for a job before it exits.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    state: Mutex<PoolState>,
+    cond: Condvar,
+}
+
+struct PoolState {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+static POOL: Pool = Pool {
+    state: Mutex::new(PoolState {
+        queue: VecDeque::new(),
+        threads: 0,
+        idle: 0,
+    }),
+    cond: Condvar::new(),
+};
+
+fn lock() -> MutexGuard<'static, PoolState> {
+    POOL.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn submit(job: Job) {
+    let mut st = lock();
+    st.queue.push_back(job);
+    if st.idle > 0 {
+        drop(st);
+        POOL.cond.notify_one();
+        return;
+    }
+    if st.threads < MAX_THREADS {
+        st.threads += 1;
+        let spawned = std::thread::Builder::new()
+            .name("coronet-blocking".into())
+            .spawn(pool_thread);
+        if spawned.is_err() {
+            // No thread now; the job stays queued for an existing one. With none at all,
+            // run it here rather than never.
+            st.threads -= 1;
+            if st.threads == 0 {
+                let job = st.queue.pop_back().expect("just pushed");
+                drop(st);
+                job();
+            }
+        }
+    }
+}
+
+fn pool_thread() {
+    let mut st = lock();
+    loop {
+        if let Some(job) = st.queue.pop_front() {
+            drop(st);
+            job();
+            st = lock();
+            continue;
+        }
+        st.idle += 1;
+        let (guard, timeout) = POOL
+            .cond
+            .wait_timeout(st, IDLE_TIMEOUT)
+            .unwrap_or_else(|e| e.into_inner());
+        st = guard;
+        st.idle -= 1;
+        if timeout.timed_out() && st.queue.is_empty() {
+            st.threads -= 1;
+            return;
+        }
+    }
+}
+
+struct Slot<T> {
+    result: Option<std::thread::Result<T>>,
+    waiter: Option<Arc<Task>>,
+}
+
+/// Runs `f` on the blocking thread pool and parks the calling coroutine until it returns.
+///
+/// On a plain thread `f` simply runs on the caller (it may block that thread already).
+///
+/// # Panics
+///
+/// A panic in `f` is resumed on the caller.
+///
+/// ```
+/// let n = coronet::run(|| coronet::spawn_blocking(|| {
+///     std::thread::sleep(std::time::Duration::from_millis(10)); // would stall a worker
+///     7
+/// }));
+/// assert_eq!(n, 7);
+/// ```
+pub fn spawn_blocking<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if !worker::in_coroutine() {
+        return f();
+    }
+    let slot = Arc::new(Mutex::new(Slot {
+        result: None,
+        waiter: Some(current()),
+    }));
+    let theirs = slot.clone();
+    submit(Box::new(move || {
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        let waiter = {
+            let mut s = theirs.lock().unwrap_or_else(|e| e.into_inner());
+            s.result = Some(r);
+            s.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.unpark();
+        }
+    }));
+    loop {
+        if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
+            return r.unwrap_or_else(|p| panic::resume_unwind(p));
+        }
+        park::park(Wait::Blocking);
+    }
+}
+
+/// Threads in the pool now, and how many of them are idle.
+pub(crate) fn pool_threads() -> (usize, usize) {
+    let st = lock();
+    (st.threads, st.idle)
+}

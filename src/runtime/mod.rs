@@ -1,0 +1,213 @@
+//! The runtime: coroutines, the workers that run them, and the one park/unpark protocol.
+//!
+//! # A coroutine's life
+//!
+//! | state    | how it gets there                         | where it is                       |
+//! |----------|-------------------------------------------|-----------------------------------|
+//! | created  | `go(f)`                                   | a worker's `fresh` queue (`Send`) |
+//! | queued   | waiting; any worker may steal it          | `fresh` queue                     |
+//! | running  | a worker maps a stack and resumes it      | that worker's thread              |
+//! | parked   | `park()`: I/O, join, sleep, channel, lock | its worker's `coros` table        |
+//! | runnable | `unpark()` from any thread                | its worker's `runnext` / queue    |
+//! | finished | `f` returned or panicked                  | result in the `JoinHandle`        |
+//!
+//! # The pinning rule
+//!
+//! **A started coroutine only ever runs on the worker that started it.** Its stack may hold
+//! `!Send` values (`Rc`, `RefCell` borrows, `MutexGuard`s) and references into the
+//! thread-locals of that thread; resuming it on another thread would be undefined
+//! behaviour, which is why corosensei's `Coroutine` is `!Send`. So load is spread only by
+//! coroutines that have not started yet: they sit in a per-worker queue of `Send` closures
+//! from which idle workers steal. Once started, the `Coroutine` lives in its worker's
+//! thread-local table (`worker::Local`), out of reach of every other thread; an unpark from
+//! another thread sends only the `Arc<Task>` record back to the owner's queue.
+//!
+//! The cost: a worker whose coroutines are all busy cannot hand them to an idle one. Servers
+//! that spawn a coroutine per connection rebalance naturally as connections come and go.
+//!
+//! # Files
+//!
+//! - `task.rs`: the shared record of a waiter (coroutine or thread).
+//! - `park.rs`: the park token and its protocol.
+//! - `worker.rs`: the scheduler loop, run queues, `runnext`, stealing, resume.
+//! - `spawn.rs`: `go`, `Spawn`, `JoinHandle`, `run`.
+//! - `stack.rs`: mmap'd stacks with guard pages, their pool, the overflow handler.
+//! - `blocking.rs`: `spawn_blocking`'s thread pool.
+//! - `stats.rs`: `stats()` and `dump()`.
+
+pub(crate) mod blocking;
+pub(crate) mod park;
+mod spawn;
+pub(crate) mod stack;
+mod stats;
+pub(crate) mod task;
+pub(crate) mod worker;
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub use self::blocking::spawn_blocking;
+pub use self::spawn::{current, go, park, run, try_go, yield_now, Coroutine, JoinHandle, Spawn};
+pub use self::stats::{dump, stats, Stats};
+
+/// Default usable stack size of a coroutine: 256 KiB.
+///
+/// Stacks cannot grow (there is no stack copying as in Go), so the default must fit real
+/// code — TLS handshakes, serde, formatting — with room to spare. It costs address space,
+/// not memory: only pages a coroutine touches become resident (a parked echo handler
+/// touches one or two), and 256 KiB × 100,000 coroutines is 25 GiB of virtual space, which
+/// 64-bit Linux gives freely. Shrink it per coroutine with `Spawn::stack_size` when you run
+/// hundreds of thousands of small ones.
+pub const DEFAULT_STACK_SIZE: usize = 256 << 10;
+
+/// Configures the global runtime before its first use.
+///
+/// ```
+/// // in main(), before anything else touches coronet:
+/// let _ = coronet::Builder::new().workers(2).stack_size(128 << 10).build_global();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    workers: usize,
+    stack_size: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            stack_size: DEFAULT_STACK_SIZE,
+        }
+    }
+}
+
+impl Builder {
+    /// Defaults: one worker per available CPU, [`DEFAULT_STACK_SIZE`].
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The number of worker threads (at least 1).
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// The default usable stack size of a coroutine, in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Starts the global runtime with this configuration.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if the runtime already started (anything that spawns, sleeps in a
+    /// coroutine or waits through coronet starts it); or the OS error if a worker's epoll or
+    /// thread cannot be created.
+    pub fn build_global(self) -> io::Result<()> {
+        let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        if RUNTIME.get().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "coronet: the global runtime already started; call Builder::build_global \
+                 before the first go/run/sleep",
+            ));
+        }
+        start(self)
+    }
+}
+
+/// The global runtime: shared halves of the workers and the scheduler's idle bookkeeping.
+pub(crate) struct Runtime {
+    pub(crate) workers: Box<[Arc<worker::Shared>]>,
+    pub(crate) stack_size: usize,
+    /// Workers asleep (or about to sleep) in `epoll_wait`.
+    pub(crate) idle: AtomicUsize,
+    /// Workers woken to steal that have not yet found work or gone back to sleep; at most
+    /// one at a time, so a burst of spawns wakes one helper, not all (Go's `nmspinning`).
+    pub(crate) searching: AtomicUsize,
+    rr: AtomicUsize,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static INIT: Mutex<()> = Mutex::new(());
+
+/// The global runtime, started on first use with the default [`Builder`].
+pub(crate) fn runtime() -> io::Result<&'static Runtime> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    if RUNTIME.get().is_none() {
+        start(Builder::default())?;
+    }
+    Ok(RUNTIME.get().expect("runtime set by start"))
+}
+
+/// The runtime if it has started, without starting it.
+pub(crate) fn runtime_started() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
+/// Builds the workers and starts their threads. Called with `INIT` held.
+fn start(b: Builder) -> io::Result<()> {
+    stack::install_overflow_handler();
+    let workers = (0..b.workers)
+        .map(|i| worker::Shared::new(i).map(Arc::new))
+        .collect::<io::Result<Vec<_>>>()?;
+    let rt = Runtime {
+        workers: workers.into_boxed_slice(),
+        stack_size: b.stack_size,
+        idle: AtomicUsize::new(0),
+        searching: AtomicUsize::new(0),
+        rr: AtomicUsize::new(0),
+    };
+    if RUNTIME.set(rt).is_err() {
+        unreachable!("runtime started twice under INIT");
+    }
+    let rt = RUNTIME.get().expect("just set");
+    for i in 0..b.workers {
+        std::thread::Builder::new()
+            .name(format!("coronet-worker-{i}"))
+            .spawn(move || worker::run(rt, i))?;
+    }
+    log::debug!(
+        "runtime started: {} worker(s), default stack {} KiB",
+        b.workers,
+        b.stack_size >> 10
+    );
+    Ok(())
+}
+
+impl Runtime {
+    /// Round-robin choice of a worker for coroutines spawned from plain threads.
+    pub(crate) fn next_worker(&self) -> usize {
+        self.rr.fetch_add(1, Ordering::Relaxed) % self.workers.len()
+    }
+
+    /// After new work was queued on worker `from`: if some other worker sleeps and none is
+    /// already searching, wake one to steal.
+    pub(crate) fn wake_searcher(&self, from: usize) {
+        if self.workers.len() < 2 || self.idle.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if self
+            .searching
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        let n = self.workers.len();
+        for i in 1..n {
+            let w = &self.workers[(from + i) % n];
+            if w.is_sleeping() && w.wake_to_search() {
+                return;
+            }
+        }
+        self.searching.fetch_sub(1, Ordering::SeqCst);
+    }
+}

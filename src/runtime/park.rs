@@ -1,0 +1,280 @@
+//! The park/unpark protocol: one token per task, shared by everything that waits.
+//!
+//! ```text
+//!  state           meaning                                  who moves it out
+//!  -------------   --------------------------------------   -------------------------------
+//!  EMPTY           running, no wake-up pending              park → PARKED_*; unpark → NOTIFIED
+//!  NOTIFIED        a wake-up is pending (or being handled)  park consumes it → EMPTY
+//!  PARKED          coroutine suspended (or suspending)      unpark → NOTIFIED + schedule it
+//!  PARKED_THREAD   thread in std::thread::park              unpark → NOTIFIED + Thread::unpark
+//!  PARKED_POLL     thread in poll(2) on an fd + its eventfd unpark → NOTIFIED + eventfd write
+//! ```
+//!
+//! Rules that make it race-free:
+//! - Only the task itself moves EMPTY → PARKED_* (just before it sleeps) and NOTIFIED → EMPTY
+//!   (when it wakes). Anyone, from any thread, may unpark: unpark *swaps* in NOTIFIED, so
+//!   exactly one unparker sees a PARKED_* state and delivers the wake; the rest see NOTIFIED
+//!   and do nothing. That makes unpark idempotent and is why a coroutine is in a run queue
+//!   at most once.
+//! - An unpark that lands before the park leaves NOTIFIED behind, and the park returns at
+//!   once: a wake-up that races ahead is never lost.
+//! - Wake-ups may be spurious (two reasons collapse into one token; a timer and an event can
+//!   both fire). Every caller loops and re-tests its own condition.
+//!
+//! A coroutine that stores PARKED and is woken from another thread before it has finished
+//! suspending is safe: the wake goes to its owner worker's queue, and that worker is the
+//! thread still running it, so it cannot be resumed until it has suspended.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::task::{Home, State, Task, Wait};
+use super::worker;
+
+const EMPTY: u8 = 0;
+const NOTIFIED: u8 = 1;
+const PARKED: u8 = 2;
+const PARKED_THREAD: u8 = 3;
+const PARKED_POLL: u8 = 4;
+
+pub(crate) struct Token(AtomicU8);
+
+impl Token {
+    pub(crate) const fn new() -> Token {
+        Token(AtomicU8::new(EMPTY))
+    }
+
+    /// Takes a pending notification, if any.
+    fn consume(&self) -> bool {
+        self.0
+            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Moves EMPTY → `parked`; false if a notification is pending (then it is consumed).
+    fn begin_park(&self, parked: u8) -> bool {
+        match self
+            .0
+            .compare_exchange(EMPTY, parked, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(NOTIFIED) => {
+                self.0.store(EMPTY, Ordering::Release);
+                false
+            }
+            Err(s) => panic!("park token in unexpected state {s} at park"),
+        }
+    }
+
+    /// After waking: leave the token EMPTY whatever happened meanwhile.
+    fn end_park(&self) {
+        self.0.swap(EMPTY, Ordering::Acquire);
+    }
+}
+
+impl Task {
+    /// Wakes this task if it is parked, or makes its next park return at once.
+    /// Safe from any thread, any number of times.
+    pub(crate) fn unpark(self: &Arc<Self>) {
+        match self.token.0.swap(NOTIFIED, Ordering::AcqRel) {
+            EMPTY | NOTIFIED => {}
+            PARKED => {
+                log::trace!("unpark coroutine {}", self.id);
+                self.set_state(State::Runnable);
+                worker::schedule(self.clone());
+            }
+            PARKED_THREAD => match &self.home {
+                Home::Thread { thread, .. } => thread.unpark(),
+                Home::Coroutine { .. } => unreachable!("coroutine token PARKED_THREAD"),
+            },
+            PARKED_POLL => match &self.home {
+                Home::Thread { wakefd, .. } => {
+                    if let Some(fd) = wakefd.get() {
+                        crate::poll::epoll::eventfd_signal(fd.as_fd());
+                    }
+                }
+                Home::Coroutine { .. } => unreachable!("coroutine token PARKED_POLL"),
+            },
+            s => panic!("park token in unknown state {s}"),
+        }
+    }
+}
+
+/// The task the caller is: the running coroutine, or this thread's own record.
+pub(crate) fn current() -> Arc<Task> {
+    worker::current_task().unwrap_or_else(thread_task)
+}
+
+thread_local! {
+    static THREAD_TASK: Arc<Task> = Task::new_thread();
+}
+
+fn thread_task() -> Arc<Task> {
+    THREAD_TASK.with(Arc::clone)
+}
+
+/// Parks the caller until it is unparked (or spuriously). `why` is shown by `dump()`.
+pub(crate) fn park(why: Wait) {
+    park_until(None, why)
+}
+
+/// Parks the caller until it is unparked, `deadline` passes, or spuriously.
+pub(crate) fn park_until(deadline: Option<Instant>, why: Wait) {
+    if let Some(task) = worker::current_task() {
+        park_coroutine(&task, deadline, why);
+    } else {
+        THREAD_TASK.with(|t| park_thread(t, deadline, why));
+    }
+}
+
+fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
+    if !task.token.begin_park(PARKED) {
+        return;
+    }
+    let timer = deadline.map(|d| worker::arm_timer(d, task.clone()));
+    task.set_wait(why, -1);
+    log::trace!("park coroutine {} ({:?})", task.id, why);
+    worker::suspend_parked(task, why);
+    task.set_wait(Wait::None, -1);
+    task.token.end_park();
+    if let Some(id) = timer {
+        worker::cancel_timer(id);
+    }
+}
+
+fn park_thread(task: &Task, deadline: Option<Instant>, why: Wait) {
+    if !task.token.begin_park(PARKED_THREAD) {
+        return;
+    }
+    task.set_wait(why, -1);
+    loop {
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    break;
+                }
+                std::thread::park_timeout(d - now);
+            }
+        }
+        if task.token.0.load(Ordering::Acquire) != PARKED_THREAD {
+            break;
+        }
+    }
+    task.set_wait(Wait::None, -1);
+    task.token.end_park();
+}
+
+/// Blocks a plain thread until `fd` is ready for `events` (poll(2) flags), it is unparked,
+/// or `deadline` passes. Returns true if poll reported the fd ready.
+///
+/// Coroutines never call this: they wait through the netpoller (`poll::desc`).
+pub(crate) fn park_thread_fd(fd: BorrowedFd<'_>, events: i16, deadline: Option<Instant>) -> bool {
+    THREAD_TASK.with(|task| {
+        let Home::Thread { wakefd, .. } = &task.home else {
+            unreachable!("thread task with a coroutine home")
+        };
+        let wake = match wakefd.get() {
+            Some(w) => w,
+            None => match crate::poll::epoll::eventfd() {
+                Ok(w) => wakefd.get_or_init(|| w),
+                // No fd for a waker (EMFILE): fall back to polling in short slices so a
+                // close or deadline change is still seen within 10 ms.
+                Err(_) => return poll_sliced(fd, events, deadline),
+            },
+        };
+        if !task.token.begin_park(PARKED_POLL) {
+            return false;
+        }
+        task.set_wait(
+            if events & libc::POLLOUT != 0 {
+                Wait::IoWrite
+            } else {
+                Wait::IoRead
+            },
+            fd.as_raw_fd(),
+        );
+        let timeout = crate::time::timers::epoll_timeout(deadline, Instant::now());
+        let (ready, woke) = crate::net::socket::poll_fd(fd, events, Some(wake.as_fd()), timeout)
+            .unwrap_or((false, false));
+        if woke {
+            crate::poll::epoll::eventfd_drain(wake.as_fd());
+        }
+        task.set_wait(Wait::None, -1);
+        task.token.end_park();
+        ready
+    })
+}
+
+fn poll_sliced(fd: BorrowedFd<'_>, events: i16, deadline: Option<Instant>) -> bool {
+    let now = Instant::now();
+    let slice = crate::time::timers::epoll_timeout(deadline, now).clamp(0, 10);
+    let timeout = if slice < 0 { 10 } else { slice };
+    matches!(
+        crate::net::socket::poll_fd(fd, events, None, timeout),
+        Ok((true, _))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    #[test]
+    fn unpark_before_park_is_not_lost() {
+        let me = current();
+        me.unpark();
+        me.unpark(); // idempotent: still one pending wake
+        park(Wait::Park); // returns at once
+        assert_eq!(me.token.0.load(Ordering::Relaxed), EMPTY);
+    }
+
+    #[test]
+    fn park_until_times_out_without_unpark() {
+        let start = Instant::now();
+        park_until(Some(start + Duration::from_millis(30)), Wait::Park);
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn unpark_from_another_thread_wakes_a_parked_thread() {
+        for _ in 0..200 {
+            let me = current();
+            let flag = Arc::new(AtomicBool::new(false));
+            let f2 = flag.clone();
+            let t = std::thread::spawn(move || {
+                f2.store(true, Ordering::SeqCst);
+                me.unpark();
+            });
+            while !flag.load(Ordering::SeqCst) {
+                park(Wait::Park);
+            }
+            t.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn unpark_breaks_a_thread_polling_an_fd() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let me = current();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            me.unpark();
+        });
+        let start = Instant::now();
+        // nothing to read on `a`: only the unpark can end this wait early
+        let ready = park_thread_fd(
+            a.as_fd(),
+            libc::POLLIN,
+            Some(start + Duration::from_secs(30)),
+        );
+        assert!(!ready);
+        assert!(start.elapsed() < Duration::from_secs(20));
+        t.join().unwrap();
+    }
+}

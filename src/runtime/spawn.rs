@@ -1,0 +1,334 @@
+//! Spawning and joining coroutines: `go`, `Spawn`, `JoinHandle`, `run`.
+
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use super::park as token;
+use super::task::{Task, Wait};
+use super::worker::{self, NewTask};
+
+/// Where a coroutine's result waits for its joiner.
+///
+/// | `result` | `waiter` | meaning                                   |
+/// |----------|----------|-------------------------------------------|
+/// | None     | None     | running, nobody joining yet               |
+/// | None     | Some(w)  | `w` is parked in `join`                   |
+/// | Some(r)  | taken    | finished; `join` takes `r`                |
+struct Packet<T> {
+    state: Mutex<PacketState<T>>,
+    done: AtomicBool,
+}
+
+struct PacketState<T> {
+    result: Option<thread::Result<T>>,
+    waiter: Option<Arc<Task>>,
+}
+
+impl<T> Packet<T> {
+    fn new() -> Arc<Packet<T>> {
+        Arc::new(Packet {
+            state: Mutex::new(PacketState {
+                result: None,
+                waiter: None,
+            }),
+            done: AtomicBool::new(false),
+        })
+    }
+
+    /// Stores the result and wakes the joiner; collected under the lock, woken after it.
+    fn complete(&self, r: thread::Result<T>) {
+        let waiter = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.result = Some(r);
+            self.done.store(true, Ordering::Release);
+            st.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.unpark();
+        }
+    }
+
+    fn wait(&self) -> thread::Result<T> {
+        loop {
+            {
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(r) = st.result.take() {
+                    return r;
+                }
+                st.waiter = Some(token::current());
+            }
+            token::park(Wait::Join);
+        }
+    }
+}
+
+/// A handle to a spawned coroutine; `join` waits for its result.
+///
+/// Dropping the handle detaches the coroutine: it keeps running and its result is dropped.
+pub struct JoinHandle<T> {
+    task: Arc<Task>,
+    packet: Arc<Packet<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the coroutine to finish and returns its result.
+    ///
+    /// Inside a coroutine this parks only the caller; on a plain thread it blocks the thread.
+    ///
+    /// # Errors
+    ///
+    /// If the coroutine panicked, `Err` holds the panic payload, as `std::thread::JoinHandle`
+    /// gives it. The runtime and other coroutines are unaffected.
+    ///
+    /// ```
+    /// let h = coronet::go(|| 6 * 7);
+    /// assert_eq!(h.join().unwrap(), 42);
+    /// ```
+    pub fn join(self) -> thread::Result<T> {
+        self.packet.wait()
+    }
+
+    /// True once the coroutine has returned or panicked (`join` will not wait).
+    pub fn is_finished(&self) -> bool {
+        self.packet.done.load(Ordering::Acquire)
+    }
+
+    /// The coroutine's handle: its id and name, and `unpark`.
+    pub fn coroutine(&self) -> Coroutine {
+        Coroutine(self.task.clone())
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.task.id)
+            .field("name", &self.task.name)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// A handle to a coroutine (or, from [`current`](crate::current) on a plain thread, to that
+/// thread): the analogue of `std::thread::Thread`.
+#[derive(Clone)]
+pub struct Coroutine(pub(crate) Arc<Task>);
+
+impl Coroutine {
+    /// The coroutine's unique id (threads that wait through coronet get ids too).
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The name given with [`Spawn::name`], if any.
+    pub fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// Wakes the coroutine if it is blocked in [`park`](crate::park), or makes its next
+    /// `park` return at once. Idempotent, and callable from any thread.
+    ///
+    /// ```
+    /// coronet::run(|| {
+    ///     coronet::current().unpark();
+    ///     coronet::park(); // returns at once: the token was already there
+    /// });
+    /// ```
+    pub fn unpark(&self) {
+        self.0.unpark();
+    }
+}
+
+impl fmt::Debug for Coroutine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coroutine")
+            .field("id", &self.0.id)
+            .field("name", &self.0.name)
+            .finish()
+    }
+}
+
+/// Options for a new coroutine: its name (shown by [`dump`](crate::dump) and in the
+/// stack-overflow message) and its stack size.
+///
+/// ```
+/// let h = coronet::Spawn::new()
+///     .name("conn-42")
+///     .stack_size(64 << 10)
+///     .go(|| coronet::current().name().map(String::from));
+/// assert_eq!(h.join().unwrap().as_deref(), Some("conn-42"));
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Spawn {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Spawn {
+    /// Default options: unnamed, the runtime's default stack size.
+    pub fn new() -> Spawn {
+        Spawn::default()
+    }
+
+    /// Names the coroutine.
+    pub fn name(mut self, name: impl Into<String>) -> Spawn {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the usable stack size in bytes (rounded up to whole pages; a guard page is
+    /// added below it).
+    pub fn stack_size(mut self, bytes: usize) -> Spawn {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns `f` as a coroutine.
+    ///
+    /// The stack is mapped when the coroutine starts; if that fails the coroutine does not
+    /// run and `join` returns `Err` carrying the reason as a `String`.
+    ///
+    /// # Panics
+    ///
+    /// If the runtime cannot start (for example no fd is left for its epoll).
+    pub fn go<F, T>(self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn(f, false)
+            .unwrap_or_else(|e| panic!("coronet: cannot spawn a coroutine: {e}"))
+    }
+
+    /// Spawns `f` as a coroutine, mapping its stack now.
+    ///
+    /// # Errors
+    ///
+    /// When the stack cannot be mapped (out of memory, or `vm.max_map_count` reached — the
+    /// message says which and what to change), or the runtime cannot start.
+    pub fn try_go<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn(f, true)
+    }
+
+    fn spawn<F, T>(self, f: F, reserve: bool) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let rt = super::runtime()?;
+        let stack_size = self.stack_size.unwrap_or(rt.stack_size);
+        let stack = if reserve {
+            Some(worker::take_stack(stack_size)?)
+        } else {
+            None
+        };
+        let task = Task::new_coroutine(self.name.map(String::into_boxed_str));
+        let packet = Packet::new();
+        let their_packet = packet.clone();
+        // Called with `Some(err)` instead of being run when the coroutine cannot start.
+        let body = Box::new(move |failed: Option<io::Error>| match failed {
+            None => their_packet.complete(panic::catch_unwind(AssertUnwindSafe(f))),
+            Some(e) => their_packet.complete(Err(Box::new(e.to_string()))),
+        });
+        worker::submit(
+            rt,
+            NewTask {
+                task: task.clone(),
+                body,
+                stack_size,
+                stack,
+            },
+        );
+        Ok(JoinHandle { task, packet })
+    }
+}
+
+/// Spawns `f` as a coroutine with default options. Works from a coroutine and from a plain
+/// thread; the global runtime starts on first use.
+///
+/// # Panics
+///
+/// If the runtime cannot start.
+///
+/// ```
+/// let handles: Vec<_> = (0..10).map(|i| coronet::go(move || i * 2)).collect();
+/// let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, 90);
+/// ```
+///
+/// A started coroutine never moves between threads, but the closure must be `Send`
+/// because a worker other than the spawner's may start it:
+///
+/// ```compile_fail
+/// let rc = std::rc::Rc::new(1);
+/// coronet::go(move || *rc);
+/// ```
+pub fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Spawn::new().go(f)
+}
+
+/// Like [`go`], but maps the stack now and returns an error instead of panicking.
+///
+/// # Errors
+///
+/// See [`Spawn::try_go`].
+pub fn try_go<F, T>(f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Spawn::new().try_go(f)
+}
+
+/// Runs `f` as a coroutine and blocks the calling thread until it returns.
+///
+/// # Panics
+///
+/// A panic in `f` is resumed on the caller.
+///
+/// ```
+/// let n = coronet::run(|| {
+///     let h = coronet::go(|| 1);
+///     h.join().unwrap() + 1
+/// });
+/// assert_eq!(n, 2);
+/// ```
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match go(f).join() {
+        Ok(v) => v,
+        Err(p) => panic::resume_unwind(p),
+    }
+}
+
+/// Parks the current coroutine (or thread) until [`Coroutine::unpark`] is called on it.
+/// May return spuriously: loop on your own condition, as with `std::thread::park`.
+pub fn park() {
+    token::park(Wait::Park)
+}
+
+/// The handle of the running coroutine, or of the calling thread outside one.
+pub fn current() -> Coroutine {
+    Coroutine(token::current())
+}
+
+/// Cooperatively gives the worker to other runnable coroutines. Call it in long CPU loops:
+/// coroutines are not preempted. On a plain thread it is `std::thread::yield_now`.
+pub fn yield_now() {
+    worker::yield_now()
+}

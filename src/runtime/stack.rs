@@ -1,0 +1,640 @@
+//! Coroutine stacks: mapping them, pooling them per worker, and reporting their overflow.
+//!
+//! Every coroutine runs on a [`Stack`] of its own, mmap'd with a guard page below it:
+//!
+//! ```text
+//!   high addresses
+//!   base() ─────────────► ┌───────────────────────────┐ ◄─ the first frame starts here
+//!                         │ usable stack, RW          │    size() bytes, growing down ↓
+//!                         │             ↓             │
+//!   guard().end ────────► ├───────────────────────────┤
+//!                         │ guard page, PROT_NONE     │    one page: touching it faults
+//!   limit() ────────────► └───────────────────────────┘
+//!   = guard().start = start of the mapping
+//!   low addresses
+//! ```
+//!
+//! Mapping a stack costs two syscalls and two of the process's `vm.max_map_count` mappings, so
+//! each worker keeps a [`StackPool`] of idle stacks: after warm-up, spawning maps nothing.
+//!
+//! A coroutine that runs off the bottom of its stack touches the guard page (rustc probes every
+//! page of a large frame, so Rust code cannot jump over it). The SIGSEGV handler installed by
+//! [`install_overflow_handler`] sees that the address is the guard of the coroutine this thread
+//! is running (recorded by [`enter`]) and, as std does for threads, prints
+//!
+//! ```text
+//! coroutine 'deep' (id 7) has overflowed its stack
+//! fatal runtime error: stack overflow
+//! ```
+//!
+//! then aborts. Any other fault goes to the handler installed before ours (std's, which reports
+//! overflows of thread stacks) or kills the process as it would have without us.
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
+use std::io::{self, Write as _};
+use std::mem::{self, ManuallyDrop};
+use std::ops::Range;
+use std::sync::atomic::{compiler_fence, Ordering};
+use std::sync::{Once, OnceLock};
+use std::{ptr, slice};
+
+use corosensei::stack::valgrind::ValgrindStackRegistration;
+use corosensei::stack::{StackPointer, MIN_STACK_SIZE};
+
+/// An mmap'd coroutine stack: [guard page (PROT_NONE)][usable stack (RW)], growing down.
+///
+/// # Invariant
+///
+/// `[limit, base)` is one anonymous private mapping owned by this value alone: nothing else
+/// unmaps or reprotects it, and `Drop` unmaps it exactly once. Its lowest page (the guard,
+/// `[limit, limit + page)`) is PROT_NONE and lies below the usable bytes, which are read-write.
+/// Both ends are page-aligned, hence aligned to corosensei's `STACK_ALIGNMENT`.
+#[derive(Debug)]
+pub(crate) struct Stack {
+    /// One past the highest usable byte: the stack pointer starts here and moves down.
+    base: StackPointer,
+    /// Start of the mapping, which is the guard page: corosensei's `limit` includes guards.
+    limit: StackPointer,
+    /// Tells valgrind the stack pointer may legitimately move into this range (a no-op on real
+    /// hardware). Dropped by hand, before the memory it describes is unmapped.
+    valgrind: ManuallyDrop<ValgrindStackRegistration>,
+}
+
+// SAFETY: `limit` includes the PROT_NONE guard page, the usable part is at least
+// MIN_STACK_SIZE bytes, and both ends are page-aligned (see the `Stack` invariant).
+unsafe impl corosensei::stack::Stack for Stack {
+    fn base(&self) -> StackPointer {
+        self.base
+    }
+
+    fn limit(&self) -> StackPointer {
+        self.limit
+    }
+}
+
+impl Stack {
+    /// Maps a stack with at least `size` usable bytes (rounded up to pages, at least
+    /// corosensei::stack::MIN_STACK_SIZE) plus one guard page.
+    pub(crate) fn new(size: usize) -> io::Result<Stack> {
+        let page = page_size();
+        let usable = usable_size(size).ok_or_else(|| too_large(size))?;
+        let len = usable.checked_add(page).ok_or_else(|| too_large(size))?;
+        // MAP_STACK: since Linux 6.7 it keeps transparent huge pages off the range, so an idle
+        // stack costs the pages it touched, not 2 MiB.
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK;
+        // SAFETY: a new anonymous mapping at an address the kernel picks overlaps nothing.
+        let addr = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_NONE, flags, -1, 0) };
+        if addr == libc::MAP_FAILED {
+            return Err(map_error(io::Error::last_os_error(), usable));
+        }
+        let start = addr as usize;
+        // From here on `stack` owns the mapping, so an early return unmaps it.
+        let stack = Stack {
+            base: StackPointer::new(start + len).expect("mmap returned a range ending at 0"),
+            limit: StackPointer::new(start).expect("mmap returned address 0"),
+            valgrind: ManuallyDrop::new(ValgrindStackRegistration::new(addr.cast(), len)),
+        };
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: `[start + page, start + len)` is inside the mapping we just made and own;
+        // nothing else can be using it yet.
+        if unsafe { libc::mprotect((start + page) as *mut c_void, usable, rw) } != 0 {
+            return Err(map_error(io::Error::last_os_error(), usable));
+        }
+        Ok(stack)
+    }
+
+    /// Usable bytes: the mapping minus the guard page.
+    pub(crate) fn size(&self) -> usize {
+        self.base.get() - self.limit.get() - page_size()
+    }
+
+    /// Address range of the guard page, just below the usable bytes, starting at `limit()`.
+    pub(crate) fn guard(&self) -> Range<usize> {
+        self.limit.get()..self.limit.get() + page_size()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: dropped exactly once, here, and not touched afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.valgrind) };
+        let len = self.base.get() - self.limit.get();
+        // SAFETY: we own `[limit, base)` and this is its only unmap (see the `Stack` invariant);
+        // no coroutine runs on it, since a coroutine owns its stack until it gives it back.
+        let rc = unsafe { libc::munmap(self.limit.get() as *mut c_void, len) };
+        // munmap fails only with ENOMEM, when removing our range would split a neighbouring
+        // mapping past vm.max_map_count. The pages then leak: all a destructor can do is go on.
+        let _ = rc;
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions (glibc answers _SC_PAGESIZE without a syscall).
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    assert!(page.is_power_of_two(), "odd page size {page}");
+    page
+}
+
+/// Usable bytes of a stack asked for with `size`: whole pages, at least `MIN_STACK_SIZE`.
+fn usable_size(size: usize) -> Option<usize> {
+    let page = page_size();
+    size.max(MIN_STACK_SIZE).checked_next_multiple_of(page)
+}
+
+fn too_large(size: usize) -> io::Error {
+    let msg = format!("a {size}-byte coroutine stack does not fit in the address space");
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// Turns ENOMEM from mmap/mprotect into advice; other errors travel up unchanged.
+#[cold]
+fn map_error(err: io::Error, usable: usize) -> io::Error {
+    if err.raw_os_error() != Some(libc::ENOMEM) {
+        return err;
+    }
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count");
+    out_of_mappings(usable, limit.ok().and_then(|s| s.trim().parse().ok()))
+}
+
+/// The ENOMEM message. mprotect splitting our mapping in two needs a new mapping, so hitting
+/// `vm.max_map_count` looks exactly like running out of memory: name both.
+fn out_of_mappings(usable: usize, max_map_count: Option<u64>) -> io::Error {
+    let limit = max_map_count.map_or_else(|| "current value unknown".into(), |n| n.to_string());
+    let message = format!(
+        "cannot map a {usable}-byte coroutine stack: out of memory or over vm.max_map_count \
+         ({limit}; each stack takes 2 mappings): raise vm.max_map_count or lower \
+         Builder::stack_size / Spawn::stack_size"
+    );
+    io::Error::new(io::ErrorKind::OutOfMemory, message)
+}
+
+/// A worker's free list of stacks of one size class (stacks are keyed by usable size;
+/// a request for a size not equal to any pooled one maps a new stack).
+///
+/// Nearly every coroutine uses the runtime's default size, so in practice the list holds one
+/// class and `get` takes from its end: the most recently used stack, likely still in cache.
+pub(crate) struct StackPool {
+    /// Idle stacks, most recently returned last.
+    free: Vec<Stack>,
+    /// How many idle stacks to keep. Beyond it, returned stacks are unmapped, so a burst of
+    /// coroutines does not pin its peak memory (and mappings) for the worker's whole life.
+    max_cached: usize,
+}
+
+impl StackPool {
+    /// `max_cached`: how many idle stacks to keep; beyond that, returned stacks are unmapped.
+    pub(crate) fn new(max_cached: usize) -> Self {
+        StackPool {
+            free: Vec::new(),
+            max_cached,
+        }
+    }
+
+    /// An idle stack of `size` usable bytes (rounded as [`Stack::new`] does), or a new one.
+    pub(crate) fn get(&mut self, size: usize) -> io::Result<Stack> {
+        let want = usable_size(size);
+        if let Some(i) = self.free.iter().rposition(|s| Some(s.size()) == want) {
+            return Ok(self.free.swap_remove(i));
+        }
+        let stack = Stack::new(size)?;
+        log::trace!("stack: mapped a {}-byte stack", stack.size());
+        Ok(stack)
+    }
+
+    /// Takes back the stack of a finished coroutine (`Coroutine::into_stack`).
+    pub(crate) fn put(&mut self, stack: Stack) {
+        if self.free.len() < self.max_cached {
+            self.free.push(stack);
+        }
+        // else: `stack` drops here and is unmapped.
+    }
+
+    pub(crate) fn cached(&self) -> usize {
+        self.free.len()
+    }
+}
+
+/// What the overflow handler must know about the coroutine this thread is running.
+#[derive(Clone, Copy)]
+struct Running {
+    /// Its guard page; empty (`0..0`) while no coroutine runs.
+    guard: (usize, usize),
+    id: u64,
+    /// Its name as raw parts (null: unnamed), valid until `leave` by `enter`'s contract.
+    name: (*const u8, usize),
+}
+
+const NOT_RUNNING: Running = Running {
+    guard: (0, 0),
+    id: 0,
+    name: (ptr::null(), 0),
+};
+
+thread_local! {
+    /// The coroutine on this thread, for the overflow handler. A const-initialised `Cell` of a
+    /// `Copy` type has no lazy init and no destructor: reading it is a plain load from the
+    /// thread's TLS block, which a signal handler may do.
+    static RUNNING: Cell<Running> = const { Cell::new(NOT_RUNNING) };
+}
+
+/// Marks `guard` (a [`Stack::guard`]) as the guard page of the coroutine now running on this
+/// thread, with its id and name, for the overflow handler. Call it right before each resume
+/// and [`leave`] right after. It takes the guard, not the `Stack`, because a corosensei
+/// `Coroutine` owns its stack and does not lend it out: keep `stack.guard()` from before the
+/// stack moves in.
+///
+/// # Safety
+///
+/// `name` must stay valid (not freed, not changed) until the next [`leave`] or `enter` on this
+/// thread: the overflow handler may read it at any moment in between.
+pub(crate) unsafe fn enter(guard: Range<usize>, id: u64, name: Option<&str>) {
+    let name = name.map_or((ptr::null(), 0), |n| (n.as_ptr(), n.len()));
+    let guard = (guard.start, guard.end);
+    RUNNING.set(Running { guard, id, name });
+    // The handler runs on this thread, like an interrupt: keep the store before the resume.
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// Clears what [`enter`] recorded: the coroutine has suspended or finished.
+pub(crate) fn leave() {
+    compiler_fence(Ordering::SeqCst);
+    RUNNING.set(NOT_RUNNING);
+}
+
+/// Makes sure the calling thread has an alternate signal stack (sigaltstack) large enough for
+/// the overflow handler: a thread that overflowed has no stack left to run it on. Does nothing
+/// if one is already installed (std installs one on the threads it spawns). Called by each
+/// worker thread at start.
+///
+/// The altstack is leaked on purpose: a fault can arrive until the thread's last instruction,
+/// so freeing it in a TLS destructor would leave a window where the handler runs on unmapped
+/// memory. Worker threads live as long as their runtime; the cost is one small mapping each.
+pub(crate) fn ensure_altstack() {
+    // SAFETY: all-zero is a valid `stack_t` (null pointer, no flags, size 0).
+    let mut current: libc::stack_t = unsafe { mem::zeroed() };
+    // SAFETY: a null new stack only queries; `current` is a valid place for the answer.
+    let rc = unsafe { libc::sigaltstack(ptr::null(), &mut current) };
+    if rc == 0 && current.ss_flags & libc::SS_DISABLE == 0 {
+        return;
+    }
+    // SAFETY: getauxval has no preconditions; it returns 0 for an unknown entry.
+    let kernel_min = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
+    let size = libc::SIGSTKSZ.max(kernel_min).max(64 * 1024);
+    // A `Stack` is exactly the shape wanted: usable bytes with a guard page below.
+    let stack = match Stack::new(size) {
+        Ok(stack) => stack,
+        Err(e) => return log::warn!("stack: no signal stack for this thread ({e})"),
+    };
+    let alt = libc::stack_t {
+        ss_sp: stack.guard().end as *mut c_void,
+        ss_flags: 0,
+        ss_size: stack.size(),
+    };
+    // SAFETY: `alt` describes the usable part of `stack`, which is leaked below and so stays
+    // mapped for the life of the process.
+    let rc = unsafe { libc::sigaltstack(&alt, ptr::null_mut()) };
+    if rc != 0 {
+        return log::warn!("stack: sigaltstack failed ({})", io::Error::last_os_error());
+    }
+    mem::forget(stack);
+}
+
+/// The signals a guard-page hit raises (SIGBUS on some kernels for some mappings).
+const SIGNALS: [c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
+
+/// The action each of `SIGNALS` had before ours, set once before ours is installed.
+static PREVIOUS: [OnceLock<libc::sigaction>; 2] = [OnceLock::new(), OnceLock::new()];
+
+type SigactionFn = extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void);
+
+/// Installs the process-wide SIGSEGV/SIGBUS handler once (idempotent, thread-safe).
+///
+/// It runs on the alternate signal stack (see [`ensure_altstack`]); what it does is described
+/// on `handle_fault`.
+pub(crate) fn install_overflow_handler() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        for (&signum, previous) in SIGNALS.iter().zip(&PREVIOUS) {
+            // SAFETY: all-zero is a valid `sigaction` (SIG_DFL, empty mask, no flags).
+            let mut old: libc::sigaction = unsafe { mem::zeroed() };
+            // SAFETY: a null new action only queries; `old` is a valid place for the answer.
+            let rc = unsafe { libc::sigaction(signum, ptr::null(), &mut old) };
+            assert!(rc == 0, "sigaction: {}", io::Error::last_os_error());
+            // Remember it before installing ours, so the handler always finds it.
+            let _ = previous.set(old);
+            // SAFETY: as above, all-zero is a valid `sigaction`.
+            let mut action: libc::sigaction = unsafe { mem::zeroed() };
+            action.sa_sigaction = handle_fault as SigactionFn as libc::sighandler_t;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            // SAFETY: `handle_fault` only does async-signal-safe things (see its comment).
+            let rc = unsafe { libc::sigaction(signum, &action, ptr::null_mut()) };
+            assert!(rc == 0, "sigaction: {}", io::Error::last_os_error());
+        }
+    });
+}
+
+/// The SIGSEGV/SIGBUS handler. Async-signal-safe: no allocation, no locks, only raw `write`,
+/// `sigaction` and `abort`.
+extern "C" fn handle_fault(signum: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+    // 1. Where did the fault land?
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo, whose si_addr a SIGSEGV or
+    // SIGBUS fills with the faulting address.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    // 2. Is it the guard page of the coroutine running on this thread?
+    let running = RUNNING.get();
+    if (running.guard.0..running.guard.1).contains(&addr) {
+        // 3. Yes: say so as std says it for threads, then abort (no unwinding out of here).
+        let name = if running.name.0.is_null() {
+            None
+        } else {
+            // SAFETY: `enter`'s caller promised the name stays valid until `leave`, and this
+            // coroutine has not left: it is still running, as it just faulted.
+            Some(unsafe { slice::from_raw_parts(running.name.0, running.name.1) })
+        };
+        overflow_message(name, running.id, write_stderr);
+        std::process::abort();
+    }
+    // 4. No: hand the fault to whoever had it before us.
+    let previous = SIGNALS
+        .iter()
+        .position(|&s| s == signum)
+        .and_then(|i| PREVIOUS[i].get());
+    match previous {
+        Some(old) if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN => {
+            if old.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: with SA_SIGINFO, sa_sigaction holds a three-argument handler.
+                let f: SigactionFn = unsafe { mem::transmute(old.sa_sigaction) };
+                f(signum, info, context);
+            } else {
+                // SAFETY: without SA_SIGINFO, sa_sigaction holds a one-argument sa_handler.
+                let f: extern "C" fn(c_int) = unsafe { mem::transmute(old.sa_sigaction) };
+                f(signum);
+            }
+        }
+        // 5. Nobody (or ignored): restore the default and return. The faulting instruction runs
+        //    again, faults again, and the kernel kills the process as it would have without us.
+        _ => {
+            // SAFETY: all-zero is a valid `sigaction` and means SIG_DFL with an empty mask.
+            let default: libc::sigaction = unsafe { mem::zeroed() };
+            // SAFETY: sigaction is async-signal-safe; `default` is a valid action.
+            unsafe { libc::sigaction(signum, &default, ptr::null_mut()) };
+        }
+    }
+}
+
+/// Passes `coroutine '<name>' (id N) has overflowed its stack` and the fatal-error line to
+/// `sink` piece by piece, the id formatted into a stack buffer: nothing allocates.
+fn overflow_message(name: Option<&[u8]>, id: u64, mut sink: impl FnMut(&[u8])) {
+    let mut digits = [0u8; 20];
+    let mut rest = &mut digits[..];
+    // Cannot fail: 20 digits hold any u64. io::Write on a slice neither allocates nor locks.
+    let _ = write!(rest, "{id}");
+    let len = 20 - rest.len();
+    sink(b"coroutine '");
+    sink(name.unwrap_or(b"<unnamed>"));
+    sink(b"' (id ");
+    sink(&digits[..len]);
+    sink(b") has overflowed its stack\nfatal runtime error: stack overflow\n");
+}
+
+/// Writes all of `bytes` to fd 2 with raw `write`, retrying short writes and EINTR; gives up
+/// silently on any other error (there is nowhere left to report it).
+fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid readable buffer of `bytes.len()` bytes.
+        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if n > 0 {
+            bytes = &bytes[n as usize..];
+        } else if n == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
+fn _assert_send() {
+    fn send<T: Send>() {}
+    send::<Stack>();
+    send::<StackPool>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corosensei::stack::Stack as _;
+    use corosensei::{Coroutine, Yielder};
+    use std::hint::black_box;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
+    #[test]
+    fn new_stack_rounds_size_and_puts_the_guard_below_the_usable_bytes() {
+        let page = page_size();
+        let min = MIN_STACK_SIZE.next_multiple_of(page);
+        assert_eq!(Stack::new(1).unwrap().size(), min);
+        let stack = Stack::new(3 * page + 1).unwrap();
+        let (base, limit) = (stack.base().get(), stack.limit().get());
+        assert_eq!(stack.size(), 4 * page);
+        assert_eq!(base - limit, stack.size() + page);
+        assert_eq!(stack.guard(), limit..base - stack.size());
+        assert_eq!(base % corosensei::stack::STACK_ALIGNMENT, 0);
+
+        let usable = stack.guard().end as *mut u8;
+        // SAFETY: `[guard.end, base)` is the stack's read-write part, and nothing runs on it.
+        unsafe {
+            ptr::write_bytes(usable, 0xAB, stack.size());
+            assert_eq!((*usable, *usable.add(stack.size() - 1)), (0xAB, 0xAB));
+        }
+        let (guard_map, guard_perms) = mapping_containing(stack.guard().start);
+        assert_eq!(guard_perms, "---p");
+        assert!(guard_map.start <= stack.guard().start && stack.guard().end <= guard_map.end);
+        let (rw_map, rw_perms) = mapping_containing(stack.guard().end);
+        assert_eq!(rw_perms, "rw-p");
+        assert!(rw_map.start <= stack.guard().end && base <= rw_map.end);
+
+        let err = Stack::new(usize::MAX).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    /// The mapping in /proc/self/maps containing `addr`: its range and permissions.
+    fn mapping_containing(addr: usize) -> (Range<usize>, String) {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
+            let (start, end) = range.split_once('-').unwrap();
+            let start = usize::from_str_radix(start, 16).unwrap();
+            let end = usize::from_str_radix(end, 16).unwrap();
+            if (start..end).contains(&addr) {
+                return (start..end, perms.to_string());
+            }
+        }
+        panic!("no mapping contains {addr:#x}");
+    }
+
+    #[test]
+    fn pool_reuses_stacks_keeps_size_classes_apart_and_caps_its_cache() {
+        let mut pool = StackPool::new(2);
+        let a = pool.get(64 * 1024).unwrap();
+        let base = a.base();
+        pool.put(a);
+        assert_eq!(pool.cached(), 1);
+        // A size that rounds to the same class reuses the stack: nothing new is mapped.
+        let b = pool.get(64 * 1024 - 100).unwrap();
+        assert_eq!((b.base(), pool.cached()), (base, 0));
+        pool.put(b);
+
+        let c = pool.get(128 * 1024).unwrap();
+        assert_ne!(c.base(), base);
+        assert_eq!((c.size(), pool.cached()), (128 * 1024, 1));
+
+        let d = pool.get(128 * 1024).unwrap();
+        pool.put(c);
+        pool.put(d);
+        assert_eq!(pool.cached(), 2, "max_cached is 2: the third was unmapped");
+    }
+
+    #[test]
+    fn stack_runs_a_corosensei_coroutine_and_is_reused_after() {
+        let mut pool = StackPool::new(1);
+        let stack = pool.get(64 * 1024).unwrap();
+        let (base, usable) = (stack.base(), stack.guard().end..stack.base().get());
+        let mut co = Coroutine::with_stack(stack, |y: &Yielder<u32, usize>, x: u32| {
+            let local = black_box(x);
+            let z = y.suspend(&local as *const u32 as usize);
+            local + z
+        });
+        let sp = co.resume(1).as_yield().unwrap();
+        assert!(usable.contains(&sp), "its locals live on our stack");
+        assert_eq!(co.resume(10).as_return(), Some(11));
+        pool.put(co.into_stack());
+
+        let again = pool.get(64 * 1024).unwrap();
+        assert_eq!(again.base(), base);
+        let mut co = Coroutine::with_stack(again, |_: &Yielder<(), ()>, ()| 42);
+        assert_eq!(co.resume(()).as_return(), Some(42));
+    }
+
+    #[test]
+    fn overflow_message_names_the_coroutine_and_its_id() {
+        let collect = |name: Option<&[u8]>, id| {
+            let mut out = Vec::new();
+            overflow_message(name, id, |b| out.extend_from_slice(b));
+            String::from_utf8(out).unwrap()
+        };
+        let end = "has overflowed its stack\nfatal runtime error: stack overflow\n";
+        let deep = format!("coroutine 'deep' (id 7) {end}");
+        assert_eq!(collect(Some(b"deep"), 7), deep);
+        let unnamed = format!("coroutine '<unnamed>' (id 18446744073709551615) {end}");
+        assert_eq!(collect(None, u64::MAX), unnamed);
+    }
+
+    #[test]
+    fn enomem_says_which_limit_and_what_to_change() {
+        let err = out_of_mappings(262144, Some(65530));
+        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
+        assert_eq!(
+            err.to_string(),
+            "cannot map a 262144-byte coroutine stack: out of memory or over vm.max_map_count \
+             (65530; each stack takes 2 mappings): raise vm.max_map_count or lower \
+             Builder::stack_size / Spawn::stack_size"
+        );
+        let enomem = map_error(io::Error::from_raw_os_error(libc::ENOMEM), 4096);
+        assert_eq!(enomem.kind(), io::ErrorKind::OutOfMemory);
+        let message = enomem.to_string();
+        assert!(message.starts_with("cannot map a 4096-byte coroutine stack"));
+        // Other errors pass unchanged.
+        let einval = map_error(io::Error::from_raw_os_error(libc::EINVAL), 4096);
+        assert_eq!(einval.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    const CHILD: &str = "CORONET_STACK_CHILD";
+
+    /// Whether this process is the child that `run_child(test)` started to do the fatal part.
+    fn is_child(test: &str) -> bool {
+        if std::env::var(CHILD).as_deref() != Ok(test) {
+            return false;
+        }
+        // No core dumps from the faults we are about to cause.
+        let (rlim_cur, rlim_max) = (0, 0);
+        // SAFETY: a valid rlimit pointer; lowering our own limit is always allowed.
+        unsafe { libc::setrlimit(libc::RLIMIT_CORE, &libc::rlimit { rlim_cur, rlim_max }) };
+        install_overflow_handler();
+        ensure_altstack();
+        true
+    }
+
+    /// Runs test `test` of this module again in a fresh copy of this test binary, as a child;
+    /// checks that it was killed by `signal` and returns its stderr.
+    fn expect_death(test: &str, signal: c_int) -> String {
+        let module = module_path!().split_once("::").unwrap().1;
+        let out = Command::new(std::env::current_exe().unwrap())
+            .env(CHILD, test)
+            .args(["--exact", &format!("{module}::{test}"), "--nocapture"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.signal(), Some(signal), "child stderr:\n{stderr}");
+        stderr
+    }
+
+    #[inline(never)]
+    fn recurse(depth: u64) -> u64 {
+        let frame = black_box([depth; 64]);
+        if black_box(depth) == u64::MAX {
+            return 0;
+        }
+        recurse(depth + 1) + frame[depth as usize % 64]
+    }
+
+    #[test]
+    fn coroutine_overflow_is_reported_and_aborts() {
+        if is_child("coroutine_overflow_is_reported_and_aborts") {
+            let stack = Stack::new(64 * 1024).unwrap();
+            // SAFETY: the name is a 'static str.
+            unsafe { enter(stack.guard(), 7, Some("deep")) };
+            let mut co = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| recurse(0));
+            co.resume(());
+            unreachable!("unbounded recursion returned");
+        }
+        let stderr = expect_death("coroutine_overflow_is_reported_and_aborts", libc::SIGABRT);
+        let expected = "coroutine 'deep' (id 7) has overflowed its stack\n\
+                        fatal runtime error: stack overflow\n";
+        assert!(stderr.contains(expected), "child stderr:\n{stderr}");
+    }
+
+    #[test]
+    fn other_segfault_is_not_reported_as_overflow() {
+        if is_child("other_segfault_is_not_reported_as_overflow") {
+            let (running, other) = (Stack::new(0).unwrap(), Stack::new(0).unwrap());
+            // SAFETY: the name is a 'static str.
+            unsafe { enter(running.guard(), 7, Some("deep")) };
+            // SAFETY: none; this deliberately faults on a guard page that is not the running
+            // coroutine's, and the child process is meant to die here.
+            unsafe { ptr::write_volatile(other.guard().start as *mut u8, 1) };
+            unreachable!("wrote to a PROT_NONE page");
+        }
+        let stderr = expect_death("other_segfault_is_not_reported_as_overflow", libc::SIGSEGV);
+        assert!(!stderr.contains("overflowed"), "child stderr:\n{stderr}");
+    }
+
+    #[test]
+    fn thread_overflow_still_reaches_std_handler() {
+        if is_child("thread_overflow_still_reaches_std_handler") {
+            let plain = std::thread::Builder::new().name("plain".into());
+            plain.spawn(|| recurse(0)).unwrap().join().unwrap();
+            unreachable!("unbounded recursion returned");
+        }
+        let stderr = expect_death("thread_overflow_still_reaches_std_handler", libc::SIGABRT);
+        // std prints "thread 'plain' (<its id>) has overflowed its stack".
+        assert!(
+            stderr.contains("thread 'plain' ("),
+            "child stderr:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("has overflowed its stack"),
+            "child stderr:\n{stderr}"
+        );
+        assert!(!stderr.contains("coroutine '"), "child stderr:\n{stderr}");
+    }
+}

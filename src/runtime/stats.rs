@@ -1,0 +1,142 @@
+//! `stats()` and `dump()`: what the runtime is doing, in numbers and as a listing.
+
+use std::fmt::{self, Write as _};
+use std::sync::atomic::Ordering;
+
+use super::task::{State, Wait};
+
+/// A snapshot of the runtime's counters. Gauges are sums of per-worker counters read
+/// without stopping the workers, so they are approximate while coroutines are moving.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Worker threads.
+    pub workers: usize,
+    /// Coroutines spawned and not yet finished (queued, running, runnable or parked).
+    pub live: u64,
+    /// Coroutines waiting for a worker: not started yet, or woken and queued.
+    pub runnable: u64,
+    /// Coroutines parked on a socket (the netpoller will wake them).
+    pub parked_io: u64,
+    /// Coroutines parked on anything else: timers, joins, channels, locks, the blocking pool.
+    pub parked_other: u64,
+    /// Coroutines ever started.
+    pub spawned: u64,
+    /// Coroutine resumes (each is a switch in and, later, out).
+    pub context_switches: u64,
+    /// `epoll_wait` calls by all workers.
+    pub epoll_waits: u64,
+    /// Successful steals of unstarted coroutines between workers.
+    pub steals: u64,
+    /// Threads in the blocking pool.
+    pub blocking_threads: usize,
+}
+
+/// Returns the runtime's counters (all zero before it starts).
+///
+/// ```
+/// coronet::go(|| ()).join().unwrap();
+/// assert!(coronet::stats().spawned >= 1);
+/// ```
+pub fn stats() -> Stats {
+    let Some(rt) = super::runtime_started() else {
+        return Stats::default();
+    };
+    let mut s = Stats {
+        workers: rt.workers.len(),
+        blocking_threads: super::blocking::pool_threads().0,
+        ..Stats::default()
+    };
+    let mut started = 0;
+    let mut finished = 0;
+    let mut queued = 0;
+    for w in rt.workers.iter() {
+        let c = &w.counters;
+        started += c.started.load(Ordering::Relaxed);
+        finished += c.finished.load(Ordering::Relaxed);
+        s.context_switches += c.switches.load(Ordering::Relaxed);
+        s.epoll_waits += c.epoll_waits.load(Ordering::Relaxed);
+        s.steals += c.steals.load(Ordering::Relaxed);
+        s.parked_io += c.parked_io.load(Ordering::Relaxed);
+        s.parked_other += c.parked_other.load(Ordering::Relaxed);
+        queued += w.fresh_len() as u64;
+    }
+    s.spawned = started;
+    s.live = started.saturating_sub(finished) + queued;
+    let parked = s.parked_io + s.parked_other;
+    // started-and-live coroutines are running, parked or runnable; running ones are at most
+    // one per worker and are counted as runnable here.
+    s.runnable = queued + started.saturating_sub(finished).saturating_sub(parked);
+    s
+}
+
+/// A text listing of live coroutines — id, name, state and what each waits on — like the
+/// goroutine dump Go prints on SIGQUIT.
+///
+/// ```
+/// let h = coronet::Spawn::new().name("sleeper").go(|| {
+///     coronet::time::sleep(std::time::Duration::from_millis(200))
+/// });
+/// std::thread::sleep(std::time::Duration::from_millis(50));
+/// assert!(coronet::dump().contains("sleeper"));
+/// h.join().unwrap();
+/// ```
+pub fn dump() -> String {
+    let mut out = String::new();
+    let Some(rt) = super::runtime_started() else {
+        return "coronet: runtime not started\n".into();
+    };
+    let s = stats();
+    let _ = writeln!(
+        out,
+        "coronet: {} worker(s), {} live, {} runnable, {} parked on I/O, {} parked otherwise",
+        s.workers, s.live, s.runnable, s.parked_io, s.parked_other
+    );
+    for w in rt.workers.iter() {
+        let tasks: Vec<_> = w
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect();
+        let fresh = w.fresh_tasks();
+        let _ = writeln!(
+            out,
+            "\nworker {}: {} started, {} not started",
+            w.index,
+            tasks.len(),
+            fresh.len()
+        );
+        for t in tasks.iter().chain(fresh.iter()) {
+            let _ = writeln!(out, "{}", Line(t));
+        }
+    }
+    out
+}
+
+struct Line<'a>(&'a super::task::Task);
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        write!(f, "coroutine {} '{}' [", t.id, t.display_name())?;
+        match t.state() {
+            State::Queued => write!(f, "not started")?,
+            State::Running => write!(f, "running")?,
+            State::Runnable => write!(f, "runnable")?,
+            State::Finished => write!(f, "finished")?,
+            State::Parked => match t.wait() {
+                Wait::IoRead => write!(f, "IO wait: read fd {}", t.wait_fd())?,
+                Wait::IoWrite => write!(f, "IO wait: write fd {}", t.wait_fd())?,
+                Wait::Sleep => write!(f, "sleep")?,
+                Wait::Join => write!(f, "join")?,
+                Wait::Blocking => write!(f, "blocking pool")?,
+                Wait::Sync => write!(f, "sync")?,
+                Wait::Park => write!(f, "park")?,
+                Wait::None => write!(f, "parked")?,
+            },
+        }
+        write!(f, "]")
+    }
+}

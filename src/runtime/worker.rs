@@ -1,0 +1,659 @@
+//! A worker: one OS thread that runs coroutines, fires its timers and polls its epoll.
+//!
+//! Each worker has two halves:
+//! - [`Shared`] (in an `Arc`, reachable from any thread): the queue of coroutines that have
+//!   not started yet (others may steal from it), the queue of coroutines woken by other
+//!   threads, its netpoller, and its counters.
+//! - [`Local`] (a thread-local of the worker thread, `!Send`): the started coroutines
+//!   themselves, the local run queue and `runnext`, the timer heap and the stack pool.
+//!
+//! A started coroutine's corosensei `Coroutine` lives only in `Local::coros`. No other
+//! thread can reach it, so it can only ever be resumed by the thread that started it — the
+//! pinning rule of `runtime/mod.rs` holds by construction, not by care.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::ops::Range;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use slab::Slab;
+
+use super::stack::{self, Stack, StackPool};
+use super::task::{Home, State, Task, Wait, NO_WORKER};
+use super::Runtime;
+use crate::poll::Poller;
+use crate::time::timers::{epoll_timeout, TimerId, Timers};
+
+/// Why a coroutine handed control back to its worker.
+pub(crate) enum Suspend {
+    /// Parked: it is requeued only by an unpark.
+    Park,
+    /// Yielded: still runnable, goes to the back of the local queue.
+    Yield,
+}
+
+type Coro = Coroutine<(), Suspend, (), Stack>;
+
+/// A started coroutine as its worker holds it.
+struct Slot {
+    co: Coro,
+    /// The coroutine's `Yielder`, which lives at the top of its own stack for its whole life.
+    /// Null until the first resume records it.
+    yielder: *const Yielder<(), Suspend>,
+    /// The guard page of its stack, for the overflow handler.
+    guard: Range<usize>,
+}
+
+/// A coroutine that has not started: no stack (unless `try_go` reserved one), no worker.
+/// It is `Send`, so it may be handed to or stolen by any worker.
+pub(crate) struct NewTask {
+    pub(crate) task: Arc<Task>,
+    /// Runs the user's closure; given `Some(err)` it reports that start failed instead.
+    pub(crate) body: Box<dyn FnOnce(Option<io::Error>) + Send>,
+    pub(crate) stack_size: usize,
+    pub(crate) stack: Option<Stack>,
+}
+
+/// Per-worker counters, written (relaxed) only by the worker's own thread; summed by
+/// `stats()`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) started: AtomicU64,
+    pub(crate) finished: AtomicU64,
+    pub(crate) switches: AtomicU64,
+    pub(crate) epoll_waits: AtomicU64,
+    pub(crate) steals: AtomicU64,
+    pub(crate) parked_io: AtomicU64,
+    pub(crate) parked_other: AtomicU64,
+    pub(crate) runnable: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+fn drop1(c: &AtomicU64) {
+    c.store(
+        c.load(Ordering::Relaxed).saturating_sub(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// The half of a worker that other threads may touch.
+pub(crate) struct Shared {
+    pub(crate) index: usize,
+    /// Coroutines not started yet; stealable.
+    fresh: Mutex<VecDeque<NewTask>>,
+    fresh_len: AtomicUsize,
+    /// Started coroutines of this worker, unparked by another thread.
+    remote: Mutex<Vec<Arc<Task>>>,
+    remote_pending: AtomicBool,
+    /// True while the worker is (about to be) blocked in `epoll_wait`; whoever swaps it to
+    /// false owes it an eventfd wake.
+    sleeping: AtomicBool,
+    /// Set by a spawner that woke this worker to steal (see `Runtime::wake_searcher`).
+    woken_to_search: AtomicBool,
+    pub(crate) poller: Poller,
+    /// Started, unfinished coroutines of this worker, for `dump()`; the key is the index
+    /// of the coroutine in `Local::coros` too.
+    pub(crate) live: Mutex<Slab<Arc<Task>>>,
+    pub(crate) counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The runtime's mutexes guard plain queues that no code panics while holding.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(index: usize) -> io::Result<Shared> {
+        Ok(Shared {
+            index,
+            fresh: Mutex::new(VecDeque::new()),
+            fresh_len: AtomicUsize::new(0),
+            remote: Mutex::new(Vec::new()),
+            remote_pending: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            woken_to_search: AtomicBool::new(false),
+            poller: Poller::new()?,
+            live: Mutex::new(Slab::new()),
+            counters: Counters::default(),
+        })
+    }
+
+    pub(crate) fn push_fresh(&self, t: NewTask) {
+        let mut q = lock(&self.fresh);
+        q.push_back(t);
+        self.fresh_len.store(q.len(), Ordering::SeqCst);
+    }
+
+    fn pop_fresh(&self) -> Option<NewTask> {
+        if self.fresh_len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut q = lock(&self.fresh);
+        let t = q.pop_front();
+        self.fresh_len.store(q.len(), Ordering::SeqCst);
+        t
+    }
+
+    pub(crate) fn fresh_len(&self) -> usize {
+        self.fresh_len.load(Ordering::Relaxed)
+    }
+
+    /// Names and ids of coroutines not yet started (for `dump()`).
+    pub(crate) fn fresh_tasks(&self) -> Vec<Arc<Task>> {
+        lock(&self.fresh).iter().map(|t| t.task.clone()).collect()
+    }
+
+    /// Moves up to half of this worker's unstarted coroutines to `into`.
+    fn steal_into(&self, into: &mut Vec<NewTask>) -> usize {
+        if self.fresh_len.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let mut q = lock(&self.fresh);
+        let n = q.len().div_ceil(2);
+        into.extend(q.drain(..n));
+        self.fresh_len.store(q.len(), Ordering::SeqCst);
+        n
+    }
+
+    /// Queues a started coroutine of this worker that another thread unparked.
+    fn push_remote(&self, t: Arc<Task>) {
+        lock(&self.remote).push(t);
+        self.remote_pending.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Breaks this worker's `epoll_wait` if it is sleeping (one eventfd write per sleep).
+    pub(crate) fn wake(&self) -> bool {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.poller.wake();
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn is_sleeping(&self) -> bool {
+        self.sleeping.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn wake_to_search(&self) -> bool {
+        self.woken_to_search.store(true, Ordering::SeqCst);
+        if self.wake() {
+            true
+        } else {
+            self.woken_to_search.store(false, Ordering::SeqCst);
+            false
+        }
+    }
+}
+
+/// The worker thread's own half. Reached through the `LOCAL` thread-local.
+pub(crate) struct Local {
+    rt: &'static Runtime,
+    shared: Arc<Shared>,
+    /// A coroutine woken on this worker runs next (Go's `runnext`): the one a netpoll event,
+    /// timer or channel just made ready is likely to have its data hot in cache.
+    runnext: Cell<Option<Arc<Task>>>,
+    ready: RefCell<VecDeque<Arc<Task>>>,
+    coros: RefCell<Vec<Option<Slot>>>,
+    timers: RefCell<Timers<Arc<Task>>>,
+    stacks: RefCell<StackPool>,
+    /// The coroutine running now, and its yielder: set around each resume.
+    current: RefCell<Option<Arc<Task>>>,
+    yielder: Cell<*const Yielder<(), Suspend>>,
+    tick: Cell<u32>,
+    /// This worker was woken to steal and has not yet found work (see `Runtime::searching`).
+    searching: Cell<bool>,
+    events: RefCell<Vec<libc::epoll_event>>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+fn with_local<R>(f: impl FnOnce(&Rc<Local>) -> R) -> Option<R> {
+    LOCAL.with(|l| l.borrow().as_ref().map(f))
+}
+
+/// The local half, if this thread is a worker.
+fn local() -> Option<Rc<Local>> {
+    LOCAL.with(|l| l.borrow().clone())
+}
+
+/// The coroutine running on this thread, if any.
+pub(crate) fn current_task() -> Option<Arc<Task>> {
+    with_local(|l| l.current.borrow().clone()).flatten()
+}
+
+/// True when called from inside a coroutine.
+pub(crate) fn in_coroutine() -> bool {
+    with_local(|l| l.current.borrow().is_some()).unwrap_or(false)
+}
+
+/// Index of the worker this thread is, if it is one.
+pub(crate) fn current_worker() -> Option<usize> {
+    with_local(|l| l.shared.index)
+}
+
+/// The netpoller of this thread's worker (where a coroutine registers an fd on first park).
+pub(crate) fn with_poller<R>(f: impl FnOnce(usize, &Poller) -> R) -> Option<R> {
+    with_local(|l| f(l.shared.index, &l.shared.poller))
+}
+
+/// Makes a parked coroutine runnable: on its own worker it takes `runnext`; from anywhere
+/// else it goes to that worker's remote queue, with a wake if the worker sleeps.
+pub(crate) fn schedule(task: Arc<Task>) {
+    let owner = task.worker();
+    debug_assert_ne!(
+        owner, NO_WORKER,
+        "scheduling a coroutine that never started"
+    );
+    let local = with_local(|l| {
+        if l.shared.index == owner {
+            if let Some(prev) = l.runnext.replace(Some(task.clone())) {
+                l.ready.borrow_mut().push_back(prev);
+            }
+            true
+        } else {
+            false
+        }
+    });
+    if local != Some(true) {
+        let rt = super::runtime_started().expect("a started coroutine implies a runtime");
+        rt.workers[owner].push_remote(task);
+    }
+}
+
+/// Suspends the running coroutine after its token went to PARKED (see `park.rs`).
+pub(crate) fn suspend_parked(task: &Arc<Task>, why: Wait) {
+    task.set_state(State::Parked);
+    suspend(Suspend::Park, why);
+    task.set_state(State::Running);
+}
+
+/// Lets other runnable coroutines run; returns when this one's turn comes again.
+pub(crate) fn yield_now() {
+    if in_coroutine() {
+        suspend(Suspend::Yield, Wait::None);
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+fn suspend(how: Suspend, why: Wait) {
+    let (y, counters) = with_local(|l| {
+        let c = &l.shared.counters;
+        match how {
+            Suspend::Park if why.is_io() => bump(&c.parked_io),
+            Suspend::Park => bump(&c.parked_other),
+            Suspend::Yield => {}
+        }
+        (l.yielder.get(), l.shared.clone())
+    })
+    .expect("suspend outside a worker");
+    assert!(!y.is_null(), "suspend outside a coroutine");
+    // SAFETY: `y` is the running coroutine's `Yielder`, recorded by its body on first entry
+    // and restored by `Local::resume` before every resume. The Yielder lives on that
+    // coroutine's stack, which is the stack we are executing on, so it is alive; and it is
+    // used on the thread that resumed it, as corosensei requires.
+    unsafe { (*y).suspend(how) };
+    let c = &counters.counters;
+    if matches!(how_kind(why), Some(true)) {
+        drop1(&c.parked_io);
+    } else if matches!(how_kind(why), Some(false)) {
+        drop1(&c.parked_other);
+    }
+}
+
+/// For the gauges: Some(true) if a park of this kind counts as I/O, Some(false) for other
+/// parks, None for a yield.
+fn how_kind(why: Wait) -> Option<bool> {
+    match why {
+        Wait::None => None,
+        w => Some(w.is_io()),
+    }
+}
+
+/// Arms a timer on this worker that unparks `task` at `when`.
+pub(crate) fn arm_timer(when: Instant, task: Arc<Task>) -> TimerId {
+    with_local(|l| l.timers.borrow_mut().insert(when, task)).expect("timer outside a worker")
+}
+
+pub(crate) fn cancel_timer(id: TimerId) {
+    with_local(|l| l.timers.borrow_mut().cancel(id));
+}
+
+/// Hands a new coroutine to a worker: this one if we are on a worker thread (waking an idle
+/// worker to steal it if one sleeps), otherwise the next worker round-robin.
+pub(crate) fn submit(rt: &'static Runtime, t: NewTask) {
+    match local() {
+        Some(l) => {
+            l.shared.push_fresh(t);
+            rt.wake_searcher(l.shared.index);
+        }
+        None => {
+            let w = rt.next_worker();
+            rt.workers[w].push_fresh(t);
+            if !rt.workers[w].wake() {
+                rt.wake_searcher(w);
+            }
+        }
+    }
+}
+
+/// Maps a stack from this worker's pool (or fresh, off a worker).
+pub(crate) fn take_stack(size: usize) -> io::Result<Stack> {
+    match local() {
+        Some(l) => l.stacks.borrow_mut().get(size),
+        None => Stack::new(size),
+    }
+}
+
+/// Entry point of a worker thread. Never returns.
+pub(crate) fn run(rt: &'static Runtime, index: usize) {
+    stack::ensure_altstack();
+    let shared = rt.workers[index].clone();
+    let local = Rc::new(Local {
+        rt,
+        shared,
+        runnext: Cell::new(None),
+        ready: RefCell::new(VecDeque::new()),
+        coros: RefCell::new(Vec::new()),
+        timers: RefCell::new(Timers::new()),
+        stacks: RefCell::new(StackPool::new(STACKS_CACHED)),
+        current: RefCell::new(None),
+        yielder: Cell::new(std::ptr::null()),
+        tick: Cell::new(0),
+        searching: Cell::new(false),
+        events: RefCell::new(Vec::with_capacity(256)),
+    });
+    LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+    log::debug!("worker {index} started");
+    local.run();
+}
+
+/// Idle stacks a worker keeps mapped for reuse.
+const STACKS_CACHED: usize = 1024;
+
+/// Every this many scheduling rounds a busy worker also looks at its netpoller, timers,
+/// remote queue and unstarted queue, so none of them starves behind a busy run queue
+/// (Go checks its global queue every 61 ticks for the same reason).
+const FAIRNESS_TICK: u32 = 61;
+
+impl Local {
+    fn run(&self) -> ! {
+        loop {
+            let tick = self.tick.get().wrapping_add(1);
+            self.tick.set(tick);
+            if tick % FAIRNESS_TICK == 0 {
+                self.poll_io(0);
+                self.fire_timers();
+                self.drain_remote();
+                if let Some(t) = self.shared.pop_fresh() {
+                    self.start(t);
+                    continue;
+                }
+                // let the queue's head go before runnext, so a ping-pong pair cannot
+                // keep the rest waiting forever
+                let head = self.ready.borrow_mut().pop_front();
+                if let Some(t) = head {
+                    if let Some(n) = self.runnext.take() {
+                        self.ready.borrow_mut().push_back(n);
+                    }
+                    self.runnext.set(Some(t));
+                }
+            }
+            if let Some(t) = self.next_ready() {
+                self.resume(t);
+                continue;
+            }
+            if self.drain_remote() || self.fire_timers() {
+                continue;
+            }
+            if let Some(t) = self.shared.pop_fresh() {
+                self.found_work();
+                self.start(t);
+                continue;
+            }
+            if self.poll_io(0) > 0 {
+                continue;
+            }
+            if let Some(t) = self.steal() {
+                self.found_work();
+                self.start(t);
+                continue;
+            }
+            self.sleep();
+        }
+    }
+
+    fn next_ready(&self) -> Option<Arc<Task>> {
+        self.runnext
+            .take()
+            .or_else(|| self.ready.borrow_mut().pop_front())
+    }
+
+    fn drain_remote(&self) -> bool {
+        if !self.shared.remote_pending.load(Ordering::SeqCst) {
+            return false;
+        }
+        let woken = {
+            let mut q = lock(&self.shared.remote);
+            self.shared.remote_pending.store(false, Ordering::SeqCst);
+            std::mem::take(&mut *q)
+        };
+        let any = !woken.is_empty();
+        self.ready.borrow_mut().extend(woken);
+        any
+    }
+
+    fn fire_timers(&self) -> bool {
+        let mut fired = false;
+        if self.timers.borrow().is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        loop {
+            let next = self.timers.borrow_mut().pop_expired(now);
+            let Some((_, task)) = next else { break };
+            log::trace!("timer fire: coroutine {}", task.id);
+            task.unpark();
+            fired = true;
+        }
+        fired
+    }
+
+    /// Polls this worker's epoll and unparks the waiters of ready fds.
+    fn poll_io(&self, timeout_ms: i32) -> usize {
+        if !self.shared.poller.has_registrations() && timeout_ms == 0 {
+            return 0;
+        }
+        bump(&self.shared.counters.epoll_waits);
+        let mut events = self.events.borrow_mut();
+        match self.shared.poller.poll(&mut events, timeout_ms) {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("worker {}: epoll_wait failed: {e}", self.shared.index);
+                0
+            }
+        }
+    }
+
+    fn steal(&self) -> Option<NewTask> {
+        let rt = self.rt;
+        let n = rt.workers.len();
+        let me = self.shared.index;
+        let mut got = Vec::new();
+        for i in 1..n {
+            let victim = &rt.workers[(me + i) % n];
+            if victim.steal_into(&mut got) > 0 {
+                log::trace!(
+                    "worker {me} stole {} new coroutine(s) from worker {}",
+                    got.len(),
+                    victim.index
+                );
+                bump(&self.shared.counters.steals);
+                break;
+            }
+        }
+        let mut it = got.into_iter();
+        let first = it.next()?;
+        for t in it {
+            self.shared.push_fresh(t);
+        }
+        Some(first)
+    }
+
+    /// Gives up the searcher role (if this worker holds it) once it found work, and passes
+    /// it on if more unstarted coroutines are waiting somewhere.
+    fn found_work(&self) {
+        if self.searching.replace(false) {
+            self.rt.searching.fetch_sub(1, Ordering::SeqCst);
+            if self.rt.workers.iter().any(|w| w.fresh_len() > 0) {
+                self.rt.wake_searcher(self.shared.index);
+            }
+        }
+    }
+
+    fn sleep(&self) {
+        let shared = &self.shared;
+        if self.searching.replace(false) {
+            self.rt.searching.fetch_sub(1, Ordering::SeqCst);
+        }
+        // Announce the sleep, then look once more: a producer either sees `sleeping` and
+        // wakes us, or we see its work here (both sides use SeqCst).
+        shared.sleeping.store(true, Ordering::SeqCst);
+        self.rt.idle.fetch_add(1, Ordering::SeqCst);
+        let has_work = shared.remote_pending.load(Ordering::SeqCst)
+            || shared.fresh_len.load(Ordering::SeqCst) > 0
+            || self.rt.workers.iter().any(|w| w.fresh_len() > 1);
+        if !has_work {
+            let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
+            log::trace!(
+                "worker {} sleeps in epoll_wait ({timeout} ms)",
+                shared.index
+            );
+            self.poll_io(timeout);
+        }
+        shared.sleeping.store(false, Ordering::SeqCst);
+        self.rt.idle.fetch_sub(1, Ordering::SeqCst);
+        if shared.woken_to_search.swap(false, Ordering::SeqCst) {
+            self.searching.set(true);
+        }
+    }
+
+    /// Starts a new coroutine on this worker; from here on it belongs to this worker.
+    fn start(&self, nt: NewTask) {
+        let NewTask {
+            task,
+            body,
+            stack_size,
+            stack,
+        } = nt;
+        let stack = match stack {
+            Some(s) => Ok(s),
+            None => self.stacks.borrow_mut().get(stack_size),
+        };
+        let stack = match stack {
+            Ok(s) => s,
+            Err(e) => {
+                // `go` could not reserve a stack up front; the coroutine fails as if it
+                // had panicked with the reason (its JoinHandle gets it), the runtime goes on.
+                log::error!("coroutine {} not started: {e}", task.id);
+                body(Some(e));
+                return;
+            }
+        };
+        let guard = stack.guard();
+        let key = {
+            let mut live = lock(&self.shared.live);
+            live.insert(task.clone())
+        };
+        if let Home::Coroutine { worker, key: k } = &task.home {
+            k.store(key, Ordering::Relaxed);
+            worker.store(self.shared.index, Ordering::Release);
+        }
+        let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
+            // Record where our yielder lives so `suspend` can find it.
+            with_local(|l| l.yielder.set(y as *const _));
+            body(None);
+        });
+        {
+            let mut coros = self.coros.borrow_mut();
+            if coros.len() <= key {
+                coros.resize_with(key + 1, || None);
+            }
+            coros[key] = Some(Slot {
+                co,
+                yielder: std::ptr::null(),
+                guard,
+            });
+        }
+        bump(&self.shared.counters.started);
+        log::trace!(
+            "worker {} starts coroutine {} ({})",
+            self.shared.index,
+            task.id,
+            task.display_name()
+        );
+        self.resume(task);
+    }
+
+    /// Runs `task` until it parks, yields or returns.
+    fn resume(&self, task: Arc<Task>) {
+        let key = match &task.home {
+            Home::Coroutine { key, .. } => key.load(Ordering::Relaxed),
+            Home::Thread { .. } => unreachable!("a thread in a run queue"),
+        };
+        let mut slot = self.coros.borrow_mut()[key]
+            .take()
+            .unwrap_or_else(|| panic!("coroutine {} resumed while not suspended", task.id));
+        task.set_state(State::Running);
+        self.yielder.set(slot.yielder);
+        *self.current.borrow_mut() = Some(task.clone());
+        bump(&self.shared.counters.switches);
+        // SAFETY: `task` (which owns the name) is kept alive by our local `task` until after
+        // `leave()`.
+        unsafe { stack::enter(slot.guard.clone(), task.id, task.name.as_deref()) };
+        let result = panic::catch_unwind(AssertUnwindSafe(|| slot.co.resume(())));
+        stack::leave();
+        slot.yielder = self.yielder.replace(std::ptr::null());
+        self.current.borrow_mut().take();
+        match result {
+            Ok(CoroutineResult::Yield(Suspend::Park)) => {
+                self.coros.borrow_mut()[key] = Some(slot);
+            }
+            Ok(CoroutineResult::Yield(Suspend::Yield)) => {
+                task.set_state(State::Runnable);
+                self.coros.borrow_mut()[key] = Some(slot);
+                self.ready.borrow_mut().push_back(task);
+            }
+            Ok(CoroutineResult::Return(())) => self.finish(task, key, slot),
+            Err(payload) => {
+                // The body catches user panics itself; reaching here is a runtime bug.
+                log::error!("coroutine {} escaped its panic guard", task.id);
+                self.finish(task, key, slot);
+                panic::resume_unwind(payload);
+            }
+        }
+    }
+
+    fn finish(&self, task: Arc<Task>, key: usize, slot: Slot) {
+        task.set_state(State::Finished);
+        lock(&self.shared.live).remove(key);
+        bump(&self.shared.counters.finished);
+        if slot.co.done() {
+            self.stacks.borrow_mut().put(slot.co.into_stack());
+        }
+        log::trace!("coroutine {} finished", task.id);
+    }
+}

@@ -1,0 +1,205 @@
+//! The runtime's public behaviour: spawn, join, panics, sleep, yield, blocking pool.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn spawn_and_join_from_a_plain_thread() {
+    let h = coronet::go(|| 40 + 2);
+    assert_eq!(h.join().unwrap(), 42);
+}
+
+#[test]
+fn join_from_inside_a_coroutine() {
+    let v = coronet::run(|| {
+        let inner: Vec<_> = (0..100).map(|i| coronet::go(move || i)).collect();
+        inner.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+    });
+    assert_eq!(v, 4950);
+}
+
+#[test]
+fn hundred_thousand_coroutines_spawned_and_joined() {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let c = counter.clone();
+    let sum = coronet::run(move || {
+        let handles: Vec<_> = (0..100_000u64)
+            .map(|i| {
+                let c = c.clone();
+                coronet::go(move || {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    i
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    });
+    assert_eq!(counter.load(Ordering::Relaxed), 100_000);
+    assert_eq!(sum, 100_000 * 99_999 / 2);
+}
+
+#[test]
+fn panic_comes_back_through_join_and_others_continue() {
+    let bad = coronet::go(|| -> u32 { panic!("boom in a coroutine") });
+    let good = coronet::go(|| {
+        coronet::time::sleep(Duration::from_millis(20));
+        7
+    });
+    let err = bad.join().unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"boom in a coroutine"));
+    assert_eq!(good.join().unwrap(), 7);
+    // the runtime is still serving
+    assert_eq!(coronet::go(|| 1).join().unwrap(), 1);
+}
+
+#[test]
+#[should_panic(expected = "resumed on the caller")]
+fn run_resumes_a_panic_on_the_caller() {
+    coronet::run(|| panic!("resumed on the caller"));
+}
+
+#[test]
+fn ten_thousand_sleepers_all_wake() {
+    let start = Instant::now();
+    let woke = coronet::run(|| {
+        let hs: Vec<_> = (0..10_000)
+            .map(|i| {
+                coronet::Spawn::new().stack_size(16 << 10).go(move || {
+                    let d = Duration::from_millis(100 + (i % 100));
+                    let t = Instant::now();
+                    coronet::time::sleep(d);
+                    t.elapsed() >= d
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .filter(|_| true)
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count()
+    });
+    assert_eq!(woke, 10_000, "every sleeper slept at least its duration");
+    // generous: 10k sleeps of ~0.1-0.2 s must not take anywhere near 30 s
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn two_busy_coroutines_that_yield_both_progress() {
+    // one worker would be the hard case; with any number, both must advance while the
+    // other is still running
+    let a = Arc::new(AtomicUsize::new(0));
+    let b = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let spin = |mine: Arc<AtomicUsize>, other: Arc<AtomicUsize>, stop: Arc<AtomicBool>| {
+        move || {
+            let mut saw_other_move = false;
+            let mut last = other.load(Ordering::Relaxed);
+            while !stop.load(Ordering::Relaxed) {
+                mine.fetch_add(1, Ordering::Relaxed);
+                let now = other.load(Ordering::Relaxed);
+                if now != last {
+                    saw_other_move = true;
+                }
+                last = now;
+                coronet::yield_now();
+                if saw_other_move && mine.load(Ordering::Relaxed) > 1000 {
+                    break;
+                }
+            }
+            saw_other_move
+        }
+    };
+    let h1 = coronet::go(spin(a.clone(), b.clone(), stop.clone()));
+    let h2 = coronet::go(spin(b.clone(), a.clone(), stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(h1.is_finished() && h2.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(h1.join().unwrap());
+    assert!(h2.join().unwrap());
+}
+
+#[test]
+fn spawn_blocking_does_not_delay_other_coroutines() {
+    coronet::run(|| {
+        let blocker = coronet::go(|| {
+            coronet::spawn_blocking(|| std::thread::sleep(Duration::from_millis(500)))
+        });
+        // Meanwhile a short sleeper on the runtime finishes long before the blocker.
+        let t = Instant::now();
+        coronet::time::sleep(Duration::from_millis(10));
+        let quick = t.elapsed();
+        assert!(!blocker.is_finished(), "blocking call should still run");
+        assert!(quick < Duration::from_millis(400), "{quick:?}");
+        blocker.join().unwrap();
+    });
+}
+
+#[test]
+fn park_and_unpark_between_coroutines() {
+    let turn = Arc::new(AtomicUsize::new(0));
+    coronet::run(move || {
+        let me = coronet::current();
+        let t2 = turn.clone();
+        let h = coronet::go(move || {
+            for i in 0..1000 {
+                while t2.load(Ordering::Acquire) != 2 * i + 1 {
+                    coronet::park();
+                }
+                t2.store(2 * i + 2, Ordering::Release);
+                me.unpark();
+            }
+        });
+        let other = h.coroutine();
+        for i in 0..1000 {
+            turn.store(2 * i + 1, Ordering::Release);
+            other.unpark();
+            while turn.load(Ordering::Acquire) != 2 * i + 2 {
+                coronet::park();
+            }
+        }
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn names_and_dump() {
+    let h = coronet::Spawn::new().name("dump-me").go(|| {
+        coronet::time::sleep(Duration::from_millis(300));
+        coronet::current().name().map(String::from)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let d = coronet::dump();
+    assert!(d.contains("'dump-me' [sleep]"), "{d}");
+    assert_eq!(h.join().unwrap().as_deref(), Some("dump-me"));
+    let s = coronet::stats();
+    assert!(
+        s.spawned >= 1 && s.context_switches >= 1 && s.workers >= 1,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn builder_after_start_is_an_error() {
+    coronet::go(|| ()).join().unwrap();
+    let e = coronet::Builder::new()
+        .workers(1)
+        .build_global()
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+}
+
+#[test]
+fn try_go_maps_the_stack_up_front() {
+    let h = coronet::Spawn::new()
+        .stack_size(64 << 10)
+        .try_go(|| 5)
+        .unwrap();
+    assert_eq!(h.join().unwrap(), 5);
+}
