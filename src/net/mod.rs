@@ -1,6 +1,45 @@
-//! Networking: std::net's types whose blocking calls park the coroutine.
+//! Networking: `std::net`'s types whose blocking calls park the coroutine.
+//!
+//! Swap `use std::net::…` for `use coronet::net::…` and spawn with [`go`](crate::go): the
+//! program works as before, with one cheap coroutine per connection. Value types (`SocketAddr`,
+//! `Shutdown`, …) are std's own, re-exported here so the import swap is the whole port.
+//!
+//! On top of std, every stream, socket and listener has Go's extras: absolute deadlines that
+//! also hit calls already blocked (`set_deadline`), and `close(&self)`, which makes every
+//! blocked call on the object return at once.
+//!
+//! # Errors
+//!
+//! Errors read as Go's do — `read tcp 127.0.0.1:40000->127.0.0.1:8080: connection reset by
+//! peer` — with the errno's `ErrorKind` kept and an [`OpError`] inside. Two places differ
+//! from std: a timeout (deadline or `set_read_timeout`) has kind `TimedOut` (std says
+//! `WouldBlock` on Unix), and use after `close` has kind `NotConnected` with the text
+//! `use of closed network connection`.
+//!
+//! # Differences from std's signatures
+//!
+//! Functions that take `impl ToSocketAddrs` also require `Send`: resolving a host name
+//! (`getaddrinfo`) blocks, so it runs on the blocking pool while the coroutine parks, and
+//! the address travels there. Every std implementation (`&str`, `String`, `SocketAddr`,
+//! `(IpAddr, u16)`, slices…) is `Send`, so ported code compiles unchanged.
 
+mod dial;
 pub(crate) mod error;
+mod lookup;
+pub(crate) mod sock;
 pub(crate) mod socket;
+mod tcp;
 
+pub use self::dial::{Dialer, ListenConfig};
 pub use self::error::{Addr, OpError};
+pub use self::lookup::{lookup_host, MAX_LOOKUPS};
+pub use self::tcp::{Incoming, TcpListener, TcpStream};
+pub use std::net::{
+    AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
+    ToSocketAddrs,
+};
+
+use std::time::Duration;
+
+/// The keep-alive period Go gives new TCP connections.
+pub(crate) const KEEPALIVE_PERIOD: Duration = Duration::from_secs(15);

@@ -15,18 +15,20 @@
 //!  [ CLOSED ] [ references ]
 //!
 //!  call starts:  refs += 1, only if !CLOSED (CAS loop)   → else "use of closed network connection"
-//!  call ends:    refs -= 1; the one that reaches CLOSED|0 closes the fd
+//!  call ends:    refs -= 1; the one that reaches CLOSED|0 releases the socket (`retire`)
 //!  close():      refs += 1 and CLOSED in one CAS; unblock waiters; then refs -= 1
+//!  drop:         closes the fd number itself (no call can be in flight: `&mut self`)
 //! ```
 //!
-//! So the fd number stays open — and cannot be reused by the OS for another socket — until
-//! the last call in flight has left, while `close` still wakes every blocked call at once.
+//! So the socket stays open until the last call in flight has left, while `close` still
+//! wakes every blocked call at once; and the fd *number* is never released before the
+//! value is dropped, so no call — and no `BorrowedFd` — ever sees it reused for another file.
 //! Readers are serialised among themselves by the read lock, writers by the write lock; a
 //! reader and a writer run at the same time.
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -117,10 +119,12 @@ impl IoLock {
 ///
 /// # Invariant
 ///
-/// `fd` is open and owned by this `NetFd` from `new` until `destroy` closes it, which runs
-/// exactly once: when the lifetime word is CLOSED with no references (or in `into_raw`,
-/// which gives it away instead). Every use of `fd` happens inside a reference (`Ref`), so it
-/// is never closed — and its number never reused — under a call.
+/// The fd *number* `fd` is open and owned by this `NetFd` for the whole life of the value:
+/// it is closed only in `Drop` (or given away by `into_raw`). `close(&self)` does not free
+/// the number; when the last call in flight has left it swaps the socket for a dead
+/// placeholder with `dup2` (`retire`), which releases the connection (FIN, port) while the
+/// number stays reserved. So a `BorrowedFd` handed out through `AsFd` for as long as the
+/// owner is borrowed really does stay open, and no call ever runs on a reused number.
 pub(crate) struct NetFd {
     fd: RawFd,
     life: AtomicU64,
@@ -207,7 +211,7 @@ impl NetFd {
 
     fn decref(&self) {
         if self.life.fetch_sub(1, Ordering::AcqRel) == CLOSED | 1 {
-            self.destroy();
+            self.retire();
         }
     }
 
@@ -348,31 +352,66 @@ impl NetFd {
         Ok(())
     }
 
-    /// The final close, exactly once (see the lifetime word).
-    fn destroy(&self) {
+    /// After `close`, when the last call has left (exactly once, see the lifetime word):
+    /// forget the epoll registration and release the socket, keeping the number.
+    fn retire(&self) {
         super::deregister(&self.desc, self.fd);
-        // SAFETY: we own `fd` (NetFd invariant) and this is the single place it is closed.
-        // The result is ignored: on Linux the fd is released even when close reports an
-        // error, so there is nothing to retry (std ignores it in Drop too).
-        let _ = unsafe { libc::close(self.fd) };
+        match placeholder() {
+            // SAFETY: `fd` is our open number (invariant) and `p` a valid open fd; dup2
+            // atomically makes `fd` refer to the placeholder and drops our reference to the
+            // socket, so the number is never free for another open to take.
+            Some(p) => {
+                if unsafe { libc::dup2(p, self.fd) } < 0 {
+                    self.shutdown_both();
+                }
+            }
+            None => self.shutdown_both(),
+        }
+    }
+
+    /// Fallback when no placeholder fd can be had: at least end the connection now.
+    fn shutdown_both(&self) {
+        // SAFETY: `fd` is open (invariant). Errors (ENOTCONN for a listener) are ignored:
+        // the socket is released at drop at the latest.
+        let _ = unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
     }
 
     /// Gives the fd away without closing it (for `IntoRawFd`).
     pub(crate) fn into_raw(self) -> RawFd {
         super::deregister(&self.desc, self.fd);
-        // No references can exist: we own `self`. Marking CLOSED makes Drop a no-op.
-        self.life.store(CLOSED, Ordering::SeqCst);
-        self.fd
+        let fd = self.fd;
+        // No references can exist (we own `self`); skip Drop so the number stays open.
+        std::mem::forget(self);
+        fd
     }
 }
 
 impl Drop for NetFd {
     fn drop(&mut self) {
-        // `&mut self`: no call is in flight. If `close` ran already, `destroy` did too.
+        // `&mut self`: no call is in flight, so no one can be parked on us either.
         if !self.is_closed() {
-            let _ = self.close();
+            *self.life.get_mut() = CLOSED;
+            super::deregister(&self.desc, self.fd);
         }
+        // SAFETY: we own the number (invariant) and this is the one place it is closed.
+        // The result is ignored: on Linux the fd is released even when close reports an
+        // error, so there is nothing to retry (std ignores it in Drop too).
+        let _ = unsafe { libc::close(self.fd) };
     }
+}
+
+/// A socket that is not connected and never will be: what a closed `NetFd`'s number points
+/// at until the value is dropped. Every operation on it fails (ENOTCONN / EINVAL).
+fn placeholder() -> Option<RawFd> {
+    static DEAD: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    DEAD.get_or_init(|| {
+        // SAFETY: no pointers; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        // SAFETY: just created and owned by nobody else.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+    .as_ref()
+    .map(|f| f.as_raw_fd())
 }
 
 impl AsRawFd for NetFd {
@@ -440,7 +479,7 @@ mod tests {
         fd.close().unwrap();
         let err = t.join().unwrap().unwrap_err();
         assert!(crate::net::error::is_closed(&err), "{err}");
-        assert!(!fd_is_open(raw) || fd.is_closed());
+        assert!(fd.is_closed());
         assert!(crate::net::error::is_closed(&fd.close().unwrap_err()));
         let mut buf = [0u8; 4];
         assert!(crate::net::error::is_closed(
@@ -448,16 +487,29 @@ mod tests {
         ));
     }
 
+    /// Whether `raw` still refers to the socket pair's end (its peer sees no EOF).
+    fn peer_sees_eof(peer: &mut UnixStream) -> bool {
+        peer.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        matches!(peer.read(&mut b), Ok(0))
+    }
+
     #[test]
-    fn fd_stays_open_while_a_reference_is_held() {
-        let (fd, _peer) = pair();
+    fn socket_is_released_only_after_the_last_reference_but_the_number_lives_on() {
+        let (fd, mut peer) = pair();
         let raw = fd.raw();
         let r = fd.incref().unwrap();
         fd.close().unwrap();
-        assert!(fd_is_open(raw), "closed under a call in flight");
+        assert!(!peer_sees_eof(&mut peer), "released under a call in flight");
         assert!(fd.incref().is_err());
         drop(r);
-        assert!(!fd_is_open(raw), "last reference must close it");
+        assert!(
+            peer_sees_eof(&mut peer),
+            "last reference must release the socket"
+        );
+        assert!(fd_is_open(raw), "the number stays reserved until drop");
+        drop(fd);
     }
 
     #[test]

@@ -147,6 +147,49 @@ where
     }
 }
 
+/// Like [`spawn_blocking`] for a closure that borrows from the caller's stack (name
+/// resolution takes `impl ToSocketAddrs`, which may be a `&str`).
+pub(crate) fn run_scoped<'a, F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    if !worker::in_coroutine() {
+        return f();
+    }
+    let slot: Arc<Mutex<Slot<T>>> = Arc::new(Mutex::new(Slot {
+        result: None,
+        waiter: Some(current()),
+    }));
+    let theirs = slot.clone();
+    let job: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
+        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        let waiter = {
+            let mut s = theirs.lock().unwrap_or_else(|e| e.into_inner());
+            s.result = Some(r);
+            s.waiter.take()
+        };
+        drop(theirs);
+        if let Some(w) = waiter {
+            w.unpark();
+        }
+    });
+    // SAFETY: the job borrows data that lives for 'a on this coroutine's stack. We do not
+    // return — and so the borrowed data stays alive — until the job has stored its result,
+    // which it does after `f` has run and been consumed; afterwards it touches only its
+    // `Arc` of the slot (whose `Option<T>` we have emptied or will drop ourselves) and the
+    // waiter's `Arc<Task>`, both 'static. A parked coroutine is never unwound or dropped
+    // (workers never drop suspended coroutines), so nothing can cut the wait short.
+    let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
+    submit(job);
+    loop {
+        if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
+            return r.unwrap_or_else(|p| panic::resume_unwind(p));
+        }
+        park::park(Wait::Blocking);
+    }
+}
+
 /// Threads in the pool now, and how many of them are idle.
 pub(crate) fn pool_threads() -> (usize, usize) {
     let st = lock();

@@ -1,0 +1,242 @@
+//! `Dialer` and `ListenConfig`: Go's knobs for making connections and listeners.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::error::{op_error, Addr};
+use super::sock::Sock;
+use super::socket::{self, SockAddr};
+use super::tcp::{addrs, dial_error, TcpListener, TcpStream};
+
+type Control = Arc<dyn Fn(RawFd) -> io::Result<()> + Send + Sync>;
+
+/// Options for connecting, like Go's `net.Dialer`.
+///
+/// ```
+/// use std::time::Duration;
+/// coronet::run(|| {
+///     let l = coronet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+///     let c = coronet::net::Dialer::new()
+///         .timeout(Duration::from_secs(5))
+///         .keep_alive(Duration::from_secs(30))
+///         .control(|fd| { assert!(fd >= 0); Ok(()) })
+///         .dial(l.local_addr().unwrap())
+///         .unwrap();
+///     assert!(c.nodelay().unwrap());
+/// });
+/// ```
+#[derive(Clone, Default)]
+pub struct Dialer {
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    local: Option<SocketAddr>,
+    keep_alive: Option<Duration>,
+    control: Option<Control>,
+}
+
+impl fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dialer")
+            .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
+            .field("local", &self.local)
+            .field("keep_alive", &self.keep_alive)
+            .field("control", &self.control.is_some())
+            .finish()
+    }
+}
+
+impl Dialer {
+    /// No timeout, any local address, keep-alive at Go's 15 s.
+    pub fn new() -> Dialer {
+        Dialer::default()
+    }
+
+    /// Bounds the whole dial (all addresses together), as Go's `Dialer.Timeout`.
+    pub fn timeout(mut self, t: Duration) -> Dialer {
+        self.timeout = Some(t);
+        self
+    }
+
+    /// An absolute deadline for the dial, as Go's `Dialer.Deadline`.
+    pub fn deadline(mut self, d: Instant) -> Dialer {
+        self.deadline = Some(d);
+        self
+    }
+
+    /// Binds the socket to this local address before connecting.
+    pub fn local_addr(mut self, a: SocketAddr) -> Dialer {
+        self.local = Some(a);
+        self
+    }
+
+    /// The keep-alive period of the new connection; `Duration::ZERO` turns keep-alive off.
+    pub fn keep_alive(mut self, period: Duration) -> Dialer {
+        self.keep_alive = Some(period);
+        self
+    }
+
+    /// Called with the raw fd after it is created and before it connects (Go's
+    /// `Dialer.Control`): set socket options there. An error aborts the dial.
+    pub fn control(
+        mut self,
+        f: impl Fn(RawFd) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Dialer {
+        self.control = Some(Arc::new(f));
+        self
+    }
+
+    fn effective_deadline(&self) -> Option<Instant> {
+        let by_timeout = self.timeout.map(|t| Instant::now() + t);
+        crate::poll::desc::earliest(by_timeout, self.deadline)
+    }
+
+    /// Connects to `addr`, trying each resolved address in order until one succeeds.
+    ///
+    /// # Errors
+    ///
+    /// The last failure in Go's form, e.g. `dial tcp 127.0.0.1:1: connection refused`,
+    /// or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) past the deadline.
+    pub fn dial<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<TcpStream> {
+        let deadline = self.effective_deadline();
+        let list = addrs(addr).map_err(|e| dial_error(self.local, None, e))?;
+        let mut last = None;
+        for to in list {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                last = Some(dial_error(
+                    self.local,
+                    Some(to),
+                    super::error::timeout_error(),
+                ));
+                break;
+            }
+            match TcpStream::dial_one(
+                to,
+                self.local,
+                deadline,
+                self.control.as_deref(),
+                self.keep_alive,
+            ) {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    log::debug!("dial {to} failed: {e}");
+                    last = Some(dial_error(self.local, Some(to), e));
+                }
+            }
+        }
+        Err(last.expect("at least one address"))
+    }
+}
+
+/// Options for listening, like Go's `net.ListenConfig`.
+///
+/// ```
+/// coronet::run(|| {
+///     let cfg = coronet::net::ListenConfig::new().reuse_port(true).backlog(128);
+///     let a = cfg.listen("127.0.0.1:0").unwrap();
+///     // a second listener on the same port, as SO_REUSEPORT allows
+///     let b = cfg.listen(a.local_addr().unwrap()).unwrap();
+///     assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
+/// });
+/// ```
+#[derive(Clone, Default)]
+pub struct ListenConfig {
+    backlog: Option<i32>,
+    reuse_port: bool,
+    only_v6: Option<bool>,
+    control: Option<Control>,
+}
+
+impl fmt::Debug for ListenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenConfig")
+            .field("backlog", &self.backlog)
+            .field("reuse_port", &self.reuse_port)
+            .field("only_v6", &self.only_v6)
+            .field("control", &self.control.is_some())
+            .finish()
+    }
+}
+
+impl ListenConfig {
+    /// Backlog from `/proc/sys/net/core/somaxconn`, `SO_REUSEADDR` on, nothing else.
+    pub fn new() -> ListenConfig {
+        ListenConfig::default()
+    }
+
+    /// The listen backlog (default: the system's `somaxconn`).
+    pub fn backlog(mut self, n: i32) -> ListenConfig {
+        self.backlog = Some(n);
+        self
+    }
+
+    /// `SO_REUSEPORT`: several listeners on one port, the kernel spreading connections.
+    pub fn reuse_port(mut self, on: bool) -> ListenConfig {
+        self.reuse_port = on;
+        self
+    }
+
+    /// `IPV6_V6ONLY` for an IPv6 listener.
+    pub fn only_v6(mut self, on: bool) -> ListenConfig {
+        self.only_v6 = Some(on);
+        self
+    }
+
+    /// Called with the raw fd before `bind` (Go's `ListenConfig.Control`).
+    pub fn control(
+        mut self,
+        f: impl Fn(RawFd) -> io::Result<()> + Send + Sync + 'static,
+    ) -> ListenConfig {
+        self.control = Some(Arc::new(f));
+        self
+    }
+
+    /// Binds to the first resolved address that works and listens.
+    ///
+    /// # Errors
+    ///
+    /// The last failure in Go's form: `listen tcp 127.0.0.1:80: permission denied`.
+    pub fn listen<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<TcpListener> {
+        let list = addrs(addr).map_err(|e| op_error("listen", "tcp", None, None, e))?;
+        let mut last = None;
+        for a in list {
+            match self.listen_one(a) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = Some(op_error("listen", "tcp", None, Some(Addr::Inet(a)), e)),
+            }
+        }
+        Err(last.expect("at least one address"))
+    }
+
+    fn listen_one(&self, a: SocketAddr) -> io::Result<TcpListener> {
+        let domain = if a.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let fd = socket::socket(domain, libc::SOCK_STREAM)?;
+        let on: libc::c_int = 1;
+        socket::setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, on)?;
+        if self.reuse_port {
+            socket::setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, on)?;
+        }
+        if let (Some(v6), true) = (self.only_v6, a.is_ipv6()) {
+            socket::setsockopt(
+                fd.as_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                v6 as libc::c_int,
+            )?;
+        }
+        if let Some(c) = &self.control {
+            c(fd.as_raw_fd())?;
+        }
+        socket::bind(fd.as_fd(), &SockAddr::from_inet(&a))?;
+        socket::listen(fd.as_fd(), self.backlog.unwrap_or_else(socket::somaxconn))?;
+        Ok(TcpListener::from_sock(Sock::new(fd, "tcp")))
+    }
+}

@@ -1,0 +1,424 @@
+//! `Sock`: what every coronet socket type is made of — a `NetFd`, its network name and
+//! addresses — and the operations they share, each wrapped once in Go's error form.
+//!
+//! `tcp.rs`, `udp.rs` and `unix.rs` are thin: they pick the operations that make sense for
+//! their type and give them std's names.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::error::{op_error, Addr};
+use super::socket::{self, SockAddr, SEND_FLAGS};
+use crate::poll::desc::Dir;
+use crate::poll::fd::NetFd;
+
+pub(crate) struct Sock {
+    pub(crate) fd: NetFd,
+    /// "tcp", "udp", "unix", "unixgram": the word Go puts in its errors.
+    pub(crate) net: &'static str,
+    /// Recorded when the socket is made, so an error message stays complete after a reset.
+    pub(crate) local: Option<Addr>,
+    pub(crate) peer: Option<Addr>,
+}
+
+/// std rejects a zero timeout with this error; so do we.
+fn zero_timeout() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "cannot set a 0 duration timeout",
+    )
+}
+
+impl Sock {
+    /// Wraps a fresh nonblocking socket, reading its addresses from the kernel.
+    pub(crate) fn new(fd: OwnedFd, net: &'static str) -> Sock {
+        let local = socket::local_addr(borrow(&fd))
+            .ok()
+            .and_then(|a| a.to_addr().ok());
+        let peer = socket::peer_addr(borrow(&fd))
+            .ok()
+            .and_then(|a| a.to_addr().ok());
+        Sock::with_addrs(fd, net, local, peer)
+    }
+
+    pub(crate) fn with_addrs(
+        fd: OwnedFd,
+        net: &'static str,
+        local: Option<Addr>,
+        peer: Option<Addr>,
+    ) -> Sock {
+        Sock {
+            fd: NetFd::new(fd),
+            net,
+            local,
+            peer,
+        }
+    }
+
+    /// Adopts an fd from std or from a raw fd: makes it nonblocking (std's are blocking).
+    pub(crate) fn adopt(fd: OwnedFd, net: &'static str) -> Sock {
+        // Ignored: a failure leaves a blocking fd, which still works (a call then blocks the
+        // worker thread instead of parking), and the next call reports any real fd problem.
+        let _ = socket::set_nonblocking(borrow(&fd), true);
+        Sock::new(fd, net)
+    }
+
+    /// The Go-form error for `op` on this socket.
+    pub(crate) fn err(&self, op: &'static str, e: io::Error) -> io::Error {
+        op_error(op, self.net, self.local.clone(), self.peer.clone(), e)
+    }
+
+    /// Errors of listeners and unconnected sockets name only their own address.
+    pub(crate) fn err_local(&self, op: &'static str, e: io::Error) -> io::Error {
+        op_error(op, self.net, None, self.local.clone(), e)
+    }
+
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_flags(buf, 0, "read")
+    }
+
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_flags(buf, libc::MSG_PEEK, "read")
+    }
+
+    fn recv_flags(&self, buf: &mut [u8], flags: i32, op: &'static str) -> io::Result<usize> {
+        if buf.is_empty() && self.net != "udp" && self.net != "unixgram" {
+            // Go returns at once for an empty read on a stream: no syscall, no park.
+            return self.fd.with_fd(|_| Ok(0)).map_err(|e| self.err(op, e));
+        }
+        self.fd
+            .read_with(|fd| socket::recv(fd, buf, flags))
+            .map_err(|e| self.err(op, e))
+    }
+
+    pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.fd
+            .read_with(|fd| socket::readv(fd, bufs))
+            .map_err(|e| self.err("read", e))
+    }
+
+    /// Go's `Write`: the whole buffer goes out under the write lock, looping over partial
+    /// sends and parking on EAGAIN, so concurrent writers never interleave their messages.
+    /// If the deadline passes or the peer fails after some bytes went out, returns `Ok(n)`
+    /// with what was written; the next call reports the error.
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return self.fd.with_fd(|_| Ok(0)).map_err(|e| self.err("write", e));
+        }
+        let mut done = 0;
+        let r = self.fd.write_with(|fd| {
+            while done < buf.len() {
+                match socket::send(fd, &buf[done..], SEND_FLAGS) {
+                    Ok(n) => done += n,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(done)
+        });
+        match r {
+            Ok(n) => Ok(n),
+            Err(_) if done > 0 => Ok(done),
+            Err(e) => Err(self.err("write", e)),
+        }
+    }
+
+    /// `writev` with Go's whole-buffer rule (see `write`).
+    pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 {
+            return self.fd.with_fd(|_| Ok(0)).map_err(|e| self.err("write", e));
+        }
+        let mut owned: Vec<IoSlice<'_>> = bufs.to_vec();
+        let mut rest: &mut [IoSlice<'_>] = &mut owned;
+        let mut done = 0;
+        let r = self.fd.write_with(|fd| {
+            while done < total {
+                let n = socket::writev(fd, rest)?;
+                done += n;
+                IoSlice::advance_slices(&mut rest, n);
+            }
+            Ok(done)
+        });
+        match r {
+            Ok(n) => Ok(n),
+            Err(_) if done > 0 => Ok(done),
+            Err(e) => Err(self.err("write", e)),
+        }
+    }
+
+    /// One datagram; returns its sender.
+    pub(crate) fn recv_from(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, SockAddr)> {
+        self.fd
+            .read_with(|fd| socket::recv_from(fd, buf, flags))
+            .map_err(|e| self.err("read", e))
+    }
+
+    /// One datagram to `to`; `addr_for_err` names it in an error.
+    pub(crate) fn send_to(
+        &self,
+        buf: &[u8],
+        to: &SockAddr,
+        addr_for_err: Option<Addr>,
+    ) -> io::Result<usize> {
+        self.fd
+            .write_with(|fd| socket::send_to(fd, buf, to, SEND_FLAGS))
+            .map_err(|e| op_error("write", self.net, self.local.clone(), addr_for_err, e))
+    }
+
+    /// One datagram on a connected datagram socket.
+    pub(crate) fn send_datagram(&self, buf: &[u8]) -> io::Result<usize> {
+        self.fd
+            .write_with(|fd| socket::send(fd, buf, SEND_FLAGS))
+            .map_err(|e| self.err("write", e))
+    }
+
+    /// Accepts one connection, retrying ECONNABORTED (the peer gave up while queued) as Go
+    /// does. EMFILE/ENFILE come back as errors: never a busy loop.
+    pub(crate) fn accept(&self) -> io::Result<(OwnedFd, SockAddr)> {
+        self.fd
+            .read_with(|fd| match socket::accept(fd) {
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
+                    Err(io::Error::from(io::ErrorKind::Interrupted))
+                }
+                r => r,
+            })
+            .map_err(|e| self.err_local("accept", e))
+    }
+
+    /// Connects a fresh socket, parking until the handshake finishes or `deadline` passes.
+    /// Errors are raw; the caller decorates them ("dial").
+    pub(crate) fn connect(&self, to: &SockAddr, deadline: Option<Instant>) -> io::Result<()> {
+        let r = self.fd.with_fd(|fd| socket::connect(fd, to));
+        match r {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINPROGRESS) | Some(libc::EALREADY) | Some(libc::EINTR)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        // In progress: writability says the handshake ended; SO_ERROR says how.
+        loop {
+            self.fd.wait_ready(Dir::Write, deadline)?;
+            match self.fd.with_fd(socket::take_error)? {
+                Some(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINPROGRESS) | Some(libc::EALREADY) | Some(libc::EINTR)
+                    ) => {}
+                Some(e) => return Err(e),
+                None => match self.fd.with_fd(socket::peer_addr) {
+                    Ok(_) => return Ok(()),
+                    // spurious wake-up before the handshake finished
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.fd
+            .with_fd(|fd| socket::shutdown(fd, how))
+            .map_err(|e| self.err("shutdown", e))
+    }
+
+    pub(crate) fn close(&self) -> io::Result<()> {
+        self.fd.close().map_err(|e| self.err("close", e))
+    }
+
+    pub(crate) fn set_deadline(&self, d: Option<Instant>) -> io::Result<()> {
+        self.set_read_deadline(d)?;
+        self.set_write_deadline(d)
+    }
+
+    pub(crate) fn set_read_deadline(&self, d: Option<Instant>) -> io::Result<()> {
+        self.fd
+            .set_deadline(Dir::Read, d)
+            .map_err(|e| self.err("set", e))
+    }
+
+    pub(crate) fn set_write_deadline(&self, d: Option<Instant>) -> io::Result<()> {
+        self.fd
+            .set_deadline(Dir::Write, d)
+            .map_err(|e| self.err("set", e))
+    }
+
+    pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
+        if t == Some(Duration::ZERO) {
+            return Err(zero_timeout());
+        }
+        self.fd.incref().map_err(|e| self.err("set", e))?;
+        self.fd.set_timeout(dir, t);
+        Ok(())
+    }
+
+    pub(crate) fn timeout(&self, dir: Dir) -> io::Result<Option<Duration>> {
+        self.fd.incref().map_err(|e| self.err("get", e))?;
+        Ok(self.fd.timeout(dir))
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.fd
+            .set_user_nonblocking(on)
+            .map_err(|e| self.err("set", e))
+    }
+
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.fd
+            .with_fd(socket::take_error)
+            .map_err(|e| self.err("get", e))
+    }
+
+    pub(crate) fn setsockopt<T: socket::Pod>(&self, level: i32, name: i32, v: T) -> io::Result<()> {
+        self.fd
+            .with_fd(|fd| socket::setsockopt(fd, level, name, v))
+            .map_err(|e| self.err("set", e))
+    }
+
+    pub(crate) fn getsockopt<T: socket::Pod>(&self, level: i32, name: i32) -> io::Result<T> {
+        self.fd
+            .with_fd(|fd| socket::getsockopt(fd, level, name))
+            .map_err(|e| self.err("get", e))
+    }
+
+    pub(crate) fn set_bool(&self, level: i32, name: i32, on: bool) -> io::Result<()> {
+        self.setsockopt(level, name, on as libc::c_int)
+    }
+
+    pub(crate) fn get_bool(&self, level: i32, name: i32) -> io::Result<bool> {
+        self.getsockopt::<libc::c_int>(level, name).map(|v| v != 0)
+    }
+
+    /// A `dup` of the socket sharing the same open file, with its own `NetFd` (and so its
+    /// own locks and deadlines, as with std's `try_clone`).
+    pub(crate) fn try_clone(&self) -> io::Result<Sock> {
+        let fd = self
+            .fd
+            .with_fd(|fd| fd.try_clone_to_owned())
+            .map_err(|e| self.err("dup", e))?;
+        Ok(Sock::with_addrs(
+            fd,
+            self.net,
+            self.local.clone(),
+            self.peer.clone(),
+        ))
+    }
+
+    pub(crate) fn local_sockaddr(&self) -> io::Result<SockAddr> {
+        self.fd
+            .with_fd(socket::local_addr)
+            .map_err(|e| self.err("get", e))
+    }
+
+    pub(crate) fn peer_sockaddr(&self) -> io::Result<SockAddr> {
+        self.fd
+            .with_fd(socket::peer_addr)
+            .map_err(|e| self.err("get", e))
+    }
+
+    /// Gives the fd away without closing it; it stays O_NONBLOCK.
+    pub(crate) fn into_raw_fd(self) -> RawFd {
+        self.fd.into_raw()
+    }
+
+    /// Gives the fd away as a blocking `OwnedFd`, for conversion into a std type.
+    pub(crate) fn into_blocking_owned(self) -> OwnedFd {
+        let raw = self.fd.into_raw();
+        // SAFETY: `into_raw` handed us sole ownership of the open fd `raw`.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Ignored: a std socket left nonblocking would only return WouldBlock early, and
+        // there is no error channel in a `From` conversion.
+        let _ = socket::set_nonblocking(borrow(&fd), false);
+        fd
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn borrow(fd: &OwnedFd) -> BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    fd.as_fd()
+}
+
+/// The new stream defaults of Go's TCP: Nagle off, keep-alive on with a 15 s period.
+pub(crate) fn tcp_defaults(s: &Sock) {
+    // Ignored: these are performance/liveness defaults; a socket without them still works,
+    // and `set_nodelay` / `set_keepalive` report errors to a user who asks.
+    let _ = s.set_bool(libc::IPPROTO_TCP, libc::TCP_NODELAY, true);
+    let _ = s.set_bool(libc::SOL_SOCKET, libc::SO_KEEPALIVE, true);
+    let _ =
+        s.fd.with_fd(|fd| socket::set_keepalive_period(fd, super::KEEPALIVE_PERIOD));
+}
+
+/// The fd and conversion traits every socket type has: `AsRawFd`, `AsFd`, `IntoRawFd`,
+/// `FromRawFd`, `From` the std type and back, and `Debug`. The type must be a struct with
+/// one field `sock: Sock`.
+macro_rules! fd_traits {
+    ($ty:ident, $std:ty, $net:expr) => {
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.sock.raw()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                // SAFETY: the fd number is open for as long as `self` lives (`NetFd`
+                // invariant): `close(&self)` only swaps the socket behind it for a dead
+                // placeholder, and the number itself is closed in drop.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(self.sock.raw()) }
+            }
+        }
+
+        impl std::os::fd::IntoRawFd for $ty {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                self.sock.into_raw_fd()
+            }
+        }
+
+        impl std::os::fd::FromRawFd for $ty {
+            /// Adopts `fd`, switching it to nonblocking mode.
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $ty {
+                // SAFETY: the caller promises `fd` is an open socket it owns.
+                let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+                $ty {
+                    sock: $crate::net::sock::Sock::adopt(owned, $net),
+                }
+            }
+        }
+
+        impl From<$std> for $ty {
+            fn from(s: $std) -> $ty {
+                $ty {
+                    sock: $crate::net::sock::Sock::adopt(std::os::fd::OwnedFd::from(s), $net),
+                }
+            }
+        }
+
+        impl From<$ty> for $std {
+            fn from(s: $ty) -> $std {
+                <$std>::from(s.sock.into_blocking_owned())
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut d = f.debug_struct(stringify!($ty));
+                if let Some(a) = &self.sock.local {
+                    d.field("addr", &format_args!("{a}"));
+                }
+                if let Some(a) = &self.sock.peer {
+                    d.field("peer", &format_args!("{a}"));
+                }
+                d.field("fd", &self.sock.raw()).finish()
+            }
+        }
+    };
+}
+pub(crate) use fd_traits;
