@@ -454,3 +454,502 @@ mod tests {
         assert_eq!(Arc::strong_count(&t), before);
     }
 }
+
+/// The waiter slot protocol driven against a model (single-threaded, by proptest), then the
+/// real `wait` raced against events, deadline changes and close (multi-threaded stress).
+#[cfg(test)]
+mod protocol_tests {
+    use super::*;
+    use crate::net::error::{is_closed, is_timeout};
+    use proptest::prelude::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::mpsc;
+    use std::thread;
+
+    // ---- the model ------------------------------------------------------------------------
+
+    /// Waiters the model knows. Waiter 0 is this thread's own task, whose wake-ups the test
+    /// can observe (`Op::ConsumeWake`); the others are unstarted coroutine records, for which
+    /// an unpark only leaves a notification behind.
+    const WAITERS: usize = 3;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum When {
+        Past,
+        Future,
+    }
+
+    impl When {
+        fn instant(self) -> Instant {
+            match self {
+                When::Past => Instant::now(),
+                When::Future => Instant::now() + Duration::from_secs(3600),
+            }
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        /// The netpoller saw an event; it unparks whatever `ready` hands back.
+        Ready(Dir),
+        /// A call starts (Go's `pollReset`).
+        Prepare(Dir),
+        /// `check` with a per-call deadline.
+        Check(Dir, Option<When>),
+        SetDeadline(Dir, Option<When>),
+        /// Close.
+        Unblock,
+        /// A waiter publishes itself: CAS EMPTY → its `Arc::into_raw`.
+        Publish(Dir, usize),
+        /// The waiter takes its slot back after waking (`wait_coroutine` step 5).
+        TakeBack(Dir),
+        /// The waiter consumes a readiness before publishing (`wait_coroutine` step 1).
+        RetryReady(Dir),
+        /// Waiter 0 parks with a readable fd: returns false iff a wake-up was pending.
+        ConsumeWake,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Slot {
+        Empty,
+        Ready,
+        Waiter(usize),
+    }
+
+    struct Model {
+        slots: [Slot; 2],
+        closing: bool,
+        deadlines: [Option<When>; 2],
+        /// Waiter 0 has an undelivered wake-up in its park token.
+        notified: bool,
+    }
+
+    fn ix(dir: Dir) -> usize {
+        match dir {
+            Dir::Read => 0,
+            Dir::Write => 1,
+        }
+    }
+
+    impl Model {
+        /// What `check(dir, call)` must answer: closed beats timeout.
+        fn check(&self, dir: Dir, call: Option<When>) -> Result<(), &'static str> {
+            if self.closing {
+                return Err("closed");
+            }
+            if self.deadlines[ix(dir)] == Some(When::Past) || call == Some(When::Past) {
+                return Err("timeout");
+            }
+            Ok(())
+        }
+
+        /// A kick (close, deadline change) takes the waiter out of the slot and unparks it.
+        fn kick(&mut self, dir: Dir) {
+            if let Slot::Waiter(id) = self.slots[ix(dir)] {
+                self.slots[ix(dir)] = Slot::Empty;
+                self.notified |= id == 0;
+            }
+        }
+
+        fn refs(&self, id: usize) -> usize {
+            self.slots.iter().filter(|&&s| s == Slot::Waiter(id)).count()
+        }
+    }
+
+    fn assert_err_matches(got: io::Result<()>, want: Result<(), &'static str>, op: Op) {
+        match (got, want) {
+            (Ok(()), Ok(())) => {}
+            (Err(e), Err("closed")) => assert!(is_closed(&e), "{op:?}: want closed, got {e}"),
+            (Err(e), Err("timeout")) => {
+                assert!(is_timeout(&e), "{op:?}: want timeout, got {e}");
+                assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+            }
+            (got, want) => panic!("{op:?}: got {got:?}, model says {want:?}"),
+        }
+    }
+
+    /// The raw slot value the model stands for.
+    fn raw(slot: Slot, tasks: &[Arc<Task>]) -> usize {
+        match slot {
+            Slot::Empty => EMPTY,
+            Slot::Ready => READY,
+            Slot::Waiter(id) => Arc::as_ptr(&tasks[id]) as usize,
+        }
+    }
+
+    fn apply(op: Op, d: &PollDesc, m: &mut Model, tasks: &[Arc<Task>], readable: &UnixStream) {
+        match op {
+            Op::Ready(dir) => {
+                let got = d.ready(dir);
+                match m.slots[ix(dir)] {
+                    Slot::Waiter(id) => {
+                        let t = got.unwrap_or_else(|| panic!("{op:?}: waiter {id} not handed back"));
+                        assert!(Arc::ptr_eq(&t, &tasks[id]), "{op:?}: handed back the wrong task");
+                        t.unpark();
+                        m.notified |= id == 0;
+                    }
+                    _ => assert!(got.is_none(), "{op:?}: handed back a task from a non-waiter slot"),
+                }
+                m.slots[ix(dir)] = Slot::Ready;
+            }
+            Op::Prepare(dir) => {
+                let want = m.check(dir, None);
+                assert_err_matches(d.prepare(dir, None), want, op);
+                if want.is_ok() && m.slots[ix(dir)] == Slot::Ready {
+                    m.slots[ix(dir)] = Slot::Empty;
+                }
+            }
+            Op::Check(dir, call) => {
+                let got = d.check(dir, call.map(When::instant));
+                assert_err_matches(got, m.check(dir, call), op);
+            }
+            Op::SetDeadline(dir, w) => {
+                d.set_deadline(dir, w.map(When::instant));
+                m.deadlines[ix(dir)] = w;
+                m.kick(dir);
+            }
+            Op::Unblock => {
+                d.unblock();
+                m.closing = true;
+                m.kick(Dir::Read);
+                m.kick(Dir::Write);
+            }
+            Op::Publish(dir, id) => {
+                let p = Arc::into_raw(tasks[id].clone()) as usize;
+                match d.slot(dir).compare_exchange(EMPTY, p, Ordering::SeqCst, Ordering::SeqCst) {
+                    Ok(_) => {
+                        assert_eq!(m.slots[ix(dir)], Slot::Empty, "{op:?}: CAS won on a full slot");
+                        m.slots[ix(dir)] = Slot::Waiter(id);
+                    }
+                    Err(other) => {
+                        // SAFETY: `p` came from `Arc::into_raw` above and was never published.
+                        drop(unsafe { Arc::from_raw(p as *const Task) });
+                        assert_ne!(m.slots[ix(dir)], Slot::Empty, "{op:?}: CAS lost on EMPTY");
+                        assert_eq!(other, raw(m.slots[ix(dir)], tasks), "{op:?}");
+                    }
+                }
+            }
+            Op::TakeBack(dir) => {
+                let prev = d.slot(dir).swap(EMPTY, Ordering::SeqCst);
+                assert_eq!(prev, raw(m.slots[ix(dir)], tasks), "{op:?}");
+                if let Slot::Waiter(_) = m.slots[ix(dir)] {
+                    // SAFETY: the slot owned this reference; the swap moved it to us.
+                    drop(unsafe { Arc::from_raw(prev as *const Task) });
+                }
+                m.slots[ix(dir)] = Slot::Empty;
+            }
+            Op::RetryReady(dir) => {
+                let won = d
+                    .slot(dir)
+                    .compare_exchange(READY, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok();
+                assert_eq!(won, m.slots[ix(dir)] == Slot::Ready, "{op:?}");
+                if won {
+                    m.slots[ix(dir)] = Slot::Empty;
+                }
+            }
+            Op::ConsumeWake => {
+                // A pending wake makes the park return at once with false; without one, poll
+                // finds the fd readable and says true. Either way it returns immediately.
+                let ready = park_thread_fd(readable.as_fd(), libc::POLLIN, None);
+                assert_eq!(ready, !m.notified, "{op:?}: notified = {}", m.notified);
+                m.notified = false;
+            }
+        }
+    }
+
+    fn assert_matches(d: &PollDesc, m: &Model, tasks: &[Arc<Task>], base: &[usize], op: Op) {
+        for dir in [Dir::Read, Dir::Write] {
+            let got = d.slot(dir).load(Ordering::SeqCst);
+            let want = m.slots[ix(dir)];
+            assert_eq!(got, raw(want, tasks), "after {op:?}: {dir:?} slot, model {want:?}");
+            let deadline = d.deadline(dir);
+            match m.deadlines[ix(dir)] {
+                None => assert_eq!(deadline, None, "after {op:?}: {dir:?} deadline"),
+                Some(When::Past) => assert!(deadline.unwrap() <= Instant::now(), "after {op:?}"),
+                Some(When::Future) => assert!(deadline.unwrap() > Instant::now(), "after {op:?}"),
+            }
+        }
+        assert_eq!(d.is_closing(), m.closing, "after {op:?}");
+        for (id, t) in tasks.iter().enumerate() {
+            let want = base[id] + m.refs(id);
+            assert_eq!(Arc::strong_count(t), want, "after {op:?}: references to waiter {id}");
+        }
+    }
+
+    fn dir() -> impl Strategy<Value = Dir> {
+        prop_oneof![Just(Dir::Read), Just(Dir::Write)]
+    }
+
+    fn when() -> impl Strategy<Value = Option<When>> {
+        proptest::option::of(prop_oneof![Just(When::Past), Just(When::Future)])
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => dir().prop_map(Op::Ready),
+            3 => dir().prop_map(Op::Prepare),
+            2 => (dir(), when()).prop_map(|(d, w)| Op::Check(d, w)),
+            3 => (dir(), when()).prop_map(|(d, w)| Op::SetDeadline(d, w)),
+            1 => Just(Op::Unblock),
+            6 => (dir(), 0..WAITERS).prop_map(|(d, id)| Op::Publish(d, id)),
+            4 => dir().prop_map(Op::TakeBack),
+            2 => dir().prop_map(Op::RetryReady),
+            3 => Just(Op::ConsumeWake),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn waiter_slots_follow_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+            let (readable, mut writer) = UnixStream::pair().unwrap();
+            writer.write_all(b"x").unwrap();
+            // start with no wake-up pending for this thread (poll finds `readable` ready)
+            park_thread_fd(readable.as_fd(), libc::POLLIN, None);
+            let mut tasks = vec![current()];
+            tasks.extend((1..WAITERS).map(|_| Task::new_coroutine(None)));
+            let base: Vec<usize> = tasks.iter().map(Arc::strong_count).collect();
+
+            let d = PollDesc::new();
+            let mut m = Model {
+                slots: [Slot::Empty; 2],
+                closing: false,
+                deadlines: [None; 2],
+                notified: false,
+            };
+            for &op in &ops {
+                apply(op, &d, &mut m, &tasks, &readable);
+                assert_matches(&d, &m, &tasks, &base, op);
+            }
+            // dropping the desc releases the references its slots still own, and no others
+            drop(d);
+            for (id, t) in tasks.iter().enumerate() {
+                prop_assert_eq!(Arc::strong_count(t), base[id], "waiter {} after drop", id);
+            }
+            park_thread_fd(readable.as_fd(), libc::POLLIN, None);
+        }
+    }
+
+    // ---- concurrent stress ----------------------------------------------------------------
+
+    /// xorshift64*: reproducible randomness without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn seeded() -> Rng {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64);
+            Rng(nanos | 1)
+        }
+
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        /// Busy-waits up to `max_us` microseconds, so the racing step lands at random moments.
+        fn pause(&mut self, max_us: u64) {
+            let until = Instant::now() + Duration::from_micros(self.below(max_us + 1));
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// How a stress round ends, and so how the waiter must come back.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum End {
+        /// A byte is written to the peer: the read succeeds.
+        Data,
+        /// `unblock`: the read fails with the closed error.
+        Close,
+        /// The read deadline is set in the past: the read fails with the timeout error.
+        Timeout,
+    }
+
+    /// One blocking read through `prepare` → recv → `wait`, the way `NetFd::io` does it,
+    /// repeated until the round's ending. A timeout that is not the ending comes from a noise
+    /// thread, which lifts its deadline right away: the reader tries again.
+    fn read_until_end(desc: &Arc<PollDesc>, sock: &UnixStream, end: End) -> End {
+        let mut buf = [0u8; 1];
+        loop {
+            let r = desc.prepare(Dir::Read, None).and_then(|()| loop {
+                match (&*sock).read(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        desc.wait(sock.as_fd(), Dir::Read, None)?
+                    }
+                    r => return r,
+                }
+            });
+            match r {
+                Ok(1) => return End::Data,
+                Err(e) if is_closed(&e) => return End::Close,
+                Err(e) if is_timeout(&e) && end == End::Timeout => return End::Timeout,
+                Err(e) if is_timeout(&e) => thread::yield_now(),
+                r => panic!("unexpected read result {r:?}"),
+            }
+        }
+    }
+
+    /// Fires events and deadline changes at `desc` until `stop`. In a round that must end by
+    /// timeout it leaves the read deadline alone (lifting it would undo the ending).
+    fn noise(desc: Arc<PollDesc>, stop: Arc<AtomicBool>, end: End, seed: u64) {
+        let mut rng = Rng(seed | 1);
+        while !stop.load(Ordering::Relaxed) {
+            match rng.below(8) {
+                0..=3 => {
+                    // as the netpoller does: collect, then unpark
+                    if let Some(t) = desc.ready(Dir::Read) {
+                        t.unpark();
+                    }
+                }
+                4 if end != End::Timeout => desc.set_deadline(Dir::Read, None),
+                5 if end != End::Timeout => {
+                    desc.set_deadline(Dir::Read, Some(Instant::now()));
+                    rng.pause(20);
+                    desc.set_deadline(Dir::Read, None);
+                }
+                6 => desc.set_deadline(Dir::Write, Some(Instant::now() + Duration::from_secs(60))),
+                _ => desc.set_deadline(Dir::Write, None),
+            }
+            rng.pause(30);
+        }
+    }
+
+    const ROUND_LIMIT: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn stress_thread_waiter_always_returns_and_leaks_nothing() {
+        let mut rng = Rng::seeded();
+        let seed = rng.0;
+        for round in 0..3000 {
+            let end = match rng.below(3) {
+                0 => End::Data,
+                1 => End::Close,
+                _ => End::Timeout,
+            };
+            let desc = PollDesc::new();
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let noisy: Vec<_> = (0..2)
+                .map(|_| {
+                    let (desc, stop, s) = (desc.clone(), stop.clone(), rng.next());
+                    thread::spawn(move || noise(desc, stop, end, s))
+                })
+                .collect();
+            let (tx, rx) = mpsc::channel();
+            let waiter = {
+                let desc = desc.clone();
+                thread::spawn(move || {
+                    tx.send(Err(current())).unwrap();
+                    let got = read_until_end(&desc, &a, end);
+                    tx.send(Ok(got)).unwrap();
+                })
+            };
+            let Ok(Err(task)) = rx.recv() else {
+                panic!("waiter thread died")
+            };
+            rng.pause(300);
+            match end {
+                End::Data => (&b).write_all(b"x").unwrap(),
+                End::Close => desc.unblock(),
+                End::Timeout => desc.set_deadline(Dir::Read, Some(Instant::now())),
+            }
+            let got = match rx.recv_timeout(ROUND_LIMIT) {
+                Ok(Ok(got)) => got,
+                Ok(Err(_)) => unreachable!(),
+                Err(e) => panic!("round {round} (seed {seed:#x}, ending {end:?}): waiter {e:?}"),
+            };
+            assert_eq!(got, end, "round {round} (seed {seed:#x})");
+            stop.store(true, Ordering::Relaxed);
+            for t in noisy {
+                t.join().unwrap();
+            }
+            waiter.join().unwrap();
+            let left = desc.rg.load(Ordering::SeqCst);
+            assert!(
+                left == EMPTY || left == READY,
+                "round {round} (seed {seed:#x}): slot still holds {left:#x} after the wait"
+            );
+            drop(desc);
+            // the waiter thread has exited: ours is the only reference left
+            assert_eq!(Arc::strong_count(&task), 1, "round {round} (seed {seed:#x})");
+        }
+    }
+
+    #[test]
+    fn stress_coroutine_waiter_always_returns_and_leaks_nothing() {
+        let mut rng = Rng::seeded();
+        let seed = rng.0;
+        for round in 0..2000 {
+            let end = match rng.below(3) {
+                0 => End::Data,
+                1 => End::Close,
+                _ => End::Timeout,
+            };
+            let desc = PollDesc::new();
+            let (a, b) = UnixStream::pair().unwrap();
+            a.set_nonblocking(true).unwrap();
+            let a = Arc::new(a);
+            let stop = Arc::new(AtomicBool::new(false));
+            let noisy: Vec<_> = (0..2)
+                .map(|_| {
+                    let (desc, stop, s) = (desc.clone(), stop.clone(), rng.next());
+                    thread::spawn(move || noise(desc, stop, end, s))
+                })
+                .collect();
+            let h = {
+                let (desc, a) = (desc.clone(), a.clone());
+                crate::runtime::go(move || read_until_end(&desc, &a, end))
+            };
+            let task = h.coroutine().0;
+            rng.pause(300);
+            match end {
+                End::Data => (&b).write_all(b"x").unwrap(),
+                End::Close => desc.unblock(),
+                End::Timeout => desc.set_deadline(Dir::Read, Some(Instant::now())),
+            }
+            let limit = Instant::now() + ROUND_LIMIT;
+            while !h.is_finished() {
+                assert!(
+                    Instant::now() < limit,
+                    "round {round} (seed {seed:#x}, ending {end:?}): coroutine waiter stuck"
+                );
+                thread::sleep(Duration::from_micros(50));
+            }
+            assert_eq!(h.join().unwrap(), end, "round {round} (seed {seed:#x})");
+            stop.store(true, Ordering::Relaxed);
+            for t in noisy {
+                t.join().unwrap();
+            }
+            let left = desc.rg.load(Ordering::SeqCst);
+            assert!(
+                left == EMPTY || left == READY,
+                "round {round} (seed {seed:#x}): slot still holds {left:#x} after the wait"
+            );
+            crate::poll::deregister(&desc, a.as_raw_fd());
+            drop(desc);
+            // the worker lets go of a finished coroutine's record just after `join` returns
+            while Arc::strong_count(&task) != 1 {
+                assert!(
+                    Instant::now() < limit,
+                    "round {round} (seed {seed:#x}): {} references to a finished coroutine",
+                    Arc::strong_count(&task)
+                );
+                thread::yield_now();
+            }
+        }
+    }
+}
