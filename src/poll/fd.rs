@@ -181,6 +181,7 @@ impl NetFd {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn raw(&self) -> RawFd {
         self.fd
     }
@@ -485,6 +486,9 @@ mod tests {
         assert!(crate::net::error::is_closed(
             &read(&fd, &mut buf).unwrap_err()
         ));
+        // SAFETY: F_GETFD only reads the descriptor flags of a number; no memory is involved.
+        let open = unsafe { libc::fcntl(raw, libc::F_GETFD) };
+        assert!(open >= 0, "the number stays reserved while the NetFd lives");
     }
 
     /// Whether `raw` still refers to the socket pair's end (its peer sees no EOF).

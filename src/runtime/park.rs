@@ -46,13 +46,6 @@ impl Token {
         Token(AtomicU8::new(EMPTY))
     }
 
-    /// Takes a pending notification, if any.
-    fn consume(&self) -> bool {
-        self.0
-            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
     /// Moves EMPTY → `parked`; false if a notification is pending (then it is consumed).
     fn begin_park(&self, parked: u8) -> bool {
         match self

@@ -210,6 +210,7 @@ impl StackPool {
         // else: `stack` drops here and is unmapped.
     }
 
+    #[cfg(test)]
     pub(crate) fn cached(&self) -> usize {
         self.free.len()
     }

@@ -131,16 +131,6 @@ impl Task {
         })
     }
 
-    /// How many coroutines have been created so far (ids start at 1, threads take ids too,
-    /// so this is an upper bound used only as "total spawned" together with the thread count).
-    pub(crate) fn ids_issued() -> u64 {
-        NEXT_ID.load(Ordering::Relaxed) - 1
-    }
-
-    pub(crate) fn is_coroutine(&self) -> bool {
-        matches!(self.home, Home::Coroutine { .. })
-    }
-
     /// The worker that owns this coroutine, or `NO_WORKER` before it starts / for a thread.
     pub(crate) fn worker(&self) -> usize {
         match &self.home {

@@ -71,7 +71,6 @@ pub(crate) struct Counters {
     pub(crate) steals: AtomicU64,
     pub(crate) parked_io: AtomicU64,
     pub(crate) parked_other: AtomicU64,
-    pub(crate) runnable: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -237,11 +236,6 @@ pub(crate) fn current_task() -> Option<Arc<Task>> {
 /// True when called from inside a coroutine.
 pub(crate) fn in_coroutine() -> bool {
     with_local(|l| l.current.borrow().is_some()).unwrap_or(false)
-}
-
-/// Index of the worker this thread is, if it is one.
-pub(crate) fn current_worker() -> Option<usize> {
-    with_local(|l| l.shared.index)
 }
 
 /// The netpoller of this thread's worker (where a coroutine registers an fd on first park).

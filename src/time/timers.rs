@@ -88,6 +88,7 @@ impl<T> Timers<T> {
         }
     }
 
+    #[cfg(test)] // the model test drives it; the runtime re-arms by cancel + insert
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
@@ -127,6 +128,7 @@ impl<T> Timers<T> {
     }
 
     /// Moves a live timer to `when`; returns false (and does nothing) for a stale id.
+    #[cfg(test)] // the model test drives it; the runtime re-arms by cancel + insert
     pub(crate) fn reset(&mut self, id: TimerId, when: Instant) -> bool {
         let Some(pos) = self.pos_of(id) else {
             return false;
@@ -150,6 +152,7 @@ impl<T> Timers<T> {
         Some(self.remove_at(pos))
     }
 
+    #[cfg(test)] // the model test drives it; the runtime re-arms by cancel + insert
     pub(crate) fn contains(&self, id: TimerId) -> bool {
         self.pos_of(id).is_some()
     }
