@@ -1,0 +1,3 @@
+module coronet-bench/go
+
+go 1.19

@@ -1,0 +1,40 @@
+//! Echo server on coronet with one worker, one coroutine per connection — the same code as
+//! `echo_std` with `std::net` replaced by `coronet::net` and `thread::spawn` by `coronet::go`.
+//!
+//! Usage: echo_coronet 127.0.0.1:PORT — prints `ready` once listening, runs until killed.
+
+use coronet::net::{TcpListener, TcpStream};
+use coronet_bench::{ready, server_addr, ECHO_BUF};
+use std::io::{Read, Write};
+
+fn main() {
+    coronet::Builder::new()
+        .workers(1)
+        .build_global()
+        .expect("coronet runtime");
+    let _ = coronet::run(|| {
+        let listener = TcpListener::bind(server_addr()).expect("bind");
+        ready();
+        for conn in listener.incoming() {
+            match conn {
+                Ok(conn) => drop(coronet::go(move || echo(conn))),
+                Err(e) => eprintln!("echo_coronet: accept: {e}"),
+            }
+        }
+    });
+}
+
+fn echo(mut conn: TcpStream) {
+    conn.set_nodelay(true).unwrap();
+    let mut buf = vec![0u8; ECHO_BUF];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

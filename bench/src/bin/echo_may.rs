@@ -1,0 +1,40 @@
+//! Echo server on may with one worker, one coroutine per connection.
+//!
+//! Usage: echo_may 127.0.0.1:PORT — prints `ready` once listening, runs until killed.
+
+use coronet_bench::{ready, server_addr, ECHO_BUF};
+use may::go;
+use may::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+
+fn main() {
+    // One worker; no core pinning of its own: run.sh pins the whole process with taskset.
+    may::config().set_workers(1).set_worker_pin(false);
+    go!(|| {
+        let listener = TcpListener::bind(server_addr()).expect("bind");
+        ready();
+        for conn in listener.incoming() {
+            match conn {
+                Ok(conn) => drop(go!(move || echo(conn))),
+                Err(e) => eprintln!("echo_may: accept: {e}"),
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+fn echo(mut conn: TcpStream) {
+    conn.set_nodelay(true).unwrap();
+    let mut buf = vec![0u8; ECHO_BUF];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Shared pieces of the benchmark binaries: argument parsing, the `RESULT` line every
+//! contender prints, memory and CPU readings from `/proc`, a latency histogram, and thin
+//! wrappers over the epoll and socket calls used by the load client and the epoll baseline.
+//!
+//! Every binary prints exactly one line per measurement:
+//!
+//! ```text
+//! RESULT ns/op=123.4 ops=1000000
+//! ```
+//!
+//! `run.sh` prefixes it with the table and contender names and `report` turns the lines
+//! into tables with ratios to Go.
+
+pub mod hist;
+pub mod sys;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Positional and `--key value` arguments.
+pub struct Args {
+    pub positional: Vec<String>,
+    named: HashMap<String, String>,
+}
+
+impl Args {
+    /// Parses `std::env::args()`, skipping the program name.
+    pub fn parse() -> Args {
+        let mut positional = Vec::new();
+        let mut named = HashMap::new();
+        let mut it = std::env::args().skip(1);
+        while let Some(a) = it.next() {
+            match a.strip_prefix("--") {
+                Some(key) => {
+                    let value = it.next().unwrap_or_else(|| panic!("--{key} needs a value"));
+                    named.insert(key.to_string(), value);
+                }
+                None => positional.push(a),
+            }
+        }
+        Args { positional, named }
+    }
+
+    /// The `i`th positional argument, or a panic naming what was expected.
+    pub fn pos(&self, i: usize, what: &str) -> &str {
+        self.positional
+            .get(i)
+            .unwrap_or_else(|| panic!("missing argument {i}: {what}"))
+    }
+
+    /// `--key value` parsed as `T`, or `default` when absent.
+    pub fn get<T: std::str::FromStr>(&self, key: &str, default: T) -> T {
+        match self.named.get(key) {
+            Some(v) => v
+                .parse()
+                .unwrap_or_else(|_| panic!("--{key}: cannot parse {v:?}")),
+            None => default,
+        }
+    }
+
+    /// `--key SECONDS` (fractional allowed) as a `Duration`.
+    pub fn secs(&self, key: &str, default: f64) -> Duration {
+        Duration::from_secs_f64(self.get(key, default))
+    }
+}
+
+/// Prints one `RESULT k=v ...` line and flushes it, so `run.sh` sees it even if the
+/// process is killed right after.
+pub fn result(fields: &[(&str, f64)]) {
+    let mut line = String::from("RESULT");
+    for (k, v) in fields {
+        // Three significant decimals are plenty and keep the lines short.
+        let _ = write!(line, " {k}={}", trim(*v));
+    }
+    println!("{line}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+fn trim(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Resident set size of this process in KiB, from `VmRSS` in `/proc/self/status`.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line in /proc/self/status")
+}
+
+/// CPU time (user + system, all threads, including exited ones) that process `pid` has
+/// used, from fields 14 and 15 of `/proc/PID/stat`. Resolution is one clock tick (10 ms).
+pub fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
+    // The command name (field 2) may contain spaces; the fields we want follow its ')'.
+    let rest = &stat[stat.rfind(')').expect("')' in /proc/PID/stat") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / sys::clock_ticks_per_sec() as f64)
+}
+
+/// CPU time of an optional server process: `None` when no `--server-pid` was given.
+pub fn server_cpu(pid: Option<u32>) -> Option<Duration> {
+    pid.map(process_cpu)
+}
+
+/// Reads the `ready` contract for servers: the address to listen on is the first argument.
+pub fn server_addr() -> String {
+    std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7000".to_string())
+}
+
+/// Tells `run.sh` the server is listening.
+pub fn ready() {
+    println!("ready");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// Echo servers read into a heap buffer of this size (Go's `io.Copy` uses the same).
+pub const ECHO_BUF: usize = 32 << 10;
+
+/// The idle benchmark's line: memory per parked coroutine/task/goroutine, and how it was set up.
+pub fn idle_result(
+    n: usize,
+    rss_before_kib: u64,
+    rss_after_kib: u64,
+    spawn_s: f64,
+    stack_kib: Option<usize>,
+) {
+    let mut fields = vec![
+        (
+            "bytes/each",
+            (rss_after_kib.saturating_sub(rss_before_kib) * 1024) as f64 / n as f64,
+        ),
+        ("_n", n as f64),
+        ("_rss_before_MiB", rss_before_kib as f64 / 1024.0),
+        ("_rss_after_MiB", rss_after_kib as f64 / 1024.0),
+        ("_spawn_s", spawn_s),
+    ];
+    if let Some(kib) = stack_kib {
+        fields.push(("_stack_KiB", kib as f64));
+    }
+    result(&fields);
+}
