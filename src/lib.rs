@@ -38,8 +38,8 @@
 //!
 //! # Rules worth knowing
 //!
-//! - A started coroutine never changes threads (see [`runtime`](crate::runtime) docs in
-//!   `docs/runtime.md`): `!Send` values on its stack are safe.
+//! - A started coroutine never changes threads (`docs/runtime.md` says why and what it
+//!   costs): `!Send` values and thread-local references on its stack are safe.
 //! - Coroutines are not preempted: call [`yield_now`] in long CPU loops and
 //!   [`spawn_blocking`] for calls that block the thread.
 //! - Every blocking call also works on a plain OS thread, where it blocks the thread.
