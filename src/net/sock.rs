@@ -88,15 +88,28 @@ impl Sock {
             // Go returns at once for an empty read on a stream: no syscall, no park.
             return self.fd.with_fd(|_| Ok(0)).map_err(|e| self.err(op, e));
         }
-        self.fd
-            .read_with(|fd| socket::recv(fd, buf, flags))
-            .map_err(|e| self.err(op, e))
+        let r = if flags == 0 && self.is_stream() {
+            let len = buf.len();
+            self.fd.read_stream(len, |fd| socket::recv(fd, buf, flags))
+        } else {
+            self.fd.read_with(|fd| socket::recv(fd, buf, flags))
+        };
+        r.map_err(|e| self.err(op, e))
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.fd
-            .read_with(|fd| socket::readv(fd, bufs))
-            .map_err(|e| self.err("read", e))
+        let r = if self.is_stream() {
+            let len = bufs.iter().map(|b| b.len()).sum();
+            self.fd.read_stream(len, |fd| socket::readv(fd, bufs))
+        } else {
+            self.fd.read_with(|fd| socket::readv(fd, bufs))
+        };
+        r.map_err(|e| self.err("read", e))
+    }
+
+    /// A byte stream (TCP, Unix stream), where a short read means the queue is empty.
+    fn is_stream(&self) -> bool {
+        self.net.starts_with("tcp") || self.net == "unix"
     }
 
     /// Go's `Write`: the whole buffer goes out under the write lock, looping over partial

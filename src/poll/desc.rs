@@ -159,13 +159,14 @@ impl PollDesc {
     }
 
     /// Before a syscall: fail if closed or past the deadline, and forget a READY left by
-    /// an event the previous call already consumed (Go's `pollReset`).
-    pub(crate) fn prepare(&self, dir: Dir, call: Option<Instant>) -> io::Result<()> {
+    /// an event the previous call already consumed (Go's `pollReset`). Returns whether there
+    /// was one: `NetFd` uses it to skip a read that cannot succeed (see `drained` there).
+    pub(crate) fn prepare(&self, dir: Dir, call: Option<Instant>) -> io::Result<bool> {
         self.check(dir, call)?;
-        let _ = self
+        Ok(self
             .slot(dir)
-            .compare_exchange(READY, EMPTY, Ordering::AcqRel, Ordering::Relaxed);
-        Ok(())
+            .compare_exchange(READY, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok())
     }
 
     /// Sets the absolute deadline for `dir` and kicks a waiter parked on it, so it re-reads
@@ -606,8 +607,13 @@ mod protocol_tests {
             }
             Op::Prepare(dir) => {
                 let want = m.check(dir, None);
-                assert_err_matches(d.prepare(dir, None), want, op);
-                if want.is_ok() && m.slots[ix(dir)] == Slot::Ready {
+                let was_ready = want.is_ok() && m.slots[ix(dir)] == Slot::Ready;
+                let got = d.prepare(dir, None);
+                if let Ok(r) = got {
+                    assert_eq!(r, was_ready, "{op:?}: prepare reports a consumed READY");
+                }
+                assert_err_matches(got.map(|_| ()), want, op);
+                if was_ready {
                     m.slots[ix(dir)] = Slot::Empty;
                 }
             }
@@ -809,7 +815,7 @@ mod protocol_tests {
     fn read_until_end(desc: &Arc<PollDesc>, sock: &UnixStream, end: End) -> End {
         let mut buf = [0u8; 1];
         loop {
-            let r = desc.prepare(Dir::Read, None).and_then(|()| loop {
+            let r = desc.prepare(Dir::Read, None).and_then(|_| loop {
                 match (&*sock).read(&mut buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         desc.wait(sock.as_fd(), Dir::Read, None)?

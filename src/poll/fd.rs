@@ -137,6 +137,12 @@ pub(crate) struct NetFd {
     /// std's `set_nonblocking(true)`: calls return `WouldBlock` instead of parking. The fd
     /// itself is always O_NONBLOCK.
     user_nonblocking: AtomicBool,
+    /// The last stream read returned less than it was offered, so it emptied the socket's
+    /// receive queue. With edge-triggered epoll any byte that arrives after that sets the
+    /// read slot READY, so if `prepare` finds no READY the next read can park at once
+    /// instead of paying for a `recv` that returns EAGAIN — one syscall less per request in
+    /// a ping-pong server. Only touched under the read lock.
+    drained: AtomicBool,
 }
 
 /// A reference held for the duration of one call.
@@ -178,6 +184,7 @@ impl NetFd {
             rtimeout: AtomicU64::new(0),
             wtimeout: AtomicU64::new(0),
             user_nonblocking: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
         }
     }
 
@@ -239,29 +246,64 @@ impl NetFd {
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io(Dir::Read, op)
+        self.io(Dir::Read, op, |_| false)
+    }
+
+    /// `read_with` for a byte-stream read into `len` bytes of buffer: a short read marks the
+    /// socket drained (see the `drained` field). Never for datagrams, where a short read
+    /// says nothing about the queue behind it.
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        op: impl FnMut(BorrowedFd<'_>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        // 0 is EOF: nothing more will come, so no event either; never "drained".
+        self.io(Dir::Read, op, |&n| n > 0 && n < len)
     }
 
     pub(crate) fn write_with<R>(
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io(Dir::Write, op)
+        self.io(Dir::Write, op, |_| false)
     }
 
-    /// The five beats. See the module comment.
+    /// The five beats. See the module comment. `drains` says whether a successful result
+    /// emptied the receive queue.
     fn io<R>(
         &self,
         dir: Dir,
         mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+        drains: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
         // 1. direction lock + reference
         let locked = self.lock(dir)?;
         let fd = locked._r.fd();
         let call = self.call_deadline(dir);
         // 2. closed? deadline passed? forget stale readiness
-        self.desc.prepare(dir, call)?;
+        let was_ready = self.desc.prepare(dir, call)?;
+        // Skip straight to 5 when the last read drained the socket and no event has come
+        // since. Every read-direction call consumes the mark (a peek or an accept that
+        // found data must not leave it behind), and only a registered fd gets events; a
+        // plain thread gains nothing (poll(2) would cost the same syscall) and a user in
+        // nonblocking mode must get a real answer.
+        let mut skip = false;
+        if dir == Dir::Read && self.drained.load(Ordering::Relaxed) {
+            self.drained.store(false, Ordering::Relaxed);
+            skip = !was_ready
+                && !self.user_nonblocking.load(Ordering::Relaxed)
+                && self.desc.registration().is_some()
+                && crate::runtime::worker::in_coroutine();
+        }
         loop {
+            if skip {
+                skip = false;
+                log::trace!(
+                    "fd {}: drained by the last read, parking without recv",
+                    self.fd
+                );
+                self.desc.wait(fd, dir, call)?;
+            }
             // 3. the syscall
             match op(fd) {
                 // 4. retry: a signal interrupted the call
@@ -272,6 +314,12 @@ impl NetFd {
                     }
                     // 5. park until the netpoller says ready, then retry
                     self.desc.wait(fd, dir, call)?;
+                }
+                Ok(r) => {
+                    if drains(&r) {
+                        self.drained.store(true, Ordering::Relaxed);
+                    }
+                    return Ok(r);
                 }
                 r => return r,
             }
@@ -449,6 +497,87 @@ mod tests {
     fn fd_is_open(fd: RawFd) -> bool {
         // SAFETY: F_GETFD on any number is harmless; EBADF means closed.
         unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    }
+
+    /// `read_stream` into `buf`, counting the syscalls it makes.
+    fn counted_read(fd: &NetFd, buf: &mut [u8], calls: &mut u32) -> io::Result<usize> {
+        let len = buf.len();
+        fd.read_stream(len, |f| {
+            *calls += 1;
+            // SAFETY: `buf` is valid for writes of its length; `f` is open.
+            let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })
+    }
+
+    fn write_later(
+        mut peer: UnixStream,
+        bytes: &'static [u8],
+    ) -> std::thread::JoinHandle<UnixStream> {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            peer.write_all(bytes).unwrap();
+            peer
+        })
+    }
+
+    #[test]
+    fn read_after_a_short_read_parks_without_a_syscall_and_still_gets_data() {
+        crate::run(|| {
+            let (fd, peer) = pair();
+            // A deadline turns a lost wake-up into a failure instead of a hang.
+            fd.set_deadline(Dir::Read, Some(Instant::now() + Duration::from_secs(10)))
+                .unwrap();
+            let mut buf = [0u8; 16];
+            // 1. nothing there: EAGAIN, park (registers the fd), data, a short read
+            let mut calls = 0;
+            let writer = write_later(peer, b"abc");
+            assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 3);
+            assert_eq!(calls, 2, "EAGAIN, then the read after the wake-up");
+            let peer = write_later(writer.join().unwrap(), b"de");
+            let mut calls = 0;
+            assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 2);
+            assert_eq!(&buf[..2], b"de");
+            // 2. the socket was drained and registered: park first, one syscall only
+            assert_eq!(calls, 1, "drained read should skip the EAGAIN recv");
+            // 3. a full read is not a drain: the next read tries the syscall first
+            let mut peer = peer.join().unwrap();
+            peer.write_all(&[7; 20]).unwrap();
+            let mut calls = 0;
+            assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 16);
+            assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 4);
+            assert_eq!(calls, 2);
+            // 4. a read-direction call that is not a stream read (a peek) clears the mark,
+            //    so data it saw but left behind is still read without waiting for an event
+            let peer = write_later(peer, b"xyz").join().unwrap();
+            std::thread::sleep(Duration::from_millis(30)); // let the event land as READY
+            let mut peeked = [0u8; 8];
+            let n = fd
+                .read_with(|f| {
+                    // SAFETY: `peeked` is valid for writes of its length; `f` is open.
+                    let n = unsafe {
+                        libc::recv(f.as_raw_fd(), peeked.as_mut_ptr().cast(), 8, libc::MSG_PEEK)
+                    };
+                    if n < 0 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        Ok(n as usize)
+                    }
+                })
+                .unwrap();
+            assert_eq!(&peeked[..n], b"xyz");
+            let mut calls = 0;
+            assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 3);
+            assert_eq!(calls, 1);
+            drop(peer);
+            // 5. EOF is not a drain: reading again returns 0 at once
+            assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 0);
+            assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 0);
+        });
     }
 
     #[test]
