@@ -1,0 +1,503 @@
+//! A Redis-protocol key-value server: one coroutine per connection, plain blocking code.
+//!
+//! ```text
+//! cargo run --release --example kv                  # serve on 127.0.0.1:6380
+//! redis-cli -p 6380 set greeting hello ex 60
+//! redis-cli -p 6380 get greeting
+//! redis-benchmark -p 6380 -t set,get -n 100000 -c 50 -q
+//! ```
+//!
+//! Commands: PING, ECHO, GET, SET (with EX / PX / NX / XX), DEL, INCR, EXPIRE, TTL, MGET,
+//! MSET, plus COMMAND and CONFIG GET (empty answers, so `redis-benchmark` and `redis-cli` are
+//! happy). Requests may be pipelined: every complete command in the buffer is answered, and
+//! the answers go out in one write. Both RESP arrays and inline commands (`nc`) work.
+//! Malformed input gets an `-ERR` and, for framing errors, the connection is closed; nothing a
+//! client sends can crash the server.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coronet::net::{TcpListener, TcpStream};
+
+/// Largest bulk string or inline line we accept.
+const MAX_BULK: usize = 64 << 20;
+/// Most arguments in one command.
+const MAX_ARGS: usize = 1 << 20;
+/// The store is split so that coroutines on different workers rarely contend.
+const SHARDS: usize = 64;
+
+struct Entry {
+    value: Vec<u8>,
+    expires: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires.map_or(true, |t| t > now)
+    }
+}
+
+/// The keyspace. Locks are std's: held for a few hash-map operations, never across a park.
+struct Store {
+    shards: Vec<Mutex<HashMap<Vec<u8>, Entry>>>,
+}
+
+impl Store {
+    fn new() -> Store {
+        Store {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Entry>> {
+        // FNV-1a: cheap and good enough to spread keys over shards.
+        let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        self.shards[(h % SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops expired keys; run every second by a sweeper coroutine (reads also check).
+    fn sweep(&self) {
+        let now = Instant::now();
+        for s in &self.shards {
+            s.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, e| e.live(now));
+        }
+    }
+}
+
+fn main() {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:6380".into());
+    coronet::run(move || {
+        let listener = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| {
+            eprintln!("kv: {e}");
+            std::process::exit(1);
+        });
+        println!("kv: listening on {}", listener.local_addr().unwrap());
+        let store = Arc::new(Store::new());
+        let sweeper = store.clone();
+        coronet::Spawn::new().name("sweeper").go(move || loop {
+            coronet::time::sleep(Duration::from_secs(1));
+            sweeper.sweep();
+        });
+        let mut backoff = Duration::ZERO;
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    backoff = Duration::ZERO;
+                    let store = store.clone();
+                    coronet::go(move || {
+                        if let Err(e) = serve(stream, &store) {
+                            eprintln!("kv: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                    eprintln!("kv: {e}; retrying in {backoff:?}");
+                    coronet::time::sleep(backoff);
+                }
+            }
+        }
+    });
+}
+
+fn serve(mut stream: TcpStream, store: &Store) -> io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut have = 0;
+    let mut out = Vec::with_capacity(16 * 1024);
+    loop {
+        if have == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = stream.read(&mut buf[have..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        have += n;
+        let mut at = 0;
+        let mut close = false;
+        while at < have {
+            match parse(&buf[at..have]) {
+                Parsed::Command(args, used) => {
+                    at += used;
+                    execute(store, &args, &mut out);
+                }
+                Parsed::Partial => break,
+                Parsed::Bad(msg) => {
+                    out.extend_from_slice(format!("-ERR Protocol error: {msg}\r\n").as_bytes());
+                    close = true;
+                    break;
+                }
+            }
+        }
+        buf.copy_within(at..have, 0);
+        have -= at;
+        if !out.is_empty() {
+            stream.write_all(&out)?;
+            out.clear();
+        }
+        if close {
+            return Ok(());
+        }
+        // A huge pending bulk must not grow the buffer without bound.
+        if have > MAX_BULK + 1024 {
+            stream.write_all(b"-ERR Protocol error: request too large\r\n")?;
+            return Ok(());
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Parsed {
+    /// A whole command and how many bytes it took.
+    Command(Vec<Vec<u8>>, usize),
+    Partial,
+    Bad(&'static str),
+}
+
+/// Finds the `\r\n`-terminated line at the front of `b`: (line, bytes including CRLF).
+fn line(b: &[u8]) -> Option<(&[u8], usize)> {
+    let end = b.windows(2).position(|w| w == b"\r\n")?;
+    Some((&b[..end], end + 2))
+}
+
+fn number(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Parses one command, RESP array or inline, from the front of `b`.
+fn parse(b: &[u8]) -> Parsed {
+    if b[0] != b'*' {
+        // inline: space-separated words on one line
+        let Some((l, used)) = line(b) else {
+            return if b.len() > MAX_BULK {
+                Parsed::Bad("too big inline request")
+            } else {
+                Parsed::Partial
+            };
+        };
+        let args: Vec<Vec<u8>> = l
+            .split(|&c| c == b' ')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.to_vec())
+            .collect();
+        return Parsed::Command(args, used);
+    }
+    let Some((head, mut at)) = line(b) else {
+        return if b.len() > 64 {
+            Parsed::Bad("invalid multibulk length")
+        } else {
+            Parsed::Partial
+        };
+    };
+    let count = match number(&head[1..]) {
+        Some(n) if (0..=MAX_ARGS as i64).contains(&n) => n as usize,
+        _ => return Parsed::Bad("invalid multibulk length"),
+    };
+    let mut args = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        let rest = &b[at..];
+        if rest.is_empty() {
+            return Parsed::Partial;
+        }
+        if rest[0] != b'$' {
+            return Parsed::Bad("expected '$'");
+        }
+        let Some((h, used)) = line(rest) else {
+            return if rest.len() > 64 {
+                Parsed::Bad("invalid bulk length")
+            } else {
+                Parsed::Partial
+            };
+        };
+        let len = match number(&h[1..]) {
+            Some(n) if (0..=MAX_BULK as i64).contains(&n) => n as usize,
+            _ => return Parsed::Bad("invalid bulk length"),
+        };
+        let body = &rest[used..];
+        if body.len() < len + 2 {
+            return Parsed::Partial;
+        }
+        if &body[len..len + 2] != b"\r\n" {
+            return Parsed::Bad("bulk string not terminated by CRLF");
+        }
+        args.push(body[..len].to_vec());
+        at += used + len + 2;
+    }
+    Parsed::Command(args, at)
+}
+
+fn simple(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(b"+");
+    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn error(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(b"-");
+    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn integer(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(format!(":{n}\r\n").as_bytes());
+}
+
+fn bulk(out: &mut Vec<u8>, v: Option<&[u8]>) {
+    match v {
+        None => out.extend_from_slice(b"$-1\r\n"),
+        Some(v) => {
+            out.extend_from_slice(format!("${}\r\n", v.len()).as_bytes());
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+fn wrong_args(out: &mut Vec<u8>, cmd: &str) {
+    error(
+        out,
+        &format!("ERR wrong number of arguments for '{cmd}' command"),
+    );
+}
+
+fn execute(store: &Store, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let Some(name) = args.first() else {
+        return; // an empty inline line: Redis ignores it too
+    };
+    let cmd = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let now = Instant::now();
+    match cmd.as_str() {
+        "ping" => match args.len() {
+            1 => simple(out, "PONG"),
+            2 => bulk(out, Some(&args[1])),
+            _ => wrong_args(out, &cmd),
+        },
+        "echo" if args.len() == 2 => bulk(out, Some(&args[1])),
+        "get" if args.len() == 2 => {
+            let shard = store.shard(&args[1]);
+            bulk(
+                out,
+                shard
+                    .get(&args[1])
+                    .filter(|e| e.live(now))
+                    .map(|e| &e.value[..]),
+            );
+        }
+        "set" if args.len() >= 3 => set(store, args, now, out),
+        "del" if args.len() >= 2 => {
+            let n = args[1..]
+                .iter()
+                .filter(|k| store.shard(k).remove(*k).is_some_and(|e| e.live(now)))
+                .count();
+            integer(out, n as i64);
+        }
+        "incr" if args.len() == 2 => {
+            let mut shard = store.shard(&args[1]);
+            let (old, expires) = match shard.get(&args[1]).filter(|e| e.live(now)) {
+                Some(e) => match number(&e.value) {
+                    Some(n) => (n, e.expires),
+                    None => return error(out, "ERR value is not an integer or out of range"),
+                },
+                None => (0, None),
+            };
+            let Some(new) = old.checked_add(1) else {
+                return error(out, "ERR increment or decrement would overflow");
+            };
+            shard.insert(
+                args[1].clone(),
+                Entry {
+                    value: new.to_string().into_bytes(),
+                    expires,
+                },
+            );
+            integer(out, new);
+        }
+        "expire" if args.len() == 3 => match number(&args[2]) {
+            Some(secs) => {
+                let mut shard = store.shard(&args[1]);
+                match shard.get_mut(&args[1]).filter(|e| e.live(now)) {
+                    Some(e) if secs <= 0 => {
+                        e.expires = Some(now);
+                        integer(out, 1);
+                    }
+                    Some(e) => {
+                        e.expires = Some(now + Duration::from_secs(secs as u64));
+                        integer(out, 1);
+                    }
+                    None => integer(out, 0),
+                }
+            }
+            None => error(out, "ERR value is not an integer or out of range"),
+        },
+        "ttl" if args.len() == 2 => {
+            let shard = store.shard(&args[1]);
+            match shard.get(&args[1]).filter(|e| e.live(now)) {
+                None => integer(out, -2),
+                Some(Entry { expires: None, .. }) => integer(out, -1),
+                Some(Entry {
+                    expires: Some(t), ..
+                }) => {
+                    // Redis rounds to the nearest second.
+                    let ms = t.saturating_duration_since(now).as_millis() as i64;
+                    integer(out, (ms + 500) / 1000);
+                }
+            }
+        }
+        "mget" if args.len() >= 2 => {
+            out.extend_from_slice(format!("*{}\r\n", args.len() - 1).as_bytes());
+            for k in &args[1..] {
+                let shard = store.shard(k);
+                bulk(
+                    out,
+                    shard.get(k).filter(|e| e.live(now)).map(|e| &e.value[..]),
+                );
+            }
+        }
+        "mset" if args.len() >= 3 && args.len() % 2 == 1 => {
+            for kv in args[1..].chunks(2) {
+                store.shard(&kv[0]).insert(
+                    kv[0].clone(),
+                    Entry {
+                        value: kv[1].clone(),
+                        expires: None,
+                    },
+                );
+            }
+            simple(out, "OK");
+        }
+        // What redis-cli and redis-benchmark ask on connect.
+        "command" | "config" => out.extend_from_slice(b"*0\r\n"),
+        "echo" | "get" | "set" | "del" | "incr" | "expire" | "ttl" | "mget" | "mset" => {
+            wrong_args(out, &cmd)
+        }
+        _ => {
+            let shown: String = String::from_utf8_lossy(name).chars().take(64).collect();
+            error(out, &format!("ERR unknown command '{shown}'"))
+        }
+    }
+}
+
+/// SET key value [EX seconds | PX milliseconds] [NX | XX]
+fn set(store: &Store, args: &[Vec<u8>], now: Instant, out: &mut Vec<u8>) {
+    let mut expires = None;
+    let (mut nx, mut xx) = (false, false);
+    let mut i = 3;
+    while i < args.len() {
+        let opt = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
+        match opt.as_str() {
+            "ex" | "px" if expires.is_none() && i + 1 < args.len() => {
+                let n = match number(&args[i + 1]) {
+                    Some(n) if n > 0 => n as u64,
+                    _ => return error(out, "ERR invalid expire time in 'set' command"),
+                };
+                let d = if opt == "ex" {
+                    Duration::from_secs(n)
+                } else {
+                    Duration::from_millis(n)
+                };
+                expires = Some(now + d);
+                i += 2;
+            }
+            "nx" if !xx => {
+                nx = true;
+                i += 1;
+            }
+            "xx" if !nx => {
+                xx = true;
+                i += 1;
+            }
+            _ => return error(out, "ERR syntax error"),
+        }
+    }
+    let mut shard = store.shard(&args[1]);
+    let exists = shard.get(&args[1]).is_some_and(|e| e.live(now));
+    if (nx && exists) || (xx && !exists) {
+        return bulk(out, None);
+    }
+    shard.insert(
+        args[1].clone(),
+        Entry {
+            value: args[2].clone(),
+            expires,
+        },
+    );
+    simple(out, "OK");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(store: &Store, cmd: &[&str]) -> String {
+        let args: Vec<Vec<u8>> = cmd.iter().map(|s| s.as_bytes().to_vec()).collect();
+        let mut out = Vec::new();
+        execute(store, &args, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn parses_resp_inline_partial_and_junk() {
+        let b = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1";
+        assert_eq!(
+            parse(b),
+            Parsed::Command(vec![b"GET".to_vec(), b"k".to_vec()], 20)
+        );
+        assert_eq!(parse(&b[20..]), Parsed::Partial);
+        assert_eq!(parse(b"*2\r\n$3\r\nGE"), Parsed::Partial);
+        assert_eq!(
+            parse(b"PING  hi\r\n"),
+            Parsed::Command(vec![b"PING".to_vec(), b"hi".to_vec()], 10)
+        );
+        assert!(matches!(parse(b"*x\r\n"), Parsed::Bad(_)));
+        assert!(matches!(parse(b"*1\r\n$-5\r\n"), Parsed::Bad(_)));
+        assert!(matches!(parse(b"*1\r\n:3\r\n"), Parsed::Bad(_)));
+        assert!(matches!(parse(b"*1\r\n$1\r\nabc"), Parsed::Bad(_)));
+    }
+
+    #[test]
+    fn commands_answer_like_redis() {
+        let s = Store::new();
+        assert_eq!(run(&s, &["PING"]), "+PONG\r\n");
+        assert_eq!(run(&s, &["echo", "hi"]), "$2\r\nhi\r\n");
+        assert_eq!(run(&s, &["GET", "k"]), "$-1\r\n");
+        assert_eq!(run(&s, &["SET", "k", "v"]), "+OK\r\n");
+        assert_eq!(run(&s, &["SET", "k", "w", "NX"]), "$-1\r\n");
+        assert_eq!(run(&s, &["SET", "k2", "w", "XX"]), "$-1\r\n");
+        assert_eq!(run(&s, &["GET", "k"]), "$1\r\nv\r\n");
+        assert_eq!(run(&s, &["TTL", "k"]), ":-1\r\n");
+        assert_eq!(run(&s, &["TTL", "nope"]), ":-2\r\n");
+        assert_eq!(run(&s, &["SET", "t", "v", "EX", "100"]), "+OK\r\n");
+        assert_eq!(run(&s, &["TTL", "t"]), ":100\r\n");
+        assert_eq!(run(&s, &["SET", "p", "v", "PX", "1"]), "+OK\r\n");
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(run(&s, &["GET", "p"]), "$-1\r\n");
+        assert_eq!(run(&s, &["INCR", "n"]), ":1\r\n");
+        assert_eq!(run(&s, &["INCR", "n"]), ":2\r\n");
+        assert!(run(&s, &["INCR", "k"]).starts_with("-ERR value is not an integer"));
+        assert_eq!(run(&s, &["EXPIRE", "n", "50"]), ":1\r\n");
+        assert_eq!(run(&s, &["TTL", "n"]), ":50\r\n");
+        assert_eq!(run(&s, &["EXPIRE", "nope", "50"]), ":0\r\n");
+        assert_eq!(run(&s, &["MSET", "a", "1", "b", "2"]), "+OK\r\n");
+        assert_eq!(
+            run(&s, &["MGET", "a", "x", "b"]),
+            "*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n"
+        );
+        assert_eq!(run(&s, &["DEL", "a", "b", "x"]), ":2\r\n");
+        assert!(run(&s, &["GET"]).starts_with("-ERR wrong number of arguments for 'get'"));
+        assert!(run(&s, &["SET", "k", "v", "EX", "0"]).starts_with("-ERR invalid expire"));
+        assert!(run(&s, &["SET", "k", "v", "BOGUS"]).starts_with("-ERR syntax error"));
+        assert!(run(&s, &["FLY"]).starts_with("-ERR unknown command 'FLY'"));
+        s.sweep();
+        assert_eq!(run(&s, &["GET", "k"]), "$1\r\nv\r\n");
+    }
+}

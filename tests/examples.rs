@@ -1,0 +1,210 @@
+//! The examples, run as programs against real clients: `echo_client`, `curl`, `redis-cli`.
+//! A client that is not installed is skipped with a printed reason (`.ci/run` installs them).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Builds the examples once (a nested `cargo build`, same target dir) and returns the path
+/// of one. `cargo test` builds examples with `test = true` only as test harnesses.
+fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--examples"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build --examples failed");
+    });
+    // target/debug/deps/examples-HASH → target/debug/examples/NAME
+    let mut p = std::env::current_exe().unwrap();
+    p.pop();
+    p.pop();
+    p.push("examples");
+    p.push(name);
+    assert!(p.exists(), "{} not built", p.display());
+    p
+}
+
+/// A server example on an ephemeral port; killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    /// Starts `name` with `127.0.0.1:0` and reads the address from its first line
+    /// (`<name>: listening on ADDR`).
+    fn start(name: &str) -> Server {
+        let mut child = Command::new(example(name))
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = first
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            first.contains("listening on"),
+            "{name} printed {first:?} instead of its address"
+        );
+        Server { child, addr }
+    }
+
+    fn port(&self) -> &str {
+        self.addr.rsplit(':').next().unwrap()
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+
+    /// The server must still be running (no crash on what we sent).
+    fn assert_alive(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "server exited: {:?}",
+            self.child.try_wait()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!("skipped: `{tool}` is not installed (.ci/run installs it)");
+    }
+    found
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn echo_demo_runs_its_clients_and_exits() {
+    let out = run(Command::new(example("echo")).arg("--demo"));
+    assert!(out.contains("100 connections x 1,000 round trips"), "{out}");
+}
+
+#[test]
+fn echo_client_talks_to_echo_server() {
+    let server = Server::start("echo");
+    let out = run(Command::new(example("echo_client")).args([
+        server.addr.as_str(),
+        "hello",
+        "one coroutine per connection",
+    ]));
+    assert_eq!(out, "hello\none coroutine per connection\n");
+}
+
+#[test]
+fn http_hello_answers_curl_and_keeps_the_connection_alive() {
+    let mut server = Server::start("http_hello");
+    if have("curl") {
+        let url = format!("http://{}/", server.addr);
+        // two URLs in one curl: the second request must reuse the first connection
+        let out = Command::new("curl")
+            .args(["-sv", &url, &url])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Hello, World!\nHello, World!\n"
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            log.contains("Re-using existing connection") || log.contains("Reusing existing"),
+            "{log}"
+        );
+        let code = run(Command::new("curl").args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{}/missing", server.addr),
+        ]));
+        assert_eq!(code, "404");
+    }
+    // pipelined keep-alive requests by hand, then junk: 400 and close, server lives on
+    let mut c = server.connect();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while got.windows(13).filter(|w| w == b"Hello, World!").count() < 2 {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    c.write_all(b"\x00\xff garbage\r\n\r\n").unwrap();
+    let mut rest = String::new();
+    c.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 400"), "{rest}");
+    server.assert_alive();
+}
+
+#[test]
+fn kv_answers_redis_cli() {
+    let mut server = Server::start("kv");
+    if have("redis-cli") {
+        let cli = |args: &[&str]| {
+            let mut cmd = Command::new("redis-cli");
+            cmd.args(["-h", "127.0.0.1", "-p", server.port()])
+                .args(args);
+            run(&mut cmd)
+        };
+        assert_eq!(cli(&["ping"]), "PONG\n");
+        assert_eq!(cli(&["set", "greeting", "hello", "ex", "60"]), "OK\n");
+        assert_eq!(cli(&["get", "greeting"]), "hello\n");
+        assert_eq!(cli(&["ttl", "greeting"]), "60\n");
+        assert_eq!(cli(&["incr", "n"]), "1\n");
+        assert_eq!(cli(&["mset", "a", "1", "b", "2"]), "OK\n");
+        assert_eq!(cli(&["mget", "a", "b", "c"]), "1\n2\n\n");
+        assert_eq!(cli(&["del", "a", "b"]), "2\n");
+        assert_eq!(cli(&["expire", "n", "100"]), "1\n");
+        assert_eq!(cli(&["ttl", "n"]), "100\n");
+    }
+    // pipelined RESP and inline commands by hand
+    let mut c = server.connect();
+    c.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n")
+        .unwrap();
+    let want = b"+OK\r\n$1\r\nv\r\n+PONG\r\n";
+    let mut got = vec![0u8; want.len()];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(got, want);
+    // a framing error gets -ERR and a close; the server lives on
+    c.write_all(b"*1\r\n$-7\r\n").unwrap();
+    let mut rest = String::new();
+    c.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("-ERR Protocol error"), "{rest}");
+    server.assert_alive();
+}
