@@ -208,3 +208,33 @@ fn kv_answers_redis_cli() {
     assert!(rest.starts_with("-ERR Protocol error"), "{rest}");
     server.assert_alive();
 }
+
+#[test]
+fn port_std_runs_both_versions() {
+    let out = run(&mut Command::new(example("port_std")));
+    assert!(out.contains("std::net + threads:"), "{out}");
+    assert!(out.contains("coronet + coroutines:"), "{out}");
+}
+
+#[test]
+fn trace_shows_each_step_of_the_netpoller() {
+    let out = Command::new(example("trace")).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    // the server's read parks, the worker sleeps, the event wakes it, it runs again
+    for step in [
+        "registered with worker 0",
+        "on fd",
+        "sleeps in epoll_wait",
+        "epoll wake:",
+        "unpark coroutine",
+        "timer fire:",
+    ] {
+        assert!(log.contains(step), "no {step:?} in the trace:\n{log}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("client got \"hello, netpoller\" back"),
+        "{stdout}"
+    );
+}

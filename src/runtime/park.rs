@@ -72,7 +72,11 @@ impl Task {
     /// Safe from any thread, any number of times.
     pub(crate) fn unpark(self: &Arc<Self>) {
         match self.token.0.swap(NOTIFIED, Ordering::AcqRel) {
-            EMPTY | NOTIFIED => {}
+            EMPTY => log::trace!(
+                "unpark task {}: not parked, its next park returns at once",
+                self.id
+            ),
+            NOTIFIED => {}
             PARKED => {
                 log::trace!("unpark coroutine {}", self.id);
                 self.set_state(State::Runnable);
