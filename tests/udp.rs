@@ -377,6 +377,8 @@ fn passed_deadline_fails_until_cleared() {
 fn deadline_set_elsewhere_wakes_a_blocked_recv() {
     both(|mode| {
         let s = Arc::new(bind());
+        // A guard: if the deadline failed to wake the reader, this timeout would, too late.
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let deadline_set = Arc::new(AtomicBool::new(false));
         let (s2, set2) = (s.clone(), deadline_set.clone());
         let reader = mode.spawn(move || {
@@ -385,9 +387,15 @@ fn deadline_set_elsewhere_wakes_a_blocked_recv() {
         });
         sleep(Duration::from_millis(50)); // let the reader block
         deadline_set.store(true, Ordering::SeqCst);
-        s.set_read_deadline(Some(Instant::now())).unwrap();
+        let set_at = Instant::now();
+        s.set_read_deadline(Some(set_at)).unwrap();
         let (r, was_set) = reader.join();
+        let waited = set_at.elapsed();
         assert!(was_set, "recv returned before the deadline was set: {r:?}");
+        assert!(
+            waited < Duration::from_secs(10),
+            "woken by the guard: {waited:?}"
+        );
         assert_timeout(&r.unwrap_err(), "read");
         // The socket still works once the deadline is lifted.
         s.set_read_deadline(None).unwrap();
@@ -400,6 +408,8 @@ fn deadline_set_elsewhere_wakes_a_blocked_recv() {
 fn close_unblocks_a_blocked_recv_from() {
     both(|mode| {
         let s = Arc::new(bind());
+        // A guard: a reader that close failed to wake fails with a timeout, not a hang.
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let local = s.local_addr().unwrap();
         let s2 = s.clone();
         let reader = mode.spawn(move || s2.recv_from(&mut [0u8; 8]));

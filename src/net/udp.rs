@@ -9,6 +9,7 @@
 //! print live behind a lock here rather than in `Sock`'s fields, which are fixed when the
 //! socket is made. Only error paths and `Debug` read them.
 
+use std::any::type_name;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -73,6 +74,31 @@ fn domain(a: &SocketAddr) -> i32 {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
     }
+}
+
+/// The first address `addr` names, for `send_to`.
+///
+/// `send_to` runs once per datagram, and a trip to the blocking pool costs more than the
+/// send itself, so the forms that cannot block resolve right here: std's impls whose
+/// iterator is `option::IntoIter<SocketAddr>` (`SocketAddr`, `SocketAddrV4/V6`,
+/// `(IpAddr, u16)`, …, and references to them) or a slice's (`&[SocketAddr]`). The check
+/// compares type names because `A` need not be `'static`, which `TypeId` would require; a
+/// foreign type that matched by accident would only resolve on the caller. Everything else
+/// (strings, which may be host names) goes through `resolve`, off the worker thread.
+fn first_addr<A: ToSocketAddrs + Send>(addr: A) -> io::Result<SocketAddr> {
+    let first = if is_literal::<A>() {
+        addr.to_socket_addrs()?.next()
+    } else {
+        resolve(addr)?.into_iter().next()
+    };
+    first.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to"))
+}
+
+/// Whether `A`'s `to_socket_addrs` is one of std's that never blocks (see `first_addr`).
+fn is_literal<A: ToSocketAddrs>() -> bool {
+    let iter = type_name::<A::Iter>();
+    iter == type_name::<std::option::IntoIter<SocketAddr>>()
+        || iter == type_name::<std::iter::Cloned<std::slice::Iter<'_, SocketAddr>>>()
 }
 
 /// The error for joining or leaving a group that is not one.
@@ -263,13 +289,7 @@ impl UdpSocket {
     /// assert_eq!((&buf[..n], from), (&b"hi"[..], a.local_addr().unwrap()));
     /// ```
     pub fn send_to<A: ToSocketAddrs + Send>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let to = resolve(addr)
-            .and_then(|list| {
-                list.into_iter().next().ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
-                })
-            })
-            .map_err(|e| self.err_to(None, e))?;
+        let to = first_addr(addr).map_err(|e| self.err_to(None, e))?;
         let raw = SockAddr::from_inet(&to);
         self.sock
             .fd
@@ -612,4 +632,39 @@ impl fmt::Debug for UdpSocket {
 fn _assert_send_and_sync() {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<UdpSocket>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
+
+    #[test]
+    fn literal_addresses_skip_the_resolver() {
+        assert!(is_literal::<SocketAddr>());
+        assert!(is_literal::<&SocketAddr>());
+        assert!(is_literal::<SocketAddrV4>());
+        assert!(is_literal::<SocketAddrV6>());
+        assert!(is_literal::<(IpAddr, u16)>());
+        assert!(is_literal::<(Ipv4Addr, u16)>());
+        assert!(is_literal::<(Ipv6Addr, u16)>());
+        assert!(is_literal::<&[SocketAddr]>());
+        // These may name a host, and resolving a host blocks.
+        assert!(!is_literal::<&str>());
+        assert!(!is_literal::<String>());
+        assert!(!is_literal::<(&str, u16)>());
+        assert!(!is_literal::<(String, u16)>());
+    }
+
+    #[test]
+    fn first_addr_takes_the_first() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "[::1]:2".parse().unwrap();
+        assert_eq!(first_addr(a).unwrap(), a);
+        assert_eq!(first_addr(&[b, a][..]).unwrap(), b);
+        assert_eq!(first_addr("[::1]:2").unwrap(), b);
+        let none = first_addr(&[][..]).unwrap_err();
+        assert_eq!(none.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(none.to_string(), "no addresses to send data to");
+    }
 }
