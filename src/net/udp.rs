@@ -164,6 +164,13 @@ impl UdpSocket {
             .clone()
     }
 
+    /// Records a new connection in the names errors print.
+    fn connected(&self, local: Option<SocketAddr>, peer: SocketAddr) {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        names.local = local.map(Addr::Inet).or(names.local.take());
+        names.peer = Some(Addr::Inet(peer));
+    }
+
     /// The Go-form error for `op`: `read udp 127.0.0.1:5000->127.0.0.1:6000: …`.
     fn err(&self, op: &'static str, e: io::Error) -> io::Error {
         let n = self.names();
@@ -207,9 +214,7 @@ impl UdpSocket {
                 Ok(()) => {
                     // The kernel has now chosen a concrete local address for an any-address bind.
                     let local = self.sock.local_sockaddr().ok().and_then(|a| a.as_inet());
-                    let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-                    names.local = local.map(Addr::Inet).or(names.local.take());
-                    names.peer = Some(Addr::Inet(to));
+                    self.connected(local, to);
                     log::debug!("udp fd {} connected to {to}", self.sock.raw());
                     return Ok(());
                 }
