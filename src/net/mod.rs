@@ -33,11 +33,13 @@ pub(crate) mod sock;
 #[allow(dead_code)]
 pub(crate) mod socket;
 mod tcp;
+mod udp;
 
 pub use self::dial::{Dialer, ListenConfig};
 pub use self::error::{Addr, OpError};
 pub use self::lookup::{lookup_host, MAX_LOOKUPS};
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
+pub use self::udp::UdpSocket;
 pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
     ToSocketAddrs,

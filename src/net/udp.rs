@@ -1,0 +1,675 @@
+//! `UdpSocket`: std's API, Go's semantics, parked on the netpoller.
+//!
+//! A datagram socket is the same `Sock` as a TCP stream, with message calls instead of byte
+//! streams: `recv`/`send` move one whole datagram each, a short buffer truncates it (as std),
+//! and an empty datagram is a real message (`send(&[])` sends one, `recv` returns `Ok(0)`).
+//!
+//! One thing differs from `tcp.rs`: std's `connect(&self)` can point the socket at a new peer
+//! at any time (and the kernel then picks a concrete local address), so the addresses errors
+//! print live behind a lock here rather than in `Sock`'s fields, which are fixed when the
+//! socket is made. Only error paths and `Debug` read them.
+
+use std::any::type_name;
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::error::{op_error, Addr};
+use super::lookup::resolve;
+use super::sock::Sock;
+use super::socket::{self, SockAddr, SEND_FLAGS};
+use super::tcp::addrs;
+use crate::poll::desc::Dir;
+
+/// A UDP socket: `recv` parks the calling coroutine until a datagram arrives (a plain thread
+/// blocks), and every call honours Go's deadlines and `close`.
+///
+/// As in Go, new sockets have `SO_BROADCAST` on (std leaves it off), so sending to a
+/// broadcast address needs no extra call.
+///
+/// ```
+/// use coronet::net::UdpSocket;
+///
+/// coronet::run(|| {
+///     let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let addr = server.local_addr().unwrap();
+///     let echo = coronet::go(move || {
+///         let mut buf = [0u8; 1500];
+///         let (n, from) = server.recv_from(&mut buf).unwrap();
+///         server.send_to(&buf[..n], from).unwrap();
+///     });
+///     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     client.connect(addr).unwrap();
+///     client.send(b"ping").unwrap();
+///     let mut buf = [0u8; 16];
+///     let n = client.recv(&mut buf).unwrap();
+///     assert_eq!(&buf[..n], b"ping");
+///     echo.join().unwrap();
+/// });
+/// ```
+pub struct UdpSocket {
+    sock: Sock,
+    /// The addresses errors and `Debug` print. `connect` changes them through `&self`, and a
+    /// `try_clone` shares them, because the kernel's connection is shared by the dup too.
+    names: Arc<Mutex<Names>>,
+}
+
+/// Go's `laddr` and `raddr` of a datagram socket, as last learned.
+#[derive(Clone, Default)]
+struct Names {
+    local: Option<Addr>,
+    peer: Option<Addr>,
+}
+
+fn inet(a: SockAddr) -> io::Result<SocketAddr> {
+    a.as_inet()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket address"))
+}
+
+fn domain(a: &SocketAddr) -> i32 {
+    match a {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    }
+}
+
+/// The first address `addr` names, for `send_to`.
+///
+/// `send_to` runs once per datagram, and a trip to the blocking pool costs more than the
+/// send itself, so the forms that cannot block resolve right here: std's impls whose
+/// iterator is `option::IntoIter<SocketAddr>` (`SocketAddr`, `SocketAddrV4/V6`,
+/// `(IpAddr, u16)`, …, and references to them) or a slice's (`&[SocketAddr]`). The check
+/// compares type names because `A` need not be `'static`, which `TypeId` would require; a
+/// foreign type that matched by accident would only resolve on the caller. Everything else
+/// (strings, which may be host names) goes through `resolve`, off the worker thread.
+fn first_addr<A: ToSocketAddrs + Send>(addr: A) -> io::Result<SocketAddr> {
+    let first = if is_literal::<A>() {
+        addr.to_socket_addrs()?.next()
+    } else {
+        resolve(addr)?.into_iter().next()
+    };
+    first.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to"))
+}
+
+/// Whether `A`'s `to_socket_addrs` is one of std's that never blocks (see `first_addr`).
+fn is_literal<A: ToSocketAddrs>() -> bool {
+    let iter = type_name::<A::Iter>();
+    iter == type_name::<std::option::IntoIter<SocketAddr>>()
+        || iter == type_name::<std::iter::Cloned<std::slice::Iter<'_, SocketAddr>>>()
+}
+
+/// The error for joining or leaving a group that is not one.
+fn not_multicast(ip: impl fmt::Display) -> io::Error {
+    let msg = format!("{ip} is not a multicast address");
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+impl UdpSocket {
+    /// Binds a new socket to the first address of `addr` that works.
+    ///
+    /// # Errors
+    ///
+    /// Resolution failures, and the socket/bind error in Go's form
+    /// (`listen udp 127.0.0.1:53: address already in use`).
+    ///
+    /// ```
+    /// let s = coronet::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_ne!(s.local_addr().unwrap().port(), 0);
+    /// ```
+    pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<UdpSocket> {
+        let list = addrs(addr).map_err(|e| op_error("listen", "udp", None, None, e))?;
+        let mut last = None;
+        for a in list {
+            match UdpSocket::bind_one(a) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(op_error("listen", "udp", None, Some(Addr::Inet(a)), e)),
+            }
+        }
+        Err(last.expect("at least one address"))
+    }
+
+    fn bind_one(a: SocketAddr) -> io::Result<UdpSocket> {
+        let fd = socket::socket(domain(&a), libc::SOCK_DGRAM)?;
+        // Go's default for every UDP socket (`setDefaultSockopts`).
+        socket::setsockopt(
+            fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BROADCAST,
+            1 as libc::c_int,
+        )?;
+        socket::bind(fd.as_fd(), &SockAddr::from_inet(&a))?;
+        let s = UdpSocket::from_sock(Sock::new(fd, "udp"));
+        log::debug!("udp bound to {a} (fd {})", s.sock.raw());
+        Ok(s)
+    }
+
+    fn from_sock(sock: Sock) -> UdpSocket {
+        let names = Names {
+            local: sock.local.clone(),
+            peer: sock.peer.clone(),
+        };
+        UdpSocket {
+            sock,
+            names: Arc::new(Mutex::new(names)),
+        }
+    }
+
+    fn names(&self) -> Names {
+        self.names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records a new connection in the names errors print.
+    fn connected(&self, local: Option<SocketAddr>, peer: SocketAddr) {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        names.local = local.map(Addr::Inet).or(names.local.take());
+        names.peer = Some(Addr::Inet(peer));
+    }
+
+    /// The Go-form error for `op`: `read udp 127.0.0.1:5000->127.0.0.1:6000: …`.
+    fn err(&self, op: &'static str, e: io::Error) -> io::Error {
+        let n = self.names();
+        op_error(op, "udp", n.local, n.peer, e)
+    }
+
+    /// The error of a `send_to`, which names its destination (Go's `WriteTo`).
+    fn err_to(&self, to: Option<SocketAddr>, e: io::Error) -> io::Error {
+        op_error("write", "udp", self.names().local, to.map(Addr::Inet), e)
+    }
+
+    /// Sets the default destination of `send` and the only source `recv` accepts, trying
+    /// every resolved address in order. Calling it again re-points the socket.
+    ///
+    /// # Errors
+    ///
+    /// The last address's failure in Go's form, e.g.
+    /// `dial udp 127.0.0.1:5000->[::1]:53: address family not supported by protocol`.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.connect(b.local_addr().unwrap()).unwrap();
+    /// assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
+    /// ```
+    pub fn connect<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<()> {
+        let local = self.names().local;
+        let list = addrs(addr).map_err(|e| op_error("dial", "udp", local.clone(), None, e))?;
+        let mut last = None;
+        for to in list {
+            let raw = SockAddr::from_inet(&to);
+            let r = self.sock.fd.with_fd(|fd| loop {
+                match socket::connect(fd, &raw) {
+                    // retry: a signal interrupted the call (a datagram connect never waits)
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    r => return r,
+                }
+            });
+            match r {
+                Ok(()) => {
+                    // The kernel has now chosen a concrete local address for an any-address bind.
+                    let local = self.sock.local_sockaddr().ok().and_then(|a| a.as_inet());
+                    self.connected(local, to);
+                    log::debug!("udp fd {} connected to {to}", self.sock.raw());
+                    return Ok(());
+                }
+                Err(e) => last = Some(op_error("dial", "udp", local.clone(), Some(to.into()), e)),
+            }
+        }
+        Err(last.expect("at least one address"))
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.sock.local_sockaddr()?)
+    }
+
+    /// The address the socket is connected to.
+    ///
+    /// # Errors
+    ///
+    /// Kind `NotConnected` if [`connect`](Self::connect) was never called.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.sock.peer_sockaddr()?)
+    }
+
+    /// Sends one datagram to the connected peer, parking while the send buffer is full.
+    /// An empty `buf` sends an empty datagram.
+    ///
+    /// # Errors
+    ///
+    /// `write udp 127.0.0.1:5000: destination address required` if not connected; kind
+    /// `ConnectionRefused` when an earlier datagram drew an ICMP port-unreachable.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.sock
+            .fd
+            .write_with(|fd| socket::send(fd, buf, SEND_FLAGS))
+            .map_err(|e| self.err("write", e))
+    }
+
+    /// Receives one datagram, parking until one arrives. Bytes that do not fit in `buf` are
+    /// discarded; an empty datagram returns `Ok(0)`.
+    ///
+    /// # Errors
+    ///
+    /// On a connected socket, kind `ConnectionRefused` after the peer's port answered an
+    /// earlier datagram with ICMP port-unreachable
+    /// (`read udp 127.0.0.1:5000->127.0.0.1:6000: connection refused`).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_flags(buf, 0)
+    }
+
+    /// Like [`recv`](Self::recv), but leaves the datagram queued (`MSG_PEEK`).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_flags(buf, libc::MSG_PEEK)
+    }
+
+    fn recv_flags(&self, buf: &mut [u8], flags: i32) -> io::Result<usize> {
+        self.sock
+            .fd
+            .read_with(|fd| socket::recv(fd, buf, flags))
+            .map_err(|e| self.err("read", e))
+    }
+
+    /// Sends one datagram to the first address `addr` resolves to.
+    ///
+    /// # Errors
+    ///
+    /// Resolution failures; `InvalidInput` if `addr` resolves to nothing; the send error in
+    /// Go's form, naming the destination: `write udp 127.0.0.1:5000->[::1]:53: address
+    /// family not supported by protocol`.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// assert_eq!(a.send_to(b"hi", b.local_addr().unwrap()).unwrap(), 2);
+    /// let mut buf = [0u8; 8];
+    /// let (n, from) = b.recv_from(&mut buf).unwrap();
+    /// assert_eq!((&buf[..n], from), (&b"hi"[..], a.local_addr().unwrap()));
+    /// ```
+    pub fn send_to<A: ToSocketAddrs + Send>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let to = first_addr(addr).map_err(|e| self.err_to(None, e))?;
+        let raw = SockAddr::from_inet(&to);
+        self.sock
+            .fd
+            .write_with(|fd| socket::send_to(fd, buf, &raw, SEND_FLAGS))
+            .map_err(|e| self.err_to(Some(to), e))
+    }
+
+    /// Receives one datagram and the address it came from (see [`recv`](Self::recv)).
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from_flags(buf, 0)
+    }
+
+    /// Like [`recv_from`](Self::recv_from), but leaves the datagram queued (`MSG_PEEK`).
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from_flags(buf, libc::MSG_PEEK)
+    }
+
+    fn recv_from_flags(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, SocketAddr)> {
+        let (n, from) = self
+            .sock
+            .fd
+            .read_with(|fd| socket::recv_from(fd, buf, flags))
+            .map_err(|e| self.err("read", e))?;
+        Ok((n, inet(from).map_err(|e| self.err("read", e))?))
+    }
+
+    /// A second handle on the same socket (`dup`), with its own deadlines and timeouts.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            sock: self.sock.try_clone()?,
+            names: self.names.clone(),
+        })
+    }
+
+    /// std's per-call read timeout: each receive that waits longer fails with kind
+    /// `TimedOut` (std on Unix says `WouldBlock`; coronet says what happened, as Go does).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = coronet::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    /// let err = s.recv(&mut [0u8; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    /// ```
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.sock.set_timeout(Dir::Read, dur)
+    }
+
+    /// std's per-call write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.sock.set_timeout(Dir::Write, dur)
+    }
+
+    /// The per-call read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.sock.timeout(Dir::Read)
+    }
+
+    /// The per-call write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.sock.timeout(Dir::Write)
+    }
+
+    /// Go's `SetDeadline`: an absolute time after which receives and sends fail with
+    /// `i/o timeout` — including calls already blocked — until a new deadline is set.
+    /// `None` clears it.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// coronet::run(|| {
+    ///     let s = coronet::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     s.set_deadline(Some(Instant::now() + Duration::from_millis(20))).unwrap();
+    ///     let err = s.recv_from(&mut [0u8; 8]).unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    ///     assert!(err.to_string().ends_with("i/o timeout"));
+    /// });
+    /// ```
+    pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.sock.set_deadline(deadline)
+    }
+
+    /// Go's `SetReadDeadline`: bounds receives only.
+    pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.sock.set_read_deadline(deadline)
+    }
+
+    /// Go's `SetWriteDeadline`: bounds sends only.
+    pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.sock.set_write_deadline(deadline)
+    }
+
+    /// Go's `Close`: blocked calls on this socket return at once with
+    /// `use of closed network connection`; later calls fail the same way; the fd is
+    /// released when the last call in flight has left.
+    ///
+    /// # Errors
+    ///
+    /// The closed error if the socket was already closed.
+    ///
+    /// ```
+    /// let s = coronet::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// s.close().unwrap();
+    /// let err = s.recv(&mut [0u8; 8]).unwrap_err();
+    /// assert!(err.to_string().ends_with("use of closed network connection"));
+    /// ```
+    pub fn close(&self) -> io::Result<()> {
+        self.sock.fd.close().map_err(|e| self.err("close", e))
+    }
+
+    /// Reads and clears `SO_ERROR`: an ICMP error the kernel recorded for an earlier
+    /// datagram that no receive has reported yet.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.take_error()
+    }
+
+    /// std's nonblocking mode: calls return `WouldBlock` instead of parking.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.sock.set_nonblocking(nonblocking)
+    }
+
+    /// Sets `IP_TTL`, the hop limit of outgoing unicast datagrams.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.set_int(libc::IPPROTO_IP, libc::IP_TTL, ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.get_int(libc::IPPROTO_IP, libc::IP_TTL)
+    }
+
+    /// Sets `SO_BROADCAST` (on by default, as in Go).
+    pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
+        self.sock
+            .set_bool(libc::SOL_SOCKET, libc::SO_BROADCAST, broadcast)
+    }
+
+    /// Whether `SO_BROADCAST` is on.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.sock.get_bool(libc::SOL_SOCKET, libc::SO_BROADCAST)
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`: whether this host's own members get the IPv4 multicast
+    /// datagrams it sends.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.sock
+            .set_bool(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, on)
+    }
+
+    /// Reads `IP_MULTICAST_LOOP`.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.sock
+            .get_bool(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP)
+    }
+
+    /// Sets `IP_MULTICAST_TTL` (1 by default: the local network only).
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.set_int(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl)
+    }
+
+    /// Reads `IP_MULTICAST_TTL`.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.get_int(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL)
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP` on an IPv6 socket.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.sock
+            .set_bool(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, on)
+    }
+
+    /// Reads `IPV6_MULTICAST_LOOP`.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.sock
+            .get_bool(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP)
+    }
+
+    /// Joins the IPv4 group `multiaddr` on the interface with address `interface`
+    /// (`Ipv4Addr::UNSPECIFIED` lets the kernel choose by route).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `multiaddr` is not a multicast address; the kernel's refusal
+    /// (e.g. `no such device` when no interface can carry multicast).
+    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.membership_v4(libc::IP_ADD_MEMBERSHIP, multiaddr, interface)
+    }
+
+    /// Leaves an IPv4 group joined with [`join_multicast_v4`](Self::join_multicast_v4).
+    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.membership_v4(libc::IP_DROP_MEMBERSHIP, multiaddr, interface)
+    }
+
+    /// Joins the IPv6 group `multiaddr` on the interface with index `interface` (0: the
+    /// kernel chooses).
+    ///
+    /// # Errors
+    ///
+    /// As [`join_multicast_v4`](Self::join_multicast_v4).
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.membership_v6(libc::IPV6_ADD_MEMBERSHIP, multiaddr, interface)
+    }
+
+    /// Leaves an IPv6 group joined with [`join_multicast_v6`](Self::join_multicast_v6).
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.membership_v6(libc::IPV6_DROP_MEMBERSHIP, multiaddr, interface)
+    }
+
+    fn membership_v4(&self, name: i32, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        if !group.is_multicast() {
+            return Err(self.sock.err("set", not_multicast(group)));
+        }
+        let in_addr = |ip: &Ipv4Addr| libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip.octets()),
+        };
+        let mreq = libc::ip_mreq {
+            imr_multiaddr: in_addr(group),
+            imr_interface: in_addr(interface),
+        };
+        self.sock.setsockopt(libc::IPPROTO_IP, name, mreq)
+    }
+
+    fn membership_v6(&self, name: i32, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        if !group.is_multicast() {
+            return Err(self.sock.err("set", not_multicast(group)));
+        }
+        let mreq = libc::ipv6_mreq {
+            ipv6mr_multiaddr: libc::in6_addr {
+                s6_addr: group.octets(),
+            },
+            ipv6mr_interface: interface as libc::c_uint,
+        };
+        self.sock.setsockopt(libc::IPPROTO_IPV6, name, mreq)
+    }
+
+    /// Go's `SetReadBuffer` (`SO_RCVBUF`; the kernel doubles the value).
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.set_size(libc::SO_RCVBUF, size)
+    }
+
+    /// `SO_RCVBUF` as the kernel reports it.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        self.get_int(libc::SOL_SOCKET, libc::SO_RCVBUF)
+            .map(|v| v as usize)
+    }
+
+    /// Go's `SetWriteBuffer` (`SO_SNDBUF`; the kernel doubles the value).
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.set_size(libc::SO_SNDBUF, size)
+    }
+
+    /// `SO_SNDBUF` as the kernel reports it.
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        self.get_int(libc::SOL_SOCKET, libc::SO_SNDBUF)
+            .map(|v| v as usize)
+    }
+
+    fn set_size(&self, name: i32, size: usize) -> io::Result<()> {
+        let size = size.min(i32::MAX as usize) as libc::c_int;
+        self.sock.setsockopt(libc::SOL_SOCKET, name, size)
+    }
+
+    /// An integer option; values past `c_int::MAX` are passed on as the kernel's `EINVAL`
+    /// rather than wrapped into negative numbers.
+    fn set_int(&self, level: i32, name: i32, v: u32) -> io::Result<()> {
+        let v = libc::c_int::try_from(v).unwrap_or(libc::c_int::MAX);
+        self.sock.setsockopt(level, name, v)
+    }
+
+    fn get_int(&self, level: i32, name: i32) -> io::Result<u32> {
+        self.sock
+            .getsockopt::<libc::c_int>(level, name)
+            .map(|v| v as u32)
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.raw()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd number is open for as long as `self` lives (`NetFd` invariant):
+        // `close(&self)` only swaps the socket behind it for a dead placeholder, and the
+        // number itself is closed in drop.
+        unsafe { BorrowedFd::borrow_raw(self.sock.raw()) }
+    }
+}
+
+impl IntoRawFd for UdpSocket {
+    /// Gives the fd away without closing it; it stays nonblocking.
+    fn into_raw_fd(self) -> RawFd {
+        self.sock.into_raw_fd()
+    }
+}
+
+impl FromRawFd for UdpSocket {
+    /// Adopts `fd`, switching it to nonblocking mode.
+    unsafe fn from_raw_fd(fd: RawFd) -> UdpSocket {
+        // SAFETY: the caller promises `fd` is an open socket it owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        UdpSocket::from_sock(Sock::adopt(owned, "udp"))
+    }
+}
+
+impl From<std::net::UdpSocket> for UdpSocket {
+    /// Adopts a std socket (bound or connected), switching it to nonblocking mode.
+    fn from(s: std::net::UdpSocket) -> UdpSocket {
+        UdpSocket::from_sock(Sock::adopt(OwnedFd::from(s), "udp"))
+    }
+}
+
+impl From<UdpSocket> for std::net::UdpSocket {
+    /// Hands the socket to std, back in blocking mode.
+    fn from(s: UdpSocket) -> std::net::UdpSocket {
+        std::net::UdpSocket::from(s.sock.into_blocking_owned())
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = self.names();
+        let mut d = f.debug_struct("UdpSocket");
+        if let Some(a) = &names.local {
+            d.field("addr", &format_args!("{a}"));
+        }
+        if let Some(a) = &names.peer {
+            d.field("peer", &format_args!("{a}"));
+        }
+        d.field("fd", &self.sock.raw()).finish()
+    }
+}
+
+/// Sockets are shared between coroutines and threads (`Arc<UdpSocket>`).
+fn _assert_send_and_sync() {
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<UdpSocket>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
+
+    #[test]
+    fn literal_addresses_skip_the_resolver() {
+        assert!(is_literal::<SocketAddr>());
+        assert!(is_literal::<&SocketAddr>());
+        assert!(is_literal::<SocketAddrV4>());
+        assert!(is_literal::<SocketAddrV6>());
+        assert!(is_literal::<(IpAddr, u16)>());
+        assert!(is_literal::<(Ipv4Addr, u16)>());
+        assert!(is_literal::<(Ipv6Addr, u16)>());
+        assert!(is_literal::<&[SocketAddr]>());
+        // These may name a host, and resolving a host blocks.
+        assert!(!is_literal::<&str>());
+        assert!(!is_literal::<String>());
+        assert!(!is_literal::<(&str, u16)>());
+        assert!(!is_literal::<(String, u16)>());
+    }
+
+    #[test]
+    fn first_addr_takes_the_first() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "[::1]:2".parse().unwrap();
+        assert_eq!(first_addr(a).unwrap(), a);
+        assert_eq!(first_addr(&[b, a][..]).unwrap(), b);
+        assert_eq!(first_addr("[::1]:2").unwrap(), b);
+        let none = first_addr(&[][..]).unwrap_err();
+        assert_eq!(none.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(none.to_string(), "no addresses to send data to");
+    }
+}
