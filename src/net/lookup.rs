@@ -69,9 +69,28 @@ impl Drop for Permit {
 }
 
 /// Resolves any `ToSocketAddrs` without blocking a worker thread.
+///
+/// A trip to the blocking pool costs more than a `send_to` or a loopback connect, so the
+/// forms that cannot block resolve right here: std's impls whose iterator is
+/// `option::IntoIter<SocketAddr>` (`SocketAddr`, `SocketAddrV4/V6`, `(IpAddr, u16)`, …, and
+/// references to them) or a slice's (`&[SocketAddr]`). The check compares type names
+/// because `A` need not be `'static`, which `TypeId` would require; a foreign type that
+/// matched by accident would only resolve on the caller. Everything else (strings, which
+/// may be host names) goes to the pool.
 pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    if is_literal::<A>() {
+        return addr.to_socket_addrs().map(Iterator::collect);
+    }
     let _permit = Permit::acquire();
     run_scoped(move || addr.to_socket_addrs().map(Iterator::collect))
+}
+
+/// Whether `A`'s `to_socket_addrs` is one of std's that never blocks (see `resolve`).
+pub(crate) fn is_literal<A: ToSocketAddrs>() -> bool {
+    use std::any::type_name;
+    let iter = type_name::<A::Iter>();
+    iter == type_name::<std::option::IntoIter<SocketAddr>>()
+        || iter == type_name::<std::iter::Cloned<std::slice::Iter<'_, SocketAddr>>>()
 }
 
 /// Resolves `"host:port"` to its socket addresses, parking the coroutine (not the worker)
@@ -87,4 +106,27 @@ pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<Socket
 /// ```
 pub fn lookup_host(host: &str) -> io::Result<std::vec::IntoIter<SocketAddr>> {
     resolve(host).map(Vec::into_iter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+
+    #[test]
+    fn literal_addresses_skip_the_resolver() {
+        assert!(is_literal::<SocketAddr>());
+        assert!(is_literal::<&SocketAddr>());
+        assert!(is_literal::<SocketAddrV4>());
+        assert!(is_literal::<SocketAddrV6>());
+        assert!(is_literal::<(IpAddr, u16)>());
+        assert!(is_literal::<(Ipv4Addr, u16)>());
+        assert!(is_literal::<(Ipv6Addr, u16)>());
+        assert!(is_literal::<&[SocketAddr]>());
+        // These may name a host, and resolving a host blocks.
+        assert!(!is_literal::<&str>());
+        assert!(!is_literal::<String>());
+        assert!(!is_literal::<(&str, u16)>());
+        assert!(!is_literal::<(String, u16)>());
+    }
 }

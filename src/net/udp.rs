@@ -9,7 +9,6 @@
 //! print live behind a lock here rather than in `Sock`'s fields, which are fixed when the
 //! socket is made. Only error paths and `Debug` read them.
 
-use std::any::type_name;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -76,29 +75,12 @@ fn domain(a: &SocketAddr) -> i32 {
     }
 }
 
-/// The first address `addr` names, for `send_to`.
-///
-/// `send_to` runs once per datagram, and a trip to the blocking pool costs more than the
-/// send itself, so the forms that cannot block resolve right here: std's impls whose
-/// iterator is `option::IntoIter<SocketAddr>` (`SocketAddr`, `SocketAddrV4/V6`,
-/// `(IpAddr, u16)`, …, and references to them) or a slice's (`&[SocketAddr]`). The check
-/// compares type names because `A` need not be `'static`, which `TypeId` would require; a
-/// foreign type that matched by accident would only resolve on the caller. Everything else
-/// (strings, which may be host names) goes through `resolve`, off the worker thread.
+/// The first address of `addr`; literal addresses resolve on the caller (see `resolve`).
 fn first_addr<A: ToSocketAddrs + Send>(addr: A) -> io::Result<SocketAddr> {
-    let first = if is_literal::<A>() {
-        addr.to_socket_addrs()?.next()
-    } else {
-        resolve(addr)?.into_iter().next()
-    };
-    first.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to"))
-}
-
-/// Whether `A`'s `to_socket_addrs` is one of std's that never blocks (see `first_addr`).
-fn is_literal<A: ToSocketAddrs>() -> bool {
-    let iter = type_name::<A::Iter>();
-    iter == type_name::<std::option::IntoIter<SocketAddr>>()
-        || iter == type_name::<std::iter::Cloned<std::slice::Iter<'_, SocketAddr>>>()
+    resolve(addr)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to"))
 }
 
 /// The error for joining or leaving a group that is not one.
@@ -642,24 +624,6 @@ fn _assert_send_and_sync() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
-
-    #[test]
-    fn literal_addresses_skip_the_resolver() {
-        assert!(is_literal::<SocketAddr>());
-        assert!(is_literal::<&SocketAddr>());
-        assert!(is_literal::<SocketAddrV4>());
-        assert!(is_literal::<SocketAddrV6>());
-        assert!(is_literal::<(IpAddr, u16)>());
-        assert!(is_literal::<(Ipv4Addr, u16)>());
-        assert!(is_literal::<(Ipv6Addr, u16)>());
-        assert!(is_literal::<&[SocketAddr]>());
-        // These may name a host, and resolving a host blocks.
-        assert!(!is_literal::<&str>());
-        assert!(!is_literal::<String>());
-        assert!(!is_literal::<(&str, u16)>());
-        assert!(!is_literal::<(String, u16)>());
-    }
 
     #[test]
     fn first_addr_takes_the_first() {
