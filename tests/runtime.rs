@@ -170,12 +170,23 @@ fn park_and_unpark_between_coroutines() {
 
 #[test]
 fn names_and_dump() {
-    let h = coronet::Spawn::new().name("dump-me").go(|| {
-        coronet::time::sleep(Duration::from_millis(300));
+    // Sleeps until told to stop: other tests in this file may keep the workers busy (the
+    // 100,000-coroutine one queues ahead of us), so poll the dump rather than guess a delay.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let h = coronet::Spawn::new().name("dump-me").go(move || {
+        while !stop2.load(Ordering::SeqCst) {
+            coronet::time::sleep(Duration::from_millis(20));
+        }
         coronet::current().name().map(String::from)
     });
-    std::thread::sleep(Duration::from_millis(100));
-    let d = coronet::dump();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut d = coronet::dump();
+    while !d.contains("'dump-me' [sleep]") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        d = coronet::dump();
+    }
+    stop.store(true, Ordering::SeqCst);
     assert!(d.contains("'dump-me' [sleep]"), "{d}");
     assert_eq!(h.join().unwrap().as_deref(), Some("dump-me"));
     let s = coronet::stats();

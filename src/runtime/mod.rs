@@ -29,7 +29,8 @@
 //!
 //! - `task.rs`: the shared record of a waiter (coroutine or thread).
 //! - `park.rs`: the park token and its protocol.
-//! - `worker.rs`: the scheduler loop, run queues, `runnext`, stealing, resume.
+//! - `worker.rs`: the scheduler loop, stealing, resume.
+//! - `runq.rs`: a worker's run queue of started coroutines and its `runnext`.
 //! - `spawn.rs`: `go`, `Spawn`, `JoinHandle`, `run`.
 //! - `stack.rs`: mmap'd stacks with guard pages, their pool, the overflow handler.
 //! - `blocking.rs`: `spawn_blocking`'s thread pool.
@@ -37,6 +38,7 @@
 
 pub(crate) mod blocking;
 pub(crate) mod park;
+mod runq;
 mod spawn;
 pub(crate) mod stack;
 mod stats;

@@ -5,7 +5,8 @@
 //!   not started yet (others may steal from it), the queue of coroutines woken by other
 //!   threads, its netpoller, and its counters.
 //! - [`Local`] (a thread-local of the worker thread, `!Send`): the started coroutines
-//!   themselves, the local run queue and `runnext`, the timer heap and the stack pool.
+//!   themselves, the local run queue and `runnext` (`runq.rs`), the timer heap and the
+//!   stack pool.
 //!
 //! A started coroutine's corosensei `Coroutine` lives only in `Local::coros`. No other
 //! thread can reach it, so it can only ever be resumed by the thread that started it — the
@@ -24,6 +25,7 @@ use std::time::Instant;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use slab::Slab;
 
+use super::runq::{RunQueue, FAIRNESS_TICK};
 use super::stack::{self, Stack, StackPool};
 use super::task::{Home, State, Task, Wait, NO_WORKER};
 use super::Runtime;
@@ -199,10 +201,9 @@ impl Shared {
 pub(crate) struct Local {
     rt: &'static Runtime,
     shared: Arc<Shared>,
-    /// A coroutine woken on this worker runs next (Go's `runnext`): the one a netpoll event,
-    /// timer or channel just made ready is likely to have its data hot in cache.
-    runnext: Cell<Option<Arc<Task>>>,
-    ready: RefCell<VecDeque<Arc<Task>>>,
+    /// Started coroutines ready to run, and `runnext` (see `runq.rs`). Never borrowed
+    /// across a resume: the coroutine may wake others into it.
+    runq: RefCell<RunQueue<Arc<Task>>>,
     coros: RefCell<Vec<Option<Slot>>>,
     timers: RefCell<Timers<Arc<Task>>>,
     stacks: RefCell<StackPool>,
@@ -253,9 +254,7 @@ pub(crate) fn schedule(task: Arc<Task>) {
     );
     let local = with_local(|l| {
         if l.shared.index == owner {
-            if let Some(prev) = l.runnext.replace(Some(task.clone())) {
-                l.ready.borrow_mut().push_back(prev);
-            }
+            l.runq.borrow_mut().push_runnext(task.clone());
             true
         } else {
             false
@@ -359,8 +358,7 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) {
     let local = Rc::new(Local {
         rt,
         shared,
-        runnext: Cell::new(None),
-        ready: RefCell::new(VecDeque::new()),
+        runq: RefCell::new(RunQueue::new()),
         coros: RefCell::new(Vec::new()),
         timers: RefCell::new(Timers::new()),
         stacks: RefCell::new(StackPool::new(STACKS_CACHED)),
@@ -378,17 +376,13 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) {
 /// Idle stacks a worker keeps mapped for reuse.
 const STACKS_CACHED: usize = 1024;
 
-/// Every this many scheduling rounds a busy worker also looks at its netpoller, timers,
-/// remote queue and unstarted queue, so none of them starves behind a busy run queue
-/// (Go checks its global queue every 61 ticks for the same reason).
-const FAIRNESS_TICK: u32 = 61;
-
 impl Local {
     fn run(&self) -> ! {
         loop {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
-            if tick % FAIRNESS_TICK == 0 {
+            let fair = tick % FAIRNESS_TICK == 0;
+            if fair {
                 self.poll_io(0);
                 self.fire_timers();
                 self.drain_remote();
@@ -396,17 +390,10 @@ impl Local {
                     self.start(t);
                     continue;
                 }
-                // let the queue's head go before runnext, so a ping-pong pair cannot
-                // keep the rest waiting forever
-                let head = self.ready.borrow_mut().pop_front();
-                if let Some(t) = head {
-                    if let Some(n) = self.runnext.take() {
-                        self.ready.borrow_mut().push_back(n);
-                    }
-                    self.runnext.set(Some(t));
-                }
             }
-            if let Some(t) = self.next_ready() {
+            // On a fair round the queue's head goes before runnext, so a ping-pong pair
+            // cannot keep the rest waiting forever.
+            if let Some(t) = self.next_ready(fair) {
                 self.resume(t);
                 continue;
             }
@@ -430,10 +417,10 @@ impl Local {
         }
     }
 
-    fn next_ready(&self) -> Option<Arc<Task>> {
-        self.runnext
-            .take()
-            .or_else(|| self.ready.borrow_mut().pop_front())
+    /// Pops the run queue. A function, not an inline `borrow_mut()`: the borrow must end
+    /// before the caller resumes the coroutine.
+    fn next_ready(&self, fair: bool) -> Option<Arc<Task>> {
+        self.runq.borrow_mut().pop(fair)
     }
 
     fn drain_remote(&self) -> bool {
@@ -446,7 +433,7 @@ impl Local {
             std::mem::take(&mut *q)
         };
         let any = !woken.is_empty();
-        self.ready.borrow_mut().extend(woken);
+        self.runq.borrow_mut().extend(woken);
         any
     }
 
@@ -629,7 +616,7 @@ impl Local {
             Ok(CoroutineResult::Yield(Suspend::Yield)) => {
                 task.set_state(State::Runnable);
                 self.coros.borrow_mut()[key] = Some(slot);
-                self.ready.borrow_mut().push_back(task);
+                self.runq.borrow_mut().push_back(task);
             }
             Ok(CoroutineResult::Return(())) => self.finish(task, key, slot),
             Err(payload) => {

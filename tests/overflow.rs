@@ -1,0 +1,163 @@
+//! Stack overflow in a coroutine, through the public API: the process prints which coroutine
+//! overflowed and aborts, as std does for threads. And stack sizes that cannot be mapped give
+//! an `io::Error` that says what to change, not a panic.
+//!
+//! A test that must die runs in a child: the test binary re-executes itself with
+//! `CORONET_OVERFLOW_CHILD=<test name>`, and the child does the fatal part (std's own tests
+//! of its overflow handler work the same way).
+
+use std::hint::black_box;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+const CHILD: &str = "CORONET_OVERFLOW_CHILD";
+
+/// Whether this process is the child that `expect_abort(test)` started.
+fn is_child(test: &str) -> bool {
+    if std::env::var(CHILD).as_deref() != Ok(test) {
+        return false;
+    }
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit; lowering our own core-size limit is always allowed. No core
+    // dumps from the abort we are about to cause.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+    true
+}
+
+/// Runs `test` again in a child process, checks that it died of SIGABRT, returns its stderr.
+fn expect_abort(test: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, test)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "child status {:?}, stderr:\n{stderr}",
+        out.status
+    );
+    stderr
+}
+
+/// Recurses without end, 512 bytes a frame, in a way the optimiser cannot turn into a loop.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 64]);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1) + frame[depth as usize % 64]
+}
+
+/// Prints the running coroutine's id (so the parent can check the message names it), then
+/// overflows.
+fn announce_and_overflow() -> u64 {
+    eprintln!("child: coroutine id {}", coronet::current().id());
+    recurse(0)
+}
+
+/// The id the child announced on stderr.
+fn announced_id(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("child: coroutine id "))
+        .unwrap_or_else(|| panic!("no id announced; stderr:\n{stderr}"));
+    line.trim().parse().unwrap()
+}
+
+const FATAL: &str = "fatal runtime error: stack overflow";
+
+#[test]
+fn named_coroutine_overflow_names_it_and_aborts() {
+    const TEST: &str = "named_coroutine_overflow_names_it_and_aborts";
+    if is_child(TEST) {
+        let h = coronet::Spawn::new()
+            .name("deep")
+            .stack_size(64 << 10)
+            .go(announce_and_overflow);
+        let _ = h.join();
+        unreachable!("the overflowing coroutine returned");
+    }
+    let stderr = expect_abort(TEST);
+    let id = announced_id(&stderr);
+    let expected = format!("coroutine 'deep' (id {id}) has overflowed its stack\n{FATAL}\n");
+    assert!(stderr.contains(&expected), "child stderr:\n{stderr}");
+}
+
+#[test]
+fn unnamed_coroutine_overflow_says_unnamed_and_aborts() {
+    const TEST: &str = "unnamed_coroutine_overflow_says_unnamed_and_aborts";
+    if is_child(TEST) {
+        // the default stack size: overflowing 256 KiB takes a moment longer, nothing more
+        let _ = coronet::go(announce_and_overflow).join();
+        unreachable!("the overflowing coroutine returned");
+    }
+    let stderr = expect_abort(TEST);
+    let id = announced_id(&stderr);
+    let expected = format!("coroutine '<unnamed>' (id {id}) has overflowed its stack\n{FATAL}\n");
+    assert!(stderr.contains(&expected), "child stderr:\n{stderr}");
+    assert!(
+        !stderr.contains("thread '"),
+        "not reported as a thread overflow:\n{stderr}"
+    );
+}
+
+/// Bigger than any Linux address space (47 bits, or 56 with 5-level paging): mmap must fail
+/// with ENOMEM whatever the overcommit policy.
+const ABSURD: usize = 1 << 62;
+
+#[test]
+fn try_go_with_an_absurd_stack_says_what_to_change() {
+    let err = coronet::Spawn::new()
+        .name("huge")
+        .stack_size(ABSURD)
+        .try_go(|| unreachable!("a coroutine with a 4 EiB stack ran"))
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::OutOfMemory, "{err}");
+    let message = err.to_string();
+    // what happened, the limit that may be the cause, and both knobs that fix it
+    for part in [
+        &format!("cannot map a {ABSURD}-byte coroutine stack")[..],
+        "vm.max_map_count",
+        "raise vm.max_map_count",
+        "Builder::stack_size",
+        "Spawn::stack_size",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    // The runtime is unharmed.
+    assert_eq!(coronet::go(|| 1).join().unwrap(), 1);
+}
+
+#[test]
+fn try_go_with_a_size_past_the_address_space_is_invalid_input() {
+    let err = coronet::Spawn::new()
+        .stack_size(usize::MAX)
+        .try_go(|| unreachable!("a coroutine with a usize::MAX stack ran"))
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.to_string().contains(&usize::MAX.to_string()),
+        "names the size asked for: {err}"
+    );
+}
+
+#[test]
+fn go_with_an_absurd_stack_fails_the_join_not_the_runtime() {
+    // `go` maps the stack when a worker starts the coroutine; the failure reaches `join`.
+    let h = coronet::Spawn::new()
+        .stack_size(ABSURD)
+        .go(|| unreachable!("a coroutine with a 4 EiB stack ran"));
+    let payload = h.join().unwrap_err();
+    let message = payload
+        .downcast_ref::<String>()
+        .expect("the reason, as a String");
+    assert!(message.contains("vm.max_map_count"), "{message}");
+    assert_eq!(coronet::go(|| 2).join().unwrap(), 2);
+}
