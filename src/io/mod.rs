@@ -38,7 +38,9 @@
 //!
 //! When the destination fails, the bytes already taken from the source but not delivered —
 //! one pipe's worth for `splice`, one buffer for the buffered loop — are dropped with the
-//! pipe, and the error says so: a failed copy cannot be resumed, with std and Go alike.
+//! pipe, and the error says so: a failed copy cannot be resumed, with std and Go alike. The
+//! same holds for a socket in nonblocking mode, where a copy fails with `WouldBlock` as
+//! soon as either side would wait.
 //!
 //! # Signals and fairness
 //!
@@ -74,7 +76,8 @@ const YIELD_EVERY: u64 = 16 << 20;
 /// `splice` when the types allow (see the [module docs](self) for which do).
 ///
 /// A blocked copy parks the coroutine — or blocks the thread, outside a coroutine — and
-/// honours the sockets' deadlines and `close`.
+/// honours the sockets' deadlines and `close`. The buffered loop is `std::io::copy`'s, which
+/// keeps an 8 KiB buffer on the stack: mind it when shrinking `Spawn::stack_size`.
 ///
 /// # Errors
 ///
