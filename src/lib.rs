@@ -30,6 +30,8 @@
 //! The folders are the layers:
 //!
 //! - `net/` — `TcpStream::read` calls `recv` through the fd layer;
+//! - `io/` — `copy`, std's `io::copy` taking `sendfile`/`splice` between files and sockets,
+//!   waiting through the same `poll/fd.rs` calls;
 //! - `poll/` — `fd.rs` runs the syscall; on `EAGAIN`, `desc.rs` puts the coroutine in the
 //!   fd's read slot, `mod.rs`/`epoll.rs` are the netpoller that later empties it;
 //! - `runtime/` — `park.rs` suspends the coroutine, `worker.rs` runs others and finally
@@ -50,6 +52,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("coronet runs on Linux only (epoll, eventfd)");
 
+pub mod io;
 pub mod net;
 mod poll;
 mod runtime;

@@ -512,6 +512,17 @@ pub(crate) fn splice(
     cvt_len(unsafe { libc::splice(input, none, output, none, len, flags) })
 }
 
+/// Whether `SIGPIPE` is ignored process-wide (`sigaction(2)`, reading only). `sendfile` and
+/// `splice` take no `MSG_NOSIGNAL`: into a reset connection they raise `SIGPIPE`, which is
+/// harmless only while it is ignored (Rust's runtime ignores it at start-up).
+pub(crate) fn sigpipe_ignored() -> bool {
+    // SAFETY: all-zero is a valid `sigaction` (SIG_DFL, empty mask, no flags).
+    let mut old: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`, a live local.
+    let rc = unsafe { libc::sigaction(libc::SIGPIPE, ptr::null(), &mut old) };
+    rc == 0 && old.sa_sigaction == libc::SIG_IGN
+}
+
 /// Sets a socket option to `value` (`setsockopt(2)`).
 pub(crate) fn setsockopt<T: Pod>(
     fd: BorrowedFd<'_>,

@@ -416,7 +416,7 @@ impl TcpStream {
             .map(|v| v as usize)
     }
 
-    #[allow(dead_code)] // io::copy reaches the socket through this; it lands next
+    /// The socket underneath, for `coronet::io::copy`'s kernel paths.
     pub(crate) fn sock(&self) -> &Sock {
         &self.sock
     }

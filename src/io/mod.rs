@@ -1,0 +1,535 @@
+//! I/O helpers that know coronet's types: [`copy`], `std::io::copy` with Go's kernel paths.
+//!
+//! # Which path a copy takes
+//!
+//! | reader                       | writer                       | how the bytes move          |
+//! |------------------------------|------------------------------|-----------------------------|
+//! | `File`, `&File`              | `TcpStream`, `&TcpStream`    | `sendfile(2)`: file → socket in the kernel, parking on the socket's write readiness |
+//! | `TcpStream`, `&TcpStream`    | `TcpStream`, `&TcpStream`    | `splice(2)` through a pipe, parking on the source's read and the destination's write readiness |
+//! | anything else                | anything else                | `std::io::copy`: a buffered loop, in which coronet sockets park inside `read`/`write` |
+//!
+//! (`File` is `std::fs::File`; `TcpStream` is [`coronet::net::TcpStream`](crate::net::TcpStream).
+//! std's own fast paths between std types — `copy_file_range` for file → file — still apply
+//! in the last row, because that row *is* `std::io::copy`.)
+//!
+//! # How it picks without specialization
+//!
+//! std chooses its fast paths with specialization and Go with interface assertions
+//! (`io.ReaderFrom`); stable Rust has neither. So [`copy`] keeps `std::io::copy`'s exact
+//! signature and compares the reader's and writer's types with the few it knows, by
+//! `TypeId` with lifetimes erased (`&'a File` and `&'static File` compare equal): the test
+//! is resolved at compile time, and a match is a plain pointer cast. Two simpler designs
+//! were rejected: a sealed `Source`/`Sink` bound would refuse every other reader (or need a
+//! second function that users must remember to call), and `Any` needs `'static`, which
+//! refuses a borrowed reader such as `&mut &data[..]`.
+//!
+//! The cost: only those exact types take a fast path. A wrapper — `BufReader<File>`,
+//! `Take<&File>`, `&mut dyn Read` — takes the buffered loop, as a wrapped connection loses
+//! `ReadFrom` in Go.
+//!
+//! # Errors and bytes in flight
+//!
+//! As with std, `Ok(n)` means the reader reached end of file after `n` bytes; any failure is
+//! an `Err`, and how much was copied before it is not reported. The error names the side
+//! that failed, in Go's form: `read tcp 127.0.0.1:1->127.0.0.1:2: connection reset by
+//! peer` for the source, `write tcp …` for the destination. Deadlines, `set_*_timeout` (per
+//! wait, as for each write of a buffered copy) and `close` hit a copy in progress exactly as
+//! they hit a blocked `read` or `write`.
+//!
+//! When the destination fails, the bytes already taken from the source but not delivered —
+//! one pipe's worth for `splice`, one buffer for the buffered loop — are dropped with the
+//! pipe, and the error says so: a failed copy cannot be resumed, with std and Go alike. The
+//! same holds for a socket in nonblocking mode, where a copy fails with `WouldBlock` as
+//! soon as either side would wait.
+//!
+//! # Signals and fairness
+//!
+//! `sendfile` and `splice` take no `MSG_NOSIGNAL`, so writing into a reset connection
+//! raises `SIGPIPE`. Rust programs ignore it from start-up; `copy` checks that it is still
+//! ignored and otherwise takes the buffered loop, whose `send` cannot raise it.
+//!
+//! A copy to a reader that keeps up may never wait, and coroutines are not preempted, so a
+//! copy yields to its worker's other coroutines every 16 MiB.
+
+use std::any::TypeId;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::marker::PhantomData;
+use std::os::fd::AsFd;
+
+use crate::net::sock::Sock;
+use crate::net::socket::{self, SPLICE_FLAGS};
+use crate::net::TcpStream;
+
+/// The most `sendfile` is asked to move in one call (Go's `maxSendfileSize`); a call
+/// returns early anyway once the socket buffer is full.
+const SENDFILE_CHUNK: usize = 4 << 20;
+
+/// The most `splice` is asked to move into the pipe at once; the pipe's capacity (64 KiB by
+/// default) is the real bound.
+const SPLICE_CHUNK: usize = 1 << 20;
+
+/// Bytes moved between voluntary yields (see "Signals and fairness").
+const YIELD_EVERY: u64 = 16 << 20;
+
+/// Copies the whole of `reader` into `writer`, as `std::io::copy` does, through `sendfile` or
+/// `splice` when the types allow (see the [module docs](self) for which do).
+///
+/// A blocked copy parks the coroutine — or blocks the thread, outside a coroutine — and
+/// honours the sockets' deadlines and `close`. The buffered loop is `std::io::copy`'s, which
+/// keeps an 8 KiB buffer on the stack: mind it when shrinking `Spawn::stack_size`.
+///
+/// # Errors
+///
+/// The first error of either side, in Go's form (`read tcp …` or `write tcp …`); the bytes
+/// copied until then are not reported. `Interrupted` is retried, never returned.
+///
+/// # Examples
+///
+/// Serving a file over a connection, which takes `sendfile`:
+///
+/// ```
+/// use coronet::net::{TcpListener, TcpStream};
+/// use std::io::{Read, Write};
+///
+/// coronet::run(|| {
+///     let path = std::env::temp_dir().join(format!("coronet-copy-doc-{}", std::process::id()));
+///     std::fs::write(&path, b"hello from a file").unwrap();
+///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+///     let (mut conn, _) = l.accept().unwrap();
+///
+///     let mut file = std::fs::File::open(&path).unwrap();
+///     assert_eq!(coronet::io::copy(&mut file, &mut conn).unwrap(), 17);
+///     drop(conn);
+///
+///     let mut got = String::new();
+///     client.read_to_string(&mut got).unwrap();
+///     assert_eq!(got, "hello from a file");
+///     std::fs::remove_file(&path).unwrap();
+/// });
+/// ```
+///
+/// Any other reader and writer take the buffered loop:
+///
+/// ```
+/// let mut out = Vec::new();
+/// assert_eq!(coronet::io::copy(&mut &b"abc"[..], &mut out).unwrap(), 3);
+/// assert_eq!(out, b"abc");
+/// ```
+pub fn copy<R, W>(reader: &mut R, writer: &mut W) -> io::Result<u64>
+where
+    R: Read + ?Sized,
+    W: Write + ?Sized,
+{
+    copy_reported(reader, writer).map(|r| r.total)
+}
+
+/// Which path a copy tried first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Sendfile,
+    Splice,
+    Buffered,
+}
+
+/// What a copy did: tests read it to prove a fast path really ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Report {
+    route: Route,
+    /// Bytes moved by `sendfile` or `splice`.
+    kernel: u64,
+    /// All bytes: `kernel` plus those of the buffered loop (after a fallback).
+    total: u64,
+}
+
+/// How a fast path ended without an error.
+enum Fast {
+    /// The source reached end of file.
+    Finished,
+    /// The kernel refused the path (`EINVAL`, `ENOSYS`…) with nothing left in flight; the
+    /// buffered loop carries on from where it stopped.
+    Unsupported,
+}
+
+fn copy_reported<R, W>(reader: &mut R, writer: &mut W) -> io::Result<Report>
+where
+    R: Read + ?Sized,
+    W: Write + ?Sized,
+{
+    let mut kernel = 0;
+    let (route, fast) = match (as_source(&*reader), as_sink(&*writer)) {
+        (Some(src), Some(dst)) if socket::sigpipe_ignored() => match src {
+            Source::File(f) => (Route::Sendfile, sendfile(f, dst, &mut kernel)),
+            Source::Sock(s) => (Route::Splice, splice(s, dst, &mut kernel)),
+        },
+        _ => (Route::Buffered, Ok(Fast::Unsupported)),
+    };
+    match fast {
+        Ok(Fast::Finished) => {
+            log::trace!("copy: {route:?} moved {kernel} bytes");
+            return Ok(Report {
+                route,
+                kernel,
+                total: kernel,
+            });
+        }
+        Ok(Fast::Unsupported) if route != Route::Buffered => {
+            log::debug!("copy: {route:?} unsupported after {kernel} bytes, buffering the rest");
+        }
+        Ok(Fast::Unsupported) => {}
+        Err(e) => {
+            log::debug!("copy: {route:?} failed after {kernel} bytes: {e}");
+            return Err(e);
+        }
+    }
+    let buffered = io::copy(reader, writer)?;
+    Ok(Report {
+        route,
+        kernel,
+        total: kernel + buffered,
+    })
+}
+
+/// A reader a fast path can read from.
+enum Source<'a> {
+    File(&'a File),
+    Sock(&'a Sock),
+}
+
+/// A writer a fast path can write to.
+struct Sink<'a>(&'a Sock);
+
+/// `reader` as a fast-path source, if its type is one of those in the module docs.
+fn as_source<'a, R: ?Sized>(reader: &'a R) -> Option<Source<'a>> {
+    let id = erased_type_id::<R>();
+    // SAFETY (each arm): the ids say `R` *is* the named type up to lifetimes (`same_as`).
+    // For the `&T` types, `R` is `&'x T` with `'x: 'a` (`&'a R` is well-formed), and viewing
+    // it as `&'a T` only shortens a covariant lifetime.
+    unsafe {
+        if id == erased_type_id::<File>() {
+            Some(Source::File(view::<R, File>(reader)))
+        } else if id == erased_type_id::<&File>() {
+            Some(Source::File(view::<R, &'a File>(reader)))
+        } else if id == erased_type_id::<TcpStream>() {
+            Some(Source::Sock(view::<R, TcpStream>(reader).sock()))
+        } else if id == erased_type_id::<&TcpStream>() {
+            Some(Source::Sock(view::<R, &'a TcpStream>(reader).sock()))
+        } else {
+            // UnixStream and &UnixStream join here (splice works on them too) when
+            // net/unix.rs lands.
+            None
+        }
+    }
+}
+
+/// `writer` as a fast-path sink, if its type is one of those in the module docs.
+fn as_sink<'a, W: ?Sized>(writer: &'a W) -> Option<Sink<'a>> {
+    let id = erased_type_id::<W>();
+    // SAFETY: as in `as_source`.
+    unsafe {
+        if id == erased_type_id::<TcpStream>() {
+            Some(Sink(view::<W, TcpStream>(writer).sock()))
+        } else if id == erased_type_id::<&TcpStream>() {
+            Some(Sink(view::<W, &'a TcpStream>(writer).sock()))
+        } else {
+            // UnixStream and &UnixStream join here when net/unix.rs lands.
+            None
+        }
+    }
+}
+
+/// `TypeId::of::<T>()` with `T`'s lifetimes erased, for any `T` — `TypeId::of` itself
+/// demands `T: 'static`, which would refuse `&'a File`.
+fn erased_type_id<T: ?Sized>() -> TypeId {
+    trait Probe {
+        fn id(&self) -> TypeId
+        where
+            Self: 'static;
+    }
+    impl<T: ?Sized> Probe for PhantomData<T> {
+        fn id(&self) -> TypeId
+        where
+            Self: 'static,
+        {
+            TypeId::of::<T>()
+        }
+    }
+    let probe: &dyn Probe = &PhantomData::<T>;
+    // SAFETY: only the trait object's lifetime bound changes; layout and vtable are the
+    // same. Lifetimes do not exist once compiled, so the vtable's `id` is `TypeId::of` of
+    // `T` with its lifetimes erased. Nothing is read through the widened bound: the
+    // `PhantomData` holds no data and `id` touches none.
+    let probe: &(dyn Probe + 'static) = unsafe { std::mem::transmute(probe) };
+    probe.id()
+}
+
+/// Views `r` as a `T`.
+///
+/// # Safety
+///
+/// `R` must be `T` up to lifetimes (`erased_type_id` equal), and each lifetime of `T` must
+/// be outlived by the matching one in `R`, in a position where `T` is covariant.
+unsafe fn view<R: ?Sized, T>(r: &R) -> &T {
+    // SAFETY: by the caller's promise `R` and `T` are one type with one layout, and the
+    // lifetimes only shrink; the reference stays as valid as `r`.
+    unsafe { &*(r as *const R).cast::<T>() }
+}
+
+/// Whether an error from `sendfile`/`splice` means "this pair cannot take the fast path".
+fn unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    )
+}
+
+/// Counts bytes and yields every `YIELD_EVERY` (see "Signals and fairness").
+struct Pace(u64);
+
+impl Pace {
+    fn moved(&mut self, n: usize) {
+        self.0 += n as u64;
+        if self.0 >= YIELD_EVERY {
+            self.0 = 0;
+            crate::yield_now();
+        }
+    }
+}
+
+/// File → socket with `sendfile`, from the file's position (which it advances, as reading
+/// would). Each call is one `write_with`: the socket's write lock, deadline and close apply,
+/// and `EAGAIN` parks on write readiness — the file side never blocks.
+fn sendfile(file: &File, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
+    let dst = dst.0;
+    let mut pace = Pace(0);
+    loop {
+        let r = dst
+            .fd
+            .write_with(|fd| socket::sendfile(fd, file.as_fd(), None, SENDFILE_CHUNK));
+        match r {
+            Ok(0) => return Ok(Fast::Finished),
+            Ok(n) => {
+                *moved += n as u64;
+                pace.moved(n);
+            }
+            // Not a regular file (a pipe, a tty...): nothing was taken from it.
+            Err(e) if unsupported(&e) => return Ok(Fast::Unsupported),
+            // The file is not open for reading (the socket is held open by `write_with`):
+            // let the buffered loop's `read` report it as std would.
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) && *moved == 0 => {
+                return Ok(Fast::Unsupported)
+            }
+            Err(e) => return Err(dst.err("write", e)),
+        }
+    }
+}
+
+/// Socket → socket with `splice` through a private pipe, one pipe-full per round:
+///
+/// 1. source → pipe, parking on the source's read readiness (the pipe is empty, so
+///    `EAGAIN` can only mean the source has nothing yet); `0` is end of file;
+/// 2. pipe → destination until the pipe is empty again, parking on the destination's
+///    write readiness.
+///
+/// The pipe is dropped at the end, with anything a failed destination left in it.
+fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
+    let dst = dst.0;
+    let (pipe_r, pipe_w) = match socket::pipe2_nonblocking() {
+        Ok(p) => p,
+        Err(e) => {
+            // Out of fds: the buffered loop needs none.
+            log::debug!("copy: no pipe for splice ({e}), buffering");
+            return Ok(Fast::Unsupported);
+        }
+    };
+    let mut pace = Pace(0);
+    loop {
+        // 1. source → pipe
+        let r = src
+            .fd
+            .read_with(|fd| socket::splice(fd, pipe_w.as_fd(), SPLICE_CHUNK, SPLICE_FLAGS));
+        let n = match r {
+            Ok(0) => return Ok(Fast::Finished),
+            Ok(n) => n,
+            Err(e) if unsupported(&e) => return Ok(Fast::Unsupported),
+            Err(e) => return Err(src.err("read", e)),
+        };
+        // 2. pipe → destination
+        let mut left = n;
+        let r = dst.fd.write_with(|fd| {
+            while left > 0 {
+                match socket::splice(pipe_r.as_fd(), fd, left, SPLICE_FLAGS)? {
+                    0 => return Err(io::ErrorKind::WriteZero.into()),
+                    k => left -= k,
+                }
+            }
+            Ok(())
+        });
+        *moved += (n - left) as u64;
+        match r {
+            Ok(()) => pace.moved(n),
+            Err(e) if unsupported(&e) => {
+                // The destination refuses splice: deliver what the pipe holds by hand.
+                *moved += drain(pipe_r.as_fd(), dst, left)?;
+                return Ok(Fast::Unsupported);
+            }
+            Err(e) => {
+                log::debug!("copy: destination failed, dropping {left} bytes read from the source");
+                return Err(dst.err("write", e));
+            }
+        }
+    }
+}
+
+/// Writes the `left` bytes waiting in the pipe to `dst` with plain sends.
+fn drain(pipe: std::os::fd::BorrowedFd<'_>, dst: &Sock, left: usize) -> io::Result<u64> {
+    let mut buf = vec![0; left];
+    let mut got = 0;
+    while got < left {
+        match socket::read(pipe, &mut buf[got..])? {
+            0 => break,
+            k => got += k,
+        }
+    }
+    let mut sent = 0;
+    while sent < got {
+        // `Sock::write` sends it all or returns the short count, then the error next time.
+        sent += dst.write(&buf[sent..got])?;
+    }
+    Ok(got as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::TcpListener;
+    use std::io::Seek;
+
+    #[test]
+    fn erased_type_ids_ignore_lifetimes_only() {
+        fn id_of_ref<'a>(_: &'a File) -> TypeId {
+            erased_type_id::<&'a File>()
+        }
+        let f = File::open("/dev/null").unwrap();
+        assert_eq!(id_of_ref(&f), TypeId::of::<&'static File>());
+        assert_eq!(erased_type_id::<File>(), TypeId::of::<File>());
+        assert_ne!(erased_type_id::<File>(), erased_type_id::<&File>());
+        assert_ne!(erased_type_id::<&File>(), erased_type_id::<&mut File>());
+        assert_ne!(erased_type_id::<&File>(), erased_type_id::<&TcpStream>());
+        assert_ne!(erased_type_id::<dyn Read>(), erased_type_id::<File>());
+    }
+
+    #[test]
+    fn probes_recognise_exactly_the_listed_types() {
+        let f = File::open("/dev/null").unwrap();
+        assert!(matches!(as_source(&f), Some(Source::File(_))));
+        assert!(matches!(as_source(&&f), Some(Source::File(_))));
+        let slice: &[u8] = b"x";
+        assert!(as_source(&slice).is_none());
+        assert!(as_source(&io::BufReader::new(&f)).is_none());
+        assert!(as_sink(&Vec::<u8>::new()).is_none());
+        let (a, _b) = tcp_pair();
+        assert!(matches!(as_source(&a), Some(Source::Sock(_))));
+        assert!(matches!(as_source(&&a), Some(Source::Sock(_))));
+        assert!(as_sink(&a).is_some() && as_sink(&&a).is_some());
+        let dynr: &dyn Read = &&a;
+        assert!(
+            as_source(dynr).is_none(),
+            "a trait object takes the buffered loop"
+        );
+    }
+
+    fn tcp_pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        (a, b)
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
+    }
+
+    fn temp_file(data: &[u8]) -> File {
+        let path = std::env::temp_dir().join(format!(
+            "coronet-io-unit-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, data).unwrap();
+        let f = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    }
+
+    /// Reads everything from `s` on another thread.
+    fn drain_thread(mut s: TcpStream) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            s.read_to_end(&mut v).unwrap();
+            v
+        })
+    }
+
+    #[test]
+    fn file_to_socket_takes_sendfile_for_every_byte() {
+        let data = pattern(3 << 20);
+        let mut file = temp_file(&data);
+        file.seek(io::SeekFrom::Start(10)).unwrap();
+        let (mut a, b) = tcp_pair();
+        let reader = drain_thread(b);
+        let report = copy_reported(&mut file, &mut a).unwrap();
+        drop(a);
+        assert_eq!(report.route, Route::Sendfile);
+        assert_eq!(report.kernel, data.len() as u64 - 10);
+        assert_eq!(report.total, report.kernel);
+        assert_eq!(reader.join().unwrap(), &data[10..]);
+        assert_eq!(file.stream_position().unwrap(), data.len() as u64);
+    }
+
+    #[test]
+    fn socket_to_socket_takes_splice_for_every_byte() {
+        let data = pattern(2 << 20);
+        let (mut src_w, src) = tcp_pair();
+        let (dst, dst_r) = tcp_pair();
+        let reader = drain_thread(dst_r);
+        let d2 = data.clone();
+        let writer = std::thread::spawn(move || src_w.write_all(&d2).unwrap());
+        let report = copy_reported(&mut &src, &mut &dst).unwrap();
+        writer.join().unwrap();
+        drop(dst);
+        assert_eq!(report.route, Route::Splice);
+        assert_eq!(report.kernel, data.len() as u64);
+        assert_eq!(report.total, report.kernel);
+        assert_eq!(reader.join().unwrap(), data);
+    }
+
+    #[test]
+    fn other_pairs_take_the_buffered_loop() {
+        let data = pattern(100_000);
+        let mut out = Vec::new();
+        let report = copy_reported(&mut &data[..], &mut out).unwrap();
+        assert_eq!(report.route, Route::Buffered);
+        assert_eq!((report.kernel, report.total), (0, data.len() as u64));
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn a_file_sendfile_refuses_falls_back_without_losing_bytes() {
+        // A pipe wrapped as a File: sendfile says EINVAL before taking anything.
+        let (r, w) = socket::pipe2_nonblocking().unwrap();
+        socket::set_nonblocking(r.as_fd(), false).unwrap();
+        let mut w = File::from(w);
+        w.write_all(b"through a pipe").unwrap();
+        drop(w);
+        let mut r = File::from(r);
+        let (mut a, b) = tcp_pair();
+        let reader = drain_thread(b);
+        let report = copy_reported(&mut r, &mut a).unwrap();
+        drop(a);
+        assert_eq!(report.route, Route::Sendfile);
+        assert_eq!((report.kernel, report.total), (0, 14));
+        assert_eq!(reader.join().unwrap(), b"through a pipe");
+    }
+}
