@@ -864,7 +864,7 @@ mod protocol_tests {
     fn stress_thread_waiter_always_returns_and_leaks_nothing() {
         let mut rng = Rng::seeded();
         let seed = rng.0;
-        for round in 0..3000 {
+        for round in 0..800 {
             let end = match rng.below(3) {
                 0 => End::Data,
                 1 => End::Close,

@@ -386,7 +386,13 @@ impl Local {
                 self.poll_io(0);
                 self.fire_timers();
                 self.drain_remote();
+            }
+            // Unstarted and ready coroutines take turns while both are waiting: a busy run
+            // queue must not hold back the handler of a connection just accepted, nor a
+            // burst of spawns the coroutines already running.
+            if tick % 2 == 0 {
                 if let Some(t) = self.shared.pop_fresh() {
+                    self.found_work();
                     self.start(t);
                     continue;
                 }
