@@ -90,13 +90,7 @@ fn main() {
         .iter()
         .find(|a| !a.starts_with("--"))
         .cloned()
-        .unwrap_or_else(|| {
-            if demo_mode {
-                "127.0.0.1:0".into()
-            } else {
-                "127.0.0.1:7000".into()
-            }
-        });
+        .unwrap_or_else(|| if demo_mode { "127.0.0.1:0".into() } else { "127.0.0.1:7000".into() });
     coronet::run(move || {
         let listener = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| {
             eprintln!("echo: {e}");

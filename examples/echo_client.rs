@@ -12,10 +12,7 @@ fn main() {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:7000".into());
     let mut lines: Vec<String> = args.collect();
     if lines.is_empty() {
-        lines = vec![
-            "hello, coronet".into(),
-            "one coroutine per connection".into(),
-        ];
+        lines = vec!["hello, coronet".into(), "one coroutine per connection".into()];
     }
     // Plain blocking code; `run` makes main a coroutine so reads park instead of blocking.
     coronet::run(move || {

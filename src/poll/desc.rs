@@ -554,10 +554,7 @@ mod protocol_tests {
         }
 
         fn refs(&self, id: usize) -> usize {
-            self.slots
-                .iter()
-                .filter(|&&s| s == Slot::Waiter(id))
-                .count()
+            self.slots.iter().filter(|&&s| s == Slot::Waiter(id)).count()
         }
     }
 
@@ -588,19 +585,12 @@ mod protocol_tests {
                 let got = d.ready(dir);
                 match m.slots[ix(dir)] {
                     Slot::Waiter(id) => {
-                        let t =
-                            got.unwrap_or_else(|| panic!("{op:?}: waiter {id} not handed back"));
-                        assert!(
-                            Arc::ptr_eq(&t, &tasks[id]),
-                            "{op:?}: handed back the wrong task"
-                        );
+                        let t = got.unwrap_or_else(|| panic!("{op:?}: waiter {id} not handed back"));
+                        assert!(Arc::ptr_eq(&t, &tasks[id]), "{op:?}: handed back the wrong task");
                         t.unpark();
                         m.notified |= id == 0;
                     }
-                    _ => assert!(
-                        got.is_none(),
-                        "{op:?}: handed back a task from a non-waiter slot"
-                    ),
+                    _ => assert!(got.is_none(), "{op:?}: handed back a task from a non-waiter slot"),
                 }
                 m.slots[ix(dir)] = Slot::Ready;
             }
@@ -628,16 +618,9 @@ mod protocol_tests {
             }
             Op::Publish(dir, id) => {
                 let p = Arc::into_raw(tasks[id].clone()) as usize;
-                match d
-                    .slot(dir)
-                    .compare_exchange(EMPTY, p, Ordering::SeqCst, Ordering::SeqCst)
-                {
+                match d.slot(dir).compare_exchange(EMPTY, p, Ordering::SeqCst, Ordering::SeqCst) {
                     Ok(_) => {
-                        assert_eq!(
-                            m.slots[ix(dir)],
-                            Slot::Empty,
-                            "{op:?}: CAS won on a full slot"
-                        );
+                        assert_eq!(m.slots[ix(dir)], Slot::Empty, "{op:?}: CAS won on a full slot");
                         m.slots[ix(dir)] = Slot::Waiter(id);
                     }
                     Err(other) => {
@@ -681,11 +664,7 @@ mod protocol_tests {
         for dir in [Dir::Read, Dir::Write] {
             let got = d.slot(dir).load(Ordering::SeqCst);
             let want = m.slots[ix(dir)];
-            assert_eq!(
-                got,
-                raw(want, tasks),
-                "after {op:?}: {dir:?} slot, model {want:?}"
-            );
+            assert_eq!(got, raw(want, tasks), "after {op:?}: {dir:?} slot, model {want:?}");
             let deadline = d.deadline(dir);
             match m.deadlines[ix(dir)] {
                 None => assert_eq!(deadline, None, "after {op:?}: {dir:?} deadline"),
@@ -696,11 +675,7 @@ mod protocol_tests {
         assert_eq!(d.is_closing(), m.closing, "after {op:?}");
         for (id, t) in tasks.iter().enumerate() {
             let want = base[id] + m.refs(id);
-            assert_eq!(
-                Arc::strong_count(t),
-                want,
-                "after {op:?}: references to waiter {id}"
-            );
+            assert_eq!(Arc::strong_count(t), want, "after {op:?}: references to waiter {id}");
         }
     }
 
@@ -910,11 +885,7 @@ mod protocol_tests {
             );
             drop(desc);
             // the waiter thread has exited: ours is the only reference left
-            assert_eq!(
-                Arc::strong_count(&task),
-                1,
-                "round {round} (seed {seed:#x})"
-            );
+            assert_eq!(Arc::strong_count(&task), 1, "round {round} (seed {seed:#x})");
         }
     }
 
