@@ -52,6 +52,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("coronet runs on Linux only (epoll, eventfd)");
 
+pub mod chan;
 pub mod io;
 pub mod net;
 mod poll;

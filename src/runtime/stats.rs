@@ -134,6 +134,9 @@ impl fmt::Display for Line<'_> {
                 Wait::Blocking => write!(f, "blocking pool")?,
                 Wait::Sync => write!(f, "sync")?,
                 Wait::Park => write!(f, "park")?,
+                Wait::ChanRecv => write!(f, "chan receive")?,
+                Wait::ChanSend => write!(f, "chan send")?,
+                Wait::Select => write!(f, "select")?,
                 Wait::None => write!(f, "parked")?,
             },
         }

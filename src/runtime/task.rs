@@ -64,6 +64,12 @@ pub(crate) enum Wait {
     Blocking = 5,
     Sync = 6,
     Park = 7,
+    /// A channel `recv` (Go's dump says "chan receive").
+    ChanRecv = 8,
+    /// A channel `send` ("chan send").
+    ChanSend = 9,
+    /// A `select!` over several channel operations ("select").
+    Select = 10,
 }
 
 impl Wait {
@@ -76,6 +82,9 @@ impl Wait {
             5 => Wait::Blocking,
             6 => Wait::Sync,
             7 => Wait::Park,
+            8 => Wait::ChanRecv,
+            9 => Wait::ChanSend,
+            10 => Wait::Select,
             _ => Wait::None,
         }
     }
