@@ -33,15 +33,19 @@ pub(crate) mod sock;
 #[allow(dead_code)]
 pub(crate) mod socket;
 mod tcp;
+mod unix;
 
 pub use self::dial::{Dialer, ListenConfig};
 pub use self::error::{Addr, OpError};
 pub use self::lookup::{lookup_host, MAX_LOOKUPS};
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
+pub use self::unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
     ToSocketAddrs,
 };
+/// std's Unix socket address, renamed so it does not clash with the IP [`SocketAddr`].
+pub use std::os::unix::net::SocketAddr as UnixSocketAddr;
 
 use std::time::Duration;
 
