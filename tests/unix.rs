@@ -487,8 +487,8 @@ fn datagrams_over_abstract_names() {
 
 #[test]
 fn many_datagrams_park_the_sender_until_the_reader_drains() {
-    // More datagrams than the receive queue holds (net.unix.max_dgram_qlen, 10 by default
-    // on Linux... or 512): the sender must wait for the reader rather than fail.
+    // Far more datagrams than the receive queue holds (net.unix.max_dgram_qlen, 10 by
+    // default): the sender must park until the reader drains, never fail with EAGAIN.
     const COUNT: u32 = 2000;
     both(|mode| {
         let (a, b) = UnixDatagram::pair().unwrap();
@@ -622,6 +622,25 @@ fn std_timeouts_bound_each_call() {
         assert!(started.elapsed() >= t);
         a.set_read_timeout(None).unwrap();
         assert_eq!(a.read_timeout().unwrap(), None);
+
+        // the write timeout: a write that fills the buffer reports what went out, the
+        // next one (nothing can go out) the timeout
+        let big = vec![3u8; 16 << 20];
+        let n = (&a).write(&big).unwrap();
+        assert!(n > 0 && n < big.len(), "partial write reports {n} bytes");
+        assert_timeout(&(&a).write(&big).unwrap_err(), "write unix @->@");
+        a.set_write_timeout(None).unwrap();
+        assert_eq!(a.write_timeout().unwrap(), None);
+
+        // a write deadline already passed fails at once; clearing it lets writes through
+        let (c, mut e) = UnixStream::pair().unwrap();
+        c.set_write_deadline(Some(Instant::now())).unwrap();
+        assert_timeout(&(&c).write(b"late").unwrap_err(), "write unix @->@");
+        c.set_write_deadline(None).unwrap();
+        (&c).write_all(b"on time").unwrap();
+        let mut got = [0u8; 7];
+        e.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"on time");
 
         let (d, _e) = UnixDatagram::pair().unwrap();
         assert!(d.set_read_timeout(Some(Duration::ZERO)).is_err());
@@ -887,5 +906,31 @@ fn converts_to_and_from_std() {
         let d = unsafe { UnixDatagram::from_raw_fd(raw) };
         se.send(b"again").unwrap();
         assert_eq!(d.recv(&mut buf).unwrap(), 5);
+    });
+}
+
+#[test]
+fn many_datagrams_send_to_a_busy_path() {
+    // Unconnected senders get no wake-up from the receiver's queue, only from their own
+    // datagrams being consumed; that must still be enough to finish.
+    const COUNT: u32 = 2000;
+    both(|mode| {
+        let path = TempPath::new("dg-busy");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let reader = spawn(mode, move || {
+            let mut buf = [0u8; 2048];
+            for i in 0..COUNT {
+                let (n, from) = server.recv_from(&mut buf).unwrap();
+                assert_eq!((n, from.is_unnamed()), (512, true));
+                assert_eq!(&buf[..4], &i.to_le_bytes(), "datagrams stay in order");
+            }
+        });
+        let client = UnixDatagram::unbound().unwrap();
+        let mut msg = [7u8; 512];
+        for i in 0..COUNT {
+            msg[..4].copy_from_slice(&i.to_le_bytes());
+            assert_eq!(client.send_to(&msg, &path).unwrap(), 512);
+        }
+        reader.join();
     });
 }
