@@ -34,16 +34,20 @@ pub(crate) mod sock;
 pub(crate) mod socket;
 mod tcp;
 mod udp;
+mod unix;
 
 pub use self::dial::{Dialer, ListenConfig};
 pub use self::error::{Addr, OpError};
 pub use self::lookup::{lookup_host, MAX_LOOKUPS};
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
+pub use self::unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
 pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
     ToSocketAddrs,
 };
+/// std's Unix socket address, renamed so it does not clash with the IP [`SocketAddr`].
+pub use std::os::unix::net::SocketAddr as UnixSocketAddr;
 
 use std::time::Duration;
 

@@ -1,0 +1,936 @@
+//! `UnixListener`, `UnixStream` and `UnixDatagram` on real sockets. Every behaviour runs
+//! twice: from a coroutine and from a plain OS thread (see `both`).
+
+use coronet::net::{OpError, Shutdown, UnixDatagram, UnixListener, UnixSocketAddr, UnixStream};
+use std::io::{self, ErrorKind, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd};
+use std::os::linux::net::SocketAddrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/// Where the code under test runs.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Coroutine,
+    Thread,
+}
+
+/// Runs `body` once inside a coroutine and once on a plain OS thread.
+fn both(body: fn(Mode)) {
+    coronet::run(move || body(Mode::Coroutine));
+    std::thread::spawn(move || body(Mode::Thread))
+        .join()
+        .unwrap();
+}
+
+/// A coroutine or a thread, as `mode` says.
+enum Handle<T> {
+    Co(coronet::JoinHandle<T>),
+    Th(std::thread::JoinHandle<T>),
+}
+
+impl<T> Handle<T> {
+    fn join(self) -> T {
+        match self {
+            Handle::Co(h) => h.join().unwrap(),
+            Handle::Th(h) => h.join().unwrap(),
+        }
+    }
+}
+
+fn spawn<T: Send + 'static>(mode: Mode, f: impl FnOnce() -> T + Send + 'static) -> Handle<T> {
+    match mode {
+        Mode::Coroutine => Handle::Co(coronet::go(f)),
+        Mode::Thread => Handle::Th(std::thread::spawn(f)),
+    }
+}
+
+/// Runs `f` in a fresh coroutine and waits for it.
+fn in_coroutine(f: impl FnOnce() + Send + 'static) {
+    coronet::go(f).join().unwrap();
+}
+
+static UNIQUE: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(tag: &str) -> String {
+    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    format!("coronet-unix-{}-{tag}-{n}", std::process::id())
+}
+
+/// A socket path under the temp dir, removed when dropped.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn new(tag: &str) -> TempPath {
+        let path = std::env::temp_dir().join(unique(tag) + ".sock");
+        let _ = std::fs::remove_file(&path);
+        TempPath(path)
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        // Ignored: some tests never create the file.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl AsRef<Path> for TempPath {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn abstract_addr(tag: &str) -> UnixSocketAddr {
+    UnixSocketAddr::from_abstract_name(unique(tag).as_bytes()).unwrap()
+}
+
+fn op(e: &io::Error) -> &OpError {
+    e.get_ref()
+        .and_then(|e| e.downcast_ref::<OpError>())
+        .unwrap_or_else(|| panic!("no OpError in {e:?}"))
+}
+
+fn assert_timeout(e: &io::Error, prefix: &str) {
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert!(op(e).is_timeout(), "{e}");
+    assert_eq!(e.to_string(), format!("{prefix}: i/o timeout"));
+}
+
+fn assert_closed(e: &io::Error, prefix: &str) {
+    assert_eq!(e.kind(), ErrorKind::NotConnected, "{e}");
+    assert!(op(e).is_closed(), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!("{prefix}: use of closed network connection")
+    );
+}
+
+fn fd_flags(fd: impl AsFd) -> (bool, bool) {
+    let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: `raw` is open while `fd` is borrowed; F_GETFL/F_GETFD take no pointers.
+    let (fl, fdfl) = unsafe {
+        (
+            libc::fcntl(raw, libc::F_GETFL),
+            libc::fcntl(raw, libc::F_GETFD),
+        )
+    };
+    assert!(fl >= 0 && fdfl >= 0);
+    (fl & libc::O_NONBLOCK != 0, fdfl & libc::FD_CLOEXEC != 0)
+}
+
+/// Echoes everything on `s` until EOF.
+fn echo(mut s: UnixStream) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => s.write_all(&buf[..n]).unwrap(),
+        }
+    }
+}
+
+fn ping(c: &mut UnixStream, msg: &[u8]) {
+    c.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
+// ---------------------------------------------------------------------------------------
+// Streams
+
+#[test]
+fn echo_over_a_path_socket() {
+    both(|mode| {
+        let path = TempPath::new("echo");
+        let l = UnixListener::bind(&path).unwrap();
+        assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_ref()));
+        let server = spawn(mode, move || {
+            for _ in 0..3 {
+                let (s, peer) = l.accept().unwrap();
+                assert!(peer.is_unnamed());
+                assert_eq!(
+                    s.local_addr().unwrap().as_pathname(),
+                    l.local_addr().unwrap().as_pathname()
+                );
+                coronet::go(move || echo(s));
+            }
+        });
+        let clients: Vec<_> = (0..3)
+            .map(|i| {
+                let p = path.0.clone();
+                spawn(mode, move || {
+                    let mut c = UnixStream::connect(&p).unwrap();
+                    assert!(c.local_addr().unwrap().is_unnamed());
+                    assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(p.as_path()));
+                    for j in 0..50 {
+                        ping(&mut c, format!("hello {i} {j}").as_bytes());
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join();
+        }
+        server.join();
+        assert!(path.0.exists(), "the socket file stays, as with std");
+    });
+}
+
+#[test]
+fn echo_over_an_abstract_name() {
+    both(|mode| {
+        let addr = abstract_addr("abs");
+        let l = UnixListener::bind_addr(&addr).unwrap();
+        let local = l.local_addr().unwrap();
+        assert_eq!(local.as_abstract_name(), addr.as_abstract_name());
+        let server = spawn(mode, move || {
+            let (s, _) = l.accept().unwrap();
+            echo(s);
+        });
+        let mut c = UnixStream::connect_addr(&addr).unwrap();
+        assert_eq!(
+            c.peer_addr().unwrap().as_abstract_name(),
+            addr.as_abstract_name()
+        );
+        ping(&mut c, b"abstract");
+        drop(c);
+        server.join();
+    });
+}
+
+#[test]
+fn incoming_and_into_iter_yield_connections() {
+    both(|mode| {
+        let path = TempPath::new("incoming");
+        let l = UnixListener::bind(&path).unwrap();
+        let p = path.0.clone();
+        let server = spawn(mode, move || {
+            let mut got = 0;
+            for s in l.incoming().take(2) {
+                let mut s = s.unwrap();
+                s.write_all(b"i").unwrap();
+                got += 1;
+            }
+            for s in (&l).into_iter().take(1) {
+                s.unwrap().write_all(b"j").unwrap();
+                got += 1;
+            }
+            got
+        });
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let mut c = UnixStream::connect(&p).unwrap();
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).unwrap();
+            seen.push(b[0]);
+        }
+        assert_eq!(server.join(), 3);
+        assert_eq!(seen, b"iij");
+    });
+}
+
+#[test]
+fn pair_reads_writes_peeks_and_shuts_down() {
+    both(|_| {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        assert!(a.local_addr().unwrap().is_unnamed());
+        assert!(a.peer_addr().unwrap().is_unnamed());
+        a.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(b.peek(&mut buf).unwrap(), 4);
+        assert_eq!(&buf, b"ping");
+        b.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+
+        // vectored both ways, through `&UnixStream`
+        let n = (&b)
+            .write_vectored(&[IoSlice::new(b"abc"), IoSlice::new(b"defgh")])
+            .unwrap();
+        assert_eq!(n, 8);
+        let (mut x, mut y) = ([0u8; 3], [0u8; 5]);
+        let mut got = 0;
+        while got < 8 {
+            let mut bufs = [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)];
+            let mut bufs: &mut [IoSliceMut<'_>] = &mut bufs;
+            IoSliceMut::advance_slices(&mut bufs, got);
+            got += (&a).read_vectored(bufs).unwrap();
+        }
+        assert_eq!((&x, &y), (b"abc", b"defgh"));
+
+        assert_eq!(a.read(&mut []).unwrap(), 0, "an empty read returns at once");
+        assert_eq!(a.write(&[]).unwrap(), 0);
+        a.flush().unwrap();
+
+        a.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(
+            b.read(&mut buf).unwrap(),
+            0,
+            "EOF after the peer's shutdown"
+        );
+        b.write_all(b"still").unwrap();
+        let mut five = [0u8; 5];
+        a.read_exact(&mut five).unwrap();
+        assert_eq!(&five, b"still");
+    });
+}
+
+#[test]
+fn multi_megabyte_transfer_arrives_intact() {
+    fn byte(i: usize) -> u8 {
+        (i ^ (i >> 7) ^ (i >> 15)).wrapping_mul(31) as u8
+    }
+    const LEN: usize = 4 << 20;
+    both(|mode| {
+        let path = TempPath::new("bulk");
+        let l = UnixListener::bind(&path).unwrap();
+        let writer = spawn(mode, move || {
+            let (mut s, _) = l.accept().unwrap();
+            let data: Vec<u8> = (0..LEN).map(byte).collect();
+            // one big whole-buffer write, then many small ones
+            assert_eq!(s.write(&data[..LEN / 2]).unwrap(), LEN / 2);
+            for chunk in data[LEN / 2..].chunks(10_007) {
+                s.write_all(chunk).unwrap();
+            }
+        });
+        let mut c = UnixStream::connect(&path).unwrap();
+        let mut got = Vec::with_capacity(LEN);
+        c.read_to_end(&mut got).unwrap();
+        writer.join();
+        assert_eq!(got.len(), LEN);
+        let bad = got.iter().enumerate().position(|(i, &b)| b != byte(i));
+        assert_eq!(bad, None, "first corrupt byte");
+    });
+}
+
+#[test]
+fn concurrent_framed_writers_never_interleave() {
+    const FRAME: usize = 64 << 10;
+    const WRITERS: u8 = 8;
+    const FRAMES: usize = 8;
+    both(|mode| {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let a = Arc::new(a);
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|id| {
+                let a = a.clone();
+                spawn(mode, move || {
+                    let frame = vec![id; FRAME];
+                    for _ in 0..FRAMES {
+                        // one call, one frame: a write is whole-buffer
+                        assert_eq!((&*a).write(&frame).unwrap(), FRAME);
+                    }
+                })
+            })
+            .collect();
+        let mut counts = [0usize; WRITERS as usize];
+        let mut frame = vec![0u8; FRAME];
+        for _ in 0..WRITERS as usize * FRAMES {
+            b.read_exact(&mut frame).unwrap();
+            let id = frame[0];
+            assert!(
+                frame.iter().all(|&x| x == id),
+                "a frame of {id} has foreign bytes"
+            );
+            counts[id as usize] += 1;
+        }
+        for w in writers {
+            w.join();
+        }
+        assert_eq!(counts, [FRAMES; WRITERS as usize]);
+    });
+}
+
+#[test]
+fn try_clone_take_error_and_debug() {
+    both(|_| {
+        let path = TempPath::new("clone");
+        let l = UnixListener::bind(&path).unwrap();
+        let l2 = l.try_clone().unwrap();
+        assert!(l.take_error().unwrap().is_none());
+        let mut c = UnixStream::connect(&path).unwrap();
+        let (s, _) = l2.accept().unwrap();
+        let s2 = s.try_clone().unwrap();
+        (&s2).write_all(b"from the clone").unwrap();
+        let mut buf = [0u8; 14];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"from the clone");
+        assert!(s.take_error().unwrap().is_none());
+        let dbg = format!("{c:?}");
+        assert!(dbg.starts_with("UnixStream { addr: @, peer: "), "{dbg}");
+        assert!(dbg.contains(&format!("fd: {}", c.as_raw_fd())), "{dbg}");
+        let dbg = format!("{l:?}");
+        assert!(dbg.contains(&path.0.display().to_string()), "{dbg}");
+
+        let (d, e) = UnixDatagram::pair().unwrap();
+        let d2 = d.try_clone().unwrap();
+        d2.send(b"dg").unwrap();
+        assert_eq!(e.recv(&mut buf).unwrap(), 2);
+        assert!(d.take_error().unwrap().is_none());
+        assert!(format!("{d:?}").starts_with("UnixDatagram {"));
+    });
+}
+
+#[test]
+fn nonblocking_mode_returns_would_block() {
+    both(|_| {
+        let path = TempPath::new("nonblock");
+        let l = UnixListener::bind(&path).unwrap();
+        l.set_nonblocking(true).unwrap();
+        assert_eq!(l.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        assert_eq!(
+            (&a).read(&mut [0u8; 4]).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        (&b).write_all(b"x").unwrap();
+        a.set_nonblocking(false).unwrap();
+        assert_eq!((&a).read(&mut [0u8; 4]).unwrap(), 1);
+        let (d, _e) = UnixDatagram::pair().unwrap();
+        d.set_nonblocking(true).unwrap();
+        assert_eq!(
+            d.recv(&mut [0u8; 4]).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Datagrams
+
+#[test]
+fn datagrams_carry_their_senders_address() {
+    both(|_| {
+        let (sp, cp) = (TempPath::new("dg-server"), TempPath::new("dg-client"));
+        let server = UnixDatagram::bind(&sp).unwrap();
+        let client = UnixDatagram::bind(&cp).unwrap();
+        assert_eq!(
+            server.local_addr().unwrap().as_pathname(),
+            Some(sp.as_ref())
+        );
+        assert_eq!(client.send_to(b"first", &sp).unwrap(), 5);
+        assert_eq!(client.send_to(b"second!", &sp).unwrap(), 7);
+
+        let mut buf = [0u8; 32];
+        let (n, from) = server.peek_from(&mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from.as_pathname()),
+            (&b"first"[..], Some(cp.as_ref()))
+        );
+        assert_eq!(server.peek(&mut buf).unwrap(), 5, "peek leaves it queued");
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from.as_pathname()),
+            (&b"first"[..], Some(cp.as_ref()))
+        );
+        // a short buffer cuts the datagram; the rest is gone
+        let mut three = [0u8; 3];
+        assert_eq!(server.recv(&mut three).unwrap(), 3);
+        assert_eq!(&three, b"sec");
+
+        // replies: to a path and to std's address
+        server.send_to(b"re1", from.as_pathname().unwrap()).unwrap();
+        server.send_to_addr(b"re2", &from).unwrap();
+        for want in [&b"re1"[..], b"re2"] {
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], want);
+            assert_eq!(from.as_pathname(), Some(sp.as_ref()));
+        }
+
+        // an unbound sender is unnamed
+        let anon = UnixDatagram::unbound().unwrap();
+        assert!(anon.local_addr().unwrap().is_unnamed());
+        anon.send_to(b"anon", &sp).unwrap();
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"anon");
+        assert!(from.is_unnamed());
+
+        // connected: send/recv and peer_addr
+        client.connect(&sp).unwrap();
+        assert_eq!(client.peer_addr().unwrap().as_pathname(), Some(sp.as_ref()));
+        client.send(b"connected").unwrap();
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from.as_pathname()),
+            (&b"connected"[..], Some(cp.as_ref()))
+        );
+    });
+}
+
+#[test]
+fn datagrams_over_abstract_names() {
+    both(|_| {
+        let (sa, ca) = (abstract_addr("dg-s"), abstract_addr("dg-c"));
+        let server = UnixDatagram::bind_addr(&sa).unwrap();
+        let client = UnixDatagram::bind_addr(&ca).unwrap();
+        client.send_to_addr(b"hi", &sa).unwrap();
+        let mut buf = [0u8; 8];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hi");
+        assert_eq!(from.as_abstract_name(), ca.as_abstract_name());
+        server.connect_addr(&from).unwrap();
+        server.send(b"back").unwrap();
+        assert_eq!(client.recv(&mut buf).unwrap(), 4);
+        assert_eq!(
+            server.peer_addr().unwrap().as_abstract_name(),
+            ca.as_abstract_name()
+        );
+    });
+}
+
+#[test]
+fn many_datagrams_park_the_sender_until_the_reader_drains() {
+    // Far more datagrams than the receive queue holds (net.unix.max_dgram_qlen, 10 by
+    // default): the sender must park until the reader drains, never fail with EAGAIN.
+    const COUNT: u32 = 2000;
+    both(|mode| {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        let reader = spawn(mode, move || {
+            let mut buf = [0u8; 2048];
+            for i in 0..COUNT {
+                let n = b.recv(&mut buf).unwrap();
+                assert_eq!(n, 1024);
+                assert_eq!(&buf[..4], &i.to_le_bytes(), "datagrams stay in order");
+            }
+        });
+        let mut msg = [7u8; 1024];
+        for i in 0..COUNT {
+            msg[..4].copy_from_slice(&i.to_le_bytes());
+            assert_eq!(a.send(&msg).unwrap(), 1024);
+        }
+        reader.join();
+    });
+}
+
+#[test]
+fn datagram_shutdown_read_ends_a_blocked_recv() {
+    both(|mode| {
+        let (a, _b) = UnixDatagram::pair().unwrap();
+        let a = Arc::new(a);
+        let a2 = a.clone();
+        let r = spawn(mode, move || a2.recv(&mut [0u8; 8]));
+        coronet::time::sleep(Duration::from_millis(50));
+        a.shutdown(Shutdown::Read).unwrap();
+        assert_eq!(r.join().unwrap(), 0);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Deadlines, timeouts, close
+
+#[test]
+fn deadline_set_by_another_coroutine_wakes_a_blocked_read() {
+    both(|mode| {
+        let (a, b) = UnixStream::pair().unwrap();
+        let a = Arc::new(a);
+        let a2 = a.clone();
+        let reader = spawn(mode, move || (&*a2).read(&mut [0u8; 8]).unwrap_err());
+        let a3 = a.clone();
+        in_coroutine(move || {
+            coronet::time::sleep(Duration::from_millis(50));
+            let at = Instant::now() + Duration::from_millis(20);
+            a3.set_read_deadline(Some(at)).unwrap();
+        });
+        assert_timeout(&reader.join(), "read unix @->@");
+        // the deadline stays until changed...
+        assert_timeout(&(&*a).read(&mut [0u8; 8]).unwrap_err(), "read unix @->@");
+        // ...and clearing it makes reads work again
+        a.set_read_deadline(None).unwrap();
+        (&b).write_all(b"ok").unwrap();
+        assert_eq!((&*a).read(&mut [0u8; 8]).unwrap(), 2);
+
+        // A write blocked on a full buffer (nobody reads `b`) is hit by a deadline set once
+        // bytes have gone out: it reports what it sent, and the next write the timeout.
+        let a2 = a.clone();
+        let writer = spawn(mode, move || {
+            let big = vec![1u8; 16 << 20];
+            ((&*a2).write(&big), (&*a2).write(&big))
+        });
+        let (a3, peeker) = (a.clone(), b.try_clone().unwrap());
+        in_coroutine(move || {
+            peeker.set_nonblocking(true).unwrap();
+            while peeker.peek(&mut [0u8; 1]).is_err() {
+                coronet::time::sleep(Duration::from_millis(5));
+            }
+            // set_deadline covers both directions
+            a3.set_deadline(Some(Instant::now() + Duration::from_millis(20)))
+                .unwrap();
+        });
+        let (first, second) = writer.join();
+        let n = first.unwrap();
+        assert!(n > 0 && n < 16 << 20, "partial write reports {n} bytes");
+        assert_timeout(&second.unwrap_err(), "write unix @->@");
+        assert_timeout(&(&*a).read(&mut [0u8; 8]).unwrap_err(), "read unix @->@");
+        a.set_write_deadline(None).unwrap();
+        a.set_read_deadline(None).unwrap();
+        drop(b);
+    });
+}
+
+#[test]
+fn deadlines_bound_accept_and_recv() {
+    both(|mode| {
+        let path = TempPath::new("deadline");
+        let l = Arc::new(UnixListener::bind(&path).unwrap());
+        let l2 = l.clone();
+        let acceptor = spawn(mode, move || l2.accept().unwrap_err());
+        let (d, _e) = UnixDatagram::pair().unwrap();
+        let d = Arc::new(d);
+        let d2 = d.clone();
+        let receiver = spawn(mode, move || d2.recv(&mut [0u8; 8]).unwrap_err());
+        let (l3, d3) = (l.clone(), d.clone());
+        in_coroutine(move || {
+            coronet::time::sleep(Duration::from_millis(50));
+            let at = Some(Instant::now() + Duration::from_millis(20));
+            l3.set_deadline(at).unwrap();
+            d3.set_read_deadline(at).unwrap();
+        });
+        let where_ = format!("accept unix {}", path.0.display());
+        assert_timeout(&acceptor.join(), &where_);
+        assert_timeout(&receiver.join(), "read unixgram @->@");
+
+        d.set_read_deadline(None).unwrap();
+        d.set_write_deadline(Some(Instant::now() - Duration::from_millis(1)))
+            .unwrap();
+        assert_timeout(&d.send(b"x").unwrap_err(), "write unixgram @->@");
+        d.set_deadline(None).unwrap();
+        d.send(b"x").unwrap();
+    });
+}
+
+#[test]
+fn std_timeouts_bound_each_call() {
+    both(|_| {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let zero = a.set_read_timeout(Some(Duration::ZERO)).unwrap_err();
+        assert_eq!(zero.kind(), ErrorKind::InvalidInput);
+        assert!(a.set_write_timeout(Some(Duration::ZERO)).is_err());
+        let t = Duration::from_millis(30);
+        a.set_read_timeout(Some(t)).unwrap();
+        a.set_write_timeout(Some(t)).unwrap();
+        assert_eq!(a.read_timeout().unwrap(), Some(t));
+        assert_eq!(a.write_timeout().unwrap(), Some(t));
+        let started = Instant::now();
+        assert_timeout(&(&a).read(&mut [0u8; 4]).unwrap_err(), "read unix @->@");
+        assert!(started.elapsed() >= t);
+        a.set_read_timeout(None).unwrap();
+        assert_eq!(a.read_timeout().unwrap(), None);
+
+        // the write timeout: a write that fills the buffer reports what went out, the
+        // next one (nothing can go out) the timeout
+        let big = vec![3u8; 16 << 20];
+        let n = (&a).write(&big).unwrap();
+        assert!(n > 0 && n < big.len(), "partial write reports {n} bytes");
+        assert_timeout(&(&a).write(&big).unwrap_err(), "write unix @->@");
+        a.set_write_timeout(None).unwrap();
+        assert_eq!(a.write_timeout().unwrap(), None);
+
+        // a write deadline already passed fails at once; clearing it lets writes through
+        let (c, mut e) = UnixStream::pair().unwrap();
+        c.set_write_deadline(Some(Instant::now())).unwrap();
+        assert_timeout(&(&c).write(b"late").unwrap_err(), "write unix @->@");
+        c.set_write_deadline(None).unwrap();
+        (&c).write_all(b"on time").unwrap();
+        let mut got = [0u8; 7];
+        e.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"on time");
+
+        let (d, _e) = UnixDatagram::pair().unwrap();
+        assert!(d.set_read_timeout(Some(Duration::ZERO)).is_err());
+        d.set_read_timeout(Some(t)).unwrap();
+        d.set_write_timeout(Some(t)).unwrap();
+        assert_eq!(
+            (d.read_timeout().unwrap(), d.write_timeout().unwrap()),
+            (Some(t), Some(t))
+        );
+        assert_timeout(&d.recv(&mut [0u8; 4]).unwrap_err(), "read unixgram @->@");
+        d.set_write_timeout(None).unwrap();
+        assert_eq!(d.write_timeout().unwrap(), None);
+    });
+}
+
+#[test]
+fn close_unblocks_read_accept_and_recv_within_a_second() {
+    both(|mode| {
+        let path = TempPath::new("close");
+        let l = Arc::new(UnixListener::bind(&path).unwrap());
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let a = Arc::new(a);
+        let (d, _e) = UnixDatagram::pair().unwrap();
+        let d = Arc::new(d);
+
+        let l2 = l.clone();
+        let acceptor = spawn(mode, move || l2.accept().unwrap_err());
+        let a2 = a.clone();
+        let reader = spawn(mode, move || (&*a2).read(&mut [0u8; 8]).unwrap_err());
+        let d2 = d.clone();
+        let receiver = spawn(mode, move || d2.recv(&mut [0u8; 8]).unwrap_err());
+
+        let (l3, a3, d3) = (l.clone(), a.clone(), d.clone());
+        let closed_at = coronet::go(move || {
+            coronet::time::sleep(Duration::from_millis(50));
+            let t = Instant::now();
+            l3.close().unwrap();
+            a3.close().unwrap();
+            d3.close().unwrap();
+            t
+        })
+        .join()
+        .unwrap();
+
+        assert_closed(
+            &acceptor.join(),
+            &format!("accept unix {}", path.0.display()),
+        );
+        assert_closed(&reader.join(), "read unix @->@");
+        assert_closed(&receiver.join(), "read unixgram @->@");
+        assert!(closed_at.elapsed() < Duration::from_secs(1));
+
+        // later calls fail the same way, and a second close is an error too
+        assert_closed(&(&*a).write(b"x").unwrap_err(), "write unix @->@");
+        assert_closed(&a.close().unwrap_err(), "close unix @->@");
+        assert_closed(
+            &l.accept().unwrap_err(),
+            &format!("accept unix {}", path.0.display()),
+        );
+        assert_closed(&d.send(b"x").unwrap_err(), "write unixgram @->@");
+        // close released the connection: the peer sees EOF while `a` still lives
+        assert_eq!(b.read(&mut [0u8; 8]).unwrap(), 0);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+#[test]
+fn dial_errors_read_like_go() {
+    both(|_| {
+        let missing = TempPath::new("missing");
+        let e = UnixStream::connect(&missing).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let shown = missing.0.display();
+        assert_eq!(
+            e.to_string(),
+            format!("dial unix {shown}: no such file or directory")
+        );
+        assert_eq!((op(&e).op(), op(&e).net()), ("dial", "unix"));
+
+        // the file of a listener that is gone: nobody accepts
+        let stale = TempPath::new("stale");
+        drop(UnixListener::bind(&stale).unwrap());
+        let e = UnixStream::connect(&stale).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        let shown = stale.0.display();
+        assert_eq!(
+            e.to_string(),
+            format!("dial unix {shown}: connection refused")
+        );
+
+        // and binding over it again is "in use", as with std
+        let e = UnixListener::bind(&stale).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AddrInUse);
+        assert_eq!(
+            e.to_string(),
+            format!("listen unix {shown}: address already in use")
+        );
+        let e = UnixDatagram::bind(&stale).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("listen unixgram {shown}: address already in use")
+        );
+
+        let abs = abstract_addr("nobody");
+        let e = UnixStream::connect_addr(&abs).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        let name = String::from_utf8(abs.as_abstract_name().unwrap().to_vec()).unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!("dial unix @{name}: connection refused")
+        );
+    });
+}
+
+#[test]
+fn too_long_and_nul_paths_are_invalid_input() {
+    both(|_| {
+        let long = std::env::temp_dir().join("x".repeat(200));
+        let shown = long.display();
+        let why = "unix socket path must be shorter than 108 bytes";
+        let e = UnixStream::connect(&long).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(e.to_string(), format!("dial unix {shown}: {why}"));
+        let e = UnixListener::bind(&long).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(e.to_string(), format!("listen unix {shown}: {why}"));
+        let e = UnixDatagram::bind(&long).unwrap_err();
+        assert_eq!(e.to_string(), format!("listen unixgram {shown}: {why}"));
+        let d = UnixDatagram::unbound().unwrap();
+        let e = d.send_to(b"x", &long).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(e.to_string(), format!("write unixgram @->{shown}: {why}"));
+        let e = d.connect(&long).unwrap_err();
+        assert_eq!(e.to_string(), format!("dial unixgram @->{shown}: {why}"));
+
+        let e = UnixStream::connect("a\0b").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(
+            e.to_string().ends_with("must not contain a NUL byte"),
+            "{e}"
+        );
+        assert!(!long.exists());
+    });
+}
+
+#[test]
+fn datagram_errors_read_like_go() {
+    both(|_| {
+        let d = UnixDatagram::unbound().unwrap();
+        let e = d.send(b"x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotConnected);
+        assert_eq!(
+            e.to_string(),
+            "write unixgram @: transport endpoint is not connected"
+        );
+        assert_eq!(d.peer_addr().unwrap_err().kind(), ErrorKind::NotConnected);
+
+        let missing = TempPath::new("dg-missing");
+        let shown = missing.0.display();
+        let e = d.send_to(b"x", &missing).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            e.to_string(),
+            format!("write unixgram @->{shown}: no such file or directory")
+        );
+        let e = d.connect(&missing).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("dial unixgram @->{shown}: no such file or directory")
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Conversions
+
+#[test]
+fn new_sockets_are_nonblocking_and_cloexec() {
+    both(|_| {
+        let path = TempPath::new("flags");
+        let l = UnixListener::bind(&path).unwrap();
+        let c = UnixStream::connect(&path).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let (p, q) = UnixStream::pair().unwrap();
+        let (dp, _) = UnixDatagram::pair().unwrap();
+        let u = UnixDatagram::unbound().unwrap();
+        let fds = [
+            l.as_fd(),
+            c.as_fd(),
+            s.as_fd(),
+            p.as_fd(),
+            q.as_fd(),
+            dp.as_fd(),
+            u.as_fd(),
+        ];
+        for fd in fds {
+            assert_eq!(fd_flags(fd), (true, true));
+        }
+    });
+}
+
+#[test]
+fn converts_to_and_from_std() {
+    both(|mode| {
+        // std → coronet: adopted and made nonblocking, then parks like any other
+        let (sa, sb) = std::os::unix::net::UnixStream::pair().unwrap();
+        let a = UnixStream::from(sa);
+        assert_eq!(fd_flags(&a), (true, true));
+        let mut b = UnixStream::from(sb);
+        let a = Arc::new(a);
+        let a2 = a.clone();
+        let reader = spawn(mode, move || {
+            let mut buf = [0u8; 3];
+            (&*a2).read_exact(&mut buf).unwrap();
+            buf
+        });
+        coronet::time::sleep(Duration::from_millis(20));
+        b.write_all(b"std").unwrap();
+        assert_eq!(&reader.join(), b"std");
+
+        // coronet → std: blocking again
+        let mut back = std::os::unix::net::UnixStream::from(b);
+        assert!(!fd_flags(&back).0, "blocking again");
+        (&*a).write_all(b"blk").unwrap();
+        let mut buf = [0u8; 3];
+        back.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"blk");
+
+        // raw fds round trip
+        let raw = Arc::into_inner(a).unwrap().into_raw_fd();
+        // SAFETY: `raw` came from `into_raw_fd` just above and is owned by nobody else.
+        let a = unsafe { UnixStream::from_raw_fd(raw) };
+        back.write_all(b"raw").unwrap();
+        let mut got = [0u8; 3];
+        (&a).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"raw");
+
+        // listeners
+        let path = TempPath::new("std-listener");
+        let l = UnixListener::from(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let _c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let (s, _) = l.accept().unwrap();
+        assert_eq!(fd_flags(&s), (true, true));
+        let std_l = std::os::unix::net::UnixListener::from(l);
+        assert!(!fd_flags(&std_l).0, "blocking again");
+        assert_eq!(
+            std_l.local_addr().unwrap().as_pathname(),
+            Some(path.as_ref())
+        );
+
+        // datagrams
+        let (sd, se) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let d = UnixDatagram::from(sd);
+        se.send(b"dgram").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(d.recv(&mut buf).unwrap(), 5);
+        let std_d = std::os::unix::net::UnixDatagram::from(d);
+        assert!(!fd_flags(&std_d).0, "blocking again");
+        let raw = UnixDatagram::from(std_d).into_raw_fd();
+        // SAFETY: as above.
+        let d = unsafe { UnixDatagram::from_raw_fd(raw) };
+        se.send(b"again").unwrap();
+        assert_eq!(d.recv(&mut buf).unwrap(), 5);
+    });
+}
+
+#[test]
+fn many_datagrams_send_to_a_busy_path() {
+    // Unconnected senders get no wake-up from the receiver's queue, only from their own
+    // datagrams being consumed; that must still be enough to finish.
+    const COUNT: u32 = 2000;
+    both(|mode| {
+        let path = TempPath::new("dg-busy");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let reader = spawn(mode, move || {
+            let mut buf = [0u8; 2048];
+            for i in 0..COUNT {
+                let (n, from) = server.recv_from(&mut buf).unwrap();
+                assert_eq!((n, from.is_unnamed()), (512, true));
+                assert_eq!(&buf[..4], &i.to_le_bytes(), "datagrams stay in order");
+            }
+        });
+        let client = UnixDatagram::unbound().unwrap();
+        let mut msg = [7u8; 512];
+        for i in 0..COUNT {
+            msg[..4].copy_from_slice(&i.to_le_bytes());
+            assert_eq!(client.send_to(&msg, &path).unwrap(), 512);
+        }
+        reader.join();
+    });
+}
