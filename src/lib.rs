@@ -53,6 +53,7 @@ compile_error!("coronet runs on Linux only (epoll, eventfd)");
 pub mod net;
 mod poll;
 mod runtime;
+pub mod sync;
 pub mod time;
 
 pub use runtime::{
