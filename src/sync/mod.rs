@@ -32,7 +32,7 @@
 //!   each with a *grant* word, behind a short std mutex that is never held across a park or
 //!   while user code runs. A waker grants under that lock and unparks after it.
 //! - Fast paths are a single atomic operation and touch no queue: an uncontended `Mutex`
-//!   lock or unlock is one CAS.
+//!   lock is one CAS and an unlock one `fetch_sub`, as in Go.
 //! - Nobody waits forever while others barge: the `Mutex` hands the lock to a waiter that
 //!   has waited over 1 ms (Go's starvation mode); `RwLock` and `Semaphore` serve waiters in
 //!   FIFO order as soon as anyone waits, and readers queue behind a waiting writer.

@@ -1,28 +1,34 @@
 //! `Mutex`: Go's `sync.Mutex` algorithm behind std's `Mutex` API, without poisoning.
 //!
-//! The lock word holds two bits:
+//! The lock word holds three bits, as Go's `mutexLocked | mutexWoken | mutexStarving` (we
+//! need no "woken" bit; `PARKED` stands in for Go's waiter count):
 //!
 //! ```text
-//!  state            meaning                                 moved by
-//!  --------------   -------------------------------------   ---------------------------------
-//!  0                free, nobody parked                     lock: CAS → LOCKED (fast path)
-//!  LOCKED           held, nobody parked                     unlock: CAS → 0 (fast path)
-//!                                                           locker: CAS → LOCKED|PARKED
-//!  LOCKED|PARKED    held, waiters queued (or about to be)   unlock_slow, under the queue lock
-//!  PARKED           free, waiters queued; a woken waiter    lock: CAS → LOCKED|PARKED (barging)
-//!                   is on its way to retry
+//!  bit        meaning                                  set by                cleared by
+//!  --------   --------------------------------------   -------------------   -------------------
+//!  LOCKED     someone holds the lock                   lock (CAS), or        unlock (fetch_sub)
+//!                                                      unlock_slow for a
+//!                                                      hand-off
+//!  PARKED     waiters are queued, or one is about to   a locker, before it   unlock_slow, when
+//!             queue: unlock must take the slow path    queues (CAS)          the queue is empty
+//!  STARVING   the head waiter has waited too long:     unlock_slow           unlock_slow, when
+//!             nobody may take the free lock but it                           the next head is
+//!                                                                            young or none is left
 //! ```
 //!
-//! While `PARKED` is set the bit only changes under the queue lock, so a locker that set it
-//! re-checks the word under that lock before it queues: if an unlock slipped in between, it
-//! retries instead of sleeping through a free lock.
+//! Uncontended, lock is one CAS `0 → LOCKED` and unlock one `fetch_sub(LOCKED)` that finds
+//! nothing else set. PARKED and STARVING are only *cleared* under the queue lock, and
+//! STARVING only set there, so a locker that announced itself re-checks the word under that
+//! lock before it sleeps: it queues only while the lock is held (LOCKED) or promised to the
+//! queue (STARVING, with an unlock on its way to `unlock_slow`); otherwise it retries.
 //!
-//! Fairness follows Go's two modes. Normally an unlock wakes the head waiter and frees the
-//! lock, and a running coroutine may take it first (barging keeps the lock on the CPU that
-//! is already running — fast under contention). A waiter that loses that race goes back to
-//! the *head* of the queue, keeping its age; once the head has waited longer than
-//! [`STARVATION`], unlock hands the lock to it directly, leaving `LOCKED` set so nobody can
-//! barge. So no waiter starves, and the common case does not pay for a hand-off.
+//! Fairness follows Go's two modes. Normally unlock frees the lock and wakes the head
+//! waiter, and a running coroutine may take the lock first (barging keeps the lock on the
+//! CPU already running — fast under contention). A woken waiter that loses goes back to the
+//! *head* of the queue with its age. Once the head has waited longer than [`STARVATION`],
+//! unlock sets STARVING and takes the lock on the head's behalf — a hand-off: lockers see
+//! STARVING and queue instead of barging, so no waiter starves, and the common case does
+//! not pay for a hand-off.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -35,6 +41,7 @@ use super::waitq::{WaitQueue, Waiter};
 
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
+const STARVING: u8 = 4;
 
 /// Grant codes: woken to retry (the lock was freed), or given the lock outright.
 const WOKEN: u8 = 1;
@@ -72,9 +79,10 @@ impl RawMutex {
         }
     }
 
+    /// Takes the lock if it is free and not promised to a starving waiter.
     pub(crate) fn try_lock(&self) -> bool {
         let mut s = self.state.load(Ordering::Relaxed);
-        while s & LOCKED == 0 {
+        while s & (LOCKED | STARVING) == 0 {
             match self.state.compare_exchange_weak(
                 s,
                 s | LOCKED,
@@ -88,14 +96,11 @@ impl RawMutex {
         false
     }
 
-    /// One CAS when nobody is parked.
+    /// One `fetch_sub` when nobody is parked. The lock is free once it returns; the slow
+    /// path only decides whom to wake or hand it to.
     #[inline]
     pub(crate) fn unlock(&self) {
-        if self
-            .state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.state.fetch_sub(LOCKED, Ordering::Release) != LOCKED {
             self.unlock_slow();
         }
     }
@@ -107,8 +112,8 @@ impl RawMutex {
         let mut woken = false;
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
-            // 1. free (or freed for a woken waiter): take it, even ahead of the queue
-            if s & LOCKED == 0 {
+            // 1. free and not promised to a starving waiter: take it, even ahead of the queue
+            if s & (LOCKED | STARVING) == 0 {
                 match self.state.compare_exchange_weak(
                     s,
                     s | LOCKED,
@@ -143,14 +148,14 @@ impl RawMutex {
                     continue;
                 }
             }
-            // 4. queue, unless an unlock slipped in since step 3; a re-queued waiter goes
-            //    to the head with its age (Go's LIFO re-queue)
+            // 4. queue only if the lock is held or promised to the queue (an unlock that
+            //    saw PARKED is then bound for unlock_slow, which needs this lock); a woken
+            //    waiter that lost goes back to the head with its age (Go's LIFO re-queue)
             let w = waiter.get_or_insert_with(|| Waiter::new(0, Some(Instant::now())));
             {
                 let mut q = self.queue.lock();
-                if self.state.load(Ordering::Relaxed) != LOCKED | PARKED {
-                    drop(q);
-                    s = self.state.load(Ordering::Relaxed);
+                s = self.state.load(Ordering::Relaxed);
+                if s & PARKED == 0 || s & (LOCKED | STARVING) == 0 {
                     continue;
                 }
                 if woken {
@@ -172,25 +177,86 @@ impl RawMutex {
         }
     }
 
+    /// After an unlock that found PARKED set: the lock is already free. Wakes the head
+    /// waiter, or hands the lock to it if it is starving.
     #[cold]
     fn unlock_slow(&self) {
         let woken = {
             let mut q = self.queue.lock();
-            // Nobody else changes the word while PARKED is set and we hold the queue lock.
-            debug_assert_eq!(self.state.load(Ordering::Relaxed), LOCKED | PARKED);
-            let starving = q
-                .front()
-                .and_then(|w| w.since)
-                .is_some_and(|t| t.elapsed() > STARVATION);
-            let more = if q.len() > 1 { PARKED } else { 0 };
-            if starving {
-                // hand-off: LOCKED stays set, so the lock passes straight to the waiter
-                log::trace!("mutex: hand-off to a waiter past {STARVATION:?}");
-                self.state.store(LOCKED | more, Ordering::Release);
-                q.pop_granted(HANDOFF)
-            } else {
-                self.state.store(more, Ordering::Release);
-                q.pop_granted(WOKEN)
+            let mut s = self.state.load(Ordering::Relaxed);
+            loop {
+                // Only bargers race with us here, and only on LOCKED (never while STARVING):
+                // every other bit changes under this lock, so each CAS retry is about them.
+                let Some(head) = q.front() else {
+                    // a locker announced itself and then found the lock free: clear the mark
+                    match self.state.compare_exchange_weak(
+                        s,
+                        s & LOCKED,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => break None,
+                        Err(x) => {
+                            s = x;
+                            continue;
+                        }
+                    }
+                };
+                if s & LOCKED != 0 {
+                    // A barger took the freed lock first; its unlock comes back here. If
+                    // the head is starving, stop the next barger.
+                    if s & STARVING != 0 || !waited_too_long(head) {
+                        break None;
+                    }
+                    match self.state.compare_exchange_weak(
+                        s,
+                        s | STARVING,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => break None,
+                        Err(x) => {
+                            s = x;
+                            continue;
+                        }
+                    }
+                }
+                if s & STARVING != 0 || waited_too_long(head) {
+                    // hand-off: take the lock on the head's behalf; stay starving while the
+                    // next head has waited too long as well
+                    let next_starving = q.get(1).is_some_and(waited_too_long);
+                    let rest = match (q.len() > 1, next_starving) {
+                        (false, _) => 0,
+                        (true, false) => PARKED,
+                        (true, true) => PARKED | STARVING,
+                    };
+                    match self.state.compare_exchange_weak(
+                        s,
+                        LOCKED | rest,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => {
+                            log::trace!("mutex: hand-off to a waiter past {STARVATION:?}");
+                            break q.pop_granted(HANDOFF);
+                        }
+                        Err(x) => {
+                            s = x;
+                            continue;
+                        }
+                    }
+                }
+                // normal mode: wake the head to compete for the free lock
+                let rest = if q.len() > 1 { PARKED } else { 0 };
+                match self.state.compare_exchange_weak(
+                    s,
+                    rest,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break q.pop_granted(WOKEN),
+                    Err(x) => s = x,
+                }
             }
         };
         if let Some(w) = woken {
@@ -199,11 +265,16 @@ impl RawMutex {
     }
 }
 
+/// Whether a waiter has waited past the hand-off threshold.
+fn waited_too_long(w: &Waiter) -> bool {
+    w.since.is_some_and(|t| t.elapsed() > STARVATION)
+}
+
 /// A mutual exclusion lock that parks coroutines (and blocks plain threads) while it waits.
 ///
 /// The API is std's `Mutex` without poisoning: [`lock`](Mutex::lock) returns the guard
 /// directly, and a panic while the guard is held simply unlocks. Locking and unlocking an
-/// uncontended mutex is one atomic compare-and-swap each.
+/// uncontended mutex is one atomic instruction each (a CAS, then a `fetch_sub`).
 ///
 /// It is fair in Go's sense: a waiter that has waited over a millisecond is handed the lock
 /// directly, so one coroutine re-locking in a loop cannot starve the others.

@@ -152,6 +152,11 @@ impl<S> Queue<S> {
         self.waiters.front().map(|w| &**w)
     }
 
+    /// The `i`-th waiter from the head, if any.
+    pub(crate) fn get(&self, i: usize) -> Option<&Waiter> {
+        self.waiters.get(i).map(|w| &**w)
+    }
+
     /// Pops the first waiter and grants it `code`; the caller wakes it after unlocking.
     pub(crate) fn pop_granted(&mut self, code: u8) -> Option<Arc<Waiter>> {
         debug_assert_ne!(code, WAITING, "grant code must be nonzero");
