@@ -617,6 +617,47 @@ fn semaphore_acquire_timeout_gives_up_then_succeeds() {
     assert_eq!(sem.available_permits(), 1);
 }
 
+/// Timeouts racing with releases: a waiter granted a permit just as its time ran out must
+/// keep it (and return it), never lose or duplicate it.
+#[test]
+fn semaphore_timeouts_racing_releases_keep_the_count() {
+    setup();
+    let _w = watchdog("semaphore timeout race", 60);
+    const N: usize = 2;
+    let sem = Arc::new(Semaphore::new(N));
+    let inflight = Arc::new(InFlight::default());
+    let got = Arc::new(AtomicUsize::new(0));
+    let work = {
+        let (sem, inflight, got) = (sem.clone(), inflight.clone(), got.clone());
+        move || {
+            for i in 0..200u64 {
+                // timeouts around the hold time, so many expire right as a permit comes
+                if let Some(_p) = sem.acquire_timeout(Duration::from_micros(50 + i % 7 * 30)) {
+                    assert!(inflight.enter() <= N, "more holders than permits");
+                    got.fetch_add(1, Ordering::Relaxed);
+                    coronet::yield_now();
+                    inflight.leave();
+                }
+            }
+        }
+    };
+    let cs: Vec<_> = (0..16).map(|_| coronet::go(work.clone())).collect();
+    let ts: Vec<_> = (0..2).map(|_| thread::spawn(work.clone())).collect();
+    cs.into_iter().for_each(|h| h.join().unwrap());
+    ts.into_iter().for_each(|t| t.join().unwrap());
+    assert!(got.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        sem.available_permits(),
+        N,
+        "a permit was lost or duplicated"
+    );
+    let all: Vec<_> = (0..N)
+        .map(|_| sem.try_acquire().expect("fast path"))
+        .collect();
+    assert!(sem.try_acquire().is_none());
+    drop(all);
+}
+
 // ----------------------------------------------------------------------------------- Once
 
 #[test]

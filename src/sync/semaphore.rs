@@ -265,3 +265,67 @@ impl fmt::Debug for SemaphorePermit<'_> {
         f.debug_struct("SemaphorePermit").finish_non_exhaustive()
     }
 }
+
+/// Single-threaded permit bookkeeping against a counter, by proptest.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        TryAcquire,
+        TimeoutZero,
+        Release,
+        Add(usize),
+    }
+
+    proptest! {
+        #[test]
+        fn permits_match_a_counter(
+            start in 0usize..4,
+            ops in proptest::collection::vec(prop_oneof![
+                Just(Op::TryAcquire),
+                Just(Op::TimeoutZero),
+                Just(Op::Release),
+                (0usize..3).prop_map(Op::Add),
+            ], 0..40),
+        ) {
+            let sem = Semaphore::new(start);
+            let mut free = start;
+            let mut held = Vec::new();
+            for op in ops {
+                match op {
+                    Op::TryAcquire => {
+                        let p = sem.try_acquire();
+                        prop_assert_eq!(p.is_some(), free > 0);
+                        if let Some(p) = p {
+                            free -= 1;
+                            held.push(p);
+                        }
+                    }
+                    Op::TimeoutZero => {
+                        // queues, times out at once, leaves: nothing may change
+                        let p = sem.acquire_timeout(Duration::ZERO);
+                        prop_assert_eq!(p.is_some(), free > 0);
+                        if let Some(p) = p {
+                            free -= 1;
+                            held.push(p);
+                        }
+                    }
+                    Op::Release => {
+                        if held.pop().is_some() {
+                            free += 1;
+                        }
+                    }
+                    Op::Add(n) => {
+                        sem.add_permits(n);
+                        free += n;
+                    }
+                }
+                prop_assert_eq!(sem.available_permits(), free);
+                prop_assert_eq!(sem.state.load(Ordering::Relaxed) & WAITERS, 0);
+            }
+        }
+    }
+}
