@@ -118,6 +118,9 @@ impl<T> RwLock<T> {
 impl<T: ?Sized> RwLock<T> {
     /// Takes shared read access, parking while a writer holds the lock or waits for it.
     ///
+    /// Because waiting writers go first, taking a second read lock while already holding
+    /// one can deadlock if a writer queued in between (std gives the same warning).
+    ///
     /// # Panics
     ///
     /// If the number of readers would overflow (over `usize::MAX / 4`).
