@@ -57,6 +57,7 @@ pub mod io;
 pub mod net;
 mod poll;
 mod runtime;
+pub mod sync;
 pub mod time;
 
 pub use runtime::{
