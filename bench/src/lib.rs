@@ -8,8 +8,8 @@
 //! RESULT ns/op=123.4 ops=1000000
 //! ```
 //!
-//! `run.sh` prefixes it with the table and contender names and `report` turns the lines
-//! into tables with ratios to Go.
+//! `run.sh` prefixes it with the table and contender names and the `report` binary turns
+//! the lines into tables with ratios to Go.
 
 pub mod hist;
 pub mod sys;
@@ -119,6 +119,15 @@ pub fn server_addr() -> String {
     std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7000".to_string())
+}
+
+/// The number of workers (threads running coroutines or tasks) an echo server should use:
+/// the optional second argument, 1 by default. Thread-per-connection and the single-threaded
+/// epoll loop have no such knob and ignore it.
+pub fn server_workers() -> usize {
+    std::env::args()
+        .nth(2)
+        .map_or(1, |w| w.parse().expect("workers: a positive integer"))
 }
 
 /// Tells `run.sh` the server is listening.
