@@ -6,7 +6,7 @@
 # Usage: bench/run.sh [--quick] [--nice] [--only micro|echo|echo2] [--reps N] [--out FILE]
 #
 #   --quick      small N, one repetition, short windows: a smoke run of a minute or two
-#   --only X     run one part: micro (runtime core), echo (one worker), echo2 (two workers)
+#   --only X,..  run some parts: micro (runtime core), echo (one worker), echo2 (two workers)
 #   --reps N     repetitions of every cell (default 5 micro / 3 echo, 1 with --quick);
 #                cells show the median and the half-spread
 #   --out FILE   raw results (default bench/results/run-DATE.tsv); FILE.md gets the tables
@@ -52,7 +52,7 @@ else
     CONNS="1 100 1000 9000" CONNS2="100 1000"
 fi
 
-want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 say() { echo "== $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -124,23 +124,33 @@ micro() { # table group contender timeout args...
     fi
 }
 
-PORT=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768+ by default), where client sockets would collide.
+PORT=$((10000 + RANDOM % 15000))
 
 # Starts an echo server on SRV_CPUS with W workers, drives it with loadgen on CLI_CPUS.
 echo_run() { # table group contender workers conns srv_cpus cli_cpus
     local table=$1 group=$2 c=$3 w=$4 conns=$5 srv=$6 cli=$7
     available "$table" "$group" "$c" || return 0
-    PORT=$((PORT + 1))
-    local addr=127.0.0.1:$PORT log=$LOGS/$table-$c-$conns.srv pid res why=""
-    # taskset and env exec, so $! is the server process itself (loadgen reads its CPU time).
-    # shellcheck disable=SC2046
-    $PRIO taskset -c "$srv" $(cmd_of echo "$c" "$w") "$addr" "$w" >"$log" 2>&1 &
-    pid=$!
-    SERVER_PID=$pid
-    for _ in $(seq 100); do
+    local addr log=$LOGS/$table-$c-$conns.srv pid="" res="" why=""
+    # A port someone else holds makes the server exit at once: try the next one.
+    for _ in 1 2 3; do
+        PORT=$((PORT + 1))
+        addr=127.0.0.1:$PORT
+        # taskset, nice and env exec, so $! is the server process itself (loadgen reads its
+        # CPU time from /proc/$!/stat).
+        # shellcheck disable=SC2046,SC2086
+        $PRIO taskset -c "$srv" $(cmd_of echo "$c" "$w") "$addr" "$w" >"$log" 2>&1 &
+        pid=$!
+        SERVER_PID=$pid
+        for _ in $(seq 300); do # up to 30 s: a loaded machine starts 9,000 threads slowly
+            grep -q '^ready' "$log" 2>/dev/null && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
         grep -q '^ready' "$log" 2>/dev/null && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        grep -q 'AddrInUse\|address already in use' "$log" || break
     done
     if grep -q '^ready' "$log" 2>/dev/null; then
         # shellcheck disable=SC2086 # PRIO is empty or "nice -n -20"
@@ -214,7 +224,7 @@ if want echo; then
     done
 fi
 
-if [ "$ONLY" = echo2 ] || { [ -z "$ONLY" ] && [ "$(nproc)" -ge 2 ]; }; then
+if want echo2 && [ "$(nproc)" -ge 2 ]; then
     printf 'T\techo2\t%s\n' "Echo, 64-byte ping-pong, two workers: server and loadgen share cores 0-1; median of $ECHO_REPS x ${DURATION}s (ratio = value / Go)" >>"$OUT"
     say "echo, two workers ($ECHO_REPS runs of ${DURATION}s each)"
     for conns in $CONNS2; do

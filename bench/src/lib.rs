@@ -140,7 +140,8 @@ pub fn ready() {
 /// Echo servers read into a heap buffer of this size (Go's `io.Copy` uses the same).
 pub const ECHO_BUF: usize = 32 << 10;
 
-/// The idle benchmark's line: memory per parked coroutine/task/goroutine, and how it was set up.
+/// The idle benchmark's line: memory per parked coroutine/task/goroutine, and `setup_s`, the
+/// seconds from the first spawn until all `n` were parked.
 pub fn idle_result(
     n: usize,
     rss_before_kib: u64,
@@ -156,7 +157,7 @@ pub fn idle_result(
         ("_n", n as f64),
         ("_rss_before_MiB", rss_before_kib as f64 / 1024.0),
         ("_rss_after_MiB", rss_after_kib as f64 / 1024.0),
-        ("_spawn_s", spawn_s),
+        ("setup_s", spawn_s),
     ];
     if let Some(kib) = stack_kib {
         fields.push(("_stack_KiB", kib as f64));

@@ -116,7 +116,7 @@ func idle(n int, sleep time.Duration) {
 	}
 	spawnS := time.Since(start).Seconds()
 	after := rssKiB()
-	fmt.Printf("RESULT bytes/each=%.3f _n=%d _rss_before_MiB=%.3f _rss_after_MiB=%.3f _spawn_s=%.3f\n",
+	fmt.Printf("RESULT bytes/each=%.3f _n=%d _rss_before_MiB=%.3f _rss_after_MiB=%.3f setup_s=%.3f\n",
 		float64((after-before)*1024)/float64(n), n, float64(before)/1024, float64(after)/1024, spawnS)
 }
 
