@@ -66,7 +66,8 @@ fn upper(i: usize) -> u64 {
     }
     let shift = (i / SUB - 1) as u32;
     let mantissa = (i % SUB + SUB) as u64;
-    ((mantissa + 1) << shift) - 1
+    // The top bucket's edge is 2^64 - 1: the shift wraps to 0 and the subtraction back.
+    ((mantissa + 1) << shift).wrapping_sub(1)
 }
 
 #[cfg(test)]

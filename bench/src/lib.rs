@@ -8,8 +8,8 @@
 //! RESULT ns/op=123.4 ops=1000000
 //! ```
 //!
-//! `run.sh` prefixes it with the table and contender names and `report` turns the lines
-//! into tables with ratios to Go.
+//! `run.sh` prefixes it with the table and contender names and the `report` binary turns
+//! the lines into tables with ratios to Go.
 
 pub mod hist;
 pub mod sys;
@@ -121,6 +121,15 @@ pub fn server_addr() -> String {
         .unwrap_or_else(|| "127.0.0.1:7000".to_string())
 }
 
+/// The number of workers (threads running coroutines or tasks) an echo server should use:
+/// the optional second argument, 1 by default. Thread-per-connection and the single-threaded
+/// epoll loop have no such knob and ignore it.
+pub fn server_workers() -> usize {
+    std::env::args()
+        .nth(2)
+        .map_or(1, |w| w.parse().expect("workers: a positive integer"))
+}
+
 /// Tells `run.sh` the server is listening.
 pub fn ready() {
     println!("ready");
@@ -131,7 +140,8 @@ pub fn ready() {
 /// Echo servers read into a heap buffer of this size (Go's `io.Copy` uses the same).
 pub const ECHO_BUF: usize = 32 << 10;
 
-/// The idle benchmark's line: memory per parked coroutine/task/goroutine, and how it was set up.
+/// The idle benchmark's line: memory per parked coroutine/task/goroutine, and `setup_s`, the
+/// seconds from the first spawn until all `n` were parked.
 pub fn idle_result(
     n: usize,
     rss_before_kib: u64,
@@ -147,7 +157,7 @@ pub fn idle_result(
         ("_n", n as f64),
         ("_rss_before_MiB", rss_before_kib as f64 / 1024.0),
         ("_rss_after_MiB", rss_after_kib as f64 / 1024.0),
-        ("_spawn_s", spawn_s),
+        ("setup_s", spawn_s),
     ];
     if let Some(kib) = stack_kib {
         fields.push(("_stack_KiB", kib as f64));

@@ -1,6 +1,7 @@
-// Runtime-core benchmarks for Go; run with GOMAXPROCS=1. See ../../README.md.
+// Runtime-core benchmarks for Go; run with GOMAXPROCS=1. See docs/benchmarks.md.
 //
-// Usage: rt spawn N | batch N | pingpong N | idle N [-sleep SECS]
+// Usage: rt spawn N | batch N | pingpong N | idle N [--sleep SECS]
+// (flags follow the positional arguments, as for the Rust contenders).
 //
 // Prints one line "RESULT key=value ...", the same keys as the Rust contenders.
 package main
@@ -20,17 +21,21 @@ import (
 const batch = 1000
 
 func main() {
-	sleep := flag.Float64("sleep", 10, "idle: seconds each goroutine sleeps")
-	flag.Parse()
-	if flag.NArg() != 2 {
-		fmt.Fprintln(os.Stderr, "usage: rt spawn|batch|pingpong|idle N")
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: rt spawn|batch|pingpong|idle N [--sleep SECS]")
 		os.Exit(2)
 	}
-	n, err := strconv.Atoi(flag.Arg(1))
+	bench := os.Args[1]
+	n, err := strconv.Atoi(os.Args[2])
 	if err != nil {
 		panic(err)
 	}
-	switch flag.Arg(0) {
+	// The flag package stops at the first positional argument, so parse what follows them.
+	sleep := flag.Float64("sleep", 10, "idle: seconds each goroutine sleeps")
+	if err := flag.CommandLine.Parse(os.Args[3:]); err != nil {
+		os.Exit(2)
+	}
+	switch bench {
 	case "spawn":
 		spawnJoin(n)
 	case "batch":
@@ -40,7 +45,7 @@ func main() {
 	case "idle":
 		idle(n, time.Duration(*sleep*float64(time.Second)))
 	default:
-		panic("unknown benchmark " + flag.Arg(0))
+		panic("unknown benchmark " + bench)
 	}
 	// Parked goroutines are not worth waiting for.
 	os.Exit(0)
@@ -111,7 +116,7 @@ func idle(n int, sleep time.Duration) {
 	}
 	spawnS := time.Since(start).Seconds()
 	after := rssKiB()
-	fmt.Printf("RESULT bytes/each=%.3f _n=%d _rss_before_MiB=%.3f _rss_after_MiB=%.3f _spawn_s=%.3f\n",
+	fmt.Printf("RESULT bytes/each=%.3f _n=%d _rss_before_MiB=%.3f _rss_after_MiB=%.3f setup_s=%.3f\n",
 		float64((after-before)*1024)/float64(n), n, float64(before)/1024, float64(after)/1024, spawnS)
 }
 

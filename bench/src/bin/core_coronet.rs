@@ -1,4 +1,4 @@
-//! Runtime-core benchmarks for coronet with one worker. See README.md.
+//! Runtime-core benchmarks for coronet with one worker. See docs/benchmarks.md.
 //!
 //! Usage: core_coronet spawn N | batch N | pingpong N | idle N [--sleep SECS] [--stack-kib KIB]
 //!
@@ -24,7 +24,7 @@ fn main() {
     builder.build_global().expect("coronet runtime");
     let bench = args.pos(0, "benchmark").to_string();
     // Every benchmark runs inside a coroutine.
-    let _ = coronet::run(move || match bench.as_str() {
+    coronet::run(move || match bench.as_str() {
         "spawn" => spawn_join(n),
         "batch" => spawn_batch(n),
         "pingpong" => pingpong(n),

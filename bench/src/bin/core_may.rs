@@ -1,4 +1,4 @@
-//! Runtime-core benchmarks for may with one worker. See README.md.
+//! Runtime-core benchmarks for may with one worker. See docs/benchmarks.md.
 //!
 //! Usage: core_may spawn N | batch N | pingpong N | idle N [--sleep SECS] [--stack-kib KIB]
 

@@ -1,5 +1,5 @@
 //! Runtime-core benchmarks for plain OS threads (the process is pinned to one core by
-//! run.sh). See README.md. There is no idle benchmark for threads.
+//! run.sh). See docs/benchmarks.md. There is no idle benchmark for threads.
 //!
 //! Usage: core_std spawn N | batch N | pingpong N
 

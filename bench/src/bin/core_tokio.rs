@@ -1,4 +1,4 @@
-//! Runtime-core benchmarks for tokio on one thread (`current_thread`). See README.md.
+//! Runtime-core benchmarks for tokio on one thread (`current_thread`). See docs/benchmarks.md.
 //!
 //! Usage: core_tokio spawn N | batch N | pingpong N | idle N [--sleep SECS]
 
@@ -6,6 +6,7 @@ use coronet_bench::{idle_result, result, rss_kib, Args};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 const BATCH: usize = 1000;
 
@@ -58,22 +59,25 @@ async fn spawn_batch(n: usize) {
     ]);
 }
 
-/// Two tasks pass a token back and forth over two `mpsc::channel(1)`s.
+/// Two tasks take turns through two `Notify`s, tokio's park/unpark: `notify_one` leaves a
+/// permit when nobody waits yet, so a wake-up that comes first is not lost.
 async fn pingpong(n: usize) {
-    let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
-    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
-    let echo = tokio::spawn(async move {
-        while let Some(v) = ping_rx.recv().await {
-            pong_tx.send(v).await.unwrap();
-        }
-    });
+    let (ping, pong) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let echo = {
+        let (ping, pong) = (ping.clone(), pong.clone());
+        tokio::spawn(async move {
+            for _ in 0..n {
+                ping.notified().await;
+                pong.notify_one();
+            }
+        })
+    };
     let start = Instant::now();
-    for i in 0..n as u64 {
-        ping_tx.send(i).await.unwrap();
-        assert_eq!(pong_rx.recv().await, Some(i));
+    for _ in 0..n {
+        ping.notify_one();
+        pong.notified().await;
     }
     let ns = start.elapsed().as_nanos() as f64;
-    drop(ping_tx);
     echo.await.unwrap();
     result(&[("ns/rt", ns / n as f64), ("_rts", n as f64)]);
 }

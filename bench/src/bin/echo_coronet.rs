@@ -1,18 +1,18 @@
 //! Echo server on coronet with one worker, one coroutine per connection — the same code as
 //! `echo_std` with `std::net` replaced by `coronet::net` and `thread::spawn` by `coronet::go`.
 //!
-//! Usage: echo_coronet 127.0.0.1:PORT — prints `ready` once listening, runs until killed.
+//! Usage: echo_coronet 127.0.0.1:PORT [WORKERS] — prints `ready` once listening, runs until killed.
 
 use coronet::net::{TcpListener, TcpStream};
-use coronet_bench::{ready, server_addr, ECHO_BUF};
+use coronet_bench::{ready, server_addr, server_workers, ECHO_BUF};
 use std::io::{Read, Write};
 
 fn main() {
     coronet::Builder::new()
-        .workers(1)
+        .workers(server_workers())
         .build_global()
         .expect("coronet runtime");
-    let _ = coronet::run(|| {
+    coronet::run(|| {
         let listener = TcpListener::bind(server_addr()).expect("bind");
         ready();
         for conn in listener.incoming() {

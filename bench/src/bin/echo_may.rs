@@ -1,15 +1,17 @@
-//! Echo server on may with one worker, one coroutine per connection.
+//! Echo server on may (one worker unless told otherwise), one coroutine per connection.
 //!
-//! Usage: echo_may 127.0.0.1:PORT — prints `ready` once listening, runs until killed.
+//! Usage: echo_may 127.0.0.1:PORT [WORKERS] — prints `ready` once listening, runs until killed.
 
-use coronet_bench::{ready, server_addr, ECHO_BUF};
+use coronet_bench::{ready, server_addr, server_workers, ECHO_BUF};
 use may::go;
 use may::net::{TcpListener, TcpStream};
 use std::io::{Read, Write};
 
 fn main() {
-    // One worker; no core pinning of its own: run.sh pins the whole process with taskset.
-    may::config().set_workers(1).set_worker_pin(false);
+    // No core pinning of its own: run.sh pins the whole process with taskset.
+    may::config()
+        .set_workers(server_workers())
+        .set_worker_pin(false);
     go!(|| {
         let listener = TcpListener::bind(server_addr()).expect("bind");
         ready();

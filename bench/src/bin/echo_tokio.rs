@@ -1,16 +1,24 @@
-//! Echo server on tokio's `current_thread` runtime, one task per connection.
+//! Echo server on tokio, one task per connection: the `current_thread` runtime with one
+//! worker, the multi-thread runtime with more.
 //!
-//! Usage: echo_tokio 127.0.0.1:PORT — prints `ready` once listening, runs until killed.
+//! Usage: echo_tokio 127.0.0.1:PORT [WORKERS] — prints `ready` once listening, runs until killed.
 
-use coronet_bench::{ready, server_addr, ECHO_BUF};
+use coronet_bench::{ready, server_addr, server_workers, ECHO_BUF};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = match server_workers() {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    }
+    .enable_all()
+    .build()
+    .unwrap();
     rt.block_on(async {
         let listener = TcpListener::bind(server_addr()).await.expect("bind");
         ready();
