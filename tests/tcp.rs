@@ -1068,6 +1068,49 @@ fn dialer_timeout_and_deadline() {
     });
 }
 
+/// A listener whose accept queue is full, so further SYNs are dropped and a dial to it
+/// hangs until its deadline; returns it with the connections that filled it.
+fn silent_listener() -> (TcpListener, Vec<TcpStream>) {
+    let l = ListenConfig::new()
+        .backlog(0)
+        .listen("127.0.0.1:0")
+        .unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut held = Vec::new();
+    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+        held.push(s);
+        assert!(held.len() < 16, "the accept queue never filled");
+    }
+    (l, held)
+}
+
+#[test]
+fn dialer_timeout_is_shared_between_addresses() {
+    // Regression: the whole timeout went to the first address, so a silent first address
+    // made the dial fail without ever trying the second (Go splits it: dialSerial).
+    let case = || {
+        let (silent, _held) = silent_listener();
+        let good = TcpListener::bind("127.0.0.1:0").unwrap();
+        let list = [silent.local_addr().unwrap(), good.local_addr().unwrap()];
+        let t = Instant::now();
+        let c = Dialer::new()
+            .timeout(Duration::from_secs(4))
+            .dial(&list[..])
+            .unwrap();
+        assert_eq!(c.peer_addr().unwrap(), list[1]);
+        // the silent one had its 2 s share (of 4 s for 2 addresses), not all 4 s
+        assert!(
+            t.elapsed() >= Duration::from_millis(1_900),
+            "{:?}",
+            t.elapsed()
+        );
+    };
+    // coroutine and thread side by side: each waits ~2 s
+    let co = coronet::go(case);
+    std::thread::spawn(case).join().unwrap();
+    co.join().unwrap();
+}
+
 // ---- ListenConfig ----------------------------------------------------------------------
 
 #[test]
