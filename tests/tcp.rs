@@ -1317,3 +1317,24 @@ fn many_concurrent_echo_clients_from_coroutines_and_threads() {
     }
     server.join().unwrap();
 }
+
+#[test]
+fn huge_durations_are_no_deadline_not_a_panic() {
+    // Regression: Dialer::timeout(Duration::MAX) (and so connect_timeout) overflowed
+    // `Instant + Duration` and panicked. A timeout beyond the clock's range means none.
+    both(|| {
+        let (l, mut c, mut s) = util::listener_pair();
+        let addr = l.local_addr().unwrap();
+        TcpStream::connect_timeout(&addr, Duration::MAX).unwrap();
+        Dialer::new().timeout(Duration::MAX).dial(addr).unwrap();
+        c.set_read_timeout(Some(Duration::MAX)).unwrap();
+        c.set_write_timeout(Some(Duration::MAX)).unwrap();
+        s.write_all(b"x").unwrap();
+        c.read_exact(&mut [0u8; 1]).unwrap();
+        c.write_all(b"y").unwrap();
+        s.read_exact(&mut [0u8; 1]).unwrap();
+        // out-of-range socket options are errors, not panics
+        assert!(c.set_keepalive_period(Duration::MAX).is_err());
+        let _ = c.set_linger(Some(Duration::MAX));
+    });
+}

@@ -93,7 +93,8 @@ impl Dialer {
     }
 
     fn effective_deadline(&self) -> Option<Instant> {
-        let by_timeout = self.timeout.map(|t| Instant::now() + t);
+        // a timeout past the clock's range is no deadline, not an overflow panic
+        let by_timeout = self.timeout.and_then(|t| Instant::now().checked_add(t));
         crate::poll::desc::earliest(by_timeout, self.deadline)
     }
 
