@@ -27,17 +27,19 @@ fn ms(n: u64) -> Duration {
 fn go_close_unblocks_a_blocked_read() {
     let _g = util::shared();
     both(|| {
-        let (c, _s) = pair();
-        let c = Arc::new(c);
-        let c2 = c.clone();
-        let reader = coronet::go(move || (&*c2).read(&mut [0u8; 8]));
-        coronet::time::sleep(ms(50));
-        let t = Instant::now();
-        c.close().unwrap();
-        let e = reader.join().unwrap().unwrap_err();
-        assert!(t.elapsed() < PROMPT, "{:?}", t.elapsed());
-        assert_closed(&e);
-        assert!(e.to_string().starts_with("read tcp 127.0.0.1:"), "{e}");
+        for thread in util::PLACES {
+            let (c, _s) = pair();
+            let c = Arc::new(c);
+            let c2 = c.clone();
+            let reader = util::spawn_on(thread, move || (&*c2).read(&mut [0u8; 8]));
+            coronet::time::sleep(ms(50));
+            let t = Instant::now();
+            c.close().unwrap();
+            let e = reader().unwrap_err();
+            assert!(t.elapsed() < PROMPT, "{:?}", t.elapsed());
+            assert_closed(&e);
+            assert!(e.to_string().starts_with("read tcp 127.0.0.1:"), "{e}");
+        }
     });
 }
 
@@ -64,30 +66,32 @@ fn close_unblocks_a_read_blocked_on_a_thread() {
 fn close_unblocks_a_blocked_write() {
     let _g = util::shared();
     both(|| {
-        let (c, _s) = pair();
-        let c = Arc::new(c);
-        let c2 = c.clone();
-        let writer = coronet::go(move || {
-            let big = vec![0u8; 32 << 20];
-            let mut total = 0;
-            loop {
-                match (&*c2).write(&big) {
-                    Ok(n) => total += n,
-                    Err(e) => return (total, e),
+        for thread in util::PLACES {
+            let (c, _s) = pair();
+            let c = Arc::new(c);
+            let c2 = c.clone();
+            let writer = util::spawn_on(thread, move || {
+                let big = vec![0u8; 32 << 20];
+                let mut total = 0;
+                loop {
+                    match (&*c2).write(&big) {
+                        Ok(n) => total += n,
+                        Err(e) => return (total, e),
+                    }
                 }
-            }
-        });
-        coronet::time::sleep(ms(100));
-        let t = Instant::now();
-        c.close().unwrap();
-        let (total, e) = writer.join().unwrap();
-        assert!(t.elapsed() < PROMPT);
-        assert!(
-            total > 0,
-            "the first write should have sent part before blocking"
-        );
-        assert_closed(&e);
-        assert!(e.to_string().starts_with("write tcp "), "{e}");
+            });
+            coronet::time::sleep(ms(100));
+            let t = Instant::now();
+            c.close().unwrap();
+            let (total, e) = writer();
+            assert!(t.elapsed() < PROMPT);
+            assert!(
+                total > 0,
+                "the first write should have sent part before blocking"
+            );
+            assert_closed(&e);
+            assert!(e.to_string().starts_with("write tcp "), "{e}");
+        }
     });
 }
 
@@ -95,23 +99,25 @@ fn close_unblocks_a_blocked_write() {
 fn close_unblocks_a_blocked_accept() {
     let _g = util::shared();
     both(|| {
-        let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
-        let addr = l.local_addr().unwrap();
-        let l2 = l.clone();
-        let acceptor = coronet::go(move || l2.accept().map(|_| ()));
-        coronet::time::sleep(ms(50));
-        let t = Instant::now();
-        l.close().unwrap();
-        let e = acceptor.join().unwrap().unwrap_err();
-        assert!(t.elapsed() < PROMPT);
-        assert_closed(&e);
-        assert_eq!(
-            e.to_string(),
-            format!("accept tcp {addr}: use of closed network connection")
-        );
-        // the port is free again: Go's TestListenCloseListen
-        let again = TcpListener::bind(addr).unwrap();
-        assert_eq!(again.local_addr().unwrap(), addr);
+        for thread in util::PLACES {
+            let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let addr = l.local_addr().unwrap();
+            let l2 = l.clone();
+            let acceptor = util::spawn_on(thread, move || l2.accept().map(|_| ()));
+            coronet::time::sleep(ms(50));
+            let t = Instant::now();
+            l.close().unwrap();
+            let e = acceptor().unwrap_err();
+            assert!(t.elapsed() < PROMPT);
+            assert_closed(&e);
+            assert_eq!(
+                e.to_string(),
+                format!("accept tcp {addr}: use of closed network connection")
+            );
+            // the port is free again: Go's TestListenCloseListen
+            let again = TcpListener::bind(addr).unwrap();
+            assert_eq!(again.local_addr().unwrap(), addr);
+        }
     });
 }
 

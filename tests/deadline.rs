@@ -241,24 +241,26 @@ fn go_write_timeout_partial_then_error_data_intact() {
 #[test]
 fn write_deadline_set_while_blocked_wakes_the_writer() {
     both(|| {
-        let (c, _s) = pair();
-        let c = Arc::new(c);
-        let c2 = c.clone();
-        let writer = coronet::go(move || {
-            let big = vec![0u8; 32 << 20];
-            let mut total = 0;
-            loop {
-                match (&*c2).write(&big) {
-                    Ok(n) => total += n,
-                    Err(e) => return (total, e),
+        for thread in util::PLACES {
+            let (c, _s) = pair();
+            let c = Arc::new(c);
+            let c2 = c.clone();
+            let writer = util::spawn_on(thread, move || {
+                let big = vec![0u8; 32 << 20];
+                let mut total = 0;
+                loop {
+                    match (&*c2).write(&big) {
+                        Ok(n) => total += n,
+                        Err(e) => return (total, e),
+                    }
                 }
-            }
-        });
-        coronet::time::sleep(ms(100));
-        c.set_write_deadline(Some(Instant::now())).unwrap();
-        let (total, e) = writer.join().unwrap();
-        assert!(total > 0);
-        assert_timeout(&e);
+            });
+            coronet::time::sleep(ms(100));
+            c.set_write_deadline(Some(Instant::now())).unwrap();
+            let (total, e) = writer();
+            assert!(total > 0);
+            assert_timeout(&e);
+        }
     });
 }
 
@@ -285,6 +287,13 @@ fn go_accept_timeout_and_must_return() {
         assert!(!acceptor.is_finished());
         l.set_deadline(Some(Instant::now())).unwrap();
         assert_timeout(&acceptor.join().unwrap().unwrap_err());
+        // and an accept blocked on a plain thread
+        l.set_deadline(None).unwrap();
+        let l3 = l.clone();
+        let acceptor = util::spawn_on(true, move || l3.accept().map(|_| ()));
+        coronet::time::sleep(ms(50));
+        l.set_deadline(Some(Instant::now())).unwrap();
+        assert_timeout(&acceptor().unwrap_err());
         // cleared again: accept works
         l.set_deadline(None).unwrap();
         let _c = TcpStream::connect(addr).unwrap();

@@ -1338,3 +1338,28 @@ fn huge_durations_are_no_deadline_not_a_panic() {
         let _ = c.set_linger(Some(Duration::MAX));
     });
 }
+
+#[test]
+fn write_vectored_with_more_slices_than_iov_max() {
+    // more buffers than one writev takes (Linux's UIO_MAXIOV is 1024): still all sent
+    both(|| {
+        let (c, mut s) = pair();
+        let parts: Vec<Vec<u8>> = (0..3000).map(|i| pattern(10 + i % 7, i as u8)).collect();
+        let want = parts.concat();
+        let total = want.len();
+        let reader = coronet::go(move || {
+            let mut got = vec![0u8; total];
+            s.read_exact(&mut got).unwrap();
+            got
+        });
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        assert_eq!((&c).write_vectored(&slices).unwrap(), total);
+        assert!(reader.join().unwrap() == want);
+        let (mut a, mut b) = pair();
+        b.write_all(&want).unwrap();
+        let mut bufs: Vec<Vec<u8>> = (0..3000).map(|_| vec![0u8; 10]).collect();
+        let mut slices: Vec<IoSliceMut<'_>> = bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+        let n = a.read_vectored(&mut slices).unwrap();
+        assert!(n > 0 && n <= total);
+    });
+}

@@ -222,3 +222,20 @@ pub fn peer_errno(fd: RawFd) -> Option<i32> {
     };
     (rc != 0).then(|| io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
+
+/// Where a helper runs: a coroutine, or a plain thread.
+pub const PLACES: [bool; 2] = [false, true];
+
+/// Spawns `f` on a plain thread if `thread`, else as a coroutine; returns its joiner.
+pub fn spawn_on<T: Send + 'static>(
+    thread: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Box<dyn FnOnce() -> T> {
+    if thread {
+        let h = std::thread::spawn(f);
+        Box::new(move || h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    } else {
+        let h = coronet::go(f);
+        Box::new(move || h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    }
+}
