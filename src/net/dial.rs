@@ -56,7 +56,9 @@ impl Dialer {
         Dialer::default()
     }
 
-    /// Bounds the whole dial (all addresses together), as Go's `Dialer.Timeout`.
+    /// Bounds the whole dial (all addresses together), as Go's `Dialer.Timeout`. When the
+    /// address resolves to several, each gets an equal share of the time left (at least
+    /// 2 s), so one that never answers cannot starve the others.
     pub fn timeout(mut self, t: Duration) -> Dialer {
         self.timeout = Some(t);
         self
@@ -91,7 +93,8 @@ impl Dialer {
     }
 
     fn effective_deadline(&self) -> Option<Instant> {
-        let by_timeout = self.timeout.map(|t| Instant::now() + t);
+        // a timeout past the clock's range is no deadline, not an overflow panic
+        let by_timeout = self.timeout.and_then(|t| Instant::now().checked_add(t));
         crate::poll::desc::earliest(by_timeout, self.deadline)
     }
 
@@ -105,19 +108,21 @@ impl Dialer {
         let deadline = self.effective_deadline();
         let list = addrs(addr).map_err(|e| dial_error(self.local, None, e))?;
         let mut last = None;
-        for to in list {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+        for (i, &to) in list.iter().enumerate() {
+            // Each address gets a share of the time left, so one that never answers
+            // cannot use up the whole timeout before the next is tried (Go's dialSerial).
+            let Some(part) = partial_deadline(Instant::now(), deadline, list.len() - i) else {
                 last = Some(dial_error(
                     self.local,
                     Some(to),
                     super::error::timeout_error(),
                 ));
                 break;
-            }
+            };
             match TcpStream::dial_one(
                 to,
                 self.local,
-                deadline,
+                part,
                 self.control.as_deref(),
                 self.keep_alive,
             ) {
@@ -130,6 +135,32 @@ impl Dialer {
         }
         Err(last.expect("at least one address"))
     }
+}
+
+/// The shortest time an address is given when the dial's time is split (Go's `saneMinimum`).
+const MIN_ADDR_TIME: Duration = Duration::from_secs(2);
+
+/// Go's `partialDeadline`: the deadline for the next of `remaining` addresses — an equal
+/// share of the time left, but at least [`MIN_ADDR_TIME`] (or all of it, if less is left).
+/// `None` when `deadline` already passed; `Some(None)` when there is no deadline.
+fn partial_deadline(
+    now: Instant,
+    deadline: Option<Instant>,
+    remaining: usize,
+) -> Option<Option<Instant>> {
+    let Some(deadline) = deadline else {
+        return Some(None);
+    };
+    let left = deadline
+        .checked_duration_since(now)
+        .filter(|d| !d.is_zero())?;
+    let share = left / remaining.max(1) as u32;
+    let share = if share >= MIN_ADDR_TIME {
+        share
+    } else {
+        left.min(MIN_ADDR_TIME)
+    };
+    Some(Some(now + share))
 }
 
 /// Options for listening, like Go's `net.ListenConfig`.
@@ -238,5 +269,38 @@ impl ListenConfig {
         socket::bind(fd.as_fd(), &SockAddr::from_inet(&a))?;
         socket::listen(fd.as_fd(), self.backlog.unwrap_or_else(socket::somaxconn))?;
         Ok(TcpListener::from_sock(Sock::new(fd, "tcp")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_deadline_splits_like_go() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        // no deadline: none for each address either
+        assert_eq!(partial_deadline(now, None, 3), Some(None));
+        // passed: fail at once
+        assert_eq!(partial_deadline(now, Some(now), 1), None);
+        // an equal share when it is long enough
+        assert_eq!(
+            partial_deadline(now, Some(now + s(30)), 3),
+            Some(Some(now + s(10)))
+        );
+        // at least the sane minimum...
+        assert_eq!(
+            partial_deadline(now, Some(now + s(5)), 5),
+            Some(Some(now + s(2)))
+        );
+        // ...unless less than that is left: then all of it
+        let d = now + Duration::from_millis(1500);
+        assert_eq!(partial_deadline(now, Some(d), 4), Some(Some(d)));
+        // the last address gets everything left
+        assert_eq!(
+            partial_deadline(now, Some(now + s(7)), 1),
+            Some(Some(now + s(7)))
+        );
     }
 }

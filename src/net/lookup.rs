@@ -2,14 +2,14 @@
 //!
 //! `getaddrinfo` blocks, so a coroutine that resolves a name runs it on the blocking pool
 //! and parks; at most [`MAX_LOOKUPS`] run at once (Go's cgo resolver limit), the rest wait
-//! their turn parked. Literal addresses never leave the caller.
+//! their turn parked. Socket address values (`SocketAddr`, `(IpAddr, u16)`, slices of them)
+//! never leave the caller; strings always take the trip, since any of them may be a name.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::runtime::blocking::run_scoped;
 use crate::runtime::park;
@@ -18,79 +18,148 @@ use crate::runtime::task::{Task, Wait};
 /// Lookups in flight at once, as Go limits its cgo resolver threads.
 pub const MAX_LOOKUPS: usize = 500;
 
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-static QUEUE: Mutex<VecDeque<Arc<Task>>> = Mutex::new(VecDeque::new());
+static LOOKUPS: Limiter = Limiter::new(MAX_LOOKUPS);
 
-/// A slot among the `MAX_LOOKUPS`; freed on drop.
-struct Permit;
-
-impl Permit {
-    fn acquire() -> Permit {
-        loop {
-            let n = IN_FLIGHT.load(Ordering::SeqCst);
-            if n < MAX_LOOKUPS {
-                if IN_FLIGHT
-                    .compare_exchange(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-                {
-                    return Permit;
-                }
-                continue;
-            }
-            // register, check again, then park
-            let me = park::current();
-            QUEUE
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_back(me.clone());
-            if IN_FLIGHT.load(Ordering::SeqCst) >= MAX_LOOKUPS {
-                park::park(Wait::Blocking);
-            }
-            QUEUE
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|t| !Arc::ptr_eq(t, &me));
-        }
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        let next = QUEUE
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .front()
-            .cloned();
-        if let Some(t) = next {
-            t.unpark();
-        }
-    }
-}
-
-/// Resolves any `ToSocketAddrs` without blocking a worker thread.
+/// A counting semaphore whose waiters park. A released slot is handed straight to the
+/// oldest waiter (it is never free in between), so no wake-up can be lost or stolen:
 ///
-/// A trip to the blocking pool costs more than a `send_to` or a loopback connect, so the
-/// forms that cannot block resolve right here: std's impls whose iterator is
-/// `option::IntoIter<SocketAddr>` (`SocketAddr`, `SocketAddrV4/V6`, `(IpAddr, u16)`, …, and
-/// references to them) or a slice's (`&[SocketAddr]`). The check compares type names
-/// because `A` need not be `'static`, which `TypeId` would require; a foreign type that
-/// matched by accident would only resolve on the caller. Everything else (strings, which
-/// may be host names) goes to the pool.
+/// | event                   | `in_flight` | queue                         |
+/// |-------------------------|-------------|-------------------------------|
+/// | acquire, room           | += 1        | —                             |
+/// | acquire, full           | —           | push waiter, park until given |
+/// | release, queue empty    | -= 1        | —                             |
+/// | release, queue non-empty| unchanged   | pop front, mark given, unpark |
+struct Limiter {
+    max: usize,
+    state: Mutex<LimiterState>,
+}
+
+struct LimiterState {
+    in_flight: usize,
+    queue: VecDeque<Arc<Turn>>,
+}
+
+/// A queued waiter; `given` is set (under the lock) when a slot is handed to it.
+struct Turn {
+    task: Arc<Task>,
+    given: AtomicBool,
+}
+
+/// A slot of a `Limiter`; released on drop.
+struct Permit<'a>(&'a Limiter);
+
+impl Limiter {
+    const fn new(max: usize) -> Limiter {
+        Limiter {
+            max,
+            state: Mutex::new(LimiterState {
+                in_flight: 0,
+                queue: VecDeque::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LimiterState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a slot, parking (a thread: blocking) until one is handed over.
+    fn acquire(&self) -> Permit<'_> {
+        let turn = {
+            let mut st = self.state();
+            if st.in_flight < self.max {
+                st.in_flight += 1;
+                return Permit(self);
+            }
+            let turn = Arc::new(Turn {
+                task: park::current(),
+                given: AtomicBool::new(false),
+            });
+            st.queue.push_back(turn.clone());
+            turn
+        };
+        // wake-ups may be spurious: the flag says whether the slot is ours
+        while !turn.given.load(Ordering::Acquire) {
+            park::park(Wait::Blocking);
+        }
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let next = {
+            let mut st = self.0.state();
+            match st.queue.pop_front() {
+                Some(t) => {
+                    t.given.store(true, Ordering::Release);
+                    Some(t)
+                }
+                None => {
+                    st.in_flight -= 1;
+                    None
+                }
+            }
+        };
+        // collected under the lock, woken after it
+        if let Some(t) = next {
+            t.task.unpark();
+        }
+    }
+}
+
+/// Whether `A::to_socket_addrs` only copies addresses it already holds — std's impls for
+/// `SocketAddr`, `SocketAddrV4/V6`, `(IpAddr, u16)` and friends, slices of addresses, and
+/// references to these — so it can run in place without a trip to the blocking pool.
+///
+/// Decided by the type's name. That is a hint, not an identity (names are not guaranteed
+/// stable or unique), which is fine here: a wrong "no" only costs the trip, and a wrong
+/// "yes" needs a type named like std's that lives in `std::net`/`core::net`.
+fn copies_only<A: ?Sized>() -> bool {
+    const LITERAL: &[&str] = &[
+        "SocketAddr",
+        "SocketAddrV4",
+        "SocketAddrV6",
+        "(IpAddr, u16)",
+        "(Ipv4Addr, u16)",
+        "(Ipv6Addr, u16)",
+        "[SocketAddr]",
+    ];
+    let name = std::any::type_name::<A>().trim_start_matches('&');
+    // Shorten every path to its last segment, refusing paths outside std's net module:
+    // "(core::net::ip_addr::IpAddr, u16)" becomes "(IpAddr, u16)".
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(rest.len());
+        let (path, tail) = rest.split_at(end);
+        if let Some(i) = path.rfind("::") {
+            if !(path.starts_with("std::net::") || path.starts_with("core::net::")) {
+                return false;
+            }
+            out.push_str(&path[i + 2..]);
+        } else {
+            out.push_str(path);
+        }
+        // copy one separator (space, comma, bracket, paren) as is
+        let sep = tail.chars().next().map_or(0, char::len_utf8);
+        out.push_str(&tail[..sep]);
+        rest = &tail[sep..];
+    }
+    LITERAL.contains(&out.as_str())
+}
+
+/// Resolves any `ToSocketAddrs` without blocking a worker thread: addresses that need no
+/// lookup are copied in place; anything else (a host name, or a string that may be one)
+/// runs on the blocking pool, at most [`MAX_LOOKUPS`] at a time.
 pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
-    if is_literal::<A>() {
+    if copies_only::<A>() {
         return addr.to_socket_addrs().map(Iterator::collect);
     }
-    let _permit = Permit::acquire();
+    let _permit = LOOKUPS.acquire();
     run_scoped(move || addr.to_socket_addrs().map(Iterator::collect))
-}
-
-/// Whether `A`'s `to_socket_addrs` is one of std's that never blocks (see `resolve`).
-pub(crate) fn is_literal<A: ToSocketAddrs>() -> bool {
-    use std::any::type_name;
-    let iter = type_name::<A::Iter>();
-    iter == type_name::<std::option::IntoIter<SocketAddr>>()
-        || iter == type_name::<std::iter::Cloned<std::slice::Iter<'_, SocketAddr>>>()
 }
 
 /// Resolves `"host:port"` to its socket addresses, parking the coroutine (not the worker)
@@ -112,21 +181,70 @@ pub fn lookup_host(host: &str) -> io::Result<std::vec::IntoIter<SocketAddr>> {
 mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    use std::time::Duration;
 
     #[test]
-    fn literal_addresses_skip_the_resolver() {
-        assert!(is_literal::<SocketAddr>());
-        assert!(is_literal::<&SocketAddr>());
-        assert!(is_literal::<SocketAddrV4>());
-        assert!(is_literal::<SocketAddrV6>());
-        assert!(is_literal::<(IpAddr, u16)>());
-        assert!(is_literal::<(Ipv4Addr, u16)>());
-        assert!(is_literal::<(Ipv6Addr, u16)>());
-        assert!(is_literal::<&[SocketAddr]>());
-        // These may name a host, and resolving a host blocks.
-        assert!(!is_literal::<&str>());
-        assert!(!is_literal::<String>());
-        assert!(!is_literal::<(&str, u16)>());
-        assert!(!is_literal::<(String, u16)>());
+    fn socket_address_types_are_copied_in_place() {
+        assert!(copies_only::<SocketAddr>());
+        assert!(copies_only::<&SocketAddr>());
+        assert!(copies_only::<&&SocketAddr>());
+        assert!(copies_only::<SocketAddrV4>());
+        assert!(copies_only::<SocketAddrV6>());
+        assert!(copies_only::<(IpAddr, u16)>());
+        assert!(copies_only::<(Ipv4Addr, u16)>());
+        assert!(copies_only::<&(Ipv6Addr, u16)>());
+        assert!(copies_only::<&[SocketAddr]>());
+    }
+
+    #[test]
+    fn names_and_strings_go_to_the_pool() {
+        assert!(!copies_only::<&str>());
+        assert!(!copies_only::<String>());
+        assert!(!copies_only::<(&str, u16)>());
+        assert!(!copies_only::<(String, u16)>());
+        assert!(!copies_only::<Vec<SocketAddr>>());
+        // a look-alike outside std::net is not trusted
+        #[allow(dead_code)]
+        struct SocketAddr;
+        assert!(!copies_only::<SocketAddr>());
+    }
+
+    #[test]
+    fn copied_addresses_come_back_unchanged_in_a_coroutine() {
+        let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let got = crate::run(move || resolve(addr).unwrap());
+        assert_eq!(got, [addr]);
+        let pair = (Ipv4Addr::LOCALHOST, 80);
+        assert_eq!(crate::run(move || resolve(pair).unwrap()), [addr]);
+    }
+
+    /// Regression: the old limiter woke only the queue's front on release, so two quick
+    /// releases could both wake the same waiter and leave another parked with slots free.
+    #[test]
+    fn limiter_hands_every_released_slot_to_a_waiter() {
+        static L: Limiter = Limiter::new(2);
+        let a = L.acquire();
+        let b = L.acquire();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| std::thread::spawn(|| drop(L.acquire())))
+            .collect();
+        // let both queue up behind the two held slots
+        let queued = || L.state().queue.len();
+        let start = std::time::Instant::now();
+        while queued() < 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "waiters never queued"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // two releases back to back: each must reach a different waiter
+        drop(a);
+        drop(b);
+        for w in waiters {
+            w.join().unwrap();
+        }
+        let st = L.state();
+        assert_eq!((st.in_flight, st.queue.len()), (0, 0));
     }
 }

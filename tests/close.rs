@@ -1,0 +1,356 @@
+//! `close(&self)`: Go's `Close`, which unblocks every call in flight on the object.
+//!
+//! The behaviours follow Go's close tests in `src/net/net_test.go` (BSD-style license, the
+//! Go Authors) — TestConnClose, TestListenerClose, TestListenCloseListen,
+//! TestCloseUnblocksRead and TestCloseError — rewritten for coronet, each from a
+//! coroutine and from a plain thread. Tests that count the process's fds run alone
+//! (`util::exclusive`); the others share (`util::shared`).
+
+mod util;
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coronet::net::{TcpListener, TcpStream};
+use util::{assert_closed, both, listener_pair, pair};
+
+/// How long a close may take to unblock a call: generous for a noisy 2-core machine.
+const PROMPT: Duration = Duration::from_secs(1);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn go_close_unblocks_a_blocked_read() {
+    let _g = util::shared();
+    both(|| {
+        for thread in util::PLACES {
+            let (c, _s) = pair();
+            let c = Arc::new(c);
+            let c2 = c.clone();
+            let reader = util::spawn_on(thread, move || (&*c2).read(&mut [0u8; 8]));
+            coronet::time::sleep(ms(50));
+            let t = Instant::now();
+            c.close().unwrap();
+            let e = reader().unwrap_err();
+            assert!(t.elapsed() < PROMPT, "{:?}", t.elapsed());
+            assert_closed(&e);
+            assert!(e.to_string().starts_with("read tcp 127.0.0.1:"), "{e}");
+        }
+    });
+}
+
+#[test]
+fn close_unblocks_a_read_blocked_on_a_thread() {
+    let _g = util::shared();
+    // the reader is a plain thread, the closer a coroutine (and the other way round above)
+    let (c, _s) = coronet::run(pair);
+    let c = Arc::new(c);
+    let c2 = c.clone();
+    let reader = std::thread::spawn(move || (&*c2).read(&mut [0u8; 8]));
+    std::thread::sleep(ms(50));
+    let closer = coronet::go(move || {
+        let t = Instant::now();
+        c.close().unwrap();
+        t
+    });
+    let t = closer.join().unwrap();
+    assert_closed(&reader.join().unwrap().unwrap_err());
+    assert!(t.elapsed() < PROMPT);
+}
+
+#[test]
+fn close_unblocks_a_blocked_write() {
+    let _g = util::shared();
+    both(|| {
+        for thread in util::PLACES {
+            let (c, _s) = pair();
+            let c = Arc::new(c);
+            let c2 = c.clone();
+            let writer = util::spawn_on(thread, move || {
+                let big = vec![0u8; 32 << 20];
+                let mut total = 0;
+                loop {
+                    match (&*c2).write(&big) {
+                        Ok(n) => total += n,
+                        Err(e) => return (total, e),
+                    }
+                }
+            });
+            coronet::time::sleep(ms(100));
+            let t = Instant::now();
+            c.close().unwrap();
+            let (total, e) = writer();
+            assert!(t.elapsed() < PROMPT);
+            assert!(
+                total > 0,
+                "the first write should have sent part before blocking"
+            );
+            assert_closed(&e);
+            assert!(e.to_string().starts_with("write tcp "), "{e}");
+        }
+    });
+}
+
+#[test]
+fn close_unblocks_a_blocked_accept() {
+    let _g = util::shared();
+    both(|| {
+        for thread in util::PLACES {
+            let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let addr = l.local_addr().unwrap();
+            let l2 = l.clone();
+            let acceptor = util::spawn_on(thread, move || l2.accept().map(|_| ()));
+            coronet::time::sleep(ms(50));
+            let t = Instant::now();
+            l.close().unwrap();
+            let e = acceptor().unwrap_err();
+            assert!(t.elapsed() < PROMPT);
+            assert_closed(&e);
+            assert_eq!(
+                e.to_string(),
+                format!("accept tcp {addr}: use of closed network connection")
+            );
+            // the port is free again: Go's TestListenCloseListen
+            let again = TcpListener::bind(addr).unwrap();
+            assert_eq!(again.local_addr().unwrap(), addr);
+        }
+    });
+}
+
+#[test]
+fn close_wakes_callers_queued_on_the_direction_lock() {
+    let _g = util::shared();
+    both(|| {
+        let (c, _s) = pair();
+        let c = Arc::new(c);
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let c = c.clone();
+                coronet::go(move || (&*c).read(&mut [0u8; 8]))
+            })
+            .collect();
+        coronet::time::sleep(ms(50));
+        c.close().unwrap();
+        for r in readers {
+            assert_closed(&r.join().unwrap().unwrap_err());
+        }
+    });
+}
+
+#[test]
+fn go_later_calls_fail_as_closed() {
+    // Go: TestCloseError — every call after Close reports ErrClosed, and so does a
+    // second Close
+    let _g = util::shared();
+    both(|| {
+        let (l, mut c, _s) = listener_pair();
+        c.close().unwrap();
+        let mut b = [0u8; 4];
+        assert_closed(&c.read(&mut b).unwrap_err());
+        assert_closed(&c.write(b"x").unwrap_err());
+        assert_closed(&c.peek(&mut b).unwrap_err());
+        assert_closed(&c.close().unwrap_err());
+        assert_closed(&c.set_deadline(None).unwrap_err());
+        assert_closed(&c.set_read_timeout(None).unwrap_err());
+        assert_closed(&c.set_nodelay(true).unwrap_err());
+        assert_closed(&c.local_addr().unwrap_err());
+        assert_closed(&c.try_clone().unwrap_err());
+        assert_closed(&c.shutdown(std::net::Shutdown::Both).unwrap_err());
+        // the kind is NotConnected, and the message keeps the addresses
+        let e = c.write(b"x").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotConnected);
+        l.close().unwrap();
+        assert_closed(&l.accept().unwrap_err());
+        assert_closed(&l.close().unwrap_err());
+        assert_closed(&l.set_deadline(None).unwrap_err());
+    });
+}
+
+#[test]
+fn close_releases_the_connection_peer_sees_eof() {
+    let _g = util::shared();
+    both(|| {
+        let (c, mut s) = pair();
+        c.close().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(s.read(&mut [0u8; 4]).unwrap(), 0, "close must send FIN now");
+        // not at drop time: `c` is still alive here
+        drop(c);
+    });
+}
+
+#[test]
+fn fd_number_stays_reserved_until_drop() {
+    // A closed stream keeps its fd number (pointing at a dead placeholder) until it is
+    // dropped, so a call that raced with close — or a BorrowedFd — never sees the number
+    // reused for another socket.
+    let _g = util::exclusive();
+    both(|| {
+        let (c, _s) = pair();
+        let c = Arc::new(c);
+        let raw = c.as_raw_fd();
+        let c2 = c.clone();
+        let reader = coronet::go(move || (&*c2).read(&mut [0u8; 8]));
+        coronet::time::sleep(ms(30));
+        c.close().unwrap();
+        // open sockets while the read is being unblocked: none may get the number
+        let fresh: Vec<_> = (0..8).map(|_| pair()).collect();
+        for (a, b) in &fresh {
+            assert_ne!(a.as_raw_fd(), raw);
+            assert_ne!(b.as_raw_fd(), raw);
+        }
+        assert_closed(&reader.join().unwrap().unwrap_err());
+        assert!(
+            util::fd_is_open(raw),
+            "the number is held while the value lives"
+        );
+        assert_eq!(
+            util::peer_errno(raw),
+            Some(libc::ENOTCONN),
+            "the number points at a dead placeholder, not the old connection"
+        );
+        drop(c);
+        drop(fresh);
+    });
+}
+
+#[test]
+fn stale_events_never_wake_the_wrong_reader() {
+    // Close streams with parked readers, drop them so their fd numbers are free, then
+    // open new connections (which reuse those numbers) with parked readers of their own.
+    // Each reader must get exactly its own connection's bytes: a stale readiness event
+    // for an old registration must neither wake nor feed a new one.
+    let _g = util::exclusive();
+    both(|| {
+        const N: usize = 32;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut old = Vec::new();
+        let mut old_readers = Vec::new();
+        for _ in 0..N {
+            let c = Arc::new(TcpStream::connect(addr).unwrap());
+            let (s, _) = l.accept().unwrap();
+            let c2 = c.clone();
+            old_readers.push(coronet::go(move || (&*c2).read(&mut [0u8; 8])));
+            old.push((c, s));
+        }
+        coronet::time::sleep(ms(30));
+        let old_fds: Vec<_> = old.iter().map(|(c, _)| c.as_raw_fd()).collect();
+        // make the old sockets readable *and* close them, so events are likely queued
+        for (c, s) in &old {
+            (&*s).write_all(b"stale").unwrap();
+            c.close().unwrap();
+        }
+        for r in old_readers {
+            match r.join().unwrap() {
+                Err(e) => assert_closed(&e),
+                Ok(n) => assert_eq!(n, 5, "a reader racing its close may take its own data"),
+            }
+        }
+        drop(old);
+        let mut reused = 0;
+        let mut conns = Vec::new();
+        let mut readers = Vec::new();
+        for i in 0..N {
+            let c = TcpStream::connect(addr).unwrap();
+            reused += old_fds.contains(&c.as_raw_fd()) as usize;
+            let (s, _) = l.accept().unwrap();
+            let mut c = c;
+            readers.push(coronet::go(move || {
+                let mut b = [0u8; 8];
+                c.read_exact(&mut b).unwrap();
+                assert_eq!(u64::from_le_bytes(b), i as u64, "woke with another's data");
+                c
+            }));
+            conns.push(s);
+        }
+        assert!(
+            reused > 0,
+            "no fd number was reused; the test proves nothing"
+        );
+        coronet::time::sleep(ms(30));
+        // answer in reverse order so a wrong wake-up would find no data or the wrong data
+        for (i, s) in conns.iter().enumerate().rev() {
+            (&*s).write_all(&(i as u64).to_le_bytes()).unwrap();
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn dropping_a_stream_leaves_its_clones_parked_reader_working() {
+    let _g = util::shared();
+    both(|| {
+        let (c, mut s) = pair();
+        let mut clone = c.try_clone().unwrap();
+        let reader = coronet::go(move || {
+            let mut b = [0u8; 5];
+            clone.read_exact(&mut b).unwrap();
+            (b, clone)
+        });
+        coronet::time::sleep(ms(30));
+        drop(c); // the clone keeps the connection open
+        coronet::time::sleep(ms(30));
+        s.write_all(b"still").unwrap();
+        let (b, clone) = reader.join().unwrap();
+        assert_eq!(&b, b"still");
+        // and the reverse: the original parked, the clone dropped
+        let mut orig = clone;
+        let dup = orig.try_clone().unwrap();
+        let reader = coronet::go(move || {
+            let mut b = [0u8; 4];
+            orig.read_exact(&mut b).unwrap();
+            b
+        });
+        coronet::time::sleep(ms(30));
+        drop(dup);
+        s.write_all(b"here").unwrap();
+        assert_eq!(&reader.join().unwrap(), b"here");
+    });
+}
+
+#[test]
+fn closing_a_clone_does_not_close_the_original() {
+    // close() is per handle, as Go's Close is per *net.TCPConn; the connection lives on
+    // through the other handle.
+    let _g = util::shared();
+    both(|| {
+        let (mut c, mut s) = pair();
+        let clone = c.try_clone().unwrap();
+        clone.close().unwrap();
+        s.write_all(b"ok").unwrap();
+        let mut b = [0u8; 2];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"ok");
+        c.write_all(b"back").unwrap();
+        s.read_exact(&mut [0u8; 4]).unwrap();
+    });
+}
+
+#[test]
+fn fd_count_returns_to_baseline() {
+    let _g = util::exclusive();
+    let base = util::fd_baseline();
+    both(|| {
+        for _ in 0..20 {
+            let (l, c, s) = listener_pair();
+            let c = Arc::new(c);
+            let c2 = c.clone();
+            let r = coronet::go(move || (&*c2).read(&mut [0u8; 4]));
+            coronet::time::sleep(ms(2));
+            c.close().unwrap();
+            r.join().unwrap().unwrap_err();
+            let _ = c.try_clone();
+            let s2 = s.try_clone().unwrap();
+            drop((s, s2, c));
+            l.close().unwrap();
+        }
+    });
+    util::assert_fd_baseline(base);
+}

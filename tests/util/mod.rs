@@ -1,0 +1,241 @@
+//! Helpers shared by the TCP integration tests (`tcp.rs`, `deadline.rs`, `close.rs`,
+//! `stress.rs`). Each test file uses a different subset.
+#![allow(dead_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use coronet::net::{OpError, TcpListener, TcpStream};
+
+/// Runs `f` twice: once inside a coroutine and once on a plain OS thread, because every
+/// blocking call must work (park, or block the thread) in both places.
+pub fn both<F>(f: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let f = Arc::new(f);
+    let g = f.clone();
+    coronet::run(move || g());
+    let g = f.clone();
+    std::thread::spawn(move || g())
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+}
+
+/// A connected pair on loopback: (dialed client, accepted server end).
+pub fn pair() -> (TcpStream, TcpStream) {
+    let (_, c, s) = listener_pair();
+    (c, s)
+}
+
+/// A listener on 127.0.0.1 and one connection to it: (listener, client, server end).
+pub fn listener_pair() -> (TcpListener, TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (l, c, s)
+}
+
+/// Deterministic test data: byte `i` of stream `seed`.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(seed as u32 % 32) as u8
+                ^ seed
+        })
+        .collect()
+}
+
+/// The `OpError` inside a coronet error, panicking with the error text if there is none.
+pub fn op(e: &io::Error) -> &OpError {
+    e.get_ref()
+        .and_then(|e| e.downcast_ref::<OpError>())
+        .unwrap_or_else(|| panic!("not an OpError: {e:?}"))
+}
+
+pub fn assert_timeout(e: &io::Error) {
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+    assert!(op(e).is_timeout(), "{e}");
+    assert!(e.to_string().ends_with("i/o timeout"), "{e}");
+}
+
+pub fn assert_closed(e: &io::Error) {
+    assert!(op(e).is_closed(), "{e}");
+    assert!(
+        e.to_string().ends_with("use of closed network connection"),
+        "{e}"
+    );
+}
+
+/// Polls `cond` every few milliseconds until it holds, panicking after `limit`.
+/// Works from a coroutine (sleeps park it) and from a thread.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        coronet::time::sleep(Duration::from_millis(2));
+    }
+}
+
+// ---- fd bookkeeping -------------------------------------------------------------------
+
+/// Tests that count the process's fds hold this exclusively; every other test in their file
+/// holds it shared, so no test opens sockets while a count is being compared.
+static FD_LOCK: RwLock<()> = RwLock::new(());
+
+pub fn shared() -> RwLockReadGuard<'static, ()> {
+    FD_LOCK.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    FD_LOCK.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Open fds of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Starts the runtime and creates the process-wide helpers that live for good (workers'
+/// epoll and eventfd, close's placeholder socket, the blocking pool), then returns the fd
+/// count: the baseline a test must come back to.
+pub fn fd_baseline() -> usize {
+    coronet::run(|| {
+        let (c, s) = pair();
+        c.close().unwrap();
+        s.close().unwrap();
+        coronet::net::lookup_host("localhost:1").unwrap().count()
+    });
+    fd_count()
+}
+
+/// Waits (generously) for the fd count to come back to `base`, then asserts it.
+pub fn assert_fd_baseline(base: usize) {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = fd_count();
+        if now <= base {
+            return;
+        }
+        if Instant::now() > end {
+            let list: Vec<_> = std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|e| {
+                    let e = e.ok()?;
+                    Some(format!(
+                        "{} -> {:?}",
+                        e.file_name().to_string_lossy(),
+                        std::fs::read_link(e.path()).ok()?
+                    ))
+                })
+                .collect();
+            panic!("fd leak: {now} open, baseline {base}:\n{}", list.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether fd number `fd` is open in this process.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the flags of a descriptor number; no memory is involved.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+pub fn is_cloexec(fd: &impl AsRawFd) -> bool {
+    // SAFETY: as in `fd_is_open`.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+    assert!(flags >= 0, "F_GETFD: {}", io::Error::last_os_error());
+    flags & libc::FD_CLOEXEC != 0
+}
+
+pub fn is_nonblocking(fd: &impl AsRawFd) -> bool {
+    // SAFETY: F_GETFL reads the status flags of a descriptor number; no memory is involved.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    assert!(flags >= 0, "F_GETFL: {}", io::Error::last_os_error());
+    flags & libc::O_NONBLOCK != 0
+}
+
+/// An integer socket option read straight from the kernel, bypassing coronet.
+pub fn sockopt(fd: &impl AsRawFd, level: i32, name: i32) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid for writes and `len` is `v`'s size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt: {}", io::Error::last_os_error());
+    v
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
+pub fn raise_nofile() -> libc::rlim_t {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: `lim` is a valid rlimit; raising soft to hard needs no privilege.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    lim.rlim_cur
+}
+
+/// Sets an integer socket option straight through the kernel, bypassing coronet.
+pub fn set_sockopt(fd: &impl AsRawFd, level: i32, name: i32, v: i32) {
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` is a valid c_int for the duration of the call and `len` is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            len,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
+}
+
+/// The errno `getpeername` fails with on `fd`, or None if it has a peer.
+pub fn peer_errno(fd: RawFd) -> Option<i32> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value of that plain C struct.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&ss) as libc::socklen_t;
+    // SAFETY: `ss` is writable for `len` bytes and `len` is valid for writes.
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    (rc != 0).then(|| io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+/// Where a helper runs: a coroutine, or a plain thread.
+pub const PLACES: [bool; 2] = [false, true];
+
+/// Spawns `f` on a plain thread if `thread`, else as a coroutine; returns its joiner.
+pub fn spawn_on<T: Send + 'static>(
+    thread: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Box<dyn FnOnce() -> T> {
+    if thread {
+        let h = std::thread::spawn(f);
+        Box::new(move || h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    } else {
+        let h = coronet::go(f);
+        Box::new(move || h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    }
+}
