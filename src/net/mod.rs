@@ -26,11 +26,7 @@
 mod dial;
 pub(crate) mod error;
 mod lookup;
-// The datagram, Unix and io::copy halves of the syscall layer land with UdpSocket, the Unix
-// types and `coronet::io`; until then parts of it have no caller.
-#[allow(dead_code)]
 pub(crate) mod sock;
-#[allow(dead_code)]
 pub(crate) mod socket;
 mod tcp;
 mod udp;

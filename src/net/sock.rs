@@ -161,13 +161,6 @@ impl Sock {
         }
     }
 
-    /// One datagram; returns its sender.
-    pub(crate) fn recv_from(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, SockAddr)> {
-        self.fd
-            .read_with(|fd| socket::recv_from(fd, buf, flags))
-            .map_err(|e| self.err("read", e))
-    }
-
     /// One datagram to `to`; `addr_for_err` names it in an error.
     pub(crate) fn send_to(
         &self,

@@ -203,6 +203,7 @@ impl SockAddr {
     }
 
     /// The kernel form of any [`Addr`].
+    #[cfg(test)]
     pub(crate) fn from_addr(addr: &Addr) -> io::Result<Self> {
         match addr {
             Addr::Inet(a) => Ok(Self::from_inet(a)),
@@ -480,6 +481,7 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Writes to a descriptor that need not be a socket (`write(2)`). On a socket or pipe whose
 /// reader is gone this raises `SIGPIPE`; use [`send`] with [`SEND_FLAGS`] for sockets.
+#[cfg(test)]
 pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `fd` is open while borrowed; `buf` is readable for `buf.len()` bytes.
     cvt_len(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
