@@ -60,6 +60,11 @@ pub(crate) struct PollDesc {
     wg: AtomicUsize,
     /// Set once by `unblock` (close): every wait fails from then on.
     closing: AtomicBool,
+    /// The netpoller has seen the peer hang up or an error (`EPOLLRDHUP`, `EPOLLHUP`,
+    /// `EPOLLERR`). Such a state is sticky and sends no further edges, so after it a short
+    /// read is no proof that the next read would block: the EOF or the error may sit behind
+    /// the data just read. `NetFd` then always tries the syscall.
+    hung_up: AtomicBool,
     /// Absolute deadlines in the `Deadline` encoding (0 = none).
     rdeadline: AtomicU64,
     wdeadline: AtomicU64,
@@ -112,6 +117,7 @@ impl PollDesc {
             rg: AtomicUsize::new(EMPTY),
             wg: AtomicUsize::new(EMPTY),
             closing: AtomicBool::new(false),
+            hung_up: AtomicBool::new(false),
             rdeadline: AtomicU64::new(0),
             wdeadline: AtomicU64::new(0),
             reg: OnceLock::new(),
@@ -138,6 +144,15 @@ impl PollDesc {
 
     pub(crate) fn registration(&self) -> Option<Registration> {
         self.reg.get().copied()
+    }
+
+    /// Records a hang-up or error event (see `hung_up`).
+    pub(crate) fn set_hung_up(&self) {
+        self.hung_up.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_hung_up(&self) -> bool {
+        self.hung_up.load(Ordering::SeqCst)
     }
 
     pub(crate) fn is_closing(&self) -> bool {

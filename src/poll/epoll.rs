@@ -16,6 +16,11 @@ pub(crate) const DOORBELL: u32 = (libc::EPOLLIN | libc::EPOLLET) as u32;
 
 /// Which directions an event makes ready. Errors and hang-ups wake both, so the waiter's
 /// next syscall reports them (Go does the same).
+/// Whether `events` say the peer hung up or the socket has an error.
+pub(crate) fn hangup(events: u32) -> bool {
+    events as i32 & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0
+}
+
 pub(crate) fn directions(events: u32) -> (bool, bool) {
     let e = events as i32;
     let err = e & (libc::EPOLLERR | libc::EPOLLHUP) != 0;

@@ -286,11 +286,14 @@ impl NetFd {
         // since. Every read-direction call consumes the mark (a peek or an accept that
         // found data must not leave it behind), and only a registered fd gets events; a
         // plain thread gains nothing (poll(2) would cost the same syscall) and a user in
-        // nonblocking mode must get a real answer.
+        // nonblocking mode must get a real answer. Once the peer has hung up, an EOF or an
+        // error may wait behind the data just read with no edge left to announce it, so
+        // the syscall always runs (`PollDesc::hung_up`).
         let mut skip = false;
         if dir == Dir::Read && self.drained.load(Ordering::Relaxed) {
             self.drained.store(false, Ordering::Relaxed);
             skip = !was_ready
+                && !self.desc.is_hung_up()
                 && !self.user_nonblocking.load(Ordering::Relaxed)
                 && self.desc.registration().is_some()
                 && crate::runtime::worker::in_coroutine();
@@ -577,6 +580,35 @@ mod tests {
             // 5. EOF is not a drain: reading again returns 0 at once
             assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 0);
             assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 0);
+        });
+    }
+
+    /// Regression: data and the peer's FIN arriving in one wake-up. The short read that
+    /// takes the data leaves the EOF behind it with no edge to come, so the next read must
+    /// run the syscall instead of parking (it used to park until the deadline).
+    #[test]
+    fn eof_behind_a_short_read_is_not_waited_for() {
+        crate::run(|| {
+            let (fd, mut peer) = pair();
+            fd.set_deadline(Dir::Read, Some(Instant::now() + Duration::from_secs(10)))
+                .unwrap();
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                peer.write_all(b"abc").unwrap();
+                peer.shutdown(std::net::Shutdown::Write).unwrap();
+                peer
+            });
+            let mut buf = [0u8; 16];
+            let mut calls = 0;
+            // parks first (registering the fd); the wake-up may find the data alone or
+            // the data and the FIN together — either way the EOF must come without waiting
+            let mut got = counted_read(&fd, &mut buf, &mut calls).unwrap();
+            let _peer = writer.join().unwrap();
+            std::thread::sleep(Duration::from_millis(30)); // the FIN is queued by now
+            while got > 0 {
+                got = counted_read(&fd, &mut buf, &mut calls).unwrap();
+            }
+            assert!(fd.desc.is_hung_up(), "the netpoller saw the hang-up");
         });
     }
 

@@ -148,6 +148,10 @@ impl Poller {
                     log::trace!("stale epoll event dropped (slot {index}, seq {seq} != {s})");
                     continue;
                 }
+                if epoll::hangup(ev.events) {
+                    // before `ready`: a reader woken by this event must see it
+                    desc.set_hung_up();
+                }
                 let (read, write) = epoll::directions(ev.events);
                 if read {
                     woken.extend(desc.ready(Dir::Read));
