@@ -120,11 +120,12 @@ impl IoLock {
 /// # Invariant
 ///
 /// The fd *number* `fd` is open and owned by this `NetFd` for the whole life of the value:
-/// it is closed only in `Drop` (or given away by `into_raw`). `close(&self)` does not free
-/// the number; when the last call in flight has left it swaps the socket for a dead
-/// placeholder with `dup2` (`retire`), which releases the connection (FIN, port) while the
-/// number stays reserved. So a `BorrowedFd` handed out through `AsFd` for as long as the
-/// owner is borrowed really does stay open, and no call ever runs on a reused number.
+/// it is closed only in `Drop` (or given away by `into_raw`, which leaves `GIVEN_AWAY` for
+/// `Drop` to skip). `close(&self)` does not free the number; when the last call in flight
+/// has left it swaps the socket for a dead placeholder with `dup2` (`retire`), which
+/// releases the connection (FIN, port) while the number stays reserved. So a `BorrowedFd`
+/// handed out through `AsFd` for as long as the owner is borrowed really does stay open, and
+/// no call ever runs on a reused number.
 pub(crate) struct NetFd {
     fd: RawFd,
     life: AtomicU64,
@@ -429,17 +430,22 @@ impl NetFd {
     }
 
     /// Gives the fd away without closing it (for `IntoRawFd`).
-    pub(crate) fn into_raw(self) -> RawFd {
+    pub(crate) fn into_raw(mut self) -> RawFd {
         super::deregister(&self.desc, self.fd);
-        let fd = self.fd;
-        // No references can exist (we own `self`); skip Drop so the number stays open.
-        std::mem::forget(self);
-        fd
+        // No references can exist (we own `self`). GIVEN_AWAY tells Drop to leave the number
+        // open; the rest of the value (the PollDesc, the lock queues) is freed as usual.
+        std::mem::replace(&mut self.fd, GIVEN_AWAY)
     }
 }
 
+/// What `into_raw` leaves in `NetFd::fd`: the number now belongs to the caller.
+const GIVEN_AWAY: RawFd = -1;
+
 impl Drop for NetFd {
     fn drop(&mut self) {
+        if self.fd == GIVEN_AWAY {
+            return;
+        }
         // `&mut self`: no call is in flight, so no one can be parked on us either.
         if !self.is_closed() {
             *self.life.get_mut() = CLOSED;
@@ -725,6 +731,17 @@ mod tests {
         // SAFETY: `into_raw` handed us ownership of `raw`.
         drop(unsafe { OwnedFd::from_raw_fd(raw) });
         let _ = UnixStream::pair().unwrap().0.as_fd();
+    }
+
+    /// Issue 6 (found by valgrind): `into_raw` used `mem::forget`, leaking the PollDesc.
+    #[test]
+    fn issue_6_into_raw_frees_the_poll_desc() {
+        let (fd, _peer) = pair();
+        let desc = Arc::downgrade(&fd.desc);
+        let raw = fd.into_raw();
+        assert!(desc.upgrade().is_none(), "into_raw leaked the PollDesc");
+        // SAFETY: `into_raw` handed us ownership of `raw`.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
     }
 
     #[test]
