@@ -23,11 +23,14 @@ use crate::chan::{self, Receiver, Sender, TrySendError};
 /// If `period` is zero (a timer that is always due would keep a worker from sleeping).
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
 /// let ticks = coronet::time::tick(Duration::from_millis(5));
-/// let a = ticks.recv().unwrap();
-/// let b = ticks.recv().unwrap();
-/// assert!(b - a >= Duration::from_millis(5));
+/// let first = ticks.recv().unwrap();
+/// let second = ticks.recv().unwrap();
+/// // ticks keep to the grid start + k·period, never early
+/// assert!(first >= start + Duration::from_millis(5));
+/// assert!(second >= start + Duration::from_millis(10));
 /// ```
 pub fn tick(period: Duration) -> Receiver<Instant> {
     start(period, Arc::new(AtomicBool::new(false)))
