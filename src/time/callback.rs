@@ -77,7 +77,7 @@ impl TimerHandle {
             Home::Worker(_) => false,
             Home::Shared => {
                 // dropped after the lock, like the worker's cancel: captures may wake tasks
-                let f = SHARED.lock().cancel(self.id);
+                let f = SHARED.lock().timers.cancel(self.id);
                 f.is_some()
             }
         }
@@ -102,19 +102,30 @@ pub(crate) fn schedule(when: Instant, f: impl FnOnce() + Send + 'static) -> Time
 /// The timer thread for plain-thread callers: a heap under a mutex and a condvar that the
 /// thread sleeps on until the earliest deadline (or until an earlier one is armed).
 struct Shared {
-    heap: Mutex<Timers<Callback>>,
+    heap: Mutex<SharedHeap>,
     cond: Condvar,
     started: Once,
 }
 
+struct SharedHeap {
+    timers: Timers<Callback>,
+    /// When the thread will next look at the heap on its own (None: only when notified).
+    /// Only an insert before it needs a notify, so arming and cancelling timers that lie
+    /// behind the earliest one costs no syscall.
+    wake_at: Option<Instant>,
+}
+
 static SHARED: LazyLock<Shared> = LazyLock::new(|| Shared {
-    heap: Mutex::new(Timers::new()),
+    heap: Mutex::new(SharedHeap {
+        timers: Timers::new(),
+        wake_at: None,
+    }),
     cond: Condvar::new(),
     started: Once::new(),
 });
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Timers<Callback>> {
+    fn lock(&self) -> MutexGuard<'_, SharedHeap> {
         // No code panics while holding it (callbacks run after it is released).
         self.heap.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -128,9 +139,12 @@ impl Shared {
             log::debug!("timer thread started");
         });
         let mut heap = self.lock();
-        // Only a new earliest deadline changes how long the thread must sleep.
-        let earlier = heap.next_deadline().map_or(true, |next| when < next);
-        let id = heap.insert(when, f);
+        let id = heap.timers.insert(when, f);
+        let earlier = heap.wake_at.map_or(true, |w| when < w);
+        if earlier {
+            // the thread recomputes `wake_at` when it wakes; until then, no second notify
+            heap.wake_at = Some(when);
+        }
         drop(heap);
         if earlier {
             self.cond.notify_one();
@@ -144,7 +158,7 @@ impl Shared {
         loop {
             // 1. collect what is due under the lock
             let now = Instant::now();
-            while let Some((_, f)) = heap.pop_expired(now) {
+            while let Some((_, f)) = heap.timers.pop_expired(now) {
                 due.push(f);
             }
             // 2. run it after releasing the lock (a callback may arm the next tick)
@@ -155,7 +169,8 @@ impl Shared {
                 continue;
             }
             // 3. sleep until the earliest deadline; early or spurious wake-ups loop to 1
-            heap = match heap.next_deadline() {
+            heap.wake_at = heap.timers.next_deadline();
+            heap = match heap.wake_at {
                 None => self.cond.wait(heap).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let r = self.cond.wait_timeout(heap, d - now);
