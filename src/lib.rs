@@ -53,6 +53,7 @@
 compile_error!("coronet runs on Linux only (epoll, eventfd)");
 
 pub mod chan;
+pub mod context;
 pub mod io;
 pub mod net;
 mod poll;

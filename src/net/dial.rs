@@ -7,10 +7,13 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::error::{op_error, Addr};
+use super::error::{op_error, timeout_error, Addr};
+use super::lookup::resolve_context;
 use super::sock::Sock;
 use super::socket::{self, SockAddr};
 use super::tcp::{addrs, dial_error, TcpListener, TcpStream};
+use crate::context::{Context, ContextError};
+use crate::poll::desc::{Dir, PollDesc};
 
 type Control = Arc<dyn Fn(RawFd) -> io::Result<()> + Send + Sync>;
 
@@ -161,6 +164,125 @@ fn partial_deadline(
         left.min(MIN_ADDR_TIME)
     };
     Some(Some(now + share))
+}
+
+impl Dialer {
+    /// Like [`dial`](Dialer::dial), but gives up as soon as `ctx` is cancelled or its
+    /// deadline passes — also in the middle of a name lookup or a connect (Go's
+    /// `DialContext`). The earlier of the dialer's and the context's deadlines bounds the
+    /// dial.
+    ///
+    /// A cancel reaches a connect in progress by moving the socket's write deadline to now,
+    /// which wakes the parked connect at once (Go's `SetWriteDeadline(aLongTimeAgo)`). A
+    /// connect that completes as the cancel lands is closed and reported cancelled, so the
+    /// result never contradicts the context. `addr` is `'static` because a host-name lookup
+    /// cut short by the context keeps running, detached, and owns it.
+    ///
+    /// # Errors
+    ///
+    /// As `dial`; and when `ctx` ends first, Go's wording: `dial tcp 10.0.0.1:80: operation
+    /// was canceled` (kind `Other`, see [`context`](crate::context) for why not
+    /// `Interrupted`) or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`).
+    /// [`ContextError::of`] tells which.
+    ///
+    /// ```
+    /// use coronet::context::Context;
+    /// use coronet::net::{Dialer, TcpListener};
+    /// use std::time::Duration;
+    ///
+    /// coronet::run(|| {
+    ///     let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(5));
+    ///     let c = Dialer::new().dial_context(&ctx, l.local_addr().unwrap()).unwrap();
+    ///     assert!(c.nodelay().unwrap());
+    ///     cancel.cancel();
+    ///     let err = Dialer::new().dial_context(&ctx, l.local_addr().unwrap()).unwrap_err();
+    ///     assert!(err.to_string().ends_with("operation was canceled"));
+    /// });
+    /// ```
+    pub fn dial_context<A: ToSocketAddrs + Send + 'static>(
+        &self,
+        ctx: &Context,
+        addr: A,
+    ) -> io::Result<TcpStream> {
+        let ended =
+            |to: Option<SocketAddr>, e: ContextError| dial_error(self.local, to, e.to_net());
+        let list = match resolve_context(ctx, addr) {
+            Err(e) => return Err(ended(None, e)),
+            Ok(Ok(list)) if !list.is_empty() => list,
+            Ok(Ok(_)) => return Err(dial_error(self.local, None, no_addresses())),
+            Ok(Err(e)) => return Err(dial_error(self.local, None, e)),
+        };
+        let deadline = crate::poll::desc::earliest(self.effective_deadline(), ctx.deadline());
+        let mut last = None;
+        for to in list {
+            if let Some(e) = ctx.err() {
+                return Err(ended(Some(to), e));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                last = Some(dial_error(self.local, Some(to), timeout_error()));
+                break;
+            }
+            match self.dial_one_context(ctx, to, deadline) {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    log::debug!("dial {to} failed: {e}");
+                    last = Some(dial_error(self.local, Some(to), e));
+                }
+            }
+        }
+        Err(last.expect("at least one address"))
+    }
+
+    /// One address under `ctx`: while the connect is parked, a cancel kicks it (see
+    /// `dial_context`); afterwards the kick is unregistered before the socket can go away.
+    fn dial_one_context(
+        &self,
+        ctx: &Context,
+        to: SocketAddr,
+        deadline: Option<Instant>,
+    ) -> io::Result<TcpStream> {
+        fn kick(desc: &PollDesc) {
+            desc.set_deadline(Dir::Write, Some(Instant::now()));
+        }
+        let mut watch = None;
+        let r = TcpStream::dial_one_watched(
+            to,
+            self.local,
+            deadline,
+            self.control.as_deref(),
+            self.keep_alive,
+            &mut |sock| {
+                // The callback holds the PollDesc (an Arc), never the fd: it may run on
+                // another thread after the socket is gone, and then touches only memory.
+                let desc = sock.fd.desc.clone();
+                let theirs = desc.clone();
+                let reg = ctx.on_cancel(move || kick(&theirs));
+                if reg.is_err() {
+                    kick(&desc); // cancelled already: fail the connect at once
+                }
+                watch = Some(reg);
+            },
+        );
+        let cancelled = match watch {
+            // stop() is false when the cancel took the kick: it ran or is running
+            Some(Ok(Some(kick))) => !kick.stop(),
+            Some(Err(_)) => true,
+            Some(Ok(None)) | None => false,
+        };
+        if cancelled {
+            // drops (closes) a stream that connected as the cancel landed
+            return Err(ctx.err().unwrap_or(ContextError::Canceled).to_net());
+        }
+        r
+    }
+}
+
+fn no_addresses() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "could not resolve to any addresses",
+    )
 }
 
 /// Options for listening, like Go's `net.ListenConfig`.

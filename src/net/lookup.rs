@@ -11,6 +11,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::chan;
+use crate::context::{Context, ContextError};
 use crate::runtime::blocking::run_scoped;
 use crate::runtime::park;
 use crate::runtime::task::{Task, Wait};
@@ -175,6 +177,92 @@ pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<Socket
 /// ```
 pub fn lookup_host(host: &str) -> io::Result<std::vec::IntoIter<SocketAddr>> {
     resolve(host).map(Vec::into_iter)
+}
+
+/// Resolves `addr` unless `ctx` is done first: the lookup runs on a helper coroutine (which
+/// parks on the blocking pool) and the caller waits for its answer or for `ctx.done()`,
+/// whichever comes first. A lookup cut short runs on and its answer is dropped: a
+/// `getaddrinfo` cannot be interrupted, only no longer waited for (Go's cgo resolver does
+/// the same). Literal addresses answer at once, whatever the state of `ctx`.
+pub(crate) fn resolve_context<A: ToSocketAddrs + Send + 'static>(
+    ctx: &Context,
+    addr: A,
+) -> Result<io::Result<Vec<SocketAddr>>, ContextError> {
+    if copies_only::<A>() {
+        // nothing to wait for; the caller checks `ctx` next to each address it tries
+        return Ok(addr.to_socket_addrs().map(Iterator::collect));
+    }
+    if let Some(e) = ctx.err() {
+        return Err(e);
+    }
+    let (tx, rx) = chan::bounded(1);
+    crate::go(move || {
+        let _ = tx.try_send(resolve(addr)); // fails only if the caller gave up
+    });
+    crate::select! {
+        recv(rx) -> r => Ok(r.unwrap_or_else(|_| Err(io::Error::other(
+            "name resolution could not start: no coroutine stack could be mapped",
+        )))),
+        recv(ctx.done()) -> _ => Err(ctx.err().unwrap_or(ContextError::Canceled)),
+    }
+}
+
+/// Like [`lookup_host`], but gives up as soon as `ctx` is cancelled or its deadline passes.
+///
+/// # Errors
+///
+/// As `lookup_host`; and when `ctx` ends first, Go's wording with the host name:
+/// `lookup example.com: operation was canceled` (kind `Other`) or `lookup example.com: i/o
+/// timeout` (kind `TimedOut`). [`ContextError::of`] tells which.
+///
+/// ```
+/// use coronet::context::{Context, ContextError};
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// let addrs: Vec<_> = coronet::net::lookup_host_context(&ctx, "localhost:80").unwrap().collect();
+/// assert!(addrs.iter().all(|a| a.port() == 80));
+/// cancel.cancel();
+/// let err = coronet::net::lookup_host_context(&ctx, "localhost:80").unwrap_err();
+/// assert_eq!(err.to_string(), "lookup localhost: operation was canceled");
+/// assert_eq!(ContextError::of(&err), Some(ContextError::Canceled));
+/// ```
+pub fn lookup_host_context(
+    ctx: &Context,
+    host: &str,
+) -> io::Result<std::vec::IntoIter<SocketAddr>> {
+    match resolve_context(ctx, host.to_owned()) {
+        Ok(r) => r.map(Vec::into_iter),
+        Err(e) => Err(lookup_error(host, e.to_net())),
+    }
+}
+
+/// Go's `DNSError` shape: `lookup {name}: {cause}`, with the port left out of the name.
+fn lookup_error(host: &str, cause: io::Error) -> io::Error {
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    io::Error::new(
+        cause.kind(),
+        LookupError {
+            name: name.to_owned(),
+            cause,
+        },
+    )
+}
+
+#[derive(Debug)]
+struct LookupError {
+    name: String,
+    cause: io::Error,
+}
+
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lookup {}: {}", self.name, self.cause)
+    }
+}
+
+impl std::error::Error for LookupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ mod unix;
 
 pub use self::dial::{Dialer, ListenConfig};
 pub use self::error::{Addr, OpError};
-pub use self::lookup::{lookup_host, MAX_LOOKUPS};
+pub use self::lookup::{lookup_host, lookup_host_context, MAX_LOOKUPS};
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
 pub use self::unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

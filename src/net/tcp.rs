@@ -191,6 +191,19 @@ impl TcpStream {
         control: Option<&(dyn Fn(RawFd) -> io::Result<()> + Send + Sync)>,
         keepalive: Option<Duration>,
     ) -> io::Result<TcpStream> {
+        Self::dial_one_watched(to, local, deadline, control, keepalive, &mut |_| {})
+    }
+
+    /// `dial_one`, showing the socket to `watch` just before it connects: `dial_context`
+    /// uses it to let a cancel reach the parked connect.
+    pub(crate) fn dial_one_watched(
+        to: SocketAddr,
+        local: Option<SocketAddr>,
+        deadline: Option<Instant>,
+        control: Option<&(dyn Fn(RawFd) -> io::Result<()> + Send + Sync)>,
+        keepalive: Option<Duration>,
+        watch: &mut dyn FnMut(&Sock),
+    ) -> io::Result<TcpStream> {
         let fd = socket::socket(domain(&to), libc::SOCK_STREAM)?;
         if let Some(control) = control {
             control(fd.as_raw_fd())?;
@@ -199,6 +212,7 @@ impl TcpStream {
             socket::bind(fd.as_fd(), &SockAddr::from_inet(&local))?;
         }
         let sock = Sock::with_addrs(fd, "tcp", None, Some(Addr::Inet(to)));
+        watch(&sock);
         sock.connect(&SockAddr::from_inet(&to), deadline)?;
         let mut sock = sock;
         sock.local = sock

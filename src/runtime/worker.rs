@@ -30,6 +30,7 @@ use super::stack::{self, Stack, StackPool};
 use super::task::{Home, State, Task, Wait, NO_WORKER};
 use super::Runtime;
 use crate::poll::Poller;
+use crate::time::callback::Action;
 use crate::time::timers::{epoll_timeout, TimerId, Timers};
 
 /// Why a coroutine handed control back to its worker.
@@ -205,7 +206,7 @@ pub(crate) struct Local {
     /// across a resume: the coroutine may wake others into it.
     runq: RefCell<RunQueue<Arc<Task>>>,
     coros: RefCell<Vec<Option<Slot>>>,
-    timers: RefCell<Timers<Arc<Task>>>,
+    timers: RefCell<Timers<Action>>,
     stacks: RefCell<StackPool>,
     /// The coroutine running now, and its yielder: set around each resume.
     current: RefCell<Option<Arc<Task>>>,
@@ -318,11 +319,29 @@ fn how_kind(why: Wait) -> Option<bool> {
 
 /// Arms a timer on this worker that unparks `task` at `when`.
 pub(crate) fn arm_timer(when: Instant, task: Arc<Task>) -> TimerId {
-    with_local(|l| l.timers.borrow_mut().insert(when, task)).expect("timer outside a worker")
+    with_local(|l| l.timers.borrow_mut().insert(when, Action::Unpark(task)))
+        .expect("timer outside a worker")
 }
 
-pub(crate) fn cancel_timer(id: TimerId) {
-    with_local(|l| l.timers.borrow_mut().cancel(id));
+/// Arms `action` on this thread's worker; hands it back when this thread is not a worker.
+/// The id is valid only on the worker whose index comes with it.
+pub(crate) fn try_arm(when: Instant, action: Action) -> Result<(usize, TimerId), Action> {
+    match local() {
+        Some(l) => Ok((l.shared.index, l.timers.borrow_mut().insert(when, action))),
+        None => Err(action),
+    }
+}
+
+/// Disarms a timer of this worker; true if it was still armed. The action is dropped after
+/// the heap is released: a callback's captures may wake tasks or arm timers as they go.
+pub(crate) fn cancel_timer(id: TimerId) -> bool {
+    let action = with_local(|l| l.timers.borrow_mut().cancel(id)).flatten();
+    action.is_some()
+}
+
+/// The index of this thread's worker, if it is one.
+pub(crate) fn worker_index() -> Option<usize> {
+    with_local(|l| l.shared.index)
 }
 
 /// Hands a new coroutine to a worker: this one if we are on a worker thread (waking an idle
@@ -451,9 +470,9 @@ impl Local {
         let now = Instant::now();
         loop {
             let next = self.timers.borrow_mut().pop_expired(now);
-            let Some((_, task)) = next else { break };
-            log::trace!("timer fire: coroutine {}", task.id);
-            task.unpark();
+            let Some((_, action)) = next else { break };
+            // The heap is not borrowed here: a callback may arm the next tick.
+            action.fire();
             fired = true;
         }
         fired

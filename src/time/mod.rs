@@ -1,11 +1,39 @@
-//! Time: `sleep` and `sleep_until`, on the running worker's timer heap.
+//! Time: sleeping, timer channels, tickers and time limits.
 //!
-//! A coroutine that sleeps arms a timer on its own worker (`timers.rs`, a 4-ary heap) and
-//! parks; the worker fires due timers between coroutines and turns the nearest deadline
-//! into its `epoll_wait` timeout, so an idle worker sleeps exactly until then. On a plain
-//! thread these block the thread, as `std::thread::sleep` does.
+//! - [`sleep`] and [`sleep_until`] park the coroutine (a plain thread blocks).
+//! - [`after`] and [`Timer`] deliver the time once on a channel; [`tick`] and [`Ticker`]
+//!   deliver it periodically. They are [`chan::Receiver`](crate::chan::Receiver)s, so they
+//!   work in [`select!`](crate::select).
+//! - [`timeout`] runs a function on a coroutine and waits for it up to a limit.
+//!
+//! # How timers work
+//!
+//! Each worker owns a timer heap (`timers.rs`, 4-ary): a sleeping coroutine arms an entry
+//! that unparks it, a timer channel arms a callback that sends the time (`callback.rs`). The
+//! worker fires due entries between coroutines and turns the nearest deadline into its
+//! `epoll_wait` timeout, so an idle worker sleeps exactly until then. Timer channels made on
+//! plain threads use one shared timer thread instead. No timer spawns a coroutine, so one per
+//! request is cheap: creating and dropping an `after` or a `Timer` costs a few hundred
+//! nanoseconds (a channel, a boxed callback, a heap entry).
+//!
+//! Timers never fire early: the time received is at or after the requested instant.
+//!
+//! # Files
+//!
+//! - `timers.rs`: the heap (plain data, owned by one thread).
+//! - `callback.rs`: callback timers on the worker heaps and the shared timer thread.
+//! - `after.rs`: `after` and `Timer`; `tick.rs`: `tick` and `Ticker`.
+//! - `timeout.rs`: `timeout` and `Elapsed`.
 
+mod after;
+pub(crate) mod callback;
+mod tick;
+mod timeout;
 pub(crate) mod timers;
+
+pub use self::after::{after, Timer};
+pub use self::tick::{tick, Ticker};
+pub use self::timeout::{timeout, Elapsed};
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,290 @@
+//! `Context`: cancellation down the tree, deadlines, `done()` in `select!`, the no-leak
+//! rule, and the fan-out dial of the Go context articles (ten dialers share one context;
+//! the first to connect cancels the rest).
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coronet::context::{Context, ContextError};
+use coronet::net::{Dialer, ListenConfig, TcpListener};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Far more than any wait here should take; only a hang reaches it.
+const GENEROUS: Duration = Duration::from_secs(10);
+
+/// Runs `f` once on a coroutine and once on a plain thread.
+fn on_both(f: impl Fn() + Send + Sync + 'static) {
+    let f = Arc::new(f);
+    let g = f.clone();
+    coronet::go(move || g()).join().unwrap();
+    std::thread::spawn(move || f()).join().unwrap();
+}
+
+#[test]
+fn cancel_reaches_children_and_grandchildren_not_parents() {
+    let (root, _root_cancel) = Context::background().with_cancel();
+    let (mid, mid_cancel) = root.with_cancel();
+    let (leaf, _leaf_cancel) = mid.with_timeout(Duration::from_secs(3600));
+    let (sibling, _sibling_cancel) = root.with_cancel();
+    mid_cancel.cancel();
+    assert_eq!(mid.err(), Some(ContextError::Canceled));
+    assert_eq!(leaf.err(), Some(ContextError::Canceled));
+    assert!(
+        leaf.done().recv_timeout(GENEROUS).is_err(),
+        "done() disconnected"
+    );
+    assert_eq!(root.err(), None, "a cancel never goes up");
+    assert_eq!(sibling.err(), None, "nor sideways");
+    assert!(!Context::background().is_done());
+}
+
+#[test]
+fn a_child_of_a_done_context_is_born_done() {
+    let (parent, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    let (child, _c) = parent.with_timeout(Duration::from_secs(60));
+    assert_eq!(child.err(), Some(ContextError::Canceled));
+    assert!(child.done().try_recv().unwrap_err().is_disconnected());
+}
+
+#[test]
+fn deadline_fires_with_deadline_exceeded_never_early() {
+    on_both(|| {
+        let start = Instant::now();
+        let (ctx, _cancel) = Context::background().with_timeout(ms(30));
+        assert_eq!(ctx.err(), None);
+        assert!(ctx.deadline().unwrap() >= start + ms(30));
+        assert!(ctx.done().recv_timeout(GENEROUS).is_err());
+        assert!(start.elapsed() >= ms(30), "cancelled early");
+        assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
+    });
+}
+
+#[test]
+fn a_child_inherits_the_earlier_deadline() {
+    let (parent, _p) = Context::background().with_timeout(ms(20));
+    let (child, _c) = parent.with_timeout(Duration::from_secs(3600));
+    assert_eq!(child.deadline(), parent.deadline());
+    assert!(child.done().recv_timeout(GENEROUS).is_err());
+    assert_eq!(child.err(), Some(ContextError::DeadlineExceeded));
+    // a deadline already past: done at birth
+    let (late, _l) = Context::background().with_deadline(Instant::now() - ms(1));
+    assert_eq!(late.err(), Some(ContextError::DeadlineExceeded));
+}
+
+#[test]
+fn done_works_in_select() {
+    on_both(|| {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let (_s, work) = coronet::chan::unbounded::<u32>();
+        let canceller = coronet::go(move || {
+            coronet::time::sleep(ms(10));
+            cancel.cancel();
+        });
+        let why = coronet::select! {
+            recv(work) -> _ => panic!("no work was sent"),
+            recv(ctx.done()) -> msg => {
+                assert!(msg.is_err(), "nothing is ever sent on done()");
+                ctx.err()
+            }
+            default(GENEROUS) => panic!("the cancel never arrived"),
+        };
+        assert_eq!(why, Some(ContextError::Canceled));
+        canceller.join().unwrap();
+    });
+}
+
+#[test]
+fn dropping_the_canceller_cancels() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    drop(cancel);
+    assert!(ctx.is_done());
+}
+
+#[test]
+fn many_children_made_and_dropped_do_not_pile_up_in_the_parent() {
+    let (parent, _cancel) = Context::background().with_cancel();
+    for i in 0..100_000u32 {
+        let (child, cancel) = if i % 2 == 0 {
+            parent.with_cancel()
+        } else {
+            parent.with_timeout(Duration::from_secs(3600))
+        };
+        assert!(!child.is_done());
+        drop(cancel);
+    }
+    assert_eq!(parent.__child_count(), 0);
+    // Children still alive are listed; they leave as they are dropped.
+    let kept: Vec<_> = (0..10).map(|_| parent.with_cancel()).collect();
+    assert_eq!(parent.__child_count(), 10);
+    drop(kept);
+    assert_eq!(parent.__child_count(), 0);
+}
+
+#[test]
+fn errors_read_as_go_and_convert_to_io() {
+    assert_eq!(ContextError::Canceled.to_string(), "context canceled");
+    assert_eq!(
+        ContextError::DeadlineExceeded.to_string(),
+        "context deadline exceeded"
+    );
+    let io: std::io::Error = ContextError::DeadlineExceeded.into();
+    assert_eq!(io.kind(), ErrorKind::TimedOut);
+    let io: std::io::Error = ContextError::Canceled.into();
+    // Not Interrupted: std's read_exact / write_all would retry it forever.
+    assert_ne!(io.kind(), ErrorKind::Interrupted);
+    assert_eq!(ContextError::of(&io), Some(ContextError::Canceled));
+}
+
+/// An address whose connects hang: a listener with a full accept queue, which the kernel
+/// answers by dropping SYNs (10.255.255.1-style blackholes may be routed here).
+struct Blackhole {
+    _listener: TcpListener,
+    _queued: Vec<std::net::TcpStream>,
+    addr: SocketAddr,
+}
+
+fn blackhole() -> Blackhole {
+    let listener = ListenConfig::new()
+        .backlog(0)
+        .listen("127.0.0.1:0")
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        match std::net::TcpStream::connect_timeout(&addr, ms(300)) {
+            Ok(s) => queued.push(s),
+            Err(e) if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock => {
+                return Blackhole {
+                    _listener: listener,
+                    _queued: queued,
+                    addr,
+                };
+            }
+            Err(e) => panic!("filling the accept queue: {e}"),
+        }
+    }
+    panic!("the accept queue never filled; no local blackhole");
+}
+
+#[test]
+fn fan_out_dial_first_success_cancels_the_rest() {
+    let hole = blackhole();
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let live_addr = live.local_addr().unwrap();
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (results_tx, results) = coronet::chan::unbounded();
+    for i in 0..10 {
+        let ctx = ctx.clone();
+        let results_tx = results_tx.clone();
+        let to = if i == 7 { live_addr } else { hole.addr };
+        let dial = move || {
+            let start = Instant::now();
+            let r = Dialer::new().dial_context(&ctx, to);
+            results_tx.send((to, r, start.elapsed())).unwrap();
+        };
+        // eight coroutines and two plain threads
+        if i % 5 == 4 {
+            std::thread::spawn(dial);
+        } else {
+            coronet::go(dial);
+        }
+    }
+    drop(results_tx);
+    let (to, first, _) = results.recv_timeout(GENEROUS).unwrap();
+    assert_eq!(to, live_addr, "only the live listener answers");
+    let conn = first.unwrap();
+    coronet::time::sleep(ms(50)); // let the other nine park in their connects
+    let cancelled_at = Instant::now();
+    cancel.cancel();
+    let mut rest = 0;
+    while let Ok((to, r, _)) = results.recv_timeout(GENEROUS) {
+        assert_eq!(to, hole.addr);
+        let err = r.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("dial tcp {}: operation was canceled", hole.addr)
+        );
+        assert_eq!(ContextError::of(&err), Some(ContextError::Canceled));
+        assert_eq!(err.kind(), ErrorKind::Other);
+        rest += 1;
+    }
+    assert_eq!(rest, 9);
+    // The SYN retry would take a second or more: the cancel, not the kernel, ended them.
+    assert!(
+        cancelled_at.elapsed() < ms(900),
+        "{:?}",
+        cancelled_at.elapsed()
+    );
+    drop(conn);
+}
+
+#[test]
+fn dial_context_deadline_is_an_io_timeout() {
+    let hole = blackhole();
+    let addr = hole.addr;
+    on_both(move || {
+        let start = Instant::now();
+        let (ctx, _cancel) = Context::background().with_timeout(ms(50));
+        let err = Dialer::new().dial_context(&ctx, addr).unwrap_err();
+        let took = start.elapsed();
+        assert!(took >= ms(50), "gave up early: {took:?}");
+        assert!(took < GENEROUS);
+        assert_eq!(err.kind(), ErrorKind::TimedOut);
+        assert_eq!(err.to_string(), format!("dial tcp {addr}: i/o timeout"));
+    });
+}
+
+#[test]
+fn dial_context_on_a_done_context_fails_at_once() {
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = live.local_addr().unwrap();
+    let (ctx, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    let err = Dialer::new().dial_context(&ctx, addr).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("dial tcp {addr}: operation was canceled")
+    );
+    let err = Dialer::new()
+        .dial_context(&ctx, format!("localhost:{}", addr.port()))
+        .unwrap_err();
+    assert_eq!(ContextError::of(&err), Some(ContextError::Canceled));
+}
+
+#[test]
+fn dial_context_resolves_names() {
+    on_both(|| {
+        let live = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = live.local_addr().unwrap().port();
+        let (ctx, _cancel) = Context::background().with_timeout(GENEROUS);
+        let c = Dialer::new()
+            .dial_context(&ctx, format!("localhost:{port}"))
+            .unwrap();
+        assert_eq!(c.peer_addr().unwrap().port(), port);
+    });
+}
+
+#[test]
+fn lookup_host_context_answers_or_says_why_not() {
+    on_both(|| {
+        let bg = Context::background();
+        let addrs: Vec<_> = coronet::net::lookup_host_context(&bg, "localhost:443")
+            .unwrap()
+            .collect();
+        assert!(!addrs.is_empty());
+        assert!(addrs
+            .iter()
+            .all(|a| a.port() == 443 && a.ip().is_loopback()));
+
+        let (late, _c) = bg.with_deadline(Instant::now() - ms(1));
+        let err = coronet::net::lookup_host_context(&late, "localhost:443").unwrap_err();
+        assert_eq!(err.to_string(), "lookup localhost: i/o timeout");
+        assert_eq!(err.kind(), ErrorKind::TimedOut);
+    });
+}
