@@ -1,22 +1,25 @@
-//! The channel itself — Go's `hchan`: a queue, two waiter lists and the handle counts, under
+//! The channel itself — Go's `hchan`: a queue, two waiter queues and the handle counts, under
 //! one short-held `std::sync::Mutex`.
 //!
 //! Invariants, all kept under the lock:
-//! - A *live* receiver waits (an entry whose signal is still WAITING sits in `recvq`) only
+//! - A *live* receiver waits (a waiter whose signal is still WAITING sits in `recvq`) only
 //!   while the queue is empty: every send first hands its value to a live receiver.
 //! - A live sender waits only while the queue is full (for `bounded(0)`: always): every
 //!   receive that frees a place refills it from a live sender, so FIFO order per sender holds.
 //! - Once `senders` is 0 no new receiver waits and every waiting one was woken with an empty
 //!   slot; once `receivers` is 0 the same for senders, and the queue was emptied.
 //!
-//! Each operation collects the task to wake under the lock and unparks it after the lock is
-//! released; values being discarded are dropped after it too, so no user code runs under it.
+//! One operation takes the lock once: it completes against a waiting peer (moving the value
+//! straight into or out of the peer's slot, as Go's `send`/`recv` do), or uses the queue, or
+//! links its own waiter, all in one critical section. The task to wake is collected under
+//! the lock and unparked after it is released; values being discarded are dropped after it
+//! too, so no user code runs under it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::{TryRecvError, TrySendError};
-use super::waiter::{Entry, Signal};
+use super::waiter::{Signal, WaitQueue, Waiter};
 use crate::runtime::task::Task;
 
 pub(crate) struct Chan<T> {
@@ -25,18 +28,24 @@ pub(crate) struct Chan<T> {
     cap: Option<usize>,
 }
 
-struct Inner<T> {
+pub(crate) struct Inner<T> {
     queue: VecDeque<T>,
-    /// Blocked receivers, oldest first (stale entries are skipped and dropped when met).
-    recvq: VecDeque<Arc<Entry<T>>>,
-    /// Blocked senders, each holding its value in its entry's slot.
-    sendq: VecDeque<Arc<Entry<T>>>,
+    /// Blocked receivers, oldest first.
+    recvq: WaitQueue<T>,
+    /// Blocked senders, oldest first, each holding its value in its waiter's slot.
+    sendq: WaitQueue<T>,
     senders: usize,
     receivers: usize,
 }
 
-/// What the caller must do once the channel lock is released.
-type Wake = Option<Arc<Task>>;
+/// The channel, locked.
+pub(crate) type Locked<'a, T> = MutexGuard<'a, Inner<T>>;
+
+/// What the caller must unpark once the channel lock is released.
+pub(crate) type Wake = Option<Arc<Task>>;
+
+/// For operations that are not part of a select: no waiter of theirs can be queued.
+pub(crate) const NOBODY: *const Signal = std::ptr::null();
 
 impl<T> Chan<T> {
     /// A channel with one sender and one receiver handle counted.
@@ -44,8 +53,8 @@ impl<T> Chan<T> {
         Chan {
             inner: Mutex::new(Inner {
                 queue: VecDeque::with_capacity(cap.unwrap_or(0).min(1024)),
-                recvq: VecDeque::new(),
-                sendq: VecDeque::new(),
+                recvq: WaitQueue::new(),
+                sendq: WaitQueue::new(),
                 senders: 1,
                 receivers: 1,
             }),
@@ -61,35 +70,37 @@ impl<T> Chan<T> {
         self.lock().queue.len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+    pub(crate) fn lock(&self) -> Locked<'_, T> {
         // Nothing that can panic runs under this lock except allocation failure, which
-        // aborts; a poisoned lock still guards consistent state.
+        // aborts, and bug checks; a poisoned lock still guards consistent state.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends without blocking: to a waiting receiver, else into the queue if there is room.
     pub(crate) fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
-        let (res, wake) = {
-            let mut g = self.lock();
-            self.send_locked(&mut g, v)
-        };
+        let (res, wake) = self.send_locked(&mut self.lock(), v, NOBODY);
         unpark(wake);
         res
     }
 
-    fn send_locked(&self, g: &mut Inner<T>, v: T) -> (Result<(), TrySendError<T>>, Wake) {
+    /// The send step under the lock; `me` is the caller's select, whose own waiters it skips.
+    pub(crate) fn send_locked(
+        &self,
+        g: &mut Inner<T>,
+        v: T,
+        me: *const Signal,
+    ) -> (Result<(), TrySendError<T>>, Wake) {
         if g.receivers == 0 {
             return (Err(TrySendError::Disconnected(v)), None);
         }
-        let mut v = Some(v);
-        while let Some(e) = g.recvq.pop_front() {
-            if let Some(((), task)) = e.complete(|slot| *slot = v.take()) {
+        let v = match g.recvq.give(me, v) {
+            Ok(task) => {
                 log::trace!("chan: send handed a value to waiting task {}", task.id);
                 return (Ok(()), Some(task));
             }
-        }
-        let v = v.expect("value still ours: no receiver took it");
-        if self.cap.map_or(true, |c| g.queue.len() < c) {
+            Err(v) => v,
+        };
+        if self.has_room(g) {
             g.queue.push_back(v);
             (Ok(()), None)
         } else {
@@ -100,34 +111,29 @@ impl<T> Chan<T> {
     /// Receives without blocking: from the queue (refilling it from a waiting sender), or
     /// straight from a waiting sender when nothing is queued (`bounded(0)`).
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
-        let (res, wake) = {
-            let mut g = self.lock();
-            Self::recv_locked(&mut g)
-        };
+        let (res, wake) = Self::recv_locked(&mut self.lock(), NOBODY);
         unpark(wake);
         res
     }
 
-    fn recv_locked(g: &mut Inner<T>) -> (Result<T, TryRecvError>, Wake) {
+    /// The receive step under the lock; `me` as in [`send_locked`](Chan::send_locked).
+    pub(crate) fn recv_locked(
+        g: &mut Inner<T>,
+        me: *const Signal,
+    ) -> (Result<T, TryRecvError>, Wake) {
         if let Some(v) = g.queue.pop_front() {
             // A place just opened: move the oldest live sender's value into it.
-            while let Some(e) = g.sendq.pop_front() {
-                if let Some((sent, task)) = e.complete(Option::take) {
-                    g.queue
-                        .push_back(sent.expect("a waiting sender's slot holds its value"));
-                    return (Ok(v), Some(task));
+            return match g.sendq.take(me) {
+                Some((sent, task)) => {
+                    g.queue.push_back(sent);
+                    (Ok(v), Some(task))
                 }
-            }
-            return (Ok(v), None);
+                None => (Ok(v), None),
+            };
         }
-        while let Some(e) = g.sendq.pop_front() {
-            if let Some((sent, task)) = e.complete(Option::take) {
-                log::trace!("chan: recv took a value from waiting task {}", task.id);
-                return (
-                    Ok(sent.expect("a waiting sender's slot holds its value")),
-                    Some(task),
-                );
-            }
+        if let Some((sent, task)) = g.sendq.take(me) {
+            log::trace!("chan: recv took a value from waiting task {}", task.id);
+            return (Ok(sent), Some(task));
         }
         if g.senders == 0 {
             (Err(TryRecvError::Disconnected), None)
@@ -136,36 +142,60 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Queues `entry` as a blocked receiver, unless a receive could proceed now (a value,
-    /// a live sender other than the entry's own select, or disconnection): then it returns
-    /// false and queues nothing, and the caller retries.
-    pub(crate) fn register_recv(&self, entry: &Arc<Entry<T>>) -> bool {
-        let mut g = self.lock();
-        let ready = !g.queue.is_empty() || g.senders == 0 || has_live_peer(&g.sendq, &entry.signal);
-        if !ready {
-            g.recvq.push_back(entry.clone());
-        }
-        !ready
+    /// Could a send by `me` proceed now (a live receiver, room, or disconnection)?
+    pub(crate) fn send_ready(&self, g: &mut Inner<T>, me: *const Signal) -> bool {
+        g.receivers == 0 || self.has_room(g) || g.recvq.has_live(me)
     }
 
-    /// Queues `entry` (whose slot holds the value) as a blocked sender, unless a send could
-    /// proceed now; see [`register_recv`](Chan::register_recv).
-    pub(crate) fn register_send(&self, entry: &Arc<Entry<T>>) -> bool {
-        let mut g = self.lock();
-        let ready = g.receivers == 0
-            || self.cap.map_or(true, |c| g.queue.len() < c)
-            || has_live_peer(&g.recvq, &entry.signal);
-        if !ready {
-            g.sendq.push_back(entry.clone());
-        }
-        !ready
+    /// Could a receive by `me` proceed now (a value, a live sender, or disconnection)?
+    pub(crate) fn recv_ready(g: &mut Inner<T>, me: *const Signal) -> bool {
+        !g.queue.is_empty() || g.senders == 0 || g.sendq.has_live(me)
     }
 
-    /// Removes `entry` from both waiter lists (the owner's clean-up after waking).
-    pub(crate) fn unregister(&self, entry: &Arc<Entry<T>>) {
-        let mut g = self.lock();
-        g.recvq.retain(|e| !Arc::ptr_eq(e, entry));
-        g.sendq.retain(|e| !Arc::ptr_eq(e, entry));
+    fn has_room(&self, g: &Inner<T>) -> bool {
+        self.cap.map_or(true, |c| g.queue.len() < c)
+    }
+
+    /// Links `w` (its slot holding the value) as a blocked sender: arm `arm` of `sig`.
+    ///
+    /// # Safety
+    ///
+    /// As [`WaitQueue::push_back`]: `w` and `sig` outlive their time in the queue, and the
+    /// caller takes `w` out again with [`unlink_send`](Chan::unlink_send) unless a peer
+    /// completes it.
+    pub(crate) unsafe fn link_send(g: &mut Inner<T>, w: &Waiter<T>, sig: &Signal, arm: usize) {
+        // SAFETY: passed on to our caller.
+        unsafe { g.sendq.push_back(w, sig, arm) }
+    }
+
+    /// Links `w` as a blocked receiver; see [`link_send`](Chan::link_send).
+    ///
+    /// # Safety
+    ///
+    /// As for `link_send`.
+    pub(crate) unsafe fn link_recv(g: &mut Inner<T>, w: &Waiter<T>, sig: &Signal, arm: usize) {
+        // SAFETY: passed on to our caller.
+        unsafe { g.recvq.push_back(w, sig, arm) }
+    }
+
+    /// Takes `w` back out of the senders' queue, if no peer already did.
+    ///
+    /// # Safety
+    ///
+    /// `w` was only ever linked into this channel's senders' queue (or never linked).
+    pub(crate) unsafe fn unlink_send(&self, w: &Waiter<T>) {
+        // SAFETY: passed on to our caller.
+        unsafe { self.lock().sendq.remove(w) }
+    }
+
+    /// Takes `w` back out of the receivers' queue, if no peer already did.
+    ///
+    /// # Safety
+    ///
+    /// `w` was only ever linked into this channel's receivers' queue (or never linked).
+    pub(crate) unsafe fn unlink_recv(&self, w: &Waiter<T>) {
+        // SAFETY: passed on to our caller.
+        unsafe { self.lock().recvq.remove(w) }
     }
 
     pub(crate) fn add_sender(&self) {
@@ -178,60 +208,91 @@ impl<T> Chan<T> {
 
     /// The last sender is gone: wake every blocked receiver with an empty slot.
     pub(crate) fn drop_sender(&self) {
-        let waiters = {
+        let tasks = {
             let mut g = self.lock();
             g.senders -= 1;
             if g.senders > 0 {
                 return;
             }
+            let tasks = g.recvq.wake_all();
             log::trace!(
-                "chan: last sender dropped, waking {} receiver(s)",
-                g.recvq.len()
+                "chan: last sender dropped, woke {} receiver(s)",
+                tasks.len()
             );
-            std::mem::take(&mut g.recvq)
+            tasks
         };
-        wake_all(waiters);
+        tasks.into_iter().for_each(Task::unpark_owned);
     }
 
     /// The last receiver is gone: wake every blocked sender (its value stays in its slot and
     /// goes back to it) and drop what is queued — nobody can receive it any more.
     pub(crate) fn drop_receiver(&self) {
-        let (waiters, queued) = {
+        let (tasks, queued) = {
             let mut g = self.lock();
             g.receivers -= 1;
             if g.receivers > 0 {
                 return;
             }
+            let tasks = g.sendq.wake_all();
             log::trace!(
-                "chan: last receiver dropped, waking {} sender(s)",
-                g.sendq.len()
+                "chan: last receiver dropped, woke {} sender(s)",
+                tasks.len()
             );
-            (std::mem::take(&mut g.sendq), std::mem::take(&mut g.queue))
+            (tasks, std::mem::take(&mut g.queue))
         };
-        wake_all(waiters);
+        tasks.into_iter().for_each(Task::unpark_owned);
         drop(queued);
     }
 }
 
-/// Is some entry of `q` still waiting, other than one of `me`'s own arms? (A select with a
-/// send and a receive arm on one rendezvous channel must not meet itself, as in Go.)
-fn has_live_peer<T>(q: &VecDeque<Arc<Entry<T>>>, me: &Signal) -> bool {
-    q.iter()
-        .any(|e| e.signal.is_waiting() && !e.signal.same(me))
-}
-
-/// Completes every entry that is still live without touching its slot, then unparks the
-/// owners. Runs after the channel lock is released; the entries are already off the list.
-fn wake_all<T>(entries: VecDeque<Arc<Entry<T>>>) {
-    for e in entries {
-        if let Some(((), task)) = e.complete(|_| ()) {
-            task.unpark();
-        }
+/// Unparks the task an operation collected, now that the channel lock is released.
+pub(crate) fn unpark(wake: Wake) {
+    if let Some(t) = wake {
+        t.unpark_owned();
     }
 }
 
-fn unpark(wake: Wake) {
-    if let Some(t) = wake {
-        t.unpark();
+/// A plain `send`'s or `recv`'s waiter while it may be queued. Dropping this takes the waiter
+/// out of its queue — on a timeout, and on any unwinding — so the frame holding the waiter
+/// never ends with it linked (the stack invariant in `waiter.rs`). A completed wait disarms it
+/// instead: the peer already unlinked the waiter.
+pub(crate) struct Queued<'a, T> {
+    chan: &'a Chan<T>,
+    w: &'a Waiter<T>,
+    send: bool,
+    armed: bool,
+}
+
+impl<'a, T> Queued<'a, T> {
+    /// # Safety
+    ///
+    /// `w` was linked into `chan`'s senders' queue (`send`) or receivers' queue, and nowhere
+    /// else.
+    pub(crate) unsafe fn new(chan: &'a Chan<T>, w: &'a Waiter<T>, send: bool) -> Self {
+        Queued {
+            chan,
+            w,
+            send,
+            armed: true,
+        }
+    }
+
+    /// A peer completed the waiter (and unlinked it): nothing left to undo.
+    pub(crate) fn completed(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<T> Drop for Queued<'_, T> {
+    fn drop(&mut self) {
+        if self.armed {
+            // SAFETY: `w` was only ever linked into this queue (`Queued::new`'s contract).
+            unsafe {
+                match self.send {
+                    true => self.chan.unlink_send(self.w),
+                    false => self.chan.unlink_recv(self.w),
+                }
+            }
+        }
     }
 }

@@ -37,8 +37,9 @@
 //! # Files
 //!
 //! - `channel.rs`: the channel state (Go's `hchan`) and its invariants.
-//! - `waiter.rs`: the record of a blocked operation (Go's `sudog`) and the CAS that
-//!   decides which operation of a select happens.
+//! - `waiter.rs`: the record of a blocked operation (Go's `sudog`, kept on the blocked
+//!   caller's stack), the intrusive queue of them, and the CAS that decides which operation
+//!   of a select happens.
 //! - `sender.rs`, `receiver.rs`: the handles and their blocking loops.
 //! - `select.rs`: `select!` and the round it runs.
 //! - `error.rs`: the error types.
@@ -113,7 +114,8 @@ fn pair<T>(chan: channel::Chan<T>) -> (Sender<T>, Receiver<T>) {
 /// What `select!` expands to; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use super::select::{run, Arm, Block, RecvArm, SendArm};
+    pub use super::select::{run, Arm, Block, Poll, RecvArm, Round, SendArm};
+    pub use super::waiter::Waiter;
 }
 
 #[allow(dead_code)]

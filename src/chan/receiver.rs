@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::channel::Chan;
+use super::channel::{unpark, Chan, Queued, NOBODY};
 use super::error::{RecvError, RecvTimeoutError, TryRecvError};
-use super::waiter::{Entry, Outcome, Signal};
+use super::waiter::{Outcome, Signal, Waiter};
 use crate::runtime::task::Wait;
 
 /// The receiving half of a channel. Clone it for more consumers (each value goes to one of
@@ -91,30 +91,40 @@ impl<T> Receiver<T> {
         self.recv_until(Some(deadline))
     }
 
-    /// The blocking loop: try, register, park, then read the slot (see `waiter.rs`).
+    /// The blocking path, under one lock: take a value (queued, or from a waiting sender),
+    /// or link a waiter (on this stack) and park until a sender fills its slot, the senders
+    /// all leave, or the deadline passes.
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        loop {
-            match self.chan.try_recv() {
-                Ok(v) => return Ok(v),
-                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-                Err(TryRecvError::Empty) => {}
+        let chan = &*self.chan;
+        let mut g = chan.lock();
+        match Chan::recv_locked(&mut g, NOBODY) {
+            (Ok(v), wake) => {
+                drop(g);
+                unpark(wake);
+                return Ok(v);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(RecvTimeoutError::Timeout);
+            (Err(TryRecvError::Disconnected), _) => return Err(RecvTimeoutError::Disconnected),
+            (Err(TryRecvError::Empty), _) => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(RecvTimeoutError::Timeout);
+        }
+        let sig = Signal::new();
+        let w = Waiter::new(None);
+        // SAFETY: `sig` and `w` live in this frame and are not moved; `queued` (dropped
+        // before them) or the completing sender takes `w` out of the queue first.
+        unsafe { Chan::link_recv(&mut g, &w, &sig, 0) };
+        drop(g);
+        // SAFETY: linked just above into this channel's receivers' queue.
+        let queued = unsafe { Queued::new(chan, &w, false) };
+        match sig.wait(deadline, Wait::ChanRecv) {
+            Outcome::Selected(_) => {
+                queued.completed();
+                // SAFETY: completed: the sender unlinked `w` and is done with its slot. An
+                // empty slot: the last sender left while we waited.
+                unsafe { w.take() }.ok_or(RecvTimeoutError::Disconnected)
             }
-            let sig = Signal::new();
-            let entry = Entry::new(&sig, 0, None);
-            if !self.chan.register_recv(&entry) {
-                continue; // a value (or the disconnect) arrived since the try
-            }
-            return match sig.wait(deadline, Wait::ChanRecv) {
-                // an empty slot: the last sender left while we waited
-                Outcome::Selected(_) => entry.take().ok_or(RecvTimeoutError::Disconnected),
-                Outcome::Aborted => {
-                    self.chan.unregister(&entry);
-                    Err(RecvTimeoutError::Timeout)
-                }
-            };
+            Outcome::Aborted => Err(RecvTimeoutError::Timeout), // `queued` unlinks `w`
         }
     }
 

@@ -1,25 +1,34 @@
 //! `select!`: wait on several channel operations, complete exactly one — Go's `selectgo`.
 //!
-//! One select runs in rounds, each the same four beats:
+//! One select is one pass over its arms in a fresh random order (so no ready arm starves),
+//! taking each arm's channel lock once:
 //!
-//! 1. poll every arm once, in a fresh random order, so no ready arm starves;
-//! 2. nothing ready: return the default, or (with a deadline) the timeout if it passed;
-//! 3. register one [`Entry`] per arm, all sharing one [`Signal`] — no helper coroutine per
-//!    arm. If a channel turns out ready while registering, abort the signal;
-//! 4. park until a peer completes an arm (it wins the signal's CAS and did the transfer) or
-//!    the deadline aborts it; then take every other entry back off its list. An aborted
-//!    round (a channel became ready) starts over at 1.
+//! 1. if the arm can proceed, complete it and return — but if earlier arms are already
+//!    queued, first abort the select's [`Signal`], since a peer may be claiming one of them
+//!    right now: the CAS decides. Lost: wait for that peer's arm instead;
+//! 2. else, unless the select must not wait (`default`, or a deadline already passed), link
+//!    the arm's [`Waiter`] into the channel's queue — one per arm, all sharing one signal,
+//!    no helper coroutine;
+//! 3. every arm queued: park until a peer completes one (it wins the CAS and does the
+//!    transfer) or the deadline aborts the signal; then take every other waiter back off its
+//!    queue.
+//!
+//! The waiters live inside the arms, which live on the caller's stack; [`run`] unlinks every
+//! one of them before it returns or unwinds (the stack invariant in `waiter.rs`). Arms are
+//! only ever used through `&`, so a peer reaching a waiter through its raw pointer never
+//! aliases a `&mut`.
 //!
 //! A send arm's value is evaluated once, on entry, as in Go; if another arm is chosen the
 //! value is dropped.
 
-use std::sync::Arc;
+use std::cell::{Cell, OnceCell};
 use std::time::{Duration, Instant};
 
+use super::channel::{unpark, Chan, NOBODY};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use super::receiver::Receiver;
 use super::sender::Sender;
-use super::waiter::{self, Entry, Outcome, Signal};
+use super::waiter::{self, Outcome, Signal, Waiter};
 use crate::runtime::task::Wait;
 
 /// The most arms one `select!` may have.
@@ -46,173 +55,292 @@ impl Block {
     }
 }
 
+/// The state one select shares with its arms while it polls them.
+#[doc(hidden)]
+pub struct Round {
+    /// Made on first need (the first arm to queue): a select that finds an arm ready at
+    /// once never looks up its task.
+    sig: OnceCell<Signal>,
+    /// Bit `i`: arm `i`'s waiter may be linked (a peer may have unlinked it since).
+    queued: Cell<u32>,
+    /// May arms be queued (false: `default`, or a deadline already passed)?
+    wait: bool,
+}
+
+impl Round {
+    /// This select's signal as the `me` that channel operations skip.
+    fn me(&self) -> *const Signal {
+        self.sig.get().map_or(NOBODY, |s| s)
+    }
+
+    fn signal(&self) -> &Signal {
+        self.sig.get_or_init(Signal::new)
+    }
+}
+
+/// What polling one arm did.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Completed now (including with a disconnect error); the outcome is stored.
+    Ready,
+    /// Not ready; its waiter is linked.
+    Queued,
+    /// Not ready, and the select may not wait.
+    NotReady,
+    /// A peer claimed an earlier queued arm before this one could complete.
+    Lost,
+    /// Looked ready, so the signal was aborted, but the peer it saw gave up meanwhile: this
+    /// pass is void; unlink and poll again.
+    Retry,
+}
+
 /// One operation of a select, type-erased so arms over different `T` share one slice.
+/// Used only through `&`: a linked waiter inside may be touched by peers.
 #[doc(hidden)]
 pub trait Arm {
-    /// Tries the operation without waiting; true if it completed (including with a
-    /// disconnect error), and the outcome is stored.
-    fn try_now(&mut self) -> bool;
-    /// Queues this arm as arm `index` of `sig`; false (nothing queued) if it is ready now.
-    fn register(&mut self, sig: &Arc<Signal>, index: usize) -> bool;
-    /// After the wait: read the outcome if a peer chose this arm, else take the entry back.
-    fn finish(&mut self, chosen: bool);
+    /// Under the arm's channel lock: completes it if it can proceed, else queues its waiter
+    /// as arm `index` of the round's signal (if the round may wait).
+    fn poll(&self, round: &Round, index: usize) -> Poll;
+    /// Takes the waiter back off its queue (a no-op if a peer already did).
+    fn unlink(&self);
+    /// A peer completed this arm: read the outcome from the waiter's slot.
+    fn complete(&self);
 }
 
 /// A `recv(r) -> msg` arm. Built by `select!`; not for direct use.
 #[doc(hidden)]
+///
+/// Built as a struct literal (not by a function) so that a temporary receiver in
+/// `recv(after(d))` lives as long as the arm.
 pub struct RecvArm<'a, T> {
     pub chan: &'a Receiver<T>,
-    pub entry: Option<Arc<Entry<T>>>,
-    pub result: Option<Result<T, RecvError>>,
+    /// Empty until a sender fills it.
+    pub waiter: Waiter<T>,
+    pub result: Cell<Option<Result<T, RecvError>>>,
 }
 
 impl<T> RecvArm<'_, T> {
     /// The outcome of the chosen arm.
     pub fn into_result(self) -> Result<T, RecvError> {
         self.result
+            .into_inner()
             .expect("select! chose an arm without an outcome")
     }
 }
 
 impl<T> Arm for RecvArm<'_, T> {
-    fn try_now(&mut self) -> bool {
-        match self.chan.chan.try_recv() {
-            Ok(v) => self.result = Some(Ok(v)),
-            Err(TryRecvError::Disconnected) => self.result = Some(Err(RecvError)),
-            Err(TryRecvError::Empty) => return false,
+    fn poll(&self, round: &Round, index: usize) -> Poll {
+        let chan = &*self.chan.chan;
+        let mut g = chan.lock();
+        let me = round.me();
+        // With arms queued, a peer may be claiming one right now: only abort (and let the
+        // CAS decide) if this arm can really proceed.
+        let aborted = round.queued.get() != 0 && Chan::recv_ready(&mut g, me);
+        if aborted && !round.signal().abort() {
+            return Poll::Lost;
         }
-        true
+        match Chan::recv_locked(&mut g, me) {
+            (Ok(v), wake) => {
+                drop(g);
+                unpark(wake);
+                self.result.set(Some(Ok(v)));
+                Poll::Ready
+            }
+            (Err(TryRecvError::Disconnected), _) => {
+                self.result.set(Some(Err(RecvError)));
+                Poll::Ready
+            }
+            (Err(TryRecvError::Empty), _) if aborted => Poll::Retry,
+            (Err(TryRecvError::Empty), _) if !round.wait => Poll::NotReady,
+            (Err(TryRecvError::Empty), _) => {
+                // SAFETY: the waiter lives in this arm, which `run` borrows (so it cannot
+                // move) and unlinks from this queue before returning or unwinding; it is in
+                // no queue now (`run` unlinks every arm before a new pass).
+                unsafe { Chan::link_recv(&mut g, &self.waiter, round.signal(), index) };
+                round.queued.set(round.queued.get() | 1 << index);
+                Poll::Queued
+            }
+        }
     }
 
-    fn register(&mut self, sig: &Arc<Signal>, index: usize) -> bool {
-        let e = Entry::new(sig, index, None);
-        let queued = self.chan.chan.register_recv(&e);
-        if queued {
-            self.entry = Some(e);
-        }
-        queued
+    fn unlink(&self) {
+        // SAFETY: this waiter is only ever linked into this channel's receivers' queue.
+        unsafe { self.chan.chan.unlink_recv(&self.waiter) }
     }
 
-    fn finish(&mut self, chosen: bool) {
-        let Some(e) = self.entry.take() else { return };
-        if chosen {
-            // the peer already took the entry off the list; an empty slot is a disconnect
-            self.result = Some(e.take().ok_or(RecvError));
-        } else {
-            self.chan.chan.unregister(&e);
-        }
+    fn complete(&self) {
+        // SAFETY: completed by a peer, which unlinked the waiter and is done with its slot.
+        // An empty slot is a disconnect.
+        let v = unsafe { self.waiter.take() };
+        self.result.set(Some(v.ok_or(RecvError)));
     }
 }
 
 /// A `send(s, v) -> res` arm. Built by `select!`; not for direct use.
 #[doc(hidden)]
+///
+/// A struct literal, as [`RecvArm`].
 pub struct SendArm<'a, T> {
     pub chan: &'a Sender<T>,
-    pub value: Option<T>,
-    pub entry: Option<Arc<Entry<T>>>,
-    pub result: Option<Result<(), SendError<T>>>,
+    /// Holds the value until it is sent, also while unlinked.
+    pub waiter: Waiter<T>,
+    pub result: Cell<Option<Result<(), SendError<T>>>>,
 }
 
 impl<T> SendArm<'_, T> {
     /// The outcome of the chosen arm.
     pub fn into_result(self) -> Result<(), SendError<T>> {
         self.result
+            .into_inner()
             .expect("select! chose an arm without an outcome")
     }
 }
 
 impl<T> Arm for SendArm<'_, T> {
-    fn try_now(&mut self) -> bool {
-        let v = self
-            .value
-            .take()
-            .expect("a pending send arm holds its value");
-        match self.chan.chan.try_send(v) {
-            Ok(()) => self.result = Some(Ok(())),
-            Err(TrySendError::Disconnected(v)) => self.result = Some(Err(SendError(v))),
-            Err(TrySendError::Full(v)) => {
-                self.value = Some(v);
-                return false;
+    fn poll(&self, round: &Round, index: usize) -> Poll {
+        let chan = &*self.chan.chan;
+        let mut g = chan.lock();
+        let me = round.me();
+        // as in `RecvArm::poll`
+        let aborted = round.queued.get() != 0 && chan.send_ready(&mut g, me);
+        if aborted && !round.signal().abort() {
+            return Poll::Lost;
+        }
+        // SAFETY: the waiter is in no queue (`run` unlinks every arm before a new pass), so
+        // its slot is ours.
+        let v = unsafe { self.waiter.take() }.expect("a pending send arm holds its value");
+        match chan.send_locked(&mut g, v, me) {
+            (Ok(()), wake) => {
+                drop(g);
+                unpark(wake);
+                self.result.set(Some(Ok(())));
+                Poll::Ready
+            }
+            (Err(TrySendError::Disconnected(v)), _) => {
+                self.result.set(Some(Err(SendError(v))));
+                Poll::Ready
+            }
+            (Err(TrySendError::Full(v)), _) => {
+                // SAFETY: still in no queue.
+                unsafe { self.waiter.put(v) };
+                if aborted {
+                    Poll::Retry
+                } else if !round.wait {
+                    Poll::NotReady
+                } else {
+                    // SAFETY: as in `RecvArm::poll`; the slot holds the value, as a queued
+                    // sender's must.
+                    unsafe { Chan::link_send(&mut g, &self.waiter, round.signal(), index) };
+                    round.queued.set(round.queued.get() | 1 << index);
+                    Poll::Queued
+                }
             }
         }
-        true
     }
 
-    fn register(&mut self, sig: &Arc<Signal>, index: usize) -> bool {
-        let e = Entry::new(sig, index, self.value.take());
-        let queued = self.chan.chan.register_send(&e);
-        if queued {
-            self.entry = Some(e);
-        } else {
-            self.value = e.take();
-        }
-        queued
+    fn unlink(&self) {
+        // SAFETY: this waiter is only ever linked into this channel's senders' queue.
+        unsafe { self.chan.chan.unlink_send(&self.waiter) }
     }
 
-    fn finish(&mut self, chosen: bool) {
-        let Some(e) = self.entry.take() else { return };
-        if chosen {
-            // taken by a receiver, or still here because every receiver left
-            self.result = Some(match e.take() {
-                None => Ok(()),
-                Some(v) => Err(SendError(v)),
-            });
-        } else {
-            self.chan.chan.unregister(&e);
-            self.value = e.take();
+    fn complete(&self) {
+        // SAFETY: completed by a peer, which unlinked the waiter and is done with its slot:
+        // taken by a receiver, or still here because every receiver left.
+        let v = unsafe { self.waiter.take() };
+        self.result.set(Some(match v {
+            None => Ok(()),
+            Some(v) => Err(SendError(v)),
+        }));
+    }
+}
+
+/// Unlinks every queued arm, now or when dropped: the select's frame never ends with a waiter
+/// linked, even if it unwinds.
+struct Cleanup<'r, 'a> {
+    arms: &'r [&'a dyn Arm],
+    round: &'r Round,
+}
+
+impl Cleanup<'_, '_> {
+    fn unlink_all(&self) {
+        let mut q = self.round.queued.replace(0);
+        while q != 0 {
+            let i = q.trailing_zeros() as usize;
+            self.arms[i].unlink();
+            q &= q - 1;
         }
+    }
+}
+
+impl Drop for Cleanup<'_, '_> {
+    fn drop(&mut self) {
+        self.unlink_all();
     }
 }
 
 /// Runs a select over `arms`: the index of the arm that completed, or `None` for the
 /// default/timeout. Called by `select!`.
 #[doc(hidden)]
-pub fn run(arms: &mut [&mut dyn Arm], block: Block) -> Option<usize> {
+pub fn run(arms: &[&dyn Arm], block: Block) -> Option<usize> {
     assert!(arms.len() <= MAX_ARMS, "select!: at most {MAX_ARMS} arms");
+    let (wait, deadline) = match block {
+        Block::Now => (false, None),
+        Block::Until(d) => (Instant::now() < d, Some(d)),
+        Block::Forever => (true, None),
+    };
+    let round = Round {
+        sig: OnceCell::new(),
+        queued: Cell::new(0),
+        wait,
+    };
+    let cleanup = Cleanup {
+        arms,
+        round: &round,
+    };
     let mut order = [0usize; MAX_ARMS];
     let order = &mut order[..arms.len()];
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
     loop {
-        // 1. poll in random order
-        for (i, o) in order.iter_mut().enumerate() {
-            *o = i;
-        }
         waiter::shuffle(order);
+        let mut lost = false;
+        let mut retry = false;
         for &i in order.iter() {
-            if arms[i].try_now() {
-                return Some(i);
+            match arms[i].poll(&round, i) {
+                Poll::Ready => return Some(i), // `cleanup` unlinks the queued arms
+                Poll::Queued | Poll::NotReady => {}
+                Poll::Lost => lost = true,
+                Poll::Retry => retry = true,
             }
-        }
-        // 2. default, or a passed deadline
-        let deadline = match block {
-            Block::Now => return None,
-            Block::Until(d) if Instant::now() >= d => return None,
-            Block::Until(d) => Some(d),
-            Block::Forever => None,
-        };
-        // 3. register on every channel under one signal
-        let sig = Signal::new();
-        let mut queued = 0;
-        let mut ready = false;
-        for (i, arm) in arms.iter_mut().enumerate() {
-            if !arm.register(&sig, i) {
-                ready = true;
+            if lost || retry {
                 break;
             }
-            queued += 1;
         }
-        // 4. wait, then take back what was not chosen
-        let outcome = if ready {
-            sig.abort()
-        } else {
-            sig.wait(deadline, Wait::Select)
+        if retry {
+            cleanup.unlink_all();
+            round.signal().reset(); // no waiter of it is linked any more
+            continue;
+        }
+        if !wait {
+            return None;
+        }
+        let sig = round.signal();
+        let outcome = match lost {
+            true => sig.wait(None, Wait::Select),
+            false => sig.wait(deadline, Wait::Select),
         };
-        for (i, arm) in arms[..queued].iter_mut().enumerate() {
-            arm.finish(outcome == Outcome::Selected(i));
-        }
-        if let Outcome::Selected(i) = outcome {
-            log::trace!("select: arm {i} completed by a peer");
-            return Some(i);
-        }
+        return match outcome {
+            Outcome::Selected(k) => {
+                // the peer unlinked arm k; `cleanup` unlinks the rest
+                round.queued.set(round.queued.get() & !(1 << k));
+                arms[k].complete();
+                log::trace!("select: arm {k} completed by a peer");
+                Some(k)
+            }
+            Outcome::Aborted => None,
+        };
     }
 }
 
@@ -350,9 +478,9 @@ macro_rules! select {
     // ---- output ----
     (@build [] [$(($dkind:ident $dargs:tt $dbody:tt))?]
         [$(($id:ident $idx:tt $kind:ident $args:tt ($res:pat) $body:tt))*] $ids:tt $nidx:tt) => {{
-        $( let mut $id = $crate::select!(@arm $kind $args); )*
+        $( let $id = $crate::select!(@arm $kind $args); )*
         let __chosen = $crate::chan::__private::run(
-            &mut [$(&mut $id as &mut dyn $crate::chan::__private::Arm),*],
+            &[$(&$id as &dyn $crate::chan::__private::Arm),*],
             $crate::select!(@block $(($dkind $dargs))?),
         );
         match __chosen {
@@ -366,16 +494,15 @@ macro_rules! select {
     (@arm recv ($r:expr)) => {
         $crate::chan::__private::RecvArm {
             chan: &$r,
-            entry: ::core::option::Option::None,
-            result: ::core::option::Option::None,
+            waiter: $crate::chan::__private::Waiter::new(::core::option::Option::None),
+            result: ::core::cell::Cell::new(::core::option::Option::None),
         }
     };
     (@arm send ($s:expr, $v:expr)) => {
         $crate::chan::__private::SendArm {
             chan: &$s,
-            value: ::core::option::Option::Some($v),
-            entry: ::core::option::Option::None,
-            result: ::core::option::Option::None,
+            waiter: $crate::chan::__private::Waiter::new(::core::option::Option::Some($v)),
+            result: ::core::cell::Cell::new(::core::option::Option::None),
         }
     };
     (@block) => { $crate::chan::__private::Block::Forever };

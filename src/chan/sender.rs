@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::channel::Chan;
+use super::channel::{unpark, Chan, Queued, NOBODY};
 use super::error::{SendError, SendTimeoutError, TrySendError};
-use super::waiter::{Entry, Outcome, Signal};
+use super::waiter::{Outcome, Signal, Waiter};
 use crate::runtime::task::Wait;
 
 /// The sending half of a channel. Clone it for more producers; when the last clone is
@@ -97,38 +97,51 @@ impl<T> Sender<T> {
         self.send_until(v, Some(deadline))
     }
 
-    /// The blocking loop: try, register, park, and either learn the outcome from the slot
-    /// or, on a timeout, take the entry back off the list.
-    fn send_until(&self, mut v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        loop {
-            match self.chan.try_send(v) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Disconnected(x)) => {
-                    return Err(SendTimeoutError::Disconnected(x))
-                }
-                Err(TrySendError::Full(x)) => v = x,
+    /// The blocking path, under one lock: hand off to a waiting receiver, or queue the value,
+    /// or link a waiter (on this stack, holding the value) and park until a receiver takes it,
+    /// the receivers all leave, or the deadline passes.
+    fn send_until(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let chan = &*self.chan;
+        let mut g = chan.lock();
+        let v = match chan.send_locked(&mut g, v, NOBODY) {
+            (Ok(()), wake) => {
+                drop(g);
+                unpark(wake);
+                return Ok(());
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(SendTimeoutError::Timeout(v));
+            (Err(TrySendError::Disconnected(v)), _) => {
+                return Err(SendTimeoutError::Disconnected(v))
             }
-            let sig = Signal::new();
-            let entry = Entry::new(&sig, 0, Some(v));
-            if !self.chan.register_send(&entry) {
-                // room appeared (or the receivers left) since the try: go round again
-                v = entry.take().expect("an unregistered entry keeps its value");
-                continue;
-            }
-            return match sig.wait(deadline, Wait::ChanSend) {
-                Outcome::Selected(_) => match entry.take() {
+            (Err(TrySendError::Full(v)), _) => v,
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(SendTimeoutError::Timeout(v));
+        }
+        let sig = Signal::new();
+        let w = Waiter::new(Some(v));
+        // SAFETY: `sig` and `w` live in this frame and are not moved; `queued` (dropped
+        // before them) or the completing receiver takes `w` out of the queue first.
+        unsafe { Chan::link_send(&mut g, &w, &sig, 0) };
+        drop(g);
+        // SAFETY: linked just above into this channel's senders' queue.
+        let queued = unsafe { Queued::new(chan, &w, true) };
+        match sig.wait(deadline, Wait::ChanSend) {
+            Outcome::Selected(_) => {
+                queued.completed();
+                // SAFETY: completed: the receiver unlinked `w` and is done with its slot.
+                match unsafe { w.take() } {
                     None => Ok(()),
                     Some(x) => Err(SendTimeoutError::Disconnected(x)),
-                },
-                Outcome::Aborted => {
-                    self.chan.unregister(&entry);
-                    let x = entry.take().expect("an aborted send keeps its value");
-                    Err(SendTimeoutError::Timeout(x))
                 }
-            };
+            }
+            Outcome::Aborted => {
+                drop(queued); // unlinks `w` under the lock
+                              // SAFETY: aborted and unlinked: no receiver can reach the slot any more.
+                let x = unsafe { w.take() };
+                Err(SendTimeoutError::Timeout(
+                    x.expect("an aborted send keeps its value"),
+                ))
+            }
         }
     }
 

@@ -99,6 +99,28 @@ impl Task {
     }
 }
 
+impl Task {
+    /// As [`unpark`](Task::unpark), consuming a reference the caller owns anyway: a parked
+    /// coroutine gets this very `Arc` in its run queue instead of a fresh clone (a channel
+    /// hand-off saves a reference-count round trip).
+    pub(crate) fn unpark_owned(self: Arc<Self>) {
+        // PARKED → NOTIFIED by CAS, which like unpark's swap lets exactly one unparker see
+        // PARKED; any other state is unpark's business (it re-reads it).
+        match self
+            .token
+            .0
+            .compare_exchange(PARKED, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                log::trace!("unpark coroutine {}", self.id);
+                self.set_state(State::Runnable);
+                worker::schedule(self);
+            }
+            Err(_) => self.unpark(),
+        }
+    }
+}
+
 /// The task the caller is: the running coroutine, or this thread's own record.
 pub(crate) fn current() -> Arc<Task> {
     worker::current_task().unwrap_or_else(thread_task)
@@ -123,6 +145,19 @@ pub(crate) fn park_until(deadline: Option<Instant>, why: Wait) {
         park_coroutine(&task, deadline, why);
     } else {
         THREAD_TASK.with(|t| park_thread(t, deadline, why));
+    }
+}
+
+/// As [`park_until`], for a caller that already holds its own record (from [`current`]):
+/// saves looking it up again on every park of a hot wait loop.
+pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
+    debug_assert!(
+        Arc::ptr_eq(task, &current()),
+        "park_current_until: not the caller's own task"
+    );
+    match task.home {
+        Home::Coroutine { .. } => park_coroutine(task, deadline, why),
+        Home::Thread { .. } => park_thread(task, deadline, why),
     }
 }
 
