@@ -724,3 +724,74 @@ fn error_messages_match_crossbeam() {
     let e: Box<dyn std::error::Error> = Box::new(chan::SendError(String::new()));
     assert_eq!(e.to_string(), "sending on a disconnected channel");
 }
+
+// ---------------------------------------------------------------------------------------
+// Waiters live on the blocked caller's stack (src/chan/waiter.rs): a timeout must take its
+// waiter back out of the queue even while a peer is handing it a value.
+
+/// Both sides time out after a few microseconds, so expiries race hand-offs all the time:
+/// every value is either received exactly once (and its send succeeded) or handed back to
+/// its sender, in order.
+#[test]
+fn timeouts_racing_hand_offs_never_lose_or_duplicate_a_value() {
+    const N: u64 = 3000;
+    for (send_on_thread, recv_on_thread) in [(false, true), (true, false), (false, false)] {
+        let (s, r) = chan::bounded::<u64>(0);
+        let tx = spawn(send_on_thread, move || {
+            let mut delivered = Vec::new();
+            for i in 0..N {
+                match s.send_timeout(i, Duration::from_micros(i % 50)) {
+                    Ok(()) => delivered.push(i),
+                    Err(SendTimeoutError::Timeout(v)) => assert_eq!(v, i, "wrong value back"),
+                    Err(SendTimeoutError::Disconnected(v)) => panic!("disconnected at {v}"),
+                }
+            }
+            delivered
+        });
+        let rx = spawn(recv_on_thread, move || {
+            let mut got = Vec::new();
+            for k in 0u64.. {
+                match r.recv_timeout(Duration::from_micros(k % 40)) {
+                    Ok(v) => got.push(v),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            got
+        });
+        let delivered = tx.join();
+        assert_eq!(
+            rx.join(),
+            delivered,
+            "received values differ from the successful sends \
+             (sender on thread: {send_on_thread}, receiver on thread: {recv_on_thread})"
+        );
+    }
+}
+
+/// Receivers that keep giving up while the last sender leaves: the disconnect completes the
+/// waiters still queued and skips the ones timing out, and every receiver sees it.
+#[test]
+fn timeouts_racing_a_disconnect_all_end() {
+    for round in 0..200 {
+        let (s, r) = chan::bounded::<u8>(0);
+        let rs: Vec<_> = (0..4)
+            .map(|i| {
+                let r = r.clone();
+                spawn(i % 2 == 0, move || loop {
+                    match r.recv_timeout(Duration::from_micros(round % 30)) {
+                        Err(RecvTimeoutError::Disconnected) => return,
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(v) => panic!("received {v} from a channel nobody sends on"),
+                    }
+                })
+            })
+            .collect();
+        drop(r);
+        std::thread::sleep(Duration::from_micros(round * 5));
+        drop(s);
+        for h in rs {
+            h.join();
+        }
+    }
+}

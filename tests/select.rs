@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coronet::chan::{self, Receiver, RecvError};
+use coronet::chan::{self, Receiver, RecvError, RecvTimeoutError};
 use coronet::select;
 
 const SETTLE: Duration = Duration::from_millis(50);
@@ -409,4 +409,90 @@ fn dump_shows_a_parked_select() {
     }
     stop_s.send(()).unwrap();
     h.join().unwrap();
+}
+
+/// Selects with a short timeout racing senders with a short timeout, both ways round (a
+/// select receiving, a select sending): each value is delivered exactly once or handed back.
+#[test]
+fn select_timeouts_racing_hand_offs_never_lose_or_duplicate_a_value() {
+    const N: u32 = 2000;
+    let (s1, r1) = chan::bounded::<u32>(0);
+    let (s2, r2) = chan::bounded::<u32>(0);
+    // a plain sender on each channel, one on a coroutine and one on a thread
+    let sender = |s: chan::Sender<u32>, base: u32| {
+        move || {
+            let mut delivered = Vec::new();
+            for i in base..base + N {
+                let v = s.send_timeout(i, Duration::from_micros(u64::from(i % 30)));
+                match v {
+                    Ok(()) => delivered.push(i),
+                    Err(e) => assert_eq!(e.into_inner(), i, "wrong value back"),
+                }
+            }
+            delivered
+        }
+    };
+    let a = coronet::go(sender(s1, 0));
+    let b = std::thread::spawn(sender(s2, N));
+    // a selecting receiver that keeps timing out; a disconnected arm is switched off
+    let never = chan::never();
+    let mut live = [Some(r1), Some(r2)];
+    let mut got = Vec::new();
+    let mut k = 0u64;
+    while live.iter().any(Option::is_some) {
+        k += 1;
+        let pick = |i: usize| live[i].as_ref().unwrap_or(&never);
+        let (i, v) = select! {
+            recv(pick(0)) -> v => (0, v),
+            recv(pick(1)) -> v => (1, v),
+            default(Duration::from_micros(k % 25)) => continue,
+        };
+        match v {
+            Ok(v) => got.push(v),
+            Err(RecvError) => live[i] = None,
+        }
+    }
+    let mut sent = a.join().unwrap();
+    sent.extend(b.join().unwrap());
+    sent.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(
+        got, sent,
+        "received values differ from the successful sends"
+    );
+
+    // and the other way round: a select sending with a timeout, plain receivers timing out
+    let (s1, r1) = chan::bounded::<u32>(0);
+    let (s2, r2) = chan::bounded::<u32>(0);
+    let receiver = |r: Receiver<u32>| {
+        move || {
+            let mut got = Vec::new();
+            for k in 0u64.. {
+                match r.recv_timeout(Duration::from_micros(k % 30)) {
+                    Ok(v) => got.push(v),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            got
+        }
+    };
+    let a = coronet::go(receiver(r1));
+    let b = std::thread::spawn(receiver(r2));
+    let mut sent = Vec::new();
+    for i in 0..N {
+        select! {
+            send(s1, i) -> res => { res.unwrap(); sent.push(i) },
+            send(s2, i) -> res => { res.unwrap(); sent.push(i) },
+            default(Duration::from_micros(u64::from(i % 25))) => {},
+        }
+    }
+    drop((s1, s2));
+    let mut got = a.join().unwrap();
+    got.extend(b.join().unwrap());
+    got.sort_unstable();
+    assert_eq!(
+        got, sent,
+        "received values differ from the successful select sends"
+    );
 }

@@ -424,3 +424,133 @@ pub(crate) fn shuffle(order: &mut [usize]) {
         order.swap(i, j);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chan::channel::NOBODY;
+    use std::time::Duration;
+
+    /// The owner's view after a wait: what the slot holds (the waiter must be out of its queue).
+    fn slot_of<T>(w: &Waiter<T>) -> Option<T> {
+        // SAFETY: callers only ask once the waiter is completed or removed.
+        unsafe { w.take() }
+    }
+
+    fn queued<T>(w: &Waiter<T>) -> bool {
+        // SAFETY: single-threaded test; nobody else touches the link.
+        unsafe { (*w.link.get()).queued }
+    }
+
+    #[test]
+    fn waiters_are_served_oldest_first_and_removed_from_the_middle() {
+        let (a, b, c) = (Signal::new(), Signal::new(), Signal::new());
+        let (wa, wb, wc) = (Waiter::new(None), Waiter::new(None), Waiter::new(None));
+        let mut q = WaitQueue::new();
+        // SAFETY: the waiters and signals outlive `q`'s use of them; each is removed or
+        // completed below before the test returns.
+        unsafe {
+            q.push_back(&wa, &a, 0);
+            q.push_back(&wb, &b, 0);
+            q.push_back(&wc, &c, 0);
+            q.remove(&wb);
+        }
+        assert!(!queued(&wb));
+        assert!(q.give(NOBODY, 1).is_ok());
+        assert!(q.give(NOBODY, 2).is_ok());
+        assert_eq!(q.give(NOBODY, 3).err(), Some(3), "the queue is empty");
+        assert_eq!(a.wait(None, Wait::ChanRecv), Outcome::Selected(0));
+        assert_eq!(c.wait(None, Wait::ChanRecv), Outcome::Selected(0));
+        assert_eq!(
+            (slot_of(&wa), slot_of(&wb), slot_of(&wc)),
+            (Some(1), None, Some(2))
+        );
+        // SAFETY: `wb` was only ever in `q`; removing twice is a no-op.
+        unsafe { q.remove(&wb) };
+        assert!(q.head.is_null() && q.tail.is_null());
+    }
+
+    #[test]
+    fn the_first_claim_wins_and_the_other_arms_go_stale() {
+        let sig = Signal::new();
+        let (w0, w1) = (Waiter::new(None::<u32>), Waiter::new(None));
+        let (mut q0, mut q1) = (WaitQueue::new(), WaitQueue::new());
+        // SAFETY: both outlive the queues' use of them (completed or unlinked below).
+        unsafe {
+            q0.push_back(&w0, &sig, 0);
+            q1.push_back(&w1, &sig, 1);
+        }
+        assert!(q1.give(NOBODY, 8).is_ok());
+        assert!(!q0.has_live(NOBODY), "arm 0 is stale once arm 1 won");
+        assert!(!queued(&w0), "meeting a stale waiter unlinks it");
+        assert_eq!(q0.give(NOBODY, 7).err(), Some(7));
+        assert_eq!(sig.wait(None, Wait::Select), Outcome::Selected(1));
+        assert_eq!((slot_of(&w0), slot_of(&w1)), (None, Some(8)));
+        assert!(!sig.abort(), "a completed signal cannot be aborted");
+    }
+
+    #[test]
+    fn a_select_does_not_meet_its_own_arms() {
+        let sig = Signal::new();
+        let w = Waiter::new(Some(5u32));
+        let mut q = WaitQueue::new();
+        // SAFETY: `w` is removed below, before the test returns.
+        unsafe { q.push_back(&w, &sig, 0) };
+        assert!(!q.has_live(&sig), "its own arm is not a peer");
+        assert!(q.take(&sig).is_none());
+        assert!(queued(&w), "its own arm stays queued");
+        assert!(q.has_live(NOBODY), "but it is one for everybody else");
+        // SAFETY: only ever in `q`.
+        unsafe { q.remove(&w) };
+        assert_eq!(slot_of(&w), Some(5));
+    }
+
+    #[test]
+    fn an_abort_beats_a_later_peer_and_keeps_the_value() {
+        let sig = Signal::new();
+        let w = Waiter::new(Some("v"));
+        let mut q = WaitQueue::new();
+        // SAFETY: unlinked by `take` below (as stale), before the test returns.
+        unsafe { q.push_back(&w, &sig, 3) };
+        assert!(sig.abort());
+        assert!(q.take(NOBODY).is_none(), "an aborted sender is stale");
+        assert!(!queued(&w));
+        assert_eq!(slot_of(&w), Some("v"));
+        sig.reset();
+        assert!(sig.abort(), "a reset signal is waiting again");
+    }
+
+    #[test]
+    fn disconnect_wakes_every_live_waiter_and_leaves_slots_alone() {
+        let (a, b) = (Signal::new(), Signal::new());
+        let (wa, wb) = (Waiter::new(Some(1)), Waiter::new(Some(2)));
+        let mut q = WaitQueue::new();
+        // SAFETY: `wake_all` empties the queue before the test returns.
+        unsafe {
+            q.push_back(&wa, &a, 0);
+            q.push_back(&wb, &b, 2);
+        }
+        assert!(b.abort());
+        assert_eq!(q.wake_all().len(), 1, "only the live waiter is woken");
+        assert!(!queued(&wa) && !queued(&wb) && q.head.is_null());
+        assert_eq!(a.wait(None, Wait::ChanSend), Outcome::Selected(0));
+        assert_eq!((slot_of(&wa), slot_of(&wb)), (Some(1), Some(2)));
+    }
+
+    #[test]
+    fn wait_times_out_by_aborting() {
+        let sig = Signal::new();
+        let d = Instant::now() + Duration::from_millis(20);
+        assert_eq!(sig.wait(Some(d), Wait::ChanRecv), Outcome::Aborted);
+        assert!(Instant::now() >= d);
+    }
+
+    #[test]
+    fn shuffle_is_a_permutation() {
+        let mut v: Vec<usize> = (0..10).collect();
+        shuffle(&mut v);
+        let mut s = v.clone();
+        s.sort_unstable();
+        assert_eq!(s, (0..10).collect::<Vec<_>>());
+    }
+}
