@@ -58,6 +58,18 @@ else
 fi
 
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+# Like want, and starts timing the part (ending the previous one's timing): each part's
+# wall time goes into the results header, to size --quick against the full run.
+PART="" PART_T0=0
+part() {
+    want "$1" || return 1
+    part_end
+    PART=$1 PART_T0=$SECONDS
+}
+part_end() {
+    if [ -n "$PART" ]; then printf '# part %s took %d s\n' "$PART" $((SECONDS - PART_T0)) >>"$OUT"; fi
+    PART=""
+}
 say() { echo "== $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -91,6 +103,7 @@ if [ "$(nproc)" -ge 2 ]; then SRV_CPU=0 CLI_CPU=1; else SRV_CPU=0 CLI_CPU=0; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 say "building (cargo --release, go build)"
+BUILD_T0=$SECONDS
 HAVE_CORONET=1
 if ! (cd "$ROOT" && cargo build -q --release -p coronet-bench --features coronet); then
     say "coronet does not build: running the other contenders only"
@@ -273,10 +286,11 @@ echo_run() { # table group contender workers conns srv_cpus cli_cpus
         "$(grep -A1 '^name = "tokio"$' "$ROOT/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p')" \
         "$(grep -A1 '^name = "may"$' "$ROOT/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p')"
     printf '# load average at the start: %s; priority: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "${PRIO:-normal}"
+    printf '# build took %d s\n' $((SECONDS - BUILD_T0))
 } >>"$OUT"
 
 CORE_CONTENDERS="coronet go tokio may std"
-if want micro; then
+if part micro; then
     printf 'T\tmicro\t%s\n' "Runtime core: one core (taskset -c $SRV_CPU), one worker; median of $MICRO_REPS (ratio = value / Go)" >>"$OUT"
     say "microbenchmarks: spawn+join, park/unpark ping-pong ($MICRO_REPS runs each)"
     for rep in $(seq "$MICRO_REPS"); do
@@ -303,7 +317,7 @@ if want micro; then
 fi
 
 ECHO_CONTENDERS="coronet go tokio may std epoll"
-if want echo; then
+if part echo; then
     printf 'T\techo1\t%s\n' "Echo, 64-byte ping-pong, server on core $SRV_CPU with one worker, loadgen on core $CLI_CPU; median of $ECHO_REPS x ${DURATION}s (ratio = value / Go)" >>"$OUT"
     say "echo matrix, one worker ($ECHO_REPS runs of ${DURATION}s each)"
     for conns in $CONNS; do
@@ -318,7 +332,7 @@ fi
 
 # The application cases, one worker: server pinned to core SRV_CPU, client to CLI_CPU.
 # (Kept next to the echo blocks on purpose; new parts of other people go after echo2.)
-if want stream; then
+if part stream; then
     printf 'T\tstream\t%s\n' "Stream: one connection echoing $STREAM_MIB MiB in 64 KiB writes, server on core $SRV_CPU (one worker), loadgen on core $CLI_CPU; median of $ECHO_REPS (ratio = value / Go)" >>"$OUT"
     say "stream throughput ($ECHO_REPS runs of $STREAM_MIB MiB)"
     for rep in $(seq "$ECHO_REPS"); do
@@ -330,7 +344,7 @@ if want stream; then
     done
 fi
 
-if want churn; then
+if part churn; then
     printf 'T\tchurn\t%s\n' "Connection churn: 64 slots, each connect, one 64-byte echo, close; same pinning; median of $ECHO_REPS x ${DURATION}s (ratio = value / Go)" >>"$OUT"
     say "connection churn ($ECHO_REPS runs of ${DURATION}s)"
     for rep in $(seq "$ECHO_REPS"); do
@@ -342,8 +356,8 @@ if want churn; then
     done
 fi
 
-if want conns; then
-    printf 'T\tconns\t%s\n' "Idle connections: server RSS growth per connection with $IDLE_CONNS open connections after one 64-byte echo each (32 KiB read buffer per connection in every server); one run (ratio = value / Go)" >>"$OUT"
+if part conns; then
+    printf 'T\tconns\t%s\n' "Idle connections: server RSS growth per connection with $IDLE_CONNS open connections after one 64-byte echo each (a 32 KiB read buffer per connection in every server but epoll, which shares one); one run (ratio = value / Go)" >>"$OUT"
     say "RSS per idle connection at $IDLE_CONNS connections"
     for c in $ECHO_CONTENDERS; do
         # shellcheck disable=SC2046 # cmd_of's words are meant to split
@@ -366,7 +380,7 @@ app_cmd() { # kv|http contender: the command line, address included
     echo "127.0.0.1:@PORT@"
 }
 
-if want kv; then
+if part kv; then
     printf 'T\tkv\t%s\n' "redis-benchmark (50 connections, $N_REDIS requests per test) against examples/kv.rs, its Go and tokio counterparts and redis-server; server on core $SRV_CPU, redis-benchmark on core $CLI_CPU; median of $ECHO_REPS (ratio = value / Go)" >>"$OUT"
     say "redis-benchmark ($ECHO_REPS runs)"
     for rep in $(seq "$ECHO_REPS"); do
@@ -381,7 +395,7 @@ if want kv; then
     done
 fi
 
-if want http; then
+if part http; then
     printf 'T\thttp\t%s\n' "wrk (one thread, keep-alive, ${DURATION}s) against examples/http_hello.rs and its Go and tokio counterparts; server on core $SRV_CPU, wrk on core $CLI_CPU; median of $ECHO_REPS (ratio = value / Go)" >>"$OUT"
     say "wrk ($ECHO_REPS runs of ${DURATION}s)"
     for conns in 100 1000; do
@@ -394,7 +408,7 @@ if want http; then
     done
 fi
 
-if want echo2 && [ "$(nproc)" -ge 2 ]; then
+if part echo2 && [ "$(nproc)" -ge 2 ]; then
     printf 'T\techo2\t%s\n' "Echo, 64-byte ping-pong, two workers: server and loadgen share cores 0-1; median of $ECHO_REPS x ${DURATION}s (ratio = value / Go)" >>"$OUT"
     say "echo, two workers ($ECHO_REPS runs of ${DURATION}s each)"
     for conns in $CONNS2; do
@@ -409,7 +423,7 @@ fi
 # --- sync: channels and locks (docs/benchmarks.md, section 3) ---------------------------
 # One self-contained block: its own Go binary, its own runner (the worker count and cores
 # vary per row, unlike micro()), two tables.
-if want sync; then
+if part sync; then
     (cd "$ROOT/bench/go" && go build -o "$GOBIN/go_sync" ./sync)
     if [ "$QUICK" = 1 ]; then
         SYNC_REPS=${REPS:-1} N_SYNC=200000 N_SYNC_MAY_SELECT=20000
@@ -460,7 +474,8 @@ if want sync; then
 fi
 # --- end of sync ------------------------------------------------------------------------
 
-printf '# load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT"
+part_end
+printf '# total %d s; load average at the end: %s\n' "$SECONDS" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT"
 
 # --- the tables ---------------------------------------------------------------------------
 

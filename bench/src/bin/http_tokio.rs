@@ -7,7 +7,9 @@
 //!
 //! Usage: http_tokio 127.0.0.1:PORT [WORKERS] — prints `ready` once listening, runs until killed.
 
+use coronet_bench::sys::full_backlog;
 use coronet_bench::{ready, server_addr, server_workers};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,6 +31,7 @@ fn main() {
     .unwrap();
     rt.block_on(async {
         let listener = TcpListener::bind(server_addr()).await.expect("bind");
+        full_backlog(listener.as_raw_fd());
         ready();
         loop {
             match listener.accept().await {

@@ -6,8 +6,10 @@
 //!
 //! Usage: kv_tokio 127.0.0.1:PORT [WORKERS] — prints `ready` once listening, runs until killed.
 
+use coronet_bench::sys::full_backlog;
 use coronet_bench::{ready, server_addr, server_workers};
 use std::collections::HashMap;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,6 +35,7 @@ fn main() {
     .unwrap();
     rt.block_on(async {
         let listener = TcpListener::bind(server_addr()).await.expect("bind");
+        full_backlog(listener.as_raw_fd());
         let store: Arc<Store> = Arc::new((0..SHARDS).map(|_| Mutex::default()).collect());
         ready();
         loop {
