@@ -6,7 +6,7 @@
 # Usage: bench/run.sh [--quick] [--nice] [--reps N] [--out FILE]
 #                     [--only micro|echo|echo2|stream|churn|conns|kv|http|sync]
 #
-#   --quick      small N, one repetition, short windows: a smoke run of a minute or two
+#   --quick      small N, one repetition, short windows: a smoke run of 3-5 minutes
 #   --only X,..  run some parts: micro (runtime core), echo (one worker), echo2 (two workers)
 #                also stream (bulk echo), churn (connect, echo, close), conns (RSS per idle
 #                connection), kv (redis-benchmark), http (wrk), sync (channels and locks)
@@ -50,11 +50,13 @@ if [ "$QUICK" = 1 ]; then
     CONNS="1 100 1000 9000" CONNS2="1000"
     STREAM_MIB=256 N_REDIS=20000 IDLE_CONNS=9000
 else
+    # Sized to finish in under 20 minutes on 2 cores (estimated from --quick part times: ~18
+    # min plus the build under heavy load); each part's wall time goes into the results header.
     MICRO_REPS=${REPS:-5} ECHO_REPS=${REPS:-3}
     N_SPAWN=1000000 N_SPAWN_STD=20000 N_PING=1000000 N_PING_STD=50000 N_IDLE=1000000
     WARMUP=1 DURATION=3
     CONNS="1 100 1000 9000" CONNS2="100 1000"
-    STREAM_MIB=1024 N_REDIS=50000 IDLE_CONNS=9000
+    STREAM_MIB=512 N_REDIS=30000 IDLE_CONNS=9000
 fi
 
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
