@@ -17,8 +17,9 @@
 #                disturbs the numbers less; the load average is recorded either way
 #
 # It needs root (or sudo) for two things only: apt-get install of what is missing (golang-go,
-# wrk, redis-tools, redis-server), and raising vm.max_map_count for the million-coroutine test (restored on exit). The library
-# never touches sysctls; this benchmark does because 1M stacks with guard pages need 2M maps.
+# wrk, redis-tools, redis-server), and raising vm.max_map_count for the million-coroutine test
+# (restored on exit). The library never touches sysctls; this benchmark does because 1M stacks
+# with guard pages need 2M maps.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,9 +31,13 @@ while [ $# -gt 0 ]; do
         --only) ONLY=$2; shift ;;
         --reps) REPS=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--quick] [--nice] [--only micro|echo|echo2|stream|churn|conns|kv|http|sync] [--reps N] [--out FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--nice] [--reps N] [--out FILE] [--only PART,...]; parts: micro echo stream churn conns kv http echo2 sync" >&2; exit 2 ;;
     esac
     shift
+done
+PARTS="micro echo stream churn conns kv http echo2 sync" # in run order
+for p in ${ONLY//,/ }; do
+    [[ " $PARTS " == *" $p "* ]] || { echo "$0: --only: unknown part '$p' (parts: $PARTS)" >&2; exit 2; }
 done
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
