@@ -41,6 +41,16 @@ pub struct Condvar {
 }
 
 /// Whether [`Condvar::wait_timeout`] returned because its time ran out.
+///
+/// ```
+/// use coronet::sync::{Condvar, Mutex};
+/// use std::time::Duration;
+///
+/// let (queue, cv) = (Mutex::new(Vec::<u32>::new()), Condvar::new());
+/// let (q, res) = cv.wait_timeout_while(queue.lock(), Duration::from_millis(10), |q| q.is_empty());
+/// assert!(res.timed_out()); // nobody pushed: the wait gave up
+/// assert!(q.is_empty());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitTimeoutResult(bool);
 
@@ -61,6 +71,20 @@ impl WaitTimeoutResult {
 
 impl Condvar {
     /// A new condition variable with nobody waiting. Usable in a `static`.
+    ///
+    /// ```
+    /// use coronet::sync::{Condvar, Mutex};
+    ///
+    /// static READY: Mutex<bool> = Mutex::new(false);
+    /// static CHANGED: Condvar = Condvar::new();
+    ///
+    /// coronet::go(|| {
+    ///     *READY.lock() = true;
+    ///     CHANGED.notify_all();
+    /// });
+    /// let ready = CHANGED.wait_while(READY.lock(), |ready| !*ready);
+    /// assert!(*ready);
+    /// ```
     pub const fn new() -> Condvar {
         Condvar {
             queue: WaitQueue::new(()),
