@@ -574,6 +574,29 @@ pub struct Canceller(Weak<Inner>);
 impl Canceller {
     /// Cancels the context (and its children) with [`ContextError::Canceled`]; a no-op if
     /// it is done already. Callable from any thread.
+    ///
+    /// ```
+    /// use coronet::context::{Context, ContextError};
+    /// use std::time::Duration;
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let worker = {
+    ///     let ctx = ctx.clone();
+    ///     coronet::go(move || {
+    ///         let mut rounds = 0;
+    ///         while !ctx.is_done() {
+    ///             rounds += 1; // one unit of work, then check again
+    ///             coronet::time::sleep(Duration::from_millis(1));
+    ///         }
+    ///         (rounds, ctx.err())
+    ///     })
+    /// };
+    /// coronet::time::sleep(Duration::from_millis(10));
+    /// cancel.cancel(); // from another thread: the worker stops at its next check
+    /// let (_rounds, err) = worker.join().unwrap();
+    /// assert_eq!(err, Some(ContextError::Canceled));
+    /// cancel.cancel(); // a second cancel does nothing
+    /// ```
     pub fn cancel(&self) {
         if let Some(ctx) = self.0.upgrade() {
             ctx.cancel(ContextError::Canceled, false);

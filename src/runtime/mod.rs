@@ -86,17 +86,39 @@ impl Default for Builder {
 
 impl Builder {
     /// Defaults: one worker per available CPU, [`DEFAULT_STACK_SIZE`].
+    ///
+    /// ```
+    /// // In main(), before anything else touches coronet:
+    /// coronet::Builder::new().build_global()?;
+    /// assert!(coronet::stats().workers >= 1); // one per CPU
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
 
     /// The number of worker threads (at least 1).
+    ///
+    /// ```
+    /// coronet::Builder::new().workers(2).build_global()?;
+    /// assert_eq!(coronet::stats().workers, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn workers(mut self, n: usize) -> Builder {
         self.workers = n.max(1);
         self
     }
 
     /// The default usable stack size of a coroutine, in bytes.
+    ///
+    /// ```
+    /// // Many small coroutines: 64 KiB each instead of the default 256 KiB.
+    /// coronet::Builder::new().stack_size(64 << 10).build_global()?;
+    /// let handles: Vec<_> = (0..1000).map(|i| coronet::go(move || i)).collect();
+    /// let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    /// assert_eq!(sum, 499_500);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
         self
@@ -109,6 +131,18 @@ impl Builder {
     /// `AlreadyExists` if the runtime already started (anything that spawns, sleeps in a
     /// coroutine or waits through coronet starts it); or the OS error if a worker's epoll or
     /// thread cannot be created.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// coronet::Builder::new().workers(1).build_global()?;
+    /// coronet::go(|| ()).join().unwrap();
+    /// // Once the runtime runs, its configuration is fixed.
+    /// let err = coronet::Builder::new().workers(4).build_global().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    /// assert_eq!(coronet::stats().workers, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn build_global(self) -> io::Result<()> {
         let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
         if RUNTIME.get().is_some() {

@@ -61,6 +61,20 @@ impl Ticker {
     /// # Panics
     ///
     /// If `period` is zero.
+    ///
+    /// ```
+    /// use coronet::time::Ticker;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let start = Instant::now();
+    /// let ticker = Ticker::new(Duration::from_millis(5));
+    /// let mut last = start;
+    /// for _ in 0..3 {
+    ///     last = ticker.receiver().recv().unwrap(); // the time of the tick
+    /// }
+    /// ticker.stop();
+    /// assert!(last >= start + Duration::from_millis(15)); // never early
+    /// ```
     pub fn new(period: Duration) -> Ticker {
         let stopped = Arc::new(AtomicBool::new(false));
         Ticker {
