@@ -54,7 +54,7 @@ impl fmt::Debug for Dialer {
 }
 
 impl Dialer {
-    /// No timeout, any local address, keep-alive at Go's 15 s.
+    /// A dialer with Go's defaults: no timeout, any local address, keep-alive at 15 s.
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener};
@@ -416,7 +416,8 @@ impl fmt::Debug for ListenConfig {
 }
 
 impl ListenConfig {
-    /// Backlog from `/proc/sys/net/core/somaxconn`, `SO_REUSEADDR` on, nothing else.
+    /// A config with Go's defaults: backlog from `/proc/sys/net/core/somaxconn`,
+    /// `SO_REUSEADDR` on, nothing else.
     ///
     /// ```
     /// use coronet::net::ListenConfig;

@@ -227,7 +227,7 @@ impl TcpListener {
         })
     }
 
-    /// Sets `IP_TTL`.
+    /// Sets the time-to-live of outgoing packets (`IP_TTL`).
     ///
     /// ```
     /// use coronet::net::TcpListener;
@@ -242,7 +242,7 @@ impl TcpListener {
             .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
     }
 
-    /// Reads `IP_TTL`.
+    /// The time-to-live of outgoing packets (`IP_TTL`).
     ///
     /// ```
     /// use coronet::net::TcpListener;
@@ -574,7 +574,8 @@ impl TcpStream {
         self.sock.set_deadline(deadline)
     }
 
-    /// Go's `SetReadDeadline`.
+    /// Sets the read deadline (Go's `SetReadDeadline`): reads fail with `i/o timeout` after
+    /// it, including one already blocked; `None` clears it.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};
@@ -594,7 +595,8 @@ impl TcpStream {
         self.sock.set_read_deadline(deadline)
     }
 
-    /// Go's `SetWriteDeadline`.
+    /// Sets the write deadline (Go's `SetWriteDeadline`): writes fail with `i/o timeout`
+    /// after it, including one already blocked; `None` clears it.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};
@@ -677,7 +679,7 @@ impl TcpStream {
             .set_bool(libc::IPPROTO_TCP, libc::TCP_NODELAY, nodelay)
     }
 
-    /// Reads `TCP_NODELAY`.
+    /// Whether `TCP_NODELAY` is on, i.e. Nagle's algorithm is off.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};
@@ -692,7 +694,7 @@ impl TcpStream {
         self.sock.get_bool(libc::IPPROTO_TCP, libc::TCP_NODELAY)
     }
 
-    /// Sets `IP_TTL`.
+    /// Sets the time-to-live of outgoing packets (`IP_TTL`).
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};
@@ -708,7 +710,7 @@ impl TcpStream {
             .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
     }
 
-    /// Reads `IP_TTL`.
+    /// The time-to-live of outgoing packets (`IP_TTL`).
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};
@@ -754,7 +756,7 @@ impl TcpStream {
         self.sock.set_nonblocking(nonblocking)
     }
 
-    /// Go's `SetKeepAlive`.
+    /// Turns keep-alive probes on or off (`SO_KEEPALIVE`; Go's `SetKeepAlive`).
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};
@@ -844,7 +846,7 @@ impl TcpStream {
             .map_err(|e| self.sock.err("set", e))
     }
 
-    /// `SO_LINGER`.
+    /// The `SO_LINGER` setting: `None` when off, as it is by default.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};

@@ -601,7 +601,7 @@ impl UdpSocket {
         self.set_int(libc::IPPROTO_IP, libc::IP_TTL, ttl)
     }
 
-    /// Reads `IP_TTL`.
+    /// The time-to-live of outgoing packets (`IP_TTL`).
     ///
     /// ```
     /// use coronet::net::UdpSocket;
@@ -658,7 +658,7 @@ impl UdpSocket {
             .set_bool(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, on)
     }
 
-    /// Reads `IP_MULTICAST_LOOP`.
+    /// Whether this host's own members get the IPv4 multicast datagrams it sends.
     ///
     /// ```
     /// use coronet::net::UdpSocket;
@@ -686,7 +686,7 @@ impl UdpSocket {
         self.set_int(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl)
     }
 
-    /// Reads `IP_MULTICAST_TTL`.
+    /// The hop limit of outgoing IPv4 multicast datagrams (`IP_MULTICAST_TTL`).
     ///
     /// ```
     /// use coronet::net::UdpSocket;
@@ -714,7 +714,7 @@ impl UdpSocket {
             .set_bool(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, on)
     }
 
-    /// Reads `IPV6_MULTICAST_LOOP`.
+    /// Whether this host's own members get the IPv6 multicast datagrams it sends.
     ///
     /// ```
     /// use coronet::net::UdpSocket;

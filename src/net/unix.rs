@@ -743,7 +743,8 @@ impl UnixStream {
         self.sock.set_deadline(deadline)
     }
 
-    /// Go's `SetReadDeadline`.
+    /// Sets the read deadline (Go's `SetReadDeadline`): reads fail with `i/o timeout` after
+    /// it, including one already blocked; `None` clears it.
     ///
     /// ```
     /// use coronet::net::UnixStream;
@@ -760,7 +761,8 @@ impl UnixStream {
         self.sock.set_read_deadline(deadline)
     }
 
-    /// Go's `SetWriteDeadline`.
+    /// Sets the write deadline (Go's `SetWriteDeadline`): writes fail with `i/o timeout`
+    /// after it, including one already blocked; `None` clears it.
     ///
     /// ```
     /// use coronet::net::UnixStream;
@@ -1384,7 +1386,8 @@ impl UnixDatagram {
         self.sock.set_deadline(deadline)
     }
 
-    /// Go's `SetReadDeadline`.
+    /// Sets the read deadline (Go's `SetReadDeadline`): reads fail with `i/o timeout` after
+    /// it, including one already blocked; `None` clears it.
     ///
     /// ```
     /// use coronet::net::UnixDatagram;
@@ -1401,7 +1404,8 @@ impl UnixDatagram {
         self.sock.set_read_deadline(deadline)
     }
 
-    /// Go's `SetWriteDeadline`.
+    /// Sets the write deadline (Go's `SetWriteDeadline`): writes fail with `i/o timeout`
+    /// after it, including one already blocked; `None` clears it.
     ///
     /// ```
     /// use coronet::net::UnixDatagram;

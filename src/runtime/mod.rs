@@ -85,7 +85,7 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Defaults: one worker per available CPU, [`DEFAULT_STACK_SIZE`].
+    /// A builder with the defaults: one worker per available CPU, [`DEFAULT_STACK_SIZE`].
     ///
     /// ```
     /// // In main(), before anything else touches coronet:
