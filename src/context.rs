@@ -9,6 +9,11 @@
 //! [`lookup_host_context`](crate::net::lookup_host_context), which abort a connect or a
 //! lookup already in progress.
 //!
+//! Start from [`Context::background`] and derive children with
+//! [`with_cancel`](Context::with_cancel), [`with_deadline`](Context::with_deadline) or
+//! [`with_timeout`](Context::with_timeout); each returns the child and a [`Canceller`] that
+//! cancels it — explicitly or when dropped. [`ContextError`] says why a context ended.
+//!
 //! ```
 //! use coronet::context::Context;
 //! use std::time::Duration;
