@@ -61,13 +61,24 @@ pub use self::stats::{dump, stats, Stats};
 /// touches one or two), and 256 KiB × 100,000 coroutines is 25 GiB of virtual space, which
 /// 64-bit Linux gives freely. Shrink it per coroutine with `Spawn::stack_size` when you run
 /// hundreds of thousands of small ones.
+///
+/// ```
+/// // A deeply recursive parser gets four times the default; everything else keeps it.
+/// let h = coronet::Spawn::new()
+///     .stack_size(4 * coronet::DEFAULT_STACK_SIZE)
+///     .try_go(|| "parsed")?;
+/// assert_eq!(h.join().unwrap(), "parsed");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const DEFAULT_STACK_SIZE: usize = 256 << 10;
 
 /// Configures the global runtime before its first use.
 ///
 /// ```
-/// // in main(), before anything else touches coronet:
-/// let _ = coronet::Builder::new().workers(2).stack_size(128 << 10).build_global();
+/// // In main(), before anything else touches coronet:
+/// coronet::Builder::new().workers(2).stack_size(128 << 10).build_global()?;
+/// assert_eq!(coronet::stats().workers, 2);
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Builder {

@@ -95,12 +95,22 @@ pub fn stats() -> Stats {
 /// goroutine dump Go prints on SIGQUIT.
 ///
 /// ```
-/// let h = coronet::Spawn::new().name("sleeper").go(|| {
-///     coronet::time::sleep(std::time::Duration::from_millis(200))
-/// });
-/// std::thread::sleep(std::time::Duration::from_millis(50));
-/// assert!(coronet::dump().contains("sleeper"));
-/// h.join().unwrap();
+/// use std::time::Duration;
+///
+/// let (tx, rx) = coronet::chan::bounded::<()>(0);
+/// let h = coronet::Spawn::new().name("waiter").go(move || rx.recv());
+/// // Wait (generously) until it has parked on the channel.
+/// let mut listing = coronet::dump();
+/// for _ in 0..500 {
+///     if listing.contains("'waiter' [chan receive]") {
+///         break;
+///     }
+///     std::thread::sleep(Duration::from_millis(10));
+///     listing = coronet::dump();
+/// }
+/// assert!(listing.contains("'waiter' [chan receive]"), "{listing}");
+/// tx.send(()).unwrap();
+/// h.join().unwrap().unwrap();
 /// ```
 pub fn dump() -> String {
     let mut out = String::new();
