@@ -44,10 +44,9 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
 /// ```
 /// use std::time::Duration;
 /// let ticker = coronet::time::Ticker::new(Duration::from_millis(5));
-/// for _ in 0..3 {
-///     ticker.receiver().recv().unwrap();
-/// }
+/// let ticks: Vec<_> = ticker.receiver().iter().take(3).collect();
 /// ticker.stop();
+/// assert!(ticks[0] < ticks[1] && ticks[1] < ticks[2]); // one per period, in order
 /// ```
 #[derive(Debug)]
 pub struct Ticker {
