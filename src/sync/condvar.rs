@@ -210,7 +210,21 @@ impl Condvar {
     /// Wakes one waiter, the one that has waited longest. Does nothing if none waits.
     ///
     /// ```
-    /// coronet::sync::Condvar::new().notify_one(); // nobody waits: a no-op
+    /// use coronet::sync::{Condvar, Mutex};
+    /// use std::sync::Arc;
+    ///
+    /// let pair = Arc::new((Mutex::new(0), Condvar::new()));
+    /// let p = pair.clone();
+    /// let waiter = coronet::go(move || {
+    ///     let mut n = p.0.lock();
+    ///     while *n == 0 {
+    ///         n = p.1.wait(n);
+    ///     }
+    ///     *n
+    /// });
+    /// *pair.0.lock() = 5;
+    /// pair.1.notify_one();
+    /// assert_eq!(waiter.join().unwrap(), 5);
     /// ```
     pub fn notify_one(&self) {
         let w = self.queue.lock().pop_granted(NOTIFIED);
@@ -222,7 +236,26 @@ impl Condvar {
     /// Wakes every current waiter.
     ///
     /// ```
-    /// coronet::sync::Condvar::new().notify_all(); // nobody waits: a no-op
+    /// use coronet::sync::{Condvar, Mutex};
+    /// use std::sync::Arc;
+    ///
+    /// let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    /// let waiters: Vec<_> = (0..3)
+    ///     .map(|_| {
+    ///         let g = gate.clone();
+    ///         coronet::go(move || {
+    ///             let mut open = g.0.lock();
+    ///             while !*open {
+    ///                 open = g.1.wait(open);
+    ///             }
+    ///         })
+    ///     })
+    ///     .collect();
+    /// *gate.0.lock() = true;
+    /// gate.1.notify_all(); // one call wakes all three
+    /// for w in waiters {
+    ///     w.join().unwrap();
+    /// }
     /// ```
     pub fn notify_all(&self) {
         let ws = self.queue.lock().drain_granted(NOTIFIED);
