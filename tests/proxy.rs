@@ -1,0 +1,271 @@
+//! `examples/proxy.rs` as a program: bytes through it intact, EOF passed on in each
+//! direction, idle pairs closed, many pairs at once without leaking fds.
+//!
+//! The clients and the upstream are plain `std::net` on threads, so what is tested is the
+//! proxy alone.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Builds the examples once (a nested `cargo build`, same target dir) and returns the path
+/// of one. (Copied from `tests/examples.rs`.)
+fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--examples"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build --examples failed");
+    });
+    // target/debug/deps/proxy-HASH → target/debug/examples/NAME
+    let mut p = std::env::current_exe().unwrap();
+    p.pop();
+    p.pop();
+    p.push("examples");
+    p.push(name);
+    assert!(p.exists(), "{} not built", p.display());
+    p
+}
+
+/// The proxy on an ephemeral port in front of `upstream`; killed on drop.
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proxy {
+    /// Starts the proxy and reads its address from the first line
+    /// (`proxy: listening on ADDR`).
+    fn start(upstream: SocketAddr, idle_secs: &str) -> Proxy {
+        let mut child = Command::new(example("proxy"))
+            .args(["127.0.0.1:0", &upstream.to_string(), idle_secs])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.contains("listening on"), "proxy printed {first:?}");
+        let addr = first.trim().rsplit(' ').next().unwrap().parse().unwrap();
+        Proxy { child, addr }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+
+    /// Open fds of the proxy process.
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+
+    fn assert_alive(&mut self) {
+        let status = self.child.try_wait().unwrap();
+        assert!(status.is_none(), "proxy exited: {status:?}");
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An upstream that runs `serve` on a thread per connection.
+fn upstream(serve: fn(TcpStream)) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let s = s.unwrap();
+            thread::spawn(move || serve(s));
+        }
+    });
+    addr
+}
+
+/// Echoes until EOF, then passes the EOF back.
+fn echo(s: TcpStream) {
+    let _ = std::io::copy(&mut &s, &mut &s);
+    let _ = s.shutdown(Shutdown::Write);
+}
+
+fn pattern(len: usize, seed: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 11) ^ seed) as u8)
+        .collect()
+}
+
+/// Writes `data` on a thread, then half-closes; reads everything that comes back.
+fn round_trip(s: TcpStream, data: Vec<u8>) -> Vec<u8> {
+    let mut w = s.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        w.write_all(&data).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    (&s).read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    back
+}
+
+#[test]
+fn a_multi_megabyte_transfer_arrives_intact() {
+    let mut proxy = Proxy::start(upstream(echo), "30");
+    let data = pattern(16 << 20, 7);
+    let back = round_trip(proxy.connect(), data.clone());
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "bytes changed on the way");
+    proxy.assert_alive();
+}
+
+#[test]
+fn eof_is_passed_on_and_the_other_direction_keeps_going() {
+    // The upstream reads the whole request (so it must see our EOF), then answers with
+    // more than any socket buffer holds, then closes.
+    fn answer_after_eof(mut s: TcpStream) {
+        let mut req = Vec::new();
+        s.read_to_end(&mut req).unwrap();
+        let answer = pattern(4 << 20, req.len());
+        s.write_all(format!("{}\n", req.len()).as_bytes()).unwrap();
+        s.write_all(&answer).unwrap();
+    }
+    let proxy = Proxy::start(upstream(answer_after_eof), "30");
+    let mut c = proxy.connect();
+    c.write_all(&[b'q'; 1000]).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    let header = b"1000\n";
+    assert_eq!(&back[..header.len()], header, "the upstream saw our EOF");
+    assert!(
+        back[header.len()..] == pattern(4 << 20, 1000),
+        "answer after half-close"
+    );
+
+    // The other way round: the upstream finishes first, we keep sending.
+    fn speak_first(mut s: TcpStream) {
+        s.write_all(b"hello\n").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest.len(), 3 << 20);
+    }
+    let proxy = Proxy::start(upstream(speak_first), "30");
+    let mut c = proxy.connect();
+    let mut hello = Vec::new();
+    (&c).read_to_end(&mut hello).unwrap(); // EOF arrives while our side is open
+    assert_eq!(hello, b"hello\n");
+    c.write_all(&pattern(3 << 20, 1)).unwrap();
+}
+
+#[test]
+fn an_idle_pair_is_closed_and_an_active_one_is_not() {
+    let idle = Duration::from_millis(600);
+    let proxy = Proxy::start(upstream(echo), "0.6");
+    let mut c = proxy.connect();
+    // Active for three idle periods: one byte each 150 ms keeps the pair open.
+    let start = Instant::now();
+    while start.elapsed() < idle * 3 {
+        c.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"x");
+        thread::sleep(Duration::from_millis(150));
+    }
+    // Now silent: the proxy closes within idle × 1.25 plus scheduling slack.
+    let quiet = Instant::now();
+    let mut b = [0u8; 1];
+    let r = c.read(&mut b);
+    let waited = quiet.elapsed();
+    assert!(
+        matches!(r, Ok(0))
+            || r.as_ref()
+                .is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock),
+        "expected a close, got {r:?}"
+    );
+    assert!(
+        waited >= idle - Duration::from_millis(50),
+        "closed early: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(10), "closed late: {waited:?}");
+}
+
+#[test]
+fn a_dead_upstream_closes_the_client() {
+    // A port nobody listens on: bind, learn the port, close.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut proxy = Proxy::start(dead, "30");
+    let mut c = proxy.connect();
+    let mut b = [0u8; 8];
+    let r = c.read(&mut b);
+    assert!(
+        matches!(r, Ok(0))
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{r:?}"
+    );
+    proxy.assert_alive();
+}
+
+#[test]
+fn many_concurrent_pairs_and_no_fd_left_behind() {
+    const CONNS: usize = 300;
+    const EACH: usize = 64 << 10;
+    let mut proxy = Proxy::start(upstream(echo), "30");
+    let baseline = proxy.fds();
+    // All connected before any finishes, so the proxy holds every pair at once.
+    let conns: Vec<TcpStream> = (0..CONNS).map(|_| proxy.connect()).collect();
+    let workers: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| thread::spawn(move || round_trip(c, pattern(EACH, i)) == pattern(EACH, i)))
+        .collect();
+    let intact = workers
+        .into_iter()
+        .map(|w| w.join().unwrap())
+        .filter(|&ok| ok)
+        .count();
+    assert_eq!(intact, CONNS);
+    // Every pair closes once both sides said EOF: the proxy's fds return to where they were.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.fds() > baseline && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        proxy.fds(),
+        baseline,
+        "fds left open after every pair closed"
+    );
+    proxy.assert_alive();
+}
+
+#[test]
+fn bad_arguments_get_a_usage_message() {
+    for args in [
+        &["127.0.0.1:0", "127.0.0.1:1", "soon"][..],
+        &["127.0.0.1:0", "127.0.0.1:1", "-1"],
+        &["127.0.0.1:0", "no-port-here"],
+    ] {
+        let out = Command::new(example("proxy")).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("usage: proxy"), "{args:?}: {err}");
+    }
+}
