@@ -179,18 +179,21 @@ fn an_idle_pair_is_closed_and_an_active_one_is_not() {
     let mut c = proxy.connect();
     // Active for three idle periods: one byte each 150 ms keeps the pair open.
     let start = Instant::now();
-    while start.elapsed() < idle * 3 {
+    let last_byte = loop {
         c.write_all(b"x").unwrap();
         let mut b = [0u8; 1];
         c.read_exact(&mut b).unwrap();
         assert_eq!(&b, b"x");
+        if start.elapsed() >= idle * 3 {
+            break Instant::now();
+        }
         thread::sleep(Duration::from_millis(150));
-    }
-    // Now silent: the proxy closes within idle × 1.25 plus scheduling slack.
-    let quiet = Instant::now();
+    };
+    // Now silent: the proxy closes `idle`..`1.25 idle` after the last byte moved (which was
+    // before we read it), plus scheduling slack.
     let mut b = [0u8; 1];
     let r = c.read(&mut b);
-    let waited = quiet.elapsed();
+    let waited = last_byte.elapsed();
     assert!(
         matches!(r, Ok(0))
             || r.as_ref()
