@@ -240,7 +240,7 @@ fn a_refused_upstream_closes_the_client_cleanly() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut proxy = Proxy::start(dead, "30");
+    let proxy = Proxy::start(dead, "30");
     for _ in 0..3 {
         let mut c = proxy.connect();
         let mut b = [0u8; 8];
