@@ -8,7 +8,9 @@
 //!
 //! The protocol is lines, so `nc` is a client: the server asks `* nickname?`, the first line
 //! is the nickname, every later line goes to everyone else as `nick: text`. Lines starting
-//! with `*` are the server's: welcome, joins, leaves.
+//! with `*` are the server's: welcome, joins, leaves. `/quit` (or end of input, Ctrl-D in
+//! `nc`) leaves: the server says `* bye`, the others hear `* nick left`, and the connection
+//! is closed after everything queued for the client has been written.
 //!
 //! # Who owns what
 //!
@@ -73,6 +75,8 @@ enum Event {
 enum Why {
     /// EOF or a broken connection.
     Quit,
+    /// The client sent `/quit`.
+    Bye,
     /// Nothing read for the idle time.
     Idle,
     /// A line over `MAX_LINE` bytes.
@@ -163,6 +167,7 @@ fn serve(id: u64, conn: TcpStream, events: Sender<Event>, idle: Duration) {
     let why = loop {
         match next_line(&mut lines) {
             Ok(Some(text)) if text.is_empty() => {}
+            Ok(Some(text)) if text == "/quit" => break Why::Bye,
             Ok(Some(text)) => {
                 if events.send(Event::Say { id, text }).is_err() {
                     return;
@@ -254,6 +259,7 @@ fn hub(events: Receiver<Event>) {
                 if let Some(c) = clients.remove(&id) {
                     let (to_them, to_others) = match why {
                         Why::Quit => (None, ""),
+                        Why::Bye => (Some("* bye\n"), ""),
                         Why::Idle => (Some("* idle for too long, bye\n"), " (idle)"),
                         Why::TooLong => (Some("* line too long, bye\n"), " (line too long)"),
                     };

@@ -1,6 +1,8 @@
 //! `examples/chat.rs` as a program, with `std::net` clients: broadcast order and content,
 //! join and leave notices, a client that never reads is dropped without stalling the
-//! others, idle clients time out, bad input ends only its own connection.
+//! others, idle clients time out, bad input ends only its own connection, and leaving
+//! (`/quit`, end of input, a vanished client) is announced and closes the connection with
+//! a FIN, leaving no fd behind.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -73,6 +75,13 @@ impl Server {
         let status = self.child.try_wait().unwrap();
         assert!(status.is_none(), "chat exited: {status:?}");
     }
+
+    /// Open fds of the server process.
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
 }
 
 impl Drop for Server {
@@ -111,6 +120,15 @@ impl Client {
     /// Reads until EOF, returning the lines; fails if none comes within the read timeout.
     fn rest(&mut self) -> Vec<String> {
         std::iter::from_fn(|| self.line()).collect()
+    }
+
+    /// Reads until EOF, which must be a clean close (FIN): a reset fails.
+    fn rest_until_eof(&mut self) -> Vec<String> {
+        let mut all = String::new();
+        if let Err(e) = self.lines.read_to_string(&mut all) {
+            panic!("expected a clean close after {all:?}, got {e}");
+        }
+        all.lines().map(String::from).collect()
     }
 }
 
@@ -210,20 +228,21 @@ fn a_client_that_never_reads_is_dropped_and_nobody_else_stalls() {
 
 #[test]
 fn an_idle_client_times_out_while_a_talking_one_stays() {
-    let idle = Duration::from_millis(500);
-    let server = Server::start("0.5");
+    let idle = Duration::from_secs(1);
+    let server = Server::start("1");
     let mut quiet = server.join("quiet");
     let joined = Instant::now();
     quiet.expect("* welcome, quiet; nobody else is here");
     let mut talker = server.join("talker");
     talker.expect("* welcome, talker; here: quiet");
-    // The talker speaks every 150 ms for three idle periods: it never times out, and hearing
-    // lines does not keep `quiet` alive (only what a client sends does).
+    // The talker speaks every 100 ms for two idle periods: it never times out (only a 900 ms
+    // stall of this thread could make it), and hearing lines does not keep `quiet` alive
+    // (only what a client sends does).
     let talking = thread::spawn(move || {
         let start = Instant::now();
-        while start.elapsed() < idle * 3 {
+        while start.elapsed() < idle * 2 {
             talker.say("tick");
-            thread::sleep(Duration::from_millis(150));
+            thread::sleep(Duration::from_millis(100));
         }
         talker
     });
@@ -279,5 +298,81 @@ fn bad_input_ends_only_its_own_connection() {
     alice.expect("* odd left");
     let mut rest = Vec::new();
     let _ = odd.lines.read_to_end(&mut rest);
+    server.assert_alive();
+}
+
+#[test]
+fn leaving_is_announced_and_every_connection_closes_cleanly() {
+    let mut server = Server::start("30");
+    // The first `close` in a process opens coronet's one placeholder socket (a closed
+    // stream's fd number points at it until the stream is dropped; see `src/poll/fd.rs`),
+    // which then lives as long as the process: a first client comes and goes before the
+    // count is taken.
+    let mut first = server.join("first");
+    first.expect("* welcome, first; nobody else is here");
+    first.say("/quit");
+    assert_eq!(first.rest_until_eof(), ["* bye"]);
+    let mut alice = server.join("alice");
+    alice.expect("* welcome, alice; nobody else is here");
+    let base = server.fds() - 1; // alice's connection
+
+    // `/quit`: a goodbye, then EOF (not a reset); the others are told.
+    let mut bob = server.join("bob");
+    bob.expect("* welcome, bob; here: alice");
+    alice.expect("* bob joined");
+    bob.say("/quit");
+    assert_eq!(bob.rest_until_eof(), ["* bye"]);
+    alice.expect("* bob left");
+
+    // End of input (Ctrl-D in nc): the server closes its side too.
+    let mut carol = server.join("carol");
+    carol.expect("* welcome, carol; here: alice");
+    alice.expect("* carol joined");
+    carol.s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(carol.rest_until_eof().is_empty());
+    alice.expect("* carol left");
+
+    // Twenty clients join and quit at once: each is announced joining, then leaving.
+    let quitters: Vec<_> = (0..20)
+        .map(|i| {
+            let mut c = server.join(&format!("q{i}"));
+            thread::spawn(move || {
+                c.line().expect("a welcome");
+                c.say("/quit");
+                // Joins of the others may come before the goodbye.
+                let rest = c.rest_until_eof();
+                assert_eq!(rest.last().map(String::as_str), Some("* bye"), "q{i}");
+            })
+        })
+        .collect();
+    for q in quitters {
+        q.join().unwrap();
+    }
+    let mut joined = [false; 20];
+    let mut left = 0;
+    while left < 20 {
+        let l = alice.line().expect("alice was disconnected");
+        let (nick, what) = l
+            .strip_prefix("* q")
+            .and_then(|r| r.split_once(' '))
+            .unwrap_or_else(|| panic!("unexpected line {l:?}"));
+        let i: usize = nick.parse().unwrap();
+        match what {
+            "joined" => joined[i] = true,
+            "left" => {
+                assert!(joined[i], "q{i} left before it joined");
+                left += 1;
+            }
+            _ => panic!("unexpected line {l:?}"),
+        }
+    }
+
+    // Every connection the server accepted is closed once its client is gone.
+    drop(alice);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.fds() > base && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.fds(), base, "fds left open after every client left");
     server.assert_alive();
 }

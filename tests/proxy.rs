@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -126,6 +127,26 @@ fn upstream(serve: fn(TcpStream)) -> SocketAddr {
 fn echo(s: TcpStream) {
     let _ = std::io::copy(&mut &s, &mut &s);
     let _ = s.shutdown(Shutdown::Write);
+}
+
+/// Closes `s` with a reset (`SO_LINGER` 0) rather than a FIN.
+fn reset(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the fd is open while `s` lives; `linger` is a valid `struct linger` and the
+    // length says so.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
 }
 
 fn pattern(len: usize, seed: usize) -> Vec<u8> {
@@ -262,6 +283,24 @@ fn many_concurrent_pairs_and_no_fd_left_behind() {
     const CONNS: usize = 300;
     const EACH: usize = 64 << 10;
     let mut proxy = Proxy::start(upstream(echo), "30");
+    // First a client that resets its connection mid-pair: the proxy's copy fails and closes
+    // both sockets. That first `close` also opens coronet's one placeholder socket (a closed
+    // stream's fd number points at it until the stream drops; see `src/poll/fd.rs`), which
+    // lives as long as the process, so the baseline is taken after it.
+    let before = proxy.fds();
+    let mut c = proxy.connect();
+    c.write_all(b"hi").unwrap();
+    c.read_exact(&mut [0u8; 2]).unwrap();
+    reset(c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.fds() != before + 1 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        proxy.fds(),
+        before + 1,
+        "a reset pair is closed (+1: the placeholder)"
+    );
     let baseline = proxy.fds();
     // All connected before any finishes, so the proxy holds every pair at once.
     let conns: Vec<TcpStream> = (0..CONNS).map(|_| proxy.connect()).collect();
