@@ -1,6 +1,6 @@
 //! `examples/proxy.rs` across a faulty network: loss, reordering and delay between real
-//! network namespaces. Needs root with `ip` and `tc` (Debian's `iproute2`); otherwise each
-//! test prints why it skipped and passes.
+//! network namespaces. Needs root and `ip` (Debian's `iproute2`, which also has `tc`);
+//! otherwise each test prints why it skipped and passes.
 //!
 //! ```text
 //!   namespace A                      namespace R (router)                 namespace B
@@ -13,30 +13,39 @@
 //! interfaces rather than on the endpoints: a packet a host's own qdisc drops is reported
 //! to its TCP at once and simply sent again, which is no loss at all.
 //!
-//! The faults are netem's (`loss 1% delay 10ms 5ms reorder 10% 50%`) where the kernel has
-//! it. Kernels built without netem (this sandbox's, for one) get the same three faults
-//! from what they have: an htb qdisc with three classes and a classic-BPF classifier that
-//! draws the kernel's random number for every packet — 1 % go to a class whose queue
-//! holds nothing (lost), 10 % to a 4 Mbit/s class with a short queue (delayed up to ~90
-//! ms and overtaken by later packets: reordered), the rest pass at once.
+//! The faults are netem's (`loss 0.5% delay 5ms 3ms`: every packet through the router is
+//! held 2 to 8 ms, uniformly, so packets sent less than 6 ms apart overtake each other, and
+//! one in 200 is dropped) where the kernel has netem. Kernels built without it (this
+//! sandbox's, for one: no `sch_netem`, no modules) get the same faults from a delay line in
+//! userspace: R routes every packet it forwards into a TUN device, a thread of this test
+//! reads it, drops it or holds it for its delay, and writes it back into the TUN device,
+//! from where R routes it on. Either way the sending kernels see a real lossy, slow,
+//! reordering path between them.
 //!
 //! The client and upstream are threads of this test that moved into namespace A with
 //! `setns(2)` (a network namespace is per thread); the proxy runs in B under
 //! `ip netns exec`. The namespaces have unique names and are deleted on drop, also when a
 //! check fails.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const CLIENT_IP: &str = "192.0.2.1";
+/// The faults on every packet the router forwards: lost with this probability (percent) …
+const LOSS_PERCENT: f64 = 0.5;
+/// … else held for `DELAY` ± `JITTER` (uniform).
+const DELAY: Duration = Duration::from_millis(5);
+const JITTER: Duration = Duration::from_millis(3);
 const PROXY_IP: &str = "198.51.100.1";
 
 /// Builds the examples once (a nested `cargo build`, same target dir) and returns the path
@@ -83,7 +92,9 @@ struct Net {
     r: String,
     b: String,
     /// Which faults R applies, for the test's output.
-    faults: &'static str,
+    faults: String,
+    /// The userspace faults, when the kernel has no netem; stopped before R is deleted.
+    delay_line: Option<DelayLine>,
 }
 
 impl Net {
@@ -93,10 +104,9 @@ impl Net {
         if unsafe { libc::geteuid() } != 0 {
             return Err("not running as root (network namespaces need CAP_NET_ADMIN)".into());
         }
-        for tool in ["ip", "tc"] {
-            if Command::new(tool).arg("-V").output().is_err() {
-                return Err(format!("`{tool}` is not installed (Debian: iproute2)"));
-            }
+        // `tc` comes with `ip`; without it (or without netem) the delay line stands in.
+        if Command::new("ip").arg("-V").output().is_err() {
+            return Err("`ip` is not installed (Debian: iproute2)".into());
         }
         static RUN: AtomicUsize = AtomicUsize::new(0);
         let id = format!(
@@ -108,7 +118,8 @@ impl Net {
             a: String::new(),
             r: String::new(),
             b: String::new(),
-            faults: "",
+            faults: String::new(),
+            delay_line: None,
         };
         // Named one at a time so that drop deletes exactly those that were made.
         for (field, side) in [(&mut net.a, "a"), (&mut net.r, "r"), (&mut net.b, "b")] {
@@ -158,56 +169,52 @@ impl Net {
         )
     }
 
-    /// Puts loss, delay and reordering on both of R's interfaces: netem if the kernel has
-    /// it, else htb + a random BPF classifier (see the file's header).
-    fn add_faults(&self) -> Result<&'static str, String> {
-        let r = self.r.as_str();
+    /// Puts loss, delay and reordering on everything R forwards: netem on both of R's
+    /// interfaces if the kernel has it, else the same faults from a userspace delay line
+    /// (see the file's header).
+    fn add_faults(&mut self) -> Result<String, String> {
+        let r = self.r.clone();
         let tc = |args: String| run("tc", &args.split(' ').collect::<Vec<_>>());
-        let netem = ["r0", "r1"].iter().try_for_each(|dev| {
-            tc(format!(
-                "-n {r} qdisc add dev {dev} root netem loss 1% delay 10ms 5ms reorder 10% 50%"
-            ))
-        });
-        if netem.is_ok() {
-            return Ok("netem: loss 1%, delay 10ms ±5ms, reorder 10%");
-        }
-        // Classic BPF, one instruction per entry (code jt jf k):
-        //   ld  rand                  A = a random u32 (SKF_AD_OFF + SKF_AD_RANDOM)
-        //   jge 1% of 2^32, +1        A <  1%:  class 1:30, which drops
-        //   ret 0x10030
-        //   jge 11% of 2^32, +1       A < 11%:  class 1:20, slow
-        //   ret 0x10020
-        //   ret 0x10010               else:     class 1:10, fast
-        let bpf = "6,32 0 0 4294963256,53 1 0 42949673,6 0 0 65584,\
-                   53 1 0 472446402,6 0 0 65568,6 0 0 65552";
+        let spec = format!(
+            "loss {LOSS_PERCENT}% delay {}ms {}ms",
+            DELAY.as_millis(),
+            JITTER.as_millis()
+        );
+        let netem = ["r0", "r1"]
+            .iter()
+            .try_for_each(|dev| tc(format!("-n {r} qdisc add dev {dev} root netem {spec}")));
+        let no_netem = match netem {
+            Ok(()) => return Ok(format!("netem on the router: {spec}")),
+            Err(e) => e,
+        };
+        // Everything arriving on r0 or r1 is routed into the TUN device `d0`; what the delay
+        // line writes back to `d0` is routed on by the main table as usual.
+        let tun = self
+            .within(&r, || open_tun("d0"))
+            .map_err(|e| format!("no netem ({no_netem}), and no TUN device either: {e}"))?;
+        let ip = |args: &str| run("ip", &args.split(' ').collect::<Vec<_>>());
+        ip(&format!("-n {r} link set d0 up"))?;
+        ip(&format!("-n {r} route add default dev d0 table 100"))?;
         for dev in ["r0", "r1"] {
-            let q = format!("-n {r} qdisc add dev {dev}");
-            let c = format!("-n {r} class add dev {dev} parent 1: classid");
-            let steps = [
-                format!("{q} root handle 1: htb default 10 r2q 100000"),
-                format!("{c} 1:10 htb rate 10gbit"),
-                format!("{c} 1:20 htb rate 4mbit quantum 1514"),
-                format!("{q} parent 1:20 pfifo limit 30"),
-                format!("{c} 1:30 htb rate 10gbit"),
-                format!("{q} parent 1:30 pfifo limit 0"),
-            ];
-            for step in steps {
-                tc(step).map_err(|e| format!("no netem ({netem:?}), and no htb either: {e}"))?;
-            }
-            // The program has spaces inside one argument: not split.
-            run(
-                "tc",
-                &[
-                    "-n", r, "filter", "add", "dev", dev, "parent", "1:", "protocol", "all", "bpf",
-                    "bytecode", bpf,
-                ],
-            )
-            .map_err(|e| format!("no netem ({netem:?}), and no BPF classifier either: {e}"))?;
+            ip(&format!("-n {r} rule add iif {dev} lookup 100 pref 100"))?;
         }
-        Ok(
-            "no netem in this kernel; htb + random BPF classifier: loss 1%, 10% delayed \
-            ≤90 ms and reordered",
-        )
+        // Packets come back in on d0 from addresses d0 has no route to: no reverse-path
+        // filtering.
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &r,
+                "sh",
+                "-c",
+                "for f in all default d0; do echo 0 > /proc/sys/net/ipv4/conf/$f/rp_filter; done",
+            ],
+        )?;
+        self.delay_line = Some(DelayLine::start(tun));
+        Ok(format!(
+            "no netem in this kernel ({no_netem}); userspace delay line on the router: {spec}"
+        ))
     }
 
     /// Runs `f` on a thread inside namespace `ns` and returns its result. Threads `f`
@@ -241,12 +248,140 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
+        drop(self.delay_line.take());
         for ns in [&self.a, &self.r, &self.b] {
             if !ns.is_empty() {
                 // Ignored: nothing more can be done in a destructor; the name is unique,
                 // so a leftover never disturbs another run.
                 let _ = run("ip", &["netns", "del", ns]);
             }
+        }
+    }
+}
+
+/// `TUNSETIFF` and its flags, from `<linux/if_tun.h>` (not in the libc crate for Linux).
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+
+/// Creates the TUN device `name` in the calling thread's network namespace: an fd on which
+/// each `read` is one IP packet routed into the device and each `write` injects one as if
+/// it had arrived on it.
+fn open_tun(name: &str) -> io::Result<OwnedFd> {
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")?;
+    // `struct ifreq`: the name, then a union whose first member is the flags; 40 bytes.
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let mut req = IfReq {
+        name: [0; 16],
+        flags: IFF_TUN | IFF_NO_PI,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: the fd is open (we own `file`); `req` is a valid, NUL-terminated ifreq the
+    // kernel reads and writes within its 40 bytes.
+    if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file.into())
+}
+
+/// netem in userspace: a thread that reads packets from a TUN device, drops `LOSS_PERCENT`
+/// of them, and writes the others back after `DELAY` ± `JITTER`, in the order they fall due.
+struct DelayLine {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl DelayLine {
+    fn start(tun: OwnedFd) -> DelayLine {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = thread::spawn(move || {
+            // xorshift64*, seeded from the clock: a different loss pattern each run.
+            let mut seed = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1;
+            let mut random = move || {
+                seed ^= seed >> 12;
+                seed ^= seed << 25;
+                seed ^= seed >> 27;
+                (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+            };
+            // Packets waiting, by due time; the sequence number keeps the heap total.
+            let mut held: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>> = BinaryHeap::new();
+            let mut seq = 0u64;
+            let mut buf = vec![0u8; 65536];
+            while !stopped.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                // Hand back what is due; errors (the namespace going away) are ignored.
+                while let Some(Reverse((due, _, _))) = held.peek() {
+                    if *due > now {
+                        break;
+                    }
+                    let Reverse((_, _, packet)) = held.pop().unwrap();
+                    // SAFETY: the fd is open (`tun` lives in this closure); `packet` is
+                    // valid for reads of its length.
+                    let _ = unsafe {
+                        libc::write(tun.as_raw_fd(), packet.as_ptr().cast(), packet.len())
+                    };
+                }
+                // Wait for a packet, at most until the next one is due (or 50 ms, to see
+                // `stop`).
+                let wait = held
+                    .peek()
+                    .map_or(Duration::from_millis(50), |Reverse((due, _, _))| {
+                        due.saturating_duration_since(now)
+                    })
+                    .min(Duration::from_millis(50));
+                let mut pfd = libc::pollfd {
+                    fd: tun.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // Round up: a 0 ms poll while a packet is due in 0.4 ms would spin.
+                let ms = wait.as_micros().div_ceil(1000) as libc::c_int;
+                // SAFETY: `pfd` is one valid pollfd, as the count says.
+                if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+                    continue;
+                }
+                // SAFETY: the fd is open; `buf` is valid for writes of its length.
+                let n = unsafe { libc::read(tun.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n <= 0 {
+                    continue;
+                }
+                if random() * 100.0 < LOSS_PERCENT {
+                    continue;
+                }
+                let jitter = JITTER.as_secs_f64() * (2.0 * random() - 1.0);
+                let due = Instant::now() + DELAY.mul_f64(1.0 + jitter / DELAY.as_secs_f64());
+                seq += 1;
+                held.push(Reverse((due, seq, buf[..n as usize].to_vec())));
+            }
+        });
+        DelayLine {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for DelayLine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            // Ignored: a panic there has already been printed, and this may run while a
+            // test is failing.
+            let _ = t.join();
         }
     }
 }
@@ -371,16 +506,38 @@ fn deadlines_fire_on_time_across_a_slow_lossy_link() {
         // Active for two idle periods, a byte every 200 ms: the proxy keeps the pair open
         // although packets are lost, delayed and reordered.
         let start = Instant::now();
-        while start.elapsed() < idle * 2 {
+        let mut rtts = Vec::new();
+        let quiet = loop {
             s.set_read_deadline(Some(Instant::now() + Duration::from_secs(10)))
                 .unwrap();
+            let sent = Instant::now();
             s.write_all(b"p").unwrap();
             let mut b = [0u8; 1];
             s.read_exact(&mut b)
                 .expect("the pair was closed while active");
+            rtts.push(sent.elapsed());
+            if start.elapsed() >= idle * 2 {
+                // The last byte has moved (its ACK reaches the proxy a little later).
+                break Instant::now();
+            }
             thread::sleep(Duration::from_millis(200));
-        }
-        let quiet = Instant::now();
+        };
+        // The delay is real: a round trip crosses the router four times (client → proxy →
+        // upstream and back), each at least `DELAY - JITTER`.
+        rtts.sort();
+        let floor = (DELAY - JITTER) * 4;
+        assert!(
+            rtts[0] >= floor,
+            "a round trip took {:?} (< {floor:?}): the delay did not apply",
+            rtts[0]
+        );
+        eprintln!(
+            "{} round trips through the proxy: {:?} to {:?}, median {:?}",
+            rtts.len(),
+            rtts[0],
+            rtts[rtts.len() - 1],
+            rtts[rtts.len() / 2]
+        );
 
         // A read deadline with nothing to read: fires after, never before, and soon after.
         let wait = Duration::from_millis(600);
