@@ -300,7 +300,10 @@ fn broadcast(clients: &mut BTreeMap<u64, Client>, line: String, except: Option<u
                 .expect("a client found full is in the list");
             eprintln!("chat: dropping {}: {QUEUE} lines behind", c.nick);
             // The writer may be blocked in a write to a peer that reads nothing: closing
-            // the socket is what frees it (and the reader). Ignored: already closed.
+            // the socket is what frees it (and the reader). Linger 0 makes the close a
+            // reset, so the kernel drops the backlog (megabytes, for a peer that stopped
+            // reading) instead of keeping it to deliver. Ignored: already closed.
+            let _ = c.conn.set_linger(Some(Duration::ZERO));
             let _ = c.conn.close();
             pending.push((format!("* {} left (too slow)\n", c.nick).into(), None));
         }

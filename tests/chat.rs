@@ -63,6 +63,7 @@ impl Server {
         let s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut c = Client {
+            nick: nick.to_string(),
             lines: BufReader::new(s.try_clone().unwrap()),
             s,
         };
@@ -92,6 +93,8 @@ impl Drop for Server {
 }
 
 struct Client {
+    /// For failure messages.
+    nick: String,
     s: TcpStream,
     lines: BufReader<TcpStream>,
 }
@@ -109,7 +112,7 @@ impl Client {
             Ok(_) => Some(l.trim_end_matches('\n').to_string()),
             // A reset after the server closed on us counts as the end too.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
-            Err(e) => panic!("read: {e}"),
+            Err(e) => panic!("{}: read: {e}", self.nick),
         }
     }
 

@@ -9,7 +9,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -111,12 +111,13 @@ impl Drop for Proxy {
 }
 
 /// An upstream that runs `serve` on a thread per connection.
-fn upstream(serve: fn(TcpStream)) -> SocketAddr {
+fn upstream(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
+    let serve = Arc::new(serve);
     thread::spawn(move || {
         for s in l.incoming() {
-            let s = s.unwrap();
+            let (s, serve) = (s.unwrap(), serve.clone());
             thread::spawn(move || serve(s));
         }
     });
@@ -202,20 +203,34 @@ fn eof_is_passed_on_and_the_other_direction_keeps_going() {
         "answer after half-close"
     );
 
-    // The other way round: the upstream finishes first, we keep sending.
-    fn speak_first(mut s: TcpStream) {
-        s.write_all(b"hello\n").unwrap();
-        s.shutdown(Shutdown::Write).unwrap();
-        let mut rest = Vec::new();
-        s.read_to_end(&mut rest).unwrap();
-        assert_eq!(rest.len(), 3 << 20);
-    }
-    let proxy = Proxy::start(upstream(speak_first), "30");
+    // The other way round: the upstream finishes first, we keep sending; the upstream
+    // reports what it received.
+    let (got_tx, got) = mpsc::channel();
+    let got_tx = Mutex::new(got_tx);
+    let proxy = Proxy::start(
+        upstream(move |mut s| {
+            s.write_all(b"hello\n").unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            let r = s.read_to_end(&mut rest).map(|_| rest);
+            let _ = got_tx.lock().unwrap().send(r);
+        }),
+        "30",
+    );
     let mut c = proxy.connect();
     let mut hello = Vec::new();
     (&c).read_to_end(&mut hello).unwrap(); // EOF arrives while our side is open
     assert_eq!(hello, b"hello\n");
     c.write_all(&pattern(3 << 20, 1)).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let rest = got
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the upstream saw our EOF")
+        .expect("the upstream read without error");
+    assert!(
+        rest == pattern(3 << 20, 1),
+        "bytes sent after the upstream's EOF"
+    );
 }
 
 #[test]
