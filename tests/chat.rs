@@ -64,6 +64,7 @@ impl Server {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut c = Client {
             nick: nick.to_string(),
+            last: String::new(),
             lines: BufReader::new(s.try_clone().unwrap()),
             s,
         };
@@ -93,8 +94,9 @@ impl Drop for Server {
 }
 
 struct Client {
-    /// For failure messages.
+    /// For failure messages: who, and the start of the last line read.
     nick: String,
+    last: String,
     s: TcpStream,
     lines: BufReader<TcpStream>,
 }
@@ -109,10 +111,13 @@ impl Client {
         let mut l = String::new();
         match self.lines.read_line(&mut l) {
             Ok(0) => None,
-            Ok(_) => Some(l.trim_end_matches('\n').to_string()),
+            Ok(_) => {
+                self.last = l.chars().take(40).collect();
+                Some(l.trim_end_matches('\n').to_string())
+            }
             // A reset after the server closed on us counts as the end too.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
-            Err(e) => panic!("{}: read: {e}", self.nick),
+            Err(e) => panic!("{}: read: {e} (after {:?})", self.nick, self.last),
         }
     }
 
