@@ -181,11 +181,20 @@ fn a_client_that_never_reads_is_dropped_and_nobody_else_stalls() {
     let mut server = Server::start("30");
     let mut alice = server.join("alice");
     alice.expect("* welcome, alice; nobody else is here");
-    let mut readers = [server.join("bob"), server.join("carol")];
+    // One at a time, each welcomed before the next connects: readers on different
+    // coroutines reach the hub in any order, and a reader that joined after slow would
+    // never hear "slow joined" (a race that made this test wait out its read timeout).
+    let mut bob = server.join("bob");
+    bob.expect("* welcome, bob; here: alice");
+    let mut carol = server.join("carol");
+    carol.expect("* welcome, carol; here: alice, bob");
+    bob.expect("* carol joined");
+    let mut readers = [bob, carol];
     let mut slow = server.join("slow");
+    slow.expect("* welcome, slow; here: alice, bob, carol");
     // Once the others have heard "slow joined", the hub has slow in its list.
     for r in readers.iter_mut() {
-        while r.line().expect("joins") != "* slow joined" {}
+        r.expect("* slow joined");
     }
 
     // Alice talks in batches; bob and carol read each batch whole before the next, so they
