@@ -72,12 +72,15 @@ fn serve(listener: TcpListener, config: Arc<ServerConfig>) {
                 backoff = Duration::ZERO;
                 let config = config.clone();
                 coronet::go(move || {
-                    let peer = stream.peer_addr();
+                    // for error messages; a peer already gone has no address
+                    let peer = stream
+                        .peer_addr()
+                        .map_or_else(|e| e.to_string(), |a| a.to_string());
                     match handle(stream, config) {
                         // a peer that hangs up without close_notify is rude, not an error here
                         Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
-                        Err(e) => eprintln!("tls_echo: {peer:?}: {e}"),
+                        Err(e) => eprintln!("tls_echo: {peer}: {e}"),
                     }
                 });
             }

@@ -32,9 +32,12 @@ fn serve(listener: TcpListener) {
             Ok(stream) => {
                 backoff = Duration::ZERO;
                 coronet::go(move || {
-                    let peer = stream.peer_addr();
+                    // for error messages; a peer already gone has no address
+                    let peer = stream
+                        .peer_addr()
+                        .map_or_else(|e| e.to_string(), |a| a.to_string());
                     if let Err(e) = handle(stream) {
-                        eprintln!("ws_echo: {peer:?}: {e}");
+                        eprintln!("ws_echo: {peer}: {e}");
                     }
                 });
             }
