@@ -7,6 +7,7 @@
 #
 #   --quick      small N, one repetition, short windows: a smoke run of a minute or two
 #   --only X,..  run some parts: micro (runtime core), echo (one worker), echo2 (two workers)
+#                sync (channels and locks, docs/benchmarks.md section 3)
 #   --reps N     repetitions of every cell (default 5 micro / 3 echo, 1 with --quick);
 #                cells show the median and the half-spread
 #   --out FILE   raw results (default bench/results/run-DATE.tsv); FILE.md gets the tables
@@ -235,6 +236,60 @@ if want echo2 && [ "$(nproc)" -ge 2 ]; then
         done
     done
 fi
+
+# --- sync: channels and locks (docs/benchmarks.md, section 3) ---------------------------
+# One self-contained block: its own Go binary, its own runner (the worker count and cores
+# vary per row, unlike micro()), two tables.
+if want sync; then
+    (cd "$ROOT/bench/go" && go build -o "$GOBIN/go_sync" ./sync)
+    if [ "$QUICK" = 1 ]; then
+        SYNC_REPS=${REPS:-1} N_SYNC=200000 N_SYNC_MAY_SELECT=20000
+    else
+        SYNC_REPS=${REPS:-5} N_SYNC=1000000 N_SYNC_MAY_SELECT=100000
+    fi
+    # Runs one sync benchmark with W workers on CPUS; appends its RESULT line or a failure.
+    sync_run() { # table group contender workers cpus args...
+        local table=$1 group=$2 c=$3 w=$4 cpus=$5; shift 5
+        available "$table" "$group" "$c" || return 0
+        local log=$LOGS/$table-$c.err res cmd
+        if [ "$c" = go ]; then cmd="env GOMAXPROCS=$w $GOBIN/go_sync"; else cmd=$BIN/sync_$c; fi
+        # shellcheck disable=SC2086 # PRIO and cmd are meant to split
+        res=$(timeout 120 $PRIO taskset -c "$cpus" $cmd "$@" --workers "$w" 2>"$log" | grep '^RESULT' | tail -1) || true
+        if [ -n "$res" ]; then
+            printf 'R\t%s\t%s\t%s\t%s\n' "$table" "$group" "$c" "$res" >>"$OUT"
+            echo "   $group $c: ${res#RESULT }" >&2
+        else
+            local why; why=$(tail -1 "$log" | tr '\t' ' ' | cut -c1-80); why=${why:-no result (timeout 120 s?)}
+            printf 'F\t%s\t%s\t%s\t%s\n' "$table" "$group" "$c" "$why" >>"$OUT"
+            echo "   $group $c: FAILED: $why" >&2
+        fi
+    }
+    SYNC_CONTENDERS="coronet go may"
+    printf 'T\tsync1\t%s\n' "Channels and locks: one core (taskset -c $SRV_CPU), one worker; ns per op, lower is better; median of $SYNC_REPS (ratio = value / Go)" >>"$OUT"
+    say "channels and locks, one worker ($SYNC_REPS runs each)"
+    for rep in $(seq "$SYNC_REPS"); do
+        for c in $SYNC_CONTENDERS; do
+            sync_run sync1 "unbuffered ping-pong round trip" "$c" 1 "$SRV_CPU" pingpong "$N_SYNC"
+            sync_run sync1 "buffered (cap 128), 1 producer" "$c" 1 "$SRV_CPU" chan1 "$N_SYNC"
+            sync_run sync1 "buffered (cap 128), 4 producers" "$c" 1 "$SRV_CPU" chan4 "$N_SYNC"
+            n=$N_SYNC; [ "$c" = may ] && n=$N_SYNC_MAY_SELECT
+            sync_run sync1 "select over 4 unbuffered channels, 4 producers" "$c" 1 "$SRV_CPU" select4 "$n"
+            sync_run sync1 "mutex lock+unlock, uncontended" "$c" 1 "$SRV_CPU" mutex "$((10 * N_SYNC))"
+        done
+    done
+    if [ "$(nproc)" -ge 2 ]; then
+        printf 'T\tsync2\t%s\n' "Contended mutex: two workers on cores 0-1; ns per op, lower is better; median of $SYNC_REPS (ratio = value / Go)" >>"$OUT"
+        say "contended mutex, two workers ($SYNC_REPS runs each)"
+        for rep in $(seq "$SYNC_REPS"); do
+            for c in $SYNC_CONTENDERS; do
+                for k in 4 100; do
+                    sync_run sync2 "mutex lock+unlock, $k contenders" "$c" 2 0,1 mutexK "$((10 * N_SYNC))" --contenders "$k"
+                done
+            done
+        done
+    fi
+fi
+# --- end of sync ------------------------------------------------------------------------
 
 printf '# load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT"
 

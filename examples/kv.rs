@@ -330,10 +330,14 @@ fn execute(store: &Store, args: &[Vec<u8>], out: &mut Vec<u8>) {
                         e.expires = Some(now);
                         integer(out, 1);
                     }
-                    Some(e) => {
-                        e.expires = Some(now + Duration::from_secs(secs as u64));
-                        integer(out, 1);
-                    }
+                    // a time past what `Instant` can hold is an error, as in Redis
+                    Some(e) => match now.checked_add(Duration::from_secs(secs as u64)) {
+                        Some(t) => {
+                            e.expires = Some(t);
+                            integer(out, 1);
+                        }
+                        None => error(out, "ERR invalid expire time in 'expire' command"),
+                    },
                     None => integer(out, 0),
                 }
             }
@@ -347,9 +351,10 @@ fn execute(store: &Store, args: &[Vec<u8>], out: &mut Vec<u8>) {
                 Some(Entry {
                     expires: Some(t), ..
                 }) => {
-                    // Redis rounds to the nearest second.
-                    let ms = t.saturating_duration_since(now).as_millis() as i64;
-                    integer(out, (ms + 500) / 1000);
+                    // Redis rounds to the nearest second. In u128: a far expiry must not
+                    // overflow the rounding.
+                    let ms = t.saturating_duration_since(now).as_millis();
+                    integer(out, ((ms + 500) / 1000).min(i64::MAX as u128) as i64);
                 }
             }
         }
@@ -381,7 +386,13 @@ fn execute(store: &Store, args: &[Vec<u8>], out: &mut Vec<u8>) {
             wrong_args(out, &cmd)
         }
         _ => {
-            let shown: String = String::from_utf8_lossy(name).chars().take(64).collect();
+            // CR and LF would end the error line early and desync the client (Redis maps
+            // them to spaces too).
+            let shown: String = String::from_utf8_lossy(name)
+                .chars()
+                .take(64)
+                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+                .collect();
             error(out, &format!("ERR unknown command '{shown}'"))
         }
     }
@@ -405,7 +416,10 @@ fn set(store: &Store, args: &[Vec<u8>], now: Instant, out: &mut Vec<u8>) {
                 } else {
                     Duration::from_millis(n)
                 };
-                expires = Some(now + d);
+                let Some(t) = now.checked_add(d) else {
+                    return error(out, "ERR invalid expire time in 'set' command");
+                };
+                expires = Some(t);
                 i += 2;
             }
             "nx" if !xx => {
@@ -499,5 +513,24 @@ mod tests {
         assert!(run(&s, &["FLY"]).starts_with("-ERR unknown command 'FLY'"));
         s.sweep();
         assert_eq!(run(&s, &["GET", "k"]), "$1\r\nv\r\n");
+    }
+
+    /// Found by tests/fuzz_examples.rs: expiry times past what `Instant` holds panicked the
+    /// connection's coroutine (overflow adding to an `Instant`, and in TTL's rounding), and
+    /// CR/LF in an unknown command's name split its error reply in two.
+    #[test]
+    fn fuzz_regressions_extreme_expiries_and_crlf_in_names() {
+        let s = Store::new();
+        let max = "9223372036854775807";
+        assert_eq!(run(&s, &["SET", "a", "1"]), "+OK\r\n");
+        assert!(run(&s, &["EXPIRE", "a", max]).starts_with("-ERR invalid expire time"));
+        assert!(run(&s, &["SET", "c", "v", "EX", max]).starts_with("-ERR invalid expire time"));
+        // far but representable: accepted, and TTL's rounding must not overflow
+        assert_eq!(run(&s, &["SET", "b", "v", "PX", max]), "+OK\r\n");
+        assert!(run(&s, &["TTL", "b"]).starts_with(':'));
+        assert_eq!(
+            run(&s, &["A\r\n+OK\rB"]),
+            "-ERR unknown command 'A  +OK B'\r\n"
+        );
     }
 }

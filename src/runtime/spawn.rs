@@ -11,27 +11,32 @@ use super::park as token;
 use super::task::{Task, Wait};
 use super::worker::{self, NewTask};
 
-/// Where a coroutine's result waits for its joiner.
+/// Where a coroutine's result waits for its joiner — and, until the coroutine starts, the
+/// closure itself: one allocation per spawn holds both (the worker runs it as a [`Body`], the
+/// `JoinHandle` waits on it as a [`Join`]).
 ///
-/// | `result` | `waiter` | meaning                                   |
-/// |----------|----------|-------------------------------------------|
-/// | None     | None     | running, nobody joining yet               |
-/// | None     | Some(w)  | `w` is parked in `join`                   |
-/// | Some(r)  | taken    | finished; `join` takes `r`                |
-struct Packet<T> {
-    state: Mutex<PacketState<T>>,
+/// | `f`     | `result` | `waiter` | meaning                                   |
+/// |---------|----------|----------|-------------------------------------------|
+/// | Some    | None     | any      | not started yet                           |
+/// | None    | None     | None     | running, nobody joining yet               |
+/// | None    | None     | Some(w)  | `w` is parked in `join`                   |
+/// | None    | Some(r)  | taken    | finished; `join` takes `r`                |
+struct Packet<T, F> {
+    state: Mutex<PacketState<T, F>>,
     done: AtomicBool,
 }
 
-struct PacketState<T> {
+struct PacketState<T, F> {
+    f: Option<F>,
     result: Option<thread::Result<T>>,
     waiter: Option<Arc<Task>>,
 }
 
-impl<T> Packet<T> {
-    fn new() -> Arc<Packet<T>> {
+impl<T, F> Packet<T, F> {
+    fn new(f: F) -> Arc<Packet<T, F>> {
         Arc::new(Packet {
             state: Mutex::new(PacketState {
+                f: Some(f),
                 result: None,
                 waiter: None,
             }),
@@ -39,10 +44,14 @@ impl<T> Packet<T> {
         })
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, PacketState<T, F>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Stores the result and wakes the joiner; collected under the lock, woken after it.
     fn complete(&self, r: thread::Result<T>) {
         let waiter = {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = self.lock();
             st.result = Some(r);
             self.done.store(true, Ordering::Release);
             st.waiter.take()
@@ -51,11 +60,49 @@ impl<T> Packet<T> {
             w.unpark();
         }
     }
+}
 
+/// The worker's side of a spawn: run the closure, or report that it could not start.
+pub(crate) trait Body: Send + Sync {
+    /// `failed` is `Some` when the coroutine could not start (its stack could not be
+    /// mapped); the closure is then dropped unrun and `join` gets the reason.
+    fn run(self: Arc<Self>, failed: Option<io::Error>);
+}
+
+impl<T, F> Body for Packet<T, F>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    fn run(self: Arc<Self>, failed: Option<io::Error>) {
+        let f = self.lock().f.take();
+        let r = match (failed, f) {
+            (None, Some(f)) => panic::catch_unwind(AssertUnwindSafe(f)),
+            (Some(e), f) => {
+                drop(f);
+                Err(Box::new(e.to_string()) as Box<dyn std::any::Any + Send>)
+            }
+            (None, None) => unreachable!("a coroutine body ran twice"),
+        };
+        self.complete(r);
+    }
+}
+
+/// The joiner's side of a spawn, without the closure's type.
+trait Join<T>: Send + Sync {
+    fn wait(&self) -> thread::Result<T>;
+    fn is_done(&self) -> bool;
+}
+
+impl<T, F> Join<T> for Packet<T, F>
+where
+    F: Send,
+    T: Send,
+{
     fn wait(&self) -> thread::Result<T> {
         loop {
             {
-                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut st = self.lock();
                 if let Some(r) = st.result.take() {
                     return r;
                 }
@@ -64,6 +111,10 @@ impl<T> Packet<T> {
             token::park(Wait::Join);
         }
     }
+
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
 }
 
 /// A handle to a spawned coroutine; `join` waits for its result.
@@ -71,7 +122,7 @@ impl<T> Packet<T> {
 /// Dropping the handle detaches the coroutine: it keeps running and its result is dropped.
 pub struct JoinHandle<T> {
     task: Arc<Task>,
-    packet: Arc<Packet<T>>,
+    packet: Arc<dyn Join<T>>,
 }
 
 impl<T> JoinHandle<T> {
@@ -94,7 +145,7 @@ impl<T> JoinHandle<T> {
 
     /// True once the coroutine has returned or panicked (`join` will not wait).
     pub fn is_finished(&self) -> bool {
-        self.packet.done.load(Ordering::Acquire)
+        self.packet.is_done()
     }
 
     /// The coroutine's handle: its id and name, and `unpark`.
@@ -231,18 +282,12 @@ impl Spawn {
             None
         };
         let task = Task::new_coroutine(self.name.map(String::into_boxed_str));
-        let packet = Packet::new();
-        let their_packet = packet.clone();
-        // Called with `Some(err)` instead of being run when the coroutine cannot start.
-        let body = Box::new(move |failed: Option<io::Error>| match failed {
-            None => their_packet.complete(panic::catch_unwind(AssertUnwindSafe(f))),
-            Some(e) => their_packet.complete(Err(Box::new(e.to_string()))),
-        });
+        let packet = Packet::new(f);
         worker::submit(
             rt,
             NewTask {
                 task: task.clone(),
-                body,
+                body: packet.clone(),
                 stack_size,
                 stack,
             },

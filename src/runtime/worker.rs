@@ -26,6 +26,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use slab::Slab;
 
 use super::runq::{RunQueue, FAIRNESS_TICK};
+use super::spawn::Body;
 use super::stack::{self, Stack, StackPool};
 use super::task::{Home, State, Task, Wait, NO_WORKER};
 use super::Runtime;
@@ -58,7 +59,7 @@ struct Slot {
 pub(crate) struct NewTask {
     pub(crate) task: Arc<Task>,
     /// Runs the user's closure; given `Some(err)` it reports that start failed instead.
-    pub(crate) body: Box<dyn FnOnce(Option<io::Error>) + Send>,
+    pub(crate) body: Arc<dyn Body>,
     pub(crate) stack_size: usize,
     pub(crate) stack: Option<Stack>,
 }
@@ -575,7 +576,7 @@ impl Local {
                 // `go` could not reserve a stack up front; the coroutine fails as if it
                 // had panicked with the reason (its JoinHandle gets it), the runtime goes on.
                 log::error!("coroutine {} not started: {e}", task.id);
-                body(Some(e));
+                body.run(Some(e));
                 return;
             }
         };
@@ -591,7 +592,7 @@ impl Local {
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
             // Record where our yielder lives so `suspend` can find it.
             with_local(|l| l.yielder.set(y as *const _));
-            body(None);
+            body.run(None);
         });
         {
             let mut coros = self.coros.borrow_mut();
