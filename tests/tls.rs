@@ -1,14 +1,16 @@
 //! `examples/tls_echo.rs` and `examples/ws_echo.rs`, run as programs against real clients:
-//! rustls and tungstenite clients from a plain thread and from coroutines, and
-//! `openssl s_client` when it is installed (skipped with a printed reason when not).
+//! rustls and tungstenite clients from plain threads and from coroutines, and
+//! `openssl s_client` when it is installed (skipped with a printed reason when not; `.ci/run`
+//! installs it).
 //!
-//! This file shares no code with `tests/examples.rs`; the two small helpers that start an
-//! example are copied so each file reads on its own.
+//! What is checked: echo through TLS and WebSocket, 100 concurrent clients in coroutines, a
+//! 512 KiB TLS message sent and echoed at the same time (full duplex, so neither side can get by
+//! with buffering), text/binary/ping/close frames, and that clients speaking garbage or the
+//! wrong protocol are hung up on promptly while the server lives on and serves the next one.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use coronet::sync::Barrier;
@@ -19,92 +21,17 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
+mod util;
+use util::examples::{example, have, run, Server};
+use util::pattern;
+
 /// Generous: the machine is shared and noisy; a healthy run answers in milliseconds.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Builds the examples once (a nested `cargo build`, same target dir) and returns the path
-/// of one. `cargo test` does not build plain examples as binaries.
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --examples failed");
-    });
-    // target/debug/deps/tls-HASH → target/debug/examples/NAME
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.push("examples");
-    p.push(name);
-    assert!(p.exists(), "{} not built", p.display());
-    p
-}
-
-/// A server example on an ephemeral port; killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    /// Starts `name` with `127.0.0.1:0` and reads the address from its first line
-    /// (`<name>: listening on ADDR`).
-    fn start(name: &str) -> Server {
-        let mut child = Command::new(example(name))
-            .arg("127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(
-            first.contains("listening on"),
-            "{name} printed {first:?} instead of its address"
-        );
-        let addr = first.trim().rsplit(' ').next().unwrap().to_string();
-        Server { child, addr }
-    }
-
-    /// The server must still be running (no crash on what we sent).
-    fn assert_alive(&mut self) {
-        assert!(
-            self.child.try_wait().unwrap().is_none(),
-            "server exited: {:?}",
-            self.child.try_wait()
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("skipped: `{tool}` is not installed");
-    }
-    found
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
+/// How long a client that sent garbage waits to be hung up on. Half the examples' 10 s
+/// handshake deadline: a server that missed the garbage and only gave up at its deadline
+/// fails, while a healthy one answers in milliseconds.
+const GARBAGE_PATIENCE: Duration = Duration::from_secs(5);
 
 /// A plain std socket to `addr` that gives up instead of hanging.
 fn std_connect(addr: &str) -> std::net::TcpStream {
@@ -112,6 +39,26 @@ fn std_connect(addr: &str) -> std::net::TcpStream {
     s.set_read_timeout(Some(PATIENCE)).unwrap();
     s.set_write_timeout(Some(PATIENCE)).unwrap();
     s
+}
+
+/// Sends `garbage` on a fresh connection and returns what came back before the server hung
+/// up. A reset counts as hanging up: a server that closes with our bytes still unread in its
+/// socket makes the kernel send RST instead of FIN. A timeout fails the test.
+fn hung_up_on(addr: &str, garbage: &[u8]) -> Vec<u8> {
+    let mut s = std_connect(addr);
+    s.set_read_timeout(Some(GARBAGE_PATIENCE)).unwrap();
+    // the server may hang up before it has read everything: then the write fails, which is fine
+    let _ = s.write_all(garbage);
+    let mut answer = Vec::new();
+    match s.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!(
+            "not hung up on after sending {} bytes of garbage: {e}",
+            garbage.len()
+        ),
+    }
+    answer
 }
 
 // --- TLS ------------------------------------------------------------------------------------
@@ -162,6 +109,61 @@ fn tls_close<S: Read + Write>(tls: &mut StreamOwned<ClientConnection, S>) -> io:
     }
 }
 
+/// Sends `data` as one message while reading its echo at the same time, on two threads
+/// sharing one TLS session, and returns what came back. Sending everything before reading
+/// could deadlock once the socket buffers fill (the server stops reading while its echo is
+/// not read); this way the server's reads and writes each park and resume many times.
+fn full_duplex_echo(
+    tls: StreamOwned<ClientConnection, std::net::TcpStream>,
+    data: &[u8],
+) -> Vec<u8> {
+    let StreamOwned { conn, sock } = tls;
+    let conn = Arc::new(Mutex::new(conn));
+    let mut wsock = sock.try_clone().unwrap();
+    let writer = {
+        let (conn, data) = (conn.clone(), data.to_vec());
+        std::thread::spawn(move || -> io::Result<()> {
+            // 16 KiB at a time: rustls buffers at most 64 KiB of records before we write them
+            for chunk in data.chunks(16 << 10) {
+                let mut records = Vec::new();
+                {
+                    let mut c = conn.lock().unwrap();
+                    c.writer().write_all(chunk)?;
+                    while c.wants_write() {
+                        c.write_tls(&mut records)?;
+                    }
+                } // never hold the lock across a socket call: the reader needs it meanwhile
+                wsock.write_all(&records)?;
+            }
+            Ok(())
+        })
+    };
+
+    let mut back = Vec::with_capacity(data.len());
+    let mut rsock = &sock;
+    let mut buf = vec![0u8; 64 << 10];
+    while back.len() < data.len() {
+        let n = rsock.read(&mut buf).unwrap();
+        assert!(n > 0, "EOF after {} of {} bytes", back.len(), data.len());
+        let mut c = conn.lock().unwrap();
+        let mut records = &buf[..n];
+        while !records.is_empty() {
+            c.read_tls(&mut records).unwrap();
+            c.process_new_packets().unwrap();
+            match c.reader().read_to_end(&mut back) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {} // all plaintext taken
+                other => panic!("plaintext reader: {other:?}"),
+            }
+        }
+    }
+    writer.join().unwrap().unwrap();
+
+    let conn = Arc::into_inner(conn).unwrap().into_inner().unwrap();
+    let mut tls = StreamOwned::new(conn, sock);
+    tls_close(&mut tls).unwrap();
+    back
+}
+
 #[test]
 fn tls_echo_demo_runs_its_clients_and_prints_the_negotiated_suite() {
     let out = run(Command::new(example("tls_echo")).arg("--demo"));
@@ -176,21 +178,23 @@ fn tls_echo_demo_runs_its_clients_and_prints_the_negotiated_suite() {
 }
 
 #[test]
-fn tls_echo_serves_a_rustls_client_on_a_plain_thread() {
+fn tls_echo_echoes_a_512_kib_message_to_a_rustls_client_on_a_plain_thread() {
     let mut server = Server::start("tls_echo");
     let mut tls = tls_client(std_connect(&server.addr));
     assert_eq!(round_trip(&mut tls, b"hello").unwrap(), b"hello");
     assert_eq!(tls.conn.protocol_version(), Some(ProtocolVersion::TLSv1_3));
 
-    // 256 KiB in 16 KiB pieces: many TLS records each way, so the server's reads and writes
-    // park and resume mid-record
-    let data: Vec<u8> = (0..256 << 10)
-        .map(|i: u32| (i * 7 + i / 251) as u8)
-        .collect();
-    for chunk in data.chunks(16 << 10) {
-        assert_eq!(round_trip(&mut tls, chunk).unwrap(), chunk);
-    }
-    tls_close(&mut tls).unwrap();
+    // one 512 KiB message: many TLS records each way, so the server's reads and writes park
+    // and resume mid-record
+    let data = pattern(512 << 10, 7);
+    let back = full_duplex_echo(tls, &data);
+    let first_diff = back.iter().zip(&data).position(|(a, b)| a != b);
+    assert!(
+        back.len() == data.len() && first_diff.is_none(),
+        "echo of {} bytes differs from the {} sent, first at byte {first_diff:?}",
+        back.len(),
+        data.len()
+    );
     server.assert_alive();
 }
 
@@ -279,24 +283,33 @@ fn tls_echo_answers_openssl_s_client_and_its_certificate_verifies() {
 }
 
 #[test]
-fn tls_echo_drops_a_client_that_speaks_plain_text_and_keeps_serving() {
+fn tls_echo_hangs_up_on_clients_that_do_not_speak_tls_and_keeps_serving() {
     let mut server = Server::start("tls_echo");
-    let mut plain = std_connect(&server.addr);
-    plain
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut answer = Vec::new();
-    // the server answers with at most a TLS alert and hangs up; a timeout here fails
-    plain.read_to_end(&mut answer).unwrap();
-    assert!(
-        answer.is_empty() || answer[0] == 0x15,
-        "expected nothing or a TLS alert record, got {answer:?}"
-    );
+    let mut record_too_long = vec![0x16, 0x03, 0x01, 0xff, 0xff]; // a handshake record of 64 KiB
+    record_too_long.extend_from_slice(&pattern(300, 1));
+    let mut garbage = pattern(4000, 3);
+    garbage[0] = 0x99; // not a TLS content type, whatever the pattern starts with
+    for (what, sent) in [
+        (
+            "an HTTP request",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ),
+        ("binary garbage", garbage),
+        ("a record longer than TLS allows", record_too_long),
+    ] {
+        let answer = hung_up_on(&server.addr, &sent);
+        // at most a TLS alert record (content type 21) before the hang-up
+        assert!(
+            answer.is_empty() || answer[0] == 0x15,
+            "{what}: expected nothing or a TLS alert, got {answer:?}"
+        );
+        server.assert_alive();
+    }
 
-    server.assert_alive();
     let mut tls = tls_client(std_connect(&server.addr));
     assert_eq!(round_trip(&mut tls, b"still here").unwrap(), b"still here");
     tls_close(&mut tls).unwrap();
+    server.assert_alive();
 }
 
 // --- WebSocket ------------------------------------------------------------------------------
@@ -315,9 +328,8 @@ fn ws_client<S: Read + Write>(addr: &str, sock: S) -> WebSocket<S> {
 fn ws_round_trip<S: Read + Write>(ws: &mut WebSocket<S>, msg: Message) -> Message {
     ws.send(msg).unwrap();
     loop {
-        match ws.read().unwrap() {
-            m @ (Message::Text(_) | Message::Binary(_)) => return m,
-            _ => {}
+        if let m @ (Message::Text(_) | Message::Binary(_)) = ws.read().unwrap() {
+            return m;
         }
     }
 }
@@ -422,24 +434,35 @@ fn ws_echo_serves_100_concurrent_clients_in_coroutines() {
 }
 
 #[test]
-fn ws_echo_refuses_a_plain_http_request_and_keeps_serving() {
+fn ws_echo_hangs_up_on_clients_that_do_not_ask_to_upgrade_and_keeps_serving() {
     let mut server = Server::start("ws_echo");
-    let mut plain = std_connect(&server.addr);
-    plain
-        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut answer = Vec::new();
-    // no upgrade headers: the server must hang up (a timeout here fails), never echo
-    plain.read_to_end(&mut answer).unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(
-        !answer.contains("101 Switching Protocols"),
-        "upgraded without an Upgrade header: {answer}"
-    );
+    let mut garbage = pattern(4000, 5);
+    garbage[0] = 0; // not an HTTP method character, whatever the pattern starts with
+                    // the first bytes of a TLS ClientHello: a client that dialed ws:// as if it were wss://
+    let client_hello = [
+        &[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1][..],
+        &[0; 40],
+    ];
+    for (what, sent) in [
+        (
+            "a plain HTTP request",
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+        ),
+        ("binary garbage", garbage),
+        ("a TLS ClientHello", client_hello.concat()),
+    ] {
+        let answer = hung_up_on(&server.addr, &sent);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            !answer.contains(" 101 "),
+            "{what}: upgraded without a valid upgrade request: {answer}"
+        );
+        server.assert_alive();
+    }
 
-    server.assert_alive();
     let mut ws = ws_client(&server.addr, std_connect(&server.addr));
     let text = Message::text("still here");
     assert_eq!(ws_round_trip(&mut ws, text.clone()), text);
     ws_close(&mut ws);
+    server.assert_alive();
 }
