@@ -113,18 +113,23 @@ fn client(addr: SocketAddr, id: usize, rounds: usize) -> Result<(), Error> {
     }
 }
 
+/// The demo's clients: 100 concurrent sessions, few enough messages that the demo (and the
+/// test that runs it) stays quick in a debug build.
+const DEMO_CLIENTS: usize = 100;
+const DEMO_ROUNDS: usize = 20;
+
 fn demo(listener: TcpListener) {
     let addr = listener.local_addr().unwrap();
     coronet::go(move || serve(listener));
     let start = Instant::now();
-    let clients: Vec<_> = (0..100)
-        .map(|id| coronet::go(move || client(addr, id, 100)))
+    let clients: Vec<_> = (0..DEMO_CLIENTS)
+        .map(|id| coronet::go(move || client(addr, id, DEMO_ROUNDS)))
         .collect();
     for c in clients {
         c.join().expect("client coroutine").expect("client");
     }
     println!(
-        "ws_echo demo: 100 WebSocket clients x 100 messages on {addr} in {:.2?}, all closed cleanly",
+        "ws_echo demo: {DEMO_CLIENTS} WebSocket clients x {DEMO_ROUNDS} messages on {addr} in {:.2?}, all closed cleanly",
         start.elapsed()
     );
 }

@@ -172,7 +172,7 @@ fn tls_echo_demo_runs_its_clients_and_prints_the_negotiated_suite() {
         "{out}"
     );
     assert!(
-        out.contains("100 coroutine clients x 100 round trips"),
+        out.contains("100 coroutine clients x 20 round trips"),
         "{out}"
     );
 }
@@ -364,7 +364,7 @@ fn ws_close<S: Read + Write>(ws: &mut WebSocket<S>) {
 fn ws_echo_demo_runs_its_clients_and_exits() {
     let out = run(Command::new(example("ws_echo")).arg("--demo"));
     assert!(
-        out.contains("100 WebSocket clients x 100 messages") && out.contains("closed cleanly"),
+        out.contains("100 WebSocket clients x 20 messages") && out.contains("closed cleanly"),
         "{out}"
     );
 }
