@@ -3,20 +3,23 @@
 # epoll loop. One command: installs what is missing, builds everything, runs, prints tables
 # with ratios to Go. See docs/benchmarks.md for what each number means.
 #
-# Usage: bench/run.sh [--quick] [--nice] [--only micro|echo|echo2] [--reps N] [--out FILE]
+# Usage: bench/run.sh [--quick] [--nice] [--reps N] [--out FILE]
+#                     [--only micro|echo|echo2|stream|churn|conns|kv|http|sync]
 #
-#   --quick      small N, one repetition, short windows: a smoke run of a minute or two
+#   --quick      small N, one repetition, short windows: a smoke run of 3-5 minutes
 #   --only X,..  run some parts: micro (runtime core), echo (one worker), echo2 (two workers)
-#                sync (channels and locks, docs/benchmarks.md section 3)
+#                also stream (bulk echo), churn (connect, echo, close), conns (RSS per idle
+#                connection), kv (redis-benchmark), http (wrk), sync (channels and locks)
 #   --reps N     repetitions of every cell (default 5 micro / 3 echo, 1 with --quick);
 #                cells show the median and the half-spread
 #   --out FILE   raw results (default bench/results/run-DATE.tsv); FILE.md gets the tables
 #   --nice       run every measured process at nice -20 (root), so a busy shared machine
 #                disturbs the numbers less; the load average is recorded either way
 #
-# It needs root (or sudo) for two things only: apt-get install golang-go when `go` is missing,
-# and raising vm.max_map_count for the million-coroutine test (restored on exit). The library
-# never touches sysctls; this benchmark does because 1M stacks with guard pages need 2M maps.
+# It needs root (or sudo) for two things only: apt-get install of what is missing (golang-go,
+# wrk, redis-tools, redis-server), and raising vm.max_map_count for the million-coroutine test
+# (restored on exit). The library never touches sysctls; this benchmark does because 1M stacks
+# with guard pages need 2M maps.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,9 +31,13 @@ while [ $# -gt 0 ]; do
         --only) ONLY=$2; shift ;;
         --reps) REPS=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--quick] [--nice] [--only micro|echo|echo2] [--reps N] [--out FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--nice] [--reps N] [--out FILE] [--only PART,...]; parts: micro echo stream churn conns kv http echo2 sync" >&2; exit 2 ;;
     esac
     shift
+done
+PARTS="micro echo stream churn conns kv http echo2 sync" # in run order
+for p in ${ONLY//,/ }; do
+    [[ " $PARTS " == *" $p "* ]] || { echo "$0: --only: unknown part '$p' (parts: $PARTS)" >&2; exit 2; }
 done
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -46,22 +53,44 @@ if [ "$QUICK" = 1 ]; then
     N_SPAWN=100000 N_SPAWN_STD=5000 N_PING=100000 N_PING_STD=10000 N_IDLE=100000
     WARMUP=0.5 DURATION=1
     CONNS="1 100 1000 9000" CONNS2="1000"
+    STREAM_MIB=256 N_REDIS=20000 IDLE_CONNS=9000
 else
+    # Sized to finish in under 20 minutes on 2 cores (estimated from --quick part times: ~18
+    # min plus the build under heavy load); each part's wall time goes into the results header.
     MICRO_REPS=${REPS:-5} ECHO_REPS=${REPS:-3}
     N_SPAWN=1000000 N_SPAWN_STD=20000 N_PING=1000000 N_PING_STD=50000 N_IDLE=1000000
     WARMUP=1 DURATION=3
     CONNS="1 100 1000 9000" CONNS2="100 1000"
+    STREAM_MIB=512 N_REDIS=30000 IDLE_CONNS=9000
 fi
 
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+# Like want, and starts timing the part (ending the previous one's timing): each part's
+# wall time goes into the results header, to size --quick against the full run.
+PART="" PART_T0=0
+part() {
+    want "$1" || return 1
+    part_end
+    PART=$1 PART_T0=$SECONDS
+}
+part_end() {
+    if [ -n "$PART" ]; then printf '# part %s took %d s\n' "$PART" $((SECONDS - PART_T0)) >>"$OUT"; fi
+    PART=""
+}
 say() { echo "== $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- what we need -----------------------------------------------------------------------
 
-if ! command -v go >/dev/null; then
-    say "installing Go (Debian's golang-go)"
-    as_root apt-get update -qq && as_root apt-get install -y -qq golang-go >/dev/null
+MISSING=""
+command -v go >/dev/null || MISSING="$MISSING golang-go"
+command -v wrk >/dev/null || MISSING="$MISSING wrk"
+command -v redis-benchmark >/dev/null || MISSING="$MISSING redis-tools"
+command -v redis-server >/dev/null || MISSING="$MISSING redis-server"
+if [ -n "$MISSING" ]; then
+    say "installing (Debian packages):$MISSING"
+    # shellcheck disable=SC2086 # one word per package
+    as_root apt-get update -qq && as_root apt-get install -y -qq $MISSING >/dev/null
 fi
 command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; exit 1; }
 
@@ -81,13 +110,17 @@ if [ "$(nproc)" -ge 2 ]; then SRV_CPU=0 CLI_CPU=1; else SRV_CPU=0 CLI_CPU=0; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 say "building (cargo --release, go build)"
+BUILD_T0=$SECONDS
 HAVE_CORONET=1
 if ! (cd "$ROOT" && cargo build -q --release -p coronet-bench --features coronet); then
     say "coronet does not build: running the other contenders only"
     HAVE_CORONET=0
     (cd "$ROOT" && cargo build -q --release -p coronet-bench)
 fi
-(cd "$ROOT/bench/go" && go build -o "$GOBIN/go_rt" ./rt && go build -o "$GOBIN/go_echo" ./echo)
+# The coronet side of the kv and http cases is the examples themselves.
+(cd "$ROOT" && cargo build -q --release --examples) || HAVE_CORONET=0
+(cd "$ROOT/bench/go" && go build -o "$GOBIN/go_rt" ./rt && go build -o "$GOBIN/go_echo" ./echo &&
+    go build -o "$GOBIN/go_kv" ./kv && go build -o "$GOBIN/go_http" ./http)
 
 # --- running one measurement ------------------------------------------------------------
 
@@ -128,51 +161,128 @@ micro() { # table group contender timeout args...
 # Below the ephemeral range (32768+ by default), where client sockets would collide.
 PORT=$((10000 + RANDOM % 15000))
 
-# Starts an echo server on SRV_CPUS with W workers, drives it with loadgen on CLI_CPUS.
-echo_run() { # table group contender workers conns srv_cpus cli_cpus
-    local table=$1 group=$2 c=$3 w=$4 conns=$5 srv=$6 cli=$7
-    available "$table" "$group" "$c" || return 0
-    local addr log=$LOGS/$table-$c-$conns.srv pid="" res="" why=""
+# Starts a server pinned to SRV_CPUS and waits until it says it listens. The command's words
+# may contain @PORT@, replaced by a fresh port (the next one is tried when the port is taken).
+# Sets SERVER_PID and SERVER_ADDR, or returns 1 with the reason in START_WHY.
+start_server() { # log srv_cpus command...
+    local log=$1 srv=$2; shift 2
+    local pid="" cmd
+    START_WHY=""
     # A port someone else holds makes the server exit at once: try the next one.
     for _ in 1 2 3; do
         PORT=$((PORT + 1))
-        addr=127.0.0.1:$PORT
+        cmd=("${@//@PORT@/$PORT}")
         # taskset, nice and env exec, so $! is the server process itself (loadgen reads its
         # CPU time from /proc/$!/stat).
-        # shellcheck disable=SC2046,SC2086
-        $PRIO taskset -c "$srv" $(cmd_of echo "$c" "$w") "$addr" "$w" >"$log" 2>&1 &
+        # shellcheck disable=SC2086 # PRIO is empty or "nice -n -20"
+        $PRIO taskset -c "$srv" "${cmd[@]}" >"$log" 2>&1 &
         pid=$!
         SERVER_PID=$pid
         for _ in $(seq 300); do # up to 30 s: a loaded machine starts 9,000 threads slowly
-            grep -q '^ready' "$log" 2>/dev/null && break
+            grep -qE "$READY" "$log" 2>/dev/null && break
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        grep -q '^ready' "$log" 2>/dev/null && break
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        grep -q 'AddrInUse\|address already in use' "$log" || break
+        if grep -qE "$READY" "$log" 2>/dev/null; then
+            SERVER_ADDR=127.0.0.1:$PORT
+            return 0
+        fi
+        stop_server
+        grep -qi 'AddrInUse\|address already in use' "$log" || break
     done
-    if grep -q '^ready' "$log" 2>/dev/null; then
-        # shellcheck disable=SC2086 # PRIO is empty or "nice -n -20"
-        res=$(timeout 120 $PRIO taskset -c "$cli" "$BIN/loadgen" echo "$addr" --conns "$conns" \
-            --warmup "$WARMUP" --duration "$DURATION" --server-pid "$pid" 2>"$log.client" |
-            grep '^RESULT' | tail -1) || true
+    START_WHY="server did not start: $(tail -1 "$log" | tr '\t' ' ' | cut -c1-60)"
+    return 1
+}
+# What the servers print once listening: ours "ready", the examples "listening on",
+# redis-server "Ready to accept connections".
+READY='^ready|listening on|Ready to accept'
+
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+
+# Appends one run's RESULT line, or a failure with its reason, to the results file.
+record() { # table group contender result why
+    if [ -n "$4" ]; then
+        printf 'R\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$OUT"
+        echo "   $2 $3: ${4#RESULT }" >&2
+    else
+        printf 'F\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${5:-no result}" >>"$OUT"
+        echo "   $2 $3: FAILED: ${5:-no result}" >&2
+    fi
+}
+
+# One measurement against a fresh server: starts it on SRV_CPUS, runs the client command on
+# CLI_CPUS (a function below, which finds the server in CL_ADDR and CL_PID and prints a
+# RESULT line), stops the server and records the result.
+measure() { # table group contender srv_cpus cli_cpus client-words -- server command...
+    local table=$1 group=$2 c=$3 srv=$4 cli=$5 client=$6
+    shift 7 # ... and the "--"
+    available "$table" "$group" "$c" || return 0
+    local log res="" why=""
+    log=$LOGS/$table-$c-$(echo "$group" | tr -c 'a-zA-Z0-9_\n' _).srv
+    if start_server "$log" "$srv" "$@"; then
+        CL_ADDR=$SERVER_ADDR CL_PID=$SERVER_PID CL_CPUS=$cli
+        # shellcheck disable=SC2086 # the client's words are meant to split
+        res=$($client 2>"$log.client" | grep '^RESULT' | tail -1) || true
         [ -n "$res" ] || why=$(tail -1 "$log.client" | tr '\t' ' ' | cut -c1-80)
     else
-        why="server did not start: $(tail -1 "$log" | tr '\t' ' ' | cut -c1-60)"
+        why=$START_WHY
     fi
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    SERVER_PID=""
-    if [ -n "$res" ]; then
-        printf 'R\t%s\t%s\t%s\t%s\n' "$table" "$group" "$c" "$res" >>"$OUT"
-        echo "   $group $c: ${res#RESULT }" >&2
-    else
-        why=${why:-no result}
-        printf 'F\t%s\t%s\t%s\t%s\n' "$table" "$group" "$c" "$why" >>"$OUT"
-        echo "   $group $c: FAILED: $why" >&2
-    fi
+    stop_server
+    record "$table" "$group" "$c" "$res" "$why"
+}
+
+# The clients. Each runs pinned to CL_CPUS against CL_ADDR and prints one RESULT line.
+lg() { # loadgen MODE ARGS...
+    # shellcheck disable=SC2086 # PRIO is empty or "nice -n -20"
+    timeout 180 $PRIO taskset -c "$CL_CPUS" "$BIN/loadgen" "$1" "$CL_ADDR" "${@:2}" --server-pid "$CL_PID"
+}
+
+# CPU time (utime + stime) of process $1 in microseconds, from /proc/PID/stat.
+cpu_us() {
+    sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($12 + $13) * 1e6 / hz }'
+}
+
+# wrk, one thread, keep-alive connections; latency percentiles from --latency, server CPU
+# per request from /proc over the whole run.
+wrk_client() { # connections
+    local c0 c1 out
+    c0=$(cpu_us "$CL_PID")
+    # shellcheck disable=SC2086 # PRIO is empty or "nice -n -20"
+    out=$(timeout 60 $PRIO taskset -c "$CL_CPUS" wrk -t1 -c"$1" -d"${DURATION}s" --latency "http://$CL_ADDR/") || return 1
+    c1=$(cpu_us "$CL_PID")
+    echo "$out" >&2
+    echo "$out" | awk -v cpu=$((c1 - c0)) '
+        function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1e3; if (v ~ /s$/) return v * 1e6; return v }
+        $1 == "50%" { p50 = us($2) } $1 == "99%" { p99 = us($2) }
+        / requests in / { n = $1 } /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx|Socket errors/ { bad = 1 }
+        END { if (n > 0 && !bad) printf "RESULT req/s=%s p50_us=%.1f p99_us=%.1f srv_cpu_us/req=%.3f\n", rps, p50, p99, cpu / n }'
+}
+
+# redis-benchmark, one test, 50 connections; --csv gives rps and latency percentiles (ms).
+redis_client() { # test requests [pipeline]
+    local c0 c1 out
+    c0=$(cpu_us "$CL_PID")
+    # shellcheck disable=SC2086 # PRIO is empty or "nice -n -20"
+    out=$(timeout 60 $PRIO taskset -c "$CL_CPUS" redis-benchmark -h 127.0.0.1 -p "${CL_ADDR##*:}" \
+        -c 50 -n "$2" -P "${3:-1}" -t "$1" --csv) || return 1
+    c1=$(cpu_us "$CL_PID")
+    echo "$out" >&2
+    echo "$out" | tr -d '"' | awk -F, -v cpu=$((c1 - c0)) -v n="$2" '
+        NR > 1 && $2 > 0 { printf "RESULT req/s=%s p50_us=%.1f p99_us=%.1f srv_cpu_us/req=%.3f\n", $2, $5 * 1e3, $7 * 1e3, cpu / n }'
+}
+
+# Starts an echo server on SRV_CPUS with W workers, drives it with loadgen on CLI_CPUS.
+echo_run() { # table group contender workers conns srv_cpus cli_cpus
+    # shellcheck disable=SC2046 # cmd_of's words are meant to split
+    measure "$1" "$2" "$3" "$6" "$7" "lg echo --conns $5 --warmup $WARMUP --duration $DURATION" \
+        -- $(cmd_of echo "$3" "$4") 127.0.0.1:@PORT@ "$4"
 }
 
 # --- the runs ---------------------------------------------------------------------------
@@ -183,10 +293,11 @@ echo_run() { # table group contender workers conns srv_cpus cli_cpus
         "$(grep -A1 '^name = "tokio"$' "$ROOT/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p')" \
         "$(grep -A1 '^name = "may"$' "$ROOT/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p')"
     printf '# load average at the start: %s; priority: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" "${PRIO:-normal}"
+    printf '# build took %d s\n' $((SECONDS - BUILD_T0))
 } >>"$OUT"
 
 CORE_CONTENDERS="coronet go tokio may std"
-if want micro; then
+if part micro; then
     printf 'T\tmicro\t%s\n' "Runtime core: one core (taskset -c $SRV_CPU), one worker; median of $MICRO_REPS (ratio = value / Go)" >>"$OUT"
     say "microbenchmarks: spawn+join, park/unpark ping-pong ($MICRO_REPS runs each)"
     for rep in $(seq "$MICRO_REPS"); do
@@ -213,7 +324,7 @@ if want micro; then
 fi
 
 ECHO_CONTENDERS="coronet go tokio may std epoll"
-if want echo; then
+if part echo; then
     printf 'T\techo1\t%s\n' "Echo, 64-byte ping-pong, server on core $SRV_CPU with one worker, loadgen on core $CLI_CPU; median of $ECHO_REPS x ${DURATION}s (ratio = value / Go)" >>"$OUT"
     say "echo matrix, one worker ($ECHO_REPS runs of ${DURATION}s each)"
     for conns in $CONNS; do
@@ -225,7 +336,86 @@ if want echo; then
     done
 fi
 
-if want echo2 && [ "$(nproc)" -ge 2 ]; then
+
+# The application cases, one worker: server pinned to core SRV_CPU, client to CLI_CPU.
+# (Kept next to the echo blocks on purpose; new parts of other people go after echo2.)
+if part stream; then
+    printf 'T\tstream\t%s\n' "Stream: one connection echoing $STREAM_MIB MiB in 64 KiB writes, server on core $SRV_CPU (one worker), loadgen on core $CLI_CPU; median of $ECHO_REPS (ratio = value / Go)" >>"$OUT"
+    say "stream throughput ($ECHO_REPS runs of $STREAM_MIB MiB)"
+    for rep in $(seq "$ECHO_REPS"); do
+        for c in $ECHO_CONTENDERS; do
+            # shellcheck disable=SC2046 # cmd_of's words are meant to split
+            measure stream "1 conn, $STREAM_MIB MiB" "$c" "$SRV_CPU" "$CLI_CPU" \
+                "lg stream --bytes $((STREAM_MIB << 20))" -- $(cmd_of echo "$c" 1) 127.0.0.1:@PORT@ 1
+        done
+    done
+fi
+
+if part churn; then
+    printf 'T\tchurn\t%s\n' "Connection churn: 64 slots, each connect, one 64-byte echo, close; same pinning; median of $ECHO_REPS x ${DURATION}s (ratio = value / Go)" >>"$OUT"
+    say "connection churn ($ECHO_REPS runs of ${DURATION}s)"
+    for rep in $(seq "$ECHO_REPS"); do
+        for c in $ECHO_CONTENDERS; do
+            # shellcheck disable=SC2046 # cmd_of's words are meant to split
+            measure churn "64 in flight" "$c" "$SRV_CPU" "$CLI_CPU" \
+                "lg churn --concurrency 64 --warmup $WARMUP --duration $DURATION" -- $(cmd_of echo "$c" 1) 127.0.0.1:@PORT@ 1
+        done
+    done
+fi
+
+if part conns; then
+    printf 'T\tconns\t%s\n' "Idle connections: server RSS growth per connection with $IDLE_CONNS open connections after one 64-byte echo each (a 32 KiB read buffer per connection in every server but epoll, which shares one); one run (ratio = value / Go)" >>"$OUT"
+    say "RSS per idle connection at $IDLE_CONNS connections"
+    for c in $ECHO_CONTENDERS; do
+        # shellcheck disable=SC2046 # cmd_of's words are meant to split
+        measure conns "$IDLE_CONNS conns" "$c" "$SRV_CPU" "$CLI_CPU" \
+            "lg idle --conns $IDLE_CONNS --settle 1" -- $(cmd_of echo "$c" 1) 127.0.0.1:@PORT@ 1
+    done
+fi
+
+# The kv and http servers: coronet's are the examples (one worker: the runtime takes its
+# worker count from the CPU affinity, i.e. 1 under taskset), Go's and tokio's are ours in
+# bench/, and redis-server is the real thing.
+app_cmd() { # kv|http contender: the command line, address included
+    case "$2" in
+        coronet) if [ "$1" = kv ]; then echo "$BIN/examples/kv"; else echo "$BIN/examples/http_hello"; fi ;;
+        go) echo "env GOMAXPROCS=1 $GOBIN/go_$1" ;;
+        tokio) echo "$BIN/$1_tokio" ;;
+        # No persistence; the (single-word) empty-string form of "save" is '' in its parser.
+        redis) echo "redis-server --port @PORT@ --bind 127.0.0.1 --save '' --appendonly no --daemonize no --protected-mode no"; return ;;
+    esac
+    echo "127.0.0.1:@PORT@"
+}
+
+if part kv; then
+    printf 'T\tkv\t%s\n' "redis-benchmark (50 connections, $N_REDIS requests per test) against examples/kv.rs, its Go and tokio counterparts and redis-server; server on core $SRV_CPU, redis-benchmark on core $CLI_CPU; median of $ECHO_REPS (ratio = value / Go)" >>"$OUT"
+    say "redis-benchmark ($ECHO_REPS runs)"
+    for rep in $(seq "$ECHO_REPS"); do
+        for c in coronet go tokio redis; do
+            for t in ping_mbulk set get; do
+                # shellcheck disable=SC2046 # app_cmd's words are meant to split
+                measure kv "$t" "$c" "$SRV_CPU" "$CLI_CPU" "redis_client $t $N_REDIS" -- $(app_cmd kv "$c")
+            done
+            # shellcheck disable=SC2046
+            measure kv "get, 16 pipelined" "$c" "$SRV_CPU" "$CLI_CPU" "redis_client get $((N_REDIS * 4)) 16" -- $(app_cmd kv "$c")
+        done
+    done
+fi
+
+if part http; then
+    printf 'T\thttp\t%s\n' "wrk (one thread, keep-alive, ${DURATION}s) against examples/http_hello.rs and its Go and tokio counterparts; server on core $SRV_CPU, wrk on core $CLI_CPU; median of $ECHO_REPS (ratio = value / Go)" >>"$OUT"
+    say "wrk ($ECHO_REPS runs of ${DURATION}s)"
+    for conns in 100 1000; do
+        for rep in $(seq "$ECHO_REPS"); do
+            for c in coronet go tokio; do
+                # shellcheck disable=SC2046 # app_cmd's words are meant to split
+                measure http "$conns conns" "$c" "$SRV_CPU" "$CLI_CPU" "wrk_client $conns" -- $(app_cmd http "$c")
+            done
+        done
+    done
+fi
+
+if part echo2 && [ "$(nproc)" -ge 2 ]; then
     printf 'T\techo2\t%s\n' "Echo, 64-byte ping-pong, two workers: server and loadgen share cores 0-1; median of $ECHO_REPS x ${DURATION}s (ratio = value / Go)" >>"$OUT"
     say "echo, two workers ($ECHO_REPS runs of ${DURATION}s each)"
     for conns in $CONNS2; do
@@ -240,7 +430,7 @@ fi
 # --- sync: channels and locks (docs/benchmarks.md, section 3) ---------------------------
 # One self-contained block: its own Go binary, its own runner (the worker count and cores
 # vary per row, unlike micro()), two tables.
-if want sync; then
+if part sync; then
     (cd "$ROOT/bench/go" && go build -o "$GOBIN/go_sync" ./sync)
     if [ "$QUICK" = 1 ]; then
         SYNC_REPS=${REPS:-1} N_SYNC=200000 N_SYNC_MAY_SELECT=20000
@@ -291,7 +481,8 @@ if want sync; then
 fi
 # --- end of sync ------------------------------------------------------------------------
 
-printf '# load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT"
+part_end
+printf '# total %d s; load average at the end: %s\n' "$SECONDS" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT"
 
 # --- the tables ---------------------------------------------------------------------------
 

@@ -25,6 +25,26 @@
 //! });
 //! ```
 //!
+//! # What is where
+//!
+//! - [`net`] — `std::net`'s TCP, UDP and Unix sockets with Go's deadlines, `close` and
+//!   error messages, plus [`Dialer`](net::Dialer), [`ListenConfig`](net::ListenConfig) and
+//!   name lookup.
+//! - [`io`] — [`copy`](io::copy): `std::io::copy` that moves file → socket and socket →
+//!   socket bytes in the kernel (`sendfile`, `splice`).
+//! - [`chan`] — Go's channels for coroutines and threads alike, and [`select!`].
+//! - [`sync`] — `Mutex`, `RwLock`, `Condvar`, `WaitGroup`, `Semaphore`, `Once` and
+//!   `Barrier` that park a waiting coroutine instead of blocking its worker.
+//! - [`time`] — [`sleep`](time::sleep), timer and ticker channels, and
+//!   [`timeout`](time::timeout) for a function.
+//! - [`context`] — Go's `context`: cancellation and deadlines handed down a tree of work.
+//!
+//! At the root: [`go`] and [`Spawn`] start coroutines and return a [`JoinHandle`]; [`run`]
+//! runs a closure as a coroutine and waits for it (typically the body of `main`);
+//! [`spawn_blocking`] moves a blocking foreign call off the workers; [`yield_now`],
+//! [`park`] and [`current`] are the low-level scheduling calls; [`Builder`] configures the
+//! runtime before first use; [`stats`] and [`dump`] show what it is doing.
+//!
 //! # The path of one `read`
 //!
 //! The folders are the layers:

@@ -1,5 +1,6 @@
 //! The only place in the bench crate that calls libc: epoll and nonblocking sockets for
-//! the load client (`loadgen`) and the hand-written epoll baseline (`echo_epoll`).
+//! the load client (`loadgen`) and the hand-written epoll baseline (`echo_epoll`), and the
+//! listen backlog of our servers.
 //! Each wrapper turns `-1` into `io::Error::last_os_error()` and retries `EINTR`.
 
 use std::io;
@@ -236,4 +237,17 @@ pub fn accept_nonblocking(listener: RawFd) -> io::Result<RawFd> {
             )
         })
     })
+}
+
+/// Raises a listening socket's accept queue to `net.core.somaxconn` (a second `listen(2)`
+/// on a listening socket only changes its backlog), which is what Go and coronet ask for.
+/// std, mio (so tokio) and may listen with 128: when 9,000 connections arrive at once, the
+/// full queue drops SYNs, and the client's 1-3-7 s retransmission timer, not the server,
+/// would set how long the connection burst takes.
+pub fn full_backlog(listener: RawFd) {
+    // A value above somaxconn is silently capped to it (listen(2)).
+    // SAFETY: plain syscall on a descriptor the caller's listener owns; no pointers.
+    if let Err(e) = cvt(unsafe { libc::listen(listener, libc::c_int::MAX) }) {
+        panic!("listen (raising the backlog): {e}");
+    }
 }

@@ -97,6 +97,14 @@ pub enum RecvTimeoutError {
 
 impl<T> SendError<T> {
     /// The value that was not sent.
+    ///
+    /// ```
+    /// let (s, r) = coronet::chan::unbounded();
+    /// drop(r);
+    /// // Nobody will read the job: keep it for a retry elsewhere.
+    /// let job = s.send(String::from("job 7")).unwrap_err().into_inner();
+    /// assert_eq!(job, "job 7");
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }
@@ -104,6 +112,13 @@ impl<T> SendError<T> {
 
 impl<T> TrySendError<T> {
     /// The value that was not sent.
+    ///
+    /// ```
+    /// let (s, _r) = coronet::chan::bounded(1);
+    /// s.try_send("first").unwrap();
+    /// let back = s.try_send("second").unwrap_err().into_inner();
+    /// assert_eq!(back, "second");
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             TrySendError::Full(v) | TrySendError::Disconnected(v) => v,
@@ -111,11 +126,30 @@ impl<T> TrySendError<T> {
     }
 
     /// True for [`TrySendError::Full`].
+    ///
+    /// ```
+    /// let (s, r) = coronet::chan::bounded(2);
+    /// let mut dropped = 0;
+    /// for event in 0..5 {
+    ///     // Shed load instead of waiting when the consumer falls behind.
+    ///     if let Err(e) = s.try_send(event) {
+    ///         assert!(e.is_full());
+    ///         dropped += 1;
+    ///     }
+    /// }
+    /// assert_eq!((r.len(), dropped), (2, 3));
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, TrySendError::Full(_))
     }
 
     /// True for [`TrySendError::Disconnected`].
+    ///
+    /// ```
+    /// let (s, r) = coronet::chan::bounded(1);
+    /// drop(r);
+    /// assert!(s.try_send(1).unwrap_err().is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, TrySendError::Disconnected(_))
     }
@@ -123,6 +157,14 @@ impl<T> TrySendError<T> {
 
 impl<T> SendTimeoutError<T> {
     /// The value that was not sent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (s, _r) = coronet::chan::bounded(0); // nobody receives
+    /// let err = s.send_timeout(vec![1, 2, 3], Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err.into_inner(), [1, 2, 3]);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             SendTimeoutError::Timeout(v) | SendTimeoutError::Disconnected(v) => v,
@@ -130,11 +172,27 @@ impl<T> SendTimeoutError<T> {
     }
 
     /// True for [`SendTimeoutError::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (s, _r) = coronet::chan::bounded(0);
+    /// assert!(s.send_timeout(1, Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, SendTimeoutError::Timeout(_))
     }
 
     /// True for [`SendTimeoutError::Disconnected`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (s, r) = coronet::chan::bounded(0);
+    /// drop(r);
+    /// // A disconnect fails at once; it does not wait for the timeout.
+    /// assert!(s.send_timeout(1, Duration::from_secs(10)).unwrap_err().is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, SendTimeoutError::Disconnected(_))
     }
@@ -142,11 +200,26 @@ impl<T> SendTimeoutError<T> {
 
 impl TryRecvError {
     /// True for [`TryRecvError::Empty`].
+    ///
+    /// ```
+    /// let (s, r) = coronet::chan::unbounded::<u32>();
+    /// assert!(r.try_recv().unwrap_err().is_empty());
+    /// s.send(1).unwrap();
+    /// assert_eq!(r.try_recv(), Ok(1));
+    /// ```
     pub fn is_empty(&self) -> bool {
         matches!(self, TryRecvError::Empty)
     }
 
     /// True for [`TryRecvError::Disconnected`].
+    ///
+    /// ```
+    /// let (s, r) = coronet::chan::unbounded();
+    /// s.send(1).unwrap();
+    /// drop(s);
+    /// assert_eq!(r.try_recv(), Ok(1)); // what was queued still arrives
+    /// assert!(r.try_recv().unwrap_err().is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, TryRecvError::Disconnected)
     }
@@ -154,11 +227,27 @@ impl TryRecvError {
 
 impl RecvTimeoutError {
     /// True for [`RecvTimeoutError::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (_s, r) = coronet::chan::unbounded::<u8>();
+    /// assert!(r.recv_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, RecvTimeoutError::Timeout)
     }
 
     /// True for [`RecvTimeoutError::Disconnected`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (s, r) = coronet::chan::unbounded::<u8>();
+    /// drop(s);
+    /// // A disconnect fails at once; it does not wait for the timeout.
+    /// assert!(r.recv_timeout(Duration::from_secs(10)).unwrap_err().is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         matches!(self, RecvTimeoutError::Disconnected)
     }

@@ -32,7 +32,11 @@
 //!   [`RecvError`]. Dropping every [`Receiver`] fails later sends and hands each value back.
 //! - A blocked operation parks its coroutine (never the worker thread); on a plain thread it
 //!   blocks the thread. Both kinds can share a channel.
-//! - [`select!`](crate::select) waits on several operations at once (see `select.rs`).
+//! - [`select!`](crate::select) waits on several operations at once (see `select.rs`);
+//!   [`never()`] is a receiver that is never ready, to switch an arm off (Go's nil channel).
+//! - Errors are typed and hand an unsent value back: [`SendError`], [`TrySendError`],
+//!   [`SendTimeoutError`]; receives fail with [`RecvError`], [`TryRecvError`],
+//!   [`RecvTimeoutError`].
 //!
 //! # Files
 //!

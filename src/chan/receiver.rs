@@ -215,6 +215,20 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 /// A blocking iterator over received values; see [`Receiver::iter`].
+///
+/// ```
+/// let (s, r) = coronet::chan::unbounded();
+/// coronet::go(move || {
+///     for word in ["a", "b", "c"] {
+///         s.send(word).unwrap();
+///     }
+/// }); // the sender drops here, which ends the loop below
+/// let mut got = String::new();
+/// for word in r.iter() {
+///     got.push_str(word);
+/// }
+/// assert_eq!(got, "abc");
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a, T> {
     r: &'a Receiver<T>,
@@ -228,6 +242,16 @@ impl<T> Iterator for Iter<'_, T> {
 }
 
 /// A non-blocking iterator over the values ready now; see [`Receiver::try_iter`].
+///
+/// ```
+/// let (s, r) = coronet::chan::unbounded();
+/// s.send(1).unwrap();
+/// s.send(2).unwrap();
+/// // Drain what is queued now, without waiting for more (the sender is still alive).
+/// assert_eq!(r.try_iter().collect::<Vec<_>>(), [1, 2]);
+/// assert_eq!(r.try_iter().next(), None);
+/// # drop(s);
+/// ```
 #[derive(Debug)]
 pub struct TryIter<'a, T> {
     r: &'a Receiver<T>,
@@ -241,6 +265,17 @@ impl<T> Iterator for TryIter<'_, T> {
 }
 
 /// A blocking iterator that owns its receiver; see [`Receiver`]'s `IntoIterator`.
+///
+/// ```
+/// let (s, r) = coronet::chan::bounded(4);
+/// // The consumer owns the receiver: `for x in r` runs until every sender is gone.
+/// let consumer = coronet::go(move || r.into_iter().map(|x: u64| x * 2).sum::<u64>());
+/// for x in 1..=4 {
+///     s.send(x).unwrap();
+/// }
+/// drop(s);
+/// assert_eq!(consumer.join().unwrap(), 20);
+/// ```
 #[derive(Debug)]
 pub struct IntoIter<T> {
     r: Receiver<T>,

@@ -22,7 +22,24 @@ use super::sender::Sender;
 use super::waiter::{self, Entry, Outcome, Signal};
 use crate::runtime::task::Wait;
 
-/// The most arms one `select!` may have.
+/// The most arms one `select!` may have, not counting `default`; a select with more does
+/// not compile ("select!: at most 32 arms").
+///
+/// ```compile_fail
+/// let (_s, r) = coronet::chan::unbounded::<()>();
+/// coronet::select! {
+///     recv(r) -> _ => {}
+///     // ... 32 more `recv(r)` arms: one too many
+/// #   recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {}
+/// #   recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {}
+/// #   recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {}
+/// #   recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {}
+/// #   recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {}
+/// #   recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {}
+/// #   recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {}
+/// #   recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {} recv(r) -> _ => {}
+/// }
+/// ```
 pub const MAX_ARMS: usize = 32;
 
 /// How long a select may wait when no arm is ready.

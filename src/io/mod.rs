@@ -1,5 +1,27 @@
 //! I/O helpers that know coronet's types: [`copy`], `std::io::copy` with Go's kernel paths.
 //!
+//! A one-connection proxy, socket → socket, which takes `splice`:
+//!
+//! ```
+//! use coronet::net::{TcpListener, TcpStream};
+//! use std::io::{Read, Write};
+//!
+//! let l = TcpListener::bind("127.0.0.1:0")?;
+//! let mut src = TcpStream::connect(l.local_addr()?)?; // we write here,
+//! let (mut from, _) = l.accept()?; //                    the proxy reads here,
+//! let mut dst = TcpStream::connect(l.local_addr()?)?; // we read here,
+//! let (mut to, _) = l.accept()?; //                      the proxy writes here.
+//! let proxy = coronet::go(move || coronet::io::copy(&mut from, &mut to));
+//!
+//! src.write_all(b"through the kernel")?;
+//! drop(src); // EOF ends the copy; the proxy then drops `to`
+//! assert_eq!(proxy.join().unwrap()?, 18);
+//! let mut got = String::new();
+//! dst.read_to_string(&mut got)?;
+//! assert_eq!(got, "through the kernel");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # Which path a copy takes
 //!
 //! | reader                       | writer                       | how the bytes move          |

@@ -54,7 +54,18 @@ impl fmt::Debug for Dialer {
 }
 
 impl Dialer {
-    /// No timeout, any local address, keep-alive at Go's 15 s.
+    /// A dialer with Go's defaults: no timeout, any local address, keep-alive at 15 s.
+    ///
+    /// ```
+    /// use coronet::net::{Dialer, TcpListener};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// // The same as `TcpStream::connect`: Go's defaults, no timeout.
+    /// let stream = Dialer::new().dial(listener.local_addr()?)?;
+    /// assert_eq!(stream.keepalive_period()?, Duration::from_secs(15));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Dialer {
         Dialer::default()
     }
@@ -62,24 +73,78 @@ impl Dialer {
     /// Bounds the whole dial (all addresses together), as Go's `Dialer.Timeout`. When the
     /// address resolves to several, each gets an equal share of the time left (at least
     /// 2 s), so one that never answers cannot starve the others.
+    ///
+    /// ```
+    /// use coronet::net::{Dialer, TcpListener};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let dialer = Dialer::new().timeout(Duration::from_secs(3));
+    /// // A dialer is reusable: keep one configured and dial with it everywhere.
+    /// let a = dialer.dial(listener.local_addr()?)?;
+    /// let b = dialer.dial(listener.local_addr()?)?;
+    /// assert_ne!(a.local_addr()?, b.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn timeout(mut self, t: Duration) -> Dialer {
         self.timeout = Some(t);
         self
     }
 
     /// An absolute deadline for the dial, as Go's `Dialer.Deadline`.
+    ///
+    /// ```
+    /// use coronet::net::{Dialer, TcpListener};
+    /// use std::io::ErrorKind;
+    /// use std::time::Instant;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// // A deadline that has already passed fails before trying.
+    /// let err = Dialer::new().deadline(Instant::now()).dial(addr).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// assert_eq!(err.to_string(), format!("dial tcp {addr}: i/o timeout"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn deadline(mut self, d: Instant) -> Dialer {
         self.deadline = Some(d);
         self
     }
 
     /// Binds the socket to this local address before connecting.
+    ///
+    /// ```
+    /// use coronet::net::{Dialer, TcpListener};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// // Send from a chosen source address (any of 127.0.0.0/8 works on Linux's loopback).
+    /// let stream = Dialer::new()
+    ///     .local_addr("127.0.0.2:0".parse().unwrap())
+    ///     .dial(listener.local_addr()?)?;
+    /// let (_, peer) = listener.accept()?;
+    /// assert_eq!(peer.ip().to_string(), "127.0.0.2");
+    /// assert_eq!(stream.local_addr()?, peer);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(mut self, a: SocketAddr) -> Dialer {
         self.local = Some(a);
         self
     }
 
     /// The keep-alive period of the new connection; `Duration::ZERO` turns keep-alive off.
+    ///
+    /// ```
+    /// use coronet::net::{Dialer, TcpListener};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let probed = Dialer::new().keep_alive(Duration::from_secs(30)).dial(addr)?;
+    /// assert_eq!(probed.keepalive_period()?, Duration::from_secs(30));
+    /// let quiet = Dialer::new().keep_alive(Duration::ZERO).dial(addr)?;
+    /// assert!(!quiet.keepalive()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn keep_alive(mut self, period: Duration) -> Dialer {
         self.keep_alive = Some(period);
         self
@@ -87,6 +152,22 @@ impl Dialer {
 
     /// Called with the raw fd after it is created and before it connects (Go's
     /// `Dialer.Control`): set socket options there. An error aborts the dial.
+    ///
+    /// ```
+    /// use coronet::net::{Dialer, TcpListener};
+    /// use std::io;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// // A policy hook: the error aborts the dial and comes back in Go's form.
+    /// let err = Dialer::new()
+    ///     .control(|_fd| Err(io::Error::new(io::ErrorKind::PermissionDenied, "blocked by policy")))
+    ///     .dial(addr)
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+    /// assert_eq!(err.to_string(), format!("dial tcp {addr}: blocked by policy"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn control(
         mut self,
         f: impl Fn(RawFd) -> io::Result<()> + Send + Sync + 'static,
@@ -107,6 +188,25 @@ impl Dialer {
     ///
     /// The last failure in Go's form, e.g. `dial tcp 127.0.0.1:1: connection refused`,
     /// or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) past the deadline.
+    ///
+    /// ```
+    /// use coronet::net::{Dialer, TcpListener};
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    ///
+    /// coronet::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     coronet::go(move || {
+    ///         let (mut conn, _) = listener.accept().unwrap();
+    ///         conn.write_all(b"220 ready\r\n").unwrap();
+    ///     });
+    ///     let mut conn = Dialer::new().timeout(Duration::from_secs(5)).dial(addr).unwrap();
+    ///     let mut greeting = String::new();
+    ///     conn.read_to_string(&mut greeting).unwrap();
+    ///     assert_eq!(greeting, "220 ready\r\n");
+    /// });
+    /// ```
     pub fn dial<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<TcpStream> {
         let deadline = self.effective_deadline();
         let list = addrs(addr).map_err(|e| dial_error(self.local, None, e))?;
@@ -316,30 +416,91 @@ impl fmt::Debug for ListenConfig {
 }
 
 impl ListenConfig {
-    /// Backlog from `/proc/sys/net/core/somaxconn`, `SO_REUSEADDR` on, nothing else.
+    /// A config with Go's defaults: backlog from `/proc/sys/net/core/somaxconn`,
+    /// `SO_REUSEADDR` on, nothing else.
+    ///
+    /// ```
+    /// use coronet::net::ListenConfig;
+    ///
+    /// // The same as `TcpListener::bind`.
+    /// let listener = ListenConfig::new().listen("127.0.0.1:0")?;
+    /// assert!(listener.local_addr()?.port() != 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> ListenConfig {
         ListenConfig::default()
     }
 
     /// The listen backlog (default: the system's `somaxconn`).
+    ///
+    /// ```
+    /// use coronet::net::{ListenConfig, TcpStream};
+    ///
+    /// // A short queue of not-yet-accepted connections.
+    /// let listener = ListenConfig::new().backlog(16).listen("127.0.0.1:0")?;
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// listener.accept()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn backlog(mut self, n: i32) -> ListenConfig {
         self.backlog = Some(n);
         self
     }
 
     /// `SO_REUSEPORT`: several listeners on one port, the kernel spreading connections.
+    ///
+    /// ```
+    /// use coronet::net::{ListenConfig, TcpStream};
+    ///
+    /// let cfg = ListenConfig::new().reuse_port(true);
+    /// let first = cfg.listen("127.0.0.1:0")?;
+    /// let second = cfg.listen(first.local_addr()?)?; // same port: the kernel balances them
+    /// assert_eq!(first.local_addr()?, second.local_addr()?);
+    /// let _client = TcpStream::connect(first.local_addr()?)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn reuse_port(mut self, on: bool) -> ListenConfig {
         self.reuse_port = on;
         self
     }
 
     /// `IPV6_V6ONLY` for an IPv6 listener.
+    ///
+    /// ```
+    /// use coronet::net::{ListenConfig, TcpStream};
+    ///
+    /// // A dual-stack listener: one IPv6 socket also takes IPv4 clients.
+    /// let listener = ListenConfig::new().only_v6(false).listen("[::]:0")?;
+    /// let port = listener.local_addr()?.port();
+    /// let _v4_client = TcpStream::connect(("127.0.0.1", port))?;
+    /// let (_, peer) = listener.accept()?;
+    /// assert!(peer.is_ipv6()); // an IPv4-mapped address, ::ffff:127.0.0.1
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn only_v6(mut self, on: bool) -> ListenConfig {
         self.only_v6 = Some(on);
         self
     }
 
     /// Called with the raw fd before `bind` (Go's `ListenConfig.Control`).
+    ///
+    /// ```
+    /// use coronet::net::ListenConfig;
+    /// use std::os::fd::AsRawFd;
+    /// use std::sync::atomic::{AtomicI32, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let seen = Arc::new(AtomicI32::new(-1));
+    /// let s = seen.clone();
+    /// let listener = ListenConfig::new()
+    ///     .control(move |fd| {
+    ///         s.store(fd, Ordering::Relaxed); // set socket options on `fd` here
+    ///         Ok(())
+    ///     })
+    ///     .listen("127.0.0.1:0")?;
+    /// assert_eq!(seen.load(Ordering::Relaxed), listener.as_raw_fd());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn control(
         mut self,
         f: impl Fn(RawFd) -> io::Result<()> + Send + Sync + 'static,
@@ -353,6 +514,20 @@ impl ListenConfig {
     /// # Errors
     ///
     /// The last failure in Go's form: `listen tcp 127.0.0.1:80: permission denied`.
+    ///
+    /// ```
+    /// use coronet::net::ListenConfig;
+    /// use std::io::ErrorKind;
+    ///
+    /// let cfg = ListenConfig::new();
+    /// let listener = cfg.listen("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// // Without `reuse_port` a second listener on the port is refused.
+    /// let err = cfg.listen(addr).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::AddrInUse);
+    /// assert_eq!(err.to_string(), format!("listen tcp {addr}: address already in use"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn listen<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<TcpListener> {
         let list = addrs(addr).map_err(|e| op_error("listen", "tcp", None, None, e))?;
         let mut last = None;

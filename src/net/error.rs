@@ -31,6 +31,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// A socket address as errors and Unix sockets report it.
+///
+/// ```
+/// use coronet::net::Addr;
+/// use std::path::PathBuf;
+///
+/// let inet = Addr::from("[::1]:80".parse::<std::net::SocketAddr>().unwrap());
+/// assert_eq!(inet.to_string(), "[::1]:80");
+/// assert_eq!(Addr::Unix(PathBuf::from("/tmp/a.sock")).to_string(), "/tmp/a.sock");
+/// assert_eq!(Addr::UnixAbstract(b"name".to_vec()).to_string(), "@name");
+/// assert_eq!(Addr::UnixUnnamed.to_string(), "@");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Addr {
     /// An IPv4 or IPv6 address and port.
@@ -67,6 +78,21 @@ impl fmt::Display for Addr {
 /// It lives inside the `io::Error` a coronet call returns; reach it with
 /// `err.get_ref().and_then(|e| e.downcast_ref::<OpError>())`. The `io::Error`'s `kind()` is
 /// the cause's kind, and its `source()` is the cause.
+///
+/// ```
+/// use coronet::net::{Addr, OpError, TcpListener, TcpStream};
+/// use std::io::ErrorKind;
+///
+/// let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?; // closed again at once
+/// let err = TcpStream::connect(addr).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+///
+/// let op = err.get_ref().and_then(|e| e.downcast_ref::<OpError>()).unwrap();
+/// assert_eq!((op.op(), op.net()), ("dial", "tcp"));
+/// assert_eq!(op.addr(), Some(&Addr::Inet(addr)));
+/// assert_eq!(op.to_string(), format!("dial tcp {addr}: connection refused"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct OpError {
     /// The operation that failed, as Go names it: "read", "write", "dial", "accept", "listen"…
@@ -83,37 +109,119 @@ pub struct OpError {
 
 impl OpError {
     /// The operation that failed ("read", "write", "dial", "accept", …).
+    ///
+    /// ```
+    /// use coronet::net::{OpError, TcpListener};
+    /// use std::time::Instant;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_deadline(Some(Instant::now()))?;
+    /// let err = listener.accept().unwrap_err();
+    /// let op = err.get_ref().and_then(|e| e.downcast_ref::<OpError>()).unwrap();
+    /// assert_eq!(op.op(), "accept");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn op(&self) -> &'static str {
         self.op
     }
 
     /// The network the socket belongs to ("tcp", "udp", "unix", "unixgram").
+    ///
+    /// ```
+    /// use coronet::net::{OpError, UdpSocket};
+    /// use std::time::Instant;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_read_deadline(Some(Instant::now()))?;
+    /// let err = socket.recv(&mut [0u8; 8]).unwrap_err();
+    /// let op = err.get_ref().and_then(|e| e.downcast_ref::<OpError>()).unwrap();
+    /// assert_eq!((op.op(), op.net()), ("read", "udp"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn net(&self) -> &'static str {
         self.net
     }
 
     /// The local address (Go's `Source`), if known.
+    ///
+    /// ```
+    /// use coronet::net::{Addr, OpError, TcpListener, TcpStream};
+    /// use std::io::Read;
+    /// use std::time::Instant;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_read_deadline(Some(Instant::now()))?;
+    /// let err = stream.read(&mut [0u8; 8]).unwrap_err();
+    /// let op = err.get_ref().and_then(|e| e.downcast_ref::<OpError>()).unwrap();
+    /// // On a connection, both ends are known: `read tcp <source>-><addr>: i/o timeout`.
+    /// assert_eq!(op.source_addr(), Some(&Addr::Inet(stream.local_addr()?)));
+    /// assert_eq!(op.addr(), Some(&Addr::Inet(stream.peer_addr()?)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn source_addr(&self) -> Option<&Addr> {
         self.source.as_ref()
     }
 
     /// The remote address, or the listener's own address for accept and listen (Go's `Addr`).
+    ///
+    /// ```
+    /// use coronet::net::{Addr, OpError, TcpStream};
+    ///
+    /// let err = TcpStream::connect("127.0.0.1:1").unwrap_err(); // nothing listens on port 1
+    /// let op = err.get_ref().and_then(|e| e.downcast_ref::<OpError>()).unwrap();
+    /// assert_eq!(op.addr(), Some(&Addr::Inet("127.0.0.1:1".parse().unwrap())));
+    /// assert_eq!(op.source_addr(), None); // the socket never got a local address
+    /// ```
     pub fn addr(&self) -> Option<&Addr> {
         self.addr.as_ref()
     }
 
     /// The underlying error.
+    ///
+    /// ```
+    /// use coronet::net::{OpError, TcpStream};
+    /// use std::io::ErrorKind;
+    ///
+    /// let err = TcpStream::connect("127.0.0.1:1").unwrap_err();
+    /// let op = err.get_ref().and_then(|e| e.downcast_ref::<OpError>()).unwrap();
+    /// assert_eq!(op.cause().kind(), ErrorKind::ConnectionRefused);
+    /// assert_eq!(op.cause().raw_os_error(), Some(libc::ECONNREFUSED));
+    /// ```
     pub fn cause(&self) -> &io::Error {
         &self.cause
     }
 
     /// Whether the operation timed out, as Go's `Timeout()` answers it: a deadline passed, or
     /// the kernel gave up with `ETIMEDOUT`.
+    ///
+    /// ```
+    /// use coronet::net::{OpError, UdpSocket};
+    /// use std::time::Duration;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_read_timeout(Some(Duration::from_millis(10)))?;
+    /// let err = socket.recv(&mut [0u8; 8]).unwrap_err();
+    /// let op = err.get_ref().and_then(|e| e.downcast_ref::<OpError>()).unwrap();
+    /// assert!(op.is_timeout() && !op.is_closed());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn is_timeout(&self) -> bool {
         is_timeout(&self.cause)
     }
 
     /// Whether the operation was on a socket that had already been closed.
+    ///
+    /// ```
+    /// use coronet::net::{OpError, UdpSocket};
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.close()?;
+    /// let err = socket.recv(&mut [0u8; 8]).unwrap_err();
+    /// let op = err.get_ref().and_then(|e| e.downcast_ref::<OpError>()).unwrap();
+    /// assert!(op.is_closed() && !op.is_timeout());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         is_closed(&self.cause)
     }

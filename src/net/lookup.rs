@@ -17,7 +17,8 @@ use crate::runtime::blocking::run_scoped;
 use crate::runtime::park;
 use crate::runtime::task::{Task, Wait};
 
-/// Lookups in flight at once, as Go limits its cgo resolver threads.
+/// Lookups in flight at once, as Go limits its cgo resolver threads; further lookups wait,
+/// parked, for a slot.
 pub const MAX_LOOKUPS: usize = 500;
 
 static LOOKUPS: Limiter = Limiter::new(MAX_LOOKUPS);

@@ -8,6 +8,46 @@
 //! also hit calls already blocked (`set_deadline`), and `close(&self)`, which makes every
 //! blocked call on the object return at once.
 //!
+//! # What is here
+//!
+//! - TCP: [`TcpListener`] and [`TcpStream`]; [`Dialer`] and [`ListenConfig`] carry Go's
+//!   options for making them (timeouts, local address, keep-alive, `SO_REUSEPORT`, a
+//!   `control` hook on the raw fd).
+//! - UDP: [`UdpSocket`].
+//! - Unix sockets: [`UnixListener`], [`UnixStream`] and [`UnixDatagram`], on paths or Linux
+//!   abstract names ([`UnixSocketAddr`]).
+//! - Names: [`lookup_host`] and [`lookup_host_context`] resolve off the worker threads.
+//! - Errors: [`OpError`] and [`Addr`], inside the `io::Error` every call returns.
+//!
+//! ```
+//! use coronet::net::{TcpListener, TcpStream};
+//! use std::io::{BufRead, BufReader, Write};
+//!
+//! coronet::run(|| {
+//!     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//!     let addr = listener.local_addr().unwrap();
+//!     coronet::go(move || {
+//!         for conn in listener.incoming() {
+//!             let conn = conn.unwrap();
+//!             coronet::go(move || {
+//!                 // a line-echo handler in plain blocking style
+//!                 let mut lines = BufReader::new(&conn);
+//!                 let mut line = String::new();
+//!                 while lines.read_line(&mut line).unwrap() > 0 {
+//!                     (&conn).write_all(line.as_bytes()).unwrap();
+//!                     line.clear();
+//!                 }
+//!             });
+//!         }
+//!     });
+//!     let conn = TcpStream::connect(addr).unwrap();
+//!     (&conn).write_all(b"hello\n").unwrap();
+//!     let mut reply = String::new();
+//!     BufReader::new(&conn).read_line(&mut reply).unwrap();
+//!     assert_eq!(reply, "hello\n");
+//! });
+//! ```
+//!
 //! # Errors
 //!
 //! Errors read as Go's do — `read tcp 127.0.0.1:40000->127.0.0.1:8080: connection reset by

@@ -57,6 +57,25 @@ pub struct TcpListener {
 /// A TCP connection. Reads park until data arrives; a write sends the whole buffer.
 ///
 /// New streams (accepted or dialed) have `TCP_NODELAY` on and keep-alive at 15 s, like Go's.
+///
+/// ```
+/// use coronet::net::{TcpListener, TcpStream};
+/// use std::io::{Read, Write};
+///
+/// coronet::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     coronet::go(move || {
+///         let (mut conn, _) = listener.accept().unwrap();
+///         conn.write_all(b"hi").unwrap();
+///         // dropping `conn` closes it: the client then reads EOF
+///     });
+///     let mut stream = TcpStream::connect(addr).unwrap();
+///     let mut got = String::new();
+///     stream.read_to_string(&mut got).unwrap(); // reads until EOF, Ok(0)
+///     assert_eq!(got, "hi");
+/// });
+/// ```
 pub struct TcpStream {
     sock: Sock,
 }
@@ -68,6 +87,15 @@ impl TcpListener {
     ///
     /// Resolution failures, and the bind/listen error in Go's form
     /// (`listen tcp 127.0.0.1:80: permission denied`).
+    ///
+    /// ```
+    /// use coronet::net::TcpListener;
+    ///
+    /// // Port 0 asks the kernel for a free port; `local_addr` says which one it chose.
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// assert_ne!(listener.local_addr()?.port(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpListener> {
         super::ListenConfig::new().listen(addr)
     }
@@ -83,6 +111,17 @@ impl TcpListener {
     /// `accept tcp 127.0.0.1:8080: too many open files` when out of fds (back off and
     /// retry; the listener stays usable), the closed or timeout error after `close` or a
     /// passed deadline.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (server_side, peer) = listener.accept()?;
+    /// assert_eq!(peer, client.local_addr()?);
+    /// assert_eq!(server_side.peer_addr()?, client.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, peer) = self.sock.accept()?;
         let peer = inet(peer)?;
@@ -96,39 +135,122 @@ impl TcpListener {
     }
 
     /// An endless iterator of accepted connections, as std's.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::io::Write;
+    ///
+    /// coronet::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let addr = listener.local_addr().unwrap();
+    ///     let client = coronet::go(move || TcpStream::connect(addr).unwrap());
+    ///     // A server loops over `incoming` and hands each connection to its own coroutine.
+    ///     for stream in listener.incoming().take(1) {
+    ///         let mut stream = stream.unwrap();
+    ///         coronet::go(move || stream.write_all(b"welcome\n").unwrap()).join().unwrap();
+    ///     }
+    ///     client.join().unwrap();
+    /// });
+    /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
 
     /// The address the listener is bound to.
+    ///
+    /// ```
+    /// use coronet::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.local_sockaddr()?)
     }
 
     /// Go's `SetDeadline` for listeners: bounds `accept`, including one already blocked.
+    ///
+    /// ```
+    /// use coronet::net::TcpListener;
+    /// use std::io::ErrorKind;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_deadline(Some(Instant::now() + Duration::from_millis(20)))?;
+    /// let err = listener.accept().unwrap_err(); // nobody connects
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// assert!(err.to_string().ends_with("i/o timeout"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_read_deadline(deadline)
     }
 
     /// Go's `Close`: a blocked `accept` returns at once with the closed error.
+    ///
+    /// ```
+    /// use coronet::net::TcpListener;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// coronet::run(|| {
+    ///     let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    ///     let l = listener.clone();
+    ///     let acceptor = coronet::go(move || l.accept().map(|_| ()));
+    ///     coronet::time::sleep(Duration::from_millis(10)); // let it park in accept
+    ///     listener.close().unwrap();
+    ///     let err = acceptor.join().unwrap().unwrap_err();
+    ///     assert!(err.to_string().ends_with("use of closed network connection"));
+    /// });
+    /// ```
     pub fn close(&self) -> io::Result<()> {
         self.sock.close()
     }
 
     /// A second handle on the same listening socket (`dup`).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let clone = listener.try_clone()?;
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// // Either handle accepts from the same queue.
+    /// let (_conn, _) = clone.accept()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_clone(&self) -> io::Result<TcpListener> {
         Ok(TcpListener {
             sock: self.sock.try_clone()?,
         })
     }
 
-    /// Sets `IP_TTL`.
+    /// Sets the time-to-live of outgoing packets (`IP_TTL`).
+    ///
+    /// ```
+    /// use coronet::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_ttl(100)?;
+    /// assert_eq!(listener.ttl()?, 100);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.sock
             .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
     }
 
-    /// Reads `IP_TTL`.
+    /// The time-to-live of outgoing packets (`IP_TTL`).
+    ///
+    /// ```
+    /// use coronet::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// assert!(listener.ttl()? > 0); // the system default, usually 64
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.sock
             .getsockopt::<libc::c_int>(libc::IPPROTO_IP, libc::IP_TTL)
@@ -136,17 +258,47 @@ impl TcpListener {
     }
 
     /// Reads and clears `SO_ERROR`.
+    ///
+    /// ```
+    /// use coronet::net::TcpListener;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// assert!(listener.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.take_error()
     }
 
     /// std's nonblocking mode: `accept` returns `WouldBlock` instead of parking.
+    ///
+    /// ```
+    /// use coronet::net::TcpListener;
+    /// use std::io::ErrorKind;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// listener.set_nonblocking(true)?;
+    /// // Nothing is waiting, so accept says so instead of blocking.
+    /// assert_eq!(listener.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking)
     }
 }
 
 /// Iterator over a listener's connections; never ends.
+///
+/// ```
+/// use coronet::net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let _client = TcpStream::connect(listener.local_addr()?)?;
+/// let mut incoming = listener.incoming();
+/// let conn = incoming.next().unwrap()?; // `next` always returns `Some`
+/// assert_eq!(conn.local_addr()?, listener.local_addr()?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
 }
@@ -164,6 +316,21 @@ impl TcpStream {
     /// # Errors
     ///
     /// The last address's failure in Go's form: `dial tcp 127.0.0.1:1: connection refused`.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert_eq!(stream.peer_addr()?, listener.local_addr()?);
+    ///
+    /// // A refused connection reports itself the way Go does.
+    /// let port = listener.local_addr()?.port();
+    /// drop(listener);
+    /// let err = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+    /// assert_eq!(err.to_string(), format!("dial tcp 127.0.0.1:{port}: connection refused"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpStream> {
         super::Dialer::new().dial(addr)
     }
@@ -173,6 +340,16 @@ impl TcpStream {
     /// # Errors
     ///
     /// `InvalidInput` for a zero timeout (as std); otherwise as [`connect`](Self::connect).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect_timeout(&listener.local_addr()?, Duration::from_secs(5))?;
+    /// assert!(stream.nodelay()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
             return Err(io::Error::new(
@@ -233,21 +410,74 @@ impl TcpStream {
     }
 
     /// The remote address.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert_eq!(stream.peer_addr()?, listener.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.peer_sockaddr()?)
     }
 
     /// The local address.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// let (_, peer) = listener.accept()?;
+    /// assert_eq!(stream.local_addr()?, peer);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.local_sockaddr()?)
     }
 
     /// Shuts down the read, write, or both halves (a FIN for write).
+    ///
+    /// ```
+    /// use coronet::net::{Shutdown, TcpListener, TcpStream};
+    /// use std::io::{Read, Write};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut server, _) = listener.accept()?;
+    /// client.write_all(b"request")?;
+    /// client.shutdown(Shutdown::Write)?; // "no more requests": the server reads EOF
+    /// let mut req = Vec::new();
+    /// server.read_to_end(&mut req)?;
+    /// assert_eq!(req, b"request");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)
     }
 
     /// A second handle on the same connection (`dup`), with its own deadlines.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::io::{Read, Write};
+    ///
+    /// coronet::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    ///     let (mut server, _) = listener.accept().unwrap();
+    ///     // One coroutine writes through the clone while this one reads.
+    ///     let mut writer = client.try_clone().unwrap();
+    ///     coronet::go(move || writer.write_all(b"ping").unwrap());
+    ///     let mut buf = [0u8; 4];
+    ///     server.read_exact(&mut buf).unwrap();
+    ///     server.write_all(&buf).unwrap();
+    ///     client.read_exact(&mut buf).unwrap();
+    ///     assert_eq!(&buf, b"ping");
+    /// });
+    /// ```
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream {
             sock: self.sock.try_clone()?,
@@ -260,21 +490,66 @@ impl TcpStream {
     /// # Errors
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::io::{ErrorKind, Read};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_read_timeout(Some(Duration::from_millis(20)))?;
+    /// let err = stream.read(&mut [0u8; 8]).unwrap_err(); // the peer sends nothing
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Dir::Read, dur)
     }
 
     /// std's per-call write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(stream.write_timeout()?, Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Dir::Write, dur)
     }
 
     /// The per-call read timeout.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert_eq!(stream.read_timeout()?, None); // none by default
+    /// stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(stream.read_timeout()?, Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         self.sock.timeout(Dir::Read)
     }
 
     /// The per-call write timeout.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert_eq!(stream.write_timeout()?, None); // none by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         self.sock.timeout(Dir::Write)
     }
@@ -299,12 +574,44 @@ impl TcpStream {
         self.sock.set_deadline(deadline)
     }
 
-    /// Go's `SetReadDeadline`.
+    /// Sets the read deadline (Go's `SetReadDeadline`): reads fail with `i/o timeout` after
+    /// it, including one already blocked; `None` clears it.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::io::{ErrorKind, Read, Write};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_read_deadline(Some(Instant::now() + Duration::from_millis(20)))?;
+    /// let err = stream.read(&mut [0u8; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// // Writes are not bounded by the read deadline.
+    /// stream.write_all(b"still fine")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_read_deadline(deadline)
     }
 
-    /// Go's `SetWriteDeadline`.
+    /// Sets the write deadline (Go's `SetWriteDeadline`): writes fail with `i/o timeout`
+    /// after it, including one already blocked; `None` clears it.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::io::{ErrorKind, Write};
+    /// use std::time::Instant;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut stream = TcpStream::connect(listener.local_addr()?)?;
+    /// // A deadline already past fails writes at once; `None` lifts it again.
+    /// stream.set_write_deadline(Some(Instant::now()))?;
+    /// assert_eq!(stream.write(b"x").unwrap_err().kind(), ErrorKind::TimedOut);
+    /// stream.set_write_deadline(None)?;
+    /// stream.write_all(b"x")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_write_deadline(deadline)
     }
@@ -312,33 +619,107 @@ impl TcpStream {
     /// Go's `Close`: blocked reads and writes on this stream return at once with
     /// `use of closed network connection`; later calls fail the same way; the fd is
     /// released when the last call in flight has left.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::io::Read;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// coronet::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let stream = Arc::new(TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+    ///     let s = stream.clone();
+    ///     let reader = coronet::go(move || (&*s).read(&mut [0u8; 8]));
+    ///     coronet::time::sleep(Duration::from_millis(10)); // let the reader park
+    ///     stream.close().unwrap(); // wakes the parked read
+    ///     let err = reader.join().unwrap().unwrap_err();
+    ///     assert!(err.to_string().ends_with("use of closed network connection"));
+    /// });
+    /// ```
     pub fn close(&self) -> io::Result<()> {
         self.sock.close()
     }
 
     /// Reads without consuming (`MSG_PEEK`).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::io::{Read, Write};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut server, _) = listener.accept()?;
+    /// client.write_all(b"GET /")?;
+    /// let mut first = [0u8; 3];
+    /// server.peek(&mut first)?; // waits for data, leaves it queued
+    /// assert_eq!(&first, b"GET");
+    /// let mut all = [0u8; 5];
+    /// server.read_exact(&mut all)?;
+    /// assert_eq!(&all, b"GET /");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.peek(buf)
     }
 
     /// Sets `TCP_NODELAY` (on by default).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_nodelay(false)?; // let Nagle batch small writes
+    /// assert!(!stream.nodelay()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.sock
             .set_bool(libc::IPPROTO_TCP, libc::TCP_NODELAY, nodelay)
     }
 
-    /// Reads `TCP_NODELAY`.
+    /// Whether `TCP_NODELAY` is on, i.e. Nagle's algorithm is off.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// let (accepted, _) = listener.accept()?;
+    /// assert!(stream.nodelay()? && accepted.nodelay()?); // on for both ends, as in Go
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
         self.sock.get_bool(libc::IPPROTO_TCP, libc::TCP_NODELAY)
     }
 
-    /// Sets `IP_TTL`.
+    /// Sets the time-to-live of outgoing packets (`IP_TTL`).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_ttl(32)?;
+    /// assert_eq!(stream.ttl()?, 32);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.sock
             .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
     }
 
-    /// Reads `IP_TTL`.
+    /// The time-to-live of outgoing packets (`IP_TTL`).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert!(stream.ttl()? > 0); // the system default, usually 64
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.sock
             .getsockopt::<libc::c_int>(libc::IPPROTO_IP, libc::IP_TTL)
@@ -346,27 +727,77 @@ impl TcpStream {
     }
 
     /// Reads and clears `SO_ERROR`.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert!(stream.take_error()?.is_none()); // a healthy connection has none pending
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.take_error()
     }
 
     /// std's nonblocking mode: calls return `WouldBlock` instead of parking.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::io::{ErrorKind, Read};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_nonblocking(true)?;
+    /// assert_eq!(stream.read(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking)
     }
 
-    /// Go's `SetKeepAlive`.
+    /// Turns keep-alive probes on or off (`SO_KEEPALIVE`; Go's `SetKeepAlive`).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_keepalive(false)?;
+    /// assert!(!stream.keepalive()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_keepalive(&self, on: bool) -> io::Result<()> {
         self.sock.set_bool(libc::SOL_SOCKET, libc::SO_KEEPALIVE, on)
     }
 
     /// Whether `SO_KEEPALIVE` is on.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert!(stream.keepalive()?); // on by default, as in Go
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn keepalive(&self) -> io::Result<bool> {
         self.sock.get_bool(libc::SOL_SOCKET, libc::SO_KEEPALIVE)
     }
 
     /// Go's `SetKeepAlivePeriod`: idle time before the first probe and between probes
     /// (whole seconds, at least 1).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_keepalive_period(Duration::from_millis(1500))?; // rounds up to whole seconds
+    /// assert_eq!(stream.keepalive_period()?, Duration::from_secs(2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_keepalive_period(&self, period: Duration) -> io::Result<()> {
         self.sock
             .fd
@@ -375,6 +806,16 @@ impl TcpStream {
     }
 
     /// The keep-alive idle period.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert_eq!(stream.keepalive_period()?, Duration::from_secs(15)); // Go's default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn keepalive_period(&self) -> io::Result<Duration> {
         self.sock
             .fd
@@ -383,6 +824,21 @@ impl TcpStream {
     }
 
     /// Go's `SetLinger`: `Some(ZERO)` makes close send a reset and drop unsent data.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::io::{ErrorKind, Read};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (mut server, _) = listener.accept()?;
+    /// client.set_linger(Some(Duration::ZERO))?;
+    /// drop(client); // an abortive close: the peer sees a reset, not EOF
+    /// let err = server.read(&mut [0u8; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
         self.sock
             .fd
@@ -390,7 +846,19 @@ impl TcpStream {
             .map_err(|e| self.sock.err("set", e))
     }
 
-    /// `SO_LINGER`.
+    /// The `SO_LINGER` setting: `None` when off, as it is by default.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert_eq!(stream.linger()?, None); // off by default
+    /// stream.set_linger(Some(Duration::from_secs(5)))?;
+    /// assert_eq!(stream.linger()?, Some(Duration::from_secs(5)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn linger(&self) -> io::Result<Option<Duration>> {
         self.sock
             .fd
@@ -399,6 +867,16 @@ impl TcpStream {
     }
 
     /// Go's `SetReadBuffer` (`SO_RCVBUF`; the kernel doubles the value).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_recv_buffer_size(64 * 1024)?;
+    /// assert!(stream.recv_buffer_size()? >= 64 * 1024); // the kernel doubled it
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
         self.sock.setsockopt(
             libc::SOL_SOCKET,
@@ -408,6 +886,15 @@ impl TcpStream {
     }
 
     /// `SO_RCVBUF` as the kernel reports it.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert!(stream.recv_buffer_size()? > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn recv_buffer_size(&self) -> io::Result<usize> {
         self.sock
             .getsockopt::<libc::c_int>(libc::SOL_SOCKET, libc::SO_RCVBUF)
@@ -415,6 +902,16 @@ impl TcpStream {
     }
 
     /// Go's `SetWriteBuffer` (`SO_SNDBUF`; the kernel doubles the value).
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// stream.set_send_buffer_size(64 * 1024)?;
+    /// assert!(stream.send_buffer_size()? >= 64 * 1024); // the kernel doubled it
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
         self.sock.setsockopt(
             libc::SOL_SOCKET,
@@ -424,6 +921,15 @@ impl TcpStream {
     }
 
     /// `SO_SNDBUF` as the kernel reports it.
+    ///
+    /// ```
+    /// use coronet::net::{TcpListener, TcpStream};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(listener.local_addr()?)?;
+    /// assert!(stream.send_buffer_size()? > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn send_buffer_size(&self) -> io::Result<usize> {
         self.sock
             .getsockopt::<libc::c_int>(libc::SOL_SOCKET, libc::SO_SNDBUF)

@@ -207,6 +207,14 @@ impl UdpSocket {
     }
 
     /// The address the socket is bound to.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert_ne!(socket.local_addr()?.port(), 0); // the port the kernel chose
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.local_sockaddr()?)
     }
@@ -216,6 +224,18 @@ impl UdpSocket {
     /// # Errors
     ///
     /// Kind `NotConnected` if [`connect`](Self::connect) was never called.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::io::ErrorKind;
+    ///
+    /// let a = UdpSocket::bind("127.0.0.1:0")?;
+    /// let b = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert_eq!(a.peer_addr().unwrap_err().kind(), ErrorKind::NotConnected);
+    /// a.connect(b.local_addr()?)?;
+    /// assert_eq!(a.peer_addr()?, b.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.peer_sockaddr()?)
     }
@@ -227,6 +247,19 @@ impl UdpSocket {
     ///
     /// `write udp 127.0.0.1:5000: destination address required` if not connected; kind
     /// `ConnectionRefused` when an earlier datagram drew an ICMP port-unreachable.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let server = UdpSocket::bind("127.0.0.1:0")?;
+    /// let client = UdpSocket::bind("127.0.0.1:0")?;
+    /// client.connect(server.local_addr()?)?;
+    /// assert_eq!(client.send(b"hello")?, 5);
+    /// let mut buf = [0u8; 16];
+    /// let (n, from) = server.recv_from(&mut buf)?;
+    /// assert_eq!((&buf[..n], from), (&b"hello"[..], client.local_addr()?));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.sock
             .fd
@@ -242,11 +275,40 @@ impl UdpSocket {
     /// On a connected socket, kind `ConnectionRefused` after the peer's port answered an
     /// earlier datagram with ICMP port-unreachable
     /// (`read udp 127.0.0.1:5000->127.0.0.1:6000: connection refused`).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let a = UdpSocket::bind("127.0.0.1:0")?;
+    /// let b = UdpSocket::bind("127.0.0.1:0")?;
+    /// a.connect(b.local_addr()?)?;
+    /// b.send_to(b"a datagram too long", a.local_addr()?)?;
+    /// let mut buf = [0u8; 10];
+    /// let n = a.recv(&mut buf)?; // the rest of the datagram is dropped
+    /// assert_eq!(&buf[..n], b"a datagram");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.recv_flags(buf, 0)
     }
 
     /// Like [`recv`](Self::recv), but leaves the datagram queued (`MSG_PEEK`).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let a = UdpSocket::bind("127.0.0.1:0")?;
+    /// let b = UdpSocket::bind("127.0.0.1:0")?;
+    /// a.connect(b.local_addr()?)?;
+    /// b.send_to(b"v1:data", a.local_addr()?)?;
+    /// let mut version = [0u8; 2];
+    /// a.peek(&mut version)?; // look at the header, leave the datagram queued
+    /// assert_eq!(&version, b"v1");
+    /// let mut buf = [0u8; 16];
+    /// let n = a.recv(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"v1:data");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.recv_flags(buf, libc::MSG_PEEK)
     }
@@ -285,11 +347,41 @@ impl UdpSocket {
     }
 
     /// Receives one datagram and the address it came from (see [`recv`](Self::recv)).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// coronet::run(|| {
+    ///     let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     let addr = server.local_addr().unwrap();
+    ///     coronet::go(move || {
+    ///         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///         client.send_to(b"hi", addr).unwrap();
+    ///     });
+    ///     let mut buf = [0u8; 1500];
+    ///     let (n, from) = server.recv_from(&mut buf).unwrap(); // parks until the datagram comes
+    ///     assert_eq!(&buf[..n], b"hi");
+    ///     assert!(from.ip().is_loopback());
+    /// });
+    /// ```
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.recv_from_flags(buf, 0)
     }
 
     /// Like [`recv_from`](Self::recv_from), but leaves the datagram queued (`MSG_PEEK`).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let a = UdpSocket::bind("127.0.0.1:0")?;
+    /// let b = UdpSocket::bind("127.0.0.1:0")?;
+    /// a.send_to(b"hi", b.local_addr()?)?;
+    /// let mut buf = [0u8; 8];
+    /// let (_, from) = b.peek_from(&mut buf)?; // see who sent it before taking it
+    /// assert_eq!(from, a.local_addr()?);
+    /// assert_eq!(b.recv_from(&mut buf)?, (2, from));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.recv_from_flags(buf, libc::MSG_PEEK)
     }
@@ -304,6 +396,24 @@ impl UdpSocket {
     }
 
     /// A second handle on the same socket (`dup`), with its own deadlines and timeouts.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// coronet::run(|| {
+    ///     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ///     let addr = socket.local_addr().unwrap();
+    ///     // One coroutine receives on the clone while this one sends.
+    ///     let receiver = socket.try_clone().unwrap();
+    ///     let got = coronet::go(move || {
+    ///         let mut buf = [0u8; 8];
+    ///         let (n, _) = receiver.recv_from(&mut buf).unwrap();
+    ///         buf[..n].to_vec()
+    ///     });
+    ///     socket.send_to(b"loop", addr).unwrap();
+    ///     assert_eq!(got.join().unwrap(), b"loop");
+    /// });
+    /// ```
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         Ok(UdpSocket {
             sock: self.sock.try_clone()?,
@@ -330,16 +440,45 @@ impl UdpSocket {
     }
 
     /// std's per-call write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::time::Duration;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_write_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(socket.write_timeout()?, Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Dir::Write, dur)
     }
 
     /// The per-call read timeout.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::time::Duration;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert_eq!(socket.read_timeout()?, None); // none by default
+    /// socket.set_read_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(socket.read_timeout()?, Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         self.sock.timeout(Dir::Read)
     }
 
     /// The per-call write timeout.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert_eq!(socket.write_timeout()?, None); // none by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         self.sock.timeout(Dir::Write)
     }
@@ -363,11 +502,39 @@ impl UdpSocket {
     }
 
     /// Go's `SetReadDeadline`: bounds receives only.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::io::ErrorKind;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_read_deadline(Some(Instant::now() + Duration::from_millis(20)))?;
+    /// let err = socket.recv_from(&mut [0u8; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// // Sends are not bounded by the read deadline.
+    /// socket.send_to(b"x", socket.local_addr()?)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_read_deadline(deadline)
     }
 
     /// Go's `SetWriteDeadline`: bounds sends only.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::io::ErrorKind;
+    /// use std::time::Instant;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// let to = socket.local_addr()?;
+    /// socket.set_write_deadline(Some(Instant::now()))?; // already past
+    /// assert_eq!(socket.send_to(b"x", to).unwrap_err().kind(), ErrorKind::TimedOut);
+    /// socket.set_write_deadline(None)?;
+    /// socket.send_to(b"x", to)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_write_deadline(deadline)
     }
@@ -392,66 +559,170 @@ impl UdpSocket {
 
     /// Reads and clears `SO_ERROR`: an ICMP error the kernel recorded for an earlier
     /// datagram that no receive has reported yet.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert!(socket.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.take_error()
     }
 
     /// std's nonblocking mode: calls return `WouldBlock` instead of parking.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::io::ErrorKind;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_nonblocking(true)?;
+    /// let err = socket.recv_from(&mut [0u8; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::WouldBlock); // nothing queued
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking)
     }
 
     /// Sets `IP_TTL`, the hop limit of outgoing unicast datagrams.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_ttl(8)?;
+    /// assert_eq!(socket.ttl()?, 8);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.set_int(libc::IPPROTO_IP, libc::IP_TTL, ttl)
     }
 
-    /// Reads `IP_TTL`.
+    /// The time-to-live of outgoing packets (`IP_TTL`).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert!(socket.ttl()? > 0); // the system default, usually 64
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn ttl(&self) -> io::Result<u32> {
         self.get_int(libc::IPPROTO_IP, libc::IP_TTL)
     }
 
     /// Sets `SO_BROADCAST` (on by default, as in Go).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_broadcast(false)?;
+    /// assert!(!socket.broadcast()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
         self.sock
             .set_bool(libc::SOL_SOCKET, libc::SO_BROADCAST, broadcast)
     }
 
     /// Whether `SO_BROADCAST` is on.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert!(socket.broadcast()?); // Go's default; std's is off
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn broadcast(&self) -> io::Result<bool> {
         self.sock.get_bool(libc::SOL_SOCKET, libc::SO_BROADCAST)
     }
 
     /// Sets `IP_MULTICAST_LOOP`: whether this host's own members get the IPv4 multicast
     /// datagrams it sends.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("0.0.0.0:0")?;
+    /// socket.set_multicast_loop_v4(false)?; // do not hear our own group traffic
+    /// assert!(!socket.multicast_loop_v4()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
         self.sock
             .set_bool(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, on)
     }
 
-    /// Reads `IP_MULTICAST_LOOP`.
+    /// Whether this host's own members get the IPv4 multicast datagrams it sends.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("0.0.0.0:0")?;
+    /// assert!(socket.multicast_loop_v4()?); // on by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn multicast_loop_v4(&self) -> io::Result<bool> {
         self.sock
             .get_bool(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP)
     }
 
     /// Sets `IP_MULTICAST_TTL` (1 by default: the local network only).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("0.0.0.0:0")?;
+    /// socket.set_multicast_ttl_v4(4)?; // let group datagrams cross up to 4 routers
+    /// assert_eq!(socket.multicast_ttl_v4()?, 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
         self.set_int(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl)
     }
 
-    /// Reads `IP_MULTICAST_TTL`.
+    /// The hop limit of outgoing IPv4 multicast datagrams (`IP_MULTICAST_TTL`).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("0.0.0.0:0")?;
+    /// assert_eq!(socket.multicast_ttl_v4()?, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
         self.get_int(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL)
     }
 
     /// Sets `IPV6_MULTICAST_LOOP` on an IPv6 socket.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("[::1]:0")?;
+    /// socket.set_multicast_loop_v6(false)?;
+    /// assert!(!socket.multicast_loop_v6()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
         self.sock
             .set_bool(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, on)
     }
 
-    /// Reads `IPV6_MULTICAST_LOOP`.
+    /// Whether this host's own members get the IPv6 multicast datagrams it sends.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("[::1]:0")?;
+    /// assert!(socket.multicast_loop_v6()?); // on by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn multicast_loop_v6(&self) -> io::Result<bool> {
         self.sock
             .get_bool(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP)
@@ -464,11 +735,39 @@ impl UdpSocket {
     ///
     /// `InvalidInput` if `multiaddr` is not a multicast address; the kernel's refusal
     /// (e.g. `no such device` when no interface can carry multicast).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::io::ErrorKind;
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let socket = UdpSocket::bind("0.0.0.0:0")?;
+    /// let group = Ipv4Addr::new(239, 255, 0, 1);
+    /// socket.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST)?;
+    /// socket.leave_multicast_v4(&group, &Ipv4Addr::LOCALHOST)?;
+    ///
+    /// let not_a_group = Ipv4Addr::new(10, 0, 0, 1);
+    /// let err = socket.join_multicast_v4(&not_a_group, &Ipv4Addr::UNSPECIFIED).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
         self.membership_v4(libc::IP_ADD_MEMBERSHIP, multiaddr, interface)
     }
 
     /// Leaves an IPv4 group joined with [`join_multicast_v4`](Self::join_multicast_v4).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let socket = UdpSocket::bind("0.0.0.0:0")?;
+    /// let group = Ipv4Addr::new(239, 255, 0, 2);
+    /// socket.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST)?;
+    /// // ... receive the group's datagrams ...
+    /// socket.leave_multicast_v4(&group, &Ipv4Addr::LOCALHOST)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
         self.membership_v4(libc::IP_DROP_MEMBERSHIP, multiaddr, interface)
     }
@@ -479,11 +778,34 @@ impl UdpSocket {
     /// # Errors
     ///
     /// As [`join_multicast_v4`](Self::join_multicast_v4).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::net::Ipv6Addr;
+    ///
+    /// let socket = UdpSocket::bind("[::]:0")?;
+    /// let group: Ipv6Addr = "ff02::1:3".parse().unwrap();
+    /// socket.join_multicast_v6(&group, 1)?; // interface 1 is the loopback on Linux
+    /// socket.leave_multicast_v6(&group, 1)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.membership_v6(libc::IPV6_ADD_MEMBERSHIP, multiaddr, interface)
     }
 
     /// Leaves an IPv6 group joined with [`join_multicast_v6`](Self::join_multicast_v6).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    /// use std::net::Ipv6Addr;
+    ///
+    /// let socket = UdpSocket::bind("[::]:0")?;
+    /// let group: Ipv6Addr = "ff02::1:4".parse().unwrap();
+    /// socket.join_multicast_v6(&group, 1)?;
+    /// // ... receive the group's datagrams ...
+    /// socket.leave_multicast_v6(&group, 1)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.membership_v6(libc::IPV6_DROP_MEMBERSHIP, multiaddr, interface)
     }
@@ -516,22 +838,57 @@ impl UdpSocket {
     }
 
     /// Go's `SetReadBuffer` (`SO_RCVBUF`; the kernel doubles the value).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_recv_buffer_size(256 * 1024)?; // room for bursts
+    /// assert!(socket.recv_buffer_size()? > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
         self.set_size(libc::SO_RCVBUF, size)
     }
 
     /// `SO_RCVBUF` as the kernel reports it.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_recv_buffer_size(64 * 1024)?;
+    /// assert!(socket.recv_buffer_size()? >= 64 * 1024); // the kernel doubled it
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn recv_buffer_size(&self) -> io::Result<usize> {
         self.get_int(libc::SOL_SOCKET, libc::SO_RCVBUF)
             .map(|v| v as usize)
     }
 
     /// Go's `SetWriteBuffer` (`SO_SNDBUF`; the kernel doubles the value).
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.set_send_buffer_size(64 * 1024)?;
+    /// assert!(socket.send_buffer_size()? >= 64 * 1024); // the kernel doubled it
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
         self.set_size(libc::SO_SNDBUF, size)
     }
 
     /// `SO_SNDBUF` as the kernel reports it.
+    ///
+    /// ```
+    /// use coronet::net::UdpSocket;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert!(socket.send_buffer_size()? > 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn send_buffer_size(&self) -> io::Result<usize> {
         self.get_int(libc::SOL_SOCKET, libc::SO_SNDBUF)
             .map(|v| v as usize)

@@ -183,6 +183,19 @@ impl UnixListener {
     ///
     /// In Go's form: `listen unix /tmp/x.sock: address already in use` when the file exists
     /// (remove a stale one first), kind `InvalidInput` for a path of 108 bytes or more.
+    ///
+    /// ```
+    /// use coronet::net::UnixListener;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coronet-doc-bind-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// assert_eq!(listener.local_addr()?.as_pathname(), Some(path.as_path()));
+    /// // A second bind on the same file fails until the file is removed.
+    /// assert!(UnixListener::bind(&path).is_err());
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         UnixListener::listen(path_addr(path.as_ref()))
     }
@@ -231,6 +244,20 @@ impl UnixListener {
     /// `accept unix /tmp/x.sock: too many open files` when out of fds (back off and retry;
     /// the listener stays usable), the closed or timeout error after `close` or a passed
     /// deadline.
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coronet-doc-acc-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind(&path)?;
+    /// let _client = UnixStream::connect(&path)?;
+    /// let (conn, peer) = listener.accept()?;
+    /// assert!(peer.is_unnamed()); // the client never bound
+    /// assert_eq!(conn.local_addr()?.as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
         let (fd, peer) = self.sock.accept()?;
         let peer_std = to_std(&peer).map_err(|e| self.sock.err_local("accept", e))?;
@@ -242,28 +269,111 @@ impl UnixListener {
     }
 
     /// An endless iterator of accepted connections, as std's.
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixStream};
+    /// use std::io::{Read, Write};
+    ///
+    /// let path = std::env::temp_dir().join(format!("coronet-doc-inc-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let p = path.clone();
+    /// coronet::run(move || {
+    ///     let listener = UnixListener::bind(&p).unwrap();
+    ///     let client = coronet::go(move || {
+    ///         let mut s = UnixStream::connect(&p).unwrap();
+    ///         let mut line = String::new();
+    ///         s.read_to_string(&mut line).unwrap();
+    ///         line
+    ///     });
+    ///     // A server loops over `incoming`, one coroutine per connection.
+    ///     for conn in listener.incoming().take(1) {
+    ///         let mut conn = conn.unwrap();
+    ///         coronet::go(move || conn.write_all(b"welcome\n").unwrap());
+    ///     }
+    ///     assert_eq!(client.join().unwrap(), "welcome\n");
+    /// });
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn incoming(&self) -> UnixIncoming<'_> {
         UnixIncoming { listener: self }
     }
 
     /// The address the listener is bound to.
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixSocketAddr};
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("coronet-doc-local-{}", std::process::id());
+    /// let listener = UnixListener::bind_addr(&UnixSocketAddr::from_abstract_name(&name)?)?;
+    /// assert_eq!(listener.local_addr()?.as_abstract_name(), Some(name.as_bytes()));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<UnixSocketAddr> {
         to_std(&self.sock.local_sockaddr()?)
     }
 
     /// Go's `SetDeadline` for listeners: bounds `accept`, including one already blocked.
     /// `None` clears it.
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixSocketAddr};
+    /// use std::io::ErrorKind;
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let name = format!("coronet-doc-dl-{}", std::process::id());
+    /// let listener = UnixListener::bind_addr(&UnixSocketAddr::from_abstract_name(&name)?)?;
+    /// listener.set_deadline(Some(Instant::now() + Duration::from_millis(20)))?;
+    /// let err = listener.accept().unwrap_err(); // nobody connects
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// assert_eq!(err.to_string(), format!("accept unix @{name}: i/o timeout"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_read_deadline(deadline)
     }
 
     /// Go's `Close`: a blocked `accept` returns at once with the closed error. The socket
     /// file stays (see the type's docs).
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixSocketAddr};
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// coronet::run(|| {
+    ///     let name = format!("coronet-doc-close-{}", std::process::id());
+    ///     let addr = UnixSocketAddr::from_abstract_name(&name).unwrap();
+    ///     let listener = Arc::new(UnixListener::bind_addr(&addr).unwrap());
+    ///     let l = listener.clone();
+    ///     let acceptor = coronet::go(move || l.accept().map(|_| ()));
+    ///     coronet::time::sleep(Duration::from_millis(10)); // let it park in accept
+    ///     listener.close().unwrap();
+    ///     let err = acceptor.join().unwrap().unwrap_err();
+    ///     assert!(err.to_string().ends_with("use of closed network connection"));
+    /// });
+    /// ```
     pub fn close(&self) -> io::Result<()> {
         self.sock.close()
     }
 
     /// A second handle on the same listening socket (`dup`), with its own deadline.
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixSocketAddr, UnixStream};
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("coronet-doc-clone-{}", std::process::id());
+    /// let addr = UnixSocketAddr::from_abstract_name(&name)?;
+    /// let listener = UnixListener::bind_addr(&addr)?;
+    /// let clone = listener.try_clone()?;
+    /// let _client = UnixStream::connect_addr(&addr)?;
+    /// let (_conn, _) = clone.accept()?; // either handle accepts from the same queue
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_clone(&self) -> io::Result<UnixListener> {
         Ok(UnixListener {
             sock: self.sock.try_clone()?,
@@ -271,11 +381,33 @@ impl UnixListener {
     }
 
     /// Reads and clears `SO_ERROR`.
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixSocketAddr};
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("coronet-doc-te-{}", std::process::id());
+    /// let listener = UnixListener::bind_addr(&UnixSocketAddr::from_abstract_name(&name)?)?;
+    /// assert!(listener.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.take_error()
     }
 
     /// std's nonblocking mode: `accept` returns `WouldBlock` instead of parking.
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixSocketAddr};
+    /// use std::io::ErrorKind;
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("coronet-doc-nb-{}", std::process::id());
+    /// let listener = UnixListener::bind_addr(&UnixSocketAddr::from_abstract_name(&name)?)?;
+    /// listener.set_nonblocking(true)?;
+    /// assert_eq!(listener.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking)
     }
@@ -283,6 +415,19 @@ impl UnixListener {
 
 /// Iterator over a [`UnixListener`]'s connections; never ends. std calls it `Incoming`;
 /// the name here leaves `Incoming` to TCP.
+///
+/// ```
+/// use coronet::net::{UnixListener, UnixSocketAddr, UnixStream};
+/// use std::os::linux::net::SocketAddrExt;
+///
+/// let name = format!("coronet-doc-uinc-{}", std::process::id());
+/// let addr = UnixSocketAddr::from_abstract_name(&name)?;
+/// let listener = UnixListener::bind_addr(&addr)?;
+/// let _client = UnixStream::connect_addr(&addr)?;
+/// let conn = listener.incoming().next().unwrap()?; // `next` always returns `Some`
+/// assert!(conn.peer_addr()?.is_unnamed());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct UnixIncoming<'a> {
     listener: &'a UnixListener,
 }
@@ -310,6 +455,23 @@ impl UnixStream {
     /// In Go's form: `dial unix /tmp/x.sock: connection refused` (nobody listens),
     /// `…: no such file or directory` (kind `NotFound`), kind `InvalidInput` for a path of
     /// 108 bytes or more, kind `WouldBlock` when the listener's backlog is full.
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixStream};
+    /// use std::io::ErrorKind;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coronet-doc-conn-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let err = UnixStream::connect(&path).unwrap_err(); // nothing there yet
+    /// assert_eq!(err.kind(), ErrorKind::NotFound);
+    ///
+    /// let listener = UnixListener::bind(&path)?;
+    /// let stream = UnixStream::connect(&path)?;
+    /// assert_eq!(stream.peer_addr()?.as_pathname(), Some(path.as_path()));
+    /// # drop(listener);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         UnixStream::dial(path_addr(path.as_ref()))
     }
@@ -320,6 +482,19 @@ impl UnixStream {
     /// # Errors
     ///
     /// As [`connect`](Self::connect).
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixSocketAddr, UnixStream};
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// // An abstract name leaves no file behind to clean up.
+    /// let name = format!("coronet-doc-ca-{}", std::process::id());
+    /// let addr = UnixSocketAddr::from_abstract_name(&name)?;
+    /// let _listener = UnixListener::bind_addr(&addr)?;
+    /// let stream = UnixStream::connect_addr(&addr)?;
+    /// assert_eq!(stream.peer_addr()?.as_abstract_name(), Some(name.as_bytes()));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect_addr(socket_addr: &UnixSocketAddr) -> io::Result<UnixStream> {
         UnixStream::dial(std_addr(socket_addr))
     }
@@ -340,32 +515,115 @@ impl UnixStream {
     /// # Errors
     ///
     /// Out of fds: `socketpair unix: too many open files`.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::io::{Read, Write};
+    ///
+    /// coronet::run(|| {
+    ///     // A pair links two coroutines (or a parent and child process) without a file.
+    ///     let (mut parent, mut child) = UnixStream::pair().unwrap();
+    ///     let h = coronet::go(move || {
+    ///         let mut buf = [0u8; 4];
+    ///         child.read_exact(&mut buf).unwrap();
+    ///         child.write_all(&buf).unwrap();
+    ///     });
+    ///     parent.write_all(b"ping").unwrap();
+    ///     let mut buf = [0u8; 4];
+    ///     parent.read_exact(&mut buf).unwrap();
+    ///     assert_eq!(&buf, b"ping");
+    ///     h.join().unwrap();
+    /// });
+    /// ```
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = pair(libc::SOCK_STREAM, STREAM)?;
         Ok((UnixStream { sock: a }, UnixStream { sock: b }))
     }
 
     /// This end's address (unnamed for a client).
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// assert!(a.local_addr()?.is_unnamed());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<UnixSocketAddr> {
         to_std(&self.sock.local_sockaddr()?)
     }
 
     /// The other end's address.
+    ///
+    /// ```
+    /// use coronet::net::{UnixListener, UnixSocketAddr, UnixStream};
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("coronet-doc-pa-{}", std::process::id());
+    /// let addr = UnixSocketAddr::from_abstract_name(&name)?;
+    /// let _listener = UnixListener::bind_addr(&addr)?;
+    /// let stream = UnixStream::connect_addr(&addr)?;
+    /// assert_eq!(stream.peer_addr()?.as_abstract_name(), Some(name.as_bytes()));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_addr(&self) -> io::Result<UnixSocketAddr> {
         to_std(&self.sock.peer_sockaddr()?)
     }
 
     /// Reads without consuming (`MSG_PEEK`), parking until data arrives.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::io::{Read, Write};
+    ///
+    /// let (mut a, mut b) = UnixStream::pair()?;
+    /// a.write_all(b"GET /")?;
+    /// let mut first = [0u8; 3];
+    /// b.peek(&mut first)?; // the data stays queued
+    /// assert_eq!(&first, b"GET");
+    /// let mut all = [0u8; 5];
+    /// b.read_exact(&mut all)?;
+    /// assert_eq!(&all, b"GET /");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.peek(buf)
     }
 
     /// Shuts down the read, write, or both halves.
+    ///
+    /// ```
+    /// use coronet::net::{Shutdown, UnixStream};
+    /// use std::io::{Read, Write};
+    ///
+    /// let (mut a, mut b) = UnixStream::pair()?;
+    /// a.write_all(b"request")?;
+    /// a.shutdown(Shutdown::Write)?; // the peer reads EOF after the request
+    /// let mut req = Vec::new();
+    /// b.read_to_end(&mut req)?;
+    /// assert_eq!(req, b"request");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)
     }
 
     /// A second handle on the same connection (`dup`), with its own deadlines.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::io::{Read, Write};
+    ///
+    /// coronet::run(|| {
+    ///     let (a, mut b) = UnixStream::pair().unwrap();
+    ///     // One coroutine writes through the clone while this one reads.
+    ///     let mut writer = a.try_clone().unwrap();
+    ///     coronet::go(move || writer.write_all(b"hi").unwrap());
+    ///     let mut buf = [0u8; 2];
+    ///     b.read_exact(&mut buf).unwrap();
+    ///     assert_eq!(&buf, b"hi");
+    /// });
+    /// ```
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         Ok(UnixStream {
             sock: self.sock.try_clone()?,
@@ -378,31 +636,89 @@ impl UnixStream {
     /// # Errors
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::io::{ErrorKind, Read};
+    /// use std::time::Duration;
+    ///
+    /// let (mut a, _b) = UnixStream::pair()?;
+    /// a.set_read_timeout(Some(Duration::from_millis(20)))?;
+    /// assert_eq!(a.read(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::TimedOut);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Dir::Read, timeout)
     }
 
     /// std's per-call write timeout (see [`set_read_timeout`](Self::set_read_timeout)).
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::time::Duration;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// a.set_write_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(a.write_timeout()?, Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Dir::Write, timeout)
     }
 
     /// The per-call read timeout.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::time::Duration;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// assert_eq!(a.read_timeout()?, None); // none by default
+    /// a.set_read_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(a.read_timeout()?, Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         self.sock.timeout(Dir::Read)
     }
 
     /// The per-call write timeout.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// assert_eq!(a.write_timeout()?, None); // none by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         self.sock.timeout(Dir::Write)
     }
 
     /// std's nonblocking mode: calls return `WouldBlock` instead of parking.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::io::{ErrorKind, Read};
+    ///
+    /// let (mut a, _b) = UnixStream::pair()?;
+    /// a.set_nonblocking(true)?;
+    /// assert_eq!(a.read(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking)
     }
 
     /// Reads and clears `SO_ERROR`.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    ///
+    /// let (a, _b) = UnixStream::pair()?;
+    /// assert!(a.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.take_error()
     }
@@ -427,12 +743,39 @@ impl UnixStream {
         self.sock.set_deadline(deadline)
     }
 
-    /// Go's `SetReadDeadline`.
+    /// Sets the read deadline (Go's `SetReadDeadline`): reads fail with `i/o timeout` after
+    /// it, including one already blocked; `None` clears it.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::io::{ErrorKind, Read, Write};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (mut a, _b) = UnixStream::pair()?;
+    /// a.set_read_deadline(Some(Instant::now() + Duration::from_millis(20)))?;
+    /// assert_eq!(a.read(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::TimedOut);
+    /// a.write_all(b"writes are not bounded by it")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_read_deadline(deadline)
     }
 
-    /// Go's `SetWriteDeadline`.
+    /// Sets the write deadline (Go's `SetWriteDeadline`): writes fail with `i/o timeout`
+    /// after it, including one already blocked; `None` clears it.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::io::{ErrorKind, Write};
+    /// use std::time::Instant;
+    ///
+    /// let (mut a, _b) = UnixStream::pair()?;
+    /// a.set_write_deadline(Some(Instant::now()))?; // already past
+    /// assert_eq!(a.write(b"x").unwrap_err().kind(), ErrorKind::TimedOut);
+    /// a.set_write_deadline(None)?;
+    /// a.write_all(b"x")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_write_deadline(deadline)
     }
@@ -440,6 +783,26 @@ impl UnixStream {
     /// Go's `Close`: blocked reads and writes on this stream return at once with
     /// `use of closed network connection`; later calls fail the same way; the fd is
     /// released when the last call in flight has left.
+    ///
+    /// ```
+    /// use coronet::net::UnixStream;
+    /// use std::io::Read;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// coronet::run(|| {
+    ///     let (a, _b) = UnixStream::pair().unwrap();
+    ///     let a = Arc::new(a);
+    ///     let reader = {
+    ///         let a = a.clone();
+    ///         coronet::go(move || (&*a).read(&mut [0u8; 8]))
+    ///     };
+    ///     coronet::time::sleep(Duration::from_millis(10)); // let the reader park
+    ///     a.close().unwrap(); // wakes the parked read
+    ///     let err = reader.join().unwrap().unwrap_err();
+    ///     assert!(err.to_string().ends_with("use of closed network connection"));
+    /// });
+    /// ```
     pub fn close(&self) -> io::Result<()> {
         self.sock.close()
     }
@@ -494,6 +857,17 @@ impl UnixDatagram {
     ///
     /// In Go's form: `listen unixgram /tmp/x.sock: address already in use`, kind
     /// `InvalidInput` for a path of 108 bytes or more.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coronet-doc-dgb-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let socket = UnixDatagram::bind(&path)?;
+    /// assert_eq!(socket.local_addr()?.as_pathname(), Some(path.as_path()));
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
         UnixDatagram::bind_to(path_addr(path.as_ref()))
     }
@@ -503,6 +877,19 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// As [`bind`](Self::bind).
+    ///
+    /// ```
+    /// use coronet::net::{UnixDatagram, UnixSocketAddr};
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("coronet-doc-dgba-{}", std::process::id());
+    /// let addr = UnixSocketAddr::from_abstract_name(&name)?;
+    /// let server = UnixDatagram::bind_addr(&addr)?;
+    /// UnixDatagram::unbound()?.send_to_addr(b"hi", &addr)?;
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(server.recv(&mut buf)?, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind_addr(socket_addr: &UnixSocketAddr) -> io::Result<UnixDatagram> {
         UnixDatagram::bind_to(std_addr(socket_addr))
     }
@@ -545,6 +932,17 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// Out of fds: `socketpair unixgram: too many open files`.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let (a, b) = UnixDatagram::pair()?;
+    /// a.send(b"one message")?;
+    /// let mut buf = [0u8; 32];
+    /// let n = b.recv(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"one message");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
         let (a, b) = pair(libc::SOCK_DGRAM, DGRAM)?;
         Ok((UnixDatagram { sock: a }, UnixDatagram { sock: b }))
@@ -558,11 +956,40 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// `dial unixgram /tmp/x.sock: no such file or directory` and the like.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let path = std::env::temp_dir().join(format!("coronet-doc-dgc-{}.sock", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let server = UnixDatagram::bind(&path)?;
+    /// let client = UnixDatagram::unbound()?;
+    /// client.connect(&path)?;
+    /// client.send(b"hello")?; // no address needed after connect
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(server.recv(&mut buf)?, 5);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
         self.connect_to(path_addr(path.as_ref()))
     }
 
     /// [`connect`](Self::connect) to an address from std.
+    ///
+    /// ```
+    /// use coronet::net::{UnixDatagram, UnixSocketAddr};
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("coronet-doc-dgca-{}", std::process::id());
+    /// let addr = UnixSocketAddr::from_abstract_name(&name)?;
+    /// let server = UnixDatagram::bind_addr(&addr)?;
+    /// let client = UnixDatagram::unbound()?;
+    /// client.connect_addr(&addr)?;
+    /// client.send(b"hello")?;
+    /// assert_eq!(server.recv(&mut [0u8; 8])?, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn connect_addr(&self, socket_addr: &UnixSocketAddr) -> io::Result<()> {
         self.connect_to(std_addr(socket_addr))
     }
@@ -592,12 +1019,36 @@ impl UnixDatagram {
     /// `write unixgram @: transport endpoint is not connected` when not connected,
     /// `…: connection refused` when the peer is gone, `message too long` for a datagram
     /// over the socket's send buffer.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let (a, b) = UnixDatagram::pair()?;
+    /// assert_eq!(a.send(b"")?, 0); // an empty datagram is still a datagram
+    /// assert_eq!(a.send(b"two")?, 3);
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.recv(&mut buf)?, 0);
+    /// assert_eq!(b.recv(&mut buf)?, 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.sock.send_datagram(buf)
     }
 
     /// Receives one datagram, parking until one arrives. A datagram longer than `buf` is
     /// cut to fit and the rest is lost.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// coronet::run(|| {
+    ///     let (a, b) = UnixDatagram::pair().unwrap();
+    ///     coronet::go(move || a.send(b"too long for the buffer").unwrap());
+    ///     let mut buf = [0u8; 8];
+    ///     let n = b.recv(&mut buf).unwrap(); // parks until the datagram arrives
+    ///     assert_eq!(&buf[..n], b"too long"); // the rest is lost
+    /// });
+    /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.recv_flags(buf, 0)
     }
@@ -630,6 +1081,19 @@ impl UnixDatagram {
     }
 
     /// [`send_to`](Self::send_to) an address from std (a path or an abstract name).
+    ///
+    /// ```
+    /// use coronet::net::{UnixDatagram, UnixSocketAddr};
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("coronet-doc-dgsta-{}", std::process::id());
+    /// let addr = UnixSocketAddr::from_abstract_name(&name)?;
+    /// let server = UnixDatagram::bind_addr(&addr)?;
+    /// let client = UnixDatagram::unbound()?;
+    /// assert_eq!(client.send_to_addr(b"hi", &addr)?, 2);
+    /// assert_eq!(server.recv(&mut [0u8; 8])?, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn send_to_addr(&self, buf: &[u8], socket_addr: &UnixSocketAddr) -> io::Result<usize> {
         self.send_to_sockaddr(buf, std_addr(socket_addr))
     }
@@ -653,16 +1117,61 @@ impl UnixDatagram {
 
     /// Receives one datagram and the address of its sender (unnamed if the sender never
     /// bound).
+    ///
+    /// ```
+    /// use coronet::net::{UnixDatagram, UnixSocketAddr};
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// // A client that wants replies binds a name of its own.
+    /// let pid = std::process::id();
+    /// let server_addr = UnixSocketAddr::from_abstract_name(format!("coronet-doc-srv-{pid}"))?;
+    /// let client_addr = UnixSocketAddr::from_abstract_name(format!("coronet-doc-cli-{pid}"))?;
+    /// let server = UnixDatagram::bind_addr(&server_addr)?;
+    /// let client = UnixDatagram::bind_addr(&client_addr)?;
+    /// client.send_to_addr(b"ping", &server_addr)?;
+    ///
+    /// let mut buf = [0u8; 8];
+    /// let (n, from) = server.recv_from(&mut buf)?;
+    /// server.send_to_addr(&buf[..n], &from)?; // reply to the sender
+    /// assert_eq!(client.recv(&mut buf)?, 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, UnixSocketAddr)> {
         self.recv_from_flags(buf, 0)
     }
 
     /// Receives the next datagram without taking it off the queue.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let (a, b) = UnixDatagram::pair()?;
+    /// a.send(b"v1:data")?;
+    /// let mut version = [0u8; 2];
+    /// b.peek(&mut version)?; // the datagram stays queued
+    /// assert_eq!(&version, b"v1");
+    /// let mut buf = [0u8; 16];
+    /// let n = b.recv(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"v1:data");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.recv_flags(buf, libc::MSG_PEEK)
     }
 
     /// [`peek`](Self::peek), with the sender's address.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let (a, b) = UnixDatagram::pair()?;
+    /// a.send(b"hi")?;
+    /// let mut buf = [0u8; 8];
+    /// let (n, from) = b.peek_from(&mut buf)?;
+    /// assert_eq!((n, from.is_unnamed()), (2, true));
+    /// assert_eq!(b.recv(&mut buf)?, 2); // still there
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, UnixSocketAddr)> {
         self.recv_from_flags(buf, libc::MSG_PEEK)
     }
@@ -686,6 +1195,14 @@ impl UnixDatagram {
     }
 
     /// This socket's address (unnamed if it never bound).
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let socket = UnixDatagram::unbound()?;
+    /// assert!(socket.local_addr()?.is_unnamed());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<UnixSocketAddr> {
         to_std(&self.sock.local_sockaddr()?)
     }
@@ -695,17 +1212,62 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// `ENOTCONN` (kind `NotConnected`) when not connected.
+    ///
+    /// ```
+    /// use coronet::net::{UnixDatagram, UnixSocketAddr};
+    /// use std::io::ErrorKind;
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("coronet-doc-dgpa-{}", std::process::id());
+    /// let addr = UnixSocketAddr::from_abstract_name(&name)?;
+    /// let _server = UnixDatagram::bind_addr(&addr)?;
+    /// let client = UnixDatagram::unbound()?;
+    /// assert_eq!(client.peer_addr().unwrap_err().kind(), ErrorKind::NotConnected);
+    /// client.connect_addr(&addr)?;
+    /// assert_eq!(client.peer_addr()?.as_abstract_name(), Some(name.as_bytes()));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_addr(&self) -> io::Result<UnixSocketAddr> {
         to_std(&self.sock.peer_sockaddr()?)
     }
 
     /// Shuts down the read, write, or both halves: a blocked `recv` returns `Ok(0)` after
     /// `Shutdown::Read`.
+    ///
+    /// ```
+    /// use coronet::net::{Shutdown, UnixDatagram};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// coronet::run(|| {
+    ///     let (_a, b) = UnixDatagram::pair().unwrap();
+    ///     let b = Arc::new(b);
+    ///     let receiver = {
+    ///         let b = b.clone();
+    ///         coronet::go(move || b.recv(&mut [0u8; 8]))
+    ///     };
+    ///     coronet::time::sleep(Duration::from_millis(10)); // let it park
+    ///     b.shutdown(Shutdown::Read).unwrap();
+    ///     assert_eq!(receiver.join().unwrap().unwrap(), 0); // end of data
+    /// });
+    /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)
     }
 
     /// A second handle on the same socket (`dup`), with its own deadlines.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// coronet::run(|| {
+    ///     let (a, b) = UnixDatagram::pair().unwrap();
+    ///     // One coroutine sends through the clone while this one receives.
+    ///     let sender = a.try_clone().unwrap();
+    ///     coronet::go(move || sender.send(b"hi").unwrap());
+    ///     assert_eq!(b.recv(&mut [0u8; 8]).unwrap(), 2);
+    /// });
+    /// ```
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
         Ok(UnixDatagram {
             sock: self.sock.try_clone()?,
@@ -718,52 +1280,160 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    /// use std::io::ErrorKind;
+    /// use std::time::Duration;
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// a.set_read_timeout(Some(Duration::from_millis(20)))?;
+    /// assert_eq!(a.recv(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::TimedOut);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Dir::Read, timeout)
     }
 
     /// std's per-call send timeout.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    /// use std::time::Duration;
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// a.set_write_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(a.write_timeout()?, Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.sock.set_timeout(Dir::Write, timeout)
     }
 
     /// The per-call receive timeout.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    /// use std::time::Duration;
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// assert_eq!(a.read_timeout()?, None); // none by default
+    /// a.set_read_timeout(Some(Duration::from_secs(1)))?;
+    /// assert_eq!(a.read_timeout()?, Some(Duration::from_secs(1)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         self.sock.timeout(Dir::Read)
     }
 
     /// The per-call send timeout.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// assert_eq!(a.write_timeout()?, None); // none by default
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         self.sock.timeout(Dir::Write)
     }
 
     /// std's nonblocking mode: calls return `WouldBlock` instead of parking.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    /// use std::io::ErrorKind;
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// a.set_nonblocking(true)?;
+    /// assert_eq!(a.recv(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.sock.set_nonblocking(nonblocking)
     }
 
     /// Reads and clears `SO_ERROR`.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// assert!(a.take_error()?.is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.take_error()
     }
 
     /// Go's `SetDeadline`: receives and sends fail with `i/o timeout` after `deadline`,
     /// including calls already blocked. `None` clears it.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    /// use std::io::ErrorKind;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// a.set_deadline(Some(Instant::now() + Duration::from_millis(20)))?;
+    /// let err = a.recv(&mut [0u8; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimedOut);
+    /// assert!(err.to_string().ends_with("i/o timeout"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_deadline(deadline)
     }
 
-    /// Go's `SetReadDeadline`.
+    /// Sets the read deadline (Go's `SetReadDeadline`): reads fail with `i/o timeout` after
+    /// it, including one already blocked; `None` clears it.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    /// use std::io::ErrorKind;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// a.set_read_deadline(Some(Instant::now() + Duration::from_millis(20)))?;
+    /// assert_eq!(a.recv(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::TimedOut);
+    /// a.send(b"sends are not bounded by it")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_read_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_read_deadline(deadline)
     }
 
-    /// Go's `SetWriteDeadline`.
+    /// Sets the write deadline (Go's `SetWriteDeadline`): writes fail with `i/o timeout`
+    /// after it, including one already blocked; `None` clears it.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    /// use std::io::ErrorKind;
+    /// use std::time::Instant;
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// a.set_write_deadline(Some(Instant::now()))?; // already past
+    /// assert_eq!(a.send(b"x").unwrap_err().kind(), ErrorKind::TimedOut);
+    /// a.set_write_deadline(None)?;
+    /// a.send(b"x")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_write_deadline(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.sock.set_write_deadline(deadline)
     }
 
     /// Go's `Close`: blocked calls return at once with `use of closed network connection`.
+    ///
+    /// ```
+    /// use coronet::net::UnixDatagram;
+    ///
+    /// let (a, _b) = UnixDatagram::pair()?;
+    /// a.close()?;
+    /// let err = a.send(b"x").unwrap_err();
+    /// assert!(err.to_string().ends_with("use of closed network connection"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn close(&self) -> io::Result<()> {
         self.sock.close()
     }

@@ -61,13 +61,24 @@ pub use self::stats::{dump, stats, Stats};
 /// touches one or two), and 256 KiB × 100,000 coroutines is 25 GiB of virtual space, which
 /// 64-bit Linux gives freely. Shrink it per coroutine with `Spawn::stack_size` when you run
 /// hundreds of thousands of small ones.
+///
+/// ```
+/// // A deeply recursive parser gets four times the default; everything else keeps it.
+/// let h = coronet::Spawn::new()
+///     .stack_size(4 * coronet::DEFAULT_STACK_SIZE)
+///     .try_go(|| "parsed")?;
+/// assert_eq!(h.join().unwrap(), "parsed");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const DEFAULT_STACK_SIZE: usize = 256 << 10;
 
 /// Configures the global runtime before its first use.
 ///
 /// ```
-/// // in main(), before anything else touches coronet:
-/// let _ = coronet::Builder::new().workers(2).stack_size(128 << 10).build_global();
+/// // In main(), before anything else touches coronet:
+/// coronet::Builder::new().workers(2).stack_size(128 << 10).build_global()?;
+/// assert_eq!(coronet::stats().workers, 2);
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -85,18 +96,40 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Defaults: one worker per available CPU, [`DEFAULT_STACK_SIZE`].
+    /// A builder with the defaults: one worker per available CPU, [`DEFAULT_STACK_SIZE`].
+    ///
+    /// ```
+    /// // In main(), before anything else touches coronet:
+    /// coronet::Builder::new().build_global()?;
+    /// assert!(coronet::stats().workers >= 1); // one per CPU
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
 
     /// The number of worker threads (at least 1).
+    ///
+    /// ```
+    /// coronet::Builder::new().workers(2).build_global()?;
+    /// assert_eq!(coronet::stats().workers, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn workers(mut self, n: usize) -> Builder {
         self.workers = n.max(1);
         self
     }
 
     /// The default usable stack size of a coroutine, in bytes.
+    ///
+    /// ```
+    /// // Many small coroutines: 64 KiB each instead of the default 256 KiB.
+    /// coronet::Builder::new().stack_size(64 << 10).build_global()?;
+    /// let handles: Vec<_> = (0..1000).map(|i| coronet::go(move || i)).collect();
+    /// let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    /// assert_eq!(sum, 499_500);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
         self
@@ -109,6 +142,18 @@ impl Builder {
     /// `AlreadyExists` if the runtime already started (anything that spawns, sleeps in a
     /// coroutine or waits through coronet starts it); or the OS error if a worker's epoll or
     /// thread cannot be created.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// coronet::Builder::new().workers(1).build_global()?;
+    /// coronet::go(|| ()).join().unwrap();
+    /// // Once the runtime runs, its configuration is fixed.
+    /// let err = coronet::Builder::new().workers(4).build_global().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    /// assert_eq!(coronet::stats().workers, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn build_global(self) -> io::Result<()> {
         let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
         if RUNTIME.get().is_some() {

@@ -120,6 +120,12 @@ where
 /// A handle to a spawned coroutine; `join` waits for its result.
 ///
 /// Dropping the handle detaches the coroutine: it keeps running and its result is dropped.
+///
+/// ```
+/// let (tx, rx) = coronet::chan::bounded(1);
+/// drop(coronet::go(move || tx.send(7).unwrap())); // detached, but it still runs
+/// assert_eq!(rx.recv().unwrap(), 7);
+/// ```
 pub struct JoinHandle<T> {
     task: Arc<Task>,
     packet: Arc<dyn Join<T>>,
@@ -144,11 +150,29 @@ impl<T> JoinHandle<T> {
     }
 
     /// True once the coroutine has returned or panicked (`join` will not wait).
+    ///
+    /// ```
+    /// let (tx, rx) = coronet::chan::bounded::<()>(0);
+    /// let h = coronet::go(move || rx.recv().unwrap());
+    /// assert!(!h.is_finished()); // it cannot finish before we send
+    /// tx.send(()).unwrap();
+    /// while !h.is_finished() {
+    ///     coronet::yield_now();
+    /// }
+    /// h.join().unwrap(); // returns at once
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.packet.is_done()
     }
 
     /// The coroutine's handle: its id and name, and `unpark`.
+    ///
+    /// ```
+    /// let h = coronet::Spawn::new().name("job").go(|| coronet::current().id());
+    /// let c = h.coroutine();
+    /// assert_eq!(c.name(), Some("job"));
+    /// assert_eq!(h.join().unwrap(), c.id()); // the same coroutine, seen from inside
+    /// ```
     pub fn coroutine(&self) -> Coroutine {
         Coroutine(self.task.clone())
     }
@@ -166,16 +190,35 @@ impl<T> fmt::Debug for JoinHandle<T> {
 
 /// A handle to a coroutine (or, from [`current`](crate::current) on a plain thread, to that
 /// thread): the analogue of `std::thread::Thread`.
+///
+/// ```
+/// let h = coronet::Spawn::new().name("worker").go(coronet::current);
+/// let me = h.join().unwrap(); // the handle outlives the coroutine
+/// assert_eq!(me.name(), Some("worker"));
+/// ```
 #[derive(Clone)]
 pub struct Coroutine(pub(crate) Arc<Task>);
 
 impl Coroutine {
     /// The coroutine's unique id (threads that wait through coronet get ids too).
+    ///
+    /// ```
+    /// let a = coronet::go(|| coronet::current().id());
+    /// let b = coronet::go(|| coronet::current().id());
+    /// assert_ne!(a.join().unwrap(), b.join().unwrap());
+    /// // A plain thread keeps one id for its lifetime.
+    /// assert_eq!(coronet::current().id(), coronet::current().id());
+    /// ```
     pub fn id(&self) -> u64 {
         self.0.id
     }
 
     /// The name given with [`Spawn::name`], if any.
+    ///
+    /// ```
+    /// let anon = coronet::go(|| coronet::current().name().map(String::from));
+    /// assert_eq!(anon.join().unwrap(), None);
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
     }
@@ -221,11 +264,21 @@ pub struct Spawn {
 
 impl Spawn {
     /// Default options: unnamed, the runtime's default stack size.
+    ///
+    /// ```
+    /// let h = coronet::Spawn::new().go(|| coronet::current().name().is_none());
+    /// assert!(h.join().unwrap());
+    /// ```
     pub fn new() -> Spawn {
         Spawn::default()
     }
 
     /// Names the coroutine.
+    ///
+    /// ```
+    /// let h = coronet::Spawn::new().name(format!("conn-{}", 7)).go(|| ());
+    /// assert_eq!(h.coroutine().name(), Some("conn-7"));
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Spawn {
         self.name = Some(name.into());
         self
@@ -233,6 +286,16 @@ impl Spawn {
 
     /// Sets the usable stack size in bytes (rounded up to whole pages; a guard page is
     /// added below it).
+    ///
+    /// ```
+    /// // A 512 KiB buffer on the stack needs more than the 256 KiB default.
+    /// let h = coronet::Spawn::new().stack_size(1 << 20).go(|| {
+    ///     let mut buf = [1u8; 512 << 10];
+    ///     std::hint::black_box(&mut buf); // keep it on the stack, uncopied
+    ///     buf.iter().map(|&b| u32::from(b)).sum::<u32>()
+    /// });
+    /// assert_eq!(h.join().unwrap(), 512 << 10);
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Spawn {
         self.stack_size = Some(bytes);
         self
@@ -246,6 +309,16 @@ impl Spawn {
     /// # Panics
     ///
     /// If the runtime cannot start (for example no fd is left for its epoll).
+    ///
+    /// ```
+    /// let ok = coronet::Spawn::new().name("adder").go(|| 2 + 2);
+    /// assert_eq!(ok.join().unwrap(), 4);
+    ///
+    /// // A stack that cannot exist: the coroutine never runs, `join` says why.
+    /// let bad = coronet::Spawn::new().stack_size(usize::MAX).go(|| ());
+    /// let why = bad.join().unwrap_err();
+    /// assert!(why.downcast_ref::<String>().unwrap().contains("does not fit"));
+    /// ```
     pub fn go<F, T>(self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -261,6 +334,17 @@ impl Spawn {
     ///
     /// When the stack cannot be mapped (out of memory, or `vm.max_map_count` reached — the
     /// message says which and what to change), or the runtime cannot start.
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let err = coronet::Spawn::new().stack_size(usize::MAX).try_go(|| ()).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    ///
+    /// let h = coronet::Spawn::new().stack_size(64 << 10).try_go(|| 5)?;
+    /// assert_eq!(h.join().unwrap(), 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn try_go<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -329,6 +413,14 @@ where
 /// # Errors
 ///
 /// See [`Spawn::try_go`].
+///
+/// ```
+/// // A server that sheds load instead of aborting when stacks run out.
+/// match coronet::try_go(|| 6 * 7) {
+///     Ok(h) => assert_eq!(h.join().unwrap(), 42),
+///     Err(e) => eprintln!("busy, dropping the connection: {e}"),
+/// }
+/// ```
 pub fn try_go<F, T>(f: F) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -363,17 +455,56 @@ where
 
 /// Parks the current coroutine (or thread) until [`Coroutine::unpark`] is called on it.
 /// May return spuriously: loop on your own condition, as with `std::thread::park`.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let ready = Arc::new(AtomicBool::new(false));
+/// let flag = ready.clone();
+/// let h = coronet::go(move || {
+///     while !flag.load(Ordering::Acquire) {
+///         coronet::park(); // wake-ups may be spurious: re-test the condition
+///     }
+/// });
+/// ready.store(true, Ordering::Release);
+/// h.coroutine().unpark();
+/// h.join().unwrap();
+/// ```
 pub fn park() {
     token::park(Wait::Park)
 }
 
 /// The handle of the running coroutine, or of the calling thread outside one.
+///
+/// ```
+/// let h = coronet::go(|| coronet::current().id());
+/// let id = h.coroutine().id();
+/// assert_eq!(h.join().unwrap(), id);
+/// assert_ne!(coronet::current().id(), id); // this thread has its own
+/// ```
 pub fn current() -> Coroutine {
     Coroutine(token::current())
 }
 
 /// Cooperatively gives the worker to other runnable coroutines. Call it in long CPU loops:
 /// coroutines are not preempted. On a plain thread it is `std::thread::yield_now`.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// static DONE: AtomicBool = AtomicBool::new(false);
+/// coronet::Builder::new().workers(1).build_global()?;
+/// coronet::run(|| {
+///     let h = coronet::go(|| DONE.store(true, Ordering::SeqCst));
+///     // One worker and no preemption: without the yield this loop would spin forever.
+///     while !DONE.load(Ordering::SeqCst) {
+///         coronet::yield_now();
+///     }
+///     h.join().unwrap();
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn yield_now() {
     worker::yield_now()
 }

@@ -7,6 +7,27 @@ use super::task::{State, Wait};
 
 /// A snapshot of the runtime's counters. Gauges are sums of per-worker counters read
 /// without stopping the workers, so they are approximate while coroutines are moving.
+///
+/// ```
+/// use coronet::net::UnixStream;
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+///
+/// let (mut a, mut b) = UnixStream::pair()?;
+/// let reader = coronet::go(move || b.read(&mut [0u8; 8]).unwrap());
+/// // Wait (generously) until the reader has parked on its socket.
+/// for _ in 0..500 {
+///     if coronet::stats().parked_io == 1 {
+///         break;
+///     }
+///     std::thread::sleep(Duration::from_millis(10));
+/// }
+/// let s = coronet::stats();
+/// assert_eq!((s.live, s.parked_io), (1, 1));
+/// a.write_all(b"x")?; // the netpoller wakes the reader
+/// assert_eq!(reader.join().unwrap(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -74,12 +95,22 @@ pub fn stats() -> Stats {
 /// goroutine dump Go prints on SIGQUIT.
 ///
 /// ```
-/// let h = coronet::Spawn::new().name("sleeper").go(|| {
-///     coronet::time::sleep(std::time::Duration::from_millis(200))
-/// });
-/// std::thread::sleep(std::time::Duration::from_millis(50));
-/// assert!(coronet::dump().contains("sleeper"));
-/// h.join().unwrap();
+/// use std::time::Duration;
+///
+/// let (tx, rx) = coronet::chan::bounded::<()>(0);
+/// let h = coronet::Spawn::new().name("waiter").go(move || rx.recv());
+/// // Wait (generously) until it has parked on the channel.
+/// let mut listing = coronet::dump();
+/// for _ in 0..500 {
+///     if listing.contains("'waiter' [chan receive]") {
+///         break;
+///     }
+///     std::thread::sleep(Duration::from_millis(10));
+///     listing = coronet::dump();
+/// }
+/// assert!(listing.contains("'waiter' [chan receive]"), "{listing}");
+/// tx.send(()).unwrap();
+/// h.join().unwrap().unwrap();
 /// ```
 pub fn dump() -> String {
     let mut out = String::new();

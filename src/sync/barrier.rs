@@ -38,11 +38,38 @@ pub struct Barrier {
 }
 
 /// What [`Barrier::wait`] returns: whether this party was the leader of its generation.
+///
+/// ```
+/// use coronet::sync::Barrier;
+/// use std::sync::Arc;
+///
+/// let barrier = Arc::new(Barrier::new(2));
+/// let b = barrier.clone();
+/// let other = coronet::go(move || b.wait().is_leader());
+/// let me = barrier.wait().is_leader();
+/// assert!(me != other.join().unwrap()); // exactly one of the two leads
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BarrierWaitResult(bool);
 
 impl BarrierWaitResult {
     /// True for exactly one party per generation: the last to arrive.
+    ///
+    /// ```
+    /// use coronet::sync::Barrier;
+    /// use std::sync::Arc;
+    ///
+    /// // The leader does the once-per-round work, such as swapping buffers.
+    /// let barrier = Arc::new(Barrier::new(3));
+    /// let handles: Vec<_> = (0..3)
+    ///     .map(|_| {
+    ///         let b = barrier.clone();
+    ///         coronet::go(move || if b.wait().is_leader() { 1 } else { 0 })
+    ///     })
+    ///     .collect();
+    /// let leaders: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    /// assert_eq!(leaders, 1);
+    /// ```
     pub fn is_leader(&self) -> bool {
         self.0
     }
@@ -51,6 +78,22 @@ impl BarrierWaitResult {
 impl Barrier {
     /// A barrier for `n` parties. `n` of 0 behaves as 1: every `wait` returns at once as
     /// leader (std's rule). Usable in a `static`.
+    ///
+    /// ```
+    /// use coronet::sync::Barrier;
+    ///
+    /// static START: Barrier = Barrier::new(4);
+    /// let racers: Vec<_> = (0..4)
+    ///     .map(|i| {
+    ///         coronet::go(move || {
+    ///             START.wait(); // nobody starts until all four are ready
+    ///             i
+    ///         })
+    ///     })
+    ///     .collect();
+    /// let ids: i32 = racers.into_iter().map(|h| h.join().unwrap()).sum();
+    /// assert_eq!(ids, 6);
+    /// ```
     pub const fn new(n: usize) -> Barrier {
         Barrier {
             n,

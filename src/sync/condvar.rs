@@ -41,6 +41,16 @@ pub struct Condvar {
 }
 
 /// Whether [`Condvar::wait_timeout`] returned because its time ran out.
+///
+/// ```
+/// use coronet::sync::{Condvar, Mutex};
+/// use std::time::Duration;
+///
+/// let (queue, cv) = (Mutex::new(Vec::<u32>::new()), Condvar::new());
+/// let (q, res) = cv.wait_timeout_while(queue.lock(), Duration::from_millis(10), |q| q.is_empty());
+/// assert!(res.timed_out()); // nobody pushed: the wait gave up
+/// assert!(q.is_empty());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitTimeoutResult(bool);
 
@@ -61,6 +71,20 @@ impl WaitTimeoutResult {
 
 impl Condvar {
     /// A new condition variable with nobody waiting. Usable in a `static`.
+    ///
+    /// ```
+    /// use coronet::sync::{Condvar, Mutex};
+    ///
+    /// static READY: Mutex<bool> = Mutex::new(false);
+    /// static CHANGED: Condvar = Condvar::new();
+    ///
+    /// coronet::go(|| {
+    ///     *READY.lock() = true;
+    ///     CHANGED.notify_all();
+    /// });
+    /// let ready = CHANGED.wait_while(READY.lock(), |ready| !*ready);
+    /// assert!(*ready);
+    /// ```
     pub const fn new() -> Condvar {
         Condvar {
             queue: WaitQueue::new(()),
@@ -186,7 +210,21 @@ impl Condvar {
     /// Wakes one waiter, the one that has waited longest. Does nothing if none waits.
     ///
     /// ```
-    /// coronet::sync::Condvar::new().notify_one(); // nobody waits: a no-op
+    /// use coronet::sync::{Condvar, Mutex};
+    /// use std::sync::Arc;
+    ///
+    /// let pair = Arc::new((Mutex::new(0), Condvar::new()));
+    /// let p = pair.clone();
+    /// let waiter = coronet::go(move || {
+    ///     let mut n = p.0.lock();
+    ///     while *n == 0 {
+    ///         n = p.1.wait(n);
+    ///     }
+    ///     *n
+    /// });
+    /// *pair.0.lock() = 5;
+    /// pair.1.notify_one();
+    /// assert_eq!(waiter.join().unwrap(), 5);
     /// ```
     pub fn notify_one(&self) {
         let w = self.queue.lock().pop_granted(NOTIFIED);
@@ -198,7 +236,26 @@ impl Condvar {
     /// Wakes every current waiter.
     ///
     /// ```
-    /// coronet::sync::Condvar::new().notify_all(); // nobody waits: a no-op
+    /// use coronet::sync::{Condvar, Mutex};
+    /// use std::sync::Arc;
+    ///
+    /// let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    /// let waiters: Vec<_> = (0..3)
+    ///     .map(|_| {
+    ///         let g = gate.clone();
+    ///         coronet::go(move || {
+    ///             let mut open = g.0.lock();
+    ///             while !*open {
+    ///                 open = g.1.wait(open);
+    ///             }
+    ///         })
+    ///     })
+    ///     .collect();
+    /// *gate.0.lock() = true;
+    /// gate.1.notify_all(); // one call wakes all three
+    /// for w in waiters {
+    ///     w.join().unwrap();
+    /// }
     /// ```
     pub fn notify_all(&self) {
         let ws = self.queue.lock().drain_granted(NOTIFIED);

@@ -1,5 +1,5 @@
-//! Synchronisation that parks coroutines: `Mutex`, `RwLock`, `Condvar`, `WaitGroup`,
-//! `Semaphore`, `Once`, `Barrier`.
+//! Synchronisation that parks coroutines: [`Mutex`], [`RwLock`], [`Condvar`], [`WaitGroup`],
+//! [`Semaphore`], [`Once`], [`Barrier`].
 //!
 //! These are std's (and Go's) primitives, but a coroutine that has to wait parks — its
 //! worker runs other coroutines meanwhile — instead of blocking the worker thread, which

@@ -53,6 +53,23 @@ pub struct Once {
 
 impl Once {
     /// A `Once` that has not run yet. Usable in a `static`.
+    ///
+    /// ```
+    /// use coronet::sync::Once;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    ///
+    /// static SETUP: Once = Once::new();
+    /// static CALLS: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// fn setup() {
+    ///     SETUP.call_once(|| {
+    ///         CALLS.fetch_add(1, Ordering::Relaxed);
+    ///     });
+    /// }
+    /// setup();
+    /// setup();
+    /// assert_eq!(CALLS.load(Ordering::Relaxed), 1);
+    /// ```
     pub const fn new() -> Once {
         Once {
             state: AtomicU8::new(INCOMPLETE),

@@ -71,6 +71,18 @@ unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 /// Shared read access to a [`RwLock`]; released when dropped. Not `Send`, as std's.
+///
+/// ```
+/// use coronet::sync::RwLock;
+///
+/// let config = RwLock::new(String::from("v1"));
+/// let a = config.read();
+/// let b = config.read(); // readers share the lock
+/// assert_eq!((a.as_str(), b.as_str()), ("v1", "v1"));
+/// drop((a, b)); // both guards gone: a writer may enter
+/// config.write().push_str(".1");
+/// assert_eq!(*config.read(), "v1.1");
+/// ```
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
     lock: &'a RwLock<T>,
@@ -97,6 +109,14 @@ unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
 
 impl<T> RwLock<T> {
     /// A new unlocked lock holding `t`. Usable in a `static`.
+    ///
+    /// ```
+    /// use coronet::sync::RwLock;
+    ///
+    /// static ROUTES: RwLock<Vec<&str>> = RwLock::new(Vec::new());
+    /// ROUTES.write().push("/health");
+    /// assert_eq!(ROUTES.read().len(), 1);
+    /// ```
     pub const fn new(t: T) -> RwLock<T> {
         RwLock {
             state: AtomicUsize::new(0),

@@ -54,6 +54,17 @@ pub struct Semaphore {
 }
 
 /// One permit of a [`Semaphore`]; dropping it returns the permit.
+///
+/// ```
+/// use coronet::sync::Semaphore;
+///
+/// let sem = Semaphore::new(1);
+/// {
+///     let _permit = sem.acquire();
+///     assert!(sem.try_acquire().is_none()); // held
+/// } // dropped here: the permit goes back
+/// assert!(sem.try_acquire().is_some());
+/// ```
 #[must_use = "the permit is returned as soon as it is dropped"]
 pub struct SemaphorePermit<'a> {
     sem: &'a Semaphore,
@@ -65,6 +76,15 @@ impl Semaphore {
     /// # Panics
     ///
     /// If `permits` exceeds `usize::MAX / 2`.
+    ///
+    /// ```
+    /// use coronet::sync::Semaphore;
+    ///
+    /// // At most 8 requests to the backend at once, process-wide.
+    /// static BACKEND: Semaphore = Semaphore::new(8);
+    /// let _permit = BACKEND.acquire();
+    /// assert_eq!(BACKEND.available_permits(), 7);
+    /// ```
     pub const fn new(permits: usize) -> Semaphore {
         assert!(
             permits <= MAX_PERMITS,
@@ -131,6 +151,16 @@ impl Semaphore {
     }
 
     /// The permits free right now (a snapshot; it may change at once).
+    ///
+    /// ```
+    /// use coronet::sync::Semaphore;
+    ///
+    /// let sem = Semaphore::new(3);
+    /// let held = [sem.acquire(), sem.acquire()];
+    /// assert_eq!(sem.available_permits(), 1);
+    /// drop(held);
+    /// assert_eq!(sem.available_permits(), 3);
+    /// ```
     pub fn available_permits(&self) -> usize {
         self.state.load(Ordering::Relaxed) / PERMIT
     }

@@ -44,6 +44,24 @@ pub struct WaitGroup {
 
 impl WaitGroup {
     /// A wait group with a zero counter. Usable in a `static`.
+    ///
+    /// ```
+    /// use coronet::sync::WaitGroup;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    ///
+    /// static PENDING: WaitGroup = WaitGroup::new();
+    /// static DONE: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// for _ in 0..3 {
+    ///     PENDING.add(1);
+    ///     coronet::go(|| {
+    ///         DONE.fetch_add(1, Ordering::Relaxed);
+    ///         PENDING.done();
+    ///     });
+    /// }
+    /// PENDING.wait();
+    /// assert_eq!(DONE.load(Ordering::Relaxed), 3);
+    /// ```
     pub const fn new() -> WaitGroup {
         WaitGroup {
             count: AtomicIsize::new(0),

@@ -190,7 +190,10 @@ mod tests {
     #[test]
     fn shared_thread_fires_in_order_and_not_early() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let start = Instant::now();
+        // All three deadlines lie well after the last `schedule` returns, even on a loaded
+        // machine or under valgrind, so the order they fire in is the heap's, not the
+        // order they were scheduled in.
+        let start = Instant::now() + Duration::from_millis(300);
         for ms in [30u64, 10, 20] {
             let tx = tx.clone();
             schedule(start + Duration::from_millis(ms), move || {
@@ -208,12 +211,14 @@ mod tests {
     fn cancel_on_the_shared_heap_removes_the_timer() {
         let fired = Arc::new(AtomicUsize::new(0));
         let f = fired.clone();
-        let h = schedule(Instant::now() + Duration::from_millis(20), move || {
+        // 200 ms: far enough that `cancel` runs first even under valgrind, near enough to
+        // wait past it and see that nothing fired.
+        let h = schedule(Instant::now() + Duration::from_millis(200), move || {
             f.fetch_add(1, Ordering::SeqCst);
         });
         assert!(h.cancel());
         assert!(!h.cancel(), "a second cancel finds nothing");
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(400));
         assert_eq!(fired.load(Ordering::SeqCst), 0);
     }
 }

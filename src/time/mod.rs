@@ -6,6 +6,23 @@
 //!   work in [`select!`](crate::select).
 //! - [`timeout`] runs a function on a coroutine and waits for it up to a limit.
 //!
+//! ```
+//! use coronet::time::{after, sleep};
+//! use std::time::Duration;
+//!
+//! let (tx, rx) = coronet::chan::bounded(1);
+//! coronet::go(move || {
+//!     sleep(Duration::from_millis(10)); // parks this coroutine only
+//!     tx.send("reply").unwrap();
+//! });
+//! // Wait for the reply, but not forever.
+//! let got = coronet::select! {
+//!     recv(rx) -> msg => msg.unwrap(),
+//!     recv(after(Duration::from_secs(30))) -> _ => "timed out",
+//! };
+//! assert_eq!(got, "reply");
+//! ```
+//!
 //! # How timers work
 //!
 //! Each worker owns a timer heap (`timers.rs`, 4-ary): a sleeping coroutine arms an entry

@@ -44,10 +44,9 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
 /// ```
 /// use std::time::Duration;
 /// let ticker = coronet::time::Ticker::new(Duration::from_millis(5));
-/// for _ in 0..3 {
-///     ticker.receiver().recv().unwrap();
-/// }
+/// let ticks: Vec<_> = ticker.receiver().iter().take(3).collect();
 /// ticker.stop();
+/// assert!(ticks[0] < ticks[1] && ticks[1] < ticks[2]); // one per period, in order
 /// ```
 #[derive(Debug)]
 pub struct Ticker {
@@ -61,6 +60,20 @@ impl Ticker {
     /// # Panics
     ///
     /// If `period` is zero.
+    ///
+    /// ```
+    /// use coronet::time::Ticker;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let start = Instant::now();
+    /// let ticker = Ticker::new(Duration::from_millis(5));
+    /// let mut last = start;
+    /// for _ in 0..3 {
+    ///     last = ticker.receiver().recv().unwrap(); // the time of the tick
+    /// }
+    /// ticker.stop();
+    /// assert!(last >= start + Duration::from_millis(15)); // never early
+    /// ```
     pub fn new(period: Duration) -> Ticker {
         let stopped = Arc::new(AtomicBool::new(false));
         Ticker {

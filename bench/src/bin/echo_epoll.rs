@@ -13,7 +13,7 @@ use coronet_bench::sys::{self, Epoll, ERR, ET, HUP, IN, OUT, RDHUP};
 use coronet_bench::{ready, server_addr, ECHO_BUF};
 use std::io::ErrorKind::WouldBlock;
 use std::net::TcpListener;
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 
 /// The token of the listening socket; connections use their fd as token.
 const LISTENER: u64 = u64::MAX;
@@ -32,6 +32,7 @@ enum Next {
 
 fn main() {
     let listener = TcpListener::bind(server_addr()).expect("bind");
+    sys::full_backlog(listener.as_raw_fd());
     listener.set_nonblocking(true).unwrap();
     let listener = listener.into_raw_fd();
     let epoll = Epoll::new().unwrap();

@@ -2,10 +2,12 @@
 //!
 //! Usage: echo_may 127.0.0.1:PORT [WORKERS] — prints `ready` once listening, runs until killed.
 
+use coronet_bench::sys::full_backlog;
 use coronet_bench::{ready, server_addr, server_workers, ECHO_BUF};
 use may::go;
 use may::net::{TcpListener, TcpStream};
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 
 fn main() {
     // No core pinning of its own: run.sh pins the whole process with taskset.
@@ -14,6 +16,7 @@ fn main() {
         .set_worker_pin(false);
     go!(|| {
         let listener = TcpListener::bind(server_addr()).expect("bind");
+        full_backlog(listener.as_raw_fd());
         ready();
         for conn in listener.incoming() {
             match conn {

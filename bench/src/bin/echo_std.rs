@@ -2,12 +2,15 @@
 //!
 //! Usage: echo_std 127.0.0.1:PORT — prints `ready` once listening, runs until killed.
 
+use coronet_bench::sys::full_backlog;
 use coronet_bench::{ready, server_addr, ECHO_BUF};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 
 fn main() {
     let listener = TcpListener::bind(server_addr()).expect("bind");
+    full_backlog(listener.as_raw_fd());
     ready();
     for conn in listener.incoming() {
         match conn {

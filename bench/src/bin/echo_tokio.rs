@@ -3,7 +3,9 @@
 //!
 //! Usage: echo_tokio 127.0.0.1:PORT [WORKERS] — prints `ready` once listening, runs until killed.
 
+use coronet_bench::sys::full_backlog;
 use coronet_bench::{ready, server_addr, server_workers, ECHO_BUF};
+use std::os::fd::AsRawFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -21,6 +23,7 @@ fn main() {
     .unwrap();
     rt.block_on(async {
         let listener = TcpListener::bind(server_addr()).await.expect("bind");
+        full_backlog(listener.as_raw_fd());
         ready();
         loop {
             match listener.accept().await {

@@ -5,6 +5,7 @@
 //! loadgen echo   127.0.0.1:PORT --conns N [--warmup S] [--duration S] [--msg 64] [--server-pid PID]
 //! loadgen stream 127.0.0.1:PORT [--bytes B] [--chunk 65536] [--server-pid PID]
 //! loadgen churn  127.0.0.1:PORT [--concurrency C] [--warmup S] [--duration S] [--server-pid PID]
+//! loadgen idle   127.0.0.1:PORT --conns N --server-pid PID [--settle S]
 //! ```
 //!
 //! * `echo`: each connection sends a message, waits for all of it to come back, and repeats.
@@ -15,6 +16,10 @@
 //! * `churn`: `--concurrency` slots, each repeatedly: connect, send one message, read the
 //!   echo, close. Source addresses rotate over 127.0.0.2–127.0.0.65 so ephemeral ports and
 //!   TIME_WAIT never run out.
+//! * `idle`: opens `--conns` connections, echoes one message on each (so every handler has
+//!   started, read once and parked again), waits `--settle` seconds and reports the growth
+//!   of the server's resident memory (`VmRSS`) divided by the connections, and `setup_s`,
+//!   the time from the first connect until the last first echo came back.
 //!
 //! With `--server-pid`, the server's CPU time (utime + stime from /proc/PID/stat) over the
 //! measured window is divided by the work done in it.
@@ -38,7 +43,8 @@ fn main() {
         "echo" => echo(&args, addr, pid),
         "stream" => stream(&args, addr, pid),
         "churn" => churn(&args, addr, pid),
-        other => panic!("unknown mode {other:?}: echo, stream or churn"),
+        "idle" => idle(&args, addr, pid.expect("idle needs --server-pid")),
+        other => panic!("unknown mode {other:?}: echo, stream, churn or idle"),
     }
 }
 
@@ -380,5 +386,77 @@ fn churn(args: &Args, addr: SocketAddrV4, pid: Option<u32>) {
     result(&fields);
     for c in conns {
         sys::close(c.fd);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// idle
+
+/// Resident set size of process `pid` in KiB (`VmRSS` in `/proc/PID/status`).
+fn rss_kib_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line in /proc/PID/status")
+}
+
+fn idle(args: &Args, addr: SocketAddrV4, pid: u32) {
+    let n: usize = args.get("conns", 9000);
+    let settle = args.secs("settle", 1.0);
+    let msg = [b'x'; 64];
+    let mut buf = [0u8; 64];
+    let before = rss_kib_of(pid);
+    let start = Instant::now();
+    let fds = connect_all(addr, n);
+    let epoll = Epoll::new().unwrap();
+    let mut got = vec![0usize; n];
+    for (i, &fd) in fds.iter().enumerate() {
+        epoll.add(fd, IN | ET, i as u64).unwrap();
+        send_all(fd, &msg);
+    }
+    let mut pending = n;
+    let mut events = sys::empty_events(1024);
+    while pending > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "idle: {pending} of {n} first echoes missing after 120 s"
+        );
+        let ready = epoll.wait(&mut events, 100).unwrap();
+        for ev in &events[..ready] {
+            let i = ev.u64 as usize;
+            loop {
+                match sys::read(fds[i], &mut buf[got[i]..]) {
+                    Ok(0) => panic!("idle: connection {i}: server closed it"),
+                    Ok(k) => {
+                        got[i] += k;
+                        if got[i] == msg.len() {
+                            pending -= 1;
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == WouldBlock => break,
+                    Err(e) => panic!("idle: connection {i}: read: {e}"),
+                }
+            }
+        }
+    }
+    let setup = start.elapsed().as_secs_f64();
+    std::thread::sleep(settle);
+    let after = rss_kib_of(pid);
+    result(&[
+        (
+            "bytes/conn",
+            after.saturating_sub(before) as f64 * 1024.0 / n as f64,
+        ),
+        ("setup_s", setup),
+        ("_rss_before_MiB", before as f64 / 1024.0),
+        ("_rss_after_MiB", after as f64 / 1024.0),
+        ("_conns", n as f64),
+    ]);
+    for fd in fds {
+        sys::close(fd);
     }
 }

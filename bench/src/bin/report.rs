@@ -15,11 +15,15 @@
 //! half-spread `±(max-min)/2` as a percentage of the median when there was more than one run,
 //! and `(r×)`, the median divided by Go's median in the same row. Keys starting with `_` are
 //! notes for the raw file and not printed.
+//!
+//! After the tables comes one summary table holding every case of every table: for each
+//! group, its first metric (the headline: throughput, time or memory) and its server-CPU
+//! metric, if any.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-const CONTENDERS: [&str; 6] = ["coronet", "go", "tokio", "may", "std", "epoll"];
+const CONTENDERS: [&str; 7] = ["coronet", "go", "tokio", "may", "std", "epoll", "redis"];
 
 #[derive(Default)]
 struct Table {
@@ -59,9 +63,11 @@ fn main() {
             _ => eprintln!("report: skipping malformed line {line:?}"),
         }
     }
-    for name in order {
-        print!("{}", render(&tables[&name]));
+    for name in &order {
+        print!("{}", render(&tables[name]));
     }
+    let all: Vec<(&str, &Table)> = order.iter().map(|n| (n.as_str(), &tables[n])).collect();
+    print!("{}", summary(&all));
 }
 
 fn note_contender(t: &mut Table, c: &str) {
@@ -92,13 +98,63 @@ fn add_result(t: &mut Table, group: &str, contender: &str, result: &str) {
 }
 
 fn render(t: &Table) -> String {
+    let rows: Vec<Row> = t
+        .rows
+        .iter()
+        .map(|(g, m)| Row {
+            label: g.clone(),
+            group: g.clone(),
+            metric: m.clone(),
+            table: t,
+        })
+        .collect();
+    format!("\n### {}\n\n{}", t.title, grid(&rows))
+}
+
+/// Every table's headline rows in one table.
+fn summary(tables: &[(&str, &Table)]) -> String {
+    let mut rows = Vec::new();
+    for (name, t) in tables {
+        let mut seen: Vec<&str> = Vec::new();
+        for (g, m) in &t.rows {
+            let first = !seen.contains(&g.as_str());
+            if first {
+                seen.push(g);
+            }
+            if first || m.starts_with("srv_cpu") {
+                rows.push(Row {
+                    label: format!("{name}: {g}"),
+                    group: g.clone(),
+                    metric: m.clone(),
+                    table: t,
+                });
+            }
+        }
+    }
+    format!(
+        "\n### Summary: the headline metric and server CPU of every case (ratio = value / Go)\n\n{}",
+        grid(&rows)
+    )
+}
+
+/// One printed row: a (group, metric) of some table, shown under `label`.
+struct Row<'a> {
+    label: String,
+    group: String,
+    metric: String,
+    table: &'a Table,
+}
+
+fn grid(rows: &[Row]) -> String {
     let cols: Vec<&str> = CONTENDERS
         .iter()
         .copied()
-        .filter(|c| t.contenders.iter().any(|x| x == c))
+        .filter(|c| {
+            rows.iter()
+                .any(|r| r.table.contenders.iter().any(|x| x == c))
+        })
         .collect();
     let mut out = String::new();
-    let _ = writeln!(out, "\n### {}\n", t.title);
     let _ = write!(out, "| | |");
     for c in &cols {
         let _ = write!(out, " {} |", if *c == "go" { "Go" } else { c });
@@ -108,22 +164,19 @@ fn render(t: &Table) -> String {
         out.push_str("---:|");
     }
     out.push('\n');
-    let mut last_group = "";
-    for (group, metric) in &t.rows {
-        let shown_group = if group == last_group { "" } else { group };
-        last_group = group;
-        let _ = write!(out, "| {shown_group} | {metric} |");
-        let median_of = |c: &str| {
+    let mut last_label = "";
+    for r in rows {
+        let (t, group, metric) = (r.table, &r.group, &r.metric);
+        let shown = if r.label == last_label { "" } else { &r.label };
+        last_label = &r.label;
+        let _ = write!(out, "| {shown} | {metric} |");
+        let values = |c: &str| {
             t.values
                 .get(&(group.clone(), metric.clone(), c.to_string()))
-                .map(|v| median(v))
         };
-        let go = median_of("go");
+        let go = values("go").map(|v| median(v));
         for c in &cols {
-            let cell = match t
-                .values
-                .get(&(group.clone(), metric.clone(), c.to_string()))
-            {
+            let cell = match values(c) {
                 Some(v) => {
                     let m = median(v);
                     let mut s = num(m);
