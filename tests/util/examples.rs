@@ -1,4 +1,5 @@
-//! Running the examples as programs: shared by `examples.rs`, `fuzz_examples.rs` and `tls.rs`.
+//! Running the examples as programs: shared by every test file that starts one (`examples.rs`,
+//! `fuzz_examples.rs`, `tls.rs`, `chat.rs`, `proxy.rs`, `netem.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
