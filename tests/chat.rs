@@ -6,33 +6,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Builds the examples once (a nested `cargo build`, same target dir) and returns the path
-/// of one. (Copied from `tests/examples.rs`.)
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --examples failed");
-    });
-    // target/debug/deps/chat-HASH → target/debug/examples/NAME
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.push("examples");
-    p.push(name);
-    assert!(p.exists(), "{} not built", p.display());
-    p
-}
+mod util;
+use util::examples::example;
 
 /// The chat server on an ephemeral port; killed on drop.
 struct Server {

@@ -1,111 +1,11 @@
 //! The examples, run as programs against real clients: `echo_client`, `curl`, `redis-cli`.
 //! A client that is not installed is skipped with a printed reason (`.ci/run` installs them).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::process::Command;
 
-/// Builds the examples once (a nested `cargo build`, same target dir) and returns the path
-/// of one. `cargo test` builds examples with `test = true` only as test harnesses.
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --examples failed");
-    });
-    // target/debug/deps/examples-HASH → target/debug/examples/NAME
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.push("examples");
-    p.push(name);
-    assert!(p.exists(), "{} not built", p.display());
-    p
-}
-
-/// A server example on an ephemeral port; killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    /// Starts `name` with `127.0.0.1:0` and reads the address from its first line
-    /// (`<name>: listening on ADDR`).
-    fn start(name: &str) -> Server {
-        let mut child = Command::new(example(name))
-            .arg("127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let addr = first
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            first.contains("listening on"),
-            "{name} printed {first:?} instead of its address"
-        );
-        Server { child, addr }
-    }
-
-    fn port(&self) -> &str {
-        self.addr.rsplit(':').next().unwrap()
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    }
-
-    /// The server must still be running (no crash on what we sent).
-    fn assert_alive(&mut self) {
-        assert!(
-            self.child.try_wait().unwrap().is_none(),
-            "server exited: {:?}",
-            self.child.try_wait()
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("skipped: `{tool}` is not installed (.ci/run installs it)");
-    }
-    found
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
+mod util;
+use util::examples::{example, have, run, Server};
 
 #[test]
 fn echo_demo_runs_its_clients_and_exits() {

@@ -22,15 +22,17 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::{Config, TestRunner};
+
+mod util;
+use util::examples::example;
 
 /// Cases per storm: enough to hit each generator branch many times, small enough that the
 /// file stays well under 20 s on a noisy 2-core machine.
@@ -40,30 +42,8 @@ const CASES: u32 = 96;
 const PATIENCE: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
-// Example processes (helpers copied from tests/examples.rs, plus stderr capture and fd counts)
+// Example processes (tests/util/examples.rs builds them; this Server also keeps stderr and counts fds)
 // ---------------------------------------------------------------------------------------------
-
-/// Builds the examples once (a nested `cargo build`, same target dir) and returns the path
-/// of one. `cargo test` builds examples with `test = true` only as test harnesses.
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --examples failed");
-    });
-    // target/debug/deps/fuzz_examples-HASH → target/debug/examples/NAME
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.push("examples");
-    p.push(name);
-    assert!(p.exists(), "{} not built", p.display());
-    p
-}
 
 /// A server example on an ephemeral port; killed on drop. Its stderr is collected so that a
 /// caught handler panic (which leaves the process alive) still fails the test.

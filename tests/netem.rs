@@ -33,12 +33,14 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod util;
+use util::examples::example;
 
 const CLIENT_IP: &str = "192.0.2.1";
 /// The faults on every packet the router forwards: lost with this probability (percent) …
@@ -47,27 +49,6 @@ const LOSS_PERCENT: f64 = 0.5;
 const DELAY: Duration = Duration::from_millis(5);
 const JITTER: Duration = Duration::from_millis(3);
 const PROXY_IP: &str = "198.51.100.1";
-
-/// Builds the examples once (a nested `cargo build`, same target dir) and returns the path
-/// of one. (Copied from `tests/examples.rs`.)
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --examples failed");
-    });
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.push("examples");
-    p.push(name);
-    assert!(p.exists(), "{} not built", p.display());
-    p
-}
 
 /// Runs `ip`/`tc` with `args`; the error is the command and its stderr.
 fn run(cmd: &str, args: &[&str]) -> Result<(), String> {

@@ -7,33 +7,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Builds the examples once (a nested `cargo build`, same target dir) and returns the path
-/// of one. (Copied from `tests/examples.rs`.)
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --examples failed");
-    });
-    // target/debug/deps/proxy-HASH → target/debug/examples/NAME
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.push("examples");
-    p.push(name);
-    assert!(p.exists(), "{} not built", p.display());
-    p
-}
+mod util;
+use util::examples::example;
 
 /// The proxy on an ephemeral port in front of `upstream`; killed on drop. Its stderr is
 /// collected (and also shown, for a failing test's output).

@@ -1,6 +1,9 @@
 //! Helpers shared by the TCP integration tests (`tcp.rs`, `deadline.rs`, `close.rs`,
-//! `stress.rs`). Each test file uses a different subset.
+//! `stress.rs`), and in `examples`, by the tests that run the examples as programs. Each test
+//! file uses a different subset.
 #![allow(dead_code)]
+
+pub mod examples;
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
