@@ -254,15 +254,16 @@ pub(crate) fn schedule(task: Arc<Task>) {
         owner, NO_WORKER,
         "scheduling a coroutine that never started"
     );
-    let local = with_local(|l| {
+    // The Arc moves into whichever queue takes it: no reference-count round trip per wake.
+    let mut task = Some(task);
+    with_local(|l| {
         if l.shared.index == owner {
-            l.runq.borrow_mut().push_runnext(task.clone());
-            true
-        } else {
-            false
+            if let Some(t) = task.take() {
+                l.runq.borrow_mut().push_runnext(t);
+            }
         }
     });
-    if local != Some(true) {
+    if let Some(task) = task {
         let rt = super::runtime_started().expect("a started coroutine implies a runtime");
         rt.workers[owner].push_remote(task);
     }
