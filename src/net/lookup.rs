@@ -19,6 +19,20 @@ use crate::runtime::task::{Task, Wait};
 
 /// Lookups in flight at once, as Go limits its cgo resolver threads; further lookups wait,
 /// parked, for a slot.
+///
+/// More lookups than this can be started at once; the extra ones only queue, they never fail:
+///
+/// ```
+/// use coronet::net::{lookup_host, MAX_LOOKUPS};
+///
+/// let n = MAX_LOOKUPS + 20;
+/// let all: Vec<_> = (0..n)
+///     .map(|_| coronet::go(|| lookup_host("localhost:80").map(|a| a.count())))
+///     .collect();
+/// for h in all {
+///     assert!(h.join().unwrap().unwrap() >= 1);
+/// }
+/// ```
 pub const MAX_LOOKUPS: usize = 500;
 
 static LOOKUPS: Limiter = Limiter::new(MAX_LOOKUPS);
