@@ -1,0 +1,1111 @@
+//! An exhaustive interleaving check of the waiter-slot protocol (`src/poll/desc.rs`), as one
+//! blocking read (`src/poll/fd.rs`) uses it.
+//!
+//! # What this is
+//!
+//! A model, not the real code, built like `tests/park_model.rs`: the read slot (Go's `rg`:
+//! EMPTY, READY, or a parked task's pointer), the `closing` flag, the read deadline word and
+//! the park token are written again below as one small pure state machine, one step per
+//! atomic operation, each quoting the file and line it models so a change there can be
+//! checked against this copy. A depth-first search visits every state reachable by
+//! interleaving
+//!
+//! - one reader doing two read calls in a row the way `NetFd::io` does them: `prepare`
+//!   (check closed → check deadline → forget a stale READY), the syscall, and on EAGAIN
+//!   `PollDesc::wait`, then the syscall again — as a coroutine (`wait_coroutine`, parking
+//!   through the token and arming a deadline timer), as a coroutine whose previous read
+//!   drained the socket (so it waits *before* the first syscall, `fd.rs`'s `drained`), and
+//!   as a plain thread (`wait_thread`, parked in poll(2) on the fd and its eventfd, with one
+//!   spurious return);
+//! - with one or two of: data arriving plus the netpoller's `ready` and unpark (for a thread,
+//!   whose fd is never registered, the data alone); a stale edge (`ready` with nothing to
+//!   read); `unblock` (close); `set_deadline` to the past, the future or none; the clock
+//!   passing a future deadline (after which the coroutine's timer fires); a stray unpark;
+//!
+//! and checks:
+//!
+//! - **no lost wake-up**: in every final state (nobody can move) the reader has returned
+//!   from both calls, or it is asleep while nothing it waits for has happened (no data, not
+//!   closed, deadline not passed) *and* can still be found: the slot holds its pointer and
+//!   its token says parked, so a later event or close would wake it. A readiness event that
+//!   lands before the park (Go's `pdReady`) is covered: the reader would otherwise sleep with
+//!   data in the socket;
+//! - **the right answers**: the set of outcomes each line-up can end in is asserted exactly
+//!   (for example, a close gives "closed, closed": the call it races may return data or the
+//!   closed error, and every call that starts after it fails with the closed error; a passed
+//!   deadline gives timeouts), and a call that starts after `closing` was stored must return
+//!   the closed error;
+//! - **the slot's reference**: the slot owns one `Arc<Task>` while it holds a pointer, and
+//!   whoever moves the pointer out owns that reference. In every state the reference count
+//!   equals the number of holders (the slot, or a `ready`/`take_waiter` caller not yet done
+//!   with it): a reference that nobody holds is a leak, two holders of one reference are a
+//!   double drop. The slot never names a reader that has left its wait (its next wait would
+//!   panic with "two waiters");
+//! - **no double schedule**: a coroutine is put in a run queue only while parked, at most
+//!   once per park, and no timer outlives the park that armed it;
+//! - **no impossible state**: the `panic!` arms of `begin_park` and `wait` are never met;
+//! - **no livelock**: the state graph has no cycle, so every interleaving ends.
+//!
+//! Five deliberately broken variants are checked too, and the search must find each one's
+//! bug — the model is able to fail.
+//!
+//! # What this does not prove
+//!
+//! - Memory ordering: steps are sequentially consistent here (the real slot, `closing` and
+//!   deadline words are SeqCst; the token's orderings are `park.rs`'s business).
+//! - That `desc.rs`, `fd.rs` and `park.rs` match this model: the quoted lines are the link,
+//!   kept honest by review.
+//! - The write direction, two readers on one slot (the direction lock in `fd.rs` rules that
+//!   out and is not modelled), `hung_up`, `register`, std's per-call timeouts, more than one
+//!   data arrival, or deadlines as times: a deadline is "none", "past" or "future", and the
+//!   clock passes the one future instant once. `check`'s deadline load and clock read are
+//!   one step (the clock only moves forward, so that loses no outcome).
+//! - The park token, run queues, timer heap, poll(2) and eventfd are modelled by their
+//!   contracts (`tests/park_model.rs` checks the token itself): a queued coroutine is resumed
+//!   only after it has suspended; its deadline timer runs on its own worker, so it fires only
+//!   while the coroutine is suspended and is cancelled when the park ends; poll(2) returns
+//!   once the fd is readable, the eventfd is non-zero or the deadline passed.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// The read slot (desc.rs:48-49 `EMPTY`, `READY`; any other value is a task pointer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Slot {
+    Empty,
+    Ready,
+    /// The reader's pointer; the slot owns one reference to it.
+    Waiter,
+}
+
+/// The reader's park token (park.rs:36-40; a thread in `std::thread::park` never waits on
+/// a slot, so `PARKED_THREAD` is left out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Tok {
+    Empty,
+    Notified,
+    Parked,
+    ParkedPoll,
+}
+
+/// A deadline (the word, or the copy the reader took at desc.rs:296): none, an instant
+/// already past when it was set, or the one future instant the clock may pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Dl {
+    None,
+    Past,
+    Future,
+}
+
+fn passed(d: Dl, clock: bool) -> bool {
+    d == Dl::Past || (d == Dl::Future && clock)
+}
+
+/// How a read call returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Out {
+    Data,
+    Closed,
+    Timeout,
+}
+
+/// How the reader waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavour {
+    /// A coroutine: `wait_coroutine` (desc.rs:261-323), parked through the token.
+    Coroutine,
+    /// A coroutine whose last read drained the socket: the first wait comes before the
+    /// syscall (fd.rs:294-310).
+    Drained,
+    /// A plain thread: `wait_thread` (desc.rs:325-360), parked in poll(2).
+    Thread,
+}
+
+/// Which `check` (desc.rs:164-174) the reader is in: they differ in what follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Site {
+    /// `prepare`'s (desc.rs:180, from fd.rs:285): an error ends the call.
+    Prepare,
+    /// After publishing (desc.rs:297 / :340): an error skips the park.
+    Published,
+    /// After taking the slot back (desc.rs:321 / :358): an error ends the call.
+    Final,
+}
+
+/// The reader's program counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum R {
+    CheckClosed(Site),
+    CheckDeadline(Site),
+    /// `prepare`'s CAS READY → EMPTY, then fd.rs's `drained` decision.
+    Reset,
+    Syscall,
+    /// `wait_coroutine` step 1: CAS READY → EMPTY.
+    TakeReady,
+    /// Step 2: `Arc::into_raw(me.clone())` and CAS EMPTY → pointer.
+    Publish,
+    /// `wait_thread`: the CAS met READY; store EMPTY.
+    ForgetReady,
+    /// Step 3: read the deadline word (what the timer / poll timeout will use).
+    ReadDeadline,
+    BeginPark,
+    ConsumeNotified,
+    /// Coroutine: suspended (or suspending) until resumed from a run queue.
+    Suspended,
+    /// Thread: in poll(2).
+    Poll,
+    Drain,
+    EndPark,
+    CancelTimer,
+    /// Step 5: swap the slot to EMPTY and see what was there.
+    TakeBack,
+    Done,
+}
+
+impl R {
+    /// Between a successful publish and the take-back swap: the only time the slot may
+    /// hold the reader's pointer.
+    fn published(self) -> bool {
+        matches!(
+            self,
+            R::ReadDeadline
+                | R::CheckClosed(Site::Published)
+                | R::CheckDeadline(Site::Published)
+                | R::BeginPark
+                | R::ConsumeNotified
+                | R::Suspended
+                | R::Poll
+                | R::Drain
+                | R::EndPark
+                | R::CancelTimer
+                | R::TakeBack
+        )
+    }
+}
+
+const CALLS: usize = 2;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Reader {
+    pc: R,
+    /// Which read call is running (0-based).
+    call: u8,
+    results: [Option<Out>; CALLS],
+    /// The error step 3's check found (desc.rs:297 `err`).
+    err: Option<Out>,
+    /// The deadline step 3 read (desc.rs:296 `deadline`).
+    local: Dl,
+    /// Thread: what poll(2) said about the eventfd.
+    woke: bool,
+    /// Thread: spurious poll(2) returns still allowed.
+    spurious: u8,
+    /// fd.rs's `drained` mark.
+    drained: bool,
+    /// `closing` was already set when the previous call returned.
+    closed_before: bool,
+}
+
+/// Another actor's program counter. Absent actors are `Done`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum A {
+    /// Data lands in the socket; `event`: the fd is registered, so epoll reports it.
+    Arrive {
+        event: bool,
+    },
+    /// `ready`'s load (desc.rs:232-235).
+    ReadyLoad,
+    /// `ready`'s CAS from what it loaded (desc.rs:236-241).
+    ReadyCas(Slot),
+    /// `unblock`'s store (desc.rs:200).
+    StoreClosing,
+    /// `set_deadline`'s store (desc.rs:190-191).
+    StoreDeadline(Dl),
+    /// `take_waiter`'s load (desc.rs:216-218).
+    TakeLoad,
+    /// `take_waiter`'s CAS from what it loaded (desc.rs:220-224).
+    TakeCas(Slot),
+    /// The clock passes the future deadline.
+    Tick,
+    /// `unpark`'s swap (park.rs:74); `owned`: we hold the reference taken from the slot.
+    Swap {
+        owned: bool,
+    },
+    /// Acting on what the swap returned (park.rs:75-96).
+    Deliver {
+        old: Tok,
+        owned: bool,
+    },
+    /// The reference taken from the slot goes out of scope (desc.rs:193, :204, mod.rs:164-165).
+    Drop,
+    Done,
+}
+
+impl A {
+    fn owns_reference(self) -> bool {
+        matches!(
+            self,
+            A::Swap { owned: true } | A::Deliver { owned: true, .. } | A::Drop
+        )
+    }
+}
+
+/// Which variant of the protocol to model: the real one, or one broken on purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// `desc.rs` as it is.
+    Real,
+    /// `ready` stores READY with a plain store and hands back nothing.
+    ReadyPlainStore,
+    /// `wait` publishes with a plain store instead of CAS from EMPTY (overwriting READY).
+    PublishBlindStore,
+    /// `wait` skips step 1 (the READY check before publishing).
+    NoReadyCheck,
+    /// `wait` parks without step 3's re-check of close and deadline.
+    NoRecheck,
+    /// `take_waiter` loads the pointer, then stores EMPTY (instead of one CAS).
+    TakeLoadThenStore,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct State {
+    slot: Slot,
+    closing: bool,
+    /// The read deadline word.
+    dl: Dl,
+    /// The clock has passed the future deadline.
+    clock: bool,
+    /// The socket has data to read.
+    data: bool,
+    tok: Tok,
+    /// Coroutine: it is in a run queue.
+    queued: bool,
+    /// Thread: the eventfd counter is non-zero.
+    eventfd: bool,
+    /// Coroutine: a deadline timer armed by the current park, and for which deadline.
+    timer: Option<Dl>,
+    /// References to the reader created by `wait` (desc.rs:283 / :328) and not yet dropped.
+    refs: i8,
+    reader: Reader,
+    actors: [A; 2],
+}
+
+/// One move of one actor, or a broken property.
+type Step = Result<(String, State), String>;
+
+struct Model {
+    flavour: Flavour,
+    protocol: Protocol,
+}
+
+impl Model {
+    fn coroutine(&self) -> bool {
+        self.flavour != Flavour::Thread
+    }
+
+    /// Every move possible from `s`.
+    fn steps(&self, s: &State) -> Vec<Step> {
+        let mut out = Vec::new();
+        out.extend(self.reader_step(s));
+        // a spurious poll(2) return (EINTR, a stray eventfd count) is a second possible move
+        if s.reader.pc == R::Poll && s.reader.spurious > 0 {
+            let mut n = s.clone();
+            n.reader.spurious -= 1;
+            n.reader.woke = s.eventfd;
+            n.reader.pc = R::Drain;
+            out.push(Ok(("reader: poll returns spuriously".into(), n)));
+        }
+        for i in 0..s.actors.len() {
+            out.extend(self.actor_step(s, i));
+        }
+        out.extend(self.timer_step(s));
+        out
+    }
+
+    /// Where `wait` starts: step 1, or (broken) straight at step 2.
+    fn wait_entry(&self) -> R {
+        match (self.coroutine(), self.protocol) {
+            (false, _) => R::Publish,
+            (true, Protocol::NoReadyCheck) => R::Publish,
+            (true, _) => R::TakeReady,
+        }
+    }
+
+    fn reader_step(&self, s: &State) -> Option<Step> {
+        let mut n = s.clone();
+        let r = &s.reader;
+        let what: String = match r.pc {
+            R::Done => return None,
+            // desc.rs:165
+            R::CheckClosed(site) if s.closing => {
+                return Some(self.check_failed(n, site, Out::Closed))
+            }
+            R::CheckClosed(site) => {
+                n.reader.pc = R::CheckDeadline(site);
+                "reader: check: not closed".to_string()
+            }
+            // desc.rs:168-171
+            R::CheckDeadline(site) if passed(s.dl, s.clock) => {
+                return Some(self.check_failed(n, site, Out::Timeout))
+            }
+            R::CheckDeadline(site) => {
+                n.reader.pc = match site {
+                    Site::Prepare => R::Reset,
+                    Site::Published => R::BeginPark,
+                    // desc.rs:321: loop to step 1; desc.rs:358: Ok, fd.rs:320 retries
+                    Site::Final if self.coroutine() => self.wait_entry(),
+                    Site::Final => R::Syscall,
+                };
+                format!("reader: check ({site:?}): deadline not passed")
+            }
+            // desc.rs:181-184 CAS READY → EMPTY; fd.rs:294-301 skip the syscall if drained
+            // and no event came (only coroutines skip)
+            R::Reset => {
+                let was_ready = s.slot == Slot::Ready;
+                if was_ready {
+                    n.slot = Slot::Empty;
+                }
+                let skip = r.drained && !was_ready && self.coroutine();
+                n.reader.drained = false;
+                n.reader.pc = if skip { self.wait_entry() } else { R::Syscall };
+                format!("reader: prepare forgets READY ({was_ready}), skip syscall {skip}")
+            }
+            // fd.rs:312-328
+            R::Syscall if s.data => {
+                n.data = false;
+                // a short read: fd.rs:323-325 marks the socket drained
+                n.reader.drained = self.flavour == Flavour::Drained;
+                return Some(self.finish(n, Out::Data, "reader: syscall reads the data"));
+            }
+            R::Syscall => {
+                n.reader.pc = self.wait_entry();
+                "reader: syscall: EAGAIN, wait".into()
+            }
+            // desc.rs:276-280
+            R::TakeReady if s.slot == Slot::Ready => {
+                n.slot = Slot::Empty;
+                n.reader.pc = R::Syscall;
+                "reader: step 1 takes READY, retry the syscall".into()
+            }
+            R::TakeReady => {
+                n.reader.pc = R::Publish;
+                "reader: step 1: no READY".into()
+            }
+            R::Publish if self.protocol == Protocol::PublishBlindStore => {
+                n.slot = Slot::Waiter;
+                n.refs += 1;
+                n.reader.pc = R::ReadDeadline;
+                "reader: store our pointer (broken)".into()
+            }
+            // desc.rs:283-285 / :328-330
+            R::Publish if s.slot == Slot::Empty => {
+                n.slot = Slot::Waiter;
+                n.refs += 1;
+                n.reader.pc = R::ReadDeadline;
+                "reader: publish: CAS EMPTY → our pointer".into()
+            }
+            // desc.rs:286-290 (drop the clone, continue) / :330-335 (drop, store EMPTY)
+            R::Publish if s.slot == Slot::Ready => {
+                n.reader.pc = if self.coroutine() {
+                    self.wait_entry()
+                } else {
+                    R::ForgetReady
+                };
+                "reader: publish: CAS meets READY".into()
+            }
+            // desc.rs:292 / :337
+            R::Publish => {
+                return Some(Err(
+                    "publish met a pointer: desc.rs panics (two waiters on one direction)".into(),
+                ))
+            }
+            // desc.rs:334-335: the wait returns Ok, fd.rs retries
+            R::ForgetReady => {
+                n.slot = Slot::Empty;
+                n.reader.pc = R::Syscall;
+                "reader: store EMPTY, retry the syscall".into()
+            }
+            // desc.rs:296 / :339
+            R::ReadDeadline => {
+                n.reader.local = s.dl;
+                n.reader.pc = if self.protocol == Protocol::NoRecheck {
+                    R::BeginPark
+                } else {
+                    R::CheckClosed(Site::Published)
+                };
+                format!("reader: read deadline {:?}", s.dl)
+            }
+            // park.rs:165 / :221 → begin_park (park.rs:50-55); park.rs:168 arms the timer
+            R::BeginPark if s.tok == Tok::Empty => {
+                if self.coroutine() {
+                    n.tok = Tok::Parked;
+                    n.timer = (r.local != Dl::None).then_some(r.local);
+                    n.reader.pc = R::Suspended;
+                } else {
+                    n.tok = Tok::ParkedPoll;
+                    n.reader.pc = R::Poll;
+                }
+                "reader: begin_park CAS EMPTY → PARKED_*".into()
+            }
+            // park.rs:56
+            R::BeginPark if s.tok == Tok::Notified => {
+                n.reader.pc = R::ConsumeNotified;
+                "reader: begin_park CAS fails on NOTIFIED".into()
+            }
+            // park.rs:60
+            R::BeginPark => {
+                return Some(Err(format!(
+                    "begin_park met {:?}: park.rs:60 panics",
+                    s.tok
+                )))
+            }
+            // park.rs:57, then park returns at once (park.rs:166 / :222)
+            R::ConsumeNotified => {
+                n.tok = Tok::Empty;
+                n.reader.pc = R::TakeBack;
+                "reader: store EMPTY, park returns at once".into()
+            }
+            // park.rs:171: resumed from the run queue, only after it has suspended
+            R::Suspended if s.queued => {
+                n.queued = false;
+                n.reader.pc = R::EndPark;
+                "reader: resumed from the run queue".into()
+            }
+            // park.rs:233: poll(2) returns once the fd is readable, the eventfd is non-zero
+            // or the deadline (the copy step 3 took) passed
+            R::Poll if s.data || s.eventfd || passed(r.local, s.clock) => {
+                n.reader.woke = s.eventfd;
+                n.reader.pc = R::Drain;
+                "reader: poll returns".into()
+            }
+            R::Suspended | R::Poll => return None,
+            // park.rs:235-237
+            R::Drain => {
+                if r.woke {
+                    n.eventfd = false;
+                }
+                n.reader.woke = false;
+                n.reader.pc = R::EndPark;
+                "reader: drain the eventfd if woken".into()
+            }
+            // park.rs:173 / :239 end_park: swap(EMPTY)
+            R::EndPark => {
+                n.tok = Tok::Empty;
+                n.reader.pc = if self.coroutine() {
+                    R::CancelTimer
+                } else {
+                    R::TakeBack
+                };
+                "reader: end_park swap → EMPTY".into()
+            }
+            // park.rs:174-176 (a timer that already fired is gone from the heap)
+            R::CancelTimer => {
+                n.timer = None;
+                n.reader.pc = R::TakeBack;
+                "reader: cancel the timer".into()
+            }
+            // desc.rs:309-321 / :348-358
+            R::TakeBack => {
+                n.slot = Slot::Empty;
+                if s.slot == Slot::Waiter {
+                    n.refs -= 1; // our own reference back, dropped (desc.rs:314 / :351)
+                }
+                let err = r.err;
+                n.reader.err = None;
+                if s.slot == Slot::Ready && self.coroutine() {
+                    // desc.rs:310: READY returns Ok even after a failed check; fd.rs retries
+                    n.reader.pc = R::Syscall;
+                    return Some(Ok((
+                        "reader: take back: READY, retry the syscall".into(),
+                        n,
+                    )));
+                }
+                let what = format!("reader: take back: swap EMPTY, got {:?}", s.slot);
+                match err {
+                    Some(e) => return Some(self.finish(n, e, &what)),
+                    None => n.reader.pc = R::CheckClosed(Site::Final),
+                }
+                what
+            }
+        };
+        Some(Ok((what, n)))
+    }
+
+    /// `check` found `e`.
+    fn check_failed(&self, mut n: State, site: Site, e: Out) -> Step {
+        let what = format!("reader: check ({site:?}): {e:?}");
+        match site {
+            Site::Prepare | Site::Final => self.finish(n, e, &what),
+            // desc.rs:297-298: skip the park, go to step 5 with the error
+            Site::Published => {
+                n.reader.err = Some(e);
+                n.reader.pc = R::TakeBack;
+                Ok((what, n))
+            }
+        }
+    }
+
+    /// A read call returns `out`; the next one starts, or the reader is done.
+    fn finish(&self, mut n: State, out: Out, what: &str) -> Step {
+        let r = &mut n.reader;
+        if r.closed_before && out != Out::Closed {
+            return Err(format!(
+                "call {} started after close but returned {out:?}, not the closed error",
+                r.call
+            ));
+        }
+        r.results[r.call as usize] = Some(out);
+        r.closed_before = n.closing;
+        r.call += 1;
+        r.err = None;
+        r.pc = if r.call as usize == CALLS {
+            R::Done
+        } else {
+            R::CheckClosed(Site::Prepare)
+        };
+        Ok((format!("{what}: call returns {out:?}"), n))
+    }
+
+    fn actor_step(&self, s: &State, i: usize) -> Option<Step> {
+        let mut n = s.clone();
+        let next = match s.actors[i] {
+            A::Done => return None,
+            A::Arrive { event } => {
+                n.data = true;
+                if event {
+                    A::ReadyLoad
+                } else {
+                    A::Done
+                }
+            }
+            // desc.rs:232-235: READY already → nothing to do
+            A::ReadyLoad if s.slot == Slot::Ready => A::Done,
+            A::ReadyLoad => A::ReadyCas(s.slot),
+            A::ReadyCas(_) if self.protocol == Protocol::ReadyPlainStore => {
+                n.slot = Slot::Ready;
+                A::Done
+            }
+            // desc.rs:236-241: the CAS moves the slot's reference to us (or retries)
+            A::ReadyCas(cur) if s.slot == cur => {
+                n.slot = Slot::Ready;
+                if cur == Slot::Waiter {
+                    A::Swap { owned: true }
+                } else {
+                    A::Done
+                }
+            }
+            A::ReadyCas(_) => A::ReadyLoad,
+            A::StoreClosing => {
+                n.closing = true;
+                A::TakeLoad
+            }
+            A::StoreDeadline(d) => {
+                n.dl = d;
+                A::TakeLoad
+            }
+            // desc.rs:216-218
+            A::TakeLoad if s.slot == Slot::Waiter => A::TakeCas(Slot::Waiter),
+            A::TakeLoad => A::Done,
+            A::TakeCas(_) if self.protocol == Protocol::TakeLoadThenStore => {
+                n.slot = Slot::Empty;
+                A::Swap { owned: true }
+            }
+            // desc.rs:220-224: only a successful CAS owns the reference
+            A::TakeCas(cur) if s.slot == cur => {
+                n.slot = Slot::Empty;
+                A::Swap { owned: true }
+            }
+            A::TakeCas(_) => A::Done,
+            A::Tick => {
+                n.clock = true;
+                A::Done
+            }
+            // park.rs:74
+            A::Swap { owned } => {
+                n.tok = Tok::Notified;
+                A::Deliver { old: s.tok, owned }
+            }
+            A::Deliver { old, owned } => {
+                if let Err(e) = deliver(&mut n, old) {
+                    return Some(Err(format!("actor {i}: {e}")));
+                }
+                if owned {
+                    A::Drop
+                } else {
+                    A::Done
+                }
+            }
+            A::Drop => {
+                n.refs -= 1;
+                A::Done
+            }
+        };
+        n.actors[i] = next;
+        Some(Ok((format!("actor {i}: {:?} → {next:?}", s.actors[i]), n)))
+    }
+
+    /// park.rs:168's timer, run by the coroutine's own worker (callback.rs:43-46): it fires
+    /// only while the coroutine is suspended, once its deadline has passed.
+    fn timer_step(&self, s: &State) -> Option<Step> {
+        let d = s.timer?;
+        if s.reader.pc != R::Suspended || !passed(d, s.clock) {
+            return None;
+        }
+        let mut n = s.clone();
+        n.timer = None;
+        n.tok = Tok::Notified;
+        Some(
+            deliver(&mut n, s.tok)
+                .map(|()| (format!("timer fires: unpark, swap got {:?}", s.tok), n))
+                .map_err(|e| format!("timer: {e}")),
+        )
+    }
+}
+
+/// park.rs:75-96: act on the token an unpark's swap returned.
+fn deliver(n: &mut State, old: Tok) -> Result<(), String> {
+    match old {
+        // nothing: the next park returns at once / someone else delivers
+        Tok::Empty | Tok::Notified => {}
+        // park.rs:80-84: worker::schedule
+        Tok::Parked => {
+            if n.queued || n.reader.pc != R::Suspended {
+                return Err(format!(
+                    "double schedule: the coroutine is scheduled while {:?} (queued {})",
+                    n.reader.pc, n.queued
+                ));
+            }
+            n.queued = true;
+        }
+        // park.rs:89-94: eventfd_signal
+        Tok::ParkedPoll => n.eventfd = true,
+    }
+    Ok(())
+}
+
+/// The properties every reachable state must have.
+fn invariants(s: &State) -> Result<(), String> {
+    let holders = (s.slot == Slot::Waiter) as i8
+        + s.actors.iter().filter(|a| a.owns_reference()).count() as i8;
+    if s.refs > holders {
+        return Err(format!(
+            "leak: {} reference(s) to the reader, {holders} holder(s)",
+            s.refs
+        ));
+    }
+    if s.refs < holders {
+        return Err(format!(
+            "double drop: {holders} holder(s) of {} reference(s)",
+            s.refs
+        ));
+    }
+    if s.slot == Slot::Waiter && !s.reader.pc.published() {
+        return Err(format!(
+            "the slot names the reader while it is at {:?}: its next wait panics (two waiters)",
+            s.reader.pc
+        ));
+    }
+    if s.queued && s.reader.pc != R::Suspended {
+        return Err(format!("double schedule: queued while {:?}", s.reader.pc));
+    }
+    if s.timer.is_some() && !matches!(s.reader.pc, R::Suspended | R::EndPark | R::CancelTimer) {
+        return Err(format!("a timer outlives its park ({:?})", s.reader.pc));
+    }
+    Ok(())
+}
+
+/// A final state: the reader is done, or asleep for a good reason where it can be found.
+/// Returns the outcome ("data, closed", "data, blocked", ...).
+fn final_state(s: &State) -> Result<String, String> {
+    let r = &s.reader;
+    let mut outcome: Vec<String> = r
+        .results
+        .iter()
+        .flatten()
+        .map(|o| format!("{o:?}").to_lowercase())
+        .collect();
+    if r.pc != R::Done {
+        let why = if s.data {
+            Some("data arrived")
+        } else if s.closing {
+            Some("the fd is closed")
+        } else if passed(s.dl, s.clock) {
+            Some("the deadline passed")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(format!(
+                "lost wake-up: {why}, every actor is done, the reader sleeps at {:?} \
+                 (slot {:?}, token {:?})",
+                r.pc, s.slot, s.tok
+            ));
+        }
+        let parked = if r.pc == R::Suspended {
+            Tok::Parked
+        } else {
+            Tok::ParkedPoll
+        };
+        if s.slot != Slot::Waiter || s.tok != parked {
+            return Err(format!(
+                "lost wake-up: the reader sleeps at {:?} where no event can find it \
+                 (slot {:?}, token {:?})",
+                r.pc, s.slot, s.tok
+            ));
+        }
+        outcome.push("blocked".into());
+    }
+    Ok(outcome.join(", "))
+}
+
+/// What a search found.
+#[derive(Debug, Default)]
+struct Report {
+    states: usize,
+    finals: usize,
+    /// Complete interleavings (paths from the start to a final state).
+    interleavings: u128,
+    /// How the reader's calls ended, over all final states.
+    outcomes: BTreeSet<String>,
+}
+
+/// Visits every reachable state; Err carries the first broken property and the trace to it.
+fn explore(model: &Model, start: State) -> Result<Report, String> {
+    struct Search<'a> {
+        model: &'a Model,
+        /// Completed states and how many interleavings run from each to an end.
+        done: HashMap<State, u128>,
+        on_path: HashSet<State>,
+        trace: Vec<String>,
+        finals: usize,
+        outcomes: BTreeSet<String>,
+    }
+
+    impl Search<'_> {
+        fn visit(&mut self, s: &State) -> Result<u128, String> {
+            if let Some(&n) = self.done.get(s) {
+                return Ok(n);
+            }
+            if !self.on_path.insert(s.clone()) {
+                return Err(self.fail("livelock: the interleaving can cycle forever"));
+            }
+            invariants(s).map_err(|e| self.fail(&e))?;
+            let steps = self.model.steps(s);
+            let mut paths = 0u128;
+            if steps.is_empty() {
+                self.finals += 1;
+                let outcome = final_state(s).map_err(|e| self.fail(&e))?;
+                self.outcomes.insert(outcome);
+                paths = 1;
+            }
+            for step in steps {
+                let (what, next) = step.map_err(|e| self.fail(&e))?;
+                self.trace.push(what);
+                paths += self.visit(&next)?;
+                self.trace.pop();
+            }
+            self.on_path.remove(s);
+            self.done.insert(s.clone(), paths);
+            Ok(paths)
+        }
+
+        fn fail(&self, why: &str) -> String {
+            format!("{why}\n  after:\n    {}", self.trace.join("\n    "))
+        }
+    }
+
+    let mut search = Search {
+        model,
+        done: HashMap::new(),
+        on_path: HashSet::new(),
+        trace: Vec::new(),
+        finals: 0,
+        outcomes: BTreeSet::new(),
+    };
+    let interleavings = search.visit(&start)?;
+    Ok(Report {
+        states: search.done.len(),
+        finals: search.finals,
+        interleavings,
+        outcomes: search.outcomes,
+    })
+}
+
+/// What races the reader.
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    /// Data arrives; a registered fd (a coroutine's) also gets `ready` and the unpark.
+    Data,
+    /// A stale edge: `ready` and its unpark, with nothing to read.
+    Edge,
+    /// `unblock`.
+    Close,
+    /// `set_deadline` and the kick of a parked waiter.
+    SetDeadline(Dl),
+    /// The clock passes the future deadline.
+    Tick,
+    /// An unpark from elsewhere (a stale timer, a channel): a spurious wake.
+    Stray,
+}
+
+struct Lineup {
+    /// The read deadline word before the first call.
+    deadline: Dl,
+    who: &'static [Who],
+    /// Every way the two calls can end, for every flavour.
+    outcomes: &'static [&'static str],
+}
+
+static LINEUPS: [Lineup; 17] = [
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Data],
+        outcomes: &["data, blocked"],
+    },
+    // an edge that arrives before the park, stale or fresh, is never lost nor misread
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Data, Who::Edge],
+        outcomes: &["data, blocked"],
+    },
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Edge],
+        outcomes: &["blocked"],
+    },
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Data, Who::Stray],
+        outcomes: &["data, blocked"],
+    },
+    // close wakes the waiter, and every later call fails with the closed error
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Close],
+        outcomes: &["closed, closed"],
+    },
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Data, Who::Close],
+        outcomes: &["closed, closed", "data, closed"],
+    },
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Edge, Who::Close],
+        outcomes: &["closed, closed"],
+    },
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Close, Who::Stray],
+        outcomes: &["closed, closed"],
+    },
+    // a deadline set in the past hits the call already blocked
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::SetDeadline(Dl::Past)],
+        outcomes: &["timeout, timeout"],
+    },
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Data, Who::SetDeadline(Dl::Past)],
+        outcomes: &["data, timeout", "timeout, timeout"],
+    },
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::Close, Who::SetDeadline(Dl::Past)],
+        outcomes: &["closed, closed", "timeout, closed", "timeout, timeout"],
+    },
+    // a future deadline expires: the coroutine's timer or the thread's poll timeout
+    Lineup {
+        deadline: Dl::Future,
+        who: &[Who::Tick],
+        outcomes: &["timeout, timeout"],
+    },
+    Lineup {
+        deadline: Dl::Future,
+        who: &[Who::Tick, Who::Data],
+        outcomes: &["data, timeout", "timeout, timeout"],
+    },
+    Lineup {
+        deadline: Dl::Future,
+        who: &[Who::Tick, Who::Close],
+        outcomes: &["closed, closed", "timeout, closed", "timeout, timeout"],
+    },
+    Lineup {
+        deadline: Dl::Future,
+        who: &[Who::Tick, Who::Stray],
+        outcomes: &["timeout, timeout"],
+    },
+    // a future deadline set on a call already blocked applies to it
+    Lineup {
+        deadline: Dl::None,
+        who: &[Who::SetDeadline(Dl::Future), Who::Tick],
+        outcomes: &["timeout, timeout"],
+    },
+    // lifting a deadline as it expires: a timeout, or a wait with no deadline
+    Lineup {
+        deadline: Dl::Future,
+        who: &[Who::SetDeadline(Dl::None), Who::Tick],
+        outcomes: &["blocked", "timeout, blocked", "timeout, timeout"],
+    },
+];
+
+const FLAVOURS: [Flavour; 3] = [Flavour::Coroutine, Flavour::Drained, Flavour::Thread];
+
+fn start(flavour: Flavour, deadline: Dl, who: &[Who]) -> State {
+    let mut actors = [A::Done; 2];
+    for (a, w) in actors.iter_mut().zip(who) {
+        *a = match w {
+            Who::Data => A::Arrive {
+                event: flavour != Flavour::Thread,
+            },
+            Who::Edge => A::ReadyLoad,
+            Who::Close => A::StoreClosing,
+            Who::SetDeadline(d) => A::StoreDeadline(*d),
+            Who::Tick => A::Tick,
+            Who::Stray => A::Swap { owned: false },
+        };
+    }
+    State {
+        slot: Slot::Empty,
+        closing: false,
+        dl: deadline,
+        clock: false,
+        data: false,
+        tok: Tok::Empty,
+        queued: false,
+        eventfd: false,
+        timer: None,
+        refs: 0,
+        reader: Reader {
+            pc: R::CheckClosed(Site::Prepare),
+            call: 0,
+            results: [None; CALLS],
+            err: None,
+            local: Dl::None,
+            woke: false,
+            spurious: if flavour == Flavour::Thread { 1 } else { 0 },
+            drained: flavour == Flavour::Drained,
+            closed_before: false,
+        },
+        actors,
+    }
+}
+
+fn check(protocol: Protocol, flavour: Flavour, lineup: &Lineup) -> Result<Report, String> {
+    let model = Model { flavour, protocol };
+    explore(&model, start(flavour, lineup.deadline, lineup.who))
+}
+
+#[test]
+fn the_real_protocol_loses_no_wake_up_and_no_reference() {
+    let (mut states, mut interleavings) = (Vec::new(), Vec::new());
+    for flavour in FLAVOURS {
+        for lineup in &LINEUPS {
+            let name = format!(
+                "{flavour:?}, deadline {:?}, {:?}",
+                lineup.deadline, lineup.who
+            );
+            let r =
+                check(Protocol::Real, flavour, lineup).unwrap_or_else(|e| panic!("{name}: {e}"));
+            eprintln!(
+                "{name}: {} states, {} final, {} interleavings, outcomes {:?}",
+                r.states, r.finals, r.interleavings, r.outcomes
+            );
+            let want: BTreeSet<String> = lineup.outcomes.iter().map(|s| s.to_string()).collect();
+            assert_eq!(r.outcomes, want, "{name}");
+            // the search really ran: the actors interleave in more than one way
+            assert!(r.interleavings > 1 && r.finals >= 1, "{name}: {r:?}");
+            states.push(r.states);
+            interleavings.push(r.interleavings);
+        }
+    }
+    eprintln!(
+        "{} configurations: {}–{} states ({} in all), {}–{} interleavings ({} in all)",
+        states.len(),
+        states.iter().min().unwrap(),
+        states.iter().max().unwrap(),
+        states.iter().sum::<usize>(),
+        interleavings.iter().min().unwrap(),
+        interleavings.iter().max().unwrap(),
+        interleavings.iter().sum::<u128>()
+    );
+}
+
+#[test]
+fn an_edge_before_the_park_is_taken_by_step_1() {
+    // One scripted interleaving, to show the steps read as Go's pdReady: the syscall gets
+    // EAGAIN, then the data and its event land before the reader publishes itself; step 1
+    // finds READY and the reader retries the syscall instead of sleeping.
+    let model = Model {
+        flavour: Flavour::Coroutine,
+        protocol: Protocol::Real,
+    };
+    let mut s = start(Flavour::Coroutine, Dl::None, &[Who::Data]);
+    let mut pcs = Vec::new();
+    for _ in 0..4 {
+        s = model.reader_step(&s).unwrap().unwrap().1;
+        pcs.push(s.reader.pc);
+    }
+    // (checks, prepare, EAGAIN)
+    assert_eq!(pcs.last(), Some(&R::TakeReady));
+    for _ in 0..3 {
+        s = model.actor_step(&s, 0).unwrap().unwrap().1; // arrive, ready's load, its CAS
+    }
+    assert_eq!((s.slot, s.actors[0]), (Slot::Ready, A::Done));
+    s = model.reader_step(&s).unwrap().unwrap().1;
+    assert_eq!((s.reader.pc, s.slot), (R::Syscall, Slot::Empty));
+    s = model.reader_step(&s).unwrap().unwrap().1;
+    assert_eq!(s.reader.results[0], Some(Out::Data));
+}
+
+/// The model can fail: each broken variant is caught, with the failure it should have.
+#[test]
+fn broken_variants_of_the_protocol_are_caught() {
+    let lineup = |i: usize| &LINEUPS[i];
+    let cases: [(Protocol, Flavour, &Lineup, &str); 5] = [
+        // ready overwrites the parked reader's pointer: its reference and its wake are lost
+        (
+            Protocol::ReadyPlainStore,
+            Flavour::Coroutine,
+            lineup(0),
+            "leak",
+        ),
+        // the edge that lands between step 1 and the publish is overwritten
+        (
+            Protocol::PublishBlindStore,
+            Flavour::Coroutine,
+            lineup(0),
+            "lost wake-up: data arrived",
+        ),
+        // a stale READY makes the publish CAS fail forever
+        (
+            Protocol::NoReadyCheck,
+            Flavour::Coroutine,
+            lineup(2),
+            "livelock",
+        ),
+        // close lands between prepare's check and the publish, and finds nobody to wake
+        (
+            Protocol::NoRecheck,
+            Flavour::Coroutine,
+            lineup(4),
+            "lost wake-up: the fd is closed",
+        ),
+        // close and ready both take the one reference
+        (
+            Protocol::TakeLoadThenStore,
+            Flavour::Coroutine,
+            lineup(5),
+            "double drop",
+        ),
+    ];
+    for (protocol, flavour, lineup, want) in cases {
+        match check(protocol, flavour, lineup) {
+            Ok(r) => panic!("{protocol:?} on {flavour:?} passed the model: {r:?}"),
+            Err(e) => {
+                // the trace shows what each bug looks like (`--nocapture`)
+                eprintln!("{protocol:?}: {e}");
+                assert!(e.contains(want), "{protocol:?}: wanted {want:?}, got {e}")
+            }
+        }
+    }
+}
