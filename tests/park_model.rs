@@ -54,11 +54,11 @@ enum Tok {
 /// How the parker sleeps: which `PARKED_*` it stores and how it is woken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Flavour {
-    /// `park_coroutine` (park.rs:129-142): suspend, resumed when scheduled.
+    /// `park_coroutine` (park.rs:164-177): suspend, resumed when scheduled.
     Coroutine,
-    /// `park_thread` (park.rs:144-166): `std::thread::park` in a loop.
+    /// `park_thread` (park.rs:179-201): `std::thread::park` in a loop.
     Thread,
-    /// `park_thread_fd` (park.rs:172-207): poll(2) on the fd and the thread's eventfd.
+    /// `park_thread_fd` (park.rs:207-242): poll(2) on the fd and the thread's eventfd.
     Poll,
 }
 
@@ -213,26 +213,26 @@ impl Model {
                     s.tok
                 )))
             }
-            // park.rs:57: store(EMPTY); park.rs:130/145/186: `return` (the caller loops)
+            // park.rs:57: store(EMPTY); park.rs:165/145/186: `return` (the caller loops)
             P::ConsumeNotified => {
                 n.tok = Tok::Empty;
                 n.parker = P::Check;
                 "parker: store EMPTY, park returns at once"
             }
-            // park.rs:136 suspend_parked; worker.rs `resume` takes it from a run queue,
+            // park.rs:171 suspend_parked; worker.rs `resume` takes it from a run queue,
             // only after it has suspended (its owner worker is the thread running it)
             P::Suspended if s.queued => {
                 n.queued = false;
                 n.parker = P::EndPark;
                 "parker: resumed from the run queue"
             }
-            // park.rs:151 std::thread::park returns once its permit is set
+            // park.rs:186 std::thread::park returns once its permit is set
             P::ThreadPark if s.permit => {
                 n.permit = false;
                 n.parker = P::ThreadRecheck;
                 "parker: thread::park returns (permit)"
             }
-            // park.rs:160: `if token != PARKED_THREAD { break }`
+            // park.rs:195: `if token != PARKED_THREAD { break }`
             P::ThreadRecheck if s.tok != Tok::ParkedThread => {
                 n.parker = P::EndPark;
                 "parker: token no longer PARKED_THREAD, stop"
@@ -241,13 +241,13 @@ impl Model {
                 n.parker = P::ThreadPark;
                 "parker: token still PARKED_THREAD, park again"
             }
-            // park.rs:198: poll(2) returns once the eventfd is readable
+            // park.rs:233: poll(2) returns once the eventfd is readable
             P::Poll if s.eventfd => {
                 n.woke = true;
                 n.parker = P::Drain;
                 "parker: poll returns (eventfd readable)"
             }
-            // park.rs:200-202: `if woke { eventfd_drain }`
+            // park.rs:235-237: `if woke { eventfd_drain }`
             P::Drain => {
                 if s.woke {
                     n.eventfd = false;
