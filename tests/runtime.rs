@@ -90,39 +90,57 @@ fn ten_thousand_sleepers_all_wake() {
 
 #[test]
 fn two_busy_coroutines_that_yield_both_progress() {
-    // one worker would be the hard case; with any number, both must advance while the
-    // other is still running
-    let a = Arc::new(AtomicUsize::new(0));
-    let b = Arc::new(AtomicUsize::new(0));
+    // One worker would be the hard case; with any number, each must see the other advance
+    // while it is itself still running. Neither stops on its own: a coroutine that quit
+    // after seeing the other move could leave the other to spin with nothing moving (the
+    // flaw of an earlier version of this test, seen under valgrind). They run until both
+    // have seen a move and made 1,000 rounds, or until the deadline fails the test.
+    let counts = [Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0))];
+    let saw = [
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    ];
     let stop = Arc::new(AtomicBool::new(false));
-    let spin = |mine: Arc<AtomicUsize>, other: Arc<AtomicUsize>, stop: Arc<AtomicBool>| {
+    let spin = |me: usize| {
+        let (mine, other) = (counts[me].clone(), counts[1 - me].clone());
+        let (saw, stop) = (saw[me].clone(), stop.clone());
         move || {
-            let mut saw_other_move = false;
             let mut last = other.load(Ordering::Relaxed);
             while !stop.load(Ordering::Relaxed) {
                 mine.fetch_add(1, Ordering::Relaxed);
                 let now = other.load(Ordering::Relaxed);
                 if now != last {
-                    saw_other_move = true;
+                    saw.store(true, Ordering::Relaxed);
                 }
                 last = now;
                 coronet::yield_now();
-                if saw_other_move && mine.load(Ordering::Relaxed) > 1000 {
-                    break;
-                }
             }
-            saw_other_move
         }
     };
-    let h1 = coronet::go(spin(a.clone(), b.clone(), stop.clone()));
-    let h2 = coronet::go(spin(b.clone(), a.clone(), stop.clone()));
+    let handles = [coronet::go(spin(0)), coronet::go(spin(1))];
+    let done = || {
+        (0..2).all(|i| saw[i].load(Ordering::Relaxed) && counts[i].load(Ordering::Relaxed) >= 1000)
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !(h1.is_finished() && h2.is_finished()) && Instant::now() < deadline {
+    while !done() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    let finished = done();
     stop.store(true, Ordering::Relaxed);
-    assert!(h1.join().unwrap());
-    assert!(h2.join().unwrap());
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert!(
+        finished,
+        "after 30 s: counts {:?}, saw the other move {:?}",
+        counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect::<Vec<_>>(),
+        saw.iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
