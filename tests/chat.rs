@@ -6,40 +6,24 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 mod util;
-use util::examples::example;
+use util::examples;
 
-/// The chat server on an ephemeral port; killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
+/// The chat server on an ephemeral port (killed on drop, by `util`'s server).
+struct Server(examples::Server);
 
 impl Server {
-    /// Starts the server and reads its address from its first line
-    /// (`chat: listening on ADDR`).
+    /// Starts the server with an idle limit of `idle_secs`.
     fn start(idle_secs: &str) -> Server {
-        let mut child = Command::new(example("chat"))
-            .args(["127.0.0.1:0", idle_secs])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.contains("listening on"), "chat printed {first:?}");
-        let addr = first.trim().rsplit(' ').next().unwrap().to_string();
-        Server { child, addr }
+        Server(examples::Server::start_with("chat", &[idle_secs]))
     }
 
     /// Connects and joins as `nick`, checking the prompt.
     fn join(&self, nick: &str) -> Client {
-        let s = TcpStream::connect(&self.addr).unwrap();
+        let s = TcpStream::connect(&self.0.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut c = Client {
             nick: nick.to_string(),
@@ -53,22 +37,14 @@ impl Server {
     }
 
     fn assert_alive(&mut self) {
-        let status = self.child.try_wait().unwrap();
-        assert!(status.is_none(), "chat exited: {status:?}");
+        self.0.assert_alive();
     }
 
     /// Open fds of the server process.
     fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.0.child.id()))
             .unwrap()
             .count()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -68,8 +68,14 @@ impl Server {
     /// Starts `name` with `127.0.0.1:0` and reads the address from its first line
     /// (`<name>: listening on ADDR`).
     pub fn start(name: &str) -> Server {
+        Server::start_with(name, &[])
+    }
+
+    /// [`Server::start`] with more arguments after the address.
+    pub fn start_with(name: &str, args: &[&str]) -> Server {
         let mut child = Command::new(example(name))
             .arg("127.0.0.1:0")
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
