@@ -22,9 +22,11 @@
 //! which is how a deadline's stale timer or any spurious unpark looks to the token. The
 //! parker is the caller's loop: check the condition, park, repeat. Thread and poll parkers
 //! may also return from `std::thread::park` / poll(2) once spuriously (fd ready, timeout,
-//! a stray `Thread::unpark`).
+//! a stray `Thread::unpark`). An *owned waker* is a waker that unparks with
+//! `Task::unpark_owned` (a compare-exchange PARKED → NOTIFIED that falls back to `unpark`),
+//! as a channel hand-off does.
 //!
-//! Three deliberately broken variants of the protocol are checked too, and the search must
+//! Four deliberately broken variants of the protocol are checked too, and the search must
 //! find each one's bug — the model is able to fail.
 //!
 //! # What this does not prove
@@ -102,6 +104,12 @@ enum P {
 enum U {
     /// A waker sets the parker's condition first.
     SetCond,
+    /// The same, for a waker that then unparks with `unpark_owned` (channels do).
+    SetCondOwned,
+    /// `unpark_owned`'s compare-exchange PARKED → NOTIFIED; on failure it calls `unpark`.
+    Cas,
+    /// Broken variant of `unpark_owned`: the store after a separate load saw this.
+    CasStore(Tok),
     /// `unpark`'s swap (or, broken variant, its load).
     Swap,
     /// Broken variant: the store after a separate load.
@@ -122,6 +130,9 @@ enum Protocol {
     BlindBeginPark,
     /// the parker skips `end_park` after waking.
     NoEndPark,
+    /// unpark_owned loads the token and, if it saw PARKED, stores NOTIFIED (instead of one
+    /// compare-exchange).
+    OwnedLoadThenStore,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -287,6 +298,39 @@ impl Model {
                 n.unparkers[i] = U::Swap;
                 format!("unparker {i}: set the condition")
             }
+            U::SetCondOwned => {
+                n.cond = true;
+                n.unparkers[i] = U::Cas;
+                format!("unparker {i}: set the condition (then unpark_owned)")
+            }
+            // park.rs:110-119 unpark_owned: compare_exchange(PARKED, NOTIFIED); success
+            // schedules exactly as unpark's PARKED arm does, failure falls back to unpark()
+            U::Cas if self.protocol == Protocol::OwnedLoadThenStore => {
+                n.unparkers[i] = U::CasStore(s.tok);
+                format!("unparker {i}: load {:?} (broken unpark_owned)", s.tok)
+            }
+            U::CasStore(seen) => {
+                if seen == Tok::Parked {
+                    n.tok = Tok::Notified;
+                    n.unparkers[i] = U::Deliver(Tok::Parked);
+                } else {
+                    n.unparkers[i] = U::Swap;
+                }
+                format!("unparker {i}: act on the loaded {seen:?} (broken)")
+            }
+            U::Cas => {
+                if s.tok == Tok::Parked {
+                    n.tok = Tok::Notified;
+                    n.unparkers[i] = U::Deliver(Tok::Parked);
+                    format!("unparker {i}: cas PARKED → NOTIFIED")
+                } else {
+                    n.unparkers[i] = U::Swap;
+                    format!(
+                        "unparker {i}: cas fails on {:?}, falls back to unpark",
+                        s.tok
+                    )
+                }
+            }
             U::Swap if self.protocol == Protocol::UnparkLoadThenStore => {
                 n.unparkers[i] = U::StoreNotified(s.tok);
                 format!("unparker {i}: load {:?} (broken)", s.tok)
@@ -411,16 +455,22 @@ fn explore(model: &Model, start: State) -> Result<Report, String> {
 enum Who {
     /// Sets the parker's condition, then unparks.
     Waker,
+    /// Sets the parker's condition, then unparks with `unpark_owned` (a channel hand-off).
+    OwnedWaker,
     /// Only unparks, at any moment (a deadline's timer, a stale or spurious unpark).
     Timer,
 }
 
 /// The unparker line-ups checked: the parker always has one waker to wait for.
-const LINEUPS: [&[Who]; 4] = [
+const LINEUPS: [&[Who]; 8] = [
     &[Who::Waker],
     &[Who::Waker, Who::Waker],
     &[Who::Waker, Who::Timer],
     &[Who::Timer, Who::Waker],
+    &[Who::OwnedWaker],
+    &[Who::OwnedWaker, Who::Waker],
+    &[Who::OwnedWaker, Who::Timer],
+    &[Who::Timer, Who::OwnedWaker],
 ];
 
 const FLAVOURS: [Flavour; 3] = [Flavour::Coroutine, Flavour::Thread, Flavour::Poll];
@@ -440,6 +490,7 @@ fn start(flavour: Flavour, who: &[Who]) -> State {
             .iter()
             .map(|w| match w {
                 Who::Waker => U::SetCond,
+                Who::OwnedWaker => U::SetCondOwned,
                 Who::Timer => U::Swap,
             })
             .collect(),
@@ -491,7 +542,14 @@ fn a_pending_unpark_makes_the_next_park_return_at_once() {
 /// The model can fail: each broken variant is caught, with the failure it should have.
 #[test]
 fn broken_variants_of_the_protocol_are_caught() {
-    let cases: [(Protocol, Flavour, &[Who], &str); 3] = [
+    let cases: [(Protocol, Flavour, &[Who], &str); 4] = [
+        // unpark_owned and unpark both see PARKED: both schedule the coroutine
+        (
+            Protocol::OwnedLoadThenStore,
+            Flavour::Coroutine,
+            &[Who::OwnedWaker, Who::Waker],
+            "double schedule",
+        ),
         // two unparkers both see PARKED: both schedule the coroutine
         (
             Protocol::UnparkLoadThenStore,
