@@ -19,7 +19,7 @@
 //! After each storm the server's open fds (`/proc/PID/fd`) come back to within 4 of their count
 //! before it (96 cases: a leak of one fd per connection cannot hide in that slack).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
@@ -32,7 +32,7 @@ use proptest::sample::{select, Index};
 use proptest::test_runner::{Config, TestRunner};
 
 mod util;
-use util::examples::example;
+use util::examples::{example, spawn_listening};
 
 /// Cases per storm: enough to hit each generator branch many times, small enough that the
 /// file stays well under 20 s on a noisy 2-core machine.
@@ -59,22 +59,11 @@ impl Server {
     /// Starts `name` with `127.0.0.1:0` and reads the address from its first line
     /// (`<name>: listening on ADDR`).
     fn start(name: &'static str) -> Server {
-        let mut child = Command::new(example(name))
-            .arg("127.0.0.1:0")
+        let mut cmd = Command::new(example(name));
+        cmd.arg("127.0.0.1:0")
             .env("RUST_BACKTRACE", "0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(
-            first.contains("listening on"),
-            "{name} printed {first:?} instead of its address"
-        );
-        let addr = first.trim().rsplit(' ').next().unwrap().to_string();
+            .stderr(Stdio::piped());
+        let (mut child, addr) = spawn_listening(&mut cmd, name);
         // drain stderr so the server never blocks on a full pipe
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (sink, mut pipe) = (stderr.clone(), child.stderr.take().unwrap());

@@ -30,17 +30,17 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod util;
-use util::examples::example;
+use util::examples::{example, spawn_listening};
 
 const CLIENT_IP: &str = "192.0.2.1";
 /// The faults on every packet the router forwards: lost with this probability (percent) …
@@ -379,20 +379,17 @@ impl Proxy {
         let listen = format!("{PROXY_IP}:0");
         let up = upstream.to_string();
         let proxy = example("proxy");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &net.b])
-            .arg(&proxy)
-            .args([listen.as_str(), up.as_str(), idle_secs])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.contains("listening on"), "proxy printed {first:?}");
-        let addr = first.trim().rsplit(' ').next().unwrap().parse().unwrap();
-        Proxy { child, addr }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &net.b]).arg(&proxy).args([
+            listen.as_str(),
+            up.as_str(),
+            idle_secs,
+        ]);
+        let (child, addr) = spawn_listening(&mut cmd, "proxy");
+        Proxy {
+            child,
+            addr: addr.parse().unwrap(),
+        }
     }
 }
 

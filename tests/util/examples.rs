@@ -58,6 +58,23 @@ pub fn example(name: &str) -> PathBuf {
     p
 }
 
+/// Spawns `cmd`, a server that prints `<name>: listening on ADDR` as its first line, and
+/// returns it with ADDR. Its stdout is piped (and closed after that line); set up anything
+/// else (stderr, environment, a wrapper such as `ip netns exec`) on `cmd` first.
+pub fn spawn_listening(cmd: &mut Command, name: &str) -> (Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.contains("listening on"),
+        "{name} printed {first:?} instead of its address"
+    );
+    let addr = first.trim().rsplit(' ').next().unwrap().to_string();
+    (child, addr)
+}
+
 /// A server example on an ephemeral port; killed on drop.
 pub struct Server {
     pub child: Child,
@@ -73,26 +90,9 @@ impl Server {
 
     /// [`Server::start`] with more arguments after the address.
     pub fn start_with(name: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(example(name))
-            .arg("127.0.0.1:0")
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let addr = first
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            first.contains("listening on"),
-            "{name} printed {first:?} instead of its address"
-        );
+        let mut cmd = Command::new(example(name));
+        cmd.arg("127.0.0.1:0").args(args);
+        let (child, addr) = spawn_listening(&mut cmd, name);
         Server { child, addr }
     }
 
