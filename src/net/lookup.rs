@@ -144,28 +144,40 @@ fn copies_only<A: ?Sized>() -> bool {
     ];
     let name = std::any::type_name::<A>().trim_start_matches('&');
     // Shorten every path to its last segment, refusing paths outside std's net module:
-    // "(core::net::ip_addr::IpAddr, u16)" becomes "(IpAddr, u16)".
-    let mut out = String::with_capacity(name.len());
+    // "(core::net::ip_addr::IpAddr, u16)" becomes "(IpAddr, u16)". Into a stack buffer:
+    // UDP's `send_to` asks on every datagram, so this must not allocate. A name too long
+    // for the buffer is longer than every literal, so it is not one.
+    let mut out = [0u8; 32];
+    let mut len = 0;
+    let mut push = |s: &str| -> bool {
+        let Some(dst) = out.get_mut(len..len + s.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(s.as_bytes());
+        len += s.len();
+        true
+    };
     let mut rest = name;
     while !rest.is_empty() {
         let end = rest
             .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
             .unwrap_or(rest.len());
         let (path, tail) = rest.split_at(end);
-        if let Some(i) = path.rfind("::") {
-            if !(path.starts_with("std::net::") || path.starts_with("core::net::")) {
-                return false;
+        let segment = match path.rfind("::") {
+            Some(i) if path.starts_with("std::net::") || path.starts_with("core::net::") => {
+                &path[i + 2..]
             }
-            out.push_str(&path[i + 2..]);
-        } else {
-            out.push_str(path);
-        }
-        // copy one separator (space, comma, bracket, paren) as is
+            Some(_) => return false,
+            None => path,
+        };
+        // then one separator (space, comma, bracket, paren) as is
         let sep = tail.chars().next().map_or(0, char::len_utf8);
-        out.push_str(&tail[..sep]);
+        if !push(segment) || !push(&tail[..sep]) {
+            return false;
+        }
         rest = &tail[sep..];
     }
-    LITERAL.contains(&out.as_str())
+    LITERAL.iter().any(|l| l.as_bytes() == &out[..len])
 }
 
 /// Resolves any `ToSocketAddrs` without blocking a worker thread: addresses that need no
