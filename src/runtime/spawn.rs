@@ -1,10 +1,11 @@
 //! Spawning and joining coroutines: `go`, `Spawn`, `JoinHandle`, `run`.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::thread;
 
 use super::park as token;
@@ -15,54 +16,68 @@ use super::worker::{self, NewTask};
 /// closure itself: one allocation per spawn holds both (the worker runs it as a [`Body`], the
 /// `JoinHandle` waits on it as a [`Join`]).
 ///
-/// | `f`     | `result` | `waiter` | meaning                                   |
-/// |---------|----------|----------|-------------------------------------------|
-/// | Some    | None     | any      | not started yet                           |
-/// | None    | None     | None     | running, nobody joining yet               |
-/// | None    | None     | Some(w)  | `w` is parked in `join`                   |
-/// | None    | Some(r)  | taken    | finished; `join` takes `r`                |
+/// No lock: each cell has one owner at a time, and `state` hands the result and the joiner's
+/// record across.
+///
+/// | field    | written by                         | read by                                    |
+/// |----------|------------------------------------|--------------------------------------------|
+/// | `f`      | `Packet::new`                      | `Body::run`, once (it takes it)            |
+/// | `result` | `Body::run`, before `state` = DONE | the joiner, after it saw DONE              |
+/// | `waiter` | the joiner, while `state` = RUNNING | `complete`, after its swap saw WAITING   |
+///
+/// `state` goes RUNNING → DONE (finished, nobody waiting yet) or RUNNING → WAITING (a joiner
+/// is parked, its record is in `waiter`) → DONE; the swap to DONE tells the finisher whether it
+/// owes the joiner an unpark.
 struct Packet<T, F> {
-    state: Mutex<PacketState<T, F>>,
-    done: AtomicBool,
+    state: AtomicU8,
+    f: UnsafeCell<Option<F>>,
+    result: UnsafeCell<Option<thread::Result<T>>>,
+    waiter: UnsafeCell<Option<Arc<Task>>>,
 }
 
-struct PacketState<T, F> {
-    f: Option<F>,
-    result: Option<thread::Result<T>>,
-    waiter: Option<Arc<Task>>,
-}
+const RUNNING: u8 = 0;
+const WAITING: u8 = 1;
+const DONE: u8 = 2;
+
+// SAFETY: the cells are never accessed by two threads at once (see the table above): `f` only
+// by the one `Body::run` call, `result` by `run` before the Release swap to DONE and by the
+// joiner after its Acquire load of DONE, `waiter` by the joiner before its Release CAS to
+// WAITING and by the finisher after its AcqRel swap read WAITING. What crosses threads is `F`
+// (moved to the worker) and `T` and the `Arc<Task>` (moved to the joiner), all `Send`.
+unsafe impl<T: Send, F: Send> Sync for Packet<T, F> {}
+// SAFETY: as above; the packet owns an `F`, a `T` and an `Arc<Task>`, all `Send`.
+unsafe impl<T: Send, F: Send> Send for Packet<T, F> {}
 
 impl<T, F> Packet<T, F> {
     fn new(f: F) -> Arc<Packet<T, F>> {
         Arc::new(Packet {
-            state: Mutex::new(PacketState {
-                f: Some(f),
-                result: None,
-                waiter: None,
-            }),
-            done: AtomicBool::new(false),
+            state: AtomicU8::new(RUNNING),
+            f: UnsafeCell::new(Some(f)),
+            result: UnsafeCell::new(None),
+            waiter: UnsafeCell::new(None),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PacketState<T, F>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Stores the result and wakes the joiner; collected under the lock, woken after it.
+    /// Stores the result and wakes the joiner if one is parked.
     fn complete(&self, r: thread::Result<T>) {
-        let waiter = {
-            let mut st = self.lock();
-            st.result = Some(r);
-            self.done.store(true, Ordering::Release);
-            st.waiter.take()
-        };
-        if let Some(w) = waiter {
-            w.unpark();
+        // SAFETY: only `run` writes `result`, before the swap below publishes it; the joiner
+        // reads it only after seeing DONE.
+        unsafe { *self.result.get() = Some(r) };
+        if self.state.swap(DONE, Ordering::AcqRel) == WAITING {
+            // SAFETY: WAITING means the joiner stored its record before its Release CAS (which
+            // our Acquire swap read) and leaves the cell alone from then on.
+            let waiter = unsafe { (*self.waiter.get()).take() };
+            if let Some(w) = waiter {
+                w.unpark_owned();
+            }
         }
     }
 }
 
 /// The worker's side of a spawn: run the closure, or report that it could not start.
+///
+/// Called exactly once per packet: the only handle of this type lives in the `NewTask`, which
+/// `worker::start` consumes.
 pub(crate) trait Body: Send + Sync {
     /// `failed` is `Some` when the coroutine could not start (its stack could not be
     /// mapped); the closure is then dropped unrun and `join` gets the reason.
@@ -75,7 +90,8 @@ where
     T: Send,
 {
     fn run(self: Arc<Self>, failed: Option<io::Error>) {
-        let f = self.lock().f.take();
+        // SAFETY: `run` is called once per packet (see `Body`) and nothing else touches `f`.
+        let f = unsafe { (*self.f.get()).take() };
         let r = match (failed, f) {
             (None, Some(f)) => panic::catch_unwind(AssertUnwindSafe(f)),
             (Some(e), f) => {
@@ -90,6 +106,7 @@ where
 
 /// The joiner's side of a spawn, without the closure's type.
 trait Join<T>: Send + Sync {
+    /// Called once, by `JoinHandle::join` (which consumes the handle).
     fn wait(&self) -> thread::Result<T>;
     fn is_done(&self) -> bool;
 }
@@ -100,20 +117,31 @@ where
     T: Send,
 {
     fn wait(&self) -> thread::Result<T> {
-        loop {
+        if self.state.load(Ordering::Acquire) != DONE {
+            // SAFETY: state is RUNNING (only we move it to WAITING), so the finisher does not
+            // read `waiter` until our CAS below publishes it.
+            unsafe { *self.waiter.get() = Some(token::current()) };
+            match self
+                .state
+                .compare_exchange(RUNNING, WAITING, Ordering::AcqRel, Ordering::Acquire)
             {
-                let mut st = self.lock();
-                if let Some(r) = st.result.take() {
-                    return r;
+                Ok(_) => {
+                    // Wake-ups may be spurious: the token is shared with every other wait.
+                    while self.state.load(Ordering::Acquire) != DONE {
+                        token::park(Wait::Join);
+                    }
                 }
-                st.waiter = Some(token::current());
+                // Finished in between: the record was never published, take it back.
+                // SAFETY: the finisher saw RUNNING, so it never touches `waiter`.
+                Err(_) => drop(unsafe { (*self.waiter.get()).take() }),
             }
-            token::park(Wait::Join);
         }
+        // SAFETY: DONE, read with Acquire, publishes `result`, and we are the only joiner.
+        unsafe { (*self.result.get()).take() }.expect("a finished coroutine left its result")
     }
 
     fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) == DONE
     }
 }
 
