@@ -40,6 +40,7 @@ pub(crate) mod blocking;
 pub(crate) mod park;
 mod runq;
 mod spawn;
+mod spin;
 pub(crate) mod stack;
 mod stats;
 pub(crate) mod task;

@@ -141,9 +141,7 @@ pub(crate) fn park(why: Wait) {
 
 /// Parks the caller until it is unparked, `deadline` passes, or spuriously.
 pub(crate) fn park_until(deadline: Option<Instant>, why: Wait) {
-    if let Some(task) = worker::current_task() {
-        park_coroutine(&task, deadline, why);
-    } else {
+    if worker::with_current(|task| park_coroutine(task, deadline, why)).is_none() {
         THREAD_TASK.with(|t| park_thread(t, deadline, why));
     }
 }

@@ -124,13 +124,7 @@ pub fn dump() -> String {
         s.workers, s.live, s.runnable, s.parked_io, s.parked_other
     );
     for w in rt.workers.iter() {
-        let tasks: Vec<_> = w
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(_, t)| t.clone())
-            .collect();
+        let tasks = w.live_tasks();
         let fresh = w.fresh_tasks();
         let _ = writeln!(
             out,

@@ -17,9 +17,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
-use std::rc::Rc;
+use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
@@ -27,6 +27,7 @@ use slab::Slab;
 
 use super::runq::{RunQueue, FAIRNESS_TICK};
 use super::spawn::Body;
+use super::spin::{SpinGuard, SpinLock};
 use super::stack::{self, Stack, StackPool};
 use super::task::{Home, State, Task, Wait, NO_WORKER};
 use super::Runtime;
@@ -50,6 +51,9 @@ struct Slot {
     /// The coroutine's `Yielder`, which lives at the top of its own stack for its whole life.
     /// Null until the first resume records it.
     yielder: *const Yielder<(), Suspend>,
+    /// The coroutine's own `Arc<Task>`, kept in its body's frame (so at the top of its stack)
+    /// for its whole life; recorded on first resume like `yielder`.
+    me: *const Arc<Task>,
     /// The guard page of its stack, for the overflow handler.
     guard: Range<usize>,
 }
@@ -88,14 +92,33 @@ fn drop1(c: &AtomicU64) {
     );
 }
 
+/// A started coroutine's record in `Shared::live`, without a reference count of its own: the
+/// coroutine's body holds `me` (an `Arc<Task>`) for as long as the entry exists, because the
+/// body's [`Registered`] guard removes the entry before `me` is dropped.
+struct LiveTask(*const Task);
+
+// SAFETY: the pointer is only dereferenced under the `live` lock, while the entry exists and so
+// while the coroutine's own `Arc` keeps the `Task` (which is `Send + Sync`) alive.
+unsafe impl Send for LiveTask {}
+
+/// Removes a coroutine's `live` entry when its body ends — returned or unwound — and so
+/// before the body's `me` goes (declared after `me`, it is dropped first).
+struct Registered(usize);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        with_local(|l| lock(&l.shared.live).remove(self.0));
+    }
+}
+
 /// The half of a worker that other threads may touch.
 pub(crate) struct Shared {
     pub(crate) index: usize,
     /// Coroutines not started yet; stealable.
-    fresh: Mutex<VecDeque<NewTask>>,
+    fresh: SpinLock<VecDeque<NewTask>>,
     fresh_len: AtomicUsize,
     /// Started coroutines of this worker, unparked by another thread.
-    remote: Mutex<Vec<Arc<Task>>>,
+    remote: SpinLock<Vec<Arc<Task>>>,
     remote_pending: AtomicBool,
     /// True while the worker is (about to be) blocked in `epoll_wait`; whoever swaps it to
     /// false owes it an eventfd wake.
@@ -104,36 +127,44 @@ pub(crate) struct Shared {
     woken_to_search: AtomicBool,
     pub(crate) poller: Poller,
     /// Started, unfinished coroutines of this worker, for `dump()`; the key is the index
-    /// of the coroutine in `Local::coros` too.
-    pub(crate) live: Mutex<Slab<Arc<Task>>>,
+    /// of the coroutine in `Local::coros` too. Read with [`Shared::live_tasks`].
+    live: SpinLock<Slab<LiveTask>>,
     pub(crate) counters: Counters,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The runtime's mutexes guard plain queues that no code panics while holding.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &SpinLock<T>) -> SpinGuard<'_, T> {
+    m.lock()
 }
 
 impl Shared {
     pub(crate) fn new(index: usize) -> io::Result<Shared> {
         Ok(Shared {
             index,
-            fresh: Mutex::new(VecDeque::new()),
+            fresh: SpinLock::new(VecDeque::new()),
             fresh_len: AtomicUsize::new(0),
-            remote: Mutex::new(Vec::new()),
+            remote: SpinLock::new(Vec::new()),
             remote_pending: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             woken_to_search: AtomicBool::new(false),
             poller: Poller::new()?,
-            live: Mutex::new(Slab::new()),
+            live: SpinLock::new(Slab::new()),
             counters: Counters::default(),
         })
     }
 
-    pub(crate) fn push_fresh(&self, t: NewTask) {
+    /// Queues a coroutine that has not started. `wakeable` says whether another thread
+    /// may be deciding to sleep on this count right now (see `Local::sleep`): then the
+    /// store must be SeqCst. A worker pushing to its own queue in a one-worker runtime is
+    /// the only reader there is.
+    pub(crate) fn push_fresh(&self, t: NewTask, wakeable: bool) {
         let mut q = lock(&self.fresh);
         q.push_back(t);
-        self.fresh_len.store(q.len(), Ordering::SeqCst);
+        let order = if wakeable {
+            Ordering::SeqCst
+        } else {
+            Ordering::Relaxed
+        };
+        self.fresh_len.store(q.len(), order);
     }
 
     fn pop_fresh(&self) -> Option<NewTask> {
@@ -142,12 +173,29 @@ impl Shared {
         }
         let mut q = lock(&self.fresh);
         let t = q.pop_front();
-        self.fresh_len.store(q.len(), Ordering::SeqCst);
+        // Only a push must be seen by a worker going to sleep (see `sleep`); after a pop
+        // the count is a hint for stealers, who take the lock before trusting it.
+        self.fresh_len.store(q.len(), Ordering::Relaxed);
         t
     }
 
     pub(crate) fn fresh_len(&self) -> usize {
         self.fresh_len.load(Ordering::Relaxed)
+    }
+
+    /// The started, unfinished coroutines of this worker (for `dump()`).
+    pub(crate) fn live_tasks(&self) -> Vec<Arc<Task>> {
+        lock(&self.live)
+            .iter()
+            .map(|(_, t)| {
+                // SAFETY: the entry exists, so its coroutine's `me` keeps the `Task` alive
+                // (see `LiveTask`), and the lock keeps the entry until we have our own count.
+                unsafe {
+                    Arc::increment_strong_count(t.0);
+                    Arc::from_raw(t.0)
+                }
+            })
+            .collect()
     }
 
     /// Names and ids of coroutines not yet started (for `dump()`).
@@ -163,7 +211,7 @@ impl Shared {
         let mut q = lock(&self.fresh);
         let n = q.len().div_ceil(2);
         into.extend(q.drain(..n));
-        self.fresh_len.store(q.len(), Ordering::SeqCst);
+        self.fresh_len.store(q.len(), Ordering::Relaxed);
         n
     }
 
@@ -199,7 +247,9 @@ impl Shared {
     }
 }
 
-/// The worker thread's own half. Reached through the `LOCAL` thread-local.
+/// The worker thread's own half. Reached through the `LOCAL` thread-local; leaked at start,
+/// since a worker thread never exits. `!Sync` (its cells), so a `&Local` cannot leave the
+/// thread.
 pub(crate) struct Local {
     rt: &'static Runtime,
     shared: Arc<Shared>,
@@ -209,8 +259,10 @@ pub(crate) struct Local {
     coros: RefCell<Vec<Option<Slot>>>,
     timers: RefCell<Timers<Action>>,
     stacks: RefCell<StackPool>,
-    /// The coroutine running now, and its yielder: set around each resume.
-    current: RefCell<Option<Arc<Task>>>,
+    /// The coroutine running now (its own `Arc<Task>`, on its stack; null between resumes)
+    /// and its yielder: set around each resume. A pointer, not a clone, so a resume and a
+    /// park cost no reference-count traffic.
+    current: Cell<*const Arc<Task>>,
     yielder: Cell<*const Yielder<(), Suspend>>,
     tick: Cell<u32>,
     /// This worker was woken to steal and has not yet found work (see `Runtime::searching`).
@@ -219,26 +271,44 @@ pub(crate) struct Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
-}
-
-fn with_local<R>(f: impl FnOnce(&Rc<Local>) -> R) -> Option<R> {
-    LOCAL.with(|l| l.borrow().as_ref().map(f))
+    // A plain pointer (no destructor, const-initialised): every access is one load from the
+    // thread's TLS block, with no lazy-initialisation or destructor-state check.
+    static LOCAL: Cell<*const Local> = const { Cell::new(ptr::null()) };
 }
 
 /// The local half, if this thread is a worker.
-fn local() -> Option<Rc<Local>> {
-    LOCAL.with(|l| l.borrow().clone())
+fn local() -> Option<&'static Local> {
+    let p = LOCAL.with(Cell::get);
+    // SAFETY: a non-null `LOCAL` was set by `run` from `Box::leak`, so it points to a `Local`
+    // that is never freed; it is only set and read on its own worker thread, and `Local` is
+    // `!Sync`, so the reference cannot be handed to another thread.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+fn with_local<R>(f: impl FnOnce(&'static Local) -> R) -> Option<R> {
+    local().map(f)
 }
 
 /// The coroutine running on this thread, if any.
 pub(crate) fn current_task() -> Option<Arc<Task>> {
-    with_local(|l| l.current.borrow().clone()).flatten()
+    with_current(Arc::clone)
+}
+
+/// Runs `f` with the running coroutine's own record, without cloning it; None outside a
+/// coroutine. `f` may park: the record lives in the coroutine's body frame, on the stack
+/// that is suspended along with `f`.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<Task>) -> R) -> Option<R> {
+    let p = with_local(|l| l.current.get()).filter(|p| !p.is_null())?;
+    // SAFETY: a non-null `current` points at the running coroutine's `me` (see `start`), a
+    // local of its body frame that lives until the body returns; we are inside that body
+    // (the pointer is cleared whenever the worker runs anything else), and the coroutine only
+    // ever runs on this thread, so the frame stays put for as long as `f` borrows it.
+    Some(f(unsafe { &*p }))
 }
 
 /// True when called from inside a coroutine.
 pub(crate) fn in_coroutine() -> bool {
-    with_local(|l| l.current.borrow().is_some()).unwrap_or(false)
+    with_local(|l| !l.current.get().is_null()).unwrap_or(false)
 }
 
 /// The netpoller of this thread's worker (where a coroutine registers an fd on first park).
@@ -286,23 +356,21 @@ pub(crate) fn yield_now() {
 }
 
 fn suspend(how: Suspend, why: Wait) {
-    let (y, counters) = with_local(|l| {
-        let c = &l.shared.counters;
-        match how {
-            Suspend::Park if why.is_io() => bump(&c.parked_io),
-            Suspend::Park => bump(&c.parked_other),
-            Suspend::Yield => {}
-        }
-        (l.yielder.get(), l.shared.clone())
-    })
-    .expect("suspend outside a worker");
+    let l = local().expect("suspend outside a worker");
+    let c = &l.shared.counters;
+    match how {
+        Suspend::Park if why.is_io() => bump(&c.parked_io),
+        Suspend::Park => bump(&c.parked_other),
+        Suspend::Yield => {}
+    }
+    let y = l.yielder.get();
     assert!(!y.is_null(), "suspend outside a coroutine");
     // SAFETY: `y` is the running coroutine's `Yielder`, recorded by its body on first entry
     // and restored by `Local::resume` before every resume. The Yielder lives on that
     // coroutine's stack, which is the stack we are executing on, so it is alive; and it is
     // used on the thread that resumed it, as corosensei requires.
     unsafe { (*y).suspend(how) };
-    let c = &counters.counters;
+    // Still the same worker (`l`): a started coroutine never changes threads.
     if matches!(how_kind(why), Some(true)) {
         drop1(&c.parked_io);
     } else if matches!(how_kind(why), Some(false)) {
@@ -351,12 +419,12 @@ pub(crate) fn worker_index() -> Option<usize> {
 pub(crate) fn submit(rt: &'static Runtime, t: NewTask) {
     match local() {
         Some(l) => {
-            l.shared.push_fresh(t);
+            l.shared.push_fresh(t, rt.workers.len() > 1);
             rt.wake_searcher(l.shared.index);
         }
         None => {
             let w = rt.next_worker();
-            rt.workers[w].push_fresh(t);
+            rt.workers[w].push_fresh(t, true);
             if !rt.workers[w].wake() {
                 rt.wake_searcher(w);
             }
@@ -376,20 +444,20 @@ pub(crate) fn take_stack(size: usize) -> io::Result<Stack> {
 pub(crate) fn run(rt: &'static Runtime, index: usize) {
     stack::ensure_altstack();
     let shared = rt.workers[index].clone();
-    let local = Rc::new(Local {
+    let local: &'static Local = Box::leak(Box::new(Local {
         rt,
         shared,
         runq: RefCell::new(RunQueue::new()),
         coros: RefCell::new(Vec::new()),
         timers: RefCell::new(Timers::new()),
         stacks: RefCell::new(StackPool::new(STACKS_CACHED)),
-        current: RefCell::new(None),
-        yielder: Cell::new(std::ptr::null()),
+        current: Cell::new(ptr::null()),
+        yielder: Cell::new(ptr::null()),
         tick: Cell::new(0),
         searching: Cell::new(false),
         events: RefCell::new(Vec::with_capacity(256)),
-    });
-    LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+    }));
+    LOCAL.with(|l| l.set(local));
     log::debug!("worker {index} started");
     local.run();
 }
@@ -516,7 +584,7 @@ impl Local {
         let mut it = got.into_iter();
         let first = it.next()?;
         for t in it {
-            self.shared.push_fresh(t);
+            self.shared.push_fresh(t, true);
         }
         Some(first)
     }
@@ -584,16 +652,25 @@ impl Local {
         let guard = stack.guard();
         let key = {
             let mut live = lock(&self.shared.live);
-            live.insert(task.clone())
+            live.insert(LiveTask(Arc::as_ptr(&task)))
         };
         if let Home::Coroutine { worker, key: k } = &task.home {
             k.store(key, Ordering::Relaxed);
             worker.store(self.shared.index, Ordering::Release);
         }
+        let me = task.clone();
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
-            // Record where our yielder lives so `suspend` can find it.
-            with_local(|l| l.yielder.set(y as *const _));
+            // Record where our yielder and our own record live, so `suspend` and
+            // `with_current` can find them; both stay in this frame until the body returns.
+            let me = me;
+            let _registered = Registered(key);
+            with_local(|l| {
+                l.yielder.set(y as *const _);
+                l.current.set(&me as *const _);
+            });
             body.run(None);
+            // Nothing may look at `current` once `me` is gone: clear it first.
+            with_local(|l| l.current.set(ptr::null()));
         });
         {
             let mut coros = self.coros.borrow_mut();
@@ -602,7 +679,8 @@ impl Local {
             }
             coros[key] = Some(Slot {
                 co,
-                yielder: std::ptr::null(),
+                yielder: ptr::null(),
+                me: ptr::null(),
                 guard,
             });
         }
@@ -627,15 +705,15 @@ impl Local {
             .unwrap_or_else(|| panic!("coroutine {} resumed while not suspended", task.id));
         task.set_state(State::Running);
         self.yielder.set(slot.yielder);
-        *self.current.borrow_mut() = Some(task.clone());
+        self.current.set(slot.me);
         bump(&self.shared.counters.switches);
         // SAFETY: `task` (which owns the name) is kept alive by our local `task` until after
         // `leave()`.
         unsafe { stack::enter(slot.guard.clone(), task.id, task.name.as_deref()) };
         let result = panic::catch_unwind(AssertUnwindSafe(|| slot.co.resume(())));
         stack::leave();
-        slot.yielder = self.yielder.replace(std::ptr::null());
-        self.current.borrow_mut().take();
+        slot.yielder = self.yielder.replace(ptr::null());
+        slot.me = self.current.replace(ptr::null());
         match result {
             Ok(CoroutineResult::Yield(Suspend::Park)) => {
                 self.coros.borrow_mut()[key] = Some(slot);
@@ -645,19 +723,18 @@ impl Local {
                 self.coros.borrow_mut()[key] = Some(slot);
                 self.runq.borrow_mut().push_back(task);
             }
-            Ok(CoroutineResult::Return(())) => self.finish(task, key, slot),
+            Ok(CoroutineResult::Return(())) => self.finish(task, slot),
             Err(payload) => {
                 // The body catches user panics itself; reaching here is a runtime bug.
                 log::error!("coroutine {} escaped its panic guard", task.id);
-                self.finish(task, key, slot);
+                self.finish(task, slot);
                 panic::resume_unwind(payload);
             }
         }
     }
 
-    fn finish(&self, task: Arc<Task>, key: usize, slot: Slot) {
+    fn finish(&self, task: Arc<Task>, slot: Slot) {
         task.set_state(State::Finished);
-        lock(&self.shared.live).remove(key);
         bump(&self.shared.counters.finished);
         if slot.co.done() {
             self.stacks.borrow_mut().put(slot.co.into_stack());
