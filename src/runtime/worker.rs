@@ -700,40 +700,48 @@ impl Local {
             Home::Coroutine { key, .. } => key.load(Ordering::Relaxed),
             Home::Thread { .. } => unreachable!("a thread in a run queue"),
         };
-        let mut slot = self.coros.borrow_mut()[key]
-            .take()
-            .unwrap_or_else(|| panic!("coroutine {} resumed while not suspended", task.id));
         task.set_state(State::Running);
-        self.yielder.set(slot.yielder);
-        self.current.set(slot.me);
         bump(&self.shared.counters.switches);
-        // SAFETY: `task` (which owns the name) is kept alive by our local `task` until after
-        // `leave()`.
-        unsafe { stack::enter(slot.guard.clone(), task.id, task.name.as_deref()) };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| slot.co.resume(())));
-        stack::leave();
-        slot.yielder = self.yielder.replace(ptr::null());
-        slot.me = self.current.replace(ptr::null());
+        let result = {
+            // The slot is resumed in place, `coros` borrowed across the resume: only this
+            // scheduler loop starts and finishes coroutines, never code running inside one, so
+            // nothing needs `coros` meanwhile — and if something did, the RefCell would panic
+            // rather than let the Vec move under a running coroutine.
+            let mut coros = self.coros.borrow_mut();
+            let slot = coros[key]
+                .as_mut()
+                .unwrap_or_else(|| panic!("coroutine {} resumed after it finished", task.id));
+            self.yielder.set(slot.yielder);
+            self.current.set(slot.me);
+            // SAFETY: `task` (which owns the name) is kept alive by our local `task` until
+            // after `leave()`.
+            unsafe { stack::enter(slot.guard.clone(), task.id, task.name.as_deref()) };
+            let result = panic::catch_unwind(AssertUnwindSafe(|| slot.co.resume(())));
+            stack::leave();
+            slot.yielder = self.yielder.replace(ptr::null());
+            slot.me = self.current.replace(ptr::null());
+            result
+        };
         match result {
-            Ok(CoroutineResult::Yield(Suspend::Park)) => {
-                self.coros.borrow_mut()[key] = Some(slot);
-            }
+            Ok(CoroutineResult::Yield(Suspend::Park)) => {}
             Ok(CoroutineResult::Yield(Suspend::Yield)) => {
                 task.set_state(State::Runnable);
-                self.coros.borrow_mut()[key] = Some(slot);
                 self.runq.borrow_mut().push_back(task);
             }
-            Ok(CoroutineResult::Return(())) => self.finish(task, slot),
+            Ok(CoroutineResult::Return(())) => self.finish(task, key),
             Err(payload) => {
                 // The body catches user panics itself; reaching here is a runtime bug.
                 log::error!("coroutine {} escaped its panic guard", task.id);
-                self.finish(task, slot);
+                self.finish(task, key);
                 panic::resume_unwind(payload);
             }
         }
     }
 
-    fn finish(&self, task: Arc<Task>, slot: Slot) {
+    fn finish(&self, task: Arc<Task>, key: usize) {
+        let slot = self.coros.borrow_mut()[key]
+            .take()
+            .expect("a finished coroutine has a slot");
         task.set_state(State::Finished);
         bump(&self.shared.counters.finished);
         if slot.co.done() {
