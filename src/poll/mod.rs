@@ -30,6 +30,7 @@
 pub(crate) mod desc;
 pub(crate) mod epoll;
 pub(crate) mod fd;
+mod fdmutex;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
