@@ -200,24 +200,22 @@ impl NetFd {
         // nonblocking mode must get a real answer. Once the peer has hung up, an EOF or an
         // error may wait behind the data just read with no edge left to announce it, so
         // the syscall always runs (`PollDesc::hung_up`).
-        let mut skip = false;
+        // (`wait_if_coroutine` makes the "coroutine?" test with the lookup it needs anyway.)
         if dir == Dir::Read && self.drained.load(Ordering::Relaxed) {
             self.drained.store(false, Ordering::Relaxed);
-            skip = !was_ready
+            if !was_ready
                 && !self.desc.is_hung_up()
                 && !self.user_nonblocking.load(Ordering::Relaxed)
                 && self.desc.registration().is_some()
-                && crate::runtime::worker::in_coroutine();
-        }
-        loop {
-            if skip {
-                skip = false;
+            {
                 log::trace!(
-                    "fd {}: drained by the last read, parking without recv",
+                    "fd {}: drained by the last read, waiting for an event before recv",
                     self.fd
                 );
-                self.desc.wait(fd, dir, call)?;
+                self.desc.wait_if_coroutine(fd, dir, call)?;
             }
+        }
+        loop {
             // 3. the syscall
             match op(fd) {
                 // 4. retry: a signal interrupted the call
