@@ -46,7 +46,11 @@
 //! - **no impossible state**: the `panic!` arms of `begin_park` and `wait` are never met;
 //! - **no livelock**: the state graph has no cycle, so every interleaving ends.
 //!
-//! Five deliberately broken variants are checked too, and the search must find each one's
+//! - **READY is the lock holder's to clear**: `prepare`, step 1 and step 5 clear READY with
+//!   a load and a plain store, not a CAS; between the two steps nobody may move the slot out
+//!   of READY, or the store would overwrite it — checked in every interleaving.
+//!
+//! Six deliberately broken variants are checked too, and the search must find each one's
 //! bug — the model is able to fail.
 //!
 //! # What this does not prove
@@ -68,7 +72,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-/// The read slot (desc.rs:48-49 `EMPTY`, `READY`; any other value is a task pointer).
+/// The read slot (desc.rs:54-55 `EMPTY`, `READY`; any other value is a task pointer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Slot {
     Empty,
@@ -87,7 +91,7 @@ enum Tok {
     ParkedPoll,
 }
 
-/// A deadline (the word, or the copy the reader took at desc.rs:296): none, an instant
+/// A deadline (the word, or the copy the reader took at desc.rs:336 / :398): none, an instant
 /// already past when it was set, or the one future instant the clock may pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Dl {
@@ -111,23 +115,23 @@ enum Out {
 /// How the reader waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flavour {
-    /// A coroutine: `wait_coroutine` (desc.rs:261-323), parked through the token.
+    /// A coroutine: `wait_coroutine` (desc.rs:304-382), parked through the token.
     Coroutine,
     /// A coroutine whose last read drained the socket: the first wait comes before the
-    /// syscall (fd.rs:294-310).
+    /// syscall (fd.rs:204-217).
     Drained,
-    /// A plain thread: `wait_thread` (desc.rs:325-360), parked in poll(2).
+    /// A plain thread: `wait_thread` (desc.rs:384-419), parked in poll(2).
     Thread,
 }
 
-/// Which `check` (desc.rs:164-174) the reader is in: they differ in what follows.
+/// Which `check` (desc.rs:181-190) the reader is in: they differ in what follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Site {
-    /// `prepare`'s (desc.rs:180, from fd.rs:285): an error ends the call.
+    /// `prepare`'s (desc.rs:197, from fd.rs:195): an error ends the call.
     Prepare,
-    /// After publishing (desc.rs:297 / :340): an error skips the park.
+    /// After publishing (desc.rs:337 / :399): an error skips the park.
     Published,
-    /// After taking the slot back (desc.rs:321 / :358): an error ends the call.
+    /// After taking the slot back (desc.rs:355 / :417): an error ends the call.
     Final,
 }
 
@@ -136,11 +140,15 @@ enum Site {
 enum R {
     CheckClosed(Site),
     CheckDeadline(Site),
-    /// `prepare`'s CAS READY → EMPTY, then fd.rs's `drained` decision.
+    /// `prepare`'s `take_ready`: load the slot; not READY → fd.rs's `drained` decision.
     Reset,
+    /// `take_ready` saw READY: plain store EMPTY, then the `drained` decision.
+    ResetStore,
     Syscall,
-    /// `wait_coroutine` step 1: CAS READY → EMPTY.
+    /// `wait_coroutine` step 1, `take_ready`: load the slot.
     TakeReady,
+    /// Step 1 saw READY: plain store EMPTY.
+    TakeReadyStore,
     /// Step 2: `Arc::into_raw(me.clone())` and CAS EMPTY → pointer.
     Publish,
     /// `wait_thread`: the CAS met READY; store EMPTY.
@@ -156,8 +164,15 @@ enum R {
     Drain,
     EndPark,
     CancelTimer,
-    /// Step 5: swap the slot to EMPTY and see what was there.
+    /// Step 5: swap the slot to EMPTY and see what was there (a thread, `wait_thread`), or
+    /// for a coroutine `take_back`'s first step, `take_ready`'s load.
     TakeBack,
+    /// `take_back` saw READY: plain store EMPTY.
+    TakeBackStore,
+    /// `take_back` did not see READY: load again; EMPTY means a kick, nothing to write.
+    TakeBackLoad,
+    /// `take_back`: swap the slot to EMPTY and see what was there.
+    TakeBackSwap,
     Done,
 }
 
@@ -178,6 +193,8 @@ impl R {
                 | R::EndPark
                 | R::CancelTimer
                 | R::TakeBack
+                | R::TakeBackLoad
+                | R::TakeBackSwap
         )
     }
 }
@@ -190,9 +207,9 @@ struct Reader {
     /// Which read call is running (0-based).
     call: u8,
     results: [Option<Out>; CALLS],
-    /// The error step 3's check found (desc.rs:297 `err`).
+    /// The error step 3's check found (desc.rs:337 `err`).
     err: Option<Out>,
-    /// The deadline step 3 read (desc.rs:296 `deadline`).
+    /// The deadline step 3 read (desc.rs:336 `deadline`).
     local: Dl,
     /// Thread: what poll(2) said about the eventfd.
     woke: bool,
@@ -211,17 +228,17 @@ enum A {
     Arrive {
         event: bool,
     },
-    /// `ready`'s load (desc.rs:232-235).
+    /// `ready`'s load (desc.rs:261-264).
     ReadyLoad,
-    /// `ready`'s CAS from what it loaded (desc.rs:236-241).
+    /// `ready`'s CAS from what it loaded (desc.rs:265-271).
     ReadyCas(Slot),
-    /// `unblock`'s store (desc.rs:200).
+    /// `unblock`'s store (desc.rs:229).
     StoreClosing,
-    /// `set_deadline`'s store (desc.rs:190-191).
+    /// `set_deadline`'s store (desc.rs:219-220).
     StoreDeadline(Dl),
-    /// `take_waiter`'s load (desc.rs:216-218).
+    /// `take_waiter`'s load (desc.rs:245-248).
     TakeLoad,
-    /// `take_waiter`'s CAS from what it loaded (desc.rs:220-224).
+    /// `take_waiter`'s CAS from what it loaded (desc.rs:249-253).
     TakeCas(Slot),
     /// The clock passes the future deadline.
     Tick,
@@ -234,7 +251,9 @@ enum A {
         old: Tok,
         owned: bool,
     },
-    /// The reference taken from the slot goes out of scope (desc.rs:193, :204, mod.rs:164-165).
+    /// The reference taken from the slot goes out of scope (desc.rs:222, :233; mod.rs:175-176
+    /// moves it on into the run queue with `unpark_owned`, whose failed PARKED → NOTIFIED CAS
+    /// changes nothing, so it acts as the one swap modelled here).
     Drop,
     Done,
 }
@@ -263,6 +282,9 @@ enum Protocol {
     NoRecheck,
     /// `take_waiter` loads the pointer, then stores EMPTY (instead of one CAS).
     TakeLoadThenStore,
+    /// `take_back` sees its own pointer and stores EMPTY (instead of swapping): the plain
+    /// store is only sound for READY, which nobody else moves.
+    TakeBackLoadThenStore,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -282,7 +304,7 @@ struct State {
     eventfd: bool,
     /// Coroutine: a deadline timer armed by the current park, and for which deadline.
     timer: Option<Dl>,
-    /// References to the reader created by `wait` (desc.rs:283 / :328) and not yet dropped.
+    /// References to the reader created by `wait` (desc.rs:323 / :387) and not yet dropped.
     refs: i8,
     reader: Reader,
     actors: [A; 2],
@@ -334,7 +356,7 @@ impl Model {
         let r = &s.reader;
         let what: String = match r.pc {
             R::Done => return None,
-            // desc.rs:165
+            // desc.rs:182
             R::CheckClosed(site) if s.closing => {
                 return Some(self.check_failed(n, site, Out::Closed))
             }
@@ -342,7 +364,7 @@ impl Model {
                 n.reader.pc = R::CheckDeadline(site);
                 "reader: check: not closed".to_string()
             }
-            // desc.rs:168-171
+            // desc.rs:185-189
             R::CheckDeadline(site) if passed(s.dl, s.clock) => {
                 return Some(self.check_failed(n, site, Out::Timeout))
             }
@@ -350,28 +372,41 @@ impl Model {
                 n.reader.pc = match site {
                     Site::Prepare => R::Reset,
                     Site::Published => R::BeginPark,
-                    // desc.rs:321: loop to step 1; desc.rs:358: Ok, fd.rs:320 retries
+                    // desc.rs:355: loop to step 1; desc.rs:417: Ok, fd.rs:220 retries
                     Site::Final if self.coroutine() => self.wait_entry(),
                     Site::Final => R::Syscall,
                 };
                 format!("reader: check ({site:?}): deadline not passed")
             }
-            // desc.rs:181-184 CAS READY → EMPTY; fd.rs:294-301 skip the syscall if drained
-            // and no event came (only coroutines skip)
-            R::Reset => {
-                let was_ready = s.slot == Slot::Ready;
+            // desc.rs:196-214 `prepare` → `take_ready`: load, and only on READY a plain
+            // store of EMPTY
+            R::Reset if s.slot == Slot::Ready => {
+                n.reader.pc = R::ResetStore;
+                "reader: prepare loads READY".into()
+            }
+            R::Reset | R::ResetStore => {
+                let was_ready = r.pc == R::ResetStore;
                 if was_ready {
+                    if s.slot != Slot::Ready {
+                        return Some(Err(format!(
+                            "the slot left READY under prepare's feet ({:?}): its plain \
+                             store of EMPTY would overwrite it",
+                            s.slot
+                        )));
+                    }
                     n.slot = Slot::Empty;
                 }
+                // fd.rs:204-217: skip the syscall if drained and no event came (only
+                // coroutines skip: `wait_if_coroutine`)
                 let skip = r.drained && !was_ready && self.coroutine();
                 n.reader.drained = false;
                 n.reader.pc = if skip { self.wait_entry() } else { R::Syscall };
                 format!("reader: prepare forgets READY ({was_ready}), skip syscall {skip}")
             }
-            // fd.rs:312-328
+            // fd.rs:218-238
             R::Syscall if s.data => {
                 n.data = false;
-                // a short read: fd.rs:323-325 marks the socket drained
+                // a short read: fd.rs:231-233 marks the socket drained
                 n.reader.drained = self.flavour == Flavour::Drained;
                 return Some(self.finish(n, Out::Data, "reader: syscall reads the data"));
             }
@@ -379,15 +414,25 @@ impl Model {
                 n.reader.pc = self.wait_entry();
                 "reader: syscall: EAGAIN, wait".into()
             }
-            // desc.rs:276-280
+            // desc.rs:318-321 `take_ready`: load, and on READY a plain store
             R::TakeReady if s.slot == Slot::Ready => {
-                n.slot = Slot::Empty;
-                n.reader.pc = R::Syscall;
-                "reader: step 1 takes READY, retry the syscall".into()
+                n.reader.pc = R::TakeReadyStore;
+                "reader: step 1 loads READY".into()
             }
             R::TakeReady => {
                 n.reader.pc = R::Publish;
                 "reader: step 1: no READY".into()
+            }
+            R::TakeReadyStore if s.slot != Slot::Ready => {
+                return Some(Err(format!(
+                    "the slot left READY under step 1's feet ({:?})",
+                    s.slot
+                )))
+            }
+            R::TakeReadyStore => {
+                n.slot = Slot::Empty;
+                n.reader.pc = R::Syscall;
+                "reader: step 1 stores EMPTY, retry the syscall".into()
             }
             R::Publish if self.protocol == Protocol::PublishBlindStore => {
                 n.slot = Slot::Waiter;
@@ -395,14 +440,14 @@ impl Model {
                 n.reader.pc = R::ReadDeadline;
                 "reader: store our pointer (broken)".into()
             }
-            // desc.rs:283-285 / :328-330
+            // desc.rs:323-324 / :387-389
             R::Publish if s.slot == Slot::Empty => {
                 n.slot = Slot::Waiter;
                 n.refs += 1;
                 n.reader.pc = R::ReadDeadline;
                 "reader: publish: CAS EMPTY → our pointer".into()
             }
-            // desc.rs:286-290 (drop the clone, continue) / :330-335 (drop, store EMPTY)
+            // desc.rs:325-331 (drop the clone, continue) / :389-394 (drop, store EMPTY)
             R::Publish if s.slot == Slot::Ready => {
                 n.reader.pc = if self.coroutine() {
                     self.wait_entry()
@@ -411,19 +456,19 @@ impl Model {
                 };
                 "reader: publish: CAS meets READY".into()
             }
-            // desc.rs:292 / :337
+            // desc.rs:332 / :396
             R::Publish => {
                 return Some(Err(
                     "publish met a pointer: desc.rs panics (two waiters on one direction)".into(),
                 ))
             }
-            // desc.rs:334-335: the wait returns Ok, fd.rs retries
+            // desc.rs:393-394: the wait returns Ok, fd.rs retries
             R::ForgetReady => {
                 n.slot = Slot::Empty;
                 n.reader.pc = R::Syscall;
                 "reader: store EMPTY, retry the syscall".into()
             }
-            // desc.rs:296 / :339
+            // desc.rs:336 / :398
             R::ReadDeadline => {
                 n.reader.local = s.dl;
                 n.reader.pc = if self.protocol == Protocol::NoRecheck {
@@ -502,31 +547,72 @@ impl Model {
                 n.reader.pc = R::TakeBack;
                 "reader: cancel the timer".into()
             }
-            // desc.rs:309-321 / :348-358
-            R::TakeBack => {
+            // desc.rs:349 → 364-382 (coroutine): `take_ready`'s load, a second load, the swap
+            R::TakeBack if self.coroutine() && s.slot == Slot::Ready => {
+                n.reader.pc = R::TakeBackStore;
+                "reader: take back: load READY".into()
+            }
+            R::TakeBack if self.coroutine() => {
+                n.reader.pc = R::TakeBackLoad;
+                format!("reader: take back: load {:?}, not READY", s.slot)
+            }
+            R::TakeBackStore if s.slot != Slot::Ready => {
+                return Some(Err(format!(
+                    "the slot left READY under take-back's feet ({:?})",
+                    s.slot
+                )))
+            }
+            R::TakeBackStore => {
                 n.slot = Slot::Empty;
-                if s.slot == Slot::Waiter {
-                    n.refs -= 1; // our own reference back, dropped (desc.rs:314 / :351)
-                }
-                let err = r.err;
-                n.reader.err = None;
-                if s.slot == Slot::Ready && self.coroutine() {
-                    // desc.rs:310: READY returns Ok even after a failed check; fd.rs retries
-                    n.reader.pc = R::Syscall;
-                    return Some(Ok((
-                        "reader: take back: READY, retry the syscall".into(),
-                        n,
-                    )));
-                }
+                return Some(self.taken_back(n, Slot::Ready, "reader: take back: store EMPTY"));
+            }
+            R::TakeBackLoad if s.slot == Slot::Empty => {
+                return Some(self.taken_back(n, Slot::Empty, "reader: take back: load EMPTY"));
+            }
+            R::TakeBackLoad
+                if self.protocol == Protocol::TakeBackLoadThenStore && s.slot == Slot::Waiter =>
+            {
+                n.reader.pc = R::TakeBackSwap;
+                "reader: take back: load our pointer (broken: will store)".into()
+            }
+            R::TakeBackLoad => {
+                n.reader.pc = R::TakeBackSwap;
+                format!("reader: take back: load {:?}", s.slot)
+            }
+            R::TakeBackSwap if self.protocol == Protocol::TakeBackLoadThenStore => {
+                n.slot = Slot::Empty;
+                let what = "reader: take back: store EMPTY (broken)";
+                return Some(self.taken_back(n, Slot::Waiter, what));
+            }
+            // `take_back`'s swap (desc.rs:372) / wait_thread's swap (desc.rs:407-415)
+            R::TakeBackSwap | R::TakeBack => {
+                n.slot = Slot::Empty;
                 let what = format!("reader: take back: swap EMPTY, got {:?}", s.slot);
-                match err {
-                    Some(e) => return Some(self.finish(n, e, &what)),
-                    None => n.reader.pc = R::CheckClosed(Site::Final),
-                }
-                what
+                return Some(self.taken_back(n, s.slot, &what));
             }
         };
         Some(Ok((what, n)))
+    }
+
+    /// Step 5 found `got` in the slot (and left it EMPTY, or found it EMPTY).
+    fn taken_back(&self, mut n: State, got: Slot, what: &str) -> Step {
+        let r = n.reader.clone();
+        if got == Slot::Waiter {
+            n.refs -= 1; // our own reference back, dropped
+        }
+        n.reader.err = None;
+        if got == Slot::Ready && self.coroutine() {
+            // READY returns Ok even after a failed check; fd.rs retries
+            n.reader.pc = R::Syscall;
+            return Ok((format!("{what}: READY, retry the syscall"), n));
+        }
+        match r.err {
+            Some(e) => self.finish(n, e, what),
+            None => {
+                n.reader.pc = R::CheckClosed(Site::Final);
+                Ok((what.to_string(), n))
+            }
+        }
     }
 
     /// `check` found `e`.
@@ -534,7 +620,7 @@ impl Model {
         let what = format!("reader: check ({site:?}): {e:?}");
         match site {
             Site::Prepare | Site::Final => self.finish(n, e, &what),
-            // desc.rs:297-298: skip the park, go to step 5 with the error
+            // desc.rs:337-338: skip the park, go to step 5 with the error
             Site::Published => {
                 n.reader.err = Some(e);
                 n.reader.pc = R::TakeBack;
@@ -576,14 +662,14 @@ impl Model {
                     A::Done
                 }
             }
-            // desc.rs:232-235: READY already → nothing to do
+            // desc.rs:261-264: READY already → nothing to do
             A::ReadyLoad if s.slot == Slot::Ready => A::Done,
             A::ReadyLoad => A::ReadyCas(s.slot),
             A::ReadyCas(_) if self.protocol == Protocol::ReadyPlainStore => {
                 n.slot = Slot::Ready;
                 A::Done
             }
-            // desc.rs:236-241: the CAS moves the slot's reference to us (or retries)
+            // desc.rs:265-271: the CAS moves the slot's reference to us (or retries)
             A::ReadyCas(cur) if s.slot == cur => {
                 n.slot = Slot::Ready;
                 if cur == Slot::Waiter {
@@ -601,14 +687,14 @@ impl Model {
                 n.dl = d;
                 A::TakeLoad
             }
-            // desc.rs:216-218
+            // desc.rs:245-248
             A::TakeLoad if s.slot == Slot::Waiter => A::TakeCas(Slot::Waiter),
             A::TakeLoad => A::Done,
             A::TakeCas(_) if self.protocol == Protocol::TakeLoadThenStore => {
                 n.slot = Slot::Empty;
                 A::Swap { owned: true }
             }
-            // desc.rs:220-224: only a successful CAS owns the reference
+            // desc.rs:249-253: only a successful CAS owns the reference
             A::TakeCas(cur) if s.slot == cur => {
                 n.slot = Slot::Empty;
                 A::Swap { owned: true }
@@ -1051,7 +1137,9 @@ fn an_edge_before_the_park_is_taken_by_step_1() {
         s = model.actor_step(&s, 0).unwrap().unwrap().1; // arrive, ready's load, its CAS
     }
     assert_eq!((s.slot, s.actors[0]), (Slot::Ready, A::Done));
-    s = model.reader_step(&s).unwrap().unwrap().1;
+    s = model.reader_step(&s).unwrap().unwrap().1; // step 1 loads READY ...
+    assert_eq!((s.reader.pc, s.slot), (R::TakeReadyStore, Slot::Ready));
+    s = model.reader_step(&s).unwrap().unwrap().1; // ... and stores EMPTY
     assert_eq!((s.reader.pc, s.slot), (R::Syscall, Slot::Empty));
     s = model.reader_step(&s).unwrap().unwrap().1;
     assert_eq!(s.reader.results[0], Some(Out::Data));
@@ -1061,7 +1149,7 @@ fn an_edge_before_the_park_is_taken_by_step_1() {
 #[test]
 fn broken_variants_of_the_protocol_are_caught() {
     let lineup = |i: usize| &LINEUPS[i];
-    let cases: [(Protocol, Flavour, &Lineup, &str); 5] = [
+    let cases: [(Protocol, Flavour, &Lineup, &str); 6] = [
         // ready overwrites the parked reader's pointer: its reference and its wake are lost
         (
             Protocol::ReadyPlainStore,
@@ -1095,6 +1183,13 @@ fn broken_variants_of_the_protocol_are_caught() {
             Protocol::TakeLoadThenStore,
             Flavour::Coroutine,
             lineup(5),
+            "double drop",
+        ),
+        // a timed-out waiter stores EMPTY over its pointer just as ready takes it
+        (
+            Protocol::TakeBackLoadThenStore,
+            Flavour::Coroutine,
+            lineup(12),
             "double drop",
         ),
     ];

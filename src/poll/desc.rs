@@ -15,10 +15,16 @@
 //! ```
 //!
 //! Whoever moves the slot *out of* a task pointer owns that reference and is the only one
-//! who may unpark through it; a CAS decides who. The waiter, once woken, swaps the slot to
-//! EMPTY: if it finds READY, readiness came; if it finds its own pointer, nobody took it
-//! (timer or spurious wake) and it drops the reference; if it finds EMPTY, a close or a
-//! deadline change kicked it, and it re-checks both.
+//! who may unpark through it; a CAS (or the waiter's swap) decides who. The waiter, once
+//! woken, empties the slot: if it finds READY, readiness came; if it finds its own pointer,
+//! nobody took it (timer or spurious wake) and it drops the reference; if it finds EMPTY, a
+//! close or a deadline change kicked it, and it re-checks both.
+//!
+//! Only the holder of the direction lock (the waiter, or a call in `prepare`) moves the slot
+//! *out of* READY; the event side only ever moves it *into* READY. So READY → EMPTY is a
+//! load and a plain store, not a compare-and-swap, and a slot seen EMPTY or READY is read
+//! with a plain load: the locked instructions are left to the transitions that race (a
+//! pointer in, a pointer out, READY in).
 //!
 //! Lost wake-ups are impossible because the waiter publishes itself in the slot *before*
 //! re-checking `closing` and the deadline, while `close` and `set_deadline` store their
@@ -102,6 +108,15 @@ mod deadline {
     }
 }
 
+/// The timeout error if the earlier of two deadlines has passed (reads the clock).
+#[inline(never)]
+fn check_deadline(d: Option<Instant>, call: Option<Instant>) -> io::Result<()> {
+    match earliest(d, call) {
+        Some(d) if Instant::now() >= d => Err(timeout_error()),
+        _ => Ok(()),
+    }
+}
+
 /// The earlier of two optional deadlines.
 pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -161,27 +176,41 @@ impl PollDesc {
 
     /// The error a call must fail with now, if any: closed first, then a passed deadline
     /// (Go's `netpollcheckerr`). `call` is the per-call deadline from std's timeouts.
+    /// Inlined, with the usual case (open, no deadline at all) decided by two loads.
+    #[inline]
     pub(crate) fn check(&self, dir: Dir, call: Option<Instant>) -> io::Result<()> {
         if self.is_closing() {
             return Err(closed_error());
         }
-        if let Some(d) = earliest(self.deadline(dir), call) {
-            if Instant::now() >= d {
-                return Err(timeout_error());
-            }
+        let word = self.deadline_word(dir).load(Ordering::SeqCst);
+        if word == 0 && call.is_none() {
+            return Ok(());
         }
-        Ok(())
+        check_deadline(deadline::decode(word), call)
     }
 
     /// Before a syscall: fail if closed or past the deadline, and forget a READY left by
     /// an event the previous call already consumed (Go's `pollReset`). Returns whether there
     /// was one: `NetFd` uses it to skip a read that cannot succeed (see `drained` there).
+    #[inline]
     pub(crate) fn prepare(&self, dir: Dir, call: Option<Instant>) -> io::Result<bool> {
         self.check(dir, call)?;
-        Ok(self
-            .slot(dir)
-            .compare_exchange(READY, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok())
+        Ok(self.take_ready(dir))
+    }
+
+    /// Moves the slot READY → EMPTY if it is READY; says whether it was. Only the caller
+    /// holding `dir`'s lock in `poll/fd.rs` ever does this, and nobody else moves the slot
+    /// out of READY (`ready` leaves it, `take_waiter` takes pointers only), so a load and a
+    /// plain store do what a compare-and-swap would, without a locked instruction; and
+    /// when the slot is not READY, as on most calls, it costs one load.
+    #[inline]
+    fn take_ready(&self, dir: Dir) -> bool {
+        let slot = self.slot(dir);
+        if slot.load(Ordering::SeqCst) != READY {
+            return false;
+        }
+        slot.store(EMPTY, Ordering::Release);
+        true
     }
 
     /// Sets the absolute deadline for `dir` and kicks a waiter parked on it, so it re-reads
@@ -251,32 +280,43 @@ impl PollDesc {
         dir: Dir,
         call: Option<Instant>,
     ) -> io::Result<()> {
-        if worker::in_coroutine() {
-            self.wait_coroutine(fd, dir, call)
-        } else {
-            self.wait_thread(fd, dir, call)
+        // one thread-local lookup answers both "coroutine?" and "who am I?"
+        match worker::current_task() {
+            Some(me) => self.wait_coroutine(me, fd, dir, call),
+            None => self.wait_thread(fd, dir, call),
+        }
+    }
+
+    /// As `wait` for a coroutine; a plain thread returns Ok at once (for `NetFd`'s drained
+    /// read, where a thread would pay poll(2) for what the syscall itself tells it).
+    pub(crate) fn wait_if_coroutine(
+        self: &Arc<Self>,
+        fd: BorrowedFd<'_>,
+        dir: Dir,
+        call: Option<Instant>,
+    ) -> io::Result<()> {
+        match worker::current_task() {
+            Some(me) => self.wait_coroutine(me, fd, dir, call),
+            None => Ok(()),
         }
     }
 
     fn wait_coroutine(
         self: &Arc<Self>,
+        me: Arc<Task>,
         fd: BorrowedFd<'_>,
         dir: Dir,
         call: Option<Instant>,
     ) -> io::Result<()> {
         self.register(fd)?;
         let slot = self.slot(dir);
-        let me = current();
         let why = match dir {
             Dir::Read => Wait::IoRead,
             Dir::Write => Wait::IoWrite,
         };
         loop {
             // 1. a readiness that arrived since the syscall: retry at once
-            if slot
-                .compare_exchange(READY, EMPTY, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.take_ready(dir) {
                 return Ok(());
             }
             // 2. publish ourselves in the slot
@@ -303,22 +343,41 @@ impl PollDesc {
                     fd.as_raw_fd(),
                     dir
                 );
-                park::park_until(deadline, why);
+                park::park_current_until(&me, deadline, why);
             }
             // 5. take our slot back: READY means go, our pointer means nobody came
-            match slot.swap(EMPTY, Ordering::SeqCst) {
-                READY => return Ok(()),
-                EMPTY => {}
-                p if p == raw => {
-                    // SAFETY: the slot still held our reference; the swap returned it to us.
-                    drop(unsafe { Arc::from_raw(p as *const Task) });
-                }
-                p => panic!("PollDesc: slot held a foreign waiter {p:#x}"),
+            if self.take_back(dir, raw) {
+                return Ok(());
             }
             if let Some(e) = err {
                 return Err(e);
             }
             self.check(dir, call)?;
+        }
+    }
+
+    /// Step 5 of a wait: empties the slot after the waiter `raw` woke up, and says whether
+    /// readiness came. The slot holds READY (an event took our pointer), EMPTY (a close or
+    /// deadline change took it) or still our pointer (timer or spurious wake-up). READY is
+    /// ours alone to clear (see `take_ready`), so only our pointer, which `ready` or
+    /// `take_waiter` may take at any moment, needs the swap.
+    fn take_back(&self, dir: Dir, raw: usize) -> bool {
+        if self.take_ready(dir) {
+            return true;
+        }
+        let slot = self.slot(dir);
+        if slot.load(Ordering::SeqCst) == EMPTY {
+            return false;
+        }
+        match slot.swap(EMPTY, Ordering::SeqCst) {
+            READY => true,
+            EMPTY => false,
+            p if p == raw => {
+                // SAFETY: the slot still held our reference; the swap returned it to us.
+                drop(unsafe { Arc::from_raw(p as *const Task) });
+                false
+            }
+            p => panic!("PollDesc: slot held a foreign waiter {p:#x}"),
         }
     }
 

@@ -8,15 +8,18 @@
 //! 4. `EINTR`: retry; `EAGAIN`: park on the netpoller until ready, then
 //! 5. retry the syscall.
 //!
-//! # The lifetime word (Go's `fdMutex`, simplified)
+//! # The lifetime word (Go's `fdMutex`, `poll/fdmutex.rs`)
+//!
+//! One word holds the CLOSED bit, the count of calls in flight, the read and write locks
+//! and their waiter counts, so a call starts with one compare-and-swap (take the direction
+//! lock and a reference) and ends with one more.
 //!
 //! ```text
-//!   bit 63       bits 0..62
-//!  [ CLOSED ] [ references ]
-//!
-//!  call starts:  refs += 1, only if !CLOSED (CAS loop)   → else "use of closed network connection"
-//!  call ends:    refs -= 1; the one that reaches CLOSED|0 releases the socket (`retire`)
-//!  close():      refs += 1 and CLOSED in one CAS; unblock waiters; then refs -= 1
+//!  call starts:  lock + refs += 1, only if !CLOSED     → else "use of closed network connection"
+//!  call ends:    unlock + refs -= 1; the one that reaches CLOSED with no refs releases the
+//!                socket (`retire`)
+//!  close():      refs += 1 and CLOSED in one CAS, lock waiters woken; unblock parked
+//!                calls; then refs -= 1
 //!  drop:         closes the fd number itself (no call can be in flight: `&mut self`)
 //! ```
 //!
@@ -26,94 +29,14 @@
 //! Readers are serialised among themselves by the read lock, writers by the write lock; a
 //! reader and a writer run at the same time.
 
-use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::desc::{Dir, PollDesc};
-use crate::net::error::closed_error;
-use crate::runtime::park::{self, current};
-use crate::runtime::task::{Task, Wait};
-
-const CLOSED: u64 = 1 << 63;
-
-/// A direction lock that parks coroutines (and blocks threads) instead of spinning.
-/// Not FIFO-fair: a releasing caller may take it again first, as with Go's `fdMutex`.
-struct IoLock {
-    held: AtomicBool,
-    waiting: AtomicUsize,
-    waiters: Mutex<VecDeque<Arc<Task>>>,
-}
-
-impl IoLock {
-    fn new() -> IoLock {
-        IoLock {
-            held: AtomicBool::new(false),
-            waiting: AtomicUsize::new(0),
-            waiters: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    fn try_acquire(&self) -> bool {
-        self.held
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    fn waiters(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Task>>> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Takes the lock, parking while another call holds it; fails once `fd` is closed.
-    fn acquire(&self, fd: &NetFd) -> io::Result<()> {
-        if self.try_acquire() {
-            return Ok(());
-        }
-        let me = current();
-        loop {
-            if fd.is_closed() {
-                return Err(closed_error());
-            }
-            // register, check again, then park: a release in between finds us queued
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-            self.waiters().push_back(me.clone());
-            let got = self.try_acquire();
-            if !got && !fd.is_closed() {
-                park::park(Wait::Sync);
-            }
-            self.waiters().retain(|t| !Arc::ptr_eq(t, &me));
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            if got || self.try_acquire() {
-                if fd.is_closed() {
-                    self.release();
-                    return Err(closed_error());
-                }
-                return Ok(());
-            }
-        }
-    }
-
-    fn release(&self) {
-        self.held.store(false, Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            let next = self.waiters().front().cloned();
-            if let Some(t) = next {
-                t.unpark();
-            }
-        }
-    }
-
-    /// Close: wake every queued caller so it sees CLOSED.
-    fn wake_all(&self) {
-        let all: Vec<_> = self.waiters().iter().cloned().collect();
-        for t in all {
-            t.unpark();
-        }
-    }
-}
+use super::fdmutex::FdMutex;
 
 /// An open socket (or pipe) shared by blocking-style calls.
 ///
@@ -128,9 +51,8 @@ impl IoLock {
 /// no call ever runs on a reused number.
 pub(crate) struct NetFd {
     fd: RawFd,
-    life: AtomicU64,
-    rlock: IoLock,
-    wlock: IoLock,
+    /// The lifetime word: closed bit, calls in flight, direction locks (`poll/fdmutex.rs`).
+    mu: FdMutex,
     pub(crate) desc: Arc<PollDesc>,
     /// std's per-call timeouts (`set_read_timeout`), in nanoseconds; 0 = none.
     rtimeout: AtomicU64,
@@ -151,7 +73,9 @@ pub(crate) struct Ref<'a>(&'a NetFd);
 
 impl Drop for Ref<'_> {
     fn drop(&mut self) {
-        self.0.decref();
+        if self.0.mu.decref() {
+            self.0.retire();
+        }
     }
 }
 
@@ -162,14 +86,25 @@ impl Ref<'_> {
     }
 }
 
+/// A direction lock and a reference, held for the duration of one call; both go in one
+/// atomic step when it drops.
 struct Locked<'a> {
-    _r: Ref<'a>,
-    lock: &'a IoLock,
+    fd: &'a NetFd,
+    dir: Dir,
+}
+
+impl Locked<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd is open while any call holds a reference (see `NetFd` invariant).
+        unsafe { BorrowedFd::borrow_raw(self.fd.fd) }
+    }
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.lock.release();
+        if self.fd.mu.rwunlock(self.dir) {
+            self.fd.retire();
+        }
     }
 }
 
@@ -178,9 +113,7 @@ impl NetFd {
     pub(crate) fn new(fd: OwnedFd) -> NetFd {
         NetFd {
             fd: fd.into_raw_fd(),
-            life: AtomicU64::new(0),
-            rlock: IoLock::new(),
-            wlock: IoLock::new(),
+            mu: FdMutex::new(),
             desc: PollDesc::new(),
             rtimeout: AtomicU64::new(0),
             wtimeout: AtomicU64::new(0),
@@ -195,43 +128,20 @@ impl NetFd {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.life.load(Ordering::SeqCst) & CLOSED != 0
+        self.mu.is_closed()
     }
 
     /// Beat 1 without a lock: a reference for calls that need no direction (options,
     /// addresses, shutdown).
     pub(crate) fn incref(&self) -> io::Result<Ref<'_>> {
-        let mut cur = self.life.load(Ordering::Relaxed);
-        loop {
-            if cur & CLOSED != 0 {
-                return Err(closed_error());
-            }
-            match self.life.compare_exchange_weak(
-                cur,
-                cur + 1,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(Ref(self)),
-                Err(now) => cur = now,
-            }
-        }
+        self.mu.incref().map_err(|r| r.into_error())?;
+        Ok(Ref(self))
     }
 
-    fn decref(&self) {
-        if self.life.fetch_sub(1, Ordering::AcqRel) == CLOSED | 1 {
-            self.retire();
-        }
-    }
-
+    /// Beat 1: the direction lock and a reference, in one step.
     fn lock(&self, dir: Dir) -> io::Result<Locked<'_>> {
-        let r = self.incref()?;
-        let lock = match dir {
-            Dir::Read => &self.rlock,
-            Dir::Write => &self.wlock,
-        };
-        lock.acquire(self)?;
-        Ok(Locked { _r: r, lock })
+        self.mu.rwlock(dir).map_err(|r| r.into_error())?;
+        Ok(Locked { fd: self, dir })
     }
 
     /// Runs `f` with the fd borrowed, under a reference (no direction lock).
@@ -279,7 +189,7 @@ impl NetFd {
     ) -> io::Result<R> {
         // 1. direction lock + reference
         let locked = self.lock(dir)?;
-        let fd = locked._r.fd();
+        let fd = locked.fd();
         let call = self.call_deadline(dir);
         // 2. closed? deadline passed? forget stale readiness
         let was_ready = self.desc.prepare(dir, call)?;
@@ -290,24 +200,22 @@ impl NetFd {
         // nonblocking mode must get a real answer. Once the peer has hung up, an EOF or an
         // error may wait behind the data just read with no edge left to announce it, so
         // the syscall always runs (`PollDesc::hung_up`).
-        let mut skip = false;
+        // (`wait_if_coroutine` makes the "coroutine?" test with the lookup it needs anyway.)
         if dir == Dir::Read && self.drained.load(Ordering::Relaxed) {
             self.drained.store(false, Ordering::Relaxed);
-            skip = !was_ready
+            if !was_ready
                 && !self.desc.is_hung_up()
                 && !self.user_nonblocking.load(Ordering::Relaxed)
                 && self.desc.registration().is_some()
-                && crate::runtime::worker::in_coroutine();
-        }
-        loop {
-            if skip {
-                skip = false;
+            {
                 log::trace!(
-                    "fd {}: drained by the last read, parking without recv",
+                    "fd {}: drained by the last read, waiting for an event before recv",
                     self.fd
                 );
-                self.desc.wait(fd, dir, call)?;
+                self.desc.wait_if_coroutine(fd, dir, call)?;
             }
+        }
+        loop {
             // 3. the syscall
             match op(fd) {
                 // 4. retry: a signal interrupted the call
@@ -335,7 +243,7 @@ impl NetFd {
     pub(crate) fn wait_ready(&self, dir: Dir, call: Option<Instant>) -> io::Result<()> {
         let locked = self.lock(dir)?;
         self.desc.check(dir, call)?;
-        self.desc.wait(locked._r.fd(), dir, call)
+        self.desc.wait(locked.fd(), dir, call)
     }
 
     fn call_deadline(&self, dir: Dir) -> Option<Instant> {
@@ -382,26 +290,12 @@ impl NetFd {
     ///
     /// "use of closed network connection" if already closed.
     pub(crate) fn close(&self) -> io::Result<()> {
-        let mut cur = self.life.load(Ordering::Relaxed);
-        loop {
-            if cur & CLOSED != 0 {
-                return Err(closed_error());
-            }
-            match self.life.compare_exchange_weak(
-                cur,
-                (cur + 1) | CLOSED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => cur = now,
-            }
-        }
+        // sets CLOSED with a reference of our own, and wakes the lock waiters
+        self.mu.close().map_err(|r| r.into_error())?;
+        let r = Ref(self);
         log::trace!("close fd {}: unblocking waiters", self.fd);
         self.desc.unblock();
-        self.rlock.wake_all();
-        self.wlock.wake_all();
-        self.decref();
+        drop(r);
         Ok(())
     }
 
@@ -433,7 +327,7 @@ impl NetFd {
     pub(crate) fn into_raw(mut self) -> RawFd {
         super::deregister(&self.desc, self.fd);
         // No references can exist (we own `self`). GIVEN_AWAY tells Drop to leave the number
-        // open; the rest of the value (the PollDesc, the lock queues) is freed as usual.
+        // open; the rest of the value (the PollDesc, the lock semaphores) is freed as usual.
         std::mem::replace(&mut self.fd, GIVEN_AWAY)
     }
 }
@@ -448,7 +342,7 @@ impl Drop for NetFd {
         }
         // `&mut self`: no call is in flight, so no one can be parked on us either.
         if !self.is_closed() {
-            *self.life.get_mut() = CLOSED;
+            self.mu.set_closed_mut();
             super::deregister(&self.desc, self.fd);
         }
         // SAFETY: we own the number (invariant) and this is the one place it is closed.

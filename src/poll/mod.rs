@@ -30,7 +30,9 @@
 pub(crate) mod desc;
 pub(crate) mod epoll;
 pub(crate) mod fd;
+mod fdmutex;
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -40,6 +42,14 @@ use slab::Slab;
 
 use self::desc::{Dir, PollDesc};
 use self::epoll::Epoll;
+use crate::runtime::task::Task;
+
+thread_local! {
+    /// The waiters one `poll` collects under the lock and wakes after it, kept between polls
+    /// so a busy worker does not allocate for every batch. Empty between polls (a panic in
+    /// between only loses the allocation).
+    static WOKEN: Cell<Vec<Arc<Task>>> = const { Cell::new(Vec::new()) };
+}
 
 /// Token of the worker's own eventfd; never a slab index.
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -131,7 +141,7 @@ impl Poller {
         }
         log::trace!("epoll wake: {n} event(s)");
         // Collect under the lock, wake after it.
-        let mut woken = Vec::new();
+        let mut woken = WOKEN.take();
         {
             let descs = self.descs();
             for ev in events.iter() {
@@ -161,9 +171,11 @@ impl Poller {
                 }
             }
         }
-        for t in woken {
-            t.unpark();
+        // `ready` handed us the slot's reference: it moves on into the run queue
+        for t in woken.drain(..) {
+            t.unpark_owned();
         }
+        WOKEN.set(woken);
         Ok(n)
     }
 }

@@ -1,0 +1,618 @@
+//! `FdMutex`: an fd's lifetime word — Go's `fdMutex` (`internal/poll/fd_mutex.go`).
+//!
+//! One 64-bit word holds everything a call needs to start and end:
+//!
+//! ```text
+//!   63          44 43          24 23           3    2       1       0
+//!  [ write waiters ][ read waiters ][ references ][ WLOCK ][ RLOCK ][ CLOSED ]
+//!      20 bits         20 bits         21 bits
+//! ```
+//!
+//! | transition        | who            | word change (one CAS unless noted)                   |
+//! |-------------------|----------------|------------------------------------------------------|
+//! | `incref`          | any call       | refs + 1, only if !CLOSED                            |
+//! | `decref`          | its end        | refs − 1 (`fetch_sub`)                               |
+//! | `rwlock`, free    | read/write     | lock bit set and refs + 1, only if !CLOSED           |
+//! | `rwlock`, held    | read/write     | waiters + 1, then sleep on the direction's `Sema`    |
+//! | `rwunlock`        | its end        | lock bit clear, refs − 1, and waiters − 1 + one wake  |
+//! |                   |                | if any wait                                          |
+//! | `close`           | `NetFd::close` | CLOSED set, refs + 1, waiters cleared + all woken    |
+//!
+//! So starting a call is one compare-and-swap and ending it one more; the uncontended path
+//! touches nothing else. A woken lock waiter competes for the lock again from the top (it is
+//! not handed the lock: not FIFO, as in Go), and sees CLOSED there if it was woken by close.
+//!
+//! **Retire exactly once.** The references count calls in flight, `close`'s own included.
+//! CLOSED is never cleared, and no reference is taken once it is set, so the count reaches
+//! zero with CLOSED set exactly once: the `decref`/`rwunlock`/`close` that makes that step
+//! returns `true`, and only that caller releases the socket.
+//!
+//! **No lost lock wake-up.** A waiter is counted in the word by the same CAS that found the
+//! lock held, and whoever later takes it out of the count (an unlock, or close for all of
+//! them) gives its semaphore one permit. The semaphore remembers a permit given before its
+//! waiter got there, so the order of "count me" → "sleep" against "uncount" → "wake" does not
+//! matter.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::desc::Dir;
+use crate::runtime::park::{self, current};
+use crate::runtime::task::{Task, Wait};
+
+const CLOSED: u64 = 1 << 0;
+const RLOCK: u64 = 1 << 1;
+const WLOCK: u64 = 1 << 2;
+const REF: u64 = 1 << 3;
+const REF_MASK: u64 = ((1 << 21) - 1) * REF;
+const RWAIT: u64 = 1 << 24;
+const RWAIT_MASK: u64 = ((1 << 20) - 1) * RWAIT;
+const WWAIT: u64 = 1 << 44;
+const WWAIT_MASK: u64 = ((1 << 20) - 1) * WWAIT;
+
+/// Why a call could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The fd is closed: "use of closed network connection".
+    Closed,
+    /// A count in the word is full (about a million calls in flight or waiting on one fd).
+    TooMany,
+}
+
+impl Refused {
+    pub(crate) fn into_error(self) -> io::Error {
+        match self {
+            Refused::Closed => crate::net::error::closed_error(),
+            Refused::TooMany => io::Error::other(
+                "too many concurrent calls on one socket (over a million): share the work \
+                 over more sockets",
+            ),
+        }
+    }
+}
+
+/// The lifetime word and the two lock semaphores. See the module comment.
+pub(crate) struct FdMutex {
+    state: AtomicU64,
+    rsema: Sema,
+    wsema: Sema,
+}
+
+/// A direction's lock bit, one waiter in its count, the count's mask and its semaphore.
+struct Lane<'a> {
+    bit: u64,
+    wait: u64,
+    mask: u64,
+    sema: &'a Sema,
+}
+
+impl FdMutex {
+    pub(crate) fn new() -> FdMutex {
+        FdMutex {
+            state: AtomicU64::new(0),
+            rsema: Sema::new(),
+            wsema: Sema::new(),
+        }
+    }
+
+    #[inline]
+    fn lane(&self, dir: Dir) -> Lane<'_> {
+        match dir {
+            Dir::Read => Lane {
+                bit: RLOCK,
+                wait: RWAIT,
+                mask: RWAIT_MASK,
+                sema: &self.rsema,
+            },
+            Dir::Write => Lane {
+                bit: WLOCK,
+                wait: WWAIT,
+                mask: WWAIT_MASK,
+                sema: &self.wsema,
+            },
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    /// Marks the word closed through `&mut` (no call can be in flight): for `Drop`.
+    pub(crate) fn set_closed_mut(&mut self) {
+        *self.state.get_mut() |= CLOSED;
+    }
+
+    /// Takes a reference for a call that needs no direction lock.
+    pub(crate) fn incref(&self) -> Result<(), Refused> {
+        let mut old = self.state.load(Ordering::Relaxed);
+        loop {
+            if old & CLOSED != 0 {
+                return Err(Refused::Closed);
+            }
+            if old & REF_MASK == REF_MASK {
+                return Err(Refused::TooMany);
+            }
+            match self.state.compare_exchange_weak(
+                old,
+                old + REF,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    /// Drops a reference; true if it was the last one after close (the caller retires).
+    pub(crate) fn decref(&self) -> bool {
+        let old = self.state.fetch_sub(REF, Ordering::AcqRel);
+        assert!(
+            old & REF_MASK != 0,
+            "FdMutex: reference dropped with none held ({old:#x})"
+        );
+        old & (CLOSED | REF_MASK) == CLOSED | REF
+    }
+
+    /// Takes `dir`'s lock and a reference, sleeping while another call holds the lock.
+    #[inline]
+    pub(crate) fn rwlock(&self, dir: Dir) -> Result<(), Refused> {
+        // Fast path, kept small enough to inline: open, lock free, room for a reference.
+        let bit = self.lane(dir).bit;
+        let old = self.state.load(Ordering::Relaxed);
+        if old & (CLOSED | bit) == 0
+            && old & REF_MASK != REF_MASK
+            && self
+                .state
+                .compare_exchange_weak(old, (old | bit) + REF, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Ok(());
+        }
+        self.rwlock_slow(dir)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rwlock_slow(&self, dir: Dir) -> Result<(), Refused> {
+        let lane = self.lane(dir);
+        let mut old = self.state.load(Ordering::Relaxed);
+        loop {
+            if old & CLOSED != 0 {
+                return Err(Refused::Closed);
+            }
+            let free = old & lane.bit == 0;
+            let new = if free {
+                if old & REF_MASK == REF_MASK {
+                    return Err(Refused::TooMany);
+                }
+                (old | lane.bit) + REF
+            } else {
+                if old & lane.mask == lane.mask {
+                    return Err(Refused::TooMany);
+                }
+                old + lane.wait
+            };
+            match self
+                .state
+                .compare_exchange_weak(old, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) if free => return Ok(()),
+                Ok(_) => {
+                    // counted as a waiter: an unlock or close uncounts us and wakes us
+                    lane.sema.acquire();
+                    old = self.state.load(Ordering::Relaxed);
+                }
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    /// Releases `dir`'s lock and its reference, waking one waiter if any; true if this was
+    /// the last reference after close (the caller retires).
+    #[inline]
+    pub(crate) fn rwunlock(&self, dir: Dir) -> bool {
+        // Fast path: held, nobody waiting, not closed — one CAS, nothing to wake or retire.
+        let lane = self.lane(dir);
+        let old = self.state.load(Ordering::Relaxed);
+        if old & (CLOSED | lane.mask) == 0
+            && old & lane.bit != 0
+            && old & REF_MASK != 0
+            && self
+                .state
+                .compare_exchange_weak(
+                    old,
+                    (old & !lane.bit) - REF,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return false;
+        }
+        self.rwunlock_slow(dir)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rwunlock_slow(&self, dir: Dir) -> bool {
+        let lane = self.lane(dir);
+        let mut old = self.state.load(Ordering::Relaxed);
+        loop {
+            assert!(
+                old & lane.bit != 0 && old & REF_MASK != 0,
+                "FdMutex: {dir:?} unlock without the lock held ({old:#x})"
+            );
+            let mut new = (old & !lane.bit) - REF;
+            let wake = old & lane.mask != 0;
+            if wake {
+                new -= lane.wait;
+            }
+            match self
+                .state
+                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if wake {
+                        lane.sema.release(1);
+                    }
+                    return new & (CLOSED | REF_MASK) == CLOSED;
+                }
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    /// Go's `increfAndClose`: sets CLOSED and takes a reference (drop it with `decref` when
+    /// done), and wakes every lock waiter so it sees CLOSED. `Closed` if already closed.
+    pub(crate) fn close(&self) -> Result<(), Refused> {
+        let mut old = self.state.load(Ordering::Relaxed);
+        loop {
+            if old & CLOSED != 0 {
+                return Err(Refused::Closed);
+            }
+            if old & REF_MASK == REF_MASK {
+                return Err(Refused::TooMany);
+            }
+            let new = ((old | CLOSED) + REF) & !(RWAIT_MASK | WWAIT_MASK);
+            match self
+                .state
+                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.rsema.release((old & RWAIT_MASK) / RWAIT);
+                    self.wsema.release((old & WWAIT_MASK) / WWAIT);
+                    return Ok(());
+                }
+                Err(now) => old = now,
+            }
+        }
+    }
+}
+
+/// A counting semaphore whose waiters park (coroutines) or block (threads): Go's
+/// `runtime_Semacquire`/`Semrelease`, for lock waiters only, so it is off the fast path.
+///
+/// A permit given while nobody waits is kept for the next `acquire`; a waiter is granted one
+/// by being taken out of the queue, which it checks under the mutex after each wake-up
+/// (wake-ups may be spurious).
+struct Sema(Mutex<SemaState>);
+
+struct SemaState {
+    permits: u64,
+    waiters: VecDeque<Arc<Task>>,
+}
+
+impl Sema {
+    fn new() -> Sema {
+        Sema(Mutex::new(SemaState {
+            permits: 0,
+            waiters: VecDeque::new(),
+        }))
+    }
+
+    fn state(&self) -> MutexGuard<'_, SemaState> {
+        // Plain counters and a queue; no code panics while holding the lock.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn acquire(&self) {
+        let me = {
+            let mut s = self.state();
+            if s.permits > 0 {
+                s.permits -= 1;
+                return;
+            }
+            let me = current();
+            s.waiters.push_back(me.clone());
+            me
+        };
+        log::trace!("task {} waits for an fd lock", me.id);
+        loop {
+            park::park_current_until(&me, None, Wait::Sync);
+            // granted = a release took us out of the queue
+            if !self.state().waiters.iter().any(|t| Arc::ptr_eq(t, &me)) {
+                return;
+            }
+        }
+    }
+
+    /// Gives `n` permits: to queued waiters first (woken after the lock is dropped), the
+    /// rest kept for waiters still on their way.
+    fn release(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut woken = Vec::new();
+        {
+            let mut s = self.state();
+            for _ in 0..n {
+                match s.waiters.pop_front() {
+                    Some(t) => woken.push(t),
+                    None => s.permits += 1,
+                }
+            }
+        }
+        for t in woken {
+            t.unpark_owned();
+        }
+    }
+}
+
+#[cfg(test)]
+impl FdMutex {
+    fn refs(&self) -> u64 {
+        (self.state.load(Ordering::SeqCst) & REF_MASK) / REF
+    }
+
+    fn locked(&self, dir: Dir) -> bool {
+        self.state.load(Ordering::SeqCst) & self.lane(dir).bit != 0
+    }
+
+    fn waiting(&self, dir: Dir) -> u64 {
+        let lane = self.lane(dir);
+        (self.state.load(Ordering::SeqCst) & lane.mask) / lane.wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_fields_do_not_overlap_and_fill_the_word() {
+        let fields = [CLOSED, RLOCK, WLOCK, REF_MASK, RWAIT_MASK, WWAIT_MASK];
+        let mut all = 0u64;
+        for f in fields {
+            assert_eq!(all & f, 0, "field {f:#x} overlaps");
+            all |= f;
+        }
+        assert_eq!(all, u64::MAX);
+    }
+
+    #[test]
+    fn full_counts_refuse_with_an_error_instead_of_overflowing() {
+        let mu = FdMutex::new();
+        mu.state.store(REF_MASK, Ordering::SeqCst);
+        assert_eq!(mu.incref(), Err(Refused::TooMany));
+        assert_eq!(mu.rwlock(Dir::Read), Err(Refused::TooMany));
+        assert_eq!(mu.close(), Err(Refused::TooMany));
+        mu.state.store(WLOCK | REF | WWAIT_MASK, Ordering::SeqCst);
+        assert_eq!(mu.rwlock(Dir::Write), Err(Refused::TooMany));
+        let e = Refused::TooMany.into_error();
+        assert!(e.to_string().contains("too many"), "{e}");
+    }
+
+    #[test]
+    #[should_panic(expected = "FdMutex: Read unlock without the lock held")]
+    fn unlock_without_the_lock_is_a_named_bug() {
+        FdMutex::new().rwunlock(Dir::Read);
+    }
+
+    // ---- the word against a model, single-threaded ---------------------------------------
+
+    /// Calls that never have to wait (a held lock would park the only thread).
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Incref,
+        Decref,
+        Lock(Dir),
+        Unlock(Dir),
+        Close,
+    }
+
+    #[derive(Default)]
+    struct Model {
+        closed: bool,
+        /// Plain references (incref) and locks held, per direction.
+        plain: u64,
+        held: [bool; 2],
+        retired: u32,
+    }
+
+    impl Model {
+        fn refs(&self) -> u64 {
+            self.plain + self.held.iter().filter(|&&h| h).count() as u64
+        }
+    }
+
+    fn ix(dir: Dir) -> usize {
+        match dir {
+            Dir::Read => 0,
+            Dir::Write => 1,
+        }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let dir = prop_oneof![Just(Dir::Read), Just(Dir::Write)];
+        prop_oneof![
+            3 => Just(Op::Incref),
+            3 => Just(Op::Decref),
+            4 => dir.clone().prop_map(Op::Lock),
+            4 => dir.prop_map(Op::Unlock),
+            1 => Just(Op::Close),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Random start-call / end-call / close sequences: locks exclusive per direction,
+        /// nothing starts after close, and the socket is retired exactly once, when the last
+        /// reference leaves after close.
+        #[test]
+        fn the_word_follows_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+            let mu = FdMutex::new();
+            let mut m = Model::default();
+            for op in ops {
+                match op {
+                    Op::Incref => {
+                        let got = mu.incref();
+                        prop_assert_eq!(got.is_ok(), !m.closed, "{:?}", op);
+                        if got.is_ok() {
+                            m.plain += 1;
+                        }
+                    }
+                    Op::Decref if m.plain > 0 => {
+                        m.plain -= 1;
+                        if mu.decref() {
+                            m.retired += 1;
+                        }
+                    }
+                    Op::Decref => {}
+                    // the lock is held: taking it would park this thread for good
+                    Op::Lock(dir) if m.held[ix(dir)] && !m.closed => {}
+                    Op::Lock(dir) => {
+                        let got = mu.rwlock(dir);
+                        prop_assert_eq!(got.is_ok(), !m.closed, "{:?}", op);
+                        if got.is_ok() {
+                            m.held[ix(dir)] = true;
+                        }
+                    }
+                    Op::Unlock(dir) if m.held[ix(dir)] => {
+                        m.held[ix(dir)] = false;
+                        if mu.rwunlock(dir) {
+                            m.retired += 1;
+                        }
+                    }
+                    Op::Unlock(_) => {}
+                    Op::Close => {
+                        let got = mu.close();
+                        prop_assert_eq!(got.is_ok(), !m.closed, "{:?}", op);
+                        if got.is_ok() {
+                            m.closed = true;
+                            prop_assert_eq!(mu.refs(), m.refs() + 1, "close holds a reference");
+                            // dropped once close has unblocked everyone (`NetFd::close`)
+                            if mu.decref() {
+                                m.retired += 1;
+                            }
+                        }
+                    }
+                }
+                prop_assert_eq!(mu.is_closed(), m.closed);
+                prop_assert_eq!(mu.refs(), m.refs(), "after {:?}", op);
+                prop_assert_eq!(mu.locked(Dir::Read), m.held[0]);
+                prop_assert_eq!(mu.locked(Dir::Write), m.held[1]);
+                let want_retired = u32::from(m.closed && m.refs() == 0);
+                prop_assert_eq!(m.retired, want_retired, "after {:?}", op);
+            }
+        }
+    }
+
+    // ---- waiters, with real threads -------------------------------------------------------
+
+    /// Waits (generously) until `f` holds.
+    fn eventually(what: &str, f: impl Fn() -> bool) {
+        let limit = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < limit, "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn lock_waiters_serialise_and_all_get_through() {
+        let mu = Arc::new(FdMutex::new());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (mu, inside, done) = (mu.clone(), inside.clone(), done.clone());
+                thread::spawn(move || {
+                    for _ in 0..500 {
+                        mu.rwlock(Dir::Read).unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two readers");
+                        thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        assert!(!mu.rwunlock(Dir::Read));
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        // a writer is never held up by the readers
+        for _ in 0..100 {
+            mu.rwlock(Dir::Write).unwrap();
+            assert!(!mu.rwunlock(Dir::Write));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(done.load(Ordering::SeqCst), 4);
+        assert_eq!(
+            mu.state.load(Ordering::SeqCst),
+            0,
+            "all counts back to zero"
+        );
+    }
+
+    #[test]
+    fn close_wakes_every_lock_waiter_with_closed_and_the_holder_retires() {
+        let mu = Arc::new(FdMutex::new());
+        mu.rwlock(Dir::Write).unwrap();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let mu = mu.clone();
+                thread::spawn(move || mu.rwlock(Dir::Write))
+            })
+            .collect();
+        eventually("three write waiters", || mu.waiting(Dir::Write) == 3);
+        mu.close().unwrap();
+        assert_eq!(mu.close(), Err(Refused::Closed), "close twice");
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), Err(Refused::Closed));
+        }
+        assert_eq!(mu.waiting(Dir::Write), 0);
+        // close's own reference and the holder's: only the last one out retires
+        assert!(!mu.decref(), "the holder is still inside");
+        assert!(mu.rwunlock(Dir::Write), "last one out after close retires");
+        assert_eq!(mu.refs(), 0);
+        assert_eq!(mu.incref(), Err(Refused::Closed));
+    }
+
+    #[test]
+    fn lock_waiter_coroutine_parks_and_is_woken_by_unlock() {
+        crate::run(|| {
+            let mu = Arc::new(FdMutex::new());
+            mu.rwlock(Dir::Read).unwrap();
+            let m2 = mu.clone();
+            let h = crate::go(move || {
+                m2.rwlock(Dir::Read).unwrap();
+                m2.rwunlock(Dir::Read)
+            });
+            // the waiter is counted, and the worker is free to run us meanwhile
+            while mu.waiting(Dir::Read) == 0 {
+                crate::yield_now();
+            }
+            assert!(!mu.rwunlock(Dir::Read));
+            assert!(!h.join().unwrap());
+            assert_eq!(mu.state.load(Ordering::SeqCst), 0);
+        });
+    }
+}
