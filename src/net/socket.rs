@@ -10,7 +10,7 @@
 //! for the duration of the call, which is what every `// SAFETY:` below about "`fd` is open"
 //! rests on. New descriptors come back as `OwnedFd`, always nonblocking and close-on-exec.
 
-use std::ffi::{c_int, c_uint, OsStr};
+use std::ffi::{c_int, c_long, c_uint, OsStr};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::{self, size_of};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -413,16 +413,52 @@ pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: Shutdown) -> io::Result<()> {
     cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(drop)
 }
 
+// `recv` and `send` are every stream read's and write's syscall, so they enter the kernel
+// through `syscall(2)` instead of glibc's `recv`/`send`: those are pthread cancellation
+// points and bracket the call with enable/disable-cancellation bookkeeping (about 60
+// instructions per call under callgrind), which Rust programs never use — std does not
+// expose `pthread_cancel`. Go's runtime makes raw syscalls for the same reason. recvfrom and
+// sendto with a null address are what recv and send are, and exist on every Linux
+// architecture (recv and send do not on all). Integer arguments are widened to `c_long`
+// first: a variadic `int` leaves the register's upper half unspecified.
+
 /// Receives into `buf` (`recv(2)`); `Ok(0)` is end of stream.
 pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: c_int) -> io::Result<usize> {
-    // SAFETY: `fd` is open while borrowed; `buf` is writable for `buf.len()` bytes.
-    cvt_len(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) })
+    let (data, size) = (buf.as_mut_ptr(), buf.len());
+    let none = ptr::null_mut::<libc::sockaddr>();
+    // SAFETY: `fd` is open while borrowed; `buf` is writable for `size` bytes; a null address
+    // and length pointer ask for no sender address, as recv(2) does.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            c_long::from(fd.as_raw_fd()),
+            data,
+            size,
+            c_long::from(flags),
+            none,
+            ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    cvt_len(ret as isize)
 }
 
 /// Sends from `buf` (`send(2)`); pass [`SEND_FLAGS`] so a closed peer is `EPIPE`, not `SIGPIPE`.
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: c_int) -> io::Result<usize> {
-    // SAFETY: `fd` is open while borrowed; `buf` is readable for `buf.len()` bytes.
-    cvt_len(unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) })
+    let (data, size) = (buf.as_ptr(), buf.len());
+    // SAFETY: `fd` is open while borrowed; `buf` is readable for `size` bytes; a null address
+    // of length 0 sends on the connection, as send(2) does.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            c_long::from(fd.as_raw_fd()),
+            data,
+            size,
+            c_long::from(flags),
+            ptr::null::<libc::sockaddr>(),
+            0 as c_long,
+        )
+    };
+    cvt_len(ret as isize)
 }
 
 /// Receives one datagram into `buf` with its sender's address (`recvfrom(2)`).
