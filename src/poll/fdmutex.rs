@@ -36,7 +36,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::desc::Dir;
 use crate::runtime::park::{self, current};
@@ -74,44 +74,56 @@ impl Refused {
 }
 
 /// The lifetime word and the two lock semaphores. See the module comment.
+///
+/// The semaphores are made on first contention: every call reads `state`, which shares a
+/// cache line with the rest of the socket's hot fields only if the ~100 bytes of two idle
+/// semaphores are not in between (with a thousand connections each request's lines come
+/// from memory, so every line counts).
 pub(crate) struct FdMutex {
     state: AtomicU64,
-    rsema: Sema,
-    wsema: Sema,
+    semas: OnceLock<Box<[Sema; 2]>>,
 }
 
-/// A direction's lock bit, one waiter in its count, the count's mask and its semaphore.
-struct Lane<'a> {
+/// A direction's lock bit, one waiter in its count, and the count's mask.
+struct Lane {
     bit: u64,
     wait: u64,
     mask: u64,
-    sema: &'a Sema,
 }
 
 impl FdMutex {
     pub(crate) fn new() -> FdMutex {
         FdMutex {
             state: AtomicU64::new(0),
-            rsema: Sema::new(),
-            wsema: Sema::new(),
+            semas: OnceLock::new(),
         }
     }
 
     #[inline]
-    fn lane(&self, dir: Dir) -> Lane<'_> {
+    fn lane(&self, dir: Dir) -> Lane {
         match dir {
             Dir::Read => Lane {
                 bit: RLOCK,
                 wait: RWAIT,
                 mask: RWAIT_MASK,
-                sema: &self.rsema,
             },
             Dir::Write => Lane {
                 bit: WLOCK,
                 wait: WWAIT,
                 mask: WWAIT_MASK,
-                sema: &self.wsema,
             },
+        }
+    }
+
+    /// `dir`'s semaphore, made on first use (waiter and waker both come here, so they meet
+    /// at the same one).
+    fn sema(&self, dir: Dir) -> &Sema {
+        let semas = self
+            .semas
+            .get_or_init(|| Box::new([Sema::new(), Sema::new()]));
+        match dir {
+            Dir::Read => &semas[0],
+            Dir::Write => &semas[1],
         }
     }
 
@@ -202,7 +214,7 @@ impl FdMutex {
                 Ok(_) if free => return Ok(()),
                 Ok(_) => {
                     // counted as a waiter: an unlock or close uncounts us and wakes us
-                    lane.sema.acquire();
+                    self.sema(dir).acquire();
                     old = self.state.load(Ordering::Relaxed);
                 }
                 Err(now) => old = now,
@@ -256,7 +268,7 @@ impl FdMutex {
             {
                 Ok(_) => {
                     if wake {
-                        lane.sema.release(1);
+                        self.sema(dir).release(1);
                     }
                     return new & (CLOSED | REF_MASK) == CLOSED;
                 }
@@ -282,8 +294,14 @@ impl FdMutex {
                 .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    self.rsema.release((old & RWAIT_MASK) / RWAIT);
-                    self.wsema.release((old & WWAIT_MASK) / WWAIT);
+                    for (dir, waiters) in [
+                        (Dir::Read, (old & RWAIT_MASK) / RWAIT),
+                        (Dir::Write, (old & WWAIT_MASK) / WWAIT),
+                    ] {
+                        if waiters > 0 {
+                            self.sema(dir).release(waiters);
+                        }
+                    }
                     return Ok(());
                 }
                 Err(now) => old = now,

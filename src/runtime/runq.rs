@@ -68,6 +68,11 @@ impl<T> RunQueue<T> {
         self.queue.extend(items);
     }
 
+    /// What `pop(false)` would return next, left in place (for prefetching).
+    pub(crate) fn peek(&self) -> Option<&T> {
+        self.runnext.as_ref().or_else(|| self.queue.front())
+    }
+
     /// The next item to run. `fair` (once every [`FAIRNESS_TICK`] rounds) lets the queue's
     /// head go before `runnext`, which then moves to the back.
     pub(crate) fn pop(&mut self, fair: bool) -> Option<T> {
