@@ -73,6 +73,17 @@ impl Refused {
     }
 }
 
+/// Why no reference can be taken in state `old` (closed, or the count is full), if so.
+fn no_reference(old: u64) -> Option<Refused> {
+    if old & CLOSED != 0 {
+        Some(Refused::Closed)
+    } else if old & REF_MASK == REF_MASK {
+        Some(Refused::TooMany)
+    } else {
+        None
+    }
+}
+
 /// The lifetime word and the two lock semaphores. See the module comment.
 ///
 /// The semaphores are made on first contention: every call reads `state`, which shares a
@@ -140,11 +151,8 @@ impl FdMutex {
     pub(crate) fn incref(&self) -> Result<(), Refused> {
         let mut old = self.state.load(Ordering::Relaxed);
         loop {
-            if old & CLOSED != 0 {
-                return Err(Refused::Closed);
-            }
-            if old & REF_MASK == REF_MASK {
-                return Err(Refused::TooMany);
+            if let Some(why) = no_reference(old) {
+                return Err(why);
             }
             match self.state.compare_exchange_weak(
                 old,
@@ -282,11 +290,8 @@ impl FdMutex {
     pub(crate) fn close(&self) -> Result<(), Refused> {
         let mut old = self.state.load(Ordering::Relaxed);
         loop {
-            if old & CLOSED != 0 {
-                return Err(Refused::Closed);
-            }
-            if old & REF_MASK == REF_MASK {
-                return Err(Refused::TooMany);
+            if let Some(why) = no_reference(old) {
+                return Err(why);
             }
             let new = ((old | CLOSED) + REF) & !(RWAIT_MASK | WWAIT_MASK);
             match self
