@@ -83,12 +83,12 @@ impl Task {
                 worker::schedule(self.clone());
             }
             PARKED_THREAD => match &self.home {
-                Home::Thread { thread, .. } => thread.unpark(),
+                Home::Thread(t) => t.thread.unpark(),
                 Home::Coroutine { .. } => unreachable!("coroutine token PARKED_THREAD"),
             },
             PARKED_POLL => match &self.home {
-                Home::Thread { wakefd, .. } => {
-                    if let Some(fd) = wakefd.get() {
+                Home::Thread(t) => {
+                    if let Some(fd) = t.wakefd.get() {
                         crate::poll::epoll::eventfd_signal(fd.as_fd());
                     }
                 }
@@ -155,7 +155,7 @@ pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, wh
     );
     match task.home {
         Home::Coroutine { .. } => park_coroutine(task, deadline, why),
-        Home::Thread { .. } => park_thread(task, deadline, why),
+        Home::Thread(_) => park_thread(task, deadline, why),
     }
 }
 
@@ -204,9 +204,10 @@ fn park_thread(task: &Task, deadline: Option<Instant>, why: Wait) {
 /// Coroutines never call this: they wait through the netpoller (`poll::desc`).
 pub(crate) fn park_thread_fd(fd: BorrowedFd<'_>, events: i16, deadline: Option<Instant>) -> bool {
     THREAD_TASK.with(|task| {
-        let Home::Thread { wakefd, .. } = &task.home else {
+        let Home::Thread(t) = &task.home else {
             unreachable!("thread task with a coroutine home")
         };
+        let wakefd = &t.wakefd;
         let wake = match wakefd.get() {
             Some(w) => w,
             None => match crate::poll::epoll::eventfd() {

@@ -19,29 +19,40 @@ use super::worker::{self, NewTask};
 /// No lock: each cell has one owner at a time, and `state` hands the result and the joiner's
 /// record across.
 ///
-/// | field    | written by                         | read by                                    |
-/// |----------|------------------------------------|--------------------------------------------|
-/// | `f`      | `Packet::new`                      | `Body::run`, once (it takes it)            |
-/// | `result` | `Body::run`, before `state` = DONE | the joiner, after it saw DONE              |
-/// | `waiter` | the joiner, while `state` = RUNNING | `complete`, after its swap saw WAITING   |
+/// | field    | written by                               | read by                              |
+/// |----------|------------------------------------------|--------------------------------------|
+/// | `stage`  | `new` (the closure), `Body::run` (takes  | the joiner, after it saw DONE        |
+/// |          | it; stores the result before DONE)       |                                      |
+/// | `waiter` | the joiner, while `state` = RUNNING      | `complete`, after its swap saw WAITING |
+///
+/// The closure and the result never exist at once, so they share `stage`: a packet (one per
+/// coroutine, alive as long as it is) is as large as the larger of the two, not their sum.
 ///
 /// `state` goes RUNNING → DONE (finished, nobody waiting yet) or RUNNING → WAITING (a joiner
 /// is parked, its record is in `waiter`) → DONE; the swap to DONE tells the finisher whether it
 /// owes the joiner an unpark.
 struct Packet<T, F> {
     state: AtomicU8,
-    f: UnsafeCell<Option<F>>,
-    result: UnsafeCell<Option<thread::Result<T>>>,
+    stage: UnsafeCell<Stage<T, F>>,
     waiter: UnsafeCell<Option<Arc<Task>>>,
+}
+
+enum Stage<T, F> {
+    /// Not started: the closure.
+    Pending(F),
+    /// Running, or its result already taken.
+    Empty,
+    /// Finished: the closure's result or panic.
+    Done(thread::Result<T>),
 }
 
 const RUNNING: u8 = 0;
 const WAITING: u8 = 1;
 const DONE: u8 = 2;
 
-// SAFETY: the cells are never accessed by two threads at once (see the table above): `f` only
-// by the one `Body::run` call, `result` by `run` before the Release swap to DONE and by the
-// joiner after its Acquire load of DONE, `waiter` by the joiner before its Release CAS to
+// SAFETY: the cells are never accessed by two threads at once (see the table above): `stage`
+// by the one `Body::run` call until its Release swap to DONE and by the joiner after its
+// Acquire load of DONE, `waiter` by the joiner before its Release CAS to
 // WAITING and by the finisher after its AcqRel swap read WAITING. What crosses threads is `F`
 // (moved to the worker) and `T` and the `Arc<Task>` (moved to the joiner), all `Send`.
 unsafe impl<T: Send, F: Send> Sync for Packet<T, F> {}
@@ -52,17 +63,16 @@ impl<T, F> Packet<T, F> {
     fn new(f: F) -> Arc<Packet<T, F>> {
         Arc::new(Packet {
             state: AtomicU8::new(RUNNING),
-            f: UnsafeCell::new(Some(f)),
-            result: UnsafeCell::new(None),
+            stage: UnsafeCell::new(Stage::Pending(f)),
             waiter: UnsafeCell::new(None),
         })
     }
 
     /// Stores the result and wakes the joiner if one is parked.
     fn complete(&self, r: thread::Result<T>) {
-        // SAFETY: only `run` writes `result`, before the swap below publishes it; the joiner
-        // reads it only after seeing DONE.
-        unsafe { *self.result.get() = Some(r) };
+        // SAFETY: `run` owns `stage` until the swap below publishes it; the joiner reads it
+        // only after seeing DONE.
+        unsafe { *self.stage.get() = Stage::Done(r) };
         if self.state.swap(DONE, Ordering::AcqRel) == WAITING {
             // SAFETY: WAITING means the joiner stored its record before its Release CAS (which
             // our Acquire swap read) and leaves the cell alone from then on.
@@ -90,8 +100,12 @@ where
     T: Send,
 {
     fn run(self: Arc<Self>, failed: Option<io::Error>) {
-        // SAFETY: `run` is called once per packet (see `Body`) and nothing else touches `f`.
-        let f = unsafe { (*self.f.get()).take() };
+        // SAFETY: `run` is called once per packet (see `Body`), and until it publishes DONE
+        // nothing else touches `stage`.
+        let f = match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Empty) } {
+            Stage::Pending(f) => Some(f),
+            _ => None,
+        };
         let r = match (failed, f) {
             (None, Some(f)) => panic::catch_unwind(AssertUnwindSafe(f)),
             (Some(e), f) => {
@@ -136,8 +150,11 @@ where
                 Err(_) => drop(unsafe { (*self.waiter.get()).take() }),
             }
         }
-        // SAFETY: DONE, read with Acquire, publishes `result`, and we are the only joiner.
-        unsafe { (*self.result.get()).take() }.expect("a finished coroutine left its result")
+        // SAFETY: DONE, read with Acquire, publishes `stage`, and we are the only joiner.
+        match unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Empty) } {
+            Stage::Done(r) => r,
+            _ => unreachable!("a finished coroutine left no result"),
+        }
     }
 
     fn is_done(&self) -> bool {
@@ -210,7 +227,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
             .field("id", &self.task.id)
-            .field("name", &self.task.name)
+            .field("name", &self.task.name())
             .field("finished", &self.is_finished())
             .finish()
     }
@@ -248,7 +265,7 @@ impl Coroutine {
     /// assert_eq!(anon.join().unwrap(), None);
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.0.name.as_deref()
+        self.0.name()
     }
 
     /// Wakes the coroutine if it is blocked in [`park`](crate::park), or makes its next
@@ -269,7 +286,7 @@ impl fmt::Debug for Coroutine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Coroutine")
             .field("id", &self.0.id)
-            .field("name", &self.0.name)
+            .field("name", &self.0.name())
             .finish()
     }
 }

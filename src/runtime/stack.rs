@@ -111,8 +111,14 @@ impl Stack {
 
     /// Address range of the guard page, just below the usable bytes, starting at `limit()`.
     pub(crate) fn guard(&self) -> Range<usize> {
-        self.limit.get()..self.limit.get() + page_size()
+        guard_at(self.limit.get())
     }
+}
+
+/// The guard page that starts at `start` (a [`Stack::guard`]'s start, kept instead of the
+/// range where every byte per coroutine counts).
+pub(crate) fn guard_at(start: usize) -> Range<usize> {
+    start..start + page_size()
 }
 
 impl Drop for Stack {

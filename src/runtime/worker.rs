@@ -16,7 +16,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::mem::size_of;
-use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -46,17 +45,20 @@ pub(crate) enum Suspend {
 
 type Coro = Coroutine<(), Suspend, (), Stack>;
 
-/// A started coroutine as its worker holds it.
+/// What a coroutine's body keeps in its own frame, at the top of its stack, for its whole
+/// life: its `Yielder` and its own `Arc<Task>`.
+struct Frame {
+    yielder: *const Yielder<(), Suspend>,
+    me: Arc<Task>,
+}
+
+/// A started coroutine as its worker holds it (one per parked coroutine: kept small).
 struct Slot {
     co: Coro,
-    /// The coroutine's `Yielder`, which lives at the top of its own stack for its whole life.
-    /// Null until the first resume records it.
-    yielder: *const Yielder<(), Suspend>,
-    /// The coroutine's own `Arc<Task>`, kept in its body's frame (so at the top of its stack)
-    /// for its whole life; recorded on first resume like `yielder`.
-    me: *const Arc<Task>,
-    /// The guard page of its stack, for the overflow handler.
-    guard: Range<usize>,
+    /// Its body's `Frame`; null until the first resume records it.
+    frame: *const Frame,
+    /// The start of its stack's guard page, for the overflow handler.
+    guard: usize,
     /// Roughly where its stack pointer was when it last suspended (0: never): the deepest
     /// frame its resume returns through, for `prefetch`.
     sp: usize,
@@ -94,6 +96,18 @@ fn drop1(c: &AtomicU64) {
         c.load(Ordering::Relaxed).saturating_sub(1),
         Ordering::Relaxed,
     );
+}
+
+/// Unstarted coroutines a `fresh` queue keeps room for once it has emptied.
+const FRESH_KEPT: usize = 256;
+
+/// Gives back the memory of a burst of spawns once the queue has emptied: a coroutine that
+/// spawns a million others before it parks queues a million `NewTask`s (56 MB), and a
+/// `VecDeque` never shrinks by itself.
+fn release_burst(q: &mut VecDeque<NewTask>) {
+    if q.is_empty() && q.capacity() > FRESH_KEPT {
+        q.shrink_to(FRESH_KEPT);
+    }
 }
 
 /// A started coroutine's record in `Shared::live`, without a reference count of its own: the
@@ -180,6 +194,7 @@ impl Shared {
         // Only a push must be seen by a worker going to sleep (see `sleep`); after a pop
         // the count is a hint for stealers, who take the lock before trusting it.
         self.fresh_len.store(q.len(), Ordering::Relaxed);
+        release_burst(&mut q);
         t
     }
 
@@ -216,6 +231,7 @@ impl Shared {
         let n = q.len().div_ceil(2);
         into.extend(q.drain(..n));
         self.fresh_len.store(q.len(), Ordering::Relaxed);
+        release_burst(&mut q);
         n
     }
 
@@ -263,11 +279,10 @@ pub(crate) struct Local {
     coros: RefCell<Vec<Option<Slot>>>,
     timers: RefCell<Timers<Action>>,
     stacks: RefCell<StackPool>,
-    /// The coroutine running now (its own `Arc<Task>`, on its stack; null between resumes)
-    /// and its yielder: set around each resume. A pointer, not a clone, so a resume and a
-    /// park cost no reference-count traffic.
-    current: Cell<*const Arc<Task>>,
-    yielder: Cell<*const Yielder<(), Suspend>>,
+    /// The running coroutine's `Frame` (its yielder and its own `Arc<Task>`, on its stack;
+    /// null between resumes): set around each resume. A pointer, not a clone, so a resume
+    /// and a park cost no reference-count traffic.
+    frame: Cell<*const Frame>,
     /// Set by `suspend` to an address in its own frame; `resume` moves it into the slot.
     suspended_sp: Cell<usize>,
     tick: Cell<u32>,
@@ -304,17 +319,17 @@ pub(crate) fn current_task() -> Option<Arc<Task>> {
 /// coroutine. `f` may park: the record lives in the coroutine's body frame, on the stack
 /// that is suspended along with `f`.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<Task>) -> R) -> Option<R> {
-    let p = with_local(|l| l.current.get()).filter(|p| !p.is_null())?;
-    // SAFETY: a non-null `current` points at the running coroutine's `me` (see `start`), a
-    // local of its body frame that lives until the body returns; we are inside that body
-    // (the pointer is cleared whenever the worker runs anything else), and the coroutine only
+    let p = with_local(|l| l.frame.get()).filter(|p| !p.is_null())?;
+    // SAFETY: a non-null `frame` points at the running coroutine's `Frame` (see `start`), a
+    // local of its body that lives until the body returns; we are inside that body (the
+    // pointer is cleared whenever the worker runs anything else), and the coroutine only
     // ever runs on this thread, so the frame stays put for as long as `f` borrows it.
-    Some(f(unsafe { &*p }))
+    Some(f(unsafe { &(*p).me }))
 }
 
 /// True when called from inside a coroutine.
 pub(crate) fn in_coroutine() -> bool {
-    with_local(|l| !l.current.get().is_null()).unwrap_or(false)
+    with_local(|l| !l.frame.get().is_null()).unwrap_or(false)
 }
 
 /// The netpoller of this thread's worker (where a coroutine registers an fd on first park).
@@ -369,16 +384,16 @@ fn suspend(how: Suspend, why: Wait) {
         Suspend::Park => bump(&c.parked_other),
         Suspend::Yield => {}
     }
-    let y = l.yielder.get();
-    assert!(!y.is_null(), "suspend outside a coroutine");
+    let frame = l.frame.get();
+    assert!(!frame.is_null(), "suspend outside a coroutine");
     let here = 0u8;
     l.suspended_sp
         .set(std::hint::black_box(&here) as *const u8 as usize);
-    // SAFETY: `y` is the running coroutine's `Yielder`, recorded by its body on first entry
-    // and restored by `Local::resume` before every resume. The Yielder lives on that
-    // coroutine's stack, which is the stack we are executing on, so it is alive; and it is
-    // used on the thread that resumed it, as corosensei requires.
-    unsafe { (*y).suspend(how) };
+    // SAFETY: `frame` is the running coroutine's `Frame`, recorded by its body on first entry
+    // and restored by `Local::resume` before every resume; it and the `Yielder` it points to
+    // live on that coroutine's stack, which is the stack we are executing on, so both are
+    // alive; and the yielder is used on the thread that resumed it, as corosensei requires.
+    unsafe { (*(*frame).yielder).suspend(how) };
     // Still the same worker (`l`): a started coroutine never changes threads.
     if matches!(how_kind(why), Some(true)) {
         drop1(&c.parked_io);
@@ -460,8 +475,7 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) {
         coros: RefCell::new(Vec::new()),
         timers: RefCell::new(Timers::new()),
         stacks: RefCell::new(StackPool::new(STACKS_CACHED)),
-        current: Cell::new(ptr::null()),
-        yielder: Cell::new(ptr::null()),
+        frame: Cell::new(ptr::null()),
         suspended_sp: Cell::new(0),
         tick: Cell::new(0),
         searching: Cell::new(false),
@@ -566,15 +580,15 @@ impl Local {
     /// some 1.5 KiB of frames (echo: read → wait → park → suspend); fetched on demand, that
     /// is a cache miss per line, one after another.
     fn prefetch(&self, task: &Task) {
-        let Home::Coroutine { key, .. } = &task.home else {
+        if !matches!(task.home, Home::Coroutine { .. }) {
             return;
-        };
+        }
         // Its record (state, token) and its slot in `coros` are touched first.
         let record = task as *const Task as usize;
         prefetch_line(record);
         prefetch_line(record + size_of::<Task>() - 1);
         let coros = self.coros.borrow();
-        let Some(Some(slot)) = coros.get(key.load(Ordering::Relaxed)) else {
+        let Some(Some(slot)) = coros.get(task.key()) else {
             return;
         };
         let at = slot as *const Slot as usize;
@@ -584,8 +598,8 @@ impl Local {
             return;
         }
         // From just below the suspended frame (the switch saved registers there) up to the
-        // body's frame where the yielder lives, at most 4 KiB.
-        let top = (slot.yielder as usize).clamp(slot.sp, slot.sp + 4096);
+        // body's `Frame`, at most 4 KiB.
+        let top = (slot.frame as usize).clamp(slot.sp, slot.sp + 4096);
         let mut line = (slot.sp - 256) & !63;
         while line < top {
             prefetch_line(line);
@@ -724,28 +738,22 @@ impl Local {
                 return;
             }
         };
-        let guard = stack.guard();
+        let guard = stack.guard().start;
         let key = {
             let mut live = lock(&self.shared.live);
             live.insert(LiveTask(Arc::as_ptr(&task)))
         };
-        if let Home::Coroutine { worker, key: k } = &task.home {
-            k.store(key, Ordering::Relaxed);
-            worker.store(self.shared.index, Ordering::Release);
-        }
+        task.started(self.shared.index, key);
         let me = task.clone();
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
             // Record where our yielder and our own record live, so `suspend` and
             // `with_current` can find them; both stay in this frame until the body returns.
-            let me = me;
+            let frame = Frame { yielder: y, me };
             let _registered = Registered(key);
-            with_local(|l| {
-                l.yielder.set(y as *const _);
-                l.current.set(&me as *const _);
-            });
+            with_local(|l| l.frame.set(&frame));
             body.run(None);
-            // Nothing may look at `current` once `me` is gone: clear it first.
-            with_local(|l| l.current.set(ptr::null()));
+            // Nothing may look at `frame` once it is gone: clear it first.
+            with_local(|l| l.frame.set(ptr::null()));
         });
         {
             let mut coros = self.coros.borrow_mut();
@@ -754,8 +762,7 @@ impl Local {
             }
             coros[key] = Some(Slot {
                 co,
-                yielder: ptr::null(),
-                me: ptr::null(),
+                frame: ptr::null(),
                 guard,
                 sp: 0,
             });
@@ -772,10 +779,7 @@ impl Local {
 
     /// Runs `task` until it parks, yields or returns.
     fn resume(&self, task: Arc<Task>) {
-        let key = match &task.home {
-            Home::Coroutine { key, .. } => key.load(Ordering::Relaxed),
-            Home::Thread { .. } => unreachable!("a thread in a run queue"),
-        };
+        let key = task.key();
         task.set_state(State::Running);
         bump(&self.shared.counters.switches);
         let result = {
@@ -787,15 +791,13 @@ impl Local {
             let slot = coros[key]
                 .as_mut()
                 .unwrap_or_else(|| panic!("coroutine {} resumed after it finished", task.id));
-            self.yielder.set(slot.yielder);
-            self.current.set(slot.me);
+            self.frame.set(slot.frame);
             // SAFETY: `task` (which owns the name) is kept alive by our local `task` until
             // after `leave()`.
-            unsafe { stack::enter(slot.guard.clone(), task.id, task.name.as_deref()) };
+            unsafe { stack::enter(stack::guard_at(slot.guard), task.id, task.name()) };
             let result = panic::catch_unwind(AssertUnwindSafe(|| slot.co.resume(())));
             stack::leave();
-            slot.yielder = self.yielder.replace(ptr::null());
-            slot.me = self.current.replace(ptr::null());
+            slot.frame = self.frame.replace(ptr::null());
             slot.sp = self.suspended_sp.replace(0);
             result
         };
