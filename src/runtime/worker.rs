@@ -739,10 +739,9 @@ impl Local {
             }
         };
         let guard = stack.guard().start;
-        let key = {
-            let mut live = lock(&self.shared.live);
-            live.insert(LiveTask(Arc::as_ptr(&task)))
-        };
+        // Only this worker inserts into its `live`, so the key stays free until we insert
+        // below — after the coroutine (whose body removes the entry) exists.
+        let key = lock(&self.shared.live).vacant_key();
         task.started(self.shared.index, key);
         let me = task.clone();
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
@@ -755,6 +754,11 @@ impl Local {
             // Nothing may look at `frame` once it is gone: clear it first.
             with_local(|l| l.frame.set(ptr::null()));
         });
+        let inserted = lock(&self.shared.live).insert(LiveTask(Arc::as_ptr(&task)));
+        debug_assert_eq!(
+            inserted, key,
+            "another thread inserted into a worker's live table"
+        );
         {
             let mut coros = self.coros.borrow_mut();
             if coros.len() <= key {
