@@ -739,9 +739,11 @@ impl Local {
             }
         };
         let guard = stack.guard().start;
-        // Only this worker inserts into its `live`, so the key stays free until we insert
-        // below — after the coroutine (whose body removes the entry) exists.
-        let key = lock(&self.shared.live).vacant_key();
+        // The `live` entry is made only once the coroutine (whose body removes it) exists;
+        // the lock is held meanwhile, which costs nothing extra: creating it writes a few words.
+        let mut live = lock(&self.shared.live);
+        let entry = live.vacant_entry();
+        let key = entry.key();
         task.started(self.shared.index, key);
         let me = task.clone();
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), Suspend>, ()| {
@@ -754,11 +756,8 @@ impl Local {
             // Nothing may look at `frame` once it is gone: clear it first.
             with_local(|l| l.frame.set(ptr::null()));
         });
-        let inserted = lock(&self.shared.live).insert(LiveTask(Arc::as_ptr(&task)));
-        debug_assert_eq!(
-            inserted, key,
-            "another thread inserted into a worker's live table"
-        );
+        entry.insert(LiveTask(Arc::as_ptr(&task)));
+        drop(live);
         {
             let mut coros = self.coros.borrow_mut();
             if coros.len() <= key {
