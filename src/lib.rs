@@ -72,6 +72,27 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("coronet runs on Linux only (epoll, eventfd)");
 
+/// `log::trace!` for the per-request paths (park, unpark, a wait on an fd, an epoll wake).
+///
+/// The message is formatted in a separate, never-inlined function, so the caller's stack frame
+/// does not reserve room for `fmt::Arguments` it almost never builds: those frames are what a
+/// woken coroutine walks back through, and with a thousand connections every line of them is a
+/// cache miss (`docs/benchmarks.md`, section 2). Same output as `log::trace!`.
+macro_rules! hot_trace {
+    ($($arg:tt)+) => {
+        if log::log_enabled!(log::Level::Trace) {
+            $crate::cold_log(|| log::trace!($($arg)+));
+        }
+    };
+}
+
+/// Runs a logging closure out of line; see `hot_trace!`.
+#[cold]
+#[inline(never)]
+pub(crate) fn cold_log(emit: impl FnOnce()) {
+    emit()
+}
+
 pub mod chan;
 pub mod context;
 pub mod io;

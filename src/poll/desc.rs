@@ -339,7 +339,7 @@ impl PollDesc {
             let err = self.check(dir, call).err();
             if err.is_none() {
                 // 4. park; the timer (if any) unparks us at the deadline
-                log::trace!(
+                hot_trace!(
                     "park coroutine {} on fd {} {:?}",
                     me.id,
                     fd.as_raw_fd(),

@@ -208,7 +208,7 @@ impl NetFd {
                 && !self.user_nonblocking.load(Ordering::Relaxed)
                 && self.desc.registration().is_some()
             {
-                log::trace!(
+                hot_trace!(
                     "fd {}: drained by the last read, waiting for an event before recv",
                     self.fd
                 );

@@ -139,7 +139,7 @@ impl Poller {
         if n == 0 {
             return Ok(0);
         }
-        log::trace!("epoll wake: {n} event(s)");
+        hot_trace!("epoll wake: {n} event(s)");
         // Collect under the lock, wake after it.
         let mut woken = WOKEN.take();
         {

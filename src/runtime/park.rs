@@ -72,13 +72,13 @@ impl Task {
     /// Safe from any thread, any number of times.
     pub(crate) fn unpark(self: &Arc<Self>) {
         match self.token.0.swap(NOTIFIED, Ordering::AcqRel) {
-            EMPTY => log::trace!(
+            EMPTY => hot_trace!(
                 "unpark task {}: not parked, its next park returns at once",
                 self.id
             ),
             NOTIFIED => {}
             PARKED => {
-                log::trace!("unpark coroutine {}", self.id);
+                hot_trace!("unpark coroutine {}", self.id);
                 self.set_state(State::Runnable);
                 worker::schedule(self.clone());
             }
@@ -112,7 +112,7 @@ impl Task {
             .compare_exchange(PARKED, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
-                log::trace!("unpark coroutine {}", self.id);
+                hot_trace!("unpark coroutine {}", self.id);
                 self.set_state(State::Runnable);
                 worker::schedule(self);
             }
@@ -165,7 +165,7 @@ fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
     }
     let timer = deadline.map(|d| worker::arm_timer(d, task.clone()));
     task.set_wait(why, -1);
-    log::trace!("park coroutine {} ({:?})", task.id, why);
+    hot_trace!("park coroutine {} ({:?})", task.id, why);
     worker::suspend_parked(task, why);
     task.set_wait(Wait::None, -1);
     task.token.end_park();
