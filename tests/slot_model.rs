@@ -70,7 +70,11 @@
 //!   while the coroutine is suspended and is cancelled when the park ends; poll(2) returns
 //!   once the fd is readable, the eventfd is non-zero or the deadline passed.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+#[path = "util/explore.rs"]
+mod explore;
+use explore::Report;
 
 /// The read slot (desc.rs:54-55 `EMPTY`, `READY`; any other value is a task pointer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -311,7 +315,7 @@ struct State {
 }
 
 /// One move of one actor, or a broken property.
-type Step = Result<(String, State), String>;
+type Step = explore::Step<State>;
 
 struct Model {
     flavour: Flavour,
@@ -842,79 +846,6 @@ fn final_state(s: &State) -> Result<String, String> {
     Ok(outcome.join(", "))
 }
 
-/// What a search found.
-#[derive(Debug, Default)]
-struct Report {
-    states: usize,
-    finals: usize,
-    /// Complete interleavings (paths from the start to a final state).
-    interleavings: u128,
-    /// How the reader's calls ended, over all final states.
-    outcomes: BTreeSet<String>,
-}
-
-/// Visits every reachable state; Err carries the first broken property and the trace to it.
-fn explore(model: &Model, start: State) -> Result<Report, String> {
-    struct Search<'a> {
-        model: &'a Model,
-        /// Completed states and how many interleavings run from each to an end.
-        done: HashMap<State, u128>,
-        on_path: HashSet<State>,
-        trace: Vec<String>,
-        finals: usize,
-        outcomes: BTreeSet<String>,
-    }
-
-    impl Search<'_> {
-        fn visit(&mut self, s: &State) -> Result<u128, String> {
-            if let Some(&n) = self.done.get(s) {
-                return Ok(n);
-            }
-            if !self.on_path.insert(s.clone()) {
-                return Err(self.fail("livelock: the interleaving can cycle forever"));
-            }
-            invariants(s).map_err(|e| self.fail(&e))?;
-            let steps = self.model.steps(s);
-            let mut paths = 0u128;
-            if steps.is_empty() {
-                self.finals += 1;
-                let outcome = final_state(s).map_err(|e| self.fail(&e))?;
-                self.outcomes.insert(outcome);
-                paths = 1;
-            }
-            for step in steps {
-                let (what, next) = step.map_err(|e| self.fail(&e))?;
-                self.trace.push(what);
-                paths += self.visit(&next)?;
-                self.trace.pop();
-            }
-            self.on_path.remove(s);
-            self.done.insert(s.clone(), paths);
-            Ok(paths)
-        }
-
-        fn fail(&self, why: &str) -> String {
-            format!("{why}\n  after:\n    {}", self.trace.join("\n    "))
-        }
-    }
-
-    let mut search = Search {
-        model,
-        done: HashMap::new(),
-        on_path: HashSet::new(),
-        trace: Vec::new(),
-        finals: 0,
-        outcomes: BTreeSet::new(),
-    };
-    let interleavings = search.visit(&start)?;
-    Ok(Report {
-        states: search.done.len(),
-        finals: search.finals,
-        interleavings,
-        outcomes: search.outcomes,
-    })
-}
-
 /// What races the reader.
 #[derive(Clone, Copy, Debug)]
 enum Who {
@@ -1078,7 +1009,12 @@ fn start(flavour: Flavour, deadline: Dl, who: &[Who]) -> State {
 
 fn check(protocol: Protocol, flavour: Flavour, lineup: &Lineup) -> Result<Report, String> {
     let model = Model { flavour, protocol };
-    explore(&model, start(flavour, lineup.deadline, lineup.who))
+    explore::explore(
+        start(flavour, lineup.deadline, lineup.who),
+        |s| model.steps(s),
+        invariants,
+        final_state,
+    )
 }
 
 #[test]
