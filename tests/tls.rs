@@ -198,41 +198,66 @@ fn tls_echo_echoes_a_512_kib_message_to_a_rustls_client_on_a_plain_thread() {
     server.assert_alive();
 }
 
+/// Runs `n` client coroutines: each opens its session with `open`; all wait until every one
+/// has (so the server holds `n` sessions at once) — also one whose `open` failed, so the others
+/// do not wait forever — and then each goes on with `talk`. A failed open or a client's panic
+/// fails the test, naming the client.
+fn clients_all_open_at_once<C, O, T>(n: usize, open: O, talk: T)
+where
+    C: 'static,
+    O: Fn(usize) -> Result<C, String> + Send + Sync + 'static,
+    T: Fn(usize, C) + Send + Sync + 'static,
+{
+    coronet::run(move || {
+        let all_open = Arc::new(Barrier::new(n));
+        let (open, talk) = (Arc::new(open), Arc::new(talk));
+        let clients: Vec<_> = (0..n)
+            .map(|id| {
+                let (all_open, open, talk) = (all_open.clone(), open.clone(), talk.clone());
+                coronet::go(move || {
+                    let opened = open(id);
+                    all_open.wait();
+                    let session = opened.unwrap_or_else(|e| panic!("client {id}: {e}"));
+                    talk(id, session);
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        }
+    });
+}
+
 #[test]
 fn tls_echo_serves_100_concurrent_rustls_clients_in_coroutines() {
     const CLIENTS: usize = 100;
     let mut server = Server::start("tls_echo");
     let addr = server.addr.clone();
-    coronet::run(move || {
-        // every client finishes its handshake and one echo before any goes on, so the server
-        // holds all 100 TLS sessions open at once
-        let all_open = Arc::new(Barrier::new(CLIENTS));
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|id| {
-                let (addr, all_open) = (addr.clone(), all_open.clone());
-                coronet::go(move || -> io::Result<()> {
-                    let hello = format!("hello {id}");
-                    let opened = coronet::net::TcpStream::connect(addr.as_str()).and_then(|s| {
-                        s.set_read_timeout(Some(PATIENCE))?;
-                        let mut tls = tls_client(s);
-                        Ok((round_trip(&mut tls, hello.as_bytes())?, tls))
-                    });
-                    all_open.wait(); // also on error: the others must not wait forever
-                    let (first, mut tls) = opened?;
-                    assert_eq!(first, hello.as_bytes());
-                    for round in 0..20 {
-                        let msg = format!("client {id} round {round}");
-                        assert_eq!(round_trip(&mut tls, msg.as_bytes())?, msg.as_bytes());
-                    }
-                    tls_close(&mut tls)
-                })
-            })
-            .collect();
-        for (id, c) in clients.into_iter().enumerate() {
-            let result = c.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            result.unwrap_or_else(|e| panic!("client {id}: {e}"));
-        }
-    });
+    // every client finishes its handshake and one echo before any goes on, so the server
+    // holds all 100 TLS sessions open at once
+    clients_all_open_at_once(
+        CLIENTS,
+        move |id| {
+            let hello = format!("hello {id}");
+            let s = coronet::net::TcpStream::connect(addr.as_str()).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(PATIENCE))
+                .map_err(|e| e.to_string())?;
+            let mut tls = tls_client(s);
+            let first = round_trip(&mut tls, hello.as_bytes()).map_err(|e| e.to_string())?;
+            Ok((hello, first, tls))
+        },
+        |id, (hello, first, mut tls)| {
+            assert_eq!(first, hello.as_bytes());
+            let mut talk = || -> io::Result<()> {
+                for round in 0..20 {
+                    let msg = format!("client {id} round {round}");
+                    assert_eq!(round_trip(&mut tls, msg.as_bytes())?, msg.as_bytes());
+                }
+                tls_close(&mut tls)
+            };
+            talk().unwrap_or_else(|e| panic!("client {id}: {e}"));
+        },
+    );
     server.assert_alive();
 }
 
@@ -399,37 +424,28 @@ fn ws_echo_serves_100_concurrent_clients_in_coroutines() {
     const CLIENTS: usize = 100;
     let mut server = Server::start("ws_echo");
     let addr = server.addr.clone();
-    coronet::run(move || {
-        let all_open = Arc::new(Barrier::new(CLIENTS));
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|id| {
-                let (addr, all_open) = (addr.clone(), all_open.clone());
-                coronet::go(move || {
-                    let opened = coronet::net::TcpStream::connect(addr.as_str())
-                        .map_err(|e| e.to_string())
-                        .and_then(|s| {
-                            s.set_read_timeout(Some(PATIENCE)).unwrap();
-                            tungstenite::client(format!("ws://{addr}/echo"), s)
-                                .map_err(|e| e.to_string())
-                        });
-                    all_open.wait(); // also on error: the others must not wait forever
-                    let (mut ws, _) = opened.unwrap_or_else(|e| panic!("client {id}: {e}"));
-                    for round in 0..20 {
-                        let msg = if round % 2 == 0 {
-                            Message::text(format!("client {id} round {round}"))
-                        } else {
-                            Message::binary(vec![id as u8; round * 100])
-                        };
-                        assert_eq!(ws_round_trip(&mut ws, msg.clone()), msg);
-                    }
-                    ws_close(&mut ws);
-                })
-            })
-            .collect();
-        for c in clients {
-            c.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        }
-    });
+    clients_all_open_at_once(
+        CLIENTS,
+        move |_| {
+            let s = coronet::net::TcpStream::connect(addr.as_str()).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(PATIENCE))
+                .map_err(|e| e.to_string())?;
+            let (ws, _) =
+                tungstenite::client(format!("ws://{addr}/echo"), s).map_err(|e| e.to_string())?;
+            Ok(ws)
+        },
+        |id, mut ws| {
+            for round in 0..20 {
+                let msg = if round % 2 == 0 {
+                    Message::text(format!("client {id} round {round}"))
+                } else {
+                    Message::binary(vec![id as u8; round * 100])
+                };
+                assert_eq!(ws_round_trip(&mut ws, msg.clone()), msg);
+            }
+            ws_close(&mut ws);
+        },
+    );
     server.assert_alive();
 }
 
