@@ -421,10 +421,19 @@ impl PollDesc {
     }
 
     /// Registers the fd with this worker's epoll, once.
+    #[inline(always)]
     fn register(self: &Arc<Self>, fd: BorrowedFd<'_>) -> io::Result<()> {
         if self.reg.get().is_some() {
             return Ok(());
         }
+        self.register_slow(fd)
+    }
+
+    /// Out of line: it runs once per fd, and inlined its locals would widen the frame of
+    /// every wait (see `wait_coroutine`).
+    #[cold]
+    #[inline(never)]
+    fn register_slow(self: &Arc<Self>, fd: BorrowedFd<'_>) -> io::Result<()> {
         let r = worker::with_poller(|w, p| {
             p.register(fd, self.clone())
                 .map(|token| Registration { worker: w, token })

@@ -361,6 +361,7 @@ pub(crate) fn schedule(task: Arc<Task>) {
 }
 
 /// Suspends the running coroutine after its token went to PARKED (see `park.rs`).
+#[inline(always)]
 pub(crate) fn suspend_parked(task: &Arc<Task>, why: Wait) {
     task.set_state(State::Parked);
     suspend(Suspend::Park, why);
@@ -376,6 +377,8 @@ pub(crate) fn yield_now() {
     }
 }
 
+/// Inlined into its callers for the reason given at `park::park_coroutine`.
+#[inline(always)]
 fn suspend(how: Suspend, why: Wait) {
     let l = local().expect("suspend outside a worker");
     let c = &l.shared.counters;
