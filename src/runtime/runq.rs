@@ -68,9 +68,14 @@ impl<T> RunQueue<T> {
         self.queue.extend(items);
     }
 
-    /// What `pop(false)` would return next, left in place (for prefetching).
-    pub(crate) fn peek(&self) -> Option<&T> {
-        self.runnext.as_ref().or_else(|| self.queue.front())
+    /// What the `n`-th `pop(false)` from now would return (0: the next), left in place; for
+    /// prefetching, so a push in between may change the answer.
+    pub(crate) fn peek_nth(&self, n: usize) -> Option<&T> {
+        match &self.runnext {
+            Some(r) if n == 0 => Some(r),
+            Some(_) => self.queue.get(n - 1),
+            None => self.queue.get(n),
+        }
     }
 
     /// The next item to run. `fair` (once every [`FAIRNESS_TICK`] rounds) lets the queue's
@@ -115,6 +120,18 @@ mod tests {
         assert_eq!(q.len(), 3);
         assert_eq!(drain(&mut q), [9, 1, 2]);
         assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn peek_nth_names_the_coming_pops_in_order() {
+        let mut q = RunQueue::new();
+        assert_eq!(q.peek_nth(0), None);
+        q.push_back(1);
+        q.push_back(2);
+        q.push_runnext(3);
+        let seen: Vec<_> = (0..4).map(|n| q.peek_nth(n).copied()).collect();
+        assert_eq!(seen, [Some(3), Some(1), Some(2), None]);
+        assert_eq!(drain(&mut q), [3, 1, 2]);
     }
 
     #[test]
@@ -321,6 +338,12 @@ mod tests {
                 }
                 let model_len = model.queue.len() + usize::from(model.runnext.is_some());
                 prop_assert_eq!(q.len(), model_len);
+                // peek_nth names the coming non-fair pops: runnext, then the queue in order
+                let coming: Vec<u32> =
+                    model.runnext.into_iter().chain(model.queue.iter().map(|e| e.0)).collect();
+                for n in 0..=coming.len().min(4) {
+                    prop_assert_eq!(q.peek_nth(n).copied(), coming.get(n).copied());
+                }
             }
             prop_assert_eq!(q.len(), 0, "drained");
             popped.sort_unstable();

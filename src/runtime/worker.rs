@@ -15,7 +15,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
-use std::mem::size_of;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -53,15 +52,17 @@ struct Frame {
 }
 
 /// A started coroutine as its worker holds it (one per parked coroutine: kept small).
+/// `repr(C)` puts the two fields `prefetch` reads first, so they share one cache line.
+#[repr(C)]
 struct Slot {
-    co: Coro,
     /// Its body's `Frame`; null until the first resume records it.
     frame: *const Frame,
-    /// The start of its stack's guard page, for the overflow handler.
-    guard: usize,
     /// Roughly where its stack pointer was when it last suspended (0: never): the deepest
     /// frame its resume returns through, for `prefetch`.
     sp: usize,
+    /// The start of its stack's guard page, for the overflow handler.
+    guard: usize,
+    co: Coro,
 }
 
 /// A coroutine that has not started: no stack (unless `try_go` reserved one), no worker.
@@ -489,9 +490,9 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) {
     local.run();
 }
 
-/// Prefetch only on a worker with more coroutines than this. A woken coroutine touches 2-3
+/// Prefetch only on a worker with more coroutines than this. A woken coroutine touches 1-2
 /// KiB (its frames, record, slot and socket); a few hundred of them fit in a core's L2 cache,
-/// and below that the prefetch instructions (about 90 per resume) would be pure cost.
+/// and below that the prefetch instructions (some 60 per resume) would be pure cost.
 const PREFETCH_ABOVE: u64 = 256;
 
 /// A cache-line prefetch hint; a no-op where there is none.
@@ -562,10 +563,8 @@ impl Local {
     fn next_ready(&self, fair: bool) -> Option<Arc<Task>> {
         let mut runq = self.runq.borrow_mut();
         let t = runq.pop(fair);
-        if let Some(next) = runq.peek() {
-            if self.live() > PREFETCH_ABOVE {
-                self.prefetch(next);
-            }
+        if runq.peek_nth(0).is_some() && self.live() > PREFETCH_ABOVE {
+            self.prefetch(&runq);
         }
         t
     }
@@ -577,33 +576,44 @@ impl Local {
         started.saturating_sub(c.finished.load(Ordering::Relaxed))
     }
 
-    /// Asks the CPU to start loading the frames a suspended coroutine's resume will return
-    /// through, while the coroutine before it runs. With a thousand connections each
-    /// coroutine's stack has left the cache by its next turn, and its resume walks back up
-    /// some 1.5 KiB of frames (echo: read → wait → park → suspend); fetched on demand, that
-    /// is a cache miss per line, one after another.
-    fn prefetch(&self, task: &Task) {
-        if !matches!(task.home, Home::Coroutine { .. }) {
+    /// Asks the CPU to start loading what the coming resumes will touch, while the coroutine
+    /// just popped runs. With a thousand connections each coroutine's stack has left the
+    /// cache by its next turn, and its resume walks back up some 600 bytes of frames (echo:
+    /// read → io → wait → switch); fetched on demand, that is a cache miss per line, one
+    /// after another.
+    ///
+    /// Finding those frames takes two dependent loads (record → slot → stack pointer), and
+    /// on demand each would be a miss of its own, so the work is pipelined over the next
+    /// three pops: the third's record is fetched, the second's slot (its record arrived last
+    /// round), and the next one's frames (its slot arrived last round). The queue may change
+    /// in between (a fair pop, a new `runnext`); a prefetch that guessed wrong costs a wasted
+    /// line, never a wrong result.
+    fn prefetch(&self, runq: &RunQueue<Arc<Task>>) {
+        if let Some(third) = runq.peek_nth(2) {
+            prefetch_line(Arc::as_ptr(third) as usize);
+        }
+        let coros = self.coros.borrow();
+        // Only the address: reading the slot (even its `Option` tag) would wait for the very
+        // line being asked for.
+        if let Some(second) = runq.peek_nth(1) {
+            if matches!(second.home, Home::Coroutine { .. }) {
+                prefetch_line(coros.as_ptr().wrapping_add(second.key()) as usize);
+            }
+        }
+        let Some(next) = runq.peek_nth(0) else { return };
+        if !matches!(next.home, Home::Coroutine { .. }) {
             return;
         }
-        // Its record (state, token) and its slot in `coros` are touched first.
-        let record = task as *const Task as usize;
-        prefetch_line(record);
-        prefetch_line(record + size_of::<Task>() - 1);
-        let coros = self.coros.borrow();
-        let Some(Some(slot)) = coros.get(task.key()) else {
+        let Some(Some(slot)) = coros.get(next.key()) else {
             return;
         };
-        let at = slot as *const Slot as usize;
-        prefetch_line(at);
-        prefetch_line(at + size_of::<Slot>() - 1);
         if slot.sp == 0 {
             return;
         }
         // From just below the suspended frame (the switch saved registers there) up to the
         // body's `Frame`, at most 4 KiB.
         let top = (slot.frame as usize).clamp(slot.sp, slot.sp + 4096);
-        let mut line = (slot.sp - 256) & !63;
+        let mut line = (slot.sp - 128) & !63;
         while line < top {
             prefetch_line(line);
             line += 64;
