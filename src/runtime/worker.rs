@@ -492,7 +492,8 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) {
 
 /// Prefetch only on a worker with more coroutines than this. A woken coroutine touches 1-2
 /// KiB (its frames, record, slot and socket); a few hundred of them fit in a core's L2 cache,
-/// and below that the prefetch instructions (some 60 per resume) would be pure cost.
+/// and below that the prefetch's own loads and hints would be pure cost (measured with the
+/// first, simpler prefetch: 1,091 vs 956 instructions per echo request at 100 connections).
 const PREFETCH_ABOVE: u64 = 256;
 
 /// A cache-line prefetch hint; a no-op where there is none.
