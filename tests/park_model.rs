@@ -4,7 +4,8 @@
 //!
 //! A model, not the real code: the token's state machine is written again below as a small
 //! pure state machine, one step per atomic operation of `park.rs`, each quoted with its file
-//! and line so a change there can be checked against this copy. A depth-first search then
+//! and line (or, for the park functions whose lines keep moving, their name) so a change
+//! there can be checked against this copy. A depth-first search then
 //! visits every state reachable by interleaving one parker with one or two unparkers, for each
 //! of the three ways a task sleeps (coroutine `PARKED`, thread `PARKED_THREAD`, thread in
 //! poll(2) `PARKED_POLL`), and checks:
@@ -33,7 +34,8 @@
 //!
 //! - Memory ordering: steps are sequentially consistent here; whether `AcqRel`/`Acquire`/
 //!   `Release` in `park.rs` suffice is not checked (that needs loom on the real atomics).
-//! - That `park.rs` matches this model: the quoted lines are the link, kept honest by review.
+//! - That `park.rs` matches this model: the quoted lines and names are the link, kept honest
+//!   by review.
 //! - The run queues, `worker::suspend_parked`, `std::thread::park` and eventfd are modelled
 //!   by their contracts (a queued coroutine is resumed only after it has suspended; park
 //!   returns after an unpark or spuriously; poll returns once the eventfd counter is
@@ -58,11 +60,11 @@ enum Tok {
 /// How the parker sleeps: which `PARKED_*` it stores and how it is woken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Flavour {
-    /// `park_coroutine` (park.rs:164-177): suspend, resumed when scheduled.
+    /// `park_coroutine`: suspend, resumed when scheduled.
     Coroutine,
-    /// `park_thread` (park.rs:179-201): `std::thread::park` in a loop.
+    /// `park_thread`: `std::thread::park` in a loop.
     Thread,
-    /// `park_thread_fd` (park.rs:207-242): poll(2) on the fd and the thread's eventfd.
+    /// `park_thread_fd`: poll(2) on the fd and the thread's eventfd.
     Poll,
 }
 
@@ -226,26 +228,27 @@ impl Model {
                     s.tok
                 )))
             }
-            // park.rs:57: store(EMPTY); park.rs:165/145/186: `return` (the caller loops)
+            // park.rs:57: store(EMPTY); `begin_park` returns false and the park returns (the
+            // caller loops)
             P::ConsumeNotified => {
                 n.tok = Tok::Empty;
                 n.parker = P::Check;
                 "parker: store EMPTY, park returns at once"
             }
-            // park.rs:171 suspend_parked; worker.rs `resume` takes it from a run queue,
+            // `park_coroutine` → `suspend_parked`; worker.rs `resume` takes it from a run queue,
             // only after it has suspended (its owner worker is the thread running it)
             P::Suspended if s.queued => {
                 n.queued = false;
                 n.parker = P::EndPark;
                 "parker: resumed from the run queue"
             }
-            // park.rs:186 std::thread::park returns once its permit is set
+            // `park_thread`: std::thread::park returns once its permit is set
             P::ThreadPark if s.permit => {
                 n.permit = false;
                 n.parker = P::ThreadRecheck;
                 "parker: thread::park returns (permit)"
             }
-            // park.rs:195: `if token != PARKED_THREAD { break }`
+            // `park_thread`: `if token != PARKED_THREAD { break }`
             P::ThreadRecheck if s.tok != Tok::ParkedThread => {
                 n.parker = P::EndPark;
                 "parker: token no longer PARKED_THREAD, stop"
@@ -254,13 +257,13 @@ impl Model {
                 n.parker = P::ThreadPark;
                 "parker: token still PARKED_THREAD, park again"
             }
-            // park.rs:233: poll(2) returns once the eventfd is readable
+            // `park_thread_fd`: poll(2) returns once the eventfd is readable
             P::Poll if s.eventfd => {
                 n.woke = true;
                 n.parker = P::Drain;
                 "parker: poll returns (eventfd readable)"
             }
-            // park.rs:235-237: `if woke { eventfd_drain }`
+            // `park_thread_fd`: `if woke { eventfd_drain }`
             P::Drain => {
                 if s.woke {
                     n.eventfd = false;

@@ -6,8 +6,9 @@
 //! A model, not the real code, built like `tests/park_model.rs`: the read slot (Go's `rg`:
 //! EMPTY, READY, or a parked task's pointer), the `closing` flag, the read deadline word and
 //! the park token are written again below as one small pure state machine, one step per
-//! atomic operation, each quoting the file and line it models so a change there can be
-//! checked against this copy. A depth-first search visits every state reachable by
+//! atomic operation, each naming the function (and step) it models so a change there can be
+//! checked against this copy. Functions, not line numbers: line numbers went stale with every
+//! edit of the files they pointed into. A depth-first search visits every state reachable by
 //! interleaving
 //!
 //! - one reader doing two read calls in a row the way `NetFd::io` does them: `prepare`
@@ -57,8 +58,8 @@
 //!
 //! - Memory ordering: steps are sequentially consistent here (the real slot, `closing` and
 //!   deadline words are SeqCst; the token's orderings are `park.rs`'s business).
-//! - That `desc.rs`, `fd.rs` and `park.rs` match this model: the quoted lines are the link,
-//!   kept honest by review.
+//! - That `desc.rs`, `fd.rs` and `park.rs` match this model: the named functions are the
+//!   link, kept honest by review.
 //! - The write direction, two readers on one slot (the direction lock in `fd.rs` rules that
 //!   out and is not modelled), `hung_up`, `register`, std's per-call timeouts, more than one
 //!   data arrival, or deadlines as times: a deadline is "none", "past" or "future", and the
@@ -76,7 +77,7 @@ use std::collections::BTreeSet;
 mod explore;
 use explore::Report;
 
-/// The read slot (desc.rs:54-55 `EMPTY`, `READY`; any other value is a task pointer).
+/// The read slot (desc.rs's `EMPTY`, `READY`; any other value is a task pointer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Slot {
     Empty,
@@ -85,7 +86,7 @@ enum Slot {
     Waiter,
 }
 
-/// The reader's park token (park.rs:36-40; a thread in `std::thread::park` never waits on
+/// The reader's park token (park.rs's token states; a thread in `std::thread::park` never waits on
 /// a slot, so `PARKED_THREAD` is left out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Tok {
@@ -95,8 +96,9 @@ enum Tok {
     ParkedPoll,
 }
 
-/// A deadline (the word, or the copy the reader took at desc.rs:336 / :398): none, an instant
-/// already past when it was set, or the one future instant the clock may pass.
+/// A deadline (the word, or the copy the reader took in step 3 of `wait_coroutine` /
+/// `wait_thread`): none, an instant already past when it was set, or the one future instant
+/// the clock may pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Dl {
     None,
@@ -119,23 +121,24 @@ enum Out {
 /// How the reader waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flavour {
-    /// A coroutine: `wait_coroutine` (desc.rs:304-382), parked through the token.
+    /// A coroutine: `PollDesc::wait_coroutine`, parked through the token.
     Coroutine,
     /// A coroutine whose last read drained the socket: the first wait comes before the
-    /// syscall (fd.rs:204-217).
+    /// syscall (the drained check in `NetFd::io`).
     Drained,
-    /// A plain thread: `wait_thread` (desc.rs:384-419), parked in poll(2).
+    /// A plain thread: `PollDesc::wait_thread`, parked in poll(2).
     Thread,
 }
 
-/// Which `check` (desc.rs:181-190) the reader is in: they differ in what follows.
+/// Which `PollDesc::check` the reader is in: they differ in what follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Site {
-    /// `prepare`'s (desc.rs:197, from fd.rs:195): an error ends the call.
+    /// `prepare`'s (`PollDesc::prepare`, called by `NetFd::io`): an error ends the call.
     Prepare,
-    /// After publishing (desc.rs:337 / :399): an error skips the park.
+    /// After publishing (step 3 of `wait_coroutine` / `wait_thread`): an error skips the park.
     Published,
-    /// After taking the slot back (desc.rs:355 / :417): an error ends the call.
+    /// After taking the slot back (the end of step 5 of `wait_coroutine` / of
+    /// `wait_thread`): an error ends the call.
     Final,
 }
 
@@ -211,9 +214,9 @@ struct Reader {
     /// Which read call is running (0-based).
     call: u8,
     results: [Option<Out>; CALLS],
-    /// The error step 3's check found (desc.rs:337 `err`).
+    /// The error step 3's check found (`err` in `wait_coroutine`).
     err: Option<Out>,
-    /// The deadline step 3 read (desc.rs:336 `deadline`).
+    /// The deadline step 3 read (`deadline` in `wait_coroutine`).
     local: Dl,
     /// Thread: what poll(2) said about the eventfd.
     woke: bool,
@@ -232,32 +235,32 @@ enum A {
     Arrive {
         event: bool,
     },
-    /// `ready`'s load (desc.rs:261-264).
+    /// `PollDesc::ready`'s load.
     ReadyLoad,
-    /// `ready`'s CAS from what it loaded (desc.rs:265-271).
+    /// `PollDesc::ready`'s CAS from what it loaded.
     ReadyCas(Slot),
-    /// `unblock`'s store (desc.rs:229).
+    /// `PollDesc::unblock`'s store.
     StoreClosing,
-    /// `set_deadline`'s store (desc.rs:219-220).
+    /// `PollDesc::set_deadline`'s store.
     StoreDeadline(Dl),
-    /// `take_waiter`'s load (desc.rs:245-248).
+    /// `PollDesc::take_waiter`'s load.
     TakeLoad,
-    /// `take_waiter`'s CAS from what it loaded (desc.rs:249-253).
+    /// `PollDesc::take_waiter`'s CAS from what it loaded.
     TakeCas(Slot),
     /// The clock passes the future deadline.
     Tick,
-    /// `unpark`'s swap (park.rs:74); `owned`: we hold the reference taken from the slot.
+    /// `Task::unpark`'s swap; `owned`: we hold the reference taken from the slot.
     Swap {
         owned: bool,
     },
-    /// Acting on what the swap returned (park.rs:75-96).
+    /// Acting on what the swap returned (`Task::unpark`'s match).
     Deliver {
         old: Tok,
         owned: bool,
     },
-    /// The reference taken from the slot goes out of scope (desc.rs:222, :233; mod.rs:175-176
-    /// moves it on into the run queue with `unpark_owned`, whose failed PARKED → NOTIFIED CAS
-    /// changes nothing, so it acts as the one swap modelled here).
+    /// The reference taken from the slot goes out of scope (`set_deadline`, `unblock`;
+    /// `Poller::poll` moves it on into the run queue with `unpark_owned`, whose failed
+    /// PARKED → NOTIFIED CAS changes nothing, so it acts as the one swap modelled here).
     Drop,
     Done,
 }
@@ -308,7 +311,8 @@ struct State {
     eventfd: bool,
     /// Coroutine: a deadline timer armed by the current park, and for which deadline.
     timer: Option<Dl>,
-    /// References to the reader created by `wait` (desc.rs:323 / :387) and not yet dropped.
+    /// References to the reader created by `wait` (`me.clone()` in `wait_coroutine` /
+    /// `current()` in `wait_thread`) and not yet dropped.
     refs: i8,
     reader: Reader,
     actors: [A; 2],
@@ -360,7 +364,7 @@ impl Model {
         let r = &s.reader;
         let what: String = match r.pc {
             R::Done => return None,
-            // desc.rs:182
+            // `PollDesc::check`: closed first
             R::CheckClosed(site) if s.closing => {
                 return Some(self.check_failed(n, site, Out::Closed))
             }
@@ -368,7 +372,7 @@ impl Model {
                 n.reader.pc = R::CheckDeadline(site);
                 "reader: check: not closed".to_string()
             }
-            // desc.rs:185-189
+            // `PollDesc::check`: then the deadlines
             R::CheckDeadline(site) if passed(s.dl, s.clock) => {
                 return Some(self.check_failed(n, site, Out::Timeout))
             }
@@ -376,13 +380,13 @@ impl Model {
                 n.reader.pc = match site {
                     Site::Prepare => R::Reset,
                     Site::Published => R::BeginPark,
-                    // desc.rs:355: loop to step 1; desc.rs:417: Ok, fd.rs:220 retries
+                    // `wait_coroutine`: loop to step 1; `wait_thread`: Ok, and `NetFd::io` retries
                     Site::Final if self.coroutine() => self.wait_entry(),
                     Site::Final => R::Syscall,
                 };
                 format!("reader: check ({site:?}): deadline not passed")
             }
-            // desc.rs:196-214 `prepare` → `take_ready`: load, and only on READY a plain
+            // `PollDesc::prepare` → `take_ready`: load, and only on READY a plain
             // store of EMPTY
             R::Reset if s.slot == Slot::Ready => {
                 n.reader.pc = R::ResetStore;
@@ -400,17 +404,17 @@ impl Model {
                     }
                     n.slot = Slot::Empty;
                 }
-                // fd.rs:204-217: skip the syscall if drained and no event came (only
+                // `NetFd::io`: skip the syscall if drained and no event came (only
                 // coroutines skip: `wait_if_coroutine`)
                 let skip = r.drained && !was_ready && self.coroutine();
                 n.reader.drained = false;
                 n.reader.pc = if skip { self.wait_entry() } else { R::Syscall };
                 format!("reader: prepare forgets READY ({was_ready}), skip syscall {skip}")
             }
-            // fd.rs:218-238
+            // `NetFd::io`: the syscall loop
             R::Syscall if s.data => {
                 n.data = false;
-                // a short read: fd.rs:231-233 marks the socket drained
+                // a short read: `NetFd::io` marks the socket drained
                 n.reader.drained = self.flavour == Flavour::Drained;
                 return Some(self.finish(n, Out::Data, "reader: syscall reads the data"));
             }
@@ -418,7 +422,7 @@ impl Model {
                 n.reader.pc = self.wait_entry();
                 "reader: syscall: EAGAIN, wait".into()
             }
-            // desc.rs:318-321 `take_ready`: load, and on READY a plain store
+            // step 1, `take_ready`: load, and on READY a plain store
             R::TakeReady if s.slot == Slot::Ready => {
                 n.reader.pc = R::TakeReadyStore;
                 "reader: step 1 loads READY".into()
@@ -444,14 +448,15 @@ impl Model {
                 n.reader.pc = R::ReadDeadline;
                 "reader: store our pointer (broken)".into()
             }
-            // desc.rs:323-324 / :387-389
+            // step 2: publish (`wait_coroutine` / `wait_thread`)
             R::Publish if s.slot == Slot::Empty => {
                 n.slot = Slot::Waiter;
                 n.refs += 1;
                 n.reader.pc = R::ReadDeadline;
                 "reader: publish: CAS EMPTY → our pointer".into()
             }
-            // desc.rs:325-331 (drop the clone, continue) / :389-394 (drop, store EMPTY)
+            // step 2 failed: `wait_coroutine` drops the clone and continues / `wait_thread`
+            // drops it and stores EMPTY
             R::Publish if s.slot == Slot::Ready => {
                 n.reader.pc = if self.coroutine() {
                     self.wait_entry()
@@ -460,19 +465,19 @@ impl Model {
                 };
                 "reader: publish: CAS meets READY".into()
             }
-            // desc.rs:332 / :396
+            // step 2 met a second waiter: both panic
             R::Publish => {
                 return Some(Err(
                     "publish met a pointer: desc.rs panics (two waiters on one direction)".into(),
                 ))
             }
-            // desc.rs:393-394: the wait returns Ok, fd.rs retries
+            // `wait_thread` found READY: the wait returns Ok, `NetFd::io` retries
             R::ForgetReady => {
                 n.slot = Slot::Empty;
                 n.reader.pc = R::Syscall;
                 "reader: store EMPTY, retry the syscall".into()
             }
-            // desc.rs:336 / :398
+            // step 3: read the deadline
             R::ReadDeadline => {
                 n.reader.local = s.dl;
                 n.reader.pc = if self.protocol == Protocol::NoRecheck {
@@ -482,7 +487,8 @@ impl Model {
                 };
                 format!("reader: read deadline {:?}", s.dl)
             }
-            // park.rs:165 / :221 → begin_park (park.rs:50-55); park.rs:168 arms the timer
+            // `park_coroutine` / `park_thread_fd` → `Token::begin_park`; `park_coroutine` then
+            // arms the timer
             R::BeginPark if s.tok == Tok::Empty => {
                 if self.coroutine() {
                     n.tok = Tok::Parked;
@@ -494,31 +500,31 @@ impl Model {
                 }
                 "reader: begin_park CAS EMPTY → PARKED_*".into()
             }
-            // park.rs:56
+            // `begin_park`: Err(NOTIFIED)
             R::BeginPark if s.tok == Tok::Notified => {
                 n.reader.pc = R::ConsumeNotified;
                 "reader: begin_park CAS fails on NOTIFIED".into()
             }
-            // park.rs:60
+            // `begin_park`: any other state panics
             R::BeginPark => {
                 return Some(Err(format!(
                     "begin_park met {:?}: park.rs:60 panics",
                     s.tok
                 )))
             }
-            // park.rs:57, then park returns at once (park.rs:166 / :222)
+            // `begin_park` stores EMPTY, then the park returns at once
             R::ConsumeNotified => {
                 n.tok = Tok::Empty;
                 n.reader.pc = R::TakeBack;
                 "reader: store EMPTY, park returns at once".into()
             }
-            // park.rs:171: resumed from the run queue, only after it has suspended
+            // `suspend_parked`: resumed from the run queue, only after it has suspended
             R::Suspended if s.queued => {
                 n.queued = false;
                 n.reader.pc = R::EndPark;
                 "reader: resumed from the run queue".into()
             }
-            // park.rs:233: poll(2) returns once the fd is readable, the eventfd is non-zero
+            // `park_thread_fd`: poll(2) returns once the fd is readable, the eventfd is non-zero
             // or the deadline (the copy step 3 took) passed
             R::Poll if s.data || s.eventfd || passed(r.local, s.clock) => {
                 n.reader.woke = s.eventfd;
@@ -526,7 +532,7 @@ impl Model {
                 "reader: poll returns".into()
             }
             R::Suspended | R::Poll => return None,
-            // park.rs:235-237
+            // `park_thread_fd`: drain the eventfd if it woke us
             R::Drain => {
                 if r.woke {
                     n.eventfd = false;
@@ -535,7 +541,7 @@ impl Model {
                 n.reader.pc = R::EndPark;
                 "reader: drain the eventfd if woken".into()
             }
-            // park.rs:173 / :239 end_park: swap(EMPTY)
+            // `Token::end_park`: swap(EMPTY)
             R::EndPark => {
                 n.tok = Tok::Empty;
                 n.reader.pc = if self.coroutine() {
@@ -545,13 +551,13 @@ impl Model {
                 };
                 "reader: end_park swap → EMPTY".into()
             }
-            // park.rs:174-176 (a timer that already fired is gone from the heap)
+            // `park_coroutine` cancels its timer (a timer that already fired is gone from the heap)
             R::CancelTimer => {
                 n.timer = None;
                 n.reader.pc = R::TakeBack;
                 "reader: cancel the timer".into()
             }
-            // desc.rs:349 → 364-382 (coroutine): `take_ready`'s load, a second load, the swap
+            // step 5, `take_back` (coroutine): `take_ready`'s load, a second load, the swap
             R::TakeBack if self.coroutine() && s.slot == Slot::Ready => {
                 n.reader.pc = R::TakeBackStore;
                 "reader: take back: load READY".into()
@@ -588,7 +594,7 @@ impl Model {
                 let what = "reader: take back: store EMPTY (broken)";
                 return Some(self.taken_back(n, Slot::Waiter, what));
             }
-            // `take_back`'s swap (desc.rs:372) / wait_thread's swap (desc.rs:407-415)
+            // `take_back`'s swap / `wait_thread`'s swap
             R::TakeBackSwap | R::TakeBack => {
                 n.slot = Slot::Empty;
                 let what = format!("reader: take back: swap EMPTY, got {:?}", s.slot);
@@ -624,7 +630,7 @@ impl Model {
         let what = format!("reader: check ({site:?}): {e:?}");
         match site {
             Site::Prepare | Site::Final => self.finish(n, e, &what),
-            // desc.rs:337-338: skip the park, go to step 5 with the error
+            // step 3 found an error: skip the park, go to step 5 with the error
             Site::Published => {
                 n.reader.err = Some(e);
                 n.reader.pc = R::TakeBack;
@@ -666,14 +672,14 @@ impl Model {
                     A::Done
                 }
             }
-            // desc.rs:261-264: READY already → nothing to do
+            // `PollDesc::ready`: READY already → nothing to do
             A::ReadyLoad if s.slot == Slot::Ready => A::Done,
             A::ReadyLoad => A::ReadyCas(s.slot),
             A::ReadyCas(_) if self.protocol == Protocol::ReadyPlainStore => {
                 n.slot = Slot::Ready;
                 A::Done
             }
-            // desc.rs:265-271: the CAS moves the slot's reference to us (or retries)
+            // `PollDesc::ready`: the CAS moves the slot's reference to us (or retries)
             A::ReadyCas(cur) if s.slot == cur => {
                 n.slot = Slot::Ready;
                 if cur == Slot::Waiter {
@@ -691,14 +697,14 @@ impl Model {
                 n.dl = d;
                 A::TakeLoad
             }
-            // desc.rs:245-248
+            // `PollDesc::take_waiter`: load
             A::TakeLoad if s.slot == Slot::Waiter => A::TakeCas(Slot::Waiter),
             A::TakeLoad => A::Done,
             A::TakeCas(_) if self.protocol == Protocol::TakeLoadThenStore => {
                 n.slot = Slot::Empty;
                 A::Swap { owned: true }
             }
-            // desc.rs:249-253: only a successful CAS owns the reference
+            // `PollDesc::take_waiter`: only a successful CAS owns the reference
             A::TakeCas(cur) if s.slot == cur => {
                 n.slot = Slot::Empty;
                 A::Swap { owned: true }
@@ -708,7 +714,7 @@ impl Model {
                 n.clock = true;
                 A::Done
             }
-            // park.rs:74
+            // `Task::unpark`: swap(NOTIFIED)
             A::Swap { owned } => {
                 n.tok = Tok::Notified;
                 A::Deliver { old: s.tok, owned }
@@ -732,7 +738,7 @@ impl Model {
         Some(Ok((format!("actor {i}: {:?} → {next:?}", s.actors[i]), n)))
     }
 
-    /// park.rs:168's timer, run by the coroutine's own worker (callback.rs:43-46): it fires
+    /// `park_coroutine`'s timer, run by the coroutine's own worker (`time::callback`): it fires
     /// only while the coroutine is suspended, once its deadline has passed.
     fn timer_step(&self, s: &State) -> Option<Step> {
         let d = s.timer?;
@@ -750,12 +756,12 @@ impl Model {
     }
 }
 
-/// park.rs:75-96: act on the token an unpark's swap returned.
+/// `Task::unpark`: act on the token an unpark's swap returned.
 fn deliver(n: &mut State, old: Tok) -> Result<(), String> {
     match old {
         // nothing: the next park returns at once / someone else delivers
         Tok::Empty | Tok::Notified => {}
-        // park.rs:80-84: worker::schedule
+        // PARKED → `worker::schedule`
         Tok::Parked => {
             if n.queued || n.reader.pc != R::Suspended {
                 return Err(format!(
@@ -765,7 +771,7 @@ fn deliver(n: &mut State, old: Tok) -> Result<(), String> {
             }
             n.queued = true;
         }
-        // park.rs:89-94: eventfd_signal
+        // PARKED_POLL → `eventfd_signal`
         Tok::ParkedPoll => n.eventfd = true,
     }
     Ok(())
