@@ -4,10 +4,11 @@
 # with ratios to Go. See docs/benchmarks.md for what each number means.
 #
 # Usage: bench/run.sh [--quick] [--nice] [--reps N] [--out FILE]
-#                     [--only micro|echo|echo2|stream|churn|conns|kv|http|sync]
+#                     [--only micro|echo|ab|echo2|stream|churn|conns|kv|http|sync]
 #
 #   --quick      small N, one repetition, short windows: a smoke run of 3-5 minutes
-#   --only X,..  run some parts: micro (runtime core), echo (one worker), echo2 (two workers)
+#   --only X,..  run some parts: micro (runtime core), echo (one worker), ab (echo, coronet and
+#                one other server on the server core at the same time), echo2 (two workers)
 #                also stream (bulk echo), churn (connect, echo, close), conns (RSS per idle
 #                connection), kv (redis-benchmark), http (wrk), sync (channels and locks)
 #   --reps N     repetitions of every cell (default 5 micro / 3 echo, 1 with --quick);
@@ -31,11 +32,11 @@ while [ $# -gt 0 ]; do
         --only) ONLY=$2; shift ;;
         --reps) REPS=$2; shift ;;
         --out) OUT=$2; shift ;;
-        *) echo "usage: $0 [--quick] [--nice] [--reps N] [--out FILE] [--only PART,...]; parts: micro echo stream churn conns kv http echo2 sync" >&2; exit 2 ;;
+        *) echo "usage: $0 [--quick] [--nice] [--reps N] [--out FILE] [--only PART,...]; parts: micro echo ab stream churn conns kv http echo2 sync" >&2; exit 2 ;;
     esac
     shift
 done
-PARTS="micro echo stream churn conns kv http echo2 sync" # in run order
+PARTS="micro echo ab stream churn conns kv http echo2 sync" # in run order
 for p in ${ONLY//,/ }; do
     [[ " $PARTS " == *" $p "* ]] || { echo "$0: --only: unknown part '$p' (parts: $PARTS)" >&2; exit 2; }
 done
@@ -49,7 +50,7 @@ LOGS=$(mktemp -d /tmp/coronet-bench.XXXXXX)
 : >"$OUT"
 
 if [ "$QUICK" = 1 ]; then
-    MICRO_REPS=${REPS:-1} ECHO_REPS=${REPS:-1}
+    MICRO_REPS=${REPS:-1} ECHO_REPS=${REPS:-1} AB_REPS=${REPS:-2}
     N_SPAWN=100000 N_SPAWN_STD=5000 N_PING=100000 N_PING_STD=10000 N_IDLE=100000
     WARMUP=0.5 DURATION=1
     CONNS="1 100 1000 9000" CONNS2="1000"
@@ -57,7 +58,7 @@ if [ "$QUICK" = 1 ]; then
 else
     # Sized to finish in under 20 minutes on 2 cores (estimated from --quick part times: ~18
     # min plus the build under heavy load); each part's wall time goes into the results header.
-    MICRO_REPS=${REPS:-5} ECHO_REPS=${REPS:-3}
+    MICRO_REPS=${REPS:-5} ECHO_REPS=${REPS:-3} AB_REPS=${REPS:-4}
     N_SPAWN=1000000 N_SPAWN_STD=20000 N_PING=1000000 N_PING_STD=50000 N_IDLE=1000000
     WARMUP=1 DURATION=3
     CONNS="1 100 1000 9000" CONNS2="100 1000"
@@ -96,8 +97,10 @@ command -v taskset >/dev/null || { echo "taskset (util-linux) is required" >&2; 
 
 SAVED_MAP_COUNT=""
 SERVER_PID="" # the one echo server running, if any
+AB_PID=""     # the first of two servers run side by side (part ab), while the second starts
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill -9 "$SERVER_PID" 2>/dev/null || true; fi
+    if [ -n "$AB_PID" ]; then kill -9 "$AB_PID" 2>/dev/null || true; fi
     if [ -n "$SAVED_MAP_COUNT" ]; then
         as_root sysctl -qw vm.max_map_count="$SAVED_MAP_COUNT" || true
     fi
@@ -336,6 +339,71 @@ if part echo; then
     done
 fi
 
+
+# Side by side: two echo servers pinned to the server core at once, each driven by its own
+# loadgen on the client core, both loadgens running at the same time. The machine's drift
+# (±20-30 % between runs a few seconds apart on a shared VM) then hits both servers alike,
+# so the ratio of their CPU per request is stable to about ±1 % (coronet against itself
+# reads 0.99-1.01). Each server gets about half the core and the two evict each other's
+# caches at every switch, a harsher regime than running alone, so the absolute numbers are
+# higher than in the echo table; the ratio is what this part is for. It needs both servers
+# saturated, so the others are the two that run on one thread: the scheduler shares the
+# core per runnable thread, and Go's runtime (spinning threads beside the one running
+# goroutines) took six times coronet's share in a trial, leaving coronet half idle, which
+# changes what a request costs it.
+ab_run() { # table group contender-a contender-b conns
+    local table=$1 group=$2 a=$3 b=$4 conns=$5 pa addr_a pb addr_b
+    local log=$LOGS/$table-$(echo "$group" | tr -c 'a-zA-Z0-9_\n' _)
+    available "$table" "$group" "$a" && available "$table" "$group" "$b" || return 0
+    # shellcheck disable=SC2046 # cmd_of's words are meant to split
+    if ! start_server "$log-$a.srv" "$SRV_CPU" $(cmd_of echo "$a" 1) 127.0.0.1:@PORT@ 1; then
+        record "$table" "$group" "$a" "" "$START_WHY"
+        record "$table" "$group" "$b" "" "not run: $a did not start"
+        return 0
+    fi
+    pa=$SERVER_PID addr_a=$SERVER_ADDR AB_PID=$SERVER_PID SERVER_PID=""
+    # shellcheck disable=SC2046
+    if ! start_server "$log-$b.srv" "$SRV_CPU" $(cmd_of echo "$b" 1) 127.0.0.1:@PORT@ 1; then
+        kill -9 "$pa" 2>/dev/null || true; wait "$pa" 2>/dev/null || true; AB_PID=""
+        record "$table" "$group" "$a" "" "not run: $b did not start"
+        record "$table" "$group" "$b" "" "$START_WHY"
+        return 0
+    fi
+    pb=$SERVER_PID addr_b=$SERVER_ADDR
+    local client="lg echo --conns $conns --warmup $WARMUP --duration $DURATION"
+    # shellcheck disable=SC2086 # the client's words are meant to split
+    (CL_ADDR=$addr_a CL_PID=$pa CL_CPUS=$CLI_CPU; $client) >"$log-$a.out" 2>&1 &
+    local la=$!
+    # shellcheck disable=SC2086
+    (CL_ADDR=$addr_b CL_PID=$pb CL_CPUS=$CLI_CPU; $client) >"$log-$b.out" 2>&1 &
+    local lb=$!
+    wait "$la" "$lb" || true
+    stop_server
+    kill -9 "$pa" 2>/dev/null || true; wait "$pa" 2>/dev/null || true; AB_PID=""
+    for c in "$a" "$b"; do
+        local res why=""
+        res=$(grep '^RESULT' "$log-$c.out" | tail -1) || true
+        [ -n "$res" ] || why=$(tail -1 "$log-$c.out" | tr '\t' ' ' | cut -c1-80)
+        record "$table" "$group" "$c" "$res" "$why"
+    done
+}
+
+if part ab; then
+    say "echo side by side: coronet and one other server on core $SRV_CPU at once ($AB_REPS runs of ${DURATION}s each)"
+    for other in epoll tokio; do
+        printf 'T\tab-%s\t%s\n' "$other" "Echo side by side: coronet and $other served at the same time, both on core $SRV_CPU (one worker each), one loadgen each on core $CLI_CPU; median of $AB_REPS x ${DURATION}s" >>"$OUT"
+        for conns in 100 1000 9000; do
+            for rep in $(seq "$AB_REPS"); do
+                # Who starts first alternates, so neither side always gets the head start.
+                if [ $((rep % 2)) = 1 ]; then
+                    ab_run "ab-$other" "$conns conns" coronet "$other" "$conns"
+                else
+                    ab_run "ab-$other" "$conns conns" "$other" coronet "$conns"
+                fi
+            done
+        done
+    done
+fi
 
 # The application cases, one worker: server pinned to core SRV_CPU, client to CLI_CPU.
 # (Kept next to the echo blocks on purpose; new parts of other people go after echo2.)

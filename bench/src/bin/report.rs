@@ -16,6 +16,12 @@
 //! and `(r×)`, the median divided by Go's median in the same row. Keys starting with `_` are
 //! notes for the raw file and not printed.
 //!
+//! A side-by-side table (name `ab-…`, part `ab` of `run.sh`) holds runs in which coronet and
+//! one other server were measured at the same time, so its k-th coronet run and its k-th run
+//! of the other saw the same machine. It also gets a paired view: the ratio run by run,
+//! which cancels the drift of a shared machine (±20-30 % from one run to the next) that the
+//! ratio of two medians keeps.
+//!
 //! After the tables comes one summary table holding every case of every table: for each
 //! group, its first metric (the headline: throughput, time or memory) and its server-CPU
 //! metric, if any.
@@ -65,6 +71,11 @@ fn main() {
     }
     for name in &order {
         print!("{}", render(&tables[name]));
+        if name.starts_with("ab-") {
+            for other in tables[name].contenders.iter().filter(|c| *c != "coronet") {
+                print!("{}", paired(&tables[name], "coronet", other));
+            }
+        }
     }
     let all: Vec<(&str, &Table)> = order.iter().map(|n| (n.as_str(), &tables[n])).collect();
     print!("{}", summary(&all));
@@ -109,6 +120,48 @@ fn render(t: &Table) -> String {
         })
         .collect();
     format!("\n### {}\n\n{}", t.title, grid(&rows))
+}
+
+/// `a` against `b` run by run (see the module docs): for each row, the median of the ratios
+/// a/b over the repetitions and in how many of them `a` came out better. Rows where the two
+/// do not have as many runs each (a failed run would shift the pairing) are left out.
+fn paired(t: &Table, a: &str, b: &str) -> String {
+    let runs = |g: &String, m: &String, c: &str| {
+        t.values
+            .get(&(g.clone(), m.clone(), c.to_string()))
+            .filter(|v| !v.is_empty())
+    };
+    let mut out = String::new();
+    for (g, m) in &t.rows {
+        let (Some(va), Some(vb)) = (runs(g, m, a), runs(g, m, b)) else {
+            continue;
+        };
+        if va.len() != vb.len() || vb.contains(&0.0) {
+            continue;
+        }
+        // Throughput is better high; times, latencies and CPU are better low.
+        let higher_better = m.starts_with("req/s") || m.ends_with("/s");
+        let ratios: Vec<f64> = va.iter().zip(vb).map(|(x, y)| x / y).collect();
+        let better = ratios
+            .iter()
+            .filter(|r| if higher_better { **r > 1.0 } else { **r < 1.0 })
+            .count();
+        let _ = writeln!(
+            out,
+            "| {g} | {m} | {:.2}× | {:.2}–{:.2}× | {better} of {} |",
+            median(&ratios),
+            min(&ratios),
+            max(&ratios),
+            ratios.len()
+        );
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!(
+        "\n{a} / {b}, run by run (each pair of runs at the same time):\n\n\
+         | | | median of the ratios | range | {a} better in |\n|---|---|---:|---:|---:|\n{out}"
+    )
 }
 
 /// Every table's headline rows in one table.
