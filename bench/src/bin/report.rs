@@ -297,3 +297,50 @@ fn num(v: f64) -> String {
         format!("{v:.2}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(lines: &[(&str, &str, &str)]) -> Table {
+        let mut t = Table::default();
+        for (group, contender, result) in lines {
+            add_result(&mut t, group, contender, result);
+        }
+        t
+    }
+
+    #[test]
+    fn paired_divides_run_by_run_and_counts_wins_by_direction() {
+        let t = table(&[
+            ("100 conns", "coronet", "RESULT req/s=90 srv_cpu_us/req=11"),
+            ("100 conns", "epoll", "RESULT req/s=100 srv_cpu_us/req=10"),
+            ("100 conns", "epoll", "RESULT req/s=50 srv_cpu_us/req=20"),
+            ("100 conns", "coronet", "RESULT req/s=60 srv_cpu_us/req=19"),
+            ("100 conns", "coronet", "RESULT req/s=120 srv_cpu_us/req=12"),
+            ("100 conns", "epoll", "RESULT req/s=100 srv_cpu_us/req=10"),
+        ]);
+        let out = paired(&t, "coronet", "epoll");
+        // req/s ratios 0.9, 1.2, 1.2: higher is better, so two of three are wins
+        assert!(
+            out.contains("| 100 conns | req/s | 1.20× | 0.90–1.20× | 2 of 3 |"),
+            "{out}"
+        );
+        // CPU ratios 1.1, 0.95, 1.2: lower is better, so one win
+        assert!(
+            out.contains("| 100 conns | srv_cpu_us/req | 1.10× | 0.95–1.20× | 1 of 3 |"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn paired_skips_rows_whose_runs_do_not_pair_up() {
+        let t = table(&[
+            ("100 conns", "coronet", "RESULT srv_cpu_us/req=11"),
+            ("100 conns", "coronet", "RESULT srv_cpu_us/req=12"),
+            ("100 conns", "epoll", "RESULT srv_cpu_us/req=10"),
+        ]);
+        assert_eq!(paired(&t, "coronet", "epoll"), "");
+        assert_eq!(paired(&t, "coronet", "tokio"), "");
+    }
+}
