@@ -17,6 +17,13 @@
 #   --nice       run every measured process at nice -20 (root), so a busy shared machine
 #                disturbs the numbers less; the load average is recorded either way
 #
+# AB_OTHERS (environment, default "epoll tokio"): the servers part ab sets beside coronet.
+# A path counts too: any echo server taking ADDR WORKERS and printing "ready" once it
+# listens, such as a copy of target/release/echo_coronet built from another commit, so
+#   cp target/release/echo_coronet /tmp/echo_before   # ...change, then:
+#   AB_OTHERS=/tmp/echo_before bench/run.sh --nice --only ab
+# measures a change to the runtime against its parent to about ±1 %.
+#
 # It needs root (or sudo) for two things only: apt-get install of what is missing (golang-go,
 # wrk, redis-tools, redis-server), and raising vm.max_map_count for the million-coroutine test
 # (restored on exit). The library never touches sysctls; this benchmark does because 1M stacks
@@ -132,6 +139,7 @@ cmd_of() { # part contender workers
     local part=$1 c=$2 w=$3
     case "$c" in
         go) if [ "$part" = core ]; then echo "env GOMAXPROCS=$w $GOBIN/go_rt"; else echo "env GOMAXPROCS=$w $GOBIN/go_echo"; fi ;;
+        */*) echo "$c" ;; # a binary of one's own (AB_OTHERS)
         *) echo "$BIN/${part}_$c" ;;
     esac
 }
@@ -351,54 +359,60 @@ fi
 # core per runnable thread, and Go's runtime (spinning threads beside the one running
 # goroutines) took six times coronet's share in a trial, leaving coronet half idle, which
 # changes what a request costs it.
-ab_run() { # table group contender-a contender-b conns
+ab_run() { # table group contender-a contender-b conns (a path is recorded by its file name)
     local table=$1 group=$2 a=$3 b=$4 conns=$5 pa addr_a pb addr_b
-    local log=$LOGS/$table-$(echo "$group" | tr -c 'a-zA-Z0-9_\n' _)
+    local log=$LOGS/$(echo "$table-$group" | tr -c 'a-zA-Z0-9_\n' _)
     available "$table" "$group" "$a" && available "$table" "$group" "$b" || return 0
     # shellcheck disable=SC2046 # cmd_of's words are meant to split
-    if ! start_server "$log-$a.srv" "$SRV_CPU" $(cmd_of echo "$a" 1) 127.0.0.1:@PORT@ 1; then
-        record "$table" "$group" "$a" "" "$START_WHY"
-        record "$table" "$group" "$b" "" "not run: $a did not start"
+    if ! start_server "$log-a.srv" "$SRV_CPU" $(cmd_of echo "$a" 1) 127.0.0.1:@PORT@ 1; then
+        record "$table" "$group" "${a##*/}" "" "$START_WHY"
+        record "$table" "$group" "${b##*/}" "" "not run: ${a##*/} did not start"
         return 0
     fi
     pa=$SERVER_PID addr_a=$SERVER_ADDR AB_PID=$SERVER_PID SERVER_PID=""
     # shellcheck disable=SC2046
-    if ! start_server "$log-$b.srv" "$SRV_CPU" $(cmd_of echo "$b" 1) 127.0.0.1:@PORT@ 1; then
+    if ! start_server "$log-b.srv" "$SRV_CPU" $(cmd_of echo "$b" 1) 127.0.0.1:@PORT@ 1; then
         kill -9 "$pa" 2>/dev/null || true; wait "$pa" 2>/dev/null || true; AB_PID=""
-        record "$table" "$group" "$a" "" "not run: $b did not start"
-        record "$table" "$group" "$b" "" "$START_WHY"
+        record "$table" "$group" "${a##*/}" "" "not run: ${b##*/} did not start"
+        record "$table" "$group" "${b##*/}" "" "$START_WHY"
         return 0
     fi
     pb=$SERVER_PID addr_b=$SERVER_ADDR
     local client="lg echo --conns $conns --warmup $WARMUP --duration $DURATION"
     # shellcheck disable=SC2086 # the client's words are meant to split
-    (CL_ADDR=$addr_a CL_PID=$pa CL_CPUS=$CLI_CPU; $client) >"$log-$a.out" 2>&1 &
+    (CL_ADDR=$addr_a CL_PID=$pa CL_CPUS=$CLI_CPU; $client) >"$log-a.out" 2>&1 &
     local la=$!
     # shellcheck disable=SC2086
-    (CL_ADDR=$addr_b CL_PID=$pb CL_CPUS=$CLI_CPU; $client) >"$log-$b.out" 2>&1 &
+    (CL_ADDR=$addr_b CL_PID=$pb CL_CPUS=$CLI_CPU; $client) >"$log-b.out" 2>&1 &
     local lb=$!
     wait "$la" "$lb" || true
     stop_server
     kill -9 "$pa" 2>/dev/null || true; wait "$pa" 2>/dev/null || true; AB_PID=""
-    for c in "$a" "$b"; do
+    local side c
+    for side in a b; do
         local res why=""
-        res=$(grep '^RESULT' "$log-$c.out" | tail -1) || true
-        [ -n "$res" ] || why=$(tail -1 "$log-$c.out" | tr '\t' ' ' | cut -c1-80)
-        record "$table" "$group" "$c" "$res" "$why"
+        if [ $side = a ]; then c=$a; else c=$b; fi
+        res=$(grep '^RESULT' "$log-$side.out" | tail -1) || true
+        [ -n "$res" ] || why=$(tail -1 "$log-$side.out" | tr '\t' ' ' | cut -c1-80)
+        record "$table" "$group" "${c##*/}" "$res" "$why"
     done
 }
 
 if part ab; then
     say "echo side by side: coronet and one other server on core $SRV_CPU at once ($AB_REPS runs of ${DURATION}s each)"
-    for other in epoll tokio; do
-        printf 'T\tab-%s\t%s\n' "$other" "Echo side by side: coronet and $other served at the same time, both on core $SRV_CPU (one worker each), one loadgen each on core $CLI_CPU; median of $AB_REPS x ${DURATION}s" >>"$OUT"
+    for other in ${AB_OTHERS:-epoll tokio}; do
+        if [[ "$other" == */* && ! -x "$other" ]]; then
+            say "AB_OTHERS: $other is not an executable file; skipped"
+            continue
+        fi
+        printf 'T\tab-%s\t%s\n' "${other##*/}" "Echo side by side: coronet and ${other##*/} served at the same time, both on core $SRV_CPU (one worker each), one loadgen each on core $CLI_CPU; median of $AB_REPS x ${DURATION}s" >>"$OUT"
         for conns in 100 1000 9000; do
             for rep in $(seq "$AB_REPS"); do
                 # Who starts first alternates, so neither side always gets the head start.
                 if [ $((rep % 2)) = 1 ]; then
-                    ab_run "ab-$other" "$conns conns" coronet "$other" "$conns"
+                    ab_run "ab-${other##*/}" "$conns conns" coronet "$other" "$conns"
                 else
-                    ab_run "ab-$other" "$conns conns" "$other" coronet "$conns"
+                    ab_run "ab-${other##*/}" "$conns conns" "$other" coronet "$conns"
                 fi
             done
         done

@@ -17,7 +17,8 @@
 //! notes for the raw file and not printed.
 //!
 //! A side-by-side table (name `ab-…`, part `ab` of `run.sh`) holds runs in which coronet and
-//! one other server were measured at the same time, so its k-th coronet run and its k-th run
+//! one other server (a known contender or a binary of one's own, shown under its file name)
+//! were measured at the same time, so its k-th coronet run and its k-th run
 //! of the other saw the same machine. It also gets a paired view: the ratio run by run,
 //! which cancels the drift of a shared machine (±20-30 % from one run to the next) that the
 //! ratio of two medians keeps.
@@ -199,14 +200,20 @@ struct Row<'a> {
 }
 
 fn grid(rows: &[Row]) -> String {
-    let cols: Vec<&str> = CONTENDERS
-        .iter()
-        .copied()
-        .filter(|c| {
-            rows.iter()
-                .any(|r| r.table.contenders.iter().any(|x| x == c))
-        })
-        .collect();
+    let present = |c: &str| {
+        rows.iter()
+            .any(|r| r.table.contenders.iter().any(|x| x == c))
+    };
+    // The known contenders in their fixed order, then any other (a build of one's own set
+    // beside coronet in part `ab`) in order of appearance.
+    let mut cols: Vec<&str> = CONTENDERS.iter().copied().filter(|c| present(c)).collect();
+    for r in rows {
+        for c in &r.table.contenders {
+            if !cols.contains(&c.as_str()) {
+                cols.push(c);
+            }
+        }
+    }
     let mut out = String::new();
     let _ = write!(out, "| | |");
     for c in &cols {
