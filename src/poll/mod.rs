@@ -43,6 +43,7 @@ use slab::Slab;
 use self::desc::{Dir, PollDesc};
 use self::epoll::Epoll;
 use crate::runtime::task::Task;
+use crate::runtime::worker::Turn;
 
 thread_local! {
     /// The waiters one `poll` collects under the lock and wakes after it, kept between polls
@@ -171,9 +172,14 @@ impl Poller {
                 }
             }
         }
-        // `ready` handed us the slot's reference: it moves on into the run queue
+        // `ready` handed us the slot's reference: it moves on into the run queue. At the
+        // back, in the order the kernel saw the fds become ready, as Go's netpoller injects
+        // its list: in `runnext` each batch's last connection would jump ahead of every
+        // connection already waiting. Measured against `runnext` with the echo benchmark
+        // side by side (bench/run.sh part ab, 6 pairs per count): CPU per request 1 % lower
+        // at 1,000 connections (6 of 6 pairs), level at 100 and 9,000; p99 level.
         for t in woken.drain(..) {
-            t.unpark_owned();
+            t.unpark_owned_at(Turn::Queue);
         }
         WOKEN.set(woken);
         Ok(n)

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::task::{Home, State, Task, Wait};
-use super::worker;
+use super::worker::{self, Turn};
 
 const EMPTY: u8 = 0;
 const NOTIFIED: u8 = 1;
@@ -104,6 +104,11 @@ impl Task {
     /// coroutine gets this very `Arc` in its run queue instead of a fresh clone (a channel
     /// hand-off saves a reference-count round trip).
     pub(crate) fn unpark_owned(self: Arc<Self>) {
+        self.unpark_owned_at(Turn::Next)
+    }
+
+    /// As [`unpark_owned`](Task::unpark_owned); a parked coroutine waits where `turn` says.
+    pub(crate) fn unpark_owned_at(self: Arc<Self>, turn: Turn) {
         // PARKED → NOTIFIED by CAS, which like unpark's swap lets exactly one unparker see
         // PARKED; any other state is unpark's business (it re-reads it).
         match self
@@ -114,7 +119,7 @@ impl Task {
             Ok(_) => {
                 hot_trace!("unpark coroutine {}", self.id);
                 self.set_state(State::Runnable);
-                worker::schedule(self);
+                worker::schedule_at(self, turn);
             }
             Err(_) => self.unpark(),
         }

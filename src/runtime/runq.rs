@@ -5,16 +5,20 @@
 //! `RunQueue<Arc<Task>>` in its thread-local `Local`.
 //!
 //! ```text
-//!   runnext: [ c ]          ← push_runnext(c): a coroutine woken on this worker
+//!   runnext: [ c ]          ← push_runnext(c): a coroutine woken on this worker by a
+//!                              channel, a lock or a timer
 //!   queue:   [ a | b | … ]  ← push_back(x): a yielder, a coroutine woken from elsewhere,
-//!                              or a runnext displaced by a newer one
+//!                              a netpoll wake-up, or a runnext displaced by a newer one
 //!
 //!   pop(fair = false):  runnext if set, else the queue head
 //!   pop(fair = true):   the queue head if any (runnext moves to the back), else runnext
 //! ```
 //!
-//! Why `runnext` (Go's `runnext`): a coroutine just woken by a netpoll event, a timer or a
-//! channel send is likely to find its data still in cache, so it runs next.
+//! Why `runnext` (Go's `runnext`): a coroutine just woken by a channel send or a timer is
+//! likely to find its data still in cache, so it runs next. Netpoll wake-ups come in batches
+//! and go to the back instead, in the order the kernel reported them (as Go injects its
+//! netpoll list): in `runnext`, each batch's last connection would jump ahead of every
+//! connection already waiting (`poll/mod.rs` has the measurement).
 //!
 //! Why the fair pop: two coroutines that wake each other (a ping-pong over a channel) would
 //! otherwise take `runnext` turn about forever and the queue would never move. Every

@@ -338,9 +338,23 @@ pub(crate) fn with_poller<R>(f: impl FnOnce(usize, &Poller) -> R) -> Option<R> {
     with_local(|l| f(l.shared.index, &l.shared.poller))
 }
 
+/// Where a woken coroutine waits for its turn on its own worker.
+#[derive(Clone, Copy)]
+pub(crate) enum Turn {
+    /// `runnext`: it runs next (a hand-off from the coroutine that woke it).
+    Next,
+    /// The back of the run queue, behind everything already waiting (netpoll wake-ups).
+    Queue,
+}
+
 /// Makes a parked coroutine runnable: on its own worker it takes `runnext`; from anywhere
 /// else it goes to that worker's remote queue, with a wake if the worker sleeps.
 pub(crate) fn schedule(task: Arc<Task>) {
+    schedule_at(task, Turn::Next)
+}
+
+/// As [`schedule`], with `turn` saying where it waits when it is on its own worker.
+pub(crate) fn schedule_at(task: Arc<Task>, turn: Turn) {
     let owner = task.worker();
     debug_assert_ne!(
         owner, NO_WORKER,
@@ -351,7 +365,11 @@ pub(crate) fn schedule(task: Arc<Task>) {
     with_local(|l| {
         if l.shared.index == owner {
             if let Some(t) = task.take() {
-                l.runq.borrow_mut().push_runnext(t);
+                let mut runq = l.runq.borrow_mut();
+                match turn {
+                    Turn::Next => runq.push_runnext(t),
+                    Turn::Queue => runq.push_back(t),
+                }
             }
         }
     });
