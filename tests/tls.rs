@@ -41,6 +41,15 @@ fn std_connect(addr: &str) -> std::net::TcpStream {
     s
 }
 
+/// A coronet socket to `addr` whose reads give up instead of hanging; an error as text, for
+/// `clients_all_open_at_once`.
+fn coroutine_connect(addr: &str) -> Result<coronet::net::TcpStream, String> {
+    let s = coronet::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(PATIENCE))
+        .map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
 /// Sends `garbage` on a fresh connection and returns what came back before the server hung
 /// up. A reset counts as hanging up: a server that closes with our bytes still unread in its
 /// socket makes the kernel send RST instead of FIN. A timeout fails the test.
@@ -239,9 +248,7 @@ fn tls_echo_serves_100_concurrent_rustls_clients_in_coroutines() {
         CLIENTS,
         move |id| {
             let hello = format!("hello {id}");
-            let s = coronet::net::TcpStream::connect(addr.as_str()).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(PATIENCE))
-                .map_err(|e| e.to_string())?;
+            let s = coroutine_connect(&addr)?;
             let mut tls = tls_client(s);
             let first = round_trip(&mut tls, hello.as_bytes()).map_err(|e| e.to_string())?;
             Ok((hello, first, tls))
@@ -427,9 +434,7 @@ fn ws_echo_serves_100_concurrent_clients_in_coroutines() {
     clients_all_open_at_once(
         CLIENTS,
         move |_| {
-            let s = coronet::net::TcpStream::connect(addr.as_str()).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(PATIENCE))
-                .map_err(|e| e.to_string())?;
+            let s = coroutine_connect(&addr)?;
             let (ws, _) =
                 tungstenite::client(format!("ws://{addr}/echo"), s).map_err(|e| e.to_string())?;
             Ok(ws)

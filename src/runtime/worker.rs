@@ -341,7 +341,7 @@ pub(crate) fn with_poller<R>(f: impl FnOnce(usize, &Poller) -> R) -> Option<R> {
 /// Where a woken coroutine waits for its turn on its own worker.
 #[derive(Clone, Copy)]
 pub(crate) enum Turn {
-    /// `runnext`: it runs next (a hand-off from the coroutine that woke it).
+    /// `runnext`: it runs next (a hand-off from the coroutine that woke it, or a timer).
     Next,
     /// The back of the run queue, behind everything already waiting (netpoll wake-ups).
     Queue,
