@@ -1363,3 +1363,81 @@ fn write_vectored_with_more_slices_than_iov_max() {
         assert!(n > 0 && n <= total);
     });
 }
+
+// ---- the drained-read shortcut: a short read must not strand queued data ----------------
+
+/// A coroutine-side server end whose fd the netpoller already watches, and a std peer. The
+/// first read parks (registering the fd) and is short, so the next read may take the
+/// drained-read shortcut: park before any `recv` unless an event has come.
+fn watched_server_and_std_peer() -> (TcpStream, std::net::TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    peer.set_nodelay(true).unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    let mut late = peer.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        late.write_all(b"x").unwrap();
+    });
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).unwrap(), 1);
+    writer.join().unwrap();
+    (s, peer)
+}
+
+/// Reads once with `s`'s 5 s timeout, failing if the read had to wait for it: the data is
+/// already queued, so only a read that parks without trying `recv` is slow.
+fn read_promptly(s: &mut TcpStream, buf: &mut [u8]) -> usize {
+    let start = Instant::now();
+    let n = s
+        .read(buf)
+        .unwrap_or_else(|e| panic!("queued data not read: {e}"));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "read parked first"
+    );
+    n
+}
+
+#[test]
+fn urgent_data_does_not_strand_the_bytes_behind_its_mark() {
+    // TCP's recv stops at the urgent mark with the rest still queued; the events for it
+    // came before the first read, so a reader that trusted the short read would park
+    // until the peer sent more.
+    coronet::run(|| {
+        let (mut s, peer) = watched_server_and_std_peer();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (&peer).write_all(b"abc").unwrap();
+        // SAFETY: `peer` is an open socket; the buffer is valid for 1 byte.
+        let sent = unsafe { libc::send(peer.as_raw_fd(), b"d".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(sent, 1);
+        (&peer).write_all(b"efg").unwrap();
+        coronet::time::sleep(Duration::from_millis(100)); // all arrived, events harvested
+        let mut buf = [0u8; 4096];
+        let n = read_promptly(&mut s, &mut buf);
+        assert_eq!(&buf[..n], b"abc", "recv stops at the mark");
+        // SO_OOBINLINE is off: the urgent byte is not part of the stream
+        let n = read_promptly(&mut s, &mut buf);
+        assert_eq!(&buf[..n], b"efg");
+    });
+}
+
+#[test]
+fn vectored_read_of_more_slices_than_iov_max_is_not_a_short_read() {
+    // readv takes at most 1024 slices (UIO_MAXIOV): filling those is a full read even with
+    // 2000 offered, and the bytes beyond them must be read without waiting for an event.
+    coronet::run(|| {
+        let (mut s, mut peer) = watched_server_and_std_peer();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let data = pattern(3000, 7);
+        peer.write_all(&data).unwrap();
+        coronet::time::sleep(Duration::from_millis(100)); // all arrived, events harvested
+        let mut ones = vec![[0u8; 1]; 2000];
+        let mut slices: Vec<IoSliceMut<'_>> = ones.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+        assert_eq!(s.read_vectored(&mut slices).unwrap(), 1024);
+        assert_eq!(ones[..1024].concat(), data[..1024]);
+        let mut rest = vec![0u8; 4096];
+        let n = read_promptly(&mut s, &mut rest);
+        assert_eq!(rest[..n], data[1024..]);
+    });
+}

@@ -3,7 +3,7 @@
 
 use coronet::net::{OpError, Shutdown, UnixDatagram, UnixListener, UnixSocketAddr, UnixStream};
 use std::io::{self, ErrorKind, IoSlice, IoSliceMut, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -932,5 +932,194 @@ fn many_datagrams_send_to_a_busy_path() {
             assert_eq!(client.send_to(&msg, &path).unwrap(), 512);
         }
         reader.join();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// A short read on a Unix stream does not mean the queue is empty
+
+/// Sends `data` on `sock` with `fd` attached (SCM_RIGHTS).
+fn send_with_fd(sock: &std::os::unix::net::UnixStream, data: &[u8], fd: BorrowedFd<'_>) {
+    let fd_len = std::mem::size_of::<libc::c_int>() as u32;
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(fd_len) } as usize;
+    // u64s: the control buffer must be aligned for `cmsghdr`
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: `msghdr` is plain C data; all zeroes is a valid empty message.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: `msg` describes `control`, which has room for one header with one fd
+    // (CMSG_SPACE), so CMSG_FIRSTHDR is non-null and its data is writable for a c_int.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(fd_len) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>(), fd.as_raw_fd());
+    }
+    // SAFETY: `sock` is open; `msg` points at live buffers (`iov`, `data`, `control`).
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    assert_eq!(n, data.len() as isize, "{}", io::Error::last_os_error());
+}
+
+#[test]
+fn a_read_ended_by_passed_fds_does_not_strand_the_next_message() {
+    // The kernel ends a read after a message carrying fds, with the next one still
+    // queued; the events for it came before the first read, so a reader that trusted the
+    // short read would park until the peer sent more.
+    in_coroutine(|| {
+        let (ours, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut s = UnixStream::from(ours);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // a first read parks (the netpoller now watches the fd) and is short
+        let mut late = peer.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            late.write_all(b"x").unwrap();
+        });
+        let mut buf = [0u8; 4096];
+        assert_eq!(s.read(&mut buf).unwrap(), 1);
+        writer.join().unwrap();
+
+        let passed = std::fs::File::open("/dev/null").unwrap();
+        send_with_fd(&peer, b"ab", passed.as_fd());
+        (&peer).write_all(b"cd").unwrap();
+        coronet::time::sleep(Duration::from_millis(100)); // all arrived, events harvested
+        assert_eq!(s.read(&mut buf).unwrap(), 2);
+        assert_eq!(
+            &buf[..2],
+            b"ab",
+            "the read ends with the message carrying the fd"
+        );
+        let start = Instant::now();
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("queued data not read: {e}"));
+        assert_eq!(&buf[..n], b"cd");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "read parked first"
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Peers bound to a path of the full 108 bytes (no NUL)
+
+/// A path of exactly 108 bytes, `sun_path`'s whole size: Linux binds it with no room for
+/// a NUL, and std's `SocketAddr::from_pathname` refuses it.
+fn full_length_path(tag: &str) -> TempPath {
+    let mut path = std::env::temp_dir().join(unique(tag)).into_os_string();
+    assert!(
+        path.len() < 100,
+        "temp dir too long for this test: {path:?}"
+    );
+    while path.len() < 108 {
+        path.push("x");
+    }
+    let path = TempPath(path.into());
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// `path` as a `sockaddr_un` and its length, built by hand: a NUL only if there is room.
+fn raw_sockaddr_un(path: &Path) -> (libc::sockaddr_un, libc::socklen_t) {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: `sockaddr_un` is plain C data; all zeroes is valid.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    assert!(bytes.len() <= sun.sun_path.len());
+    for (dst, &src) in sun.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    let offset = std::mem::size_of::<libc::sa_family_t>();
+    let nul = usize::from(bytes.len() < sun.sun_path.len());
+    (sun, (offset + bytes.len() + nul) as libc::socklen_t)
+}
+
+/// A std socket of type `ty` bound to `local` and connected to `to`, made with libc
+/// because std will not bind a 108-byte path.
+fn raw_client(ty: libc::c_int, local: &Path, to: &Path) -> std::os::fd::OwnedFd {
+    // SAFETY: no pointers; a non-negative result is a new fd we own.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "{}", io::Error::last_os_error());
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    for (path, bind) in [(local, true), (to, false)] {
+        let (sun, len) = raw_sockaddr_un(path);
+        let addr = (&sun as *const libc::sockaddr_un).cast::<libc::sockaddr>();
+        // SAFETY: `fd` is open; `addr` points at `len` (<= its size) initialised bytes.
+        let r = unsafe {
+            if bind {
+                libc::bind(fd.as_raw_fd(), addr, len)
+            } else {
+                libc::connect(fd.as_raw_fd(), addr, len)
+            }
+        };
+        assert_eq!(r, 0, "{}: {}", path.display(), io::Error::last_os_error());
+    }
+    fd
+}
+
+#[test]
+fn accept_from_a_peer_bound_to_a_full_length_path() {
+    // Such a name used to fail `accept` after the connection was taken (and dropped):
+    // any local user could stop an `incoming` loop.
+    both(|_| {
+        let server_path = TempPath::new("full-srv");
+        let client_path = full_length_path("full-cli");
+        let listener = UnixListener::bind(&server_path).unwrap();
+        let client = raw_client(
+            libc::SOCK_STREAM,
+            client_path.as_ref(),
+            server_path.as_ref(),
+        );
+        let mut client = std::os::unix::net::UnixStream::from(client);
+        let (mut conn, peer) = listener.accept().unwrap();
+        assert_eq!(peer.as_pathname(), Some(client_path.as_ref()));
+        assert_eq!(conn.peer_addr().unwrap().as_pathname(), peer.as_pathname());
+        client.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        conn.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        conn.write_all(b"back").unwrap();
+        let mut buf = [0u8; 4];
+        client.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"back");
+        // the listener goes on
+        let _c = std::os::unix::net::UnixStream::connect(&server_path).unwrap();
+        assert!(listener.accept().unwrap().1.is_unnamed());
+    });
+}
+
+#[test]
+fn recv_from_a_sender_bound_to_a_full_length_path() {
+    // std cannot build that address: the datagram comes back with the sender unnamed
+    // instead of being dropped for an error.
+    both(|_| {
+        let server_path = TempPath::new("full-dsrv");
+        let client_path = full_length_path("full-dcli");
+        let server = UnixDatagram::bind(&server_path).unwrap();
+        let client = raw_client(libc::SOCK_DGRAM, client_path.as_ref(), server_path.as_ref());
+        let client = std::os::unix::net::UnixDatagram::from(client);
+        client.send(b"ping").unwrap();
+        let mut buf = [0u8; 8];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        assert!(from.is_unnamed(), "{from:?}");
+        // a coronet socket bound to such a name reports it in full
+        let ours = UnixDatagram::from(client);
+        assert_eq!(
+            ours.local_addr().unwrap().as_pathname(),
+            Some(client_path.as_ref())
+        );
     });
 }

@@ -88,7 +88,7 @@ impl Sock {
             // Go returns at once for an empty read on a stream: no syscall, no park.
             return self.fd.with_fd(|_| Ok(0)).map_err(|e| self.err(op, e));
         }
-        let r = if flags == 0 && self.is_stream() {
+        let r = if flags == 0 && self.short_read_drains() {
             let len = buf.len();
             self.fd.read_stream(len, |fd| socket::recv(fd, buf, flags))
         } else {
@@ -98,8 +98,10 @@ impl Sock {
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let r = if self.is_stream() {
-            let len = bufs.iter().map(|b| b.len()).sum();
+        let r = if self.short_read_drains() {
+            // Only what `readv` passes on: a full read of those with more buffers behind
+            // them is no short read.
+            let len = bufs.iter().take(socket::MAX_IOV).map(|b| b.len()).sum();
             self.fd.read_stream(len, |fd| socket::readv(fd, bufs))
         } else {
             self.fd.read_with(|fd| socket::readv(fd, bufs))
@@ -107,9 +109,12 @@ impl Sock {
         r.map_err(|e| self.err("read", e))
     }
 
-    /// A byte stream (TCP, Unix stream), where a short read means the queue is empty.
-    fn is_stream(&self) -> bool {
-        self.net.starts_with("tcp") || self.net == "unix"
+    /// Whether a short read means the receive queue is empty (`NetFd::read_stream`): TCP,
+    /// whose exceptions `PollDesc` tracks. Not a Unix stream: the kernel ends a read after
+    /// a message carrying fds (SCM_RIGHTS) and between messages whose credentials differ,
+    /// with the next message still queued and no new edge to announce it.
+    fn short_read_drains(&self) -> bool {
+        self.net.starts_with("tcp")
     }
 
     /// Go's `Write`: the whole buffer goes out under the write lock, looping over partial

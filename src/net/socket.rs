@@ -36,7 +36,7 @@ pub(crate) const SPLICE_FLAGS: c_uint = libc::SPLICE_F_MOVE | libc::SPLICE_F_NON
 
 /// The most buffers one `readv`/`writev` passes to the kernel (Linux's `UIO_MAXIOV`); the rest
 /// wait for the caller's next call, as after any partial write.
-const MAX_IOV: usize = libc::UIO_MAXIOV as usize;
+pub(crate) const MAX_IOV: usize = libc::UIO_MAXIOV as usize;
 
 /// The listen backlog used when `/proc/sys/net/core/somaxconn` cannot be read.
 const DEFAULT_SOMAXCONN: i32 = 4096;

@@ -28,8 +28,9 @@
 //! drains), and so does a thread on a connected socket (`connect`, then `send`).
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::ManuallyDrop;
 use std::net::Shutdown;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::SocketAddr as UnixSocketAddr;
 use std::path::Path;
@@ -49,12 +50,51 @@ fn to_std(a: &SockAddr) -> io::Result<UnixSocketAddr> {
     match a.to_addr()? {
         Addr::Unix(path) => UnixSocketAddr::from_pathname(path),
         Addr::UnixAbstract(name) => UnixSocketAddr::from_abstract_name(name),
-        // std has no constructor for "unnamed"; the empty path is how it spells one.
-        Addr::UnixUnnamed => UnixSocketAddr::from_pathname(""),
+        Addr::UnixUnnamed => Ok(unnamed()),
         Addr::Inet(_) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "not a Unix socket address",
         )),
+    }
+}
+
+/// std's `SocketAddr` for the unnamed address.
+fn unnamed() -> UnixSocketAddr {
+    // std has no constructor for "unnamed"; the empty path is how it spells one, and it
+    // cannot fail (no NUL, shorter than `sun_path`).
+    UnixSocketAddr::from_pathname("").unwrap_or_else(|_| unreachable!())
+}
+
+/// `fd`'s own name (`peer` false) or its peer's, read by std itself. Linux lets a socket
+/// bind a path of the full 108 bytes with no NUL; std's `SocketAddr` holds one as it comes
+/// from the kernel, but `from_pathname`, the only way to build one, refuses it, so `to_std`
+/// fails there and this is the way to get such an address.
+fn std_name(fd: BorrowedFd<'_>, peer: bool) -> io::Result<UnixSocketAddr> {
+    // SAFETY: `fd` is an open socket for the whole borrow, and `ManuallyDrop` never closes
+    // it: the std value only lends the number to `getsockname`/`getpeername`, which work
+    // the same on every AF_UNIX socket type.
+    let s =
+        ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd.as_raw_fd()) });
+    if peer {
+        s.peer_addr()
+    } else {
+        s.local_addr()
+    }
+}
+
+/// `local_addr` / `peer_addr` of any of the three types, even for a 108-byte path.
+fn name(sock: &Sock, peer: bool) -> io::Result<UnixSocketAddr> {
+    let a = if peer {
+        sock.peer_sockaddr()?
+    } else {
+        sock.local_sockaddr()?
+    };
+    match to_std(&a) {
+        Ok(a) => Ok(a),
+        Err(_) => sock
+            .fd
+            .with_fd(|fd| std_name(fd, peer))
+            .map_err(|e| sock.err("get", e)),
     }
 }
 
@@ -97,7 +137,6 @@ fn std_addr(a: &UnixSocketAddr) -> (io::Result<SockAddr>, Addr) {
 
 /// A new `AF_UNIX` socket of type `ty` bound to `addr`.
 fn bound(ty: i32, addr: &SockAddr) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::AsFd;
     let fd = socket::socket(libc::AF_UNIX, ty)?;
     socket::bind(fd.as_fd(), addr)?;
     Ok(fd)
@@ -225,7 +264,6 @@ impl UnixListener {
     }
 
     fn listen((addr, name): (io::Result<SockAddr>, Addr)) -> io::Result<UnixListener> {
-        use std::os::fd::AsFd;
         let err = |e| op_error("listen", STREAM, None, Some(name.clone()), e);
         let addr = addr.map_err(err)?;
         let fd = bound(libc::SOCK_STREAM, &addr).map_err(err)?;
@@ -237,7 +275,8 @@ impl UnixListener {
     }
 
     /// Accepts a new connection, parking until one arrives. The peer's address is usually
-    /// unnamed: clients rarely bind.
+    /// unnamed: clients rarely bind. It is never the reason for an error, since the
+    /// connection is already taken: should it be unreadable, it is reported unnamed.
     ///
     /// # Errors
     ///
@@ -260,7 +299,16 @@ impl UnixListener {
     /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, UnixSocketAddr)> {
         let (fd, peer) = self.sock.accept()?;
-        let peer_std = to_std(&peer).map_err(|e| self.sock.err_local("accept", e))?;
+        // Never an error: the connection is taken, and failing here would drop it and let
+        // any local client stop an `incoming` loop by binding an odd name. A 108-byte path
+        // is asked of the kernel again through std (see `std_name`); if even that fails,
+        // the address is reported unnamed.
+        let peer_std = to_std(&peer)
+            .or_else(|_| std_name(fd.as_fd(), true))
+            .unwrap_or_else(|e| {
+                log::debug!("accept unix: peer address {peer:?} reported unnamed: {e}");
+                unnamed()
+            });
         // An accepted socket's own name is the listener's.
         let local = self.sock.local.clone();
         let sock = Sock::with_addrs(fd, STREAM, local, peer.to_addr().ok());
@@ -311,7 +359,7 @@ impl UnixListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn local_addr(&self) -> io::Result<UnixSocketAddr> {
-        to_std(&self.sock.local_sockaddr()?)
+        name(&self.sock, false)
     }
 
     /// Go's `SetDeadline` for listeners: bounds `accept`, including one already blocked.
@@ -550,7 +598,7 @@ impl UnixStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn local_addr(&self) -> io::Result<UnixSocketAddr> {
-        to_std(&self.sock.local_sockaddr()?)
+        name(&self.sock, false)
     }
 
     /// The other end's address.
@@ -567,7 +615,7 @@ impl UnixStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn peer_addr(&self) -> io::Result<UnixSocketAddr> {
-        to_std(&self.sock.peer_sockaddr()?)
+        name(&self.sock, true)
     }
 
     /// Reads without consuming (`MSG_PEEK`), parking until data arrives.
@@ -1118,6 +1166,10 @@ impl UnixDatagram {
     /// Receives one datagram and the address of its sender (unnamed if the sender never
     /// bound).
     ///
+    /// One address is lost: a sender bound to a path of the full 108 bytes with no NUL
+    /// (Linux allows it) is reported unnamed, because std's `SocketAddr` cannot be built
+    /// for it. Failing instead would drop the datagram, which is already taken.
+    ///
     /// ```
     /// use coronet::net::{UnixDatagram, UnixSocketAddr};
     /// use std::os::linux::net::SocketAddrExt;
@@ -1159,7 +1211,8 @@ impl UnixDatagram {
         self.recv_flags(buf, libc::MSG_PEEK)
     }
 
-    /// [`peek`](Self::peek), with the sender's address.
+    /// [`peek`](Self::peek), with the sender's address (the one address it cannot report is
+    /// as for [`recv_from`](Self::recv_from)).
     ///
     /// ```
     /// use coronet::net::UnixDatagram;
@@ -1190,7 +1243,12 @@ impl UnixDatagram {
             .fd
             .read_with(|fd| recv_or_eof(fd, |fd| socket::recv_from(fd, buf, flags), eof))
             .map_err(|e| self.sock.err("read", e))?;
-        let from = to_std(&from).map_err(|e| self.sock.err("read", e))?;
+        // Never an error: the datagram is consumed by now. The one address std cannot
+        // build, a 108-byte path with no NUL, is reported unnamed (documented on `recv_from`).
+        let from = to_std(&from).unwrap_or_else(|e| {
+            log::debug!("recv unixgram: sender address {from:?} reported unnamed: {e}");
+            unnamed()
+        });
         Ok((n, from))
     }
 
@@ -1204,7 +1262,7 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn local_addr(&self) -> io::Result<UnixSocketAddr> {
-        to_std(&self.sock.local_sockaddr()?)
+        name(&self.sock, false)
     }
 
     /// The connected peer's address.
@@ -1228,7 +1286,7 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn peer_addr(&self) -> io::Result<UnixSocketAddr> {
-        to_std(&self.sock.peer_sockaddr()?)
+        name(&self.sock, true)
     }
 
     /// Shuts down the read, write, or both halves: a blocked `recv` returns `Ok(0)` after

@@ -75,6 +75,12 @@ pub(crate) struct PollDesc {
     /// read is no proof that the next read would block: the EOF or the error may sit behind
     /// the data just read. `NetFd` then always tries the syscall.
     hung_up: AtomicBool,
+    /// The netpoller has seen TCP urgent data (`EPOLLPRI`). A TCP `recv` stops at the
+    /// urgent mark with the data behind it still queued and no new edge to announce it, so
+    /// from then on a short read is no proof of an empty queue either, and `NetFd` always
+    /// tries the syscall. Sticky: urgent data is rare, and one more `recv` per read on such
+    /// a connection is cheaper than tracking when the mark has been passed.
+    urgent: AtomicBool,
     /// Absolute deadlines in the `Deadline` encoding (0 = none).
     rdeadline: AtomicU64,
     wdeadline: AtomicU64,
@@ -137,6 +143,7 @@ impl PollDesc {
             wg: AtomicUsize::new(EMPTY),
             closing: AtomicBool::new(false),
             hung_up: AtomicBool::new(false),
+            urgent: AtomicBool::new(false),
             rdeadline: AtomicU64::new(0),
             wdeadline: AtomicU64::new(0),
             reg: OnceLock::new(),
@@ -172,6 +179,15 @@ impl PollDesc {
 
     pub(crate) fn is_hung_up(&self) -> bool {
         self.hung_up.load(Ordering::SeqCst)
+    }
+
+    /// Records an urgent-data event (see `urgent`).
+    pub(crate) fn set_urgent(&self) {
+        self.urgent.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn saw_urgent(&self) -> bool {
+        self.urgent.load(Ordering::SeqCst)
     }
 
     pub(crate) fn is_closing(&self) -> bool {

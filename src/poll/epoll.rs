@@ -4,23 +4,30 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Readiness flags every fd is registered with, once, for its whole life: both directions,
-/// peer hang-up, edge-triggered. Edge-triggered means one event per change, so an fd with
-/// no waiter costs nothing, and a waiter must drain to EAGAIN before it parks again — which
-/// the I/O loop in `poll/fd.rs` always does.
+/// peer hang-up, TCP urgent data, edge-triggered. Edge-triggered means one event per change,
+/// so an fd with no waiter costs nothing, and a waiter must drain to EAGAIN before it parks
+/// again — which the I/O loop in `poll/fd.rs` always does. `EPOLLPRI` is there for the
+/// drained-read shortcut (`PollDesc::saw_urgent`); only TCP reports it among sockets.
 pub(crate) const INTEREST: u32 =
-    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET) as u32;
 
 /// Interest for an eventfd doorbell: readable only (an eventfd is always writable, and
 /// EPOLLOUT would report that once at registration for nothing).
 pub(crate) const DOORBELL: u32 = (libc::EPOLLIN | libc::EPOLLET) as u32;
 
-/// Which directions an event makes ready. Errors and hang-ups wake both, so the waiter's
-/// next syscall reports them (Go does the same).
 /// Whether `events` say the peer hung up or the socket has an error.
 pub(crate) fn hangup(events: u32) -> bool {
     events as i32 & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0
 }
 
+/// Whether `events` say TCP urgent data is pending (see `PollDesc::saw_urgent`).
+pub(crate) fn urgent(events: u32) -> bool {
+    events as i32 & libc::EPOLLPRI != 0
+}
+
+/// Which directions an event makes ready. Errors and hang-ups wake both, so the waiter's
+/// next syscall reports them (Go does the same). Urgent data alone wakes the reader: at
+/// worst its `recv` skips the urgent byte, finds nothing and parks again.
 pub(crate) fn directions(events: u32) -> (bool, bool) {
     let e = events as i32;
     let err = e & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
@@ -135,6 +142,7 @@ mod tests {
         assert_eq!(directions(libc::EPOLLIN as u32), (true, false));
         assert_eq!(directions(libc::EPOLLOUT as u32), (false, true));
         assert_eq!(directions(libc::EPOLLRDHUP as u32), (true, false));
+        assert_eq!(directions(libc::EPOLLPRI as u32), (true, false));
         assert_eq!(directions(libc::EPOLLERR as u32), (true, true));
         assert_eq!(directions(libc::EPOLLHUP as u32), (true, true));
         assert_eq!(directions(0), (false, false));
@@ -156,5 +164,13 @@ mod tests {
         eventfd_signal(ev.as_fd());
         assert_eq!(ep.wait(&mut events, 1000).unwrap(), 1);
         ep.delete(ev.as_raw_fd()).unwrap();
+    }
+
+    #[test]
+    fn urgent_and_hangup_flags() {
+        assert!(urgent(libc::EPOLLPRI as u32));
+        assert!(!urgent((libc::EPOLLIN | libc::EPOLLRDHUP) as u32));
+        assert!(!hangup(libc::EPOLLPRI as u32));
+        assert!(INTEREST & libc::EPOLLPRI as u32 != 0);
     }
 }

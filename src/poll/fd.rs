@@ -65,6 +65,10 @@ pub(crate) struct NetFd {
     /// read slot READY, so if `prepare` finds no READY the next read can park at once
     /// instead of paying for a `recv` that returns EAGAIN — one syscall less per request in
     /// a ping-pong server. Only touched under the read lock.
+    ///
+    /// "Short means empty" holds for TCP alone (`read_stream`'s callers decide), and there
+    /// only until the peer hangs up (`PollDesc::is_hung_up`) or sends urgent data, where a
+    /// `recv` stops at the mark with more queued behind it (`PollDesc::saw_urgent`).
     drained: AtomicBool,
 }
 
@@ -161,8 +165,10 @@ impl NetFd {
     }
 
     /// `read_with` for a byte-stream read into `len` bytes of buffer: a short read marks the
-    /// socket drained (see the `drained` field). Never for datagrams, where a short read
-    /// says nothing about the queue behind it.
+    /// socket drained (see the `drained` field). `len` must count only the buffer the
+    /// syscall was given. TCP only: never for datagrams, where a short read says nothing
+    /// about the queue behind it, nor for Unix streams, where the kernel ends a read at a
+    /// message carrying fds or other credentials with the next message still queued.
     pub(crate) fn read_stream(
         &self,
         len: usize,
@@ -199,12 +205,21 @@ impl NetFd {
         // plain thread gains nothing (poll(2) would cost the same syscall) and a user in
         // nonblocking mode must get a real answer. Once the peer has hung up, an EOF or an
         // error may wait behind the data just read with no edge left to announce it, so
-        // the syscall always runs (`PollDesc::hung_up`).
+        // the syscall always runs (`PollDesc::hung_up`). Likewise once urgent data has come
+        // (`PollDesc::urgent`): the short read may have stopped at the urgent mark. That
+        // check has no race, wherever the urgent data's EPOLLPRI event was harvested:
+        // - before the short read's `prepare`: the flag is set by now;
+        // - after it, before this call's `prepare`: the netpoller also set the read slot
+        //   READY for it, after the flag, and this `prepare` returned that as `was_ready`;
+        // - not yet: it is still queued in epoll and will wake the reader parked below; the
+        //   kernel re-polls the socket when it harvests the event, and the mark the short
+        //   read stopped at keeps EPOLLPRI up until a read passes it.
         // (`wait_if_coroutine` makes the "coroutine?" test with the lookup it needs anyway.)
         if dir == Dir::Read && self.drained.load(Ordering::Relaxed) {
             self.drained.store(false, Ordering::Relaxed);
             if !was_ready
                 && !self.desc.is_hung_up()
+                && !self.desc.saw_urgent()
                 && !self.user_nonblocking.load(Ordering::Relaxed)
                 && self.desc.registration().is_some()
             {

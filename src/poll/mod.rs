@@ -159,9 +159,12 @@ impl Poller {
                     log::trace!("stale epoll event dropped (slot {index}, seq {seq} != {s})");
                     continue;
                 }
+                // Both before `ready`: a reader woken by this event must see them.
                 if epoll::hangup(ev.events) {
-                    // before `ready`: a reader woken by this event must see it
                     desc.set_hung_up();
+                }
+                if epoll::urgent(ev.events) {
+                    desc.set_urgent();
                 }
                 let (read, write) = epoll::directions(ev.events);
                 if read {
