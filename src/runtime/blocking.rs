@@ -174,19 +174,45 @@ where
             w.unpark();
         }
     });
+    // The wait below must not end before the job has, even by a panic (a `park` can panic,
+    // for one when user code run on the way re-enters it): the guard holds the unwinding
+    // frame until the job is done.
+    let guard = Outlive(&slot);
     // SAFETY: the job borrows data that lives for 'a on this coroutine's stack. We do not
-    // return — and so the borrowed data stays alive — until the job has stored its result,
-    // which it does after `f` has run and been consumed; afterwards it touches only its
-    // `Arc` of the slot (whose `Option<T>` we have emptied or will drop ourselves) and the
-    // waiter's `Arc<Task>`, both 'static. A parked coroutine is never unwound or dropped
-    // (workers never drop suspended coroutines), so nothing can cut the wait short.
+    // leave this frame — by return or by unwinding, which `guard` holds up — until the job
+    // has stored its result, which it does after `f` has run and been consumed; afterwards
+    // it touches only its `Arc` of the slot (whose `Option<T>` we have emptied or will drop
+    // ourselves) and the waiter's `Arc<Task>`, both 'static. A parked coroutine is never
+    // dropped (workers never drop suspended coroutines), so its frame cannot vanish either.
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
     submit(job);
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
+            std::mem::forget(guard);
             return r.unwrap_or_else(|p| panic::resume_unwind(p));
         }
         park::park(Wait::Blocking);
+    }
+}
+
+/// Dropped only when `run_scoped`'s wait unwinds: blocks the thread until the job that
+/// borrows the unwinding frame has finished with it. A plain sleep loop, as the park that
+/// just panicked cannot be trusted; the job is on the blocking pool and will finish.
+struct Outlive<'s, T>(&'s Mutex<Slot<T>>);
+
+impl<T> Drop for Outlive<'_, T> {
+    fn drop(&mut self) {
+        // stderr, not the logger: user code is what may have panicked on the way here.
+        eprintln!("coronet: a coroutine unwinds while a blocking job borrows its stack; waiting");
+        while self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .result
+            .is_none()
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

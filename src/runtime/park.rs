@@ -54,7 +54,10 @@ impl Token {
         {
             Ok(_) => true,
             Err(NOTIFIED) => {
-                self.0.store(EMPTY, Ordering::Release);
+                // A swap, not a store: another unpark may have swapped NOTIFIED in again since
+                // the CAS read it, and its Release (publishing the waker's condition) must be
+                // acquired before the caller re-checks that condition, or the wake-up is lost.
+                self.0.swap(EMPTY, Ordering::Acquire);
                 false
             }
             Err(s) => panic!("park token in unexpected state {s} at park"),
@@ -78,9 +81,10 @@ impl Task {
             ),
             NOTIFIED => {}
             PARKED => {
-                hot_trace!("unpark coroutine {}", self.id);
                 self.set_state(State::Runnable);
                 worker::schedule(self.clone());
+                // Only now: the logger is user code, and may park or panic.
+                hot_trace!("unpark coroutine {}", self.id);
             }
             PARKED_THREAD => match &self.home {
                 Home::Thread(t) => t.thread.unpark(),
@@ -117,9 +121,11 @@ impl Task {
             .compare_exchange(PARKED, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {
-                hot_trace!("unpark coroutine {}", self.id);
+                let id = self.id;
                 self.set_state(State::Runnable);
                 worker::schedule_at(self, turn);
+                // Only now: the logger is user code, and may park or panic.
+                hot_trace!("unpark coroutine {}", id);
             }
             Err(_) => self.unpark(),
         }
@@ -173,12 +179,14 @@ pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, wh
 /// wait down to the switch).
 #[inline(always)]
 fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
+    // Before the token moves: the logger is user code, and one that parks (on a contended
+    // lock, say) must find the token EMPTY, not PARKED with a timer armed.
+    hot_trace!("park coroutine {} ({:?})", task.id, why);
     if !task.token.begin_park(PARKED) {
         return;
     }
     let timer = deadline.map(|d| worker::arm_timer(d, task.clone()));
     task.set_wait(why, -1);
-    hot_trace!("park coroutine {} ({:?})", task.id, why);
     worker::suspend_parked(task, why);
     task.set_wait(Wait::None, -1);
     task.token.end_park();

@@ -109,12 +109,27 @@ where
         let r = match (failed, f) {
             (None, Some(f)) => panic::catch_unwind(AssertUnwindSafe(f)),
             (Some(e), f) => {
-                drop(f);
+                // This runs on the scheduler, which must not unwind: a closure whose
+                // captures panic as they drop loses that panic (the joiner gets `e`).
+                leak_panic(panic::catch_unwind(AssertUnwindSafe(|| drop(f))));
                 Err(Box::new(e.to_string()) as Box<dyn std::any::Any + Send>)
             }
             (None, None) => unreachable!("a coroutine body ran twice"),
         };
         self.complete(r);
+        // With the handle dropped, this is the last reference and drops the result (or the
+        // panic payload): user code, outside the closure's `catch_unwind`. A panic there must
+        // not reach the worker (see `AbortOnUnwind`), so it is caught and leaked.
+        leak_panic(panic::catch_unwind(AssertUnwindSafe(|| drop(self))));
+    }
+}
+
+/// Keeps a panic caught while dropping user values from going further: its payload is leaked
+/// (dropping it could panic again) and the event logged.
+fn leak_panic(r: thread::Result<()>) {
+    if let Err(payload) = r {
+        std::mem::forget(payload);
+        log::error!("a value owned by a coroutine panicked while being dropped; panic ignored");
     }
 }
 

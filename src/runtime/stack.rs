@@ -216,9 +216,8 @@ impl StackPool {
         if let Some(i) = self.free.iter().rposition(|s| Some(s.size()) == want) {
             return Ok(self.free.swap_remove(i));
         }
-        let stack = Stack::new(size)?;
-        log::trace!("stack: mapped a {}-byte stack", stack.size());
-        Ok(stack)
+        // No log line here: the pool is borrowed, and a logger that spawns would re-enter it.
+        Stack::new(size)
     }
 
     /// Takes back the stack of a finished coroutine (`Coroutine::into_stack`).

@@ -504,8 +504,27 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) {
         events: RefCell::new(Vec::with_capacity(256)),
     }));
     LOCAL.with(|l| l.set(local));
+    let _abort = AbortOnUnwind(index);
     log::debug!("worker {index} started");
     local.run();
+}
+
+/// Dropped only if a panic unwinds out of the scheduler loop, which never returns: a runtime
+/// bug, or user code the scheduler calls (a logger, say) panicking. The thread must not exit
+/// then: the coroutines parked on it can run on no other thread, and its thread-locals, which
+/// their suspended frames (and blocking jobs) may borrow, would be freed under them. So the
+/// process aborts, as std does when it cannot unwind soundly.
+struct AbortOnUnwind(usize);
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        eprintln!(
+            "coronet: worker {}: a panic escaped the scheduler; the coroutines parked on this \
+             thread cannot move to another, so the process aborts",
+            self.0
+        );
+        std::process::abort();
+    }
 }
 
 /// Prefetch only on a worker with more coroutines than this. What pays is the translation
@@ -874,7 +893,8 @@ impl Local {
             }
             Ok(CoroutineResult::Return(())) => self.finish(task, key),
             Err(payload) => {
-                // The body catches user panics itself; reaching here is a runtime bug.
+                // The body catches user panics, and those of dropping what it owns, itself;
+                // reaching here is a runtime bug, and the unwinding ends at `AbortOnUnwind`.
                 log::error!("coroutine {} escaped its panic guard", task.id);
                 self.finish(task, key);
                 panic::resume_unwind(payload);

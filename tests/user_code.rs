@@ -1,0 +1,139 @@
+//! User code the runtime calls on its own paths — drops of what a coroutine owns, the logger —
+//! may panic or park there, and the worker must go on serving every other coroutine. These
+//! cases were found by an audit: each of them used to stop the worker thread (and with it
+//! every coroutine parked on it) or leave a park token in a state that panicked later.
+//!
+//! One worker, so that "the worker survived" means the same thread went on running
+//! coroutines (with two, the other one would steal the unstarted ones); hence a test binary
+//! of its own. The logger is process-wide, so it is installed once and only acts while a
+//! test switches it on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+fn one_worker() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        coronet::Builder::new()
+            .workers(1)
+            .build_global()
+            .expect("the only runtime of this test binary");
+        log::set_logger(&PARKING_LOGGER).expect("the only logger of this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+}
+
+/// Joins `h` from this plain thread, failing the test if it has not finished in 10 s (a dead
+/// worker never runs it).
+fn join_within<T>(h: coronet::JoinHandle<T>, what: &str) -> std::thread::Result<T> {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !h.is_finished() {
+        assert!(Instant::now() < until, "{what}: not finished after 10 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.join()
+}
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("PanicsOnDrop dropped");
+    }
+}
+
+#[test]
+fn a_detached_result_that_panics_when_dropped_leaves_the_worker_running() {
+    one_worker();
+    // The handle is gone, so the runtime drops the result itself, outside the closure.
+    let done = std::sync::Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    drop(coronet::go(move || {
+        d.store(true, Ordering::SeqCst);
+        PanicsOnDrop
+    }));
+    let later = coronet::go(|| 7);
+    assert_eq!(join_within(later, "a coroutine spawned after").unwrap(), 7);
+    assert!(
+        done.load(Ordering::SeqCst),
+        "the detached coroutine ran first"
+    );
+}
+
+#[test]
+fn a_closure_that_panics_when_dropped_unstarted_leaves_the_worker_running() {
+    one_worker();
+    // No stack this size can be mapped, so the worker drops the closure unrun.
+    let owned = PanicsOnDrop;
+    let h = coronet::Spawn::new().stack_size(1 << 46).go(move || {
+        let _keep = &owned;
+    });
+    let err = join_within(h, "the coroutine that could not start").unwrap_err();
+    let msg = err
+        .downcast_ref::<String>()
+        .expect("the reason, as a String");
+    assert!(!msg.is_empty());
+    assert_eq!(
+        join_within(coronet::go(|| 8), "a later coroutine").unwrap(),
+        8
+    );
+}
+
+/// While `PARK_LOGGING` is on, logging "park coroutine …" from inside a coroutine takes
+/// `LOGGER_LOCK`, a coronet mutex another coroutine holds: the logger itself parks, on the
+/// very path that is parking the coroutine. (`INSIDE` keeps the logger's own park from
+/// recursing into it.)
+static PARK_LOGGING: AtomicBool = AtomicBool::new(false);
+static INSIDE: AtomicBool = AtomicBool::new(false);
+static LOGGER_LOCK: coronet::sync::Mutex<()> = coronet::sync::Mutex::new(());
+
+struct ParkingLogger;
+static PARKING_LOGGER: ParkingLogger = ParkingLogger;
+
+impl log::Log for ParkingLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        if PARK_LOGGING.load(Ordering::SeqCst)
+            && record.args().to_string().starts_with("park coroutine")
+            && !INSIDE.swap(true, Ordering::SeqCst)
+        {
+            drop(LOGGER_LOCK.lock());
+            INSIDE.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+#[test]
+fn a_logger_that_parks_while_a_coroutine_parks_does_not_corrupt_the_park() {
+    one_worker();
+    let r = coronet::run(|| {
+        let held = LOGGER_LOCK.lock();
+        PARK_LOGGING.store(true, Ordering::SeqCst);
+        let (tx, rx) = coronet::chan::bounded::<u32>(0);
+        // Its recv parks; the park's log line parks again in the logger, on the held lock.
+        let waiter = coronet::go(move || rx.recv().unwrap());
+        for _ in 0..10 {
+            coronet::yield_now();
+        }
+        drop(held); // the logger goes on, then the recv's own park
+        for _ in 0..10 {
+            coronet::yield_now();
+        }
+        tx.send(5).unwrap();
+        let got = waiter.join();
+        PARK_LOGGING.store(false, Ordering::SeqCst);
+        got
+    });
+    assert_eq!(r.unwrap(), 5);
+    // And the worker still serves.
+    assert_eq!(
+        join_within(coronet::go(|| 9), "a later coroutine").unwrap(),
+        9
+    );
+}
