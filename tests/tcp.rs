@@ -1441,3 +1441,41 @@ fn vectored_read_of_more_slices_than_iov_max_is_not_a_short_read() {
         assert_eq!(rest[..n], data[1024..]);
     });
 }
+
+#[test]
+fn a_clone_converted_to_std_does_not_make_the_original_block() {
+    // `try_clone` shares the open file, and with it O_NONBLOCK; converting the clone to a
+    // std socket turns blocking mode on for both. The original's reads and writes must still
+    // never block the thread: here a read with nothing to read times out as it should, and
+    // `close` from elsewhere ends one that is parked.
+    both(|| {
+        let (mut c, mut s) = pair();
+        let clone: std::net::TcpStream = s.try_clone().unwrap().into();
+        // A read that blocked the thread would return this byte after 2 s instead of timing
+        // out, so a regression fails the test rather than hanging it.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = c.write_all(b"x");
+            c
+        });
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let started = Instant::now();
+        let e = s.read(&mut [0u8; 16]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        s.set_read_timeout(None).unwrap();
+        let s = Arc::new(s);
+        let closer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                s.close().unwrap();
+            })
+        };
+        let e = (&*s).read(&mut [0u8; 16]).unwrap_err();
+        assert!(op(&e).is_closed(), "{e}");
+        closer.join().unwrap();
+        drop((late.join().unwrap(), clone));
+    });
+}

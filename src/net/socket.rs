@@ -422,8 +422,16 @@ pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: Shutdown) -> io::Result<()> {
 // architecture (recv and send do not on all). Integer arguments are widened to `c_long`
 // first: a variadic `int` leaves the register's upper half unspecified.
 
+/// Flags added to every receive and send: the call never blocks the thread, whatever the
+/// open file's `O_NONBLOCK` says. Our sockets are always nonblocking, but the flag lives in
+/// the open file, which a `try_clone` shares: converting that clone to a std socket (which
+/// turns blocking mode on) or a user's `fcntl` on a borrowed fd would otherwise make every
+/// read and write here block the worker, deaf to deadlines and `close`.
+const NEVER_BLOCK: c_int = libc::MSG_DONTWAIT;
+
 /// Receives into `buf` (`recv(2)`); `Ok(0)` is end of stream.
 pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: c_int) -> io::Result<usize> {
+    let flags = flags | NEVER_BLOCK;
     let (data, size) = (buf.as_mut_ptr(), buf.len());
     let none = ptr::null_mut::<libc::sockaddr>();
     // SAFETY: `fd` is open while borrowed; `buf` is writable for `size` bytes; a null address
@@ -444,6 +452,7 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: c_int) -> io::Resu
 
 /// Sends from `buf` (`send(2)`); pass [`SEND_FLAGS`] so a closed peer is `EPIPE`, not `SIGPIPE`.
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: c_int) -> io::Result<usize> {
+    let flags = flags | NEVER_BLOCK;
     let (data, size) = (buf.as_ptr(), buf.len());
     // SAFETY: `fd` is open while borrowed; `buf` is readable for `size` bytes; a null address
     // of length 0 sends on the connection, as send(2) does.
@@ -471,7 +480,9 @@ pub(crate) fn recv_from(
         let (data, size) = (buf.as_mut_ptr().cast(), buf.len());
         // SAFETY: `fd` is open while borrowed; `buf` is writable for `size` bytes and
         // `addr`/`len` describe writable storage.
-        cvt_len(unsafe { libc::recvfrom(fd.as_raw_fd(), data, size, flags, addr, len) })
+        cvt_len(unsafe {
+            libc::recvfrom(fd.as_raw_fd(), data, size, flags | NEVER_BLOCK, addr, len)
+        })
     })
 }
 
@@ -483,17 +494,28 @@ pub(crate) fn send_to(
     flags: c_int,
 ) -> io::Result<usize> {
     let (data, size) = (buf.as_ptr().cast(), buf.len());
+    let flags = flags | NEVER_BLOCK;
     // SAFETY: `fd` is open while borrowed; `buf` is readable for `size` bytes and `addr`
     // points to `addr.len` initialised bytes.
     cvt_len(unsafe { libc::sendto(fd.as_raw_fd(), data, size, flags, addr.as_ptr(), addr.len) })
 }
 
-/// Reads into several buffers at once (`readv(2)`), at most 1024 of them per call.
+/// Reads into several buffers at once, at most 1024 of them per call. Sockets only: it is
+/// `recvmsg(2)`, which unlike `readv` takes [`NEVER_BLOCK`].
 pub(crate) fn readv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-    let count = bufs.len().min(MAX_IOV) as c_int;
-    // SAFETY: `fd` is open while borrowed; `IoSliceMut` is ABI-compatible with `iovec` on Unix,
-    // and the first `count` entries describe writable buffers.
-    cvt_len(unsafe { libc::readv(fd.as_raw_fd(), bufs.as_mut_ptr().cast(), count) })
+    let count = bufs.len().min(MAX_IOV);
+    if bufs[..count].iter().all(|b| b.is_empty()) {
+        // What readv(2) answers at once for zero bytes, where recvmsg would wait for data
+        // (and take a datagram).
+        return Ok(0);
+    }
+    // SAFETY: `msghdr` is plain C data; all zeroes (null pointers, zero lengths) is valid.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = bufs.as_mut_ptr().cast();
+    msg.msg_iovlen = count;
+    // SAFETY: `fd` is open while borrowed; `IoSliceMut` is ABI-compatible with `iovec` on Unix
+    // and the first `msg_iovlen` entries describe writable buffers; no name or control data.
+    cvt_len(unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, NEVER_BLOCK) })
 }
 
 /// Writes several buffers at once, at most 1024 of them per call. Sockets only: it is
@@ -506,7 +528,7 @@ pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usi
     msg.msg_iovlen = bufs.len().min(MAX_IOV);
     // SAFETY: `fd` is open while borrowed; `IoSlice` is ABI-compatible with `iovec` on Unix and
     // the first `msg_iovlen` entries describe readable buffers; no name or control data.
-    cvt_len(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, SEND_FLAGS) })
+    cvt_len(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, SEND_FLAGS | NEVER_BLOCK) })
 }
 
 /// Reads from a descriptor that need not be a socket (`read(2)`).
