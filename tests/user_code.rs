@@ -80,12 +80,11 @@ fn a_closure_that_panics_when_dropped_unstarted_leaves_the_worker_running() {
     );
 }
 
-/// While `PARK_LOGGING` is on, logging "park coroutine …" from inside a coroutine takes
-/// `LOGGER_LOCK`, a coronet mutex another coroutine holds: the logger itself parks, on the
-/// very path that is parking the coroutine. (`INSIDE` keeps the logger's own park from
-/// recursing into it.)
+/// While `PARK_LOGGING` is on, logging "park coroutine …" takes `LOGGER_LOCK`, a coronet
+/// mutex another coroutine holds: the logger itself parks, on the very path that is parking
+/// the coroutine — and its own park would log "park coroutine" again, which the runtime must
+/// not turn into endless recursion.
 static PARK_LOGGING: AtomicBool = AtomicBool::new(false);
-static INSIDE: AtomicBool = AtomicBool::new(false);
 static LOGGER_LOCK: coronet::sync::Mutex<()> = coronet::sync::Mutex::new(());
 
 struct ParkingLogger;
@@ -99,10 +98,8 @@ impl log::Log for ParkingLogger {
     fn log(&self, record: &log::Record) {
         if PARK_LOGGING.load(Ordering::SeqCst)
             && record.args().to_string().starts_with("park coroutine")
-            && !INSIDE.swap(true, Ordering::SeqCst)
         {
             drop(LOGGER_LOCK.lock());
-            INSIDE.store(false, Ordering::SeqCst);
         }
     }
 

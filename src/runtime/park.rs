@@ -179,9 +179,9 @@ pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, wh
 /// wait down to the switch).
 #[inline(always)]
 fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
-    // Before the token moves: the logger is user code, and one that parks (on a contended
-    // lock, say) must find the token EMPTY, not PARKED with a timer armed.
-    hot_trace!("park coroutine {} ({:?})", task.id, why);
+    if log::log_enabled!(log::Level::Trace) {
+        trace_park(task, why);
+    }
     if !task.token.begin_park(PARKED) {
         return;
     }
@@ -192,6 +192,23 @@ fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
     task.token.end_park();
     if let Some(id) = timer {
         worker::cancel_timer(id);
+    }
+}
+
+/// The park's trace line, logged before the token moves: the logger is user code, and one
+/// that parks (on a contended coronet lock, say) must find the token EMPTY, not PARKED with a
+/// timer armed. Its own park would log again and recurse without end, so parks that happen
+/// while this thread is inside this call are not logged (the flag is per thread: another
+/// coroutine run meanwhile loses its park line too, which is all it loses).
+#[cold]
+#[inline(never)]
+fn trace_park(task: &Task, why: Wait) {
+    thread_local! {
+        static LOGGING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !LOGGING.replace(true) {
+        log::trace!("park coroutine {} ({:?})", task.id, why);
+        LOGGING.set(false);
     }
 }
 
