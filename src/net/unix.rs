@@ -28,9 +28,8 @@
 //! drains), and so does a thread on a connected socket (`connect`, then `send`).
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::mem::ManuallyDrop;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::SocketAddr as UnixSocketAddr;
 use std::path::Path;
@@ -68,13 +67,11 @@ fn unnamed() -> UnixSocketAddr {
 /// `fd`'s own name (`peer` false) or its peer's, read by std itself. Linux lets a socket
 /// bind a path of the full 108 bytes with no NUL; std's `SocketAddr` holds one as it comes
 /// from the kernel, but `from_pathname`, the only way to build one, refuses it, so `to_std`
-/// fails there and this is the way to get such an address.
+/// fails there and this is the way to get such an address. A rare path, so it pays for a
+/// `dup` rather than lend the number to std unsafely (`getsockname`/`getpeername` work the
+/// same on every AF_UNIX socket type, whatever std type wraps it).
 fn std_name(fd: BorrowedFd<'_>, peer: bool) -> io::Result<UnixSocketAddr> {
-    // SAFETY: `fd` is an open socket for the whole borrow, and `ManuallyDrop` never closes
-    // it: the std value only lends the number to `getsockname`/`getpeername`, which work
-    // the same on every AF_UNIX socket type.
-    let s =
-        ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd.as_raw_fd()) });
+    let s = std::os::unix::net::UnixStream::from(fd.try_clone_to_owned()?);
     if peer {
         s.peer_addr()
     } else {
