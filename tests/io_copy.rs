@@ -390,3 +390,68 @@ fn a_copy_into_a_reset_connection_survives_default_sigpipe() {
     let err = copy(&mut file, &mut server).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err:?}");
 }
+
+/// `sendfile` and `splice` obey the open file's blocking mode, which a clone converted to
+/// std turns on for the original too; such a copy must take the buffered loop (whose sends
+/// and receives never block) instead of blocking its thread.
+#[test]
+fn a_socket_put_in_blocking_mode_by_a_std_clone_is_copied_without_blocking() {
+    let capture = captured();
+    // every byte arrives, through the buffered loop (an odd length: this test's log line)
+    let data = pattern((1 << 20) + 7);
+    let mut file = temp_file("blocking", &data);
+    let (client, mut server) = tcp_pair();
+    let std_clone: std::net::TcpStream = server.try_clone().unwrap().into();
+    let reader = read_all_on_thread(client);
+    assert_eq!(copy(&mut file, &mut server).unwrap(), data.len() as u64);
+    drop((server, std_clone));
+    assert_eq!(reader.join().unwrap(), data);
+    assert!(
+        logged("copy: Sendfile unsupported after 0 bytes, buffering the rest"),
+        "{:?}",
+        capture.0.lock().unwrap()
+    );
+
+    // sendfile to a peer that reads nothing for 3 s: the write deadline stops the copy. A
+    // sendfile that blocked the thread would only return once the peer reads.
+    let mut file = temp_file("blocking-deadline", &vec![0x5a; 4 << 20]);
+    let (idle, mut server) = tcp_pair();
+    small_buffers(&server, &idle);
+    let std_clone: std::net::TcpStream = server.try_clone().unwrap().into();
+    let late_reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        let mut idle = idle;
+        io::copy(&mut idle, &mut io::sink()).unwrap()
+    });
+    let start = Instant::now();
+    server
+        .set_write_deadline(Some(start + Duration::from_millis(200)))
+        .unwrap();
+    assert_timed_out(&copy(&mut file, &mut server).unwrap_err());
+    assert!(start.elapsed() < Duration::from_millis(2500), "blocked");
+    drop((server, std_clone));
+    late_reader.join().unwrap();
+
+    // splice from a source that sends nothing for 3 s, in a coroutine: the read deadline
+    // stops it; a splice that blocked the worker would only return with the late bytes.
+    let (feed, src) = tcp_pair();
+    let (dst, _sink) = tcp_pair();
+    let std_clone: std::net::TcpStream = src.try_clone().unwrap().into();
+    let late_feed = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        let mut feed = feed;
+        let _ = feed.write_all(b"late");
+        feed
+    });
+    let start = Instant::now();
+    let copier = coronet::go(move || {
+        src.set_read_deadline(Some(Instant::now() + Duration::from_millis(200)))
+            .unwrap();
+        copy(&mut &src, &mut &dst)
+    });
+    let err = copier.join().unwrap().unwrap_err();
+    assert!(start.elapsed() < Duration::from_millis(2500), "blocked");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err:?}");
+    assert!(err.to_string().starts_with("read tcp "), "{err}");
+    drop((late_feed.join().unwrap(), std_clone));
+}

@@ -1017,11 +1017,14 @@ fn dialer_control_sees_the_fd_before_connect() {
                 assert_eq!(util::peer_errno(fd), Some(libc::ENOTCONN));
                 util::set_sockopt(&fd, libc::IPPROTO_IP, libc::IP_TTL, 33);
                 s2.store(fd, Ordering::SeqCst);
+                // connect(2) obeys blocking mode, so the dial turns it off again
+                util::set_file_nonblocking(fd, false);
                 Ok(())
             })
             .dial(l.local_addr().unwrap())
             .unwrap();
         assert_eq!(seen.load(Ordering::SeqCst), c.as_raw_fd());
+        assert!(util::file_nonblocking(c.as_raw_fd()));
         assert_eq!(c.ttl().unwrap(), 33, "option set in the hook stays");
         // an error from the hook aborts the dial with that error
         let e = Dialer::new()
@@ -1123,11 +1126,16 @@ fn listen_config_backlog_and_control() {
             .control(move |fd| {
                 assert!(fd >= 0);
                 c2.fetch_add(1, Ordering::SeqCst);
+                util::set_file_nonblocking(fd, false);
                 Ok(())
             })
             .listen("127.0.0.1:0")
             .unwrap();
         assert_eq!(called.load(Ordering::SeqCst), 1);
+        assert!(
+            util::file_nonblocking(l.as_raw_fd()),
+            "the hook's blocking mode stays"
+        );
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
@@ -1439,6 +1447,53 @@ fn vectored_read_of_more_slices_than_iov_max_is_not_a_short_read() {
         let mut rest = vec![0u8; 4096];
         let n = read_promptly(&mut s, &mut rest);
         assert_eq!(rest[..n], data[1024..]);
+    });
+}
+
+#[test]
+fn a_listener_clone_converted_to_std_does_not_make_accept_block() {
+    // As below, for accept4(2), which has no per-call MSG_DONTWAIT: the original listener's
+    // accept still takes a waiting connection, still parks when there is none (a deadline
+    // and `close` end it), and the std clone keeps std's blocking accept.
+    both(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let clone: std::net::TcpListener = l.try_clone().unwrap().into();
+        assert!(!util::file_nonblocking(l.as_raw_fd()));
+        let c = TcpStream::connect(addr).unwrap();
+        let (s, peer) = l.accept().unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        drop((c, s));
+        // An accept that blocked the thread would take this connection after 3 s instead of
+        // timing out, so a regression fails the test rather than hanging it.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            std::net::TcpStream::connect(addr).unwrap()
+        });
+        let started = Instant::now();
+        l.set_deadline(Some(started + Duration::from_millis(300)))
+            .unwrap();
+        assert_timeout(&l.accept().unwrap_err());
+        assert!(started.elapsed() < Duration::from_millis(2500), "blocked");
+        l.set_deadline(None).unwrap();
+        let l = Arc::new(l);
+        let closer = {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                l.close().unwrap();
+            })
+        };
+        let e = l.accept().unwrap_err();
+        assert!(op(&e).is_closed(), "{e}");
+        assert!(started.elapsed() < Duration::from_millis(2500), "blocked");
+        closer.join().unwrap();
+        // the std clone blocks, as std's accept does, until the late connection comes
+        let (s, _) = clone.accept().unwrap();
+        assert_eq!(
+            s.peer_addr().unwrap(),
+            late.join().unwrap().local_addr().unwrap()
+        );
     });
 }
 

@@ -64,6 +64,10 @@
 //! same holds for a socket in nonblocking mode, where a copy fails with `WouldBlock` as
 //! soon as either side would wait.
 //!
+//! A socket whose open file is in blocking mode — shared with a `try_clone` that was
+//! converted to a std socket — takes the buffered loop too, from wherever the fast path
+//! stopped: `sendfile` and `splice` obey that mode and would block the worker thread.
+//!
 //! # Signals and fairness
 //!
 //! `sendfile` and `splice` take no `MSG_NOSIGNAL`, so writing into a reset connection
@@ -77,7 +81,7 @@ use std::any::TypeId;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::marker::PhantomData;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use crate::net::sock::Sock;
 use crate::net::socket::{self, SPLICE_FLAGS};
@@ -306,6 +310,18 @@ fn unsupported(e: &io::Error) -> bool {
     )
 }
 
+/// Refuses the fast path when `sock`'s open file is in blocking mode (a clone converted to
+/// std shares it): `sendfile` and `splice` take no per-call "don't block" flag, and a
+/// blocked call would hold the worker thread, deaf to deadlines and `close`. The buffered
+/// loop's receives and sends pass `MSG_DONTWAIT` and carry on.
+fn nonblocking_file(sock: BorrowedFd<'_>) -> io::Result<()> {
+    if socket::file_blocks(sock) {
+        log::debug!("copy: fd {} is in blocking mode", sock.as_raw_fd());
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    Ok(())
+}
+
 /// Counts bytes and yields every `YIELD_EVERY` (see "Signals and fairness").
 struct Pace(u64);
 
@@ -326,9 +342,10 @@ fn sendfile(file: &File, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
     let dst = dst.0;
     let mut pace = Pace(0);
     loop {
-        let r = dst
-            .fd
-            .write_with(|fd| socket::sendfile(fd, file.as_fd(), None, SENDFILE_CHUNK));
+        let r = dst.fd.write_with(|fd| {
+            nonblocking_file(fd)?;
+            socket::sendfile(fd, file.as_fd(), None, SENDFILE_CHUNK)
+        });
         match r {
             Ok(0) => return Ok(Fast::Finished),
             Ok(n) => {
@@ -368,9 +385,10 @@ fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
     let mut pace = Pace(0);
     loop {
         // 1. source → pipe
-        let r = src
-            .fd
-            .read_with(|fd| socket::splice(fd, pipe_w.as_fd(), SPLICE_CHUNK, SPLICE_FLAGS));
+        let r = src.fd.read_with(|fd| {
+            nonblocking_file(fd)?;
+            socket::splice(fd, pipe_w.as_fd(), SPLICE_CHUNK, SPLICE_FLAGS)
+        });
         let n = match r {
             Ok(0) => return Ok(Fast::Finished),
             Ok(n) => n,
@@ -380,6 +398,7 @@ fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
         // 2. pipe → destination
         let mut left = n;
         let r = dst.fd.write_with(|fd| {
+            nonblocking_file(fd)?;
             while left > 0 {
                 match socket::splice(pipe_r.as_fd(), fd, left, SPLICE_FLAGS)? {
                     0 => return Err(io::ErrorKind::WriteZero.into()),

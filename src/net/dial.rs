@@ -562,6 +562,9 @@ impl ListenConfig {
         }
         if let Some(c) = &self.control {
             c(fd.as_raw_fd())?;
+            // The hook may have turned blocking mode on; accept checks anyway (it must, for
+            // clones), but that costs a poll(2) per accept.
+            socket::set_nonblocking(fd.as_fd(), true)?;
         }
         socket::bind(fd.as_fd(), &SockAddr::from_inet(&a))?;
         socket::listen(fd.as_fd(), self.backlog.unwrap_or_else(socket::somaxconn))?;

@@ -374,7 +374,12 @@ pub(crate) fn connect(fd: BorrowedFd<'_>, addr: &SockAddr) -> io::Result<()> {
 }
 
 /// Accepts one connection as a nonblocking, close-on-exec socket, with the peer's address.
+/// `WouldBlock` when none is queued, even if the open file is in blocking mode (see
+/// [`file_blocks`]): then a `poll(2)` with no timeout asks first.
 pub(crate) fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, SockAddr)> {
+    if file_blocks(fd) && !poll_fd(fd, libc::POLLIN, None, 0)?.0 {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     let (new, peer) = SockAddr::fill(|addr, len| {
         // SAFETY: `fd` is open while borrowed; `addr`/`len` describe writable storage.
@@ -627,6 +632,18 @@ pub(crate) fn getsockopt<T: Pod>(fd: BorrowedFd<'_>, level: c_int, name: c_int) 
 pub(crate) fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
     let errno: c_int = getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR)?;
     Ok((errno != 0).then(|| io::Error::from_raw_os_error(errno)))
+}
+
+/// Whether the open file behind `fd` is in blocking mode. Ours never are when made, but the
+/// mode lives in the open file, which a `try_clone` shares: converting that clone to a std
+/// socket turns it off, and so may a user's `fcntl` on a borrowed fd. Receives and sends
+/// pass `MSG_DONTWAIT` and never care; `accept4`, `sendfile` and `splice` have no such flag,
+/// so they ask this first (one `fcntl`) and take a path that cannot block when it says yes.
+/// What is left is a mode change in the instant between the check and the call.
+pub(crate) fn file_blocks(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: `fd` is open while borrowed; F_GETFL takes no pointers.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    fl != -1 && fl & libc::O_NONBLOCK == 0
 }
 
 /// Turns the descriptor's nonblocking mode on or off (`ioctl(FIONBIO)`).

@@ -384,6 +384,8 @@ impl TcpStream {
         let fd = socket::socket(domain(&to), libc::SOCK_STREAM)?;
         if let Some(control) = control {
             control(fd.as_raw_fd())?;
+            // The hook may have turned blocking mode on, and connect(2) has no per-call flag.
+            socket::set_nonblocking(fd.as_fd(), true)?;
         }
         if let Some(local) = local {
             socket::bind(fd.as_fd(), &SockAddr::from_inet(&local))?;

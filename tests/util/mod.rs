@@ -226,6 +226,23 @@ pub fn peer_errno(fd: RawFd) -> Option<i32> {
     (rc != 0).then(|| io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
+/// Turns the open file's nonblocking mode on or off (as a std conversion or a user's
+/// `fcntl` may), through any fd that shares it.
+pub fn set_file_nonblocking(fd: RawFd, on: bool) {
+    let mut v = libc::c_int::from(on);
+    // SAFETY: FIONBIO reads one c_int through the pointer, which is live for the call.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONBIO, &mut v) };
+    assert_eq!(rc, 0, "ioctl(FIONBIO): {}", io::Error::last_os_error());
+}
+
+/// Whether the open file behind `fd` is in nonblocking mode.
+pub fn file_nonblocking(fd: RawFd) -> bool {
+    // SAFETY: F_GETFL takes no pointers; a bad fd gives -1.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert_ne!(fl, -1, "F_GETFL: {}", io::Error::last_os_error());
+    fl & libc::O_NONBLOCK != 0
+}
+
 /// Where a helper runs: a coroutine, or a plain thread.
 pub const PLACES: [bool; 2] = [false, true];
 
