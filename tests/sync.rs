@@ -658,6 +658,105 @@ fn semaphore_timeouts_racing_releases_keep_the_count() {
     drop(all);
 }
 
+/// Blocking acquires mixed with timed ones. A release that saw `WAITERS` could reach the
+/// queue lock after the last waiter had timed out, then rewrite the count over an acquire
+/// that took the fast path meanwhile: a permit duplicated for good (4 holders of 3; seen
+/// in most runs of this test before the fix).
+#[test]
+fn semaphore_blocking_and_timed_acquires_never_over_admit() {
+    setup();
+    let _w = watchdog("semaphore mixed acquires", 120);
+    const N: usize = 3;
+    for _round in 0..40 {
+        let sem = Arc::new(Semaphore::new(N));
+        let inflight = Arc::new(InFlight::default());
+        let work = |id: u64| {
+            let (sem, inflight) = (sem.clone(), inflight.clone());
+            move || {
+                let mut seed = id * 31 + 7;
+                let mut next = move || {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed
+                };
+                for _ in 0..3000 {
+                    let permit = if next() % 2 == 0 {
+                        Some(sem.acquire())
+                    } else {
+                        sem.acquire_timeout(Duration::from_micros(next() % 200))
+                    };
+                    if let Some(_p) = permit {
+                        assert!(inflight.enter() <= N, "more holders than permits");
+                        if next() % 8 == 0 {
+                            coronet::yield_now();
+                        }
+                        inflight.leave();
+                    }
+                }
+            }
+        };
+        let cs: Vec<_> = (0..9).map(|i| coronet::go(work(i))).collect();
+        let ts: Vec<_> = (9..12).map(|i| thread::spawn(work(i))).collect();
+        cs.into_iter().for_each(|h| h.join().unwrap());
+        ts.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(
+            sem.available_permits(),
+            N,
+            "a permit was lost or duplicated"
+        );
+    }
+}
+
+/// Readers, writers and `try_write` on one lock from coroutines and threads: a writer must
+/// never see a reader's guard alive (the pair is written together, read together), and the
+/// count must come back to "free". The race this guards against (a last reader out reaching
+/// the queue lock after the queue had emptied, then rewriting the word over a fast-path
+/// reader) needs preemption at two exact points; it was shown with injected delays.
+#[test]
+fn rwlock_fast_paths_and_queue_hand_offs_keep_readers_counted() {
+    setup();
+    let _w = watchdog("rwlock mixed", 120);
+    let lock = Arc::new(RwLock::new((0u64, 0u64)));
+    let work = |id: u64| {
+        let lock = lock.clone();
+        move || {
+            for i in 0..5000u64 {
+                match (id + i) % 5 {
+                    0 => {
+                        let mut w = lock.write();
+                        w.0 += 1;
+                        w.1 += 1;
+                    }
+                    1 => {
+                        if let Some(mut w) = lock.try_write() {
+                            w.0 += 1;
+                            w.1 += 1;
+                        }
+                    }
+                    _ => {
+                        let r = lock.read();
+                        let seen = *r;
+                        if i % 16 == 0 {
+                            coronet::yield_now();
+                        }
+                        assert_eq!(*r, seen, "a writer ran beside a live read guard");
+                        assert_eq!(r.0, r.1, "torn read");
+                    }
+                }
+            }
+        }
+    };
+    let cs: Vec<_> = (0..9).map(|i| coronet::go(work(i))).collect();
+    let ts: Vec<_> = (9..12).map(|i| thread::spawn(work(i))).collect();
+    cs.into_iter().for_each(|h| h.join().unwrap());
+    ts.into_iter().for_each(|t| t.join().unwrap());
+    assert!(
+        lock.try_write().is_some(),
+        "the lock word did not come back to free"
+    );
+}
+
 // ----------------------------------------------------------------------------------- Once
 
 #[test]

@@ -270,6 +270,13 @@ impl<T: ?Sized> RwLock<T> {
     /// If the lock is free, hands it to the head of the queue: one writer, or every reader
     /// up to the first writer. Returns the waiters to wake once the queue lock is released.
     fn grant_locked(&self, q: &mut Queue<()>) -> Vec<Arc<Waiter>> {
+        // No one to grant to. Then WAITERS is clear (it is set exactly while the queue is
+        // non-empty, both changed under this lock), the fast paths are live, and the load and
+        // swap below could wipe a lock one of them took in between: a last reader out that
+        // saw WAITERS gets here after other threads have emptied the queue.
+        if q.is_empty() {
+            return Vec::new();
+        }
         let s = self.state.load(Ordering::Acquire);
         if s & WRITER != 0 || s >= READER {
             return Vec::new(); // still held: its release will come back here

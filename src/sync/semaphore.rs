@@ -195,11 +195,11 @@ impl Semaphore {
         }
         let wake = {
             let mut q = self.queue.lock();
-            let prev = self.state.fetch_add(add, Ordering::AcqRel);
-            assert!(
-                prev.checked_add(add).is_some(),
-                "Semaphore::add_permits: too many permits"
-            );
+            // The waiters may all have timed out since WAITERS was seen, turning the fast
+            // paths back on: add atomically, and check before the word can wrap.
+            self.state
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| s.checked_add(add))
+                .expect("Semaphore::add_permits: too many permits");
             self.grant_locked(&mut q)
         };
         wake_all(wake);
@@ -254,6 +254,13 @@ impl Semaphore {
 
     /// Hands free permits to the head waiters. Returns them to wake after unlocking.
     fn grant_locked(&self, q: &mut Queue<()>) -> Vec<Arc<Waiter>> {
+        // No one to grant to: then WAITERS is clear (it is set exactly while the queue is
+        // non-empty, both changed under this lock), the fast paths are live, and the load
+        // and store below could undo an acquire made in between — one permit too many, for
+        // good. A release that saw WAITERS gets here after the last waiter timed out.
+        if q.is_empty() {
+            return Vec::new();
+        }
         // While WAITERS is set nobody outside the queue lock changes the word.
         let s = self.state.load(Ordering::Acquire);
         let mut permits = s / PERMIT;
