@@ -3,9 +3,10 @@
 //! # What this is
 //!
 //! A model, not the real code: the token's state machine is written again below as a small
-//! pure state machine, one step per atomic operation of `park.rs`, each quoted with its file
-//! and line (or, for the park functions whose lines keep moving, their name) so a change
-//! there can be checked against this copy. A depth-first search then
+//! pure state machine, one step per atomic operation of `park.rs`, each quoted with the
+//! function it copies (`Token`'s methods hold every move of the word) so a change there can
+//! be checked against this copy. (The loom models in `src/runtime/park/loom_tests.rs` run
+//! those methods themselves, orderings included.) A depth-first search then
 //! visits every state reachable by interleaving one parker with one or two unparkers, for each
 //! of the three ways a task sleeps (coroutine `PARKED`, thread `PARKED_THREAD`, thread in
 //! poll(2) `PARKED_POLL`), and checks:
@@ -33,9 +34,9 @@
 //! # What this does not prove
 //!
 //! - Memory ordering: steps are sequentially consistent here; whether `AcqRel`/`Acquire`/
-//!   `Release` in `park.rs` suffice is not checked (that needs loom on the real atomics).
-//! - That `park.rs` matches this model: the quoted lines and names are the link, kept honest
-//!   by review.
+//!   `Release` in `park.rs` suffice is what the loom models check.
+//! - That `park.rs` matches this model: the quoted names are the link, kept honest by
+//!   review.
 //! - The run queues, `worker::suspend_parked`, `std::thread::park` and eventfd are modelled
 //!   by their contracts (a queued coroutine is resumed only after it has suspended; park
 //!   returns after an unpark or spuriously; poll returns once the eventfd counter is
@@ -46,7 +47,7 @@
 mod explore;
 use explore::Report;
 
-/// The token word (park.rs:36-40: `EMPTY`, `NOTIFIED`, `PARKED`, `PARKED_THREAD`,
+/// The token word (park.rs, its constants `EMPTY`, `NOTIFIED`, `PARKED`, `PARKED_THREAD`,
 /// `PARKED_POLL`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Tok {
@@ -210,25 +211,25 @@ impl Model {
                 n.parker = self.asleep();
                 "parker: store PARKED (broken)"
             }
-            // park.rs:51-53: compare_exchange(EMPTY, parked) → Ok → sleep
+            // `Token::begin_park`: compare_exchange(EMPTY, parked) → Ok → sleep
             P::BeginPark if s.tok == Tok::Empty => {
                 n.tok = parked;
                 n.parker = self.asleep();
                 "parker: begin_park CAS EMPTY → PARKED_*"
             }
-            // park.rs:56: Err(NOTIFIED) → consume it, return false
+            // `Token::begin_park`: Err(NOTIFIED) → consume it, return false
             P::BeginPark if s.tok == Tok::Notified => {
                 n.parker = P::ConsumeNotified;
                 "parker: begin_park CAS fails on NOTIFIED"
             }
-            // park.rs:60: Err(s) => panic!("park token in unexpected state {s} at park")
+            // `Token::begin_park`: Err(s) => panic!("park token in unexpected state {s} at park")
             P::BeginPark => {
                 return Some(Err(format!(
-                    "begin_park met {:?}: park.rs:60 panics",
+                    "begin_park met {:?}: `begin_park` panics",
                     s.tok
                 )))
             }
-            // park.rs:57: store(EMPTY); `begin_park` returns false and the park returns (the
+            // `Token::begin_park`: swap(EMPTY) (a store, in this SC model); `begin_park` returns false and the park returns (the
             // caller loops)
             P::ConsumeNotified => {
                 n.tok = Tok::Empty;
@@ -276,7 +277,7 @@ impl Model {
                 n.parker = P::Check;
                 "parker: return without end_park (broken)"
             }
-            // park.rs:65-67 end_park: swap(EMPTY) whatever happened meanwhile
+            // `Token::end_park`: swap(EMPTY) whatever happened meanwhile
             P::EndPark => {
                 n.tok = Tok::Empty;
                 n.parker = P::Check;
@@ -308,7 +309,7 @@ impl Model {
                 n.unparkers[i] = U::Cas;
                 format!("unparker {i}: set the condition (then unpark_owned)")
             }
-            // park.rs:110-119 unpark_owned: compare_exchange(PARKED, NOTIFIED); success
+            // `Token::notify_parked`, from `unpark_owned_at`: compare_exchange(PARKED, NOTIFIED); success
             // schedules exactly as unpark's PARKED arm does, failure falls back to unpark()
             U::Cas if self.protocol == Protocol::OwnedLoadThenStore => {
                 n.unparkers[i] = U::CasStore(s.tok);
@@ -345,7 +346,7 @@ impl Model {
                 n.unparkers[i] = U::Deliver(old);
                 format!("unparker {i}: store NOTIFIED (broken)")
             }
-            // park.rs:74: swap(NOTIFIED)
+            // `Token::notify`, from `Task::unpark`: swap(NOTIFIED)
             U::Swap => {
                 n.tok = Tok::Notified;
                 n.unparkers[i] = U::Deliver(s.tok);
@@ -354,10 +355,10 @@ impl Model {
             U::Deliver(old) => {
                 n.unparkers[i] = U::Done;
                 match old {
-                    // park.rs:75-79: EMPTY → nothing (the next park returns at once);
+                    // `Task::unpark`: EMPTY → nothing (the next park returns at once);
                     // NOTIFIED → nothing
                     Tok::Empty | Tok::Notified => {}
-                    // park.rs:80-84: PARKED → worker::schedule
+                    // `Task::unpark`: PARKED → worker::schedule
                     Tok::Parked => {
                         if s.queued || s.parker != P::Suspended {
                             return Some(Err(format!(
@@ -369,9 +370,9 @@ impl Model {
                         }
                         n.queued = true;
                     }
-                    // park.rs:85-86: PARKED_THREAD → Thread::unpark
+                    // `Task::unpark`: PARKED_THREAD → Thread::unpark
                     Tok::ParkedThread => n.permit = true,
-                    // park.rs:89-92: PARKED_POLL → eventfd_signal (the eventfd always exists
+                    // `Task::unpark`: PARKED_POLL → eventfd_signal (the eventfd always exists
                     // here: park_thread_fd creates it before storing PARKED_POLL, :176-186)
                     Tok::ParkedPoll => n.eventfd = true,
                 }
@@ -519,7 +520,7 @@ fn broken_variants_of_the_protocol_are_caught() {
             Protocol::NoEndPark,
             Flavour::Poll,
             &[Who::Waker],
-            "park.rs:60 panics",
+            "`begin_park` panics",
         ),
     ];
     for (protocol, flavour, who, want) in cases {

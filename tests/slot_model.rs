@@ -13,7 +13,7 @@
 //!
 //! - one reader doing two read calls in a row the way `NetFd::io` does them: `prepare`
 //!   (check closed → check deadline → forget a stale READY), the syscall, and on EAGAIN
-//!   `PollDesc::wait`, then the syscall again — as a coroutine (`wait_coroutine`, parking
+//!   `PollDesc::wait`, then the syscall again — as a coroutine (`wait_slot`, parking
 //!   through the token and arming a deadline timer), as a coroutine whose previous read
 //!   drained the socket (so it waits *before* the first syscall, `fd.rs`'s `drained`), and
 //!   as a plain thread (`wait_thread`, parked in poll(2) on the fd and its eventfd, with one
@@ -96,7 +96,7 @@ enum Tok {
     ParkedPoll,
 }
 
-/// A deadline (the word, or the copy the reader took in step 3 of `wait_coroutine` /
+/// A deadline (the word, or the copy the reader took in step 3 of `wait_slot` /
 /// `wait_thread`): none, an instant already past when it was set, or the one future instant
 /// the clock may pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,7 +121,7 @@ enum Out {
 /// How the reader waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flavour {
-    /// A coroutine: `PollDesc::wait_coroutine`, parked through the token.
+    /// A coroutine: `PollDesc::wait_slot`, parked through the token.
     Coroutine,
     /// A coroutine whose last read drained the socket: the first wait comes before the
     /// syscall (the drained check in `NetFd::io`).
@@ -135,9 +135,9 @@ enum Flavour {
 enum Site {
     /// `prepare`'s (`PollDesc::prepare`, called by `NetFd::io`): an error ends the call.
     Prepare,
-    /// After publishing (step 3 of `wait_coroutine` / `wait_thread`): an error skips the park.
+    /// After publishing (step 3 of `wait_slot` / `wait_thread`): an error skips the park.
     Published,
-    /// After taking the slot back (the end of step 5 of `wait_coroutine` / of
+    /// After taking the slot back (the end of step 5 of `wait_slot` / of
     /// `wait_thread`): an error ends the call.
     Final,
 }
@@ -152,7 +152,7 @@ enum R {
     /// `take_ready` saw READY: plain store EMPTY, then the `drained` decision.
     ResetStore,
     Syscall,
-    /// `wait_coroutine` step 1, `take_ready`: load the slot.
+    /// `wait_slot` step 1, `take_ready`: load the slot.
     TakeReady,
     /// Step 1 saw READY: plain store EMPTY.
     TakeReadyStore,
@@ -214,9 +214,9 @@ struct Reader {
     /// Which read call is running (0-based).
     call: u8,
     results: [Option<Out>; CALLS],
-    /// The error step 3's check found (`err` in `wait_coroutine`).
+    /// The error step 3's check found (`err` in `wait_slot`).
     err: Option<Out>,
-    /// The deadline step 3 read (`deadline` in `wait_coroutine`).
+    /// The deadline step 3 read (`deadline` in `wait_slot`).
     local: Dl,
     /// Thread: what poll(2) said about the eventfd.
     woke: bool,
@@ -311,7 +311,7 @@ struct State {
     eventfd: bool,
     /// Coroutine: a deadline timer armed by the current park, and for which deadline.
     timer: Option<Dl>,
-    /// References to the reader created by `wait` (`me.clone()` in `wait_coroutine` /
+    /// References to the reader created by `wait` (`me.clone()` in `wait_slot` /
     /// `current()` in `wait_thread`) and not yet dropped.
     refs: i8,
     reader: Reader,
@@ -380,7 +380,7 @@ impl Model {
                 n.reader.pc = match site {
                     Site::Prepare => R::Reset,
                     Site::Published => R::BeginPark,
-                    // `wait_coroutine`: loop to step 1; `wait_thread`: Ok, and `NetFd::io` retries
+                    // `wait_slot`: loop to step 1; `wait_thread`: Ok, and `NetFd::io` retries
                     Site::Final if self.coroutine() => self.wait_entry(),
                     Site::Final => R::Syscall,
                 };
@@ -448,14 +448,14 @@ impl Model {
                 n.reader.pc = R::ReadDeadline;
                 "reader: store our pointer (broken)".into()
             }
-            // step 2: publish (`wait_coroutine` / `wait_thread`)
+            // step 2: publish (`wait_slot` / `wait_thread`)
             R::Publish if s.slot == Slot::Empty => {
                 n.slot = Slot::Waiter;
                 n.refs += 1;
                 n.reader.pc = R::ReadDeadline;
                 "reader: publish: CAS EMPTY → our pointer".into()
             }
-            // step 2 failed: `wait_coroutine` drops the clone and continues / `wait_thread`
+            // step 2 failed: `wait_slot` drops the clone and continues / `wait_thread`
             // drops it and stores EMPTY
             R::Publish if s.slot == Slot::Ready => {
                 n.reader.pc = if self.coroutine() {
@@ -508,7 +508,7 @@ impl Model {
             // `begin_park`: any other state panics
             R::BeginPark => {
                 return Some(Err(format!(
-                    "begin_park met {:?}: park.rs:60 panics",
+                    "begin_park met {:?}: `begin_park` panics",
                     s.tok
                 )))
             }

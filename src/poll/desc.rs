@@ -35,9 +35,16 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+// The slots, flags and deadline words are loom's atomics in the loom model (`loom_tests`
+// below), so it runs the slot code the runtime runs; everywhere else std's.
+#[cfg(all(test, loom))]
+use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+#[cfg(not(all(test, loom)))]
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use crate::net::error::{closed_error, timeout_error};
 use crate::runtime::park::{self, current, park_thread_fd};
@@ -116,6 +123,18 @@ mod deadline {
             v => Some(base() + Duration::from_nanos(v - 1)),
         }
     }
+}
+
+/// Marks the store → load pairs that make lost wake-ups impossible (module docs): the waiter
+/// publishes in the slot and then loads `closing` and the deadline; `close` and
+/// `set_deadline` store theirs and then load the slot. SeqCst accesses forbid both loads
+/// missing the other side's store, but loom models SeqCst accesses as AcqRel, which allows
+/// it, and would report a lost wake-up that cannot happen. Under loom a SeqCst fence here
+/// gives back that guarantee; in every other build this is nothing.
+#[inline(always)]
+fn store_load_order() {
+    #[cfg(all(test, loom))]
+    loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
 /// The timeout error if the earlier of two deadlines has passed (reads the clock).
@@ -238,6 +257,7 @@ impl PollDesc {
     pub(crate) fn set_deadline(&self, dir: Dir, d: Option<Instant>) {
         self.deadline_word(dir)
             .store(deadline::encode(d), Ordering::SeqCst);
+        store_load_order();
         if let Some(t) = self.take_waiter(dir) {
             t.unpark();
         }
@@ -247,6 +267,7 @@ impl PollDesc {
     /// `pollUnblock`). Idempotent.
     pub(crate) fn unblock(&self) {
         self.closing.store(true, Ordering::SeqCst);
+        store_load_order();
         let r = self.take_waiter(Dir::Read);
         let w = self.take_waiter(Dir::Write);
         for t in [r, w].into_iter().flatten() {
@@ -327,11 +348,33 @@ impl PollDesc {
         call: Option<Instant>,
     ) -> io::Result<()> {
         self.register(fd)?;
-        let slot = self.slot(dir);
         let why = match dir {
             Dir::Read => Wait::IoRead,
             Dir::Write => Wait::IoWrite,
         };
+        self.wait_slot(me, dir, call, |deadline| {
+            hot_trace!(
+                "park coroutine {} on fd {} {:?}",
+                me.id,
+                fd.as_raw_fd(),
+                dir
+            );
+            park::park_current_until(me, deadline, why);
+        })
+    }
+
+    /// The slot protocol of a coroutine's wait, with `park` its step 4 (`park_current_until`
+    /// in the runtime, a park on the same token in the loom model). Always inlined, like
+    /// the park under it: one frame for the whole wait (see `park_coroutine`).
+    #[inline(always)]
+    fn wait_slot(
+        &self,
+        me: &Arc<Task>,
+        dir: Dir,
+        call: Option<Instant>,
+        mut park: impl FnMut(Option<Instant>),
+    ) -> io::Result<()> {
+        let slot = self.slot(dir);
         loop {
             // 1. a readiness that arrived since the syscall: retry at once
             if self.take_ready(dir) {
@@ -350,18 +393,13 @@ impl PollDesc {
                     panic!("PollDesc: two waiters parked on one direction ({dir:?})");
                 }
             }
+            store_load_order();
             // 3. re-check close and deadline now that a closer/setter can see us
             let deadline = earliest(self.deadline(dir), call);
             let err = self.check(dir, call).err();
             if err.is_none() {
                 // 4. park; the timer (if any) unparks us at the deadline
-                hot_trace!(
-                    "park coroutine {} on fd {} {:?}",
-                    me.id,
-                    fd.as_raw_fd(),
-                    dir
-                );
-                park::park_current_until(me, deadline, why);
+                park(deadline);
             }
             // 5. take our slot back: READY means go, our pointer means nobody came
             if self.take_back(dir, raw) {
@@ -413,6 +451,7 @@ impl PollDesc {
             }
             panic!("PollDesc: two waiters parked on one direction ({dir:?})");
         }
+        store_load_order();
         let deadline = earliest(self.deadline(dir), call);
         let err = self.check(dir, call).err();
         if err.is_none() {
@@ -468,7 +507,10 @@ impl PollDesc {
 impl Drop for PollDesc {
     fn drop(&mut self) {
         for slot in [&mut self.rg, &mut self.wg] {
+            #[cfg(not(all(test, loom)))]
             let p = *slot.get_mut();
+            #[cfg(all(test, loom))]
+            let p = slot.with_mut(|p| *p);
             if p != EMPTY && p != READY {
                 // SAFETY: a leftover pointer is a reference the slot owned; release it.
                 drop(unsafe { Arc::from_raw(p as *const Task) });
@@ -1089,3 +1131,6 @@ mod protocol_tests {
         }
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -26,7 +26,7 @@
 //! thread still running it, so it cannot be resumed until it has suspended.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,10 +39,27 @@ const PARKED: u8 = 2;
 const PARKED_THREAD: u8 = 3;
 const PARKED_POLL: u8 = 4;
 
+// The token's word is loom's atomic in the loom models (`loom_tests` below), so they run
+// the very methods the runtime calls; everywhere else it is std's. loom is a dev-dependency,
+// hence `test` as well.
+#[cfg(all(test, loom))]
+use loom::sync::atomic::AtomicU8;
+#[cfg(not(all(test, loom)))]
+use std::sync::atomic::AtomicU8;
+
+/// Every move of the word is one of the methods below, which the loom models call as they
+/// are: the callers only decide what to do with the state a move returns.
 pub(crate) struct Token(AtomicU8);
 
 impl Token {
+    #[cfg(not(all(test, loom)))]
     pub(crate) const fn new() -> Token {
+        Token(AtomicU8::new(EMPTY))
+    }
+
+    /// loom's atomics are not `const`-constructible.
+    #[cfg(all(test, loom))]
+    pub(crate) fn new() -> Token {
         Token(AtomicU8::new(EMPTY))
     }
 
@@ -68,13 +85,37 @@ impl Token {
     fn end_park(&self) {
         self.0.swap(EMPTY, Ordering::Acquire);
     }
+
+    /// `park_thread`'s test after `std::thread::park` returns: still `parked`, so the return
+    /// was spurious (no unpark has swapped NOTIFIED in)?
+    #[inline(always)]
+    fn still_parked(&self, parked: u8) -> bool {
+        self.0.load(Ordering::Acquire) == parked
+    }
+
+    /// `unpark`'s move: swaps NOTIFIED in and returns the state it replaced. Only the one
+    /// caller that gets a `PARKED_*` back delivers the wake.
+    #[inline(always)]
+    fn notify(&self) -> u8 {
+        self.0.swap(NOTIFIED, Ordering::AcqRel)
+    }
+
+    /// `unpark_owned`'s move: PARKED → NOTIFIED; true if this caller won the PARKED and so
+    /// must schedule the coroutine. On false nothing moved: the caller falls back to
+    /// [`notify`](Token::notify), which re-reads the state.
+    #[inline(always)]
+    fn notify_parked(&self) -> bool {
+        self.0
+            .compare_exchange(PARKED, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 impl Task {
     /// Wakes this task if it is parked, or makes its next park return at once.
     /// Safe from any thread, any number of times.
     pub(crate) fn unpark(self: &Arc<Self>) {
-        match self.token.0.swap(NOTIFIED, Ordering::AcqRel) {
+        match self.token.notify() {
             EMPTY => hot_trace!(
                 "unpark task {}: not parked, its next park returns at once",
                 self.id
@@ -115,19 +156,14 @@ impl Task {
     pub(crate) fn unpark_owned_at(self: Arc<Self>, turn: Turn) {
         // PARKED → NOTIFIED by CAS, which like unpark's swap lets exactly one unparker see
         // PARKED; any other state is unpark's business (it re-reads it).
-        match self
-            .token
-            .0
-            .compare_exchange(PARKED, NOTIFIED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                let id = self.id;
-                self.set_state(State::Runnable);
-                worker::schedule_at(self, turn);
-                // Only now: the logger is user code, and may park or panic.
-                hot_trace!("unpark coroutine {}", id);
-            }
-            Err(_) => self.unpark(),
+        if self.token.notify_parked() {
+            let id = self.id;
+            self.set_state(State::Runnable);
+            worker::schedule_at(self, turn);
+            // Only now: the logger is user code, and may park or panic.
+            hot_trace!("unpark coroutine {}", id);
+        } else {
+            self.unpark()
         }
     }
 }
@@ -228,7 +264,7 @@ fn park_thread(task: &Task, deadline: Option<Instant>, why: Wait) {
                 std::thread::park_timeout(d - now);
             }
         }
-        if task.token.0.load(Ordering::Acquire) != PARKED_THREAD {
+        if !task.token.still_parked(PARKED_THREAD) {
             break;
         }
     }
@@ -347,3 +383,34 @@ mod tests {
         t.join().unwrap();
     }
 }
+
+/// For the loom models of other modules (`poll::desc`): a park on the real token whose
+/// sleep is a spin until an unpark moves the token, as `park_thread` with a `std::thread::park`
+/// that returns at once. `PARKED_POLL` because a thread record's unpark in that state is the
+/// token's swap alone (no eventfd yet): nothing outside loom is touched.
+#[cfg(all(test, loom))]
+pub(crate) fn park_spinning(task: &Task) {
+    if task.token.begin_park(PARKED_POLL) {
+        while task.token.still_parked(PARKED_POLL) {
+            loom::thread::yield_now();
+        }
+        task.token.end_park();
+    }
+}
+
+/// loom's explorer for the models here and in `poll::desc`: at most `PREEMPTIONS`
+/// preemptions per execution unless `LOOM_MAX_PREEMPTIONS` says otherwise. Unbounded, one
+/// parker against two wakers takes minutes (110 s and 230 s measured); bounded at 4, about
+/// 2 s, and every deliberately broken variant tried (the models' headers) still fails.
+#[cfg(all(test, loom))]
+pub(crate) fn loom_builder() -> loom::model::Builder {
+    const PREEMPTIONS: usize = 4;
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(PREEMPTIONS);
+    }
+    b
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests;
