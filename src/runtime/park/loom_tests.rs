@@ -27,12 +27,12 @@
 //! The models can fail (checked, each test run on its own; a failing loom test aborts the
 //! whole test binary, so run together only the first failure shows):
 //! - `begin_park` consuming NOTIFIED with `store(EMPTY, Relaxed)` instead of the Acquire swap
-//!   (the lost wake-up in docs/reliability.md's audit table): all six tests fail. The four coroutine ones end in
-//!   loom's "deadlock" (the parker asleep, both other threads done: a lost wake-up): the
-//!   parker's CAS reads the first waker's NOTIFIED, the second waker's swap reads that same
-//!   NOTIFIED and delivers nothing, the store reads nothing, so the parker may not see the
-//!   second condition and parks for good. The two thread ones fail the delivery count (a
-//!   park ended with no unparker having seen PARKED_THREAD).
+//!   (the lost wake-up in docs/reliability.md's audit table): all six tests fail. The four
+//!   coroutine ones end in loom's "deadlock" (the parker asleep, both other threads done: a
+//!   lost wake-up): the parker's CAS reads the first waker's NOTIFIED, the second waker's
+//!   swap reads that same NOTIFIED and delivers nothing, the store reads nothing, so the
+//!   parker may not see the second condition and parks for good. The two thread ones fail
+//!   the delivery count (a park ended with no unparker having seen PARKED_THREAD).
 //! - `end_park` with a Relaxed swap: `loom_one_parker_two_wakers` ends in "deadlock".
 
 use super::{Token, EMPTY, NOTIFIED, PARKED, PARKED_THREAD};
@@ -182,7 +182,7 @@ fn park_loop(s: &Shared, flavour: Flavour, wanted: [bool; 2]) -> usize {
     }
 }
 
-/// The case the bug of last session needed: two unparks racing a park that consumes the
+/// The case that lost wake-up needed: two unparks racing a park that consumes the
 /// first one's NOTIFIED.
 #[test]
 fn loom_one_parker_two_wakers() {
