@@ -94,10 +94,7 @@ impl<T> Chan<T> {
             return (Err(TrySendError::Disconnected(v)), None);
         }
         let v = match g.recvq.give(me, v) {
-            Ok(task) => {
-                log::trace!("chan: send handed a value to waiting task {}", task.id);
-                return (Ok(()), Some(task));
-            }
+            Ok(task) => return (Ok(()), Some(task)),
             Err(v) => v,
         };
         if self.has_room(g) {
@@ -132,7 +129,6 @@ impl<T> Chan<T> {
             };
         }
         if let Some((sent, task)) = g.sendq.take(me) {
-            log::trace!("chan: recv took a value from waiting task {}", task.id);
             return (Ok(sent), Some(task));
         }
         if g.senders == 0 {
@@ -214,14 +210,11 @@ impl<T> Chan<T> {
             if g.senders > 0 {
                 return;
             }
-            let tasks = g.recvq.wake_all();
-            log::trace!(
-                "chan: last sender dropped, woke {} receiver(s)",
-                tasks.len()
-            );
-            tasks
+            g.recvq.wake_all()
         };
+        let n = tasks.len();
         tasks.into_iter().for_each(Task::unpark_owned);
+        log::trace!("chan: last sender dropped, woke {n} receiver(s)");
     }
 
     /// The last receiver is gone: wake every blocked sender (its value stays in its slot and
@@ -233,22 +226,25 @@ impl<T> Chan<T> {
             if g.receivers > 0 {
                 return;
             }
-            let tasks = g.sendq.wake_all();
-            log::trace!(
-                "chan: last receiver dropped, woke {} sender(s)",
-                tasks.len()
-            );
-            (tasks, std::mem::take(&mut g.queue))
+            (g.sendq.wake_all(), std::mem::take(&mut g.queue))
         };
+        let n = tasks.len();
         tasks.into_iter().for_each(Task::unpark_owned);
+        log::trace!("chan: last receiver dropped, woke {n} sender(s)");
         drop(queued);
     }
 }
 
 /// Unparks the task an operation collected, now that the channel lock is released.
+///
+/// Channels log only here and after the last sender's or receiver's drop: after the lock is
+/// released and the peers are woken. A logger is user code, and one that forwards records
+/// through a coronet channel (maybe this one) takes that lock and may wait on those peers.
 pub(crate) fn unpark(wake: Wake) {
     if let Some(t) = wake {
+        let id = t.id;
         t.unpark_owned();
+        log::trace!("chan: value handed over with task {id}, woke it");
     }
 }
 

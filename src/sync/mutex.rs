@@ -181,6 +181,7 @@ impl RawMutex {
     /// waiter, or hands the lock to it if it is starving.
     #[cold]
     fn unlock_slow(&self) {
+        let mut handed_off = false;
         let woken = {
             let mut q = self.queue.lock();
             let mut s = self.state.load(Ordering::Relaxed);
@@ -237,7 +238,7 @@ impl RawMutex {
                         Ordering::Relaxed,
                     ) {
                         Ok(_) => {
-                            log::trace!("mutex: hand-off to a waiter past {STARVATION:?}");
+                            handed_off = true;
                             break q.pop_granted(HANDOFF);
                         }
                         Err(x) => {
@@ -261,6 +262,11 @@ impl RawMutex {
         };
         if let Some(w) = woken {
             w.wake();
+        }
+        // Only now, with the queue lock released and the new owner woken: a logger is user
+        // code, and may take this very mutex.
+        if handed_off {
+            log::trace!("mutex: hand-off to a waiter past {STARVATION:?}");
         }
     }
 }

@@ -262,7 +262,7 @@ impl<T: ?Sized> RwLock<T> {
             self.state.fetch_or(WAITERS, Ordering::AcqRel);
             self.grant_locked(&mut q)
         };
-        wake_all(wake);
+        wake_all(wake); // no log line: this thread is queued, and a logger may take this lock
         let g = w.wait();
         assert_eq!(g, GRANTED, "RwLock: waiter granted unknown code {g}");
     }
@@ -302,13 +302,6 @@ impl<T: ?Sized> RwLock<T> {
         // paths stay off while WAITERS is set.
         let prev = self.state.swap(held | waiters, Ordering::AcqRel);
         debug_assert_eq!(prev, s, "RwLock: lock word changed under the queue lock");
-        if !granted.is_empty() {
-            log::trace!(
-                "rwlock: granted {} waiter(s), {} left",
-                granted.len(),
-                q.len()
-            );
-        }
         granted
     }
 
@@ -339,7 +332,17 @@ impl<T: ?Sized> RwLock<T> {
             }
             self.grant_locked(&mut q)
         };
-        wake_all(wake);
+        wake_granted(wake);
+    }
+}
+
+/// Wakes the waiters `grant_locked` granted, once the queue lock is released. The log line
+/// comes after both: a logger is user code, and may take this very lock.
+fn wake_granted(granted: Vec<Arc<Waiter>>) {
+    let n = granted.len();
+    wake_all(granted);
+    if n > 0 {
+        log::trace!("rwlock: granted {n} waiter(s)");
     }
 }
 

@@ -131,13 +131,19 @@ impl Shared {
     }
 
     fn insert(&'static self, when: Instant, f: Callback) -> TimerId {
+        let mut started = false;
         self.started.call_once(|| {
             std::thread::Builder::new()
                 .name("coronet-timer".into())
                 .spawn(|| SHARED.run())
                 .expect("coronet: cannot start the timer thread (out of threads or memory)");
-            log::debug!("timer thread started");
+            started = true;
         });
+        // Outside the `Once`: a logger is user code, and one that arms a timer would wait
+        // on this very `Once` from inside it.
+        if started {
+            log::debug!("timer thread started");
+        }
         let mut heap = self.lock();
         let id = heap.timers.insert(when, f);
         let earlier = heap.wake_at.map_or(true, |w| when < w);
