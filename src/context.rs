@@ -392,10 +392,10 @@ impl Context {
         // (not yet alive). Reading its state under its lock, after we are alive, closes the
         // gap: either we see its cancel here, or its cancel comes later and reaches us.
         if let Some(e) = self.inner.err_locked() {
-            inner.cancel(e, false);
+            inner.cancel(e);
         } else if let Some(d) = own {
             if Instant::now() >= d {
-                inner.cancel(ContextError::DeadlineExceeded, false);
+                inner.cancel(ContextError::DeadlineExceeded);
             } else {
                 inner.arm_deadline(d);
             }
@@ -459,7 +459,7 @@ impl Inner {
         // The timer holds a Weak: a context dropped early is not kept alive by it.
         let timer = callback::schedule(d, move || {
             if let Some(ctx) = me.upgrade() {
-                ctx.cancel(ContextError::DeadlineExceeded, false);
+                ctx.cancel(ContextError::DeadlineExceeded);
             }
         });
         let state = self.state.as_ref().expect("a child has state");
@@ -473,14 +473,34 @@ impl Inner {
     }
 
     /// Cancels this context and everything below it, once; later calls do nothing.
-    /// `by_parent`: the parent is cancelling us and has already emptied its list.
-    fn cancel(self: &Arc<Self>, err: ContextError, by_parent: bool) {
-        let Some(state) = &self.state else { return };
+    fn cancel(self: &Arc<Self>, err: ContextError) {
+        let mut below = Vec::new();
+        if !self.cancel_one(err, &mut below) {
+            return;
+        }
+        // A worklist, not a recursion: a chain of contexts can be deeper than a coroutine's
+        // stack (or the scheduler's, where a deadline fires) has room for frames.
+        while let Some(child) = below.pop() {
+            if let Some(child) = child.upgrade() {
+                child.cancel_one(err, &mut below);
+            }
+        }
+        // Only the context cancelled first leaves its parent's list; every one below it was
+        // in the list of a context that took its whole list.
+        self.leave_parent();
+    }
+
+    /// Cancels this one context, adding its children to `below` for the caller to cancel;
+    /// false if it was done already.
+    fn cancel_one(&self, err: ContextError, below: &mut Vec<Weak<Inner>>) -> bool {
+        let Some(state) = &self.state else {
+            return false;
+        };
         // 1. mark cancelled and take everything, under the lock
         let (done_tx, children, callbacks, timer) = {
             let mut st = lock(state);
             if self.err.load(Ordering::Acquire) != LIVE {
-                return;
+                return false;
             }
             let code = match err {
                 ContextError::Canceled => CANCELED,
@@ -499,38 +519,37 @@ impl Inner {
             children.len(),
             callbacks.len()
         );
-        // 2. after the lock: wake done() waiters, stop the timer, cancel children, callbacks
+        // 2. after the lock: wake done() waiters, stop the timer, hand over the children, run
+        // the callbacks
         drop(done_tx);
         if let Some(t) = timer {
             t.cancel();
         }
-        for (_, child) in children {
-            if let Some(child) = child.upgrade() {
-                child.cancel(err, true);
-            }
-        }
+        below.extend(children.into_iter().map(|(_, child)| child));
         for (_, f) in callbacks {
             f();
         }
-        // 3. leave the parent's list
-        if !by_parent {
-            self.leave_parent();
-        }
+        true
     }
 
     fn leave_parent(&self) {
+        self.leave_parent_at(self);
+    }
+
+    /// Leaves the parent's list, where we are listed at `me`: our address in our `Arc`,
+    /// which is not `self` once `Drop` has moved us out of it.
+    fn leave_parent_at(&self, me: *const Inner) {
         if let (Some(parent), Some(key)) = (&self.parent, self.key) {
-            parent.inner.remove_child(key, self);
+            parent.inner.remove_child(key, me);
         }
     }
-}
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Dropped without a cancel: leave the parent's list (the no-leak rule), free the
-        // deadline timer, and keep cloned done() receivers waiting rather than let them see
-        // a disconnect that looks like a cancel.
-        self.leave_parent();
+    /// What a drop without a cancel undoes, for a context that lived at `me`: leave the
+    /// parent's list (the no-leak rule), free the deadline timer, and keep cloned done()
+    /// receivers waiting rather than let them see a disconnect that looks like a cancel.
+    /// Hands back the parent, for the caller to drop.
+    fn retire(&mut self, me: *const Inner) -> Option<Context> {
+        self.leave_parent_at(me);
         if let Some(state) = &self.state {
             let mut st = lock(state);
             if let Some(tx) = st.done_tx.take() {
@@ -540,6 +559,22 @@ impl Drop for Inner {
                 drop(st);
                 t.cancel();
             }
+        }
+        self.parent.take()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let me: *const Inner = self;
+        let mut parent = self.retire(me);
+        // Dropping our parent handle as a field would drop the parent if we held its last
+        // reference, and so the grandparent, one frame per level: a long chain overflows the
+        // stack. Instead, each ancestor we were the last to hold is taken out of its `Arc`
+        // and retired here, and drops with no parent of its own to drop.
+        while let Some(ctx) = parent {
+            let at = Arc::as_ptr(&ctx.inner);
+            parent = Arc::into_inner(ctx.inner).and_then(|mut inner| inner.retire(at));
         }
     }
 }
@@ -604,7 +639,7 @@ impl Canceller {
     /// ```
     pub fn cancel(&self) {
         if let Some(ctx) = self.0.upgrade() {
-            ctx.cancel(ContextError::Canceled, false);
+            ctx.cancel(ContextError::Canceled);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coronet::context::{Context, ContextError};
+use coronet::context::{Canceller, Context, ContextError};
 use coronet::net::{Dialer, ListenConfig, TcpListener};
 
 fn ms(n: u64) -> Duration {
@@ -35,7 +35,10 @@ fn cancel_reaches_children_and_grandchildren_not_parents() {
     assert_eq!(mid.err(), Some(ContextError::Canceled));
     assert_eq!(leaf.err(), Some(ContextError::Canceled));
     assert!(
-        leaf.done().recv_timeout(GENEROUS).is_err(),
+        leaf.done()
+            .recv_timeout(GENEROUS)
+            .unwrap_err()
+            .is_disconnected(),
         "done() disconnected"
     );
     assert_eq!(root.err(), None, "a cancel never goes up");
@@ -59,7 +62,11 @@ fn deadline_fires_with_deadline_exceeded_never_early() {
         let (ctx, _cancel) = Context::background().with_timeout(ms(30));
         assert_eq!(ctx.err(), None);
         assert!(ctx.deadline().unwrap() >= start + ms(30));
-        assert!(ctx.done().recv_timeout(GENEROUS).is_err());
+        assert!(ctx
+            .done()
+            .recv_timeout(GENEROUS)
+            .unwrap_err()
+            .is_disconnected());
         assert!(start.elapsed() >= ms(30), "cancelled early");
         assert_eq!(ctx.err(), Some(ContextError::DeadlineExceeded));
     });
@@ -70,7 +77,11 @@ fn a_child_inherits_the_earlier_deadline() {
     let (parent, _p) = Context::background().with_timeout(ms(20));
     let (child, _c) = parent.with_timeout(Duration::from_secs(3600));
     assert_eq!(child.deadline(), parent.deadline());
-    assert!(child.done().recv_timeout(GENEROUS).is_err());
+    assert!(child
+        .done()
+        .recv_timeout(GENEROUS)
+        .unwrap_err()
+        .is_disconnected());
     assert_eq!(child.err(), Some(ContextError::DeadlineExceeded));
     // a deadline already past: done at birth
     let (late, _l) = Context::background().with_deadline(Instant::now() - ms(1));
@@ -124,6 +135,94 @@ fn many_children_made_and_dropped_do_not_pile_up_in_the_parent() {
     assert_eq!(parent.__child_count(), 10);
     drop(kept);
     assert_eq!(parent.__child_count(), 0);
+}
+
+/// Far deeper than a stack holds one frame per level (a coroutine's 256 KiB overflows at a few
+/// thousand): a chain this deep is cancelled and dropped only if neither recurses down it.
+const DEEP: usize = 100_000;
+
+/// `DEEP` contexts below `root`, each the child of the one before, root first, with their
+/// cancellers. Every other level has a deadline of its own, earlier than its parent's (so
+/// it arms a timer, unless `root` has an earlier one); the rest are plain `with_cancel`.
+fn chain(root: &Context) -> (Vec<Context>, Vec<Canceller>) {
+    let far = Instant::now() + Duration::from_secs(3600);
+    let mut ctxs: Vec<Context> = Vec::with_capacity(DEEP);
+    let mut cancels = Vec::with_capacity(DEEP);
+    for i in 0..DEEP {
+        let parent = ctxs.last().unwrap_or(root);
+        let (ctx, cancel) = match i % 2 {
+            0 => parent.with_cancel(),
+            _ => parent.with_deadline(far - Duration::from_micros(i as u64)),
+        };
+        ctxs.push(ctx);
+        cancels.push(cancel);
+    }
+    (ctxs, cancels)
+}
+
+#[test]
+fn a_deep_chain_is_cancelled_from_its_root() {
+    on_both(|| {
+        let (root, cancel) = Context::background().with_cancel();
+        let (ctxs, cancels) = chain(&root);
+        assert!(ctxs.iter().all(|c| !c.is_done()));
+        cancel.cancel();
+        assert!(ctxs.iter().all(|c| c.err() == Some(ContextError::Canceled)));
+        let leaf = ctxs.last().unwrap();
+        assert!(leaf.done().try_recv().unwrap_err().is_disconnected());
+        drop(cancels); // all done already: nothing to do
+        drop(ctxs); // root first, so the leaf's drop frees the whole chain
+    });
+}
+
+#[test]
+fn a_deep_chain_is_dropped_leaf_first_or_root_first() {
+    on_both(|| {
+        // Leaf first: the leaf holds every level below the root, so its drop frees them all,
+        // and each leaves its parent's list without looking cancelled.
+        let (root, _cancel) = Context::background().with_cancel();
+        let (mut ctxs, cancels) = chain(&root);
+        let leaf = ctxs.pop().unwrap();
+        let mid_done = ctxs[DEEP / 2].done().clone();
+        drop(ctxs);
+        assert_eq!(root.__child_count(), 1);
+        drop(leaf);
+        assert_eq!(root.__child_count(), 0);
+        assert!(mid_done.try_recv().unwrap_err().is_empty(), "not cancelled");
+        drop(cancels); // their contexts are gone: nothing to cancel
+
+        // Root first: the leaf's drop frees the root too.
+        let (root, root_cancel) = Context::background().with_cancel();
+        let (ctxs, cancels) = chain(&root);
+        let root_done = root.done().clone();
+        drop(root);
+        drop(ctxs);
+        assert!(
+            root_done.try_recv().unwrap_err().is_empty(),
+            "not cancelled"
+        );
+        drop((cancels, root_cancel));
+    });
+}
+
+#[test]
+fn a_deadline_at_the_root_of_a_deep_chain_cancels_it_all() {
+    // The timer's callback cancels the chain wherever the timer runs (a worker's scheduler,
+    // or the timer thread), so a recursion there kills the process. If building the chain
+    // takes longer than the deadline, the late levels are born done: the same outcome.
+    on_both(|| {
+        let (root, _cancel) = Context::background().with_timeout(Duration::from_secs(1));
+        let (ctxs, _cancels) = chain(&root);
+        let leaf = ctxs.last().unwrap();
+        assert!(leaf
+            .done()
+            .recv_timeout(GENEROUS)
+            .unwrap_err()
+            .is_disconnected());
+        assert!(ctxs
+            .iter()
+            .all(|c| c.err() == Some(ContextError::DeadlineExceeded)));
+    });
 }
 
 #[test]
