@@ -119,7 +119,6 @@ fn pair<T>(chan: channel::Chan<T>) -> (Sender<T>, Receiver<T>) {
 #[doc(hidden)]
 pub mod __private {
     pub use super::select::{run, Arm, Block, Poll, RecvArm, Round, SendArm};
-    pub use super::waiter::Waiter;
 }
 
 #[allow(dead_code)]

@@ -18,6 +18,12 @@
 //! only ever used through `&`, so a peer reaching a waiter through its raw pointer never
 //! aliases a `&mut`.
 //!
+//! `run` can only keep that invariant if each arm's `unlink` takes back what its `poll`
+//! linked, and if it is the only user of its arms while it runs. Neither can be checked, so
+//! [`Arm`] is an `unsafe trait` and `run` an `unsafe fn`: the items are public (`select!`
+//! expands to them in the caller's crate), but safe code outside this crate cannot reach
+//! either promise.
+//!
 //! A send arm's value is evaluated once, on entry, as in Go; if another arm is chosen the
 //! value is dropped.
 
@@ -114,8 +120,43 @@ pub enum Poll {
 
 /// One operation of a select, type-erased so arms over different `T` share one slice.
 /// Used only through `&`: a linked waiter inside may be touched by peers.
+///
+/// # Safety
+///
+/// [`run`] hands peers raw pointers to the waiters an arm links, and trusts the arm to keep
+/// them valid (the stack invariant in `waiter.rs`). An implementation must:
+///
+/// - link waiters only in `poll`, only waiters inside the arm itself (so alive and unmoved
+///   while `run` borrows it), each into one channel's queue as arm `index` of `round`'s
+///   signal, and record that in `round` (which only [`RecvArm`] and [`SendArm`] can do);
+/// - in `unlink`, take every waiter `poll` linked back out of its queue, so that no channel
+///   can reach the arm once it returns;
+/// - in `complete`, touch only waiters a peer has completed (and so unlinked).
+///
+/// Calling the methods is safe: `poll` needs a [`Round`], which only `run` makes, and
+/// outside a `run` an arm has no waiter linked for `unlink` or `complete` to race with.
+///
+/// Only [`RecvArm`] and [`SendArm`] implement it. Safe code cannot, so it cannot hand `run`
+/// an arm whose `unlink` leaves a waiter linked for a later `send` to walk after the arm is
+/// freed:
+///
+/// ```compile_fail,E0200
+/// use coronet::chan::__private::{Arm, Poll, RecvArm, Round};
+///
+/// struct Leaky<'a>(Box<RecvArm<'a, i32>>);
+///
+/// impl Arm for Leaky<'_> {
+///     fn poll(&self, round: &Round, index: usize) -> Poll {
+///         self.0.poll(round, index) // links the boxed waiter
+///     }
+///     fn unlink(&self) {} // and leaves it linked
+///     fn complete(&self) {
+///         self.0.complete()
+///     }
+/// }
+/// ```
 #[doc(hidden)]
-pub trait Arm {
+pub unsafe trait Arm {
     /// Under the arm's channel lock: completes it if it can proceed, else queues its waiter
     /// as arm `index` of the round's signal (if the round may wait).
     fn poll(&self, round: &Round, index: usize) -> Poll;
@@ -126,18 +167,28 @@ pub trait Arm {
 }
 
 /// A `recv(r) -> msg` arm. Built by `select!`; not for direct use.
-#[doc(hidden)]
 ///
-/// Built as a struct literal (not by a function) so that a temporary receiver in
-/// `recv(after(d))` lives as long as the arm.
+/// The fields are private so that every arm starts as `new` makes it: `run` is then never
+/// handed a waiter that holds a value, or an outcome set before it started.
+#[doc(hidden)]
 pub struct RecvArm<'a, T> {
-    pub chan: &'a Receiver<T>,
+    chan: &'a Receiver<T>,
     /// Empty until a sender fills it.
-    pub waiter: Waiter<T>,
-    pub result: Cell<Option<Result<T, RecvError>>>,
+    waiter: Waiter<T>,
+    result: Cell<Option<Result<T, RecvError>>>,
 }
 
-impl<T> RecvArm<'_, T> {
+impl<'a, T> RecvArm<'a, T> {
+    /// An arm that receives from `chan`. (`select!` binds `&r` in a `let` of its own first,
+    /// so that a temporary receiver, as in `recv(after(d))`, lives as long as the arm.)
+    pub fn new(chan: &'a Receiver<T>) -> RecvArm<'a, T> {
+        RecvArm {
+            chan,
+            waiter: Waiter::new(None),
+            result: Cell::new(None),
+        }
+    }
+
     /// The outcome of the chosen arm.
     pub fn into_result(self) -> Result<T, RecvError> {
         self.result
@@ -146,7 +197,10 @@ impl<T> RecvArm<'_, T> {
     }
 }
 
-impl<T> Arm for RecvArm<'_, T> {
+// SAFETY: `poll` links only `self.waiter`, into `self.chan`'s receivers' queue as arm
+// `index`, and marks it in `round`; `unlink` takes it out of that queue; `complete` reads a
+// slot a peer completed. `run` borrows the arm, so the waiter stays put while linked.
+unsafe impl<T> Arm for RecvArm<'_, T> {
     fn poll(&self, round: &Round, index: usize) -> Poll {
         let chan = &*self.chan.chan;
         let mut g = chan.lock();
@@ -187,25 +241,34 @@ impl<T> Arm for RecvArm<'_, T> {
     }
 
     fn complete(&self) {
-        // SAFETY: completed by a peer, which unlinked the waiter and is done with its slot.
-        // An empty slot is a disconnect.
+        // SAFETY: `run` calls this once a peer completed the arm, unlinked the waiter and was
+        // done with its slot; anyone else can only call it outside a `run` (`run`'s contract),
+        // when the waiter is in no queue. An empty slot is a disconnect.
         let v = unsafe { self.waiter.take() };
         self.result.set(Some(v.ok_or(RecvError)));
     }
 }
 
-/// A `send(s, v) -> res` arm. Built by `select!`; not for direct use.
+/// A `send(s, v) -> res` arm. Built by `select!`; not for direct use. Private fields, as
+/// [`RecvArm`]'s.
 #[doc(hidden)]
-///
-/// A struct literal, as [`RecvArm`].
 pub struct SendArm<'a, T> {
-    pub chan: &'a Sender<T>,
+    chan: &'a Sender<T>,
     /// Holds the value until it is sent, also while unlinked.
-    pub waiter: Waiter<T>,
-    pub result: Cell<Option<Result<(), SendError<T>>>>,
+    waiter: Waiter<T>,
+    result: Cell<Option<Result<(), SendError<T>>>>,
 }
 
-impl<T> SendArm<'_, T> {
+impl<'a, T> SendArm<'a, T> {
+    /// An arm that sends `value` on `chan` (a `let` first, as for [`RecvArm::new`]).
+    pub fn new(chan: &'a Sender<T>, value: T) -> SendArm<'a, T> {
+        SendArm {
+            chan,
+            waiter: Waiter::new(Some(value)),
+            result: Cell::new(None),
+        }
+    }
+
     /// The outcome of the chosen arm.
     pub fn into_result(self) -> Result<(), SendError<T>> {
         self.result
@@ -214,7 +277,9 @@ impl<T> SendArm<'_, T> {
     }
 }
 
-impl<T> Arm for SendArm<'_, T> {
+// SAFETY: as for `RecvArm`, with the senders' queue; the value stays in the slot while the
+// waiter is linked, and `complete` reads it back only after a peer completed the arm.
+unsafe impl<T> Arm for SendArm<'_, T> {
     fn poll(&self, round: &Round, index: usize) -> Poll {
         let chan = &*self.chan.chan;
         let mut g = chan.lock();
@@ -262,8 +327,8 @@ impl<T> Arm for SendArm<'_, T> {
     }
 
     fn complete(&self) {
-        // SAFETY: completed by a peer, which unlinked the waiter and is done with its slot:
-        // taken by a receiver, or still here because every receiver left.
+        // SAFETY: as in `RecvArm::complete`. After a peer, the slot is empty (a receiver took
+        // the value) or still holds it (every receiver left).
         let v = unsafe { self.waiter.take() };
         self.result.set(Some(match v {
             None => Ok(()),
@@ -298,8 +363,24 @@ impl Drop for Cleanup<'_, '_> {
 
 /// Runs a select over `arms`: the index of the arm that completed, or `None` for the
 /// default/timeout. Called by `select!`.
+///
+/// # Safety
+///
+/// No arm appears in `arms` twice (its waiter would be linked twice, and the queue broken),
+/// and nothing else uses the arms until `run` returns: no other `run`, and no call of their
+/// methods, say by another coroutine on this thread while this one is parked.
+///
+/// Safe code cannot call it, so it cannot break either rule:
+///
+/// ```compile_fail,E0133
+/// use coronet::chan::__private::{run, Arm, Block, RecvArm};
+///
+/// let (_s, r) = coronet::chan::unbounded::<i32>();
+/// let arm = RecvArm::new(&r);
+/// run(&[&arm as &dyn Arm, &arm], Block::Now); // one arm, twice
+/// ```
 #[doc(hidden)]
-pub fn run(arms: &[&dyn Arm], block: Block) -> Option<usize> {
+pub unsafe fn run(arms: &[&dyn Arm], block: Block) -> Option<usize> {
     assert!(arms.len() <= MAX_ARMS, "select!: at most {MAX_ARMS} arms");
     let (wait, deadline) = match block {
         Block::Now => (false, None),
@@ -495,11 +576,13 @@ macro_rules! select {
     // ---- output ----
     (@build [] [$(($dkind:ident $dargs:tt $dbody:tt))?]
         [$(($id:ident $idx:tt $kind:ident $args:tt ($res:pat) $body:tt))*] $ids:tt $nidx:tt) => {{
-        $( let $id = $crate::select!(@arm $kind $args); )*
-        let __chosen = $crate::chan::__private::run(
-            &[$(&$id as &dyn $crate::chan::__private::Arm),*],
-            $crate::select!(@block $(($dkind $dargs))?),
-        );
+        $( $crate::select!(@arm $id $kind $args); )*
+        let __arms: &[&dyn $crate::chan::__private::Arm] = &[$(&$id),*];
+        let __block = $crate::select!(@block $(($dkind $dargs))?);
+        // SAFETY: the arms are this select's own, each made just above by `RecvArm::new` or
+        // `SendArm::new`, under a distinct name of this macro that the caller's code cannot
+        // name, and listed once each; nothing else touches them until `run` returns.
+        let __chosen = unsafe { $crate::chan::__private::run(__arms, __block) };
         match __chosen {
             $( ::core::option::Option::Some(__i) if __i == $idx => {
                 let $res = $id.into_result();
@@ -508,19 +591,15 @@ macro_rules! select {
             _ => $crate::select!(@default $($dbody)?),
         }
     }};
-    (@arm recv ($r:expr)) => {
-        $crate::chan::__private::RecvArm {
-            chan: &$r,
-            waiter: $crate::chan::__private::Waiter::new(::core::option::Option::None),
-            result: ::core::cell::Cell::new(::core::option::Option::None),
-        }
+    // The borrow gets a `let` of its own, which keeps a temporary (`recv(after(d))`) alive
+    // for the whole select; a temporary in a function's argument would die with the `let`.
+    (@arm $id:ident recv ($r:expr)) => {
+        let $id = &$r;
+        let $id = $crate::chan::__private::RecvArm::new($id);
     };
-    (@arm send ($s:expr, $v:expr)) => {
-        $crate::chan::__private::SendArm {
-            chan: &$s,
-            waiter: $crate::chan::__private::Waiter::new(::core::option::Option::Some($v)),
-            result: ::core::cell::Cell::new(::core::option::Option::None),
-        }
+    (@arm $id:ident send ($s:expr, $v:expr)) => {
+        let $id = &$s;
+        let $id = $crate::chan::__private::SendArm::new($id, $v);
     };
     (@block) => { $crate::chan::__private::Block::Forever };
     (@block (now ())) => { $crate::chan::__private::Block::Now };

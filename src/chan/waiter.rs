@@ -151,10 +151,8 @@ impl Signal {
 }
 
 /// One arm of a blocked operation: linked into one channel's queue, holding the value in
-/// flight. Lives on the owner's stack (see the module's stack invariant). Public only so that
-/// `select!` can build its arms in place; not an API.
-#[doc(hidden)]
-pub struct Waiter<T> {
+/// flight. Lives on the owner's stack (see the module's stack invariant).
+pub(crate) struct Waiter<T> {
     /// Guarded by the lock of the channel whose queue holds (or held) this waiter.
     link: UnsafeCell<Link<T>>,
     /// The value in flight; who may touch it when is in the module doc.
