@@ -397,7 +397,7 @@ fn a_copy_into_a_reset_connection_survives_default_sigpipe() {
 #[test]
 fn a_socket_put_in_blocking_mode_by_a_std_clone_is_copied_without_blocking() {
     let capture = captured();
-    // every byte arrives, through the buffered loop (an odd length: this test's log line)
+    // every byte arrives, through the buffered loop (the only test whose sendfile falls back)
     let data = pattern((1 << 20) + 7);
     let mut file = temp_file("blocking", &data);
     let (client, mut server) = tcp_pair();

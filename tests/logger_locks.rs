@@ -42,6 +42,21 @@ impl log::Log for LockingLogger {
         if !self.enabled(r.metadata()) {
             return;
         }
+        // What this logger does logs again (its own mutex's hand-offs, its channel's wakes),
+        // so it takes records nested one deep, which is what re-entering needs, and drops
+        // deeper ones: unbounded, that recursion overflows a coroutine's stack under load.
+        thread_local!(static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+        struct Nested;
+        impl Drop for Nested {
+            fn drop(&mut self) {
+                DEPTH.with(|d| d.set(d.get() - 1));
+            }
+        }
+        if DEPTH.with(|d| d.replace(d.get() + 1)) >= 2 {
+            drop(Nested);
+            return;
+        }
+        let _nested = Nested;
         let line = format!("{} {}", r.target(), r.args());
         // Read and let go: what follows may log again (a hand-off), and a nested read
         // behind a waiting writer would wait for this one, as with any reader-writer lock.

@@ -375,7 +375,9 @@ pub(crate) fn connect(fd: BorrowedFd<'_>, addr: &SockAddr) -> io::Result<()> {
 
 /// Accepts one connection as a nonblocking, close-on-exec socket, with the peer's address.
 /// `WouldBlock` when none is queued, even if the open file is in blocking mode (see
-/// [`file_blocks`]): then a `poll(2)` with no timeout asks first.
+/// [`file_blocks`]): then a `poll(2)` with a zero timeout asks first. (Another acceptor on
+/// that blocking file may still take the connection between the two; this accept then
+/// blocks until the next one.)
 pub(crate) fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, SockAddr)> {
     if file_blocks(fd) && !poll_fd(fd, libc::POLLIN, None, 0)?.0 {
         return Err(io::ErrorKind::WouldBlock.into());
@@ -639,7 +641,8 @@ pub(crate) fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
 /// socket turns it off, and so may a user's `fcntl` on a borrowed fd. Receives and sends
 /// pass `MSG_DONTWAIT` and never care; `accept4`, `sendfile` and `splice` have no such flag,
 /// so they ask this first (one `fcntl`) and take a path that cannot block when it says yes.
-/// What is left is a mode change in the instant between the check and the call.
+/// Left: a mode change in the instant between the check and the call, and for `accept`, a
+/// competing acceptor (see there).
 pub(crate) fn file_blocks(fd: BorrowedFd<'_>) -> bool {
     // SAFETY: `fd` is open while borrowed; F_GETFL takes no pointers.
     let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };

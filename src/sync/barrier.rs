@@ -120,8 +120,10 @@ impl Barrier {
         q.state = 0;
         let ws = q.drain_granted(RELEASED);
         drop(q);
-        log::trace!("barrier: generation complete, releasing {}", ws.len());
+        let n = ws.len();
         wake_all(ws);
+        // After the wakes: a logger is user code, and may wait on one of those waiters.
+        log::trace!("barrier: generation complete, released {n}");
         BarrierWaitResult(true)
     }
 }

@@ -90,10 +90,12 @@ impl WaitGroup {
         }
         if v == 0 && delta != 0 {
             let ws = self.queue.lock().drain_granted(RELEASED);
-            if !ws.is_empty() {
-                log::trace!("waitgroup: zero, releasing {} waiter(s)", ws.len());
-            }
+            let n = ws.len();
             wake_all(ws);
+            // After the wakes: a logger is user code, and may wait on one of those waiters.
+            if n > 0 {
+                log::trace!("waitgroup: zero, released {n} waiter(s)");
+            }
         }
     }
 
