@@ -159,6 +159,95 @@ fn spawn_blocking_does_not_delay_other_coroutines() {
     });
 }
 
+/// Jobs submitted back to back while the pool has idle threads: each must find a thread of
+/// its own, even before the idle ones have woken. Here `m + 1` jobs that can only finish
+/// together (each waits for all the others) meet `m` idle threads. One idle thread used to
+/// be counted as free by every submit in between, so a job queued behind another that was
+/// waiting for it (about half the rounds failed).
+#[test]
+fn blocking_jobs_that_must_run_together_get_a_thread_each() {
+    // The other tests here use at most one blocking job at a time.
+    coronet::run(|| coronet::spawn_blocking(|| ())); // at least one pool thread, soon idle
+    for round in 0..10 {
+        std::thread::sleep(Duration::from_millis(20)); // let the pool's threads go idle
+        let m = coronet::stats().blocking_threads;
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..m + 1)
+            .map(|_| {
+                let arrived = arrived.clone();
+                coronet::go(move || {
+                    coronet::spawn_blocking(move || {
+                        arrived.fetch_add(1, Ordering::SeqCst);
+                        let start = Instant::now();
+                        while arrived.load(Ordering::SeqCst) < m + 1 {
+                            if start.elapsed() > Duration::from_secs(10) {
+                                return false; // a job never started: fail, do not hang
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        true
+                    })
+                })
+            })
+            .collect();
+        for j in jobs {
+            assert!(
+                j.join().unwrap(),
+                "round {round}: {} jobs did not all run at once on {m} idle threads and new ones",
+                m + 1
+            );
+        }
+    }
+    a_name_lookup_gets_a_thread_when_user_jobs_fill_the_pool();
+}
+
+/// The pool's cap (512 threads) is full of user jobs that wait for a coroutine, and that
+/// coroutine must first resolve a name: the runtime's own lookup may go past the cap. It
+/// used to queue behind the jobs waiting for it, for ever. Called by the test above once it
+/// is done, as this leaves 512 idle threads behind that would change what that one tests.
+fn a_name_lookup_gets_a_thread_when_user_jobs_fill_the_pool() {
+    use std::sync::{Condvar, Mutex};
+    const POOL_CAP: usize = 512; // `MAX_THREADS` in src/runtime/blocking.rs
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let started = Arc::new(AtomicUsize::new(0));
+    let jobs: Vec<_> = (0..POOL_CAP)
+        .map(|_| {
+            let (gate, started) = (gate.clone(), started.clone());
+            coronet::go(move || {
+                coronet::spawn_blocking(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let (open, cond) = &*gate;
+                    let open = open.lock().unwrap();
+                    // bounded, so a regression fails below instead of hanging
+                    let (open, _) = cond
+                        .wait_timeout_while(open, Duration::from_secs(30), |o| !*o)
+                        .unwrap();
+                    *open
+                })
+            })
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(30);
+    while started.load(Ordering::SeqCst) < POOL_CAP {
+        assert!(Instant::now() < until, "the user jobs did not all start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let opener = coronet::go(move || {
+        let found = coronet::net::lookup_host("localhost:80").map(|a| a.count());
+        let (open, cond) = &*gate;
+        *open.lock().unwrap() = true;
+        cond.notify_all();
+        found
+    });
+    for j in jobs {
+        assert!(
+            j.join().unwrap(),
+            "a job was never let go: the lookup found no thread"
+        );
+    }
+    assert!(opener.join().unwrap().unwrap() > 0);
+}
+
 #[test]
 fn park_and_unpark_between_coroutines() {
     let turn = Arc::new(AtomicUsize::new(0));

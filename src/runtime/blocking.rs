@@ -2,7 +2,9 @@
 //! worker (foreign libraries, `getaddrinfo`, file I/O, heavy CPU work).
 //!
 //! Threads are created on demand up to [`MAX_THREADS`] and exit after [`IDLE_TIMEOUT`]
-//! without work, so an idle program holds none. Jobs beyond the bound wait in a FIFO queue.
+//! without work, so an idle program holds none. Jobs beyond the bound wait in a FIFO queue,
+//! except the runtime's own name lookups, which may start threads past it: user jobs that
+//! wait for a coroutine which must first resolve a name would otherwise never see it do so.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -46,15 +48,27 @@ fn lock() -> MutexGuard<'static, PoolState> {
     POOL.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn submit(job: Job) {
+/// Queues `job` for a pool thread, starting one when no idle thread is free for it.
+/// `beyond_cap`: the job may start a thread past [`MAX_THREADS`] and goes to the front of
+/// the queue — for the runtime's own scoped jobs (name lookups, themselves bounded), which
+/// must not wait behind user jobs that may in turn be waiting for them.
+fn submit(job: Job, beyond_cap: bool) {
     let mut st = lock();
-    st.queue.push_back(job);
-    if st.idle > 0 {
+    // An idle thread is free only if fewer jobs wait than threads idle: `idle` drops when a
+    // woken thread runs, not when it is notified, so one idle thread must not be counted for
+    // every submit in between (jobs that need to run at once would queue behind each other).
+    let free = st.queue.len() < st.idle;
+    if beyond_cap {
+        st.queue.push_front(job);
+    } else {
+        st.queue.push_back(job);
+    }
+    if free {
         drop(st);
         POOL.cond.notify_one();
         return;
     }
-    if st.threads < MAX_THREADS {
+    if st.threads < MAX_THREADS || beyond_cap {
         st.threads += 1;
         let spawned = std::thread::Builder::new()
             .name("coronet-blocking".into())
@@ -64,9 +78,13 @@ fn submit(job: Job) {
             // run it here rather than never.
             st.threads -= 1;
             if st.threads == 0 {
-                let job = st.queue.pop_back().expect("just pushed");
+                let job = if beyond_cap {
+                    st.queue.pop_front()
+                } else {
+                    st.queue.pop_back()
+                };
                 drop(st);
-                job();
+                job.expect("just queued")();
             }
         }
     }
@@ -128,7 +146,7 @@ where
         waiter: Some(current()),
     }));
     let theirs = slot.clone();
-    submit(Box::new(move || {
+    let job: Job = Box::new(move || {
         let r = panic::catch_unwind(AssertUnwindSafe(f));
         let waiter = {
             let mut s = theirs.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,7 +156,8 @@ where
         if let Some(w) = waiter {
             w.unpark();
         }
-    }));
+    });
+    submit(job, false);
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
             return r.unwrap_or_else(|p| panic::resume_unwind(p));
@@ -185,7 +204,7 @@ where
     // ourselves) and the waiter's `Arc<Task>`, both 'static. A parked coroutine is never
     // dropped (workers never drop suspended coroutines), so its frame cannot vanish either.
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
-    submit(job);
+    submit(job, true);
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
             std::mem::forget(guard);
