@@ -96,6 +96,11 @@ impl log::Log for ParkingLogger {
     }
 
     fn log(&self, record: &log::Record) {
+        if record.target() == "coronet::runtime::worker"
+            && record.args().to_string().contains("epoll_wait")
+        {
+            forward_sleep_line();
+        }
         if PARK_LOGGING.load(Ordering::SeqCst)
             && record.args().to_string().starts_with("park coroutine")
         {
@@ -104,6 +109,51 @@ impl log::Log for ParkingLogger {
     }
 
     fn flush(&self) {}
+}
+
+/// While set, the worker's "going to sleep" lines go to this channel, as many as the count
+/// says: a logger that hands records to a writer coroutine.
+static FORWARD_SLEEPS: std::sync::Mutex<Option<(coronet::chan::Sender<()>, usize)>> =
+    std::sync::Mutex::new(None);
+
+fn forward_sleep_line() {
+    let mut f = FORWARD_SLEEPS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((tx, left)) = f.as_mut() {
+        if *left > 0 {
+            *left -= 1;
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[test]
+fn a_logger_that_wakes_a_coroutine_as_the_worker_goes_to_sleep() {
+    // The worker's last log line before epoll_wait wakes the writer coroutine, on this same
+    // worker. It used to come after the worker's last look for work, so the worker slept
+    // with the writer in its run queue until something else woke it.
+    one_worker();
+    let (tx, rx) = coronet::chan::unbounded::<()>();
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let g = got.clone();
+    let writer = coronet::go(move || {
+        for () in rx {
+            g.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50)); // the writer parks in recv
+    *FORWARD_SLEEPS.lock().unwrap() = Some((tx, 3));
+    coronet::go(|| ()); // wake the worker, so that it goes to sleep again
+    let until = Instant::now() + Duration::from_secs(10);
+    while got.load(Ordering::SeqCst) < 3 {
+        assert!(
+            Instant::now() < until,
+            "the writer took {} of 3 records: it was left in the run queue of a sleeping worker",
+            got.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    FORWARD_SLEEPS.lock().unwrap().take(); // the writer's channel closes
+    join_within(writer, "the writer").unwrap();
 }
 
 #[test]

@@ -257,13 +257,19 @@ impl Shared {
         self.sleeping.load(Ordering::SeqCst)
     }
 
+    /// Wakes this worker to steal, handing it the caller's count in `Runtime::searching`;
+    /// false if it was not asleep and did not take the role, so the count is still the
+    /// caller's to give back.
     pub(crate) fn wake_to_search(&self) -> bool {
         self.woken_to_search.store(true, Ordering::SeqCst);
         if self.wake() {
             true
         } else {
-            self.woken_to_search.store(false, Ordering::SeqCst);
-            false
+            // It woke by itself meanwhile, and may already have swapped the flag out and
+            // taken the role (and with it the count, which its next sleep gives back): only
+            // a flag still set is ours to take back. A plain store here let both give it
+            // back, wrapping `searching` so that no spawn ever woke a worker again.
+            !self.woken_to_search.swap(false, Ordering::SeqCst)
         }
     }
 }
@@ -775,19 +781,24 @@ impl Local {
         if self.searching.replace(false) {
             self.rt.searching.fetch_sub(1, Ordering::SeqCst);
         }
+        // The log line before the last look: the logger is user code, and may wake one of
+        // our coroutines (a send to a writer coroutine) or arm a timer, which the look and
+        // the timeout below then see.
+        log::trace!(
+            "worker {} going to sleep in epoll_wait (next timer in {} ms)",
+            shared.index,
+            epoll_timeout(self.timers.borrow().next_deadline(), Instant::now())
+        );
         // Announce the sleep, then look once more: a producer either sees `sleeping` and
         // wakes us, or we see its work here (both sides use SeqCst).
         shared.sleeping.store(true, Ordering::SeqCst);
         self.rt.idle.fetch_add(1, Ordering::SeqCst);
         let has_work = shared.remote_pending.load(Ordering::SeqCst)
             || shared.fresh_len.load(Ordering::SeqCst) > 0
-            || self.rt.workers.iter().any(|w| w.fresh_len() > 1);
+            || self.rt.workers.iter().any(|w| w.fresh_len() > 1)
+            || self.runq.borrow().peek_nth(0).is_some();
         if !has_work {
             let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
-            log::trace!(
-                "worker {} sleeps in epoll_wait ({timeout} ms)",
-                shared.index
-            );
             self.poll_io(timeout);
         }
         shared.sleeping.store(false, Ordering::SeqCst);
