@@ -156,6 +156,52 @@ fn a_logger_that_wakes_a_coroutine_as_the_worker_goes_to_sleep() {
     join_within(writer, "the writer").unwrap();
 }
 
+/// Joins a coroutine when dropped.
+struct JoinOnDrop(
+    Option<coronet::JoinHandle<u32>>,
+    &'static std::sync::atomic::AtomicU32,
+);
+
+impl Drop for JoinOnDrop {
+    fn drop(&mut self) {
+        let h = self.0.take().expect("joined once");
+        // a receive and a lock too, as std's would work here
+        let (tx, rx) = coronet::chan::bounded::<u32>(1);
+        coronet::go(move || tx.send(1).unwrap());
+        let lock = coronet::sync::Mutex::new(0);
+        *lock.lock() += rx.recv().unwrap();
+        self.1
+            .store(h.join().unwrap() + *lock.lock(), Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_thread_local_destructor_can_wait_on_coroutines() {
+    // The destructor runs after coronet's own record of the thread is gone (its thread-local
+    // was first used after this one's, and they go in reverse order): waiting there used to
+    // panic in a destructor, which aborts the process.
+    one_worker();
+    static GOT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    thread_local!(static LATE: std::cell::RefCell<Option<JoinOnDrop>> = const {
+        std::cell::RefCell::new(None)
+    });
+    std::thread::spawn(|| {
+        LATE.with(|_| ()); // registers its destructor before coronet's record exists
+        let h = coronet::go(|| {
+            coronet::time::sleep(Duration::from_millis(50));
+            6
+        });
+        LATE.with(|l| *l.borrow_mut() = Some(JoinOnDrop(Some(h), &GOT)));
+        // a join that waits makes coronet's record of this thread, after LATE's
+        coronet::go(|| coronet::time::sleep(Duration::from_millis(5)))
+            .join()
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(GOT.load(Ordering::SeqCst), 7);
+}
+
 #[test]
 fn a_logger_that_parks_while_a_coroutine_parks_does_not_corrupt_the_park() {
     one_worker();

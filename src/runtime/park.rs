@@ -175,10 +175,35 @@ pub(crate) fn current() -> Arc<Task> {
 
 thread_local! {
     static THREAD_TASK: Arc<Task> = Task::new_thread();
+    /// The record of a thread whose `THREAD_TASK` is already destroyed: a thread-local
+    /// destructor that joins, receives or locks waits too, as with std's primitives. A raw
+    /// pointer in a const cell, so it has no destructor and is there to the thread's end.
+    static LATE_THREAD_TASK: std::cell::Cell<*const Task> =
+        const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with this plain thread's own record.
+fn with_thread_task<R>(f: impl FnOnce(&Arc<Task>) -> R) -> R {
+    let mut f = Some(f);
+    if let Ok(r) = THREAD_TASK.try_with(|t| (f.take().expect("not run yet"))(t)) {
+        return r;
+    }
+    let raw = LATE_THREAD_TASK.with(|late| {
+        if late.get().is_null() {
+            // Leaked: one record per thread that waits while its thread-locals are torn down.
+            late.set(Arc::into_raw(Task::new_thread()));
+        }
+        late.get()
+    });
+    // SAFETY: `raw` came from `Arc::into_raw` and that reference is never given back, so
+    // the record lives to the end of the process; `ManuallyDrop` keeps this view of it from
+    // releasing the reference it does not own.
+    let task = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(raw) });
+    (f.take().expect("not run yet"))(&task)
 }
 
 fn thread_task() -> Arc<Task> {
-    THREAD_TASK.with(Arc::clone)
+    with_thread_task(Arc::clone)
 }
 
 /// Parks the caller until it is unparked (or spuriously). `why` is shown by `dump()`.
@@ -189,7 +214,7 @@ pub(crate) fn park(why: Wait) {
 /// Parks the caller until it is unparked, `deadline` passes, or spuriously.
 pub(crate) fn park_until(deadline: Option<Instant>, why: Wait) {
     if worker::with_current(|task| park_coroutine(task, deadline, why)).is_none() {
-        THREAD_TASK.with(|t| park_thread(t, deadline, why));
+        with_thread_task(|t| park_thread(t, deadline, why));
     }
 }
 
@@ -277,7 +302,7 @@ fn park_thread(task: &Task, deadline: Option<Instant>, why: Wait) {
 ///
 /// Coroutines never call this: they wait through the netpoller (`poll::desc`).
 pub(crate) fn park_thread_fd(fd: BorrowedFd<'_>, events: i16, deadline: Option<Instant>) -> bool {
-    THREAD_TASK.with(|task| {
+    with_thread_task(|task| {
         let Home::Thread(t) = &task.home else {
             unreachable!("thread task with a coroutine home")
         };
