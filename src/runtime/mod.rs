@@ -213,14 +213,27 @@ fn start(b: Builder) -> io::Result<()> {
         searching: AtomicUsize::new(0),
         rr: AtomicUsize::new(0),
     };
+    // Every worker thread first, each waiting for the go: if one cannot be made (out of
+    // threads), the others see their sender dropped and exit, and no half-started runtime is
+    // left set, with coroutines queued on a worker that has no thread.
+    let mut go = Vec::with_capacity(b.workers);
+    for i in 0..b.workers {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<&'static Runtime>(1);
+        std::thread::Builder::new()
+            .name(format!("coronet-worker-{i}"))
+            .spawn(move || {
+                if let Ok(rt) = rx.recv() {
+                    worker::run(rt, i)
+                }
+            })?;
+        go.push(tx);
+    }
     if RUNTIME.set(rt).is_err() {
         unreachable!("runtime started twice under INIT");
     }
     let rt = RUNTIME.get().expect("just set");
-    for i in 0..b.workers {
-        std::thread::Builder::new()
-            .name(format!("coronet-worker-{i}"))
-            .spawn(move || worker::run(rt, i))?;
+    for tx in go {
+        tx.send(rt).expect("a worker thread waits for its start");
     }
     log::debug!(
         "runtime started: {} worker(s), default stack {} KiB",
