@@ -781,11 +781,11 @@ impl Local {
         if self.searching.replace(false) {
             self.rt.searching.fetch_sub(1, Ordering::SeqCst);
         }
-        // The log line before the last look: the logger is user code, and may wake one of
-        // our coroutines (a send to a writer coroutine) or arm a timer, which the look and
-        // the timeout below then see.
+        // The log line before the last look (so it may announce a sleep that the look then
+        // skips): the logger is user code, and may wake one of our coroutines (a send to a
+        // writer coroutine) or arm a timer, which the look and the timeout below then see.
         log::trace!(
-            "worker {} going to sleep in epoll_wait (next timer in {} ms)",
+            "worker {} sleeps in epoll_wait ({} ms)",
             shared.index,
             epoll_timeout(self.timers.borrow().next_deadline(), Instant::now())
         );
