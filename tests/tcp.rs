@@ -1024,7 +1024,7 @@ fn dialer_control_sees_the_fd_before_connect() {
             .dial(l.local_addr().unwrap())
             .unwrap();
         assert_eq!(seen.load(Ordering::SeqCst), c.as_raw_fd());
-        assert!(util::file_nonblocking(c.as_raw_fd()));
+        assert!(util::is_nonblocking(&c));
         assert_eq!(c.ttl().unwrap(), 33, "option set in the hook stays");
         // an error from the hook aborts the dial with that error
         let e = Dialer::new()
@@ -1132,10 +1132,7 @@ fn listen_config_backlog_and_control() {
             .listen("127.0.0.1:0")
             .unwrap();
         assert_eq!(called.load(Ordering::SeqCst), 1);
-        assert!(
-            util::file_nonblocking(l.as_raw_fd()),
-            "the hook's blocking mode stays"
-        );
+        assert!(util::is_nonblocking(&l), "the hook's blocking mode stays");
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
@@ -1459,7 +1456,7 @@ fn a_listener_clone_converted_to_std_does_not_make_accept_block() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let clone: std::net::TcpListener = l.try_clone().unwrap().into();
-        assert!(!util::file_nonblocking(l.as_raw_fd()));
+        assert!(!util::is_nonblocking(&l));
         let c = TcpStream::connect(addr).unwrap();
         let (s, peer) = l.accept().unwrap();
         assert_eq!(peer, c.local_addr().unwrap());

@@ -784,11 +784,14 @@ impl Local {
         // The log line before the last look (so it may announce a sleep that the look then
         // skips): the logger is user code, and may wake one of our coroutines (a send to a
         // writer coroutine) or arm a timer, which the look and the timeout below then see.
-        log::trace!(
-            "worker {} sleeps in epoll_wait ({} ms)",
-            shared.index,
-            epoll_timeout(self.timers.borrow().next_deadline(), Instant::now())
-        );
+        if log::log_enabled!(log::Level::Trace) {
+            // Into a local first: the heap's borrow must end before the logger runs.
+            let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
+            log::trace!(
+                "worker {} sleeps in epoll_wait ({timeout} ms)",
+                shared.index
+            );
+        }
         // Announce the sleep, then look once more: a producer either sees `sleeping` and
         // wakes us, or we see its work here (both sides use SeqCst).
         shared.sleeping.store(true, Ordering::SeqCst);

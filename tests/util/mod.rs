@@ -235,14 +235,6 @@ pub fn set_file_nonblocking(fd: RawFd, on: bool) {
     assert_eq!(rc, 0, "ioctl(FIONBIO): {}", io::Error::last_os_error());
 }
 
-/// Whether the open file behind `fd` is in nonblocking mode.
-pub fn file_nonblocking(fd: RawFd) -> bool {
-    // SAFETY: F_GETFL takes no pointers; a bad fd gives -1.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    assert_ne!(fl, -1, "F_GETFL: {}", io::Error::last_os_error());
-    fl & libc::O_NONBLOCK != 0
-}
-
 /// Where a helper runs: a coroutine, or a plain thread.
 pub const PLACES: [bool; 2] = [false, true];
 
