@@ -321,7 +321,8 @@ if part micro; then
             micro micro "ping-pong round trip (lower is better)" "$c" 120 pingpong "$n"
         done
     done
-    # Each parked coroutine takes 2 mappings (stack + guard) in coronet and may.
+    # Each parked coroutine takes 2 mappings (stack + guard) in may, and in coronet on kernels
+    # before 6.13 (since then coronet maps its stacks in batches of up to 64, one mapping each).
     need=$((2 * N_IDLE + 65536))
     cur=$(cat /proc/sys/vm/max_map_count)
     if [ "$cur" -lt "$need" ]; then

@@ -342,28 +342,16 @@ fn many_parked_coroutines_woken_from_a_thread_all_wake() {
     }
 }
 
-/// Mappings that look like a coroutine stack's guard: one anonymous `---p` page. Each
-/// coroutine stack has exactly one (`runtime/stack.rs`); new thread stacks would add theirs
-/// too, which is why the counting test runs alone.
-fn guard_pages() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    maps.lines()
-        .filter(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let (start, end) = f[0].split_once('-').unwrap();
-            let len =
-                usize::from_str_radix(end, 16).unwrap() - usize::from_str_radix(start, 16).unwrap();
-            f[1] == "---p" && f[4] == "0" && f.len() == 5 && len == page
-        })
-        .count()
+/// Mappings the runtime has made for coroutine stacks (a batch of stacks each, on kernels with
+/// guard markers; a stack each before).
+fn stack_mappings() -> u64 {
+    coronet::stats().stack_mappings
 }
 
 /// Spawns `n` coroutines from this plain thread (round-robin over the workers) that all stay
-/// alive until every one has started. Returns the guard-page count seen while they were all
+/// alive until every one has started. Returns the stack mappings counted while they were all
 /// alive, and how many of them each worker thread ran.
-fn burst(n: usize) -> (usize, HashMap<ThreadId, usize>) {
+fn burst(n: usize) -> (u64, HashMap<ThreadId, usize>) {
     let ran_on = Arc::new(Mutex::new(Vec::new()));
     let release = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..n)
@@ -382,7 +370,7 @@ fn burst(n: usize) -> (usize, HashMap<ThreadId, usize>) {
         assert!(Instant::now() < deadline, "burst did not start");
         thread::sleep(Duration::from_millis(2));
     }
-    let guards = guard_pages();
+    let mappings = stack_mappings();
     release.store(true, Ordering::SeqCst);
     for h in handles {
         h.join().unwrap();
@@ -391,7 +379,7 @@ fn burst(n: usize) -> (usize, HashMap<ThreadId, usize>) {
     for t in ran_on.lock().unwrap().iter() {
         *shares.entry(*t).or_insert(0) += 1;
     }
-    (guards, shares)
+    (mappings, shares)
 }
 
 #[test]
@@ -409,19 +397,20 @@ fn spawning_after_warm_up_maps_no_new_stack() {
             *m = (*m).max(n);
         }
     }
-    let before = guard_pages();
+    let before = stack_mappings();
     let (during, shares) = burst(N);
-    let new = during.saturating_sub(before);
+    let new = during - before;
     // A worker has to map only what it runs beyond its warm-up peak (the workers may split
-    // this burst differently). Without the pool, all `N` would be new.
+    // this burst differently). Without the pool, every burst would map all `N` stacks again
+    // (at least N / 64 mappings, N with a mapping per stack).
     let beyond_peak: usize = shares
         .iter()
         .map(|(t, &n)| n.saturating_sub(most.get(t).copied().unwrap_or(0)))
         .sum();
-    let slack = 8; // any unrelated one-page PROT_NONE mapping made meanwhile
+    // The counter is exact (only stack mappings count), so no slack.
     assert!(
-        new <= beyond_peak + slack,
+        new <= beyond_peak as u64,
         "{new} new stack mappings for {N} warm spawns; only {beyond_peak} ran beyond their \
-         worker's warm-up peak (shares {shares:?}, peaks {most:?}, {before} guard pages before)"
+         worker's warm-up peak (shares {shares:?}, peaks {most:?}, {before} mappings before)"
     );
 }

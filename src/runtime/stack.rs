@@ -8,14 +8,18 @@
 //!                         │ usable stack, RW          │    size() bytes, growing down ↓
 //!                         │             ↓             │
 //!   guard().end ────────► ├───────────────────────────┤
-//!                         │ guard page, PROT_NONE     │    one page: touching it faults
+//!                         │ guard page                │    one page: touching it faults
 //!   limit() ────────────► └───────────────────────────┘
-//!   = guard().start = start of the mapping
+//!   = guard().start              (the next stack of a batch begins at base())
 //!   low addresses
 //! ```
 //!
-//! Mapping a stack costs two syscalls and two of the process's `vm.max_map_count` mappings, so
-//! each worker keeps a [`StackPool`] of idle stacks: after warm-up, spawning maps nothing.
+//! On Linux 6.13 and later the guard is a guard marker (`MADV_GUARD_INSTALL`) inside one
+//! read-write mapping that holds a batch of stacks side by side, so a burst of spawns costs an
+//! `mmap` per 62 default stacks and one of `vm.max_map_count`'s mappings per batch; before,
+//! each stack is a mapping of its own made read-write above a PROT_NONE guard, which the kernel
+//! keeps as two mappings (see [`Guards`]). Either way each worker keeps a [`StackPool`] of idle
+//! stacks: after warm-up, spawning maps nothing.
 //!
 //! A coroutine that runs off the bottom of its stack touches the guard page (rustc probes every
 //! page of a large frame, so Rust code cannot jump over it). The SIGSEGV handler installed by
@@ -35,34 +39,38 @@ use std::ffi::{c_int, c_void};
 use std::io::{self, Write as _};
 use std::mem::{self, ManuallyDrop};
 use std::ops::Range;
-use std::sync::atomic::{compiler_fence, Ordering};
-use std::sync::{Once, OnceLock};
+use std::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Once, OnceLock};
 use std::{ptr, slice};
 
 use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{StackPointer, MIN_STACK_SIZE};
 
-/// An mmap'd coroutine stack: [guard page (PROT_NONE)][usable stack (RW)], growing down.
+/// An mmap'd coroutine stack: [guard page][usable stack (RW)], growing down.
 ///
 /// # Invariant
 ///
-/// `[limit, base)` is one anonymous private mapping owned by this value alone: nothing else
-/// unmaps or reprotects it, and `Drop` unmaps it exactly once. Its lowest page (the guard,
-/// `[limit, limit + page)`) is PROT_NONE and lies below the usable bytes, which are read-write.
-/// Both ends are page-aligned, hence aligned to corosensei's `STACK_ALIGNMENT`.
+/// `[limit, base)` lies inside `region`, and no other `Stack` overlaps it: this value alone
+/// uses, reprotects or discards those bytes, and the region is unmapped only when its last
+/// stack is gone. Its lowest page (the guard, `[limit, limit + page)`) faults when touched — a
+/// guard marker, or a PROT_NONE mapping of its own (see [`Guards`]) — and lies below the
+/// usable bytes, which are read-write. Both ends are page-aligned, hence aligned to
+/// corosensei's `STACK_ALIGNMENT`.
 #[derive(Debug)]
 pub(crate) struct Stack {
     /// One past the highest usable byte: the stack pointer starts here and moves down.
     base: StackPointer,
-    /// Start of the mapping, which is the guard page: corosensei's `limit` includes guards.
+    /// Start of the guard page: corosensei's `limit` includes guards.
     limit: StackPointer,
     /// Tells valgrind the stack pointer may legitimately move into this range (a no-op on real
-    /// hardware). Dropped by hand, before the memory it describes is unmapped.
+    /// hardware). Dropped by hand, before the memory it describes is discarded.
     valgrind: ManuallyDrop<ValgrindStackRegistration>,
+    /// The mapping this stack was carved from, shared with the stacks carved beside it.
+    region: Arc<Region>,
 }
 
-// SAFETY: `limit` includes the PROT_NONE guard page, the usable part is at least
-// MIN_STACK_SIZE bytes, and both ends are page-aligned (see the `Stack` invariant).
+// SAFETY: `limit` includes the guard page, which faults when touched; the usable part is at
+// least MIN_STACK_SIZE bytes, and both ends are page-aligned (see the `Stack` invariant).
 unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> StackPointer {
         self.base
@@ -73,38 +81,173 @@ unsafe impl corosensei::stack::Stack for Stack {
     }
 }
 
+/// One anonymous private mapping that holds one or more stacks side by side; the last
+/// [`Stack`] carved from it unmaps it.
+#[derive(Debug)]
+struct Region {
+    start: usize,
+    len: usize,
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: the region's stacks are all gone (this is the last `Arc`), so nothing runs on
+        // or points into `[start, start + len)`, which was mapped by `map_region` and is
+        // unmapped only here.
+        let rc = unsafe { libc::munmap(self.start as *mut c_void, self.len) };
+        // munmap fails only with ENOMEM, when removing our range would split a neighbouring
+        // mapping past vm.max_map_count. The range then leaks: all a destructor can do is go on.
+        let _ = rc;
+    }
+}
+
+/// How guard pages are made, decided by the first stack the process maps.
+///
+/// Since Linux 6.13, `madvise(MADV_GUARD_INSTALL)` turns pages of a mapping into guards that
+/// fault when touched, without splitting the mapping: a batch of stacks is then one mapping
+/// (one `mmap`, one of `vm.max_map_count`'s 65,530 by default) instead of two per stack, and
+/// no `mprotect` splits anything. On older kernels (EINVAL) each stack is a PROT_NONE mapping
+/// made read-write above its guard, which the kernel keeps as two mappings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Guards {
+    Unknown = 0,
+    /// Guard markers: stacks are carved side by side out of one mapping.
+    Markers = 1,
+    /// A PROT_NONE mapping per guard: one stack per mapping.
+    Mappings = 2,
+}
+
+static GUARDS: AtomicU8 = AtomicU8::new(Guards::Unknown as u8);
+
+fn guards() -> Guards {
+    match GUARDS.load(Ordering::Relaxed) {
+        1 => Guards::Markers,
+        2 => Guards::Mappings,
+        _ => Guards::Unknown,
+    }
+}
+
+/// `MADV_GUARD_INSTALL` (Linux 6.13, `include/uapi/asm-generic/mman-common.h`); the libc
+/// crate does not have it yet.
+const MADV_GUARD_INSTALL: c_int = 102;
+
+/// The most bytes one batch maps, and the most stacks in it: 62 default (256 KiB) stacks,
+/// a single one from 8 MiB up. Only the pages a coroutine touches become memory.
+const BATCH_BYTES: usize = 16 << 20;
+const BATCH_MAX: usize = 64;
+
+/// Mappings made for stacks since the process started (each holds a batch, or one stack).
+static MAPPINGS_MADE: AtomicU64 = AtomicU64::new(0);
+
+/// How many mappings the runtime has made for coroutine stacks (`Stats::stack_mappings`).
+pub(crate) fn mappings_made() -> u64 {
+    MAPPINGS_MADE.load(Ordering::Relaxed)
+}
+
 impl Stack {
     /// Maps a stack with at least `size` usable bytes (rounded up to pages, at least
     /// corosensei::stack::MIN_STACK_SIZE) plus one guard page.
     pub(crate) fn new(size: usize) -> io::Result<Stack> {
+        let mut one = Vec::with_capacity(1);
+        Stack::map(size, 1, &mut one)?;
+        Ok(one.pop().expect("map made no stack"))
+    }
+
+    /// Maps up to `most` (at least one) stacks of `size` usable bytes, as [`Stack::new`]
+    /// rounds it, and pushes them onto `out`: side by side in one mapping where the kernel
+    /// has guard markers, else one stack in a mapping of its own. Returns how many it made.
+    pub(crate) fn map(size: usize, most: usize, out: &mut Vec<Stack>) -> io::Result<usize> {
         let page = page_size();
         let usable = usable_size(size).ok_or_else(|| too_large(size))?;
         let len = usable.checked_add(page).ok_or_else(|| too_large(size))?;
-        // MAP_STACK: since Linux 6.7 it keeps transparent huge pages off the range, so an idle
-        // stack costs the pages it touched, not 2 MiB.
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK;
-        // SAFETY: a new anonymous mapping at an address the kernel picks overlaps nothing.
-        let addr = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_NONE, flags, -1, 0) };
-        if addr == libc::MAP_FAILED {
-            return Err(map_error(io::Error::last_os_error(), usable));
+        if guards() != Guards::Mappings {
+            let count = (BATCH_BYTES / len).clamp(1, BATCH_MAX).min(most.max(1));
+            let made = match Stack::map_with_markers(len, count, out) {
+                // No room for a batch: one stack may still fit.
+                Err(e) if count > 1 && e.raw_os_error() == Some(libc::ENOMEM) => {
+                    Stack::map_with_markers(len, 1, out)
+                }
+                made => made,
+            };
+            match made {
+                Ok(0) => {} // no guard markers here: a mapping of its own, below
+                Ok(n) => return Ok(n),
+                Err(e) => return Err(map_error(e, usable)),
+            }
         }
-        let start = addr as usize;
-        // From here on `stack` owns the mapping, so an early return unmaps it.
-        let stack = Stack {
-            base: StackPointer::new(start + len).expect("mmap returned a range ending at 0"),
-            limit: StackPointer::new(start).expect("mmap returned address 0"),
-            valgrind: ManuallyDrop::new(ValgrindStackRegistration::new(addr.cast(), len)),
-        };
-        let rw = libc::PROT_READ | libc::PROT_WRITE;
-        // SAFETY: `[start + page, start + len)` is inside the mapping we just made and own;
-        // nothing else can be using it yet.
-        if unsafe { libc::mprotect((start + page) as *mut c_void, usable, rw) } != 0 {
-            return Err(map_error(io::Error::last_os_error(), usable));
-        }
-        Ok(stack)
+        Stack::map_alone(len, out).map_err(|e| map_error(e, usable))?;
+        Ok(1)
     }
 
-    /// Usable bytes: the mapping minus the guard page.
+    /// One read-write mapping for `count` stacks of `len` bytes (guard included), each
+    /// stack's lowest page made a guard marker; pushes them onto `out` and returns how many.
+    /// Ok(0) when the kernel cannot make markers in it (before Linux 6.13, or a locked
+    /// mapping): nothing is left mapped, and the caller maps the stack on its own.
+    fn map_with_markers(len: usize, count: usize, out: &mut Vec<Stack>) -> io::Result<usize> {
+        let total = len.checked_mul(count).ok_or(io::ErrorKind::OutOfMemory)?;
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let region = Arc::new(map_region(total, rw)?);
+        let page = page_size();
+        for i in 0..count {
+            let start = region.start + i * len;
+            // SAFETY: `[start, start + page)` lies in the mapping just made, and no stack has
+            // been carved there yet; a guard marker only makes touching those bytes fault.
+            if unsafe { libc::madvise(start as *mut c_void, page, MADV_GUARD_INSTALL) } != 0 {
+                let err = io::Error::last_os_error();
+                if i > 0 {
+                    return Ok(i); // the stacks made so far are good
+                }
+                if err.raw_os_error() != Some(libc::EINVAL) {
+                    return Err(err);
+                }
+                // An old kernel says EINVAL for any advice it does not know: stop trying.
+                let _ = GUARDS.compare_exchange(
+                    Guards::Unknown as u8,
+                    Guards::Mappings as u8,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                return Ok(0); // `region` drops and unmaps
+            }
+            let _ = GUARDS.compare_exchange(
+                Guards::Unknown as u8,
+                Guards::Markers as u8,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            out.push(Stack::carve(&region, start, len));
+        }
+        Ok(count)
+    }
+
+    /// A mapping of its own for one stack of `len` bytes: PROT_NONE, then read-write above
+    /// the guard page (which splits it into two mappings).
+    fn map_alone(len: usize, out: &mut Vec<Stack>) -> io::Result<()> {
+        let region = Arc::new(map_region(len, libc::PROT_NONE)?);
+        let page = page_size();
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: `[start + page, start + len)` is inside the mapping just made, which
+        // nothing uses yet.
+        let rc = unsafe { libc::mprotect((region.start + page) as *mut c_void, len - page, rw) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error()); // `region` drops and unmaps
+        }
+        out.push(Stack::carve(&region, region.start, len));
+        Ok(())
+    }
+
+    /// The stack at `[start, start + len)` of `region`, guard page first.
+    fn carve(region: &Arc<Region>, start: usize, len: usize) -> Stack {
+        Stack {
+            base: StackPointer::new(start + len).expect("a stack ending at address 0"),
+            limit: StackPointer::new(start).expect("a stack at address 0"),
+            valgrind: ManuallyDrop::new(ValgrindStackRegistration::new(start as *mut u8, len)),
+            region: region.clone(),
+        }
+    }
+
+    /// Usable bytes: the stack minus the guard page.
     pub(crate) fn size(&self) -> usize {
         self.base.get() - self.limit.get() - page_size()
     }
@@ -113,6 +256,23 @@ impl Stack {
     pub(crate) fn guard(&self) -> Range<usize> {
         guard_at(self.limit.get())
     }
+}
+
+/// An anonymous private mapping of `len` bytes with protection `prot`, where the kernel picks.
+fn map_region(len: usize, prot: c_int) -> io::Result<Region> {
+    // MAP_STACK: since Linux 6.7 it keeps transparent huge pages off the range, so an idle
+    // stack costs the pages it touched, not 2 MiB.
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK;
+    // SAFETY: a new anonymous mapping at an address the kernel picks overlaps nothing.
+    let addr = unsafe { libc::mmap(ptr::null_mut(), len, prot, flags, -1, 0) };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    MAPPINGS_MADE.fetch_add(1, Ordering::Relaxed);
+    Ok(Region {
+        start: addr as usize,
+        len,
+    })
 }
 
 /// The guard page that starts at `start` (a [`Stack::guard`]'s start, kept instead of the
@@ -125,13 +285,24 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: dropped exactly once, here, and not touched afterwards.
         unsafe { ManuallyDrop::drop(&mut self.valgrind) };
-        let len = self.base.get() - self.limit.get();
-        // SAFETY: we own `[limit, base)` and this is its only unmap (see the `Stack` invariant);
-        // no coroutine runs on it, since a coroutine owns its stack until it gives it back.
-        let rc = unsafe { libc::munmap(self.limit.get() as *mut c_void, len) };
-        // munmap fails only with ENOMEM, when removing our range would split a neighbouring
-        // mapping past vm.max_map_count. The pages then leak: all a destructor can do is go on.
-        let _ = rc;
+        if Arc::strong_count(&self.region) > 1 {
+            // Stacks beside it live on, so the region stays mapped: give back this one's
+            // pages now. (Reading the count races only with other stacks of the region being
+            // dropped; the worst case is one needless madvise before the munmap.)
+            let usable = self.guard().end;
+            // SAFETY: `[usable, base)` is this stack's alone (the `Stack` invariant) and no
+            // coroutine runs on it (a coroutine owns its stack until it gives it back); after
+            // this drop nothing reads it again, so discarding its contents is unobservable.
+            // The guard marker below it stays (MADV_DONTNEED keeps markers).
+            unsafe {
+                libc::madvise(
+                    usable as *mut c_void,
+                    self.base.get() - usable,
+                    libc::MADV_DONTNEED,
+                )
+            };
+        }
+        // `region` drops after this: the last stack of a region unmaps it.
     }
 }
 
@@ -166,43 +337,55 @@ fn too_large(size: usize) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// Turns ENOMEM from mmap/mprotect into advice; other errors travel up unchanged.
+/// Turns ENOMEM from mmap/mprotect/madvise into advice; other errors travel up unchanged.
 #[cold]
 fn map_error(err: io::Error, usable: usize) -> io::Error {
     if err.raw_os_error() != Some(libc::ENOMEM) {
         return err;
     }
     let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count");
-    out_of_mappings(usable, limit.ok().and_then(|s| s.trim().parse().ok()))
+    out_of_mappings(
+        usable,
+        limit.ok().and_then(|s| s.trim().parse().ok()),
+        guards(),
+    )
 }
 
-/// The ENOMEM message. mprotect splitting our mapping in two needs a new mapping, so hitting
-/// `vm.max_map_count` looks exactly like running out of memory: name both.
-fn out_of_mappings(usable: usize, max_map_count: Option<u64>) -> io::Error {
+/// The ENOMEM message. Making a mapping, or splitting one (mprotect), past `vm.max_map_count`
+/// fails exactly like running out of memory: name both, and what a stack costs in mappings.
+fn out_of_mappings(usable: usize, max_map_count: Option<u64>, guards: Guards) -> io::Error {
     let limit = max_map_count.map_or_else(|| "current value unknown".into(), |n| n.to_string());
+    let cost = match guards {
+        Guards::Markers => "stacks take one mapping per batch of up to 64",
+        Guards::Mappings | Guards::Unknown => "each stack takes 2 mappings",
+    };
     let message = format!(
         "cannot map a {usable}-byte coroutine stack: out of memory or over vm.max_map_count \
-         ({limit}; each stack takes 2 mappings): raise vm.max_map_count or lower \
+         ({limit}; {cost}): raise vm.max_map_count or lower \
          Builder::stack_size / Spawn::stack_size"
     );
     io::Error::new(io::ErrorKind::OutOfMemory, message)
 }
 
 /// A worker's free list of stacks of one size class (stacks are keyed by usable size;
-/// a request for a size not equal to any pooled one maps a new stack).
+/// a request for a size not equal to any pooled one maps new stacks).
 ///
 /// Nearly every coroutine uses the runtime's default size, so in practice the list holds one
 /// class and `get` takes from its end: the most recently used stack, likely still in cache.
+/// When it has none, `get` maps a batch ([`Stack::map`]) and keeps the rest as idle stacks,
+/// so a burst of spawns makes one `mmap` per 62 default stacks, not one (and an `mprotect`)
+/// per stack.
 pub(crate) struct StackPool {
     /// Idle stacks, most recently returned last.
     free: Vec<Stack>,
-    /// How many idle stacks to keep. Beyond it, returned stacks are unmapped, so a burst of
-    /// coroutines does not pin its peak memory (and mappings) for the worker's whole life.
+    /// How many idle stacks to keep. Beyond it, returned stacks are discarded (their pages
+    /// given back at once, their mapping once its last stack goes), so a burst of coroutines
+    /// does not pin its peak memory for the worker's whole life.
     max_cached: usize,
 }
 
 impl StackPool {
-    /// `max_cached`: how many idle stacks to keep; beyond that, returned stacks are unmapped.
+    /// `max_cached`: how many idle stacks to keep; beyond that, returned stacks are discarded.
     pub(crate) fn new(max_cached: usize) -> Self {
         StackPool {
             free: Vec::new(),
@@ -216,8 +399,11 @@ impl StackPool {
         if let Some(i) = self.free.iter().rposition(|s| Some(s.size()) == want) {
             return Ok(self.free.swap_remove(i));
         }
+        // The batch's spare stacks, and this one once it comes back, must fit under the cap.
+        let room = self.max_cached.saturating_sub(self.free.len());
         // No log line here: the pool is borrowed, and a logger that spawns would re-enter it.
-        Stack::new(size)
+        Stack::map(size, room.max(1), &mut self.free)?;
+        Ok(self.free.pop().expect("Stack::map made no stack"))
     }
 
     /// Takes back the stack of a finished coroutine (`Coroutine::into_stack`).
@@ -225,7 +411,7 @@ impl StackPool {
         if self.free.len() < self.max_cached {
             self.free.push(stack);
         }
-        // else: `stack` drops here and is unmapped.
+        // else: `stack` drops here, and its memory goes back to the kernel.
     }
 
     #[cfg(test)]
@@ -465,11 +651,17 @@ mod tests {
             assert_eq!((*usable, *usable.add(stack.size() - 1)), (0xAB, 0xAB));
         }
         let (guard_map, guard_perms) = mapping_containing(stack.guard().start);
-        assert_eq!(guard_perms, "---p");
         assert!(guard_map.start <= stack.guard().start && stack.guard().end <= guard_map.end);
         let (rw_map, rw_perms) = mapping_containing(stack.guard().end);
         assert_eq!(rw_perms, "rw-p");
         assert!(rw_map.start <= stack.guard().end && base <= rw_map.end);
+        match guards() {
+            // A marker inside the stack's one read-write mapping (touching it faults: the
+            // death tests below).
+            Guards::Markers => assert_eq!((guard_perms, guard_map), ("rw-p".into(), rw_map)),
+            // A PROT_NONE mapping of its own.
+            _ => assert_eq!(guard_perms, "---p"),
+        }
 
         let err = Stack::new(usize::MAX).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
@@ -496,21 +688,83 @@ mod tests {
         let mut pool = StackPool::new(2);
         let a = pool.get(64 * 1024).unwrap();
         let base = a.base();
+        // With guard markers the first get maps a batch: the stack and a spare, so that both
+        // fit under the cap of 2 once the first comes back.
+        let spares = pool.cached();
+        assert_eq!(spares, if guards() == Guards::Markers { 1 } else { 0 });
         pool.put(a);
-        assert_eq!(pool.cached(), 1);
-        // A size that rounds to the same class reuses the stack: nothing new is mapped.
+        assert_eq!(pool.cached(), spares + 1);
+        // A size that rounds to the same class reuses the stack last returned.
         let b = pool.get(64 * 1024 - 100).unwrap();
-        assert_eq!((b.base(), pool.cached()), (base, 0));
+        assert_eq!(
+            (b.base(), b.size(), pool.cached()),
+            (base, 64 * 1024, spares)
+        );
         pool.put(b);
 
         let c = pool.get(128 * 1024).unwrap();
         assert_ne!(c.base(), base);
-        assert_eq!((c.size(), pool.cached()), (128 * 1024, 1));
-
+        assert_eq!(c.size(), 128 * 1024);
         let d = pool.get(128 * 1024).unwrap();
         pool.put(c);
         pool.put(d);
-        assert_eq!(pool.cached(), 2, "max_cached is 2: the third was unmapped");
+        assert_eq!(pool.cached(), 2, "max_cached is 2: the rest were discarded");
+    }
+
+    #[test]
+    fn a_batch_is_one_mapping_of_adjacent_stacks_each_with_its_guard() {
+        let mut out = Vec::new();
+        let made = Stack::map(64 * 1024, 5, &mut out).unwrap();
+        assert_eq!(made, out.len());
+        if guards() != Guards::Markers {
+            assert_eq!(made, 1, "without markers each stack maps alone");
+            return;
+        }
+        assert_eq!(made, 5);
+        let len = 64 * 1024 + page_size();
+        for pair in out.windows(2) {
+            assert_eq!(pair[1].limit().get(), pair[0].limit().get() + len);
+            assert_eq!(pair[0].base().get(), pair[1].guard().start);
+        }
+        // One mapping (the kernel may have merged it with a neighbour: contains, not equals).
+        let range = out[0].limit().get()..out[4].base().get();
+        let (map, perms) = mapping_containing(range.start);
+        assert_eq!(perms, "rw-p");
+        assert!(map.start <= range.start && range.end <= map.end);
+        // Dropping stacks from the middle gives their pages back but does not split the
+        // mapping; the last stack of the batch holds the last reference, which unmaps it.
+        let last = out.pop().unwrap();
+        let (first, rest) = (out.remove(0), out);
+        // SAFETY: the usable bytes of `first` are its own and nothing runs on them.
+        unsafe { ptr::write_bytes(first.guard().end as *mut u8, 1, first.size()) };
+        drop(rest);
+        let (map, _) = mapping_containing(range.start);
+        assert!(
+            map.start <= range.start && range.end <= map.end,
+            "split: {map:x?}"
+        );
+        drop(first);
+        assert_eq!(Arc::strong_count(&last.region), 1);
+    }
+
+    /// On Linux 6.13 and later the kernel makes guard markers, so batches must be in use: a
+    /// silent fall back to a mapping per stack would halve how many coroutines fit.
+    #[test]
+    fn guard_markers_are_used_where_the_kernel_has_them() {
+        drop(Stack::new(0).unwrap());
+        // SAFETY: all-zero is a valid `utsname`, and uname fills it.
+        let mut uts: libc::utsname = unsafe { mem::zeroed() };
+        // SAFETY: `uts` is a valid place for the answer.
+        assert_eq!(unsafe { libc::uname(&mut uts) }, 0);
+        // SAFETY: uname NUL-terminates `release`.
+        let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
+        let release = release.to_string_lossy();
+        let mut numbers = release.split(|c: char| !c.is_ascii_digit());
+        let major: u32 = numbers.next().unwrap().parse().unwrap();
+        let minor: u32 = numbers.next().unwrap().parse().unwrap();
+        if (major, minor) >= (6, 13) {
+            assert_eq!(guards(), Guards::Markers, "kernel {release}");
+        }
     }
 
     #[test]
@@ -550,13 +804,19 @@ mod tests {
 
     #[test]
     fn enomem_says_which_limit_and_what_to_change() {
-        let err = out_of_mappings(262144, Some(65530));
+        let err = out_of_mappings(262144, Some(65530), Guards::Mappings);
         assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
         assert_eq!(
             err.to_string(),
             "cannot map a 262144-byte coroutine stack: out of memory or over vm.max_map_count \
              (65530; each stack takes 2 mappings): raise vm.max_map_count or lower \
              Builder::stack_size / Spawn::stack_size"
+        );
+        let err = out_of_mappings(262144, None, Guards::Markers);
+        assert!(
+            err.to_string()
+                .contains("(current value unknown; stacks take one mapping per batch of up to 64)"),
+            "{err}"
         );
         let enomem = map_error(io::Error::from_raw_os_error(libc::ENOMEM), 4096);
         assert_eq!(enomem.kind(), io::ErrorKind::OutOfMemory);

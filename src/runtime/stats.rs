@@ -51,6 +51,10 @@ pub struct Stats {
     pub steals: u64,
     /// Threads in the blocking pool.
     pub blocking_threads: usize,
+    /// Memory mappings made for coroutine stacks (and the workers' signal stacks) since the
+    /// process started: one per batch of up to 64 stacks on Linux 6.13 and later, one per
+    /// stack before. It stops growing once the workers' stack pools are warm.
+    pub stack_mappings: u64,
 }
 
 /// Returns the runtime's counters (all zero before it starts).
@@ -66,6 +70,7 @@ pub fn stats() -> Stats {
     let mut s = Stats {
         workers: rt.workers.len(),
         blocking_threads: super::blocking::pool_threads().0,
+        stack_mappings: super::stack::mappings_made(),
         ..Stats::default()
     };
     let mut started = 0;
