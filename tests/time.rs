@@ -171,6 +171,281 @@ fn a_zero_period_is_refused() {
     let _ = tick(Duration::ZERO);
 }
 
+// Go 1.23's `Stop` and `Reset`: once either returns, no receive gets a value from before it.
+
+/// Waits (generously) until the timer's value or a tick sits unreceived in the channel.
+fn until_buffered(r: &chan::Receiver<Instant>) {
+    let give_up = Instant::now() + GENEROUS;
+    while r.is_empty() {
+        assert!(Instant::now() < give_up, "the timer never fired");
+        sleep(ms(1));
+    }
+}
+
+#[test]
+fn timer_stop_takes_back_a_value_nobody_received() {
+    on_both(|| {
+        let t = Timer::new(ms(5));
+        until_buffered(t.receiver());
+        assert!(t.stop(), "fired but not received: the stop counts");
+        assert_eq!(
+            t.receiver().recv_timeout(ms(200)),
+            Err(RecvTimeoutError::Timeout),
+            "the value from before the stop was taken back"
+        );
+        assert!(!t.stop(), "already stopped");
+    });
+}
+
+#[test]
+fn timer_reset_replaces_a_value_nobody_received() {
+    on_both(|| {
+        let t = Timer::new(ms(5));
+        until_buffered(t.receiver());
+        let reset_at = Instant::now();
+        assert!(t.reset(ms(100)), "fired but not received: still pending");
+        let at = t.receiver().recv_timeout(GENEROUS).unwrap();
+        assert!(
+            at >= reset_at + ms(100),
+            "got the value from before the reset ({:?} before it)",
+            reset_at.saturating_duration_since(at)
+        );
+        assert_eq!(
+            t.receiver().recv_timeout(ms(200)),
+            Err(RecvTimeoutError::Timeout),
+            "one value per reset"
+        );
+    });
+}
+
+#[test]
+fn timer_reset_reports_whether_it_was_pending() {
+    on_both(|| {
+        // armed
+        let t = Timer::new(Duration::from_secs(3600));
+        let reset_at = Instant::now();
+        assert!(t.reset(ms(20)), "armed: pending");
+        let at = t.receiver().recv_timeout(GENEROUS).unwrap();
+        assert!(at >= reset_at + ms(20));
+        // received
+        assert!(!t.reset(ms(20)), "received: not pending");
+        t.receiver().recv_timeout(GENEROUS).unwrap();
+        // stopped
+        assert!(!t.reset(Duration::from_secs(3600)), "received: not pending");
+        assert!(t.stop(), "re-armed by the reset: the stop counts");
+        assert!(!t.reset(ms(20)), "stopped: not pending");
+        t.receiver().recv_timeout(GENEROUS).unwrap();
+        // too far out for the clock: armed forever, so pending
+        let t = Timer::new(Duration::MAX);
+        assert!(t.reset(Duration::MAX));
+        assert!(t.stop());
+        assert!(!t.stop());
+    });
+}
+
+#[test]
+fn timer_reset_across_threads() {
+    // Armed on a worker's heap, reset from a plain thread (which cannot cancel that entry:
+    // it fires later and must find itself superseded), and the other way round.
+    let t = coronet::go(|| {
+        let t = Timer::new(ms(5));
+        until_buffered(t.receiver());
+        t
+    })
+    .join()
+    .unwrap();
+    let reset_at = Instant::now();
+    assert!(t.reset(ms(50)));
+    assert!(t.receiver().recv_timeout(GENEROUS).unwrap() >= reset_at + ms(50));
+
+    let t = Arc::new(Timer::new(Duration::from_secs(3600)));
+    let t2 = t.clone();
+    let reset_at = Instant::now();
+    assert!(coronet::go(move || t2.reset(ms(50))).join().unwrap());
+    assert!(t.receiver().recv_timeout(GENEROUS).unwrap() >= reset_at + ms(50));
+    assert_eq!(
+        t.receiver().recv_timeout(ms(200)),
+        Err(RecvTimeoutError::Timeout)
+    );
+}
+
+#[test]
+fn ticker_stop_takes_back_a_waiting_tick() {
+    on_both(|| {
+        let ticker = Ticker::new(ms(5));
+        until_buffered(ticker.receiver());
+        ticker.stop();
+        assert!(
+            ticker.receiver().try_recv().is_err(),
+            "the waiting tick is gone"
+        );
+        assert_eq!(
+            ticker.receiver().recv_timeout(ms(200)),
+            Err(RecvTimeoutError::Timeout)
+        );
+    });
+}
+
+#[test]
+fn ticker_reset_changes_the_period() {
+    on_both(|| {
+        let ticker = Ticker::new(Duration::from_secs(3600));
+        let reset_at = Instant::now();
+        ticker.reset(ms(10));
+        let mut last = reset_at;
+        for k in 1..=3u32 {
+            let at = ticker.receiver().recv_timeout(GENEROUS).unwrap();
+            assert!(
+                at >= reset_at + ms(10) * k,
+                "tick {k} early: {:?}",
+                at - reset_at
+            );
+            assert!(at > last);
+            last = at;
+        }
+        // and back to a long period, with the tick that was waiting taken back
+        until_buffered(ticker.receiver());
+        ticker.reset(Duration::from_secs(3600));
+        assert_eq!(
+            ticker.receiver().recv_timeout(ms(200)),
+            Err(RecvTimeoutError::Timeout)
+        );
+        // a stopped ticker starts again
+        ticker.stop();
+        let reset_at = Instant::now();
+        ticker.reset(ms(10));
+        let at = ticker.receiver().recv_timeout(GENEROUS).unwrap();
+        assert!(at >= reset_at + ms(10));
+    });
+}
+
+#[test]
+#[should_panic(expected = "period must be greater than zero")]
+fn a_zero_period_reset_is_refused() {
+    let ticker = Ticker::new(Duration::from_secs(3600));
+    ticker.reset(Duration::ZERO);
+}
+
+/// Busy-waits `d` (a sleep is far too coarse to land next to a timer's firing).
+fn spin(d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// One round of the race: the timer was just armed to fire about now, and nobody receives
+/// it; `stop` or `reset` lands a jittered moment later, before, during or after the firing.
+/// Either way the timer was pending, and the call must leave no value from before it.
+/// Returns whether the value was already in the channel just before the call.
+fn race_round(t: &Timer, round: u32) -> bool {
+    spin(Duration::from_micros(u64::from(round * 37 % 1500)));
+    let fired = !t.receiver().is_empty();
+    if round % 2 == 0 {
+        assert!(
+            t.stop(),
+            "round {round}: armed or fired unreceived, so pending"
+        );
+        assert_eq!(
+            t.receiver().try_recv(),
+            Err(chan::TryRecvError::Empty),
+            "round {round}: a value from before the stop"
+        );
+    } else {
+        let reset_at = Instant::now();
+        assert!(
+            t.reset(ms(1)),
+            "round {round}: armed or fired unreceived, so pending"
+        );
+        let at = t.receiver().recv_timeout(GENEROUS).unwrap();
+        assert!(
+            at >= reset_at + ms(1),
+            "round {round}: received a value from before the reset ({:?} before it)",
+            reset_at.saturating_duration_since(at)
+        );
+    }
+    fired
+}
+
+/// Runs `rounds` rounds; `arm` re-arms the timer to fire about now before each.
+fn race(t: &Timer, rounds: u32, mut arm: impl FnMut(u32)) {
+    let mut fired = 0;
+    for round in 0..rounds {
+        arm(round);
+        fired += u32::from(race_round(t, round));
+    }
+    // Which side of the firing each call lands on is up to the machine: not asserted.
+    eprintln!("{fired} of {rounds} calls came after the value landed");
+}
+
+#[test]
+fn stop_and_reset_racing_the_firing_leave_no_stale_value() {
+    // A plain thread's timers fire on the shared timer thread, so here the firing and the
+    // stop or reset really run at the same time, on two threads.
+    let t = Timer::new(Duration::from_secs(3600));
+    race(&t, 1_000, |round| {
+        t.reset(Duration::from_micros(u64::from(round % 5 * 300)));
+    });
+}
+
+#[test]
+fn stop_and_reset_from_a_thread_racing_a_worker_firing() {
+    // The coroutine arms the timer on its worker's heap; a plain thread stops or resets it
+    // as the worker fires it. The thread cannot cancel that entry, so it always fires and
+    // must find itself superseded when the call came first.
+    let t = Arc::new(Timer::new(Duration::from_secs(3600)));
+    let (armed_tx, armed) = chan::bounded::<()>(0);
+    let (next_tx, next) = chan::bounded::<u32>(0);
+    let t2 = t.clone();
+    let arming = coronet::go(move || {
+        for round in next.iter() {
+            t2.reset(Duration::from_micros(u64::from(round % 5 * 300)));
+            armed_tx.send(()).unwrap();
+        }
+    });
+    race(&t, 1_000, |round| {
+        next_tx.send(round).unwrap();
+        armed.recv().unwrap();
+    });
+    drop(next_tx);
+    arming.join().unwrap();
+}
+
+#[test]
+fn stop_and_reset_on_a_coroutine_after_the_firing() {
+    // On a coroutine the timer fires on its own worker, between coroutines, never during
+    // the call: in the sleep the value lands (or not), and the call then takes it back.
+    coronet::go(|| {
+        let t = Timer::new(Duration::from_secs(3600));
+        race(&t, 500, |round| {
+            t.reset(Duration::from_micros(u64::from(round % 5 * 300)));
+            sleep(Duration::from_micros(u64::from(round * 53 % 1500)));
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn ticker_stop_and_reset_racing_the_ticks_leave_no_stale_tick() {
+    on_both(|| {
+        let ticker = Ticker::new(ms(1));
+        for round in 0..300u32 {
+            spin(Duration::from_micros(u64::from(round * 37 % 1500)));
+            if round % 2 == 0 {
+                ticker.stop();
+                assert!(ticker.receiver().try_recv().is_err(), "round {round}");
+                ticker.reset(ms(1));
+            } else {
+                let reset_at = Instant::now();
+                ticker.reset(ms(1));
+                let at = ticker.receiver().recv_timeout(GENEROUS).unwrap();
+                assert!(at >= reset_at + ms(1), "round {round}: a stale tick");
+            }
+        }
+    });
+}
+
 #[test]
 fn timeout_returns_the_result_in_time() {
     on_both(|| {

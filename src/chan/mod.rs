@@ -55,6 +55,8 @@ mod select;
 mod sender;
 mod waiter;
 
+// For time's channel timers, whose send step runs under a lock of their own.
+pub(crate) use self::channel::{unpark, NOBODY};
 use std::sync::Arc;
 
 pub use self::error::{

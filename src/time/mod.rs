@@ -4,6 +4,12 @@
 //! - [`after`] and [`Timer`] deliver the time once on a channel; [`tick`] and [`Ticker`]
 //!   deliver it periodically. They are [`chan::Receiver`](crate::chan::Receiver)s, so they
 //!   work in [`select!`](crate::select).
+//! - [`Timer`] and [`Ticker`] can be stopped and reset, from any thread or coroutine, with
+//!   Go 1.23's semantics: once `stop` or `reset` returns, no receive gets a value from before
+//!   the call — a value waiting unreceived in the channel is taken back, and one being sent
+//!   at that moment is discarded — so Go's old "stop, then drain the channel" idiom is not
+//!   needed. [`Timer::stop`] and [`Timer::reset`] report whether the timer was pending
+//!   (armed, or fired with its value not yet received).
 //! - [`timeout`] runs a function on a coroutine and waits for it up to a limit.
 //!
 //! ```
@@ -35,11 +41,18 @@
 //!
 //! Timers never fire early: the time received is at or after the requested instant.
 //!
+//! A `Timer` or `Ticker` carries a sequence number, bumped by every stop and reset. Each heap
+//! entry remembers the number it was armed with and sends only while that number is still
+//! current; the check and the send run under a small per-timer lock, which stop and reset
+//! also hold while they bump the number and drain the channel (Go 1.23's runtime does the
+//! same). So an entry the stopping thread cannot cancel fires later as a no-op.
+//!
 //! # Files
 //!
 //! - `timers.rs`: the heap (plain data, owned by one thread).
 //! - `callback.rs`: callback timers on the worker heaps and the shared timer thread.
-//! - `after.rs`: `after` and `Timer`; `tick.rs`: `tick` and `Ticker`.
+//! - `after.rs`: `after`, `Timer`, and `ChanTimer` (the stoppable, resettable timer channel
+//!   under `Timer`, `Ticker` and `tick`); `tick.rs`: `tick` and `Ticker`.
 //! - `timeout.rs`: `timeout` and `Elapsed`.
 
 mod after;

@@ -4,14 +4,15 @@
 //! channel holds one tick: a receiver that falls behind finds one waiting and the rest
 //! dropped, and ticks stay on the grid `start + k·period` (Go's ticker does the same), so a
 //! slow receiver never gets a burst of stale ticks.
+//!
+//! Both run on `after.rs`'s `ChanTimer`, which `Timer` shares: a `Ticker`'s stop and reset
+//! discard a tick being sent and drain one waiting, as Go 1.23's do.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::after::keep_open;
-use super::callback;
-use crate::chan::{self, Receiver, Sender, TrySendError};
+use super::after::ChanTimer;
+use crate::chan::Receiver;
 
 /// A channel that receives the time every `period` — Go's `time.Tick`.
 ///
@@ -33,13 +34,23 @@ use crate::chan::{self, Receiver, Sender, TrySendError};
 /// assert!(second >= start + Duration::from_millis(10));
 /// ```
 pub fn tick(period: Duration) -> Receiver<Instant> {
-    start(period, Arc::new(AtomicBool::new(false)))
+    check_period(period, "a ticker's period must be greater than zero");
+    let (timer, rx) = ChanTimer::new();
+    timer.reset(&rx, period, Some(period));
+    rx
 }
 
-/// A periodic timer that can be stopped — Go's `time.NewTicker`.
+/// A periodic timer that can be stopped and reset — Go's `time.NewTicker`, with Go 1.23's
+/// semantics.
 ///
-/// Dropping it stops it too. A stopped ticker's heap entry is freed when its next tick comes
-/// due (at most one period later); its channel never disconnects, as Go's never closes.
+/// As in Go 1.23, [`stop`](Ticker::stop) and [`reset`](Ticker::reset) also take back a tick
+/// that is waiting in the channel: once either returns, no receive gets a tick from before
+/// it. Dropping the ticker stops it too. Its ticks are entries in the heap of the thread
+/// that created or last reset it (a coroutine's worker, or the shared timer thread for a
+/// plain thread); a stop from that thread, or for the shared heap from anywhere, frees the
+/// pending entry at once, and elsewhere the entry is freed when it comes due and finds
+/// itself stopped (at most one period later). Its channel never disconnects, as Go's never
+/// closes.
 ///
 /// ```
 /// use std::time::Duration;
@@ -51,7 +62,7 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
 #[derive(Debug)]
 pub struct Ticker {
     rx: Receiver<Instant>,
-    stopped: Arc<AtomicBool>,
+    timer: Arc<ChanTimer>,
 }
 
 impl Ticker {
@@ -75,11 +86,10 @@ impl Ticker {
     /// assert!(last >= start + Duration::from_millis(15)); // never early
     /// ```
     pub fn new(period: Duration) -> Ticker {
-        let stopped = Arc::new(AtomicBool::new(false));
-        Ticker {
-            rx: start(period, stopped.clone()),
-            stopped,
-        }
+        check_period(period, "a ticker's period must be greater than zero");
+        let (timer, rx) = ChanTimer::new();
+        timer.reset(&rx, period, Some(period));
+        Ticker { rx, timer }
     }
 
     /// The channel the ticks arrive on (Go's `t.C`); use it in [`select!`](crate::select).
@@ -97,20 +107,54 @@ impl Ticker {
         &self.rx
     }
 
-    /// Stops the ticks. A tick already queued stays, and one being sent at this very moment
-    /// may still arrive; none starts after this returns. Callable from any thread, any
-    /// number of times.
+    /// Stops the ticks — Go 1.23's `Ticker.Stop`. A tick waiting in the channel is taken
+    /// back, and one being sent at this very moment is discarded: once this returns, no
+    /// receive gets a tick until a [`reset`](Ticker::reset). Callable from any thread or
+    /// coroutine, any number of times.
     ///
     /// ```
+    /// use coronet::time::{sleep, Ticker};
     /// use std::time::Duration;
-    /// let ticker = coronet::time::Ticker::new(Duration::from_millis(1));
+    ///
+    /// let ticker = Ticker::new(Duration::from_millis(1));
+    /// while ticker.receiver().is_empty() {
+    ///     sleep(Duration::from_millis(1)); // a tick arrives, nobody takes it
+    /// }
     /// ticker.stop();
-    /// coronet::time::sleep(Duration::from_millis(10));
-    /// let _ = ticker.receiver().try_iter().count(); // what came before the stop
+    /// assert!(ticker.receiver().try_recv().is_err(), "the waiting tick is gone");
     /// assert!(ticker.receiver().recv_timeout(Duration::from_millis(20)).is_err());
     /// ```
     pub fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
+        self.timer.stop(&self.rx);
+    }
+
+    /// Stops the ticker and starts it again with a new `period`: the next tick comes one
+    /// `period` from now — Go 1.23's `Ticker.Reset`. As with [`stop`](Ticker::stop), no
+    /// receive gets a tick from before the call once it returns. Works on a stopped ticker
+    /// too. Callable from any thread or coroutine.
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    ///
+    /// ```
+    /// use coronet::time::Ticker;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let ticker = Ticker::new(Duration::from_secs(3600));
+    /// let reset_at = Instant::now();
+    /// ticker.reset(Duration::from_millis(5));
+    /// let first = ticker.receiver().recv().unwrap();
+    /// let second = ticker.receiver().recv().unwrap();
+    /// assert!(first >= reset_at + Duration::from_millis(5));
+    /// assert!(second >= reset_at + Duration::from_millis(10));
+    /// ```
+    pub fn reset(&self, period: Duration) {
+        check_period(
+            period,
+            "Ticker::reset: a ticker's period must be greater than zero",
+        );
+        self.timer.reset(&self.rx, period, Some(period));
     }
 }
 
@@ -120,42 +164,16 @@ impl Drop for Ticker {
     }
 }
 
-fn start(period: Duration, stopped: Arc<AtomicBool>) -> Receiver<Instant> {
-    assert!(
-        !period.is_zero(),
-        "coronet::time: a ticker's period must be greater than zero"
-    );
-    let (tx, rx) = chan::bounded(1);
-    keep_open(&tx);
-    if let Some(first) = Instant::now().checked_add(period) {
-        arm(first, period, tx, stopped);
-    }
-    rx
-}
-
-fn arm(when: Instant, period: Duration, tx: Sender<Instant>, stopped: Arc<AtomicBool>) {
-    callback::schedule(when, move || {
-        // A tick that passed this check just before a `stop` may still land (see `stop`).
-        if stopped.load(Ordering::Acquire) {
-            return;
-        }
-        let now = Instant::now();
-        match tx.try_send(now) {
-            // every receiver is gone: stop re-arming, the entry and channel go away
-            Err(TrySendError::Disconnected(_)) => return,
-            // Full: the receiver has not taken the last tick; this one is dropped
-            Ok(()) | Err(TrySendError::Full(_)) => {}
-        }
-        if let Some(next) = next_tick(when, period, now) {
-            arm(next, period, tx, stopped);
-        }
-    });
+/// A zero period is refused: a timer that is always due would keep a worker from sleeping.
+#[track_caller]
+fn check_period(period: Duration, what: &str) {
+    assert!(!period.is_zero(), "coronet::time: {what}");
 }
 
 /// Pure policy: the first instant on the grid `when + k·period` (k ≥ 1) that is after `now`,
 /// so ticks missed while a worker was busy are skipped rather than fired in a burst. None
 /// when the clock cannot express it.
-fn next_tick(when: Instant, period: Duration, now: Instant) -> Option<Instant> {
+pub(super) fn next_tick(when: Instant, period: Duration, now: Instant) -> Option<Instant> {
     let behind = now.saturating_duration_since(when).as_nanos();
     let steps = behind / period.as_nanos() + 1;
     let ahead = period.as_nanos().checked_mul(steps)?;
