@@ -161,3 +161,31 @@ fn go_with_an_absurd_stack_fails_the_join_not_the_runtime() {
     assert!(message.contains("vm.max_map_count"), "{message}");
     assert_eq!(coronet::go(|| 2).join().unwrap(), 2);
 }
+
+/// `stack_size(0)` (or any size below 16 KiB) gets std's floor for threads, enough for a
+/// coroutine that connects, writes, reads and times out — in a debug build too, where
+/// corosensei's own 4 KiB minimum overflowed (the whole test binary aborted).
+#[test]
+fn a_tiny_stack_size_is_raised_to_a_floor_that_does_io() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let listener = coronet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = coronet::Spawn::new().stack_size(0).go(move || {
+        let mut c = coronet::net::TcpStream::connect(addr).unwrap();
+        c.write_all(b"hi").unwrap();
+        let mut echo = [0u8; 2];
+        c.read_exact(&mut echo).unwrap();
+        c.set_read_deadline(Some(Instant::now() + Duration::from_millis(10)))
+            .unwrap();
+        let timeout = c.read(&mut echo).unwrap_err();
+        (echo, timeout.to_string())
+    });
+    let (mut server, _) = listener.accept().unwrap();
+    let mut got = [0u8; 2];
+    server.read_exact(&mut got).unwrap();
+    server.write_all(&got).unwrap();
+    let (echo, timeout) = client.join().unwrap();
+    assert_eq!(&echo, b"hi");
+    assert!(timeout.ends_with("i/o timeout"), "{timeout}");
+}

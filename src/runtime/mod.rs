@@ -121,7 +121,8 @@ impl Builder {
         self
     }
 
-    /// The default usable stack size of a coroutine, in bytes.
+    /// The default usable stack size of a coroutine, in bytes (rounded up to whole pages,
+    /// and to at least 16 KiB as std does for threads).
     ///
     /// ```
     /// // Many small coroutines: 64 KiB each instead of the default 256 KiB.

@@ -344,8 +344,8 @@ impl Spawn {
         self
     }
 
-    /// Sets the usable stack size in bytes (rounded up to whole pages; a guard page is
-    /// added below it).
+    /// Sets the usable stack size in bytes (rounded up to whole pages, and to at least 16 KiB
+    /// as std does for threads; a guard page is added below it).
     ///
     /// ```
     /// // A 512 KiB buffer on the stack needs more than the 256 KiB default.

@@ -70,7 +70,7 @@ pub(crate) struct Stack {
 }
 
 // SAFETY: `limit` includes the guard page, which faults when touched; the usable part is at
-// least MIN_STACK_SIZE bytes, and both ends are page-aligned (see the `Stack` invariant).
+// least SMALLEST >= MIN_STACK_SIZE bytes, and both ends are page-aligned (see the `Stack` invariant).
 unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> StackPointer {
         self.base
@@ -147,7 +147,7 @@ pub(crate) fn mappings_made() -> u64 {
 
 impl Stack {
     /// Maps a stack with at least `size` usable bytes (rounded up to pages, at least
-    /// corosensei::stack::MIN_STACK_SIZE) plus one guard page.
+    /// [`SMALLEST`]) plus one guard page.
     pub(crate) fn new(size: usize) -> io::Result<Stack> {
         let mut one = Vec::with_capacity(1);
         Stack::map(size, 1, &mut one)?;
@@ -322,14 +322,19 @@ fn page_size() -> usize {
     }
 }
 
-/// Usable bytes of a stack asked for with `size`: whole pages, at least `MIN_STACK_SIZE`.
+/// The smallest usable stack: 16 KiB, glibc's `PTHREAD_STACK_MIN` on x86_64, which is also
+/// what std's `thread::Builder::stack_size` rounds a smaller request up to. corosensei's own
+/// minimum (`MIN_STACK_SIZE`, 4 KiB) is too small for a coroutine that does I/O in a debug
+/// build: a connect, a read and a write with a deadline need 12 KiB there (measured).
+const SMALLEST: usize = 16 << 10;
+const _: () = assert!(SMALLEST >= MIN_STACK_SIZE);
+
+/// Usable bytes of a stack asked for with `size`: whole pages, at least [`SMALLEST`].
 fn usable_size(size: usize) -> Option<usize> {
     // A mask, not `checked_next_multiple_of`: the page size is a power of two (asserted in
     // `page_size`), and a division here was a tenth of a spawn's time.
     let mask = page_size() - 1;
-    size.max(MIN_STACK_SIZE)
-        .checked_add(mask)
-        .map(|s| s & !mask)
+    size.max(SMALLEST).checked_add(mask).map(|s| s & !mask)
 }
 
 fn too_large(size: usize) -> io::Error {
@@ -635,7 +640,7 @@ mod tests {
     #[test]
     fn new_stack_rounds_size_and_puts_the_guard_below_the_usable_bytes() {
         let page = page_size();
-        let min = MIN_STACK_SIZE.next_multiple_of(page);
+        let min = SMALLEST.next_multiple_of(page);
         assert_eq!(Stack::new(1).unwrap().size(), min);
         let stack = Stack::new(3 * page + 1).unwrap();
         let (base, limit) = (stack.base().get(), stack.limit().get());
