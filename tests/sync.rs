@@ -553,6 +553,23 @@ fn waitgroup_negative_counter_panics_with_gos_message() {
     wg.done();
 }
 
+#[test]
+fn waitgroup_overflow_panics_with_a_message_and_keeps_the_counter() {
+    let wg = coronet::sync::WaitGroup::new();
+    wg.add(isize::MAX);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wg.add(1)));
+    let payload = caught.expect_err("an add past isize::MAX must panic");
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert_eq!(message, "sync: WaitGroup counter overflow");
+    // The counter is where it was: taking isize::MAX back releases a waiter.
+    wg.add(-isize::MAX);
+    wg.wait();
+}
+
 // ------------------------------------------------------------------------------ Semaphore
 
 #[test]

@@ -75,7 +75,9 @@ impl WaitGroup {
     ///
     /// # Panics
     ///
-    /// With Go's message `sync: negative WaitGroup counter` if the counter goes below zero.
+    /// With Go's message `sync: negative WaitGroup counter` if the counter goes below zero,
+    /// and with `sync: WaitGroup counter overflow` if it would pass `isize::MAX` (the counter
+    /// is then left as it was).
     ///
     /// ```
     /// let wg = coronet::sync::WaitGroup::new();
@@ -84,7 +86,12 @@ impl WaitGroup {
     /// wg.wait(); // zero: returns at once
     /// ```
     pub fn add(&self, delta: isize) {
-        let v = self.count.fetch_add(delta, Ordering::AcqRel) + delta;
+        let old = self.count.fetch_add(delta, Ordering::AcqRel);
+        let Some(v) = old.checked_add(delta) else {
+            // The add wrapped: put the counter back (a wrapping add undoes it exactly).
+            self.count.fetch_sub(delta, Ordering::AcqRel);
+            panic!("sync: WaitGroup counter overflow");
+        };
         if v < 0 {
             panic!("sync: negative WaitGroup counter");
         }
