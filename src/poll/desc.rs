@@ -130,7 +130,10 @@ mod deadline {
 /// `set_deadline` store theirs and then load the slot. SeqCst accesses forbid both loads
 /// missing the other side's store, but loom models SeqCst accesses as AcqRel, which allows
 /// it, and would report a lost wake-up that cannot happen. Under loom a SeqCst fence here
-/// gives back that guarantee; in every other build this is nothing.
+/// gives back that guarantee; in every other build this is nothing. The netpoller's
+/// `set_hung_up` / `set_urgent`, stored before its `ready` loads the slot, are the event
+/// side of one more pair, whose other side is a drained read in `NetFd::io`: `take_ready`'s
+/// store, a syscall, then the flags' loads (see `the_syscall_fence` in `loom_tests`).
 #[inline(always)]
 fn store_load_order() {
     #[cfg(all(test, loom))]
@@ -194,6 +197,7 @@ impl PollDesc {
     /// Records a hang-up or error event (see `hung_up`).
     pub(crate) fn set_hung_up(&self) {
         self.hung_up.store(true, Ordering::SeqCst);
+        store_load_order();
     }
 
     pub(crate) fn is_hung_up(&self) -> bool {
@@ -203,6 +207,7 @@ impl PollDesc {
     /// Records an urgent-data event (see `urgent`).
     pub(crate) fn set_urgent(&self) {
         self.urgent.store(true, Ordering::SeqCst);
+        store_load_order();
     }
 
     pub(crate) fn saw_urgent(&self) -> bool {
@@ -438,6 +443,10 @@ impl PollDesc {
     }
 
     fn wait_thread(&self, fd: BorrowedFd<'_>, dir: Dir, call: Option<Instant>) -> io::Result<()> {
+        // In the loom model the thread's record and its poll(2) are shims on loom's
+        // primitives (`loom_tests`); these names shadow the runtime's only there.
+        #[cfg(all(test, loom))]
+        use loom_tests::{current, park_thread_fd};
         let slot = self.slot(dir);
         let me = current();
         let raw = Arc::into_raw(me) as usize;

@@ -214,6 +214,13 @@ impl NetFd {
         // - not yet: it is still queued in epoll and will wake the reader parked below; the
         //   kernel re-polls the socket when it harvests the event, and the mark the short
         //   read stopped at keeps EPOLLPRI up until a read passes it.
+        // The flags' loads must not pass the Release store with which the last call's
+        // `take_ready` emptied the slot, or a netpoller that stored `hung_up` and then read
+        // the slot could miss both (loom finds that lost wake-up without a fence). The
+        // short read's recv between them orders them on every machine this runs on (the
+        // kernel's socket lock is a locked instruction on x86; on AArch64 an LDAR never
+        // passes an STLR), so no fence is paid here; `the_syscall_fence` in
+        // `poll/desc/loom_tests.rs` is the model's statement of that assumption.
         // (`wait_if_coroutine` makes the "coroutine?" test with the lookup it needs anyway.)
         if dir == Dir::Read && self.drained.load(Ordering::Relaxed) {
             self.drained.store(false, Ordering::Relaxed);

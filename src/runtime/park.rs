@@ -133,6 +133,9 @@ impl Task {
             },
             PARKED_POLL => match &self.home {
                 Home::Thread(t) => {
+                    // the loom models' stand-in for the eventfd (nothing in other builds)
+                    #[cfg(all(test, loom))]
+                    loom_bed::wake(self.id);
                     if let Some(fd) = t.wakefd.get() {
                         crate::poll::epoll::eventfd_signal(fd.as_fd());
                     }
@@ -409,17 +412,83 @@ mod tests {
     }
 }
 
-/// For the loom models of other modules (`poll::desc`): a park on the real token whose
-/// sleep is a spin until an unpark moves the token, as `park_thread` with a `std::thread::park`
-/// that returns at once. `PARKED_POLL` because a thread record's unpark in that state is the
-/// token's swap alone (no eventfd yet): nothing outside loom is touched.
+/// For the loom models of other modules (`poll::desc`): a park on the real token, as
+/// `park_thread` with a `std::thread::park` that is loom's. `PARKED_POLL` because a thread
+/// record's unpark in that state is the token's swap and the eventfd's write, which under
+/// loom is [`loom_bed::wake`]: nothing outside loom is touched. It sleeps instead of
+/// spinning: loom explores two spinning threads that yield to each other forever, starving
+/// the thread that would wake them, so a model with a reader and a writer parked at once
+/// never ends. A lost wake-up leaves it asleep for good, which loom reports as a deadlock.
 #[cfg(all(test, loom))]
-pub(crate) fn park_spinning(task: &Task) {
+pub(crate) fn park_sleeping(task: &Task) {
+    loom_bed::lie_down(task.id);
     if task.token.begin_park(PARKED_POLL) {
         while task.token.still_parked(PARKED_POLL) {
-            loom::thread::yield_now();
+            loom::thread::park();
         }
         task.token.end_park();
+    }
+    loom_bed::get_up(task.id);
+}
+
+/// `park_thread_fd` for the loom models, with poll(2) as a spin: the same token moves
+/// (`begin_park(PARKED_POLL)`, `end_park`), and the sleep ends when an unpark moves the
+/// token (the eventfd's wake) or `ready` says so (the fd became ready, or the timeout
+/// passed). Returns what poll would: whether the fd was ready. A spin, so at most one
+/// thread of a model may wait here (see [`park_sleeping`]); a lost wake-up leaves it
+/// spinning, which loom reports as "exceeded maximum number of branches".
+#[cfg(all(test, loom))]
+pub(crate) fn park_polling(task: &Task, mut ready: impl FnMut() -> bool) -> bool {
+    if !task.token.begin_park(PARKED_POLL) {
+        return false;
+    }
+    let ready = loop {
+        if !task.token.still_parked(PARKED_POLL) {
+            break false;
+        }
+        if ready() {
+            break true;
+        }
+        loom::thread::yield_now();
+    };
+    task.token.end_park();
+    ready
+}
+
+/// The loom threads asleep in [`park_sleeping`], by task id, for `Task::unpark` to wake as
+/// the eventfd would. A plain (std) lock: loom runs a model's threads one at a time, and
+/// the table is bookkeeping, not part of what is checked; the models running side by side
+/// in the test binary use distinct task ids.
+#[cfg(all(test, loom))]
+mod loom_bed {
+    use std::sync::Mutex;
+
+    static BEDS: Mutex<Vec<(u64, loom::thread::Thread)>> = Mutex::new(Vec::new());
+
+    pub(super) fn lie_down(id: u64) {
+        BEDS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, loom::thread::current()));
+    }
+
+    pub(super) fn get_up(id: u64) {
+        BEDS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(t, _)| *t != id);
+    }
+
+    /// Wakes the loom thread asleep for task `id`, if any (else a no-op: the token alone
+    /// carries the wake, as with an eventfd nobody polls yet).
+    pub(super) fn wake(id: u64) {
+        let bed = BEDS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(t, _)| *t == id)
+            .cloned();
+        if let Some((_, thread)) = bed {
+            thread.unpark();
+        }
     }
 }
 
