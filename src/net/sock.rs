@@ -57,12 +57,20 @@ impl Sock {
         }
     }
 
-    /// Adopts an fd from std or from a raw fd: makes it nonblocking (std's are blocking).
+    /// Adopts an fd from std or from a raw fd: makes it nonblocking (std's are blocking),
+    /// and takes over what std keeps in the socket: the read and write timeouts. Its
+    /// `SO_LINGER` is unknown, so releasing it checks (`NetFd::hand_off_linger`).
     pub(crate) fn adopt(fd: OwnedFd, net: &'static str) -> Sock {
         // Ignored: a failure leaves a blocking fd, which still works (a call then blocks the
         // worker thread instead of parking), and the next call reports any real fd problem.
         let _ = socket::set_nonblocking(borrow(&fd), true);
-        Sock::new(fd, net)
+        let timeouts = [Dir::Read, Dir::Write].map(|dir| kernel_timeout(borrow(&fd), dir));
+        let sock = Sock::new(fd, net);
+        for (dir, t) in [Dir::Read, Dir::Write].into_iter().zip(timeouts) {
+            sock.fd.set_timeout(dir, t);
+        }
+        sock.fd.set_may_linger();
+        sock
     }
 
     /// The Go-form error for `op` on this socket.
@@ -262,8 +270,24 @@ impl Sock {
         if t == Some(Duration::ZERO) {
             return Err(zero_timeout());
         }
-        self.fd.incref().map_err(|e| self.err("set", e))?;
+        // Also in the kernel, where std keeps it: a std socket converted from this one, or a
+        // std clone of it, times out the same (coronet's own calls never block in the
+        // kernel, so the kernel's copy does not affect them).
+        self.fd
+            .with_fd(|fd| set_kernel_timeout(fd, dir, t))
+            .map_err(|e| self.err("set", e))?;
         self.fd.set_timeout(dir, t);
+        Ok(())
+    }
+
+    /// `SO_LINGER`, noted so that releasing a lingering socket never blocks a worker.
+    pub(crate) fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.fd
+            .with_fd(|fd| socket::set_linger(fd, linger))
+            .map_err(|e| self.err("set", e))?;
+        if linger.is_some_and(|d| !d.is_zero()) {
+            self.fd.set_may_linger();
+        }
         Ok(())
     }
 
@@ -304,19 +328,18 @@ impl Sock {
         self.getsockopt::<libc::c_int>(level, name).map(|v| v != 0)
     }
 
-    /// A `dup` of the socket sharing the same open file, with its own `NetFd` (and so its
-    /// own locks and deadlines, as with std's `try_clone`).
+    /// A `dup` of the socket sharing the same open file, with its own `NetFd`: its own
+    /// locks and deadlines, and the timeouts and nonblocking mode set so far (std shares
+    /// those between clones through the socket; here a later change stays with the handle
+    /// it was made on — `docs/porting.md`).
     pub(crate) fn try_clone(&self) -> io::Result<Sock> {
         let fd = self
             .fd
             .with_fd(|fd| fd.try_clone_to_owned())
             .map_err(|e| self.err("dup", e))?;
-        Ok(Sock::with_addrs(
-            fd,
-            self.net,
-            self.local.clone(),
-            self.peer.clone(),
-        ))
+        let clone = Sock::with_addrs(fd, self.net, self.local.clone(), self.peer.clone());
+        clone.fd.inherit(&self.fd);
+        Ok(clone)
     }
 
     pub(crate) fn local_sockaddr(&self) -> io::Result<SockAddr> {
@@ -349,6 +372,41 @@ impl Sock {
 
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+/// The kernel's `SO_RCVTIMEO` / `SO_SNDTIMEO`, where std keeps its timeouts (None if unset
+/// or unreadable).
+fn kernel_timeout(fd: BorrowedFd<'_>, dir: Dir) -> Option<Duration> {
+    let tv: libc::timeval = socket::getsockopt(fd, libc::SOL_SOCKET, timeout_option(dir)).ok()?;
+    let t = Duration::new(u64::try_from(tv.tv_sec).ok()?, 0)
+        + Duration::from_micros(u64::try_from(tv.tv_usec).ok()?);
+    (!t.is_zero()).then_some(t)
+}
+
+/// Sets the kernel's copy of a timeout as std does (rounded up to a microsecond, saturated).
+fn set_kernel_timeout(fd: BorrowedFd<'_>, dir: Dir, t: Option<Duration>) -> io::Result<()> {
+    let tv = match t {
+        None => libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        Some(t) => {
+            let tv_sec = libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX);
+            let mut tv_usec = libc::suseconds_t::from(t.subsec_micros());
+            if tv_sec == 0 && tv_usec == 0 {
+                tv_usec = 1;
+            }
+            libc::timeval { tv_sec, tv_usec }
+        }
+    };
+    socket::setsockopt(fd, libc::SOL_SOCKET, timeout_option(dir), tv)
+}
+
+fn timeout_option(dir: Dir) -> libc::c_int {
+    match dir {
+        Dir::Read => libc::SO_RCVTIMEO,
+        Dir::Write => libc::SO_SNDTIMEO,
     }
 }
 

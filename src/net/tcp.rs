@@ -842,10 +842,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.sock
-            .fd
-            .with_fd(|fd| socket::set_linger(fd, linger))
-            .map_err(|e| self.sock.err("set", e))
+        self.sock.set_linger(linger)
     }
 
     /// The `SO_LINGER` setting: `None` when off, as it is by default.

@@ -70,6 +70,9 @@ pub(crate) struct NetFd {
     /// only until the peer hangs up (`PollDesc::is_hung_up`) or sends urgent data, where a
     /// `recv` stops at the mark with more queued behind it (`PollDesc::saw_urgent`).
     drained: AtomicBool,
+    /// The socket may have `SO_LINGER` on (set through us, or unknown: adopted from std or
+    /// a raw fd, or cloned), so releasing it may block; see `hand_off_linger`.
+    may_linger: AtomicBool,
 }
 
 /// A reference held for the duration of one call.
@@ -123,7 +126,53 @@ impl NetFd {
             wtimeout: AtomicU64::new(0),
             user_nonblocking: AtomicBool::new(false),
             drained: AtomicBool::new(false),
+            may_linger: AtomicBool::new(false),
         }
+    }
+
+    /// Gives a clone (`try_clone`) this one's std settings: the per-call timeouts and the
+    /// user's nonblocking mode, which std keeps in the socket and so shares between clones.
+    /// Here each handle has its own copy, taken at the clone (later changes stay per handle).
+    /// Both may now release a socket with `SO_LINGER` set through the other.
+    pub(crate) fn inherit(&self, from: &NetFd) {
+        for (to, from) in [
+            (&self.rtimeout, &from.rtimeout),
+            (&self.wtimeout, &from.wtimeout),
+        ] {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        let nonblocking = from.user_nonblocking.load(Ordering::Relaxed);
+        self.user_nonblocking.store(nonblocking, Ordering::Relaxed);
+        self.may_linger.store(true, Ordering::Relaxed);
+        from.may_linger.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes that `SO_LINGER` may be on: releasing the socket then checks it.
+    pub(crate) fn set_may_linger(&self) {
+        self.may_linger.store(true, Ordering::Relaxed);
+    }
+
+    /// With `SO_LINGER` on and unsent data queued, the last close of a socket waits (up to
+    /// the linger time) for the data to go, whatever O_NONBLOCK says, and so would the
+    /// `dup2` of `retire`: on a worker that stalls every coroutine on it. So on a worker a
+    /// lingering socket is kept open by a `dup`, returned here: the caller releases the
+    /// number (no longer the socket's last reference, so at once) and only then gives the
+    /// `dup` to [`close_elsewhere`], whose close is the last one. Elsewhere the close
+    /// blocks the calling thread, as std's does. Sockets never marked `may_linger` skip the
+    /// check (no syscall).
+    fn keep_if_lingering(&self) -> Option<OwnedFd> {
+        if !self.may_linger.load(Ordering::Relaxed)
+            || crate::runtime::worker::worker_index().is_none()
+        {
+            return None;
+        }
+        // SAFETY: the number is open (invariant) for the duration of this borrow.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        if !matches!(crate::net::socket::linger(fd), Ok(Some(d)) if !d.is_zero()) {
+            return None;
+        }
+        // On failure (no fd to spare) the close blocks, as it would without this.
+        fd.try_clone_to_owned().ok()
     }
 
     #[cfg(test)]
@@ -325,6 +374,7 @@ impl NetFd {
     /// forget the epoll registration and release the socket, keeping the number.
     fn retire(&self) {
         super::deregister(&self.desc, self.fd);
+        let keep = self.keep_if_lingering();
         match placeholder() {
             // SAFETY: `fd` is our open number (invariant) and `p` a valid open fd; dup2
             // atomically makes `fd` refer to the placeholder and drops our reference to the
@@ -336,6 +386,7 @@ impl NetFd {
             }
             None => self.shutdown_both(),
         }
+        close_elsewhere(keep);
     }
 
     /// Fallback when no placeholder fd can be had: at least end the connection now.
@@ -354,6 +405,18 @@ impl NetFd {
     }
 }
 
+/// Closes a lingering socket's last reference (`NetFd::keep_if_lingering`) on the blocking
+/// pool, where its wait for the unsent data stalls no coroutine.
+fn close_elsewhere(keep: Option<OwnedFd>) {
+    if let Some(keep) = keep {
+        log::debug!(
+            "fd {}: lingering close handed to the blocking pool",
+            keep.as_raw_fd()
+        );
+        crate::runtime::blocking::detach(move || drop(keep));
+    }
+}
+
 /// What `into_raw` leaves in `NetFd::fd`: the number now belongs to the caller.
 const GIVEN_AWAY: RawFd = -1;
 
@@ -363,14 +426,18 @@ impl Drop for NetFd {
             return;
         }
         // `&mut self`: no call is in flight, so no one can be parked on us either.
+        let mut keep = None;
         if !self.is_closed() {
             self.mu.set_closed_mut();
             super::deregister(&self.desc, self.fd);
+            // (a closed one was retired: its number now holds the placeholder)
+            keep = self.keep_if_lingering();
         }
         // SAFETY: we own the number (invariant) and this is the one place it is closed.
         // The result is ignored: on Linux the fd is released even when close reports an
         // error, so there is nothing to retry (std ignores it in Drop too).
         let _ = unsafe { libc::close(self.fd) };
+        close_elsewhere(keep);
     }
 }
 

@@ -166,6 +166,19 @@ where
     }
 }
 
+/// Runs `f` on the pool without waiting for it (a lingering socket's close, `poll/fd.rs`).
+/// A panic in `f` is caught and logged: nobody is there to receive it.
+pub(crate) fn detach(f: impl FnOnce() + Send + 'static) {
+    submit(
+        Box::new(move || {
+            if panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+                log::warn!("blocking: a detached job panicked");
+            }
+        }),
+        false,
+    );
+}
+
 /// Like [`spawn_blocking`] for a closure that borrows from the caller's stack (name
 /// resolution takes `impl ToSocketAddrs`, which may be a `&str`).
 pub(crate) fn run_scoped<'a, F, T>(f: F) -> T

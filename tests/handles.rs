@@ -1,0 +1,168 @@
+//! What a socket handle carries across `try_clone` and the conversions from and to std, and
+//! what releasing it costs the worker: std keeps the read/write timeouts and the nonblocking
+//! mode in the socket, so a clone or a converted socket has them too; and a socket with
+//! `SO_LINGER` on must not stall a worker when it is closed (found by an audit).
+//!
+//! One worker for the whole binary, so a stalled worker shows in a coroutine beside it.
+
+use std::io::{self, Read, Write};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use coronet::net::{TcpListener, TcpStream};
+
+fn one_worker() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        coronet::Builder::new()
+            .workers(1)
+            .build_global()
+            .expect("runtime");
+    });
+}
+
+fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (b, _) = l.accept().unwrap();
+    (a, b)
+}
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+/// A clone made after `set_read_timeout` and `set_nonblocking` has both, as with std.
+fn clone_keeps_settings() {
+    let (s, _peer) = pair();
+    s.set_read_timeout(Some(MS(200))).unwrap();
+    s.set_write_timeout(Some(MS(300))).unwrap();
+    let c = s.try_clone().unwrap();
+    assert_eq!(c.read_timeout().unwrap(), Some(MS(200)));
+    assert_eq!(c.write_timeout().unwrap(), Some(MS(300)));
+    let start = Instant::now();
+    let err = (&c).read(&mut [0u8; 8]).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(5), "{err}");
+    assert!(
+        start.elapsed() >= MS(200),
+        "timed out early: {:?}",
+        start.elapsed()
+    );
+
+    s.set_nonblocking(true).unwrap();
+    let c = s.try_clone().unwrap();
+    let err = (&c).read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+}
+
+#[test]
+fn a_clone_keeps_the_timeouts_and_the_nonblocking_mode() {
+    one_worker();
+    clone_keeps_settings(); // a plain thread
+    coronet::go(clone_keeps_settings).join().unwrap();
+}
+
+#[test]
+fn conversions_from_and_to_std_keep_the_timeouts() {
+    one_worker();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let _peer = l.accept().unwrap();
+    s.set_read_timeout(Some(MS(200))).unwrap();
+    s.set_write_timeout(Some(MS(250))).unwrap();
+    // The kernel keeps them in ticks: std reads back what it rounded to, and so do we.
+    let (read, write) = (s.read_timeout().unwrap(), s.write_timeout().unwrap());
+    let c = TcpStream::from(s);
+    assert_eq!(
+        (c.read_timeout().unwrap(), c.write_timeout().unwrap()),
+        (read, write)
+    );
+    assert!(read.unwrap().abs_diff(MS(200)) < MS(20), "{read:?}");
+    let c = coronet::go(move || {
+        let start = Instant::now();
+        assert!((&c).read(&mut [0u8; 8]).is_err());
+        assert!(start.elapsed() >= MS(200) && start.elapsed() < Duration::from_secs(5));
+        c
+    })
+    .join()
+    .unwrap();
+    c.set_read_timeout(Some(MS(300))).unwrap();
+    c.set_write_timeout(None).unwrap();
+    let back = std::net::TcpStream::from(c);
+    let read = back.read_timeout().unwrap();
+    assert!(read.unwrap().abs_diff(MS(300)) < MS(20), "{read:?}");
+    assert_eq!(back.write_timeout().unwrap(), None);
+}
+
+/// A stream with unsent data stuck behind a peer that never reads, and `SO_LINGER` on.
+fn lingering(linger: Duration) -> (TcpStream, TcpStream) {
+    let (s, peer) = pair();
+    s.set_send_buffer_size(16 << 10).unwrap();
+    peer.set_recv_buffer_size(16 << 10).unwrap();
+    s.set_write_deadline(Some(Instant::now() + MS(300)))
+        .unwrap();
+    let _ = (&s).write(&vec![0u8; 8 << 20]); // fills both buffers, then times out
+    s.set_linger(Some(linger)).unwrap();
+    (s, peer)
+}
+
+/// Releases a lingering stream with `release` on the worker while a coroutine beside it
+/// sleeps 10 ms at a time; neither may stall for anything like the 3 s linger.
+fn lingering_release_does_not_stall_the_worker(release: fn(TcpStream)) {
+    one_worker();
+    coronet::go(move || {
+        let (s, peer) = lingering(Duration::from_secs(3));
+        let ticker = coronet::go(|| {
+            let mut worst = Duration::ZERO;
+            for _ in 0..100 {
+                let t = Instant::now();
+                coronet::time::sleep(MS(10));
+                worst = worst.max(t.elapsed());
+            }
+            worst
+        });
+        coronet::time::sleep(MS(50));
+        let start = Instant::now();
+        release(s);
+        let took = start.elapsed();
+        let worst = ticker.join().unwrap();
+        drop(peer);
+        // Generous: the stall this catches is the whole 3 s linger.
+        assert!(took < Duration::from_secs(1), "the release took {took:?}");
+        assert!(
+            worst < Duration::from_secs(1),
+            "a coroutine beside it waited {worst:?}"
+        );
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn dropping_a_lingering_stream_does_not_stall_the_worker() {
+    lingering_release_does_not_stall_the_worker(drop);
+}
+
+#[test]
+fn closing_a_lingering_stream_does_not_stall_the_worker() {
+    lingering_release_does_not_stall_the_worker(|s| s.close().unwrap());
+}
+
+/// On a plain thread the close blocks the thread, as std's does, and the data still goes:
+/// the lingering close waits for the peer to read it.
+#[test]
+fn a_lingering_close_on_a_plain_thread_waits_as_std_does() {
+    one_worker();
+    let (s, mut peer) = lingering(Duration::from_secs(30));
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(MS(300));
+        let mut all = Vec::new();
+        peer.read_to_end(&mut all).unwrap();
+        all.len()
+    });
+    let start = Instant::now();
+    drop(s);
+    assert!(
+        start.elapsed() >= MS(200),
+        "close returned before the data went"
+    );
+    assert!(reader.join().unwrap() > 0);
+}
