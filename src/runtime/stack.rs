@@ -16,7 +16,7 @@
 //!
 //! On Linux 6.13 and later the guard is a guard marker (`MADV_GUARD_INSTALL`) inside one
 //! read-write mapping that holds a batch of stacks side by side, so a burst of spawns costs an
-//! `mmap` per 62 default stacks and one of `vm.max_map_count`'s mappings per batch; before,
+//! `mmap` per 31 default stacks and one of `vm.max_map_count`'s mappings per batch; before,
 //! each stack is a mapping of its own made read-write above a PROT_NONE guard, which the kernel
 //! keeps as two mappings (see [`Guards`]). Either way each worker keeps a [`StackPool`] of idle
 //! stacks: after warm-up, spawning maps nothing.
@@ -95,9 +95,13 @@ impl Drop for Region {
         // or points into `[start, start + len)`, which was mapped by `map_region` and is
         // unmapped only here.
         let rc = unsafe { libc::munmap(self.start as *mut c_void, self.len) };
-        // munmap fails only with ENOMEM, when removing our range would split a neighbouring
-        // mapping past vm.max_map_count. The range then leaks: all a destructor can do is go on.
-        let _ = rc;
+        if rc != 0 {
+            // ENOMEM: our range sits inside a mapping the kernel merged with its neighbours
+            // (same flags), and cutting it out would pass vm.max_map_count. Give the pages
+            // back at least, which never splits; only the address range stays behind.
+            // SAFETY: as above, nothing uses the range any more.
+            unsafe { libc::madvise(self.start as *mut c_void, self.len, libc::MADV_DONTNEED) };
+        }
     }
 }
 
@@ -132,9 +136,13 @@ fn guards() -> Guards {
 /// crate does not have it yet.
 const MADV_GUARD_INSTALL: c_int = 102;
 
-/// The most bytes one batch maps, and the most stacks in it: 62 default (256 KiB) stacks,
-/// a single one from 8 MiB up. Only the pages a coroutine touches become memory.
-const BATCH_BYTES: usize = 16 << 20;
+/// The most bytes one batch maps, and the most stacks in it: 31 default (256 KiB) stacks,
+/// a single one from 4 MiB up. Only the pages a coroutine touches become memory, but a
+/// pooled stack keeps its whole batch mapped (address space, page tables and, under strict
+/// overcommit, commit charge), so batches stay small enough that a worker's full pool of
+/// stacks from scattered batches is a few GiB of address space at most, and large enough
+/// that a million default stacks need about 32,000 mappings (under the default limit).
+const BATCH_BYTES: usize = 8 << 20;
 const BATCH_MAX: usize = 64;
 
 /// Mappings made for stacks since the process started (each holds a batch, or one stack).
@@ -201,13 +209,10 @@ impl Stack {
                 if err.raw_os_error() != Some(libc::EINVAL) {
                     return Err(err);
                 }
-                // An old kernel says EINVAL for any advice it does not know: stop trying.
-                let _ = GUARDS.compare_exchange(
-                    Guards::Unknown as u8,
-                    Guards::Mappings as u8,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                // An old kernel says EINVAL for any advice it does not know, and a new one
+                // for a locked mapping; after `mlockall(MCL_FUTURE)` every batch would be
+                // locked (and populated whole) only to be thrown away. Stop trying.
+                GUARDS.store(Guards::Mappings as u8, Ordering::Relaxed);
                 return Ok(0); // `region` drops and unmaps
             }
             let _ = GUARDS.compare_exchange(
@@ -365,9 +370,9 @@ fn out_of_mappings(usable: usize, max_map_count: Option<u64>, guards: Guards) ->
         Guards::Mappings | Guards::Unknown => "each stack takes 2 mappings",
     };
     let message = format!(
-        "cannot map a {usable}-byte coroutine stack: out of memory or over vm.max_map_count \
-         ({limit}; {cost}): raise vm.max_map_count or lower \
-         Builder::stack_size / Spawn::stack_size"
+        "cannot map a {usable}-byte coroutine stack: out of memory (or of address space: \
+         ulimit -v) or over vm.max_map_count ({limit}; {cost}): raise vm.max_map_count or \
+         lower Builder::stack_size / Spawn::stack_size"
     );
     io::Error::new(io::ErrorKind::OutOfMemory, message)
 }
@@ -378,11 +383,16 @@ fn out_of_mappings(usable: usize, max_map_count: Option<u64>, guards: Guards) ->
 /// Nearly every coroutine uses the runtime's default size, so in practice the list holds one
 /// class and `get` takes from its end: the most recently used stack, likely still in cache.
 /// When it has none, `get` maps a batch ([`Stack::map`]) and keeps the rest as idle stacks,
-/// so a burst of spawns makes one `mmap` per 62 default stacks, not one (and an `mprotect`)
+/// so a burst of spawns makes one `mmap` per 31 default stacks, not one (and an `mprotect`)
 /// per stack.
 pub(crate) struct StackPool {
     /// Idle stacks, most recently returned last.
     free: Vec<Stack>,
+    /// The usable size of the stacks mapped in batches: the runtime's default. Other sizes
+    /// are mapped one at a time, so their spares cannot fill the pool (16 odd sizes with 30
+    /// spares each would leave no room for the default class, and every default spawn
+    /// would map and unmap a stack).
+    batched: Option<usize>,
     /// How many idle stacks to keep. Beyond it, returned stacks are discarded (their pages
     /// given back at once, their mapping once its last stack goes), so a burst of coroutines
     /// does not pin its peak memory for the worker's whole life.
@@ -391,9 +401,11 @@ pub(crate) struct StackPool {
 
 impl StackPool {
     /// `max_cached`: how many idle stacks to keep; beyond that, returned stacks are discarded.
-    pub(crate) fn new(max_cached: usize) -> Self {
+    /// `batched`: the stack size to map in batches (the runtime's default).
+    pub(crate) fn new(max_cached: usize, batched: usize) -> Self {
         StackPool {
             free: Vec::new(),
+            batched: usable_size(batched),
             max_cached,
         }
     }
@@ -406,8 +418,9 @@ impl StackPool {
         }
         // The batch's spare stacks, and this one once it comes back, must fit under the cap.
         let room = self.max_cached.saturating_sub(self.free.len());
+        let most = if want == self.batched { room.max(1) } else { 1 };
         // No log line here: the pool is borrowed, and a logger that spawns would re-enter it.
-        Stack::map(size, room.max(1), &mut self.free)?;
+        Stack::map(size, most, &mut self.free)?;
         Ok(self.free.pop().expect("Stack::map made no stack"))
     }
 
@@ -690,7 +703,7 @@ mod tests {
 
     #[test]
     fn pool_reuses_stacks_keeps_size_classes_apart_and_caps_its_cache() {
-        let mut pool = StackPool::new(2);
+        let mut pool = StackPool::new(2, 64 * 1024);
         let a = pool.get(64 * 1024).unwrap();
         let base = a.base();
         // With guard markers the first get maps a batch: the stack and a spare, so that both
@@ -714,6 +727,29 @@ mod tests {
         pool.put(c);
         pool.put(d);
         assert_eq!(pool.cached(), 2, "max_cached is 2: the rest were discarded");
+    }
+
+    /// Only the runtime's default size is mapped in batches: the spares of other sizes
+    /// would crowd the default class out of the pool (found by an audit: 16 odd sizes left
+    /// every default spawn mapping and unmapping a stack, 24 times slower).
+    #[test]
+    fn only_the_default_size_is_batched_so_odd_sizes_leave_the_pool_alone() {
+        let mut pool = StackPool::new(64, 64 * 1024);
+        for i in 0..16 {
+            let odd = pool.get(128 * 1024 + i * page_size()).unwrap();
+            assert_eq!(pool.cached(), i, "no spares of an odd size");
+            pool.put(odd);
+        }
+        assert_eq!(pool.cached(), 16);
+        let default = pool.get(64 * 1024).unwrap();
+        let spares = pool.cached() - 16;
+        if guards() == Guards::Markers {
+            assert!(spares > 0, "the default size is batched");
+        }
+        pool.put(default);
+        let again = pool.get(64 * 1024).unwrap();
+        assert_eq!(pool.cached(), 16 + spares, "reused, nothing new mapped");
+        drop(again);
     }
 
     #[test]
@@ -774,7 +810,7 @@ mod tests {
 
     #[test]
     fn stack_runs_a_corosensei_coroutine_and_is_reused_after() {
-        let mut pool = StackPool::new(1);
+        let mut pool = StackPool::new(1, 64 * 1024);
         let stack = pool.get(64 * 1024).unwrap();
         let (base, usable) = (stack.base(), stack.guard().end..stack.base().get());
         let mut co = Coroutine::with_stack(stack, |y: &Yielder<u32, usize>, x: u32| {
@@ -813,9 +849,9 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
         assert_eq!(
             err.to_string(),
-            "cannot map a 262144-byte coroutine stack: out of memory or over vm.max_map_count \
-             (65530; each stack takes 2 mappings): raise vm.max_map_count or lower \
-             Builder::stack_size / Spawn::stack_size"
+            "cannot map a 262144-byte coroutine stack: out of memory (or of address space: \
+             ulimit -v) or over vm.max_map_count (65530; each stack takes 2 mappings): raise \
+             vm.max_map_count or lower Builder::stack_size / Spawn::stack_size"
         );
         let err = out_of_mappings(262144, None, Guards::Markers);
         assert!(

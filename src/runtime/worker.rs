@@ -502,7 +502,7 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) {
         runq: RefCell::new(RunQueue::new()),
         coros: RefCell::new(Vec::new()),
         timers: RefCell::new(Timers::new()),
-        stacks: RefCell::new(StackPool::new(STACKS_CACHED)),
+        stacks: RefCell::new(StackPool::new(STACKS_CACHED, rt.stack_size)),
         frame: Cell::new(ptr::null()),
         suspended_sp: Cell::new(0),
         tick: Cell::new(0),
