@@ -1531,3 +1531,197 @@ fn a_clone_converted_to_std_does_not_make_the_original_block() {
         drop((late.join().unwrap(), clone));
     });
 }
+
+// ---- std API parity: OwnedFd conversions, only_v6, Debug --------------------------------
+
+/// Echoes everything `s` reads back to it until EOF.
+fn echo(mut s: TcpStream) {
+    let mut buf = [0u8; 64];
+    loop {
+        match s.read(&mut buf).unwrap() {
+            0 => return,
+            n => s.write_all(&buf[..n]).unwrap(),
+        }
+    }
+}
+
+/// One request/response through an echo server on the other end. The read usually finds
+/// nothing yet and waits, which registers the fd with the netpoller in a coroutine.
+fn echo_once(c: &mut TcpStream, msg: &[u8]) {
+    c.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
+#[test]
+fn owned_fd_round_trip_keeps_the_connection() {
+    use std::os::fd::OwnedFd;
+    both(|| {
+        let (mut c, s) = pair();
+        let server = coronet::go(move || echo(s));
+        // Registered with the netpoller first (a read that waits), so the conversion has a
+        // registration to drop.
+        echo_once(&mut c, b"before");
+        let local = c.local_addr().unwrap();
+        let peer = c.peer_addr().unwrap();
+        let fd: OwnedFd = c.into();
+        let raw = fd.as_raw_fd();
+        assert!(util::fd_is_open(raw));
+        // Given away like `into_raw_fd`: still nonblocking.
+        assert!(util::is_nonblocking(&fd));
+        let mut c = TcpStream::from(fd);
+        assert_eq!(c.as_raw_fd(), raw);
+        assert_eq!(c.local_addr().unwrap(), local);
+        assert_eq!(c.peer_addr().unwrap(), peer);
+        echo_once(&mut c, b"after the round trip");
+        // ... and again from another coroutine, re-registered wherever it runs now.
+        let mut c = coronet::go(move || {
+            echo_once(&mut c, b"from a coroutine");
+            c
+        })
+        .join()
+        .unwrap();
+        // ... and from a plain thread. Waited for with sleeps, which park a coroutine: a
+        // `join` would block its worker thread, and the echo server may need that worker.
+        let t = std::thread::spawn(move || {
+            echo_once(&mut c, b"from a thread");
+            c
+        });
+        while !t.is_finished() {
+            coronet::time::sleep(Duration::from_millis(1));
+        }
+        let c = t.join().unwrap();
+        drop(c); // closes the adopted fd: the echo server sees EOF and returns
+        server.join().unwrap();
+    });
+}
+
+#[test]
+fn owned_fd_round_trip_of_a_listener_and_from_std() {
+    use std::os::fd::OwnedFd;
+    both(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let l = TcpListener::from(OwnedFd::from(l));
+        assert_eq!(l.local_addr().unwrap(), addr);
+        // A std stream through OwnedFd is adopted as `from_raw_fd` adopts it: nonblocking.
+        let client = coronet::go(move || {
+            let std_c = std::net::TcpStream::connect(addr).unwrap();
+            let mut c = TcpStream::from(OwnedFd::from(std_c));
+            assert!(util::is_nonblocking(&c));
+            c.write_all(b"hi").unwrap();
+            c
+        });
+        // accept parks (or blocks) on the converted listener
+        let (mut s, _) = l.accept().unwrap();
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"hi");
+        drop(client.join().unwrap());
+        assert_eq!(s.read(&mut b).unwrap(), 0);
+    });
+}
+
+#[test]
+fn owned_fd_conversions_compile_generically() {
+    // What ported code relying on std's `From<OwnedFd>` / `Into<OwnedFd>` bounds looks like.
+    use std::os::fd::OwnedFd;
+    fn round_trip<T: From<OwnedFd> + Into<OwnedFd>>(t: T) -> T {
+        T::from(t.into())
+    }
+    let (c, mut s) = pair();
+    let mut c = round_trip(c);
+    let l = round_trip(TcpListener::bind("127.0.0.1:0").unwrap());
+    assert!(l.local_addr().is_ok());
+    c.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"x");
+}
+
+#[test]
+fn an_owned_fd_that_is_no_socket_only_fails_calls() {
+    use std::os::fd::OwnedFd;
+    both(|| {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let mut s = TcpStream::from(OwnedFd::from(f));
+        assert!(s.read(&mut [0u8; 8]).is_err());
+        assert!(s.nodelay().is_err());
+        let l = TcpListener::from(OwnedFd::from(std::fs::File::open("/dev/null").unwrap()));
+        assert!(l.accept().is_err());
+    });
+}
+
+/// Whether this machine has IPv6 loopback to test with.
+fn have_ipv6_loopback() -> bool {
+    match TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipping: no IPv6 loopback ({e})");
+            false
+        }
+    }
+}
+
+#[test]
+#[allow(deprecated)]
+fn only_v6_reads_and_sets_what_std_does() {
+    if !have_ipv6_loopback() {
+        return;
+    }
+    // A std view of the same socket, borrowed through a dup (which leaves O_NONBLOCK alone).
+    fn std_view(l: &TcpListener) -> std::net::TcpListener {
+        std::net::TcpListener::from(l.as_fd().try_clone_to_owned().unwrap())
+    }
+    // On the wildcard address, since binding to a specific IPv6 address makes Linux set the
+    // option itself (checked against std below).
+    for on in [true, false] {
+        let l = ListenConfig::new().only_v6(on).listen("[::]:0").unwrap();
+        assert_eq!(l.only_v6().unwrap(), on);
+        let sl = std_view(&l);
+        assert_eq!(sl.only_v6().unwrap(), on);
+        // Too late once bound: both pass the kernel's answer on, and the option stays.
+        for want in [true, false] {
+            let ours = l.set_only_v6(want);
+            let theirs = sl.set_only_v6(want);
+            assert_eq!(
+                ours.as_ref().map_err(|e| e.kind()),
+                theirs.as_ref().map_err(|e| e.kind()),
+                "ours {ours:?}, std {theirs:?}"
+            );
+            assert_eq!(l.only_v6().unwrap(), sl.only_v6().unwrap());
+        }
+        if let Err(e) = l.set_only_v6(!on) {
+            assert!(e.to_string().starts_with("set tcp [::]:"), "{e}");
+        }
+    }
+    // A std listener adopted by coronet reads the same value, and so does ours on [::1].
+    for addr in ["[::1]:0", "[::]:0"] {
+        let sl = std::net::TcpListener::bind(addr).unwrap();
+        let l = TcpListener::from(sl.try_clone().unwrap());
+        assert_eq!(l.only_v6().unwrap(), sl.only_v6().unwrap());
+        let l = TcpListener::bind(addr).unwrap();
+        assert_eq!(l.only_v6().unwrap(), std_view(&l).only_v6().unwrap());
+    }
+    // On an IPv4 listener the option does not exist, for std and for us.
+    let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sl4 = std_view(&l4);
+    assert_eq!(
+        l4.only_v6().map_err(|e| e.kind()),
+        sl4.only_v6().map_err(|e| e.kind())
+    );
+    assert_eq!(
+        l4.set_only_v6(true).map_err(|e| e.kind()),
+        sl4.set_only_v6(true).map_err(|e| e.kind())
+    );
+}
+
+#[test]
+fn incoming_is_debug() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s = format!("{:?}", l.incoming());
+    assert!(s.starts_with("Incoming { listener: TcpListener {"), "{s}");
+    assert!(s.contains(&addr.to_string()), "{s}");
+}

@@ -768,3 +768,57 @@ fn errors_read_like_go() {
         assert_eq!(s.peer_addr().unwrap_err().kind(), ErrorKind::NotConnected);
     });
 }
+
+#[test]
+fn owned_fd_round_trip() {
+    use std::os::fd::OwnedFd;
+    both(|mode| {
+        let (a, b) = pair();
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        // A receive that waits first, so the socket is registered with the netpoller (in a
+        // coroutine) before it is given away.
+        let recv_after_a_pause = move |s: &UdpSocket, b: UdpSocket, msg: &'static [u8]| {
+            let sender = mode.spawn(move || {
+                sleep(Duration::from_millis(20));
+                b.send(msg).unwrap();
+                b
+            });
+            let mut buf = [0u8; 32];
+            let n = s.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], msg);
+            sender.join()
+        };
+        let b = recv_after_a_pause(&a, b, b"before");
+
+        let fd: OwnedFd = a.into();
+        // Given away as `into_raw_fd` gives it: open and still nonblocking.
+        assert!(is_nonblocking(fd.as_raw_fd()));
+        let a = UdpSocket::from(fd);
+        assert_eq!(a.local_addr().unwrap(), a_addr);
+        assert_eq!(a.peer_addr().unwrap(), b_addr);
+        // Adopted as `from_raw_fd` adopts: the timeout `pair` set is read back from the socket.
+        assert_eq!(a.read_timeout().unwrap(), Some(Duration::from_secs(10)));
+        let b = recv_after_a_pause(&a, b, b"after");
+        a.send(b"back").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(b.recv(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"back");
+
+        // A std socket through OwnedFd is adopted the same way.
+        let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = plain.local_addr().unwrap();
+        let s = UdpSocket::from(OwnedFd::from(plain));
+        assert!(is_nonblocking(s.as_raw_fd()));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        bind().send_to(b"std", addr).unwrap();
+        let (n, from) = s.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from.ip()), (&b"std"[..], addr.ip()));
+
+        // And an OwnedFd made from a coronet socket works as a std socket.
+        let back = std::net::UdpSocket::from(OwnedFd::from(s));
+        assert_eq!(back.local_addr().unwrap(), addr);
+        bind().send_to(b"owned", addr).unwrap();
+        back.set_nonblocking(false).unwrap();
+        assert_eq!(back.recv(&mut buf).unwrap(), 5);
+    });
+}

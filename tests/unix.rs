@@ -1123,3 +1123,104 @@ fn recv_from_a_sender_bound_to_a_full_length_path() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// std API parity: OwnedFd conversions, Debug of the incoming iterator
+
+#[test]
+fn owned_fd_round_trips_keep_every_unix_type_working() {
+    use std::os::fd::OwnedFd;
+    both(|mode| {
+        // A listener through OwnedFd still accepts; a stream through it still echoes.
+        let path = TempPath::new("owned");
+        let l = UnixListener::from(OwnedFd::from(UnixListener::bind(&path).unwrap()));
+        assert_eq!(
+            l.local_addr().unwrap().as_pathname(),
+            Some(path.0.as_path())
+        );
+        let server = spawn(mode, move || {
+            let (s, _) = l.accept().unwrap();
+            echo(s);
+        });
+        let mut c = UnixStream::connect(&path).unwrap();
+        ping(&mut c, b"before"); // registered with the netpoller by now (in a coroutine)
+        let fd: OwnedFd = c.into();
+        // Given away as `into_raw_fd` gives it: still nonblocking (and close-on-exec).
+        assert_eq!(fd_flags(&fd), (true, true));
+        let mut c = UnixStream::from(fd);
+        ping(&mut c, b"after the round trip");
+        // ... from a coroutine and from a plain thread too.
+        let mut c = coronet::go(move || {
+            ping(&mut c, b"in a coroutine");
+            c
+        })
+        .join()
+        .unwrap();
+        let t = std::thread::spawn(move || {
+            ping(&mut c, b"on a thread");
+            c
+        });
+        while !t.is_finished() {
+            coronet::time::sleep(Duration::from_millis(1)); // a join would block a worker
+        }
+        drop(t.join().unwrap()); // EOF ends the echo
+        server.join();
+
+        // std types go through OwnedFd into coronet's, adopted as `from_raw_fd` adopts them.
+        let (sa, sb) = std::os::unix::net::UnixStream::pair().unwrap();
+        let a = UnixStream::from(OwnedFd::from(sa));
+        assert!(fd_flags(&a).0);
+        let mut sb = std::os::unix::net::UnixStream::from(OwnedFd::from(UnixStream::from(
+            OwnedFd::from(sb),
+        )));
+        sb.set_nonblocking(false).unwrap();
+        let reader = spawn(mode, move || {
+            let mut buf = [0u8; 3];
+            (&a).read_exact(&mut buf).unwrap(); // waits for the write below
+            buf
+        });
+        coronet::time::sleep(Duration::from_millis(20));
+        sb.write_all(b"std").unwrap();
+        assert_eq!(&reader.join(), b"std");
+
+        // Datagrams, connected and bound.
+        let (d, e) = UnixDatagram::pair().unwrap();
+        let d = UnixDatagram::from(OwnedFd::from(d));
+        let e: UnixDatagram = OwnedFd::from(e).into();
+        let receiver = spawn(mode, move || {
+            let mut buf = [0u8; 8];
+            let n = d.recv(&mut buf).unwrap(); // waits for the send below
+            (buf[..n].to_vec(), d)
+        });
+        coronet::time::sleep(Duration::from_millis(20));
+        e.send(b"dgram").unwrap();
+        let (got, d) = receiver.join();
+        assert_eq!(got, b"dgram");
+        d.send(b"back").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(e.recv(&mut buf).unwrap(), 4);
+
+        let dpath = TempPath::new("owned-dg");
+        let bound = UnixDatagram::from(OwnedFd::from(UnixDatagram::bind(&dpath).unwrap()));
+        assert_eq!(
+            bound.local_addr().unwrap().as_pathname(),
+            Some(dpath.0.as_path())
+        );
+        e.send_to(b"to path", &dpath.0).unwrap();
+        let (n, _) = bound.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"to path");
+    });
+}
+
+#[test]
+fn incoming_is_debug_as_std() {
+    let path = TempPath::new("inc-dbg");
+    let l = UnixListener::bind(&path).unwrap();
+    let dbg = format!("{:?}", l.incoming());
+    assert!(
+        dbg.starts_with("UnixIncoming { listener: UnixListener {"),
+        "{dbg}"
+    );
+    assert!(dbg.contains(&path.0.display().to_string()), "{dbg}");
+    assert!(format!("{:?}", (&l).into_iter()).starts_with("UnixIncoming"));
+}

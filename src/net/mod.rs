@@ -66,6 +66,7 @@
 mod dial;
 pub(crate) mod error;
 mod lookup;
+mod owned;
 pub(crate) mod sock;
 pub(crate) mod socket;
 mod tcp;

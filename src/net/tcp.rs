@@ -257,6 +257,58 @@ impl TcpListener {
             .map(|v| v as u32)
     }
 
+    /// Sets `IPV6_V6ONLY`, as std's deprecated method of the same name does: it calls
+    /// `setsockopt` and returns its result.
+    ///
+    /// The option only means something before `bind`, and a listener is already bound, so
+    /// on Linux this fails with `InvalidInput` (`EINVAL`), as std's does; on an IPv4
+    /// listener the option does not exist (`ENOPROTOOPT`). Choose it before binding with
+    /// [`ListenConfig::only_v6`](super::ListenConfig::only_v6) instead.
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use coronet::net::{ListenConfig, TcpListener};
+    /// use std::io::ErrorKind;
+    ///
+    /// if TcpListener::bind("[::1]:0").is_ok() {
+    ///     // the machine has IPv6 loopback
+    ///     let listener = ListenConfig::new().only_v6(true).listen("[::]:0")?;
+    ///     assert!(listener.only_v6()?);
+    ///     // Too late once bound: the kernel refuses, as it does for std.
+    ///     let err = listener.set_only_v6(false).unwrap_err();
+    ///     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[deprecated(note = "this option can only be set before the socket is bound")]
+    pub fn set_only_v6(&self, only_v6: bool) -> io::Result<()> {
+        self.sock
+            .set_bool(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, only_v6)
+    }
+
+    /// Reads `IPV6_V6ONLY` (`getsockopt`), as std's deprecated method of the same name does.
+    ///
+    /// Deprecated like std's only because its setter is; reading the option is fine. On an
+    /// IPv4 listener the option does not exist and this returns the kernel's error.
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// use coronet::net::{ListenConfig, TcpListener};
+    ///
+    /// if TcpListener::bind("[::1]:0").is_ok() {
+    ///     // the machine has IPv6 loopback
+    ///     let dual = ListenConfig::new().only_v6(false).listen("[::]:0")?;
+    ///     assert!(!dual.only_v6()?);
+    ///     // Linux turns it on itself for a socket bound to one IPv6 address.
+    ///     assert!(TcpListener::bind("[::1]:0")?.only_v6()?);
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[deprecated(note = "this option can only be set before the socket is bound")]
+    pub fn only_v6(&self) -> io::Result<bool> {
+        self.sock.get_bool(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)
+    }
+
     /// Reads and clears `SO_ERROR`.
     ///
     /// ```
@@ -299,6 +351,7 @@ impl TcpListener {
 /// assert_eq!(conn.local_addr()?, listener.local_addr()?);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
 }

@@ -473,6 +473,7 @@ impl UnixListener {
 /// assert!(conn.peer_addr()?.is_unnamed());
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[derive(Debug)]
 pub struct UnixIncoming<'a> {
     listener: &'a UnixListener,
 }
