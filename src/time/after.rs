@@ -144,6 +144,12 @@ impl Timer {
     /// it returns (one sitting in the channel is taken back). Callable from any thread or
     /// coroutine, while the timer fires too.
     ///
+    /// The old deadline's heap entry is freed at once only when the reset runs on the thread
+    /// whose heap holds it (the one that last armed the timer); from elsewhere it stays until
+    /// its old deadline and then fires as a no-op. Resetting one long timer from coroutines
+    /// on different workers in turn therefore keeps one small entry per reset alive until
+    /// the old deadlines pass; reset it from one coroutine where that matters.
+    ///
     /// ```
     /// use coronet::time::Timer;
     /// use std::time::{Duration, Instant};
