@@ -6,6 +6,7 @@ use coronet::io::copy;
 use coronet::net::{Shutdown, TcpListener, TcpStream};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -454,4 +455,269 @@ fn a_socket_put_in_blocking_mode_by_a_std_clone_is_copied_without_blocking() {
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err:?}");
     assert!(err.to_string().starts_with("read tcp "), "{err}");
     drop((late_feed.join().unwrap(), std_clone));
+}
+
+// TCP urgent data. `send(MSG_OOB)` puts one byte in the stream and marks it; `recv` skips
+// that byte (or, with `SO_OOBINLINE`, returns it in line) and goes on, but `splice` stops
+// at the mark and never passes it. A splice copy must still deliver what `std::io::copy`,
+// a `recv` loop, delivers: not end early at the mark, nor wait there forever.
+
+/// Sends `byte` as TCP urgent data.
+fn send_urgent(s: &impl AsRawFd, byte: u8) {
+    // SAFETY: the fd is open while `s` is borrowed; the buffer is one live byte.
+    let n = unsafe { libc::send(s.as_raw_fd(), [byte].as_ptr().cast(), 1, libc::MSG_OOB) };
+    assert_eq!(n, 1, "send(MSG_OOB): {}", io::Error::last_os_error());
+}
+
+/// Makes `s` receive urgent bytes in line (`SO_OOBINLINE`), where a `recv` returns them.
+fn oob_inline(s: &TcpStream) {
+    let on: libc::c_int = 1;
+    // SAFETY: the fd is open while `s` is borrowed; the option value is a live `c_int`.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_OOBINLINE,
+            std::ptr::addr_of!(on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_OOBINLINE: {}", io::Error::last_os_error());
+}
+
+/// Who runs a copy.
+#[derive(Clone, Copy, Debug)]
+enum Copier {
+    /// `coronet::io::copy` in a coroutine.
+    Coroutine,
+    /// `coronet::io::copy` on a plain thread.
+    Thread,
+    /// `std::io::copy`, the reference.
+    Std,
+}
+
+impl Copier {
+    /// Copies `src` into `dst` to the end, then drops both.
+    fn copy(self, src: TcpStream, dst: TcpStream) -> io::Result<u64> {
+        match self {
+            Copier::Coroutine => coronet::run(move || copy(&mut &src, &mut &dst)),
+            Copier::Thread => copy(&mut &src, &mut &dst),
+            Copier::Std => io::copy(&mut &src, &mut &dst),
+        }
+    }
+
+    /// Starts that copy in the background.
+    fn start(self, src: TcpStream, dst: TcpStream) -> Box<dyn FnOnce() -> io::Result<u64>> {
+        match self {
+            Copier::Coroutine => {
+                let h = coronet::go(move || copy(&mut &src, &mut &dst));
+                Box::new(move || h.join().unwrap())
+            }
+            _ => {
+                let h = std::thread::spawn(move || self.copy(src, dst));
+                Box::new(move || h.join().unwrap())
+            }
+        }
+    }
+}
+
+/// `before`, the urgent byte `X` and `after`, queued at the source followed by its end,
+/// copied by `how`: what the copy returned and what the destination received.
+fn copy_urgent_then_eof(how: Copier, before: &[u8], after: &[u8], inline: bool) -> (u64, Vec<u8>) {
+    let (mut feed, src) = tcp_pair();
+    let (dst, mut dst_r) = tcp_pair();
+    if inline {
+        oob_inline(&src);
+    }
+    feed.write_all(before).unwrap();
+    send_urgent(&feed, b'X');
+    feed.write_all(after).unwrap();
+    feed.shutdown(Shutdown::Write).unwrap();
+    // All of it, end of file included, is queued at `src` before the copy starts.
+    std::thread::sleep(Duration::from_millis(100));
+    let n = how.copy(src, dst).unwrap();
+    let mut got = Vec::new();
+    dst_r.read_to_end(&mut got).unwrap();
+    (n, got)
+}
+
+#[test]
+fn urgent_data_before_end_of_file_is_copied_as_std_copies_it() {
+    let cases: [(&[u8], &[u8]); 4] = [(b"abc", b"def"), (b"", b"def"), (b"abc", b""), (b"", b"")];
+    for (before, after) in cases {
+        for inline in [false, true] {
+            let mut want = before.to_vec();
+            if inline {
+                want.push(b'X');
+            }
+            want.extend_from_slice(after);
+            for how in [Copier::Std, Copier::Coroutine, Copier::Thread] {
+                let (n, got) = copy_urgent_then_eof(how, before, after, inline);
+                assert_eq!(
+                    (n, String::from_utf8_lossy(&got)),
+                    (want.len() as u64, String::from_utf8_lossy(&want)),
+                    "{how:?}, {:?} X {:?}, inline {inline}",
+                    String::from_utf8_lossy(before),
+                    String::from_utf8_lossy(after),
+                );
+            }
+        }
+    }
+}
+
+/// When the urgent byte and the bytes around it reach a source that stays open.
+#[derive(Clone, Copy, Debug)]
+enum Arrival {
+    /// All queued before the copy starts.
+    BeforeTheCopy,
+    /// All at once, while the copy waits on the empty source.
+    WhileItWaits,
+    /// `abc` and the urgent byte while it waits; `def` a moment later, when the copy has
+    /// reached the mark with nothing behind it.
+    RestLater,
+}
+
+/// `abc`, an urgent byte and `def` reach a source that stays open (with a 5 s read
+/// deadline), copied by `how`: the 6 bytes must come through while the source is open,
+/// and the copy then ends with the source's end of file.
+fn copy_urgent_from_open_source(how: Copier, arrival: Arrival) {
+    let (mut feed, src) = tcp_pair();
+    let (dst, mut dst_r) = tcp_pair();
+    src.set_read_deadline(Some(Instant::now() + Duration::from_secs(5)))
+        .unwrap();
+    let start = Instant::now();
+    let pause = || std::thread::sleep(Duration::from_millis(100));
+    let copier = match arrival {
+        Arrival::BeforeTheCopy => {
+            feed.write_all(b"abc").unwrap();
+            send_urgent(&feed, b'X');
+            feed.write_all(b"def").unwrap();
+            pause();
+            how.start(src, dst)
+        }
+        Arrival::WhileItWaits => {
+            let copier = how.start(src, dst);
+            pause();
+            feed.write_all(b"abc").unwrap();
+            send_urgent(&feed, b'X');
+            feed.write_all(b"def").unwrap();
+            copier
+        }
+        Arrival::RestLater => {
+            let copier = how.start(src, dst);
+            pause();
+            feed.write_all(b"abc").unwrap();
+            send_urgent(&feed, b'X');
+            pause();
+            feed.write_all(b"def").unwrap();
+            copier
+        }
+    };
+    // A copy that stalls at the mark ends at the deadline and drops `dst`: this read then
+    // fails with the bytes it got so far.
+    let mut got = [0; 6];
+    let r = dst_r.read_exact(&mut got);
+    assert!(
+        r.is_ok() && got == *b"abcdef",
+        "{how:?}, {arrival:?}: {r:?} after {:?}, {:?}",
+        start.elapsed(),
+        String::from_utf8_lossy(&got)
+    );
+    feed.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(copier().unwrap(), 6, "{how:?}, {arrival:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{how:?}, {arrival:?}"
+    );
+    let mut rest = Vec::new();
+    dst_r.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"", "{how:?}, {arrival:?}");
+}
+
+#[test]
+fn urgent_data_does_not_stall_a_copy_from_a_coroutine() {
+    for arrival in [
+        Arrival::BeforeTheCopy,
+        Arrival::WhileItWaits,
+        Arrival::RestLater,
+    ] {
+        copy_urgent_from_open_source(Copier::Coroutine, arrival);
+    }
+}
+
+#[test]
+fn urgent_data_does_not_stall_a_copy_on_a_plain_thread() {
+    for arrival in [
+        Arrival::BeforeTheCopy,
+        Arrival::WhileItWaits,
+        Arrival::RestLater,
+    ] {
+        copy_urgent_from_open_source(Copier::Thread, arrival);
+    }
+    // The reference behaves the same.
+    copy_urgent_from_open_source(Copier::Std, Arrival::BeforeTheCopy);
+}
+
+/// Megabytes, an urgent byte, megabytes, written while `how` copies from a source that
+/// stays open until all of it has arrived (so the copy must pass the mark on its own, not
+/// at end of file): every byte but the urgent one arrives, in order, exactly once; those
+/// before the mark went through `splice`.
+fn copy_urgent_mid_stream(how: Copier, before: usize, after: usize) {
+    let capture = captured();
+    let data = Arc::new(pattern(before + after));
+    let (feed, src) = tcp_pair();
+    let (dst, mut dst_r) = tcp_pair();
+    // Deadlines, so a copy that stalls at the mark fails the test instead of hanging it.
+    src.set_read_deadline(Some(Instant::now() + Duration::from_secs(10)))
+        .unwrap();
+    dst.set_write_deadline(Some(Instant::now() + Duration::from_secs(10)))
+        .unwrap();
+    let len = data.len();
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![0; len];
+        let r = dst_r.read_exact(&mut got);
+        (r, got, dst_r)
+    });
+    let copier = how.start(src, dst);
+    // A blocking std socket, so the urgent send waits for room like `write_all`.
+    let mut feed: std::net::TcpStream = feed.into();
+    let sent = data.clone();
+    let feeder = std::thread::spawn(move || -> io::Result<std::net::TcpStream> {
+        feed.write_all(&sent[..before])?;
+        send_urgent(&feed, b'!');
+        feed.write_all(&sent[before..])?;
+        Ok(feed)
+    });
+    let (r, got, mut dst_r) = reader.join().unwrap();
+    assert!(
+        r.is_ok(),
+        "{how:?}: {r:?}; the copy ended with {:?}",
+        copier()
+    );
+    assert!(got == *data, "{how:?}: the data arrived altered");
+    // Now the end of file, which ends the copy; nothing follows the data.
+    feeder
+        .join()
+        .unwrap()
+        .unwrap()
+        .shutdown(Shutdown::Write)
+        .unwrap();
+    assert_eq!(copier().unwrap(), len as u64, "{how:?}");
+    let mut rest = Vec::new();
+    dst_r.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest.len(), 0, "{how:?}");
+    let line =
+        format!("copy: Splice stopped at an urgent mark after {before} bytes, buffering the rest");
+    assert!(
+        logged(&line),
+        "{how:?}: no {line:?} in {:?}",
+        capture.0.lock().unwrap()
+    );
+}
+
+#[test]
+fn urgent_data_in_the_middle_of_a_long_copy() {
+    // Odd lengths, so each copy's log line is its own.
+    copy_urgent_mid_stream(Copier::Coroutine, (3 << 20) + 11, (3 << 20) + 1);
+    copy_urgent_mid_stream(Copier::Thread, (2 << 20) + 13, (4 << 20) + 3);
 }

@@ -64,6 +64,18 @@
 //! same holds for a socket in nonblocking mode, where a copy fails with `WouldBlock` as
 //! soon as either side would wait.
 //!
+//! # TCP urgent data
+//!
+//! `splice` stops at a TCP urgent mark (`MSG_OOB`) and never passes it: there it returns
+//! `EAGAIN`, or `0` once the peer has closed, with the bytes behind the mark still queued.
+//! A `recv` skips the urgent byte (returns it in line under `SO_OOBINLINE`) and goes on.
+//! So when a splice from a socket finds nothing, `copy` asks the kernel whether the source
+//! is at a mark (`sockatmark(3)`), and if so takes the buffered loop from there, whose
+//! receives deliver what `std::io::copy`'s would. This costs one more syscall at the end
+//! of the source, and before a wait only when a wait could not be trusted to end:
+//! outside a coroutine, on a socket not yet registered with the netpoller, or once the
+//! netpoller has seen urgent data on it.
+//!
 //! A socket whose open file is in blocking mode — shared with a `try_clone` that was
 //! converted to a std socket — takes the buffered loop too, from wherever the fast path
 //! stopped: `sendfile` and `splice` obey that mode and would block the worker thread.
@@ -176,6 +188,9 @@ enum Fast {
     /// The kernel refused the path (`EINVAL`, `ENOSYS`…) with nothing left in flight; the
     /// buffered loop carries on from where it stopped.
     Unsupported,
+    /// `splice` stopped at a TCP urgent mark, which it cannot pass, with nothing left in
+    /// flight; the buffered loop carries on from the mark (module docs, "TCP urgent data").
+    UrgentMark,
 }
 
 fn copy_reported<R, W>(reader: &mut R, writer: &mut W) -> io::Result<Report>
@@ -204,6 +219,9 @@ where
             log::debug!("copy: {route:?} unsupported after {kernel} bytes, buffering the rest");
         }
         Ok(Fast::Unsupported) => {}
+        Ok(Fast::UrgentMark) => log::debug!(
+            "copy: {route:?} stopped at an urgent mark after {kernel} bytes, buffering the rest"
+        ),
         Err(e) => {
             log::debug!("copy: {route:?} failed after {kernel} bytes: {e}");
             return Err(e);
@@ -367,11 +385,14 @@ fn sendfile(file: &File, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
 /// Socket → socket with `splice` through a private pipe, one pipe-full per round:
 ///
 /// 1. source → pipe, parking on the source's read readiness (the pipe is empty, so
-///    `EAGAIN` can only mean the source has nothing yet); `0` is end of file;
+///    `EAGAIN` can only mean the source has nothing yet — or is stuck at an urgent mark,
+///    see `stuck_at_mark`); `0` is end of file, unless it too is the mark;
 /// 2. pipe → destination until the pipe is empty again, parking on the destination's
 ///    write readiness.
 ///
-/// The pipe is dropped at the end, with anything a failed destination left in it.
+/// A round starts only with the pipe empty, so every way out of step 1 (end of file, the
+/// mark, an error) leaves nothing in flight. The pipe is dropped at the end, with anything
+/// a failed destination left in it.
 fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
     let dst = dst.0;
     let (pipe_r, pipe_w) = match socket::pipe2_nonblocking() {
@@ -384,14 +405,28 @@ fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
     };
     let mut pace = Pace(0);
     loop {
-        // 1. source → pipe
+        // 1. source → pipe; `None` is the urgent mark
         let r = src.fd.read_with(|fd| {
             nonblocking_file(fd)?;
-            socket::splice(fd, pipe_w.as_fd(), SPLICE_CHUNK, SPLICE_FLAGS)
+            match socket::splice(fd, pipe_w.as_fd(), SPLICE_CHUNK, SPLICE_FLAGS) {
+                Ok(0) if stuck_at_mark(fd) => Ok(None),
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        && wait_may_not_end(src)
+                        && stuck_at_mark(fd) =>
+                {
+                    Ok(None)
+                }
+                r => r.map(Some),
+            }
         });
         let n = match r {
-            Ok(0) => return Ok(Fast::Finished),
-            Ok(n) => n,
+            Ok(None) => {
+                debug_assert_eq!(pipe_len(pipe_r.as_fd()), 0, "bytes left in the pipe");
+                return Ok(Fast::UrgentMark);
+            }
+            Ok(Some(0)) => return Ok(Fast::Finished),
+            Ok(Some(n)) => n,
             Err(e) if unsupported(&e) => return Ok(Fast::Unsupported),
             Err(e) => return Err(src.err("read", e)),
         };
@@ -421,6 +456,54 @@ fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
             }
         }
     }
+}
+
+/// After a `splice` from the socket `src` found nothing (`0` or `EAGAIN`): whether that is
+/// because the next byte is a TCP urgent mark (`sockatmark(3)`), which `splice` never
+/// passes but a `recv` does. `tcp_read_sock` stops only there, so "nothing and not at the
+/// mark" is a true end of file or an empty queue; anything arriving after the check comes
+/// with an event of its own. In doubt (the call fails, as on a socket type without urgent
+/// data) the answer is yes: the buffered loop is right in every case, only slower.
+fn stuck_at_mark(src: BorrowedFd<'_>) -> bool {
+    extern "C" {
+        /// POSIX, in every Linux libc (`ioctl(SIOCATMARK)`, which the libc crate lacks):
+        /// 1 at the mark, 0 elsewhere, -1 on error.
+        fn sockatmark(fd: libc::c_int) -> libc::c_int;
+    }
+    // SAFETY: the declaration matches sockatmark(3)'s C prototype; `src` is open while
+    // borrowed, and the call passes no pointers.
+    let at = unsafe { sockatmark(src.as_raw_fd()) };
+    if at != 0 {
+        log::trace!("copy: fd {} at an urgent mark ({at})", src.as_raw_fd());
+    }
+    at != 0
+}
+
+/// Whether a `splice` from `src` that returned `EAGAIN` must ask `stuck_at_mark` before
+/// waiting, so that the common case — a coroutine on a registered socket that never saw
+/// urgent data — waits without that extra syscall.
+///
+/// Stuck at a mark, the source has no readiness left to report: a coroutine would wait
+/// for an edge that never comes, and a thread's poll(2) would report the bytes behind the
+/// mark at once, again and again. A coroutine waits on the netpoller, and once `src` is
+/// registered there the netpoller records urgent data (`PollDesc::saw_urgent`, from
+/// `EPOLLPRI`) before it marks the source readable; so if the record is missing here, a
+/// wait that starts now wakes up to find it and asks then. The urgent byte keeps
+/// `EPOLLPRI` up until a `recv` passes it, which no `splice` does, so the event is not
+/// lost wherever it is harvested (the argument of `NetFd::io`'s drained read). Before the
+/// first wait registers `src` (once per socket), and on a plain thread, it always asks.
+fn wait_may_not_end(src: &Sock) -> bool {
+    let desc = &src.fd.desc;
+    desc.saw_urgent() || desc.registration().is_none() || !crate::runtime::worker::in_coroutine()
+}
+
+/// Bytes waiting in a pipe (`FIONREAD`); for a debug check only.
+fn pipe_len(pipe: BorrowedFd<'_>) -> libc::c_int {
+    let mut n: libc::c_int = -1;
+    // SAFETY: `pipe` is open while borrowed; FIONREAD writes one `c_int` through the pointer,
+    // a live local.
+    unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
+    n
 }
 
 /// Writes the `left` bytes waiting in the pipe to `dst` with plain sends.
@@ -544,6 +627,26 @@ mod tests {
         assert_eq!(report.kernel, data.len() as u64);
         assert_eq!(report.total, report.kernel);
         assert_eq!(reader.join().unwrap(), data);
+    }
+
+    #[test]
+    fn a_splice_stuck_at_an_urgent_mark_hands_the_rest_to_the_buffered_loop() {
+        let (mut src_w, src) = tcp_pair();
+        let (dst, dst_r) = tcp_pair();
+        src_w.write_all(b"abc").unwrap();
+        // SAFETY: the fd is open while `src_w` lives; the buffer is one live byte.
+        let n = unsafe { libc::send(src_w.as_raw_fd(), b"X".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(n, 1);
+        src_w.write_all(b"defg").unwrap();
+        src_w.shutdown(std::net::Shutdown::Write).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let reader = drain_thread(dst_r);
+        let report = copy_reported(&mut &src, &mut &dst).unwrap();
+        drop(dst);
+        // `splice` took the bytes before the mark, `recv` the rest, skipping the urgent byte.
+        assert_eq!(report.route, Route::Splice);
+        assert_eq!((report.kernel, report.total), (3, 7));
+        assert_eq!(reader.join().unwrap(), b"abcdefg");
     }
 
     #[test]
