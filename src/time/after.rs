@@ -144,11 +144,9 @@ impl Timer {
     /// it returns (one sitting in the channel is taken back). Callable from any thread or
     /// coroutine, while the timer fires too.
     ///
-    /// The old deadline's heap entry is freed at once only when the reset runs on the thread
-    /// whose heap holds it (the one that last armed the timer); from elsewhere it stays until
-    /// its old deadline and then fires as a no-op. Resetting one long timer from coroutines
-    /// on different workers in turn therefore keeps one small entry per reset alive until
-    /// the old deadlines pass; reset it from one coroutine where that matters.
+    /// A reset to a later time (an idle timeout pushed back on every read) costs no new
+    /// heap entry: the armed one follows the new time when it comes due, from whichever
+    /// thread or worker the reset ran on.
     ///
     /// ```
     /// use coronet::time::Timer;
@@ -182,15 +180,25 @@ impl Drop for Timer {
 ///
 /// # Why no stale value is received after a stop or reset
 ///
-/// Every stop and reset bumps `seq` and drains the channel; every heap entry carries the
-/// `seq` it was armed with and sends only if that is still the current one. Both happen
-/// under `state`'s lock, and the entry's send step runs with the lock held, so a stop or
-/// reset and a firing entry are ordered: either the entry sent first — its value is then in
-/// the channel, where the drain takes it, or a receiver already waiting took it, which makes
-/// it a receive that happened before the call — or the call came first and the entry finds
-/// a newer `seq` and sends nothing. `seq` only grows, so an entry armed before a stop or reset
-/// can never send after it. Holding the lock across the send is cheap and cannot block: it
-/// is the channel's non-blocking send step into a one-slot channel.
+/// Every stop and reset sets the next due time (`due`, None once stopped) and drains the
+/// channel; an entry sends only if it is the timer's one live entry and `due` has come, and
+/// both happen under `state`'s lock, with the entry's send step run while the lock is
+/// held. So a stop or reset and a firing entry are ordered: either the entry sent first —
+/// its value is then in the channel, where the drain takes it, or a receiver already
+/// waiting took it, which makes it a receive that happened before the call — or the call
+/// came first, and the entry finds `due` gone or later and sends nothing. Holding the lock
+/// across the send is cheap and cannot block: it is the channel's non-blocking send step
+/// into a one-slot channel.
+///
+/// # One live entry, as in Go
+///
+/// A heap entry can be freed only on the thread whose heap holds it (see
+/// [`TimerHandle::cancel`]). So a reset to a later time keeps the live entry: when it comes
+/// due it finds `due` moved and re-arms itself there, on its own thread. Only a reset to an
+/// earlier time (or after a stop) arms a new entry, and the old one, if it could not be
+/// cancelled from here, fires later as a no-op. Without this, a timer reset in turn from
+/// coroutines on two workers left one entry per reset until its old deadline (an audit
+/// measured 26 MB for 200,000 resets of an hour-long timeout).
 ///
 /// Only crate code runs under the lock: the channel's send step and, for a stop or reset, a
 /// non-blocking receive, each taking the channel's own lock inside ours (the one lock order;
@@ -198,9 +206,6 @@ impl Drop for Timer {
 /// its value to is woken (which may log) after it is released, and arming and cancelling
 /// heap entries (which may start the timer thread, and log) happen outside it too, so it is
 /// never held while a heap is borrowed or locked, and a logger never runs while it is held.
-///
-/// A stop or reset also cancels the entry it supersedes (see [`TimerHandle::cancel`]: that
-/// frees it only on the thread whose heap holds it; elsewhere it fires later as a no-op).
 #[derive(Debug)]
 pub(super) struct ChanTimer {
     tx: Sender<Instant>,
@@ -209,14 +214,41 @@ pub(super) struct ChanTimer {
 
 #[derive(Debug)]
 struct State {
-    /// Bumped by every stop and reset; an entry sends only while its own `seq` is this one.
-    seq: u64,
-    /// A one-shot timer's entry of the current `seq` has not sent yet (or was too far out
-    /// for the clock and never will): what, with a drained value, makes it "pending".
+    /// When the next value is due; None when stopped (or too far out for the clock).
+    due: Option<Instant>,
+    /// A ticker's period; None for a one-shot timer.
+    period: Option<Duration>,
+    /// A one-shot timer has not sent for its current arming yet (also when its time is too
+    /// far out for the clock and never comes): what, with a drained value, makes it
+    /// "pending".
     armed: bool,
-    /// The latest entry armed for the current `seq` and its deadline, for a stop or reset to
-    /// cancel. It may have fired already: cancelling it then does nothing (its id is stale).
-    entry: Option<(Instant, TimerHandle)>,
+    /// The one heap entry allowed to act; any other that fires does nothing.
+    live: Option<Live>,
+    /// Ids for entries.
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct Live {
+    id: u64,
+    /// When the entry comes due in its heap.
+    when: Instant,
+    /// To cancel it; None until `schedule` has installed it.
+    handle: Option<TimerHandle>,
+}
+
+impl State {
+    /// Makes a new entry of `when` the live one; the caller schedules it after unlocking.
+    fn new_live(&mut self, when: Instant) -> (u64, Option<Live>) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let old = self.live.replace(Live {
+            id,
+            when,
+            handle: None,
+        });
+        (id, old)
+    }
 }
 
 impl ChanTimer {
@@ -225,9 +257,11 @@ impl ChanTimer {
         let (tx, rx) = chan::bounded(1);
         keep_open(&tx);
         let state = Mutex::new(State {
-            seq: 0,
+            due: None,
+            period: None,
             armed: false,
-            entry: None,
+            live: None,
+            next_id: 0,
         });
         (Arc::new(ChanTimer { tx, state }), rx)
     }
@@ -241,10 +275,13 @@ impl ChanTimer {
     /// Stops the timer; `rx` is its channel's receiver. True if it was pending: armed, or
     /// fired with the value still in the channel (drained now).
     pub(super) fn stop(&self, rx: &Receiver<Instant>) -> bool {
-        let (pending, old, _) = self.supersede(rx, false);
-        if let Some((_, h)) = old {
-            h.cancel();
-        }
+        let (pending, old) = {
+            let mut g = self.lock();
+            let pending = Self::drain(&mut g, rx, false);
+            g.due = None;
+            (pending, g.live.take())
+        };
+        cancel(old);
         pending
     }
 
@@ -256,81 +293,108 @@ impl ChanTimer {
         dur: Duration,
         period: Option<Duration>,
     ) -> bool {
-        // Before the new `seq` exists: its value is never earlier than the call plus `dur`.
+        // Before the drain: a value is never earlier than the call plus `dur`.
         let when = Instant::now().checked_add(dur);
-        let (pending, old, seq) = self.supersede(rx, true);
-        if let Some((_, h)) = old {
-            h.cancel();
-        }
-        // Longer than the clock can express: it never fires (but stays pending).
-        if let Some(when) = when {
-            self.arm(seq, when, period);
+        let (pending, new, old) = {
+            let mut g = self.lock();
+            let pending = Self::drain(&mut g, rx, true);
+            g.due = when;
+            g.period = period;
+            match (when, &g.live) {
+                // The live entry comes due first and will follow `due` from its own thread.
+                (Some(when), Some(live)) if live.when <= when => (pending, None, None),
+                // Longer than the clock can express: it never fires (but stays pending).
+                (None, _) => (pending, None, g.live.take()),
+                (Some(when), _) => {
+                    let (id, old) = g.new_live(when);
+                    (pending, Some((id, when)), old)
+                }
+            }
+        };
+        cancel(old);
+        if let Some((id, when)) = new {
+            self.schedule(id, when);
         }
         pending
     }
 
-    /// The locked half of a stop or reset: a new `seq`, so no entry armed before can send,
-    /// and the channel drained of a value one sent already. Returns whether the timer was
-    /// pending, the entry to cancel (after the lock is released) and the new `seq`.
-    fn supersede(
-        &self,
-        rx: &Receiver<Instant>,
-        rearm: bool,
-    ) -> (bool, Option<(Instant, TimerHandle)>, u64) {
-        let mut g = self.lock();
-        g.seq += 1;
+    /// The locked part of a stop or reset: the channel drained of a value an entry sent
+    /// already. Returns whether the timer was pending.
+    fn drain(g: &mut State, rx: &Receiver<Instant>, rearm: bool) -> bool {
         // Only this timer's entries send on the channel, and only under this lock, so what is
         // queued now is a value from before this call. Nobody ever waits to send on it, so
         // the receive step wakes no one (and logs nothing).
         let drained = rx.try_recv().is_ok();
-        let pending = std::mem::replace(&mut g.armed, rearm) || drained;
-        (pending, g.entry.take(), g.seq)
+        std::mem::replace(&mut g.armed, rearm) || drained
     }
 
-    /// Arms an entry of `seq` at `when`. Called without the lock: scheduling may start the
-    /// timer thread, which logs.
-    fn arm(self: &Arc<Self>, seq: u64, when: Instant, period: Option<Duration>) {
+    /// Puts entry `id` in the heap for `when` (this thread's, or the shared one). Called
+    /// without the lock: scheduling may start the timer thread, which logs.
+    fn schedule(self: &Arc<Self>, id: u64, when: Instant) {
         let me = self.clone();
-        let handle = callback::schedule(when, move || me.fire(seq, when, period));
+        let handle = callback::schedule(when, move || me.fire(id));
         let mut g = self.lock();
-        if g.seq != seq {
-            // Stopped or reset meanwhile: this entry is stale already.
-            drop(g);
-            handle.cancel();
-        } else if g.entry.as_ref().map_or(true, |(w, _)| *w < when) {
-            // A ticker's entries of one `seq` form a chain with growing deadlines, and only
-            // the last is armed; if it fired and re-armed before we got here, keep the newer.
-            g.entry = Some((when, handle));
+        match g.live.as_mut() {
+            Some(live) if live.id == id => live.handle = Some(handle),
+            _ => {
+                // Superseded meanwhile: this entry is stale already.
+                drop(g);
+                handle.cancel();
+            }
         }
     }
 
-    /// The heap entry of `seq`, armed for `when`, fires: send the time unless a stop or
-    /// reset superseded it, and re-arm a ticker on the grid `when + k·period`.
-    fn fire(self: &Arc<Self>, seq: u64, when: Instant, period: Option<Duration>) {
+    /// Entry `id` comes due: if it is the live one, send the time when `due` has come (and
+    /// re-arm a ticker on the grid `due + k·period`), or follow `due` if a reset moved it.
+    fn fire(self: &Arc<Self>, id: u64) {
         let now = Instant::now();
-        let (sent, wake) = {
+        let (wake, next) = {
             let mut g = self.lock();
-            if g.seq != seq {
+            if !g.live.as_ref().is_some_and(|l| l.id == id) {
                 return; // stopped or reset since it was armed
             }
-            if period.is_none() {
+            let Some(due) = g.due else {
+                g.live = None; // stopped, or too far out for the clock
+                return;
+            };
+            if due > now {
+                // A reset moved it later: follow from this thread.
+                let (id, _) = g.new_live(due);
+                drop(g);
+                return self.schedule(id, due);
+            }
+            if g.period.is_none() {
                 g.armed = false;
             }
             // The channel's non-blocking send step, under its lock and ours. A receiver it
             // hands the value to is woken after ours is released (the wake may log).
             let c = &self.tx.chan;
-            c.send_locked(&mut c.lock(), now, chan::NOBODY)
+            let (sent, wake) = c.send_locked(&mut c.lock(), now, chan::NOBODY);
+            let next = match (&sent, g.period) {
+                // every receiver is gone (a `tick` nobody reads): stop re-arming
+                (Err(TrySendError::Disconnected(_)), _) | (_, None) => None,
+                // (Full: a ticker's receiver has not taken the last tick; this one is dropped)
+                (_, Some(p)) => next_tick(due, p, now),
+            };
+            g.due = next;
+            let next = next.map(|when| (g.new_live(when).0, when));
+            if next.is_none() {
+                g.live = None;
+            }
+            (wake, next)
         };
         chan::unpark(wake);
-        match sent {
-            // every receiver is gone (a `tick` nobody reads): stop re-arming
-            Err(TrySendError::Disconnected(_)) => return,
-            // Full: a ticker's receiver has not taken the last tick; this one is dropped
-            Ok(()) | Err(TrySendError::Full(_)) => {}
+        if let Some((id, when)) = next {
+            self.schedule(id, when);
         }
-        if let Some(next) = period.and_then(|p| next_tick(when, p, now)) {
-            self.arm(seq, next, period);
-        }
+    }
+}
+
+/// Cancels a superseded entry (outside the lock): freed at once on its own thread; from
+/// elsewhere it stays in its heap and fires as a no-op.
+fn cancel(old: Option<Live>) {
+    if let Some(handle) = old.and_then(|l| l.handle) {
+        handle.cancel();
     }
 }
 
@@ -338,61 +402,94 @@ impl ChanTimer {
 mod tests {
     use super::*;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Makes the live entry due now and fires it by hand, as its heap would; returns its id.
+    fn fire_live_now(t: &Arc<ChanTimer>) -> u64 {
+        let id = {
+            let mut g = t.lock();
+            g.due = g.due.map(|_| Instant::now() - Duration::from_millis(1));
+            g.live.as_ref().expect("a live entry").id
+        };
+        t.fire(id);
+        id
+    }
+
     /// An entry firing after a stop or reset: from another thread a superseded entry cannot
     /// be cancelled, so it always comes due, and must send nothing. Driven by hand here, so
     /// each interleaving is exact.
     #[test]
     fn a_superseded_entry_sends_nothing() {
-        let hour = Duration::from_secs(3600);
         let (t, rx) = ChanTimer::new();
-        assert!(!t.reset(&rx, hour, None), "new: nothing was pending");
-        let first = t.lock().seq;
+        assert!(!t.reset(&rx, HOUR, None), "new: nothing was pending");
 
-        // The current entry fires: its value waits in the channel, and counts as pending.
-        t.fire(first, Instant::now(), None);
+        // The live entry fires: its value waits in the channel, and counts as pending.
+        let first = fire_live_now(&t);
         assert_eq!(rx.len(), 1);
         assert!(t.stop(&rx), "fired, not received: pending");
         assert!(rx.is_empty(), "the stop drained it");
 
         // The same entry fires again, as a copy nobody could cancel would: nothing is sent.
-        t.fire(first, Instant::now(), None);
+        t.fire(first);
         assert!(rx.is_empty());
         assert!(!t.stop(&rx));
 
         // After a reset only the new entry sends.
-        assert!(!t.reset(&rx, hour, None), "stopped: not pending");
-        let second = t.lock().seq;
-        t.fire(first, Instant::now(), None);
+        assert!(!t.reset(&rx, HOUR, None), "stopped: not pending");
+        t.fire(first);
         assert!(rx.is_empty(), "an entry from before the stop");
-        t.fire(second, Instant::now(), None);
+        let second = fire_live_now(&t);
+        assert_ne!(first, second);
         assert!(rx.try_recv().is_ok());
         assert!(!t.stop(&rx), "received: not pending");
     }
 
-    /// A ticker's entry of an old `seq` neither sends nor re-arms.
+    /// A reset to a later time keeps the live entry, which follows the new time when it
+    /// comes due (on its own thread); only a reset to an earlier time arms a new one. So
+    /// resets from threads that cannot free the entry do not pile entries up.
+    #[test]
+    fn a_reset_to_a_later_time_keeps_the_one_live_entry() {
+        let (t, rx) = ChanTimer::new();
+        t.reset(&rx, HOUR, None);
+        let live = |t: &Arc<ChanTimer>| t.lock().live.as_ref().map(|l| (l.id, l.when));
+        let (id, when) = live(&t).unwrap();
+        for _ in 0..1000 {
+            t.reset(&rx, HOUR, None);
+        }
+        assert_eq!(live(&t), Some((id, when)), "1,000 later resets, one entry");
+
+        // It comes due before the new time: no value, it moves itself there.
+        t.fire(id);
+        assert!(rx.is_empty());
+        let (moved, later) = live(&t).unwrap();
+        assert!(moved != id && later > when);
+
+        // An earlier time needs an entry of its own.
+        t.reset(&rx, Duration::from_secs(60), None);
+        assert_ne!(live(&t).unwrap().0, moved);
+        t.fire(moved);
+        assert!(rx.is_empty(), "the superseded entry sends nothing");
+        t.stop(&rx);
+        assert_eq!(live(&t), None);
+    }
+
+    /// A ticker's superseded entry neither sends nor re-arms; the live one re-arms on the
+    /// grid after it sends.
     #[test]
     fn a_superseded_tick_does_not_rearm() {
-        let ms = Duration::from_millis;
         let (t, rx) = ChanTimer::new();
-        t.reset(
-            &rx,
-            Duration::from_secs(3600),
-            Some(Duration::from_secs(3600)),
-        );
-        let old = t.lock().seq;
-        t.reset(
-            &rx,
-            Duration::from_secs(3600),
-            Some(Duration::from_secs(3600)),
-        );
-        let before = t.lock().entry.as_ref().map(|(w, _)| *w);
-        t.fire(old, Instant::now() - ms(1), Some(ms(1)));
+        t.reset(&rx, HOUR, Some(HOUR));
+        let old = fire_live_now(&t);
+        assert_eq!(rx.len(), 1, "the live entry sent");
+        let next = t.lock().live.as_ref().map(|l| l.id).unwrap();
+        assert_ne!(next, old, "and re-armed");
+        t.reset(&rx, Duration::from_secs(60), Some(HOUR));
+        assert!(rx.is_empty(), "the reset drained the tick");
+        let live = t.lock().live.as_ref().map(|l| l.id);
+        t.fire(old);
+        t.fire(next);
         assert!(rx.is_empty());
-        assert_eq!(
-            t.lock().entry.as_ref().map(|(w, _)| *w),
-            before,
-            "not re-armed"
-        );
+        assert_eq!(t.lock().live.as_ref().map(|l| l.id), live, "not re-armed");
         t.stop(&rx);
     }
 }

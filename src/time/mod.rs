@@ -41,11 +41,12 @@
 //!
 //! Timers never fire early: the time received is at or after the requested instant.
 //!
-//! A `Timer` or `Ticker` carries a sequence number, bumped by every stop and reset. Each heap
-//! entry remembers the number it was armed with and sends only while that number is still
-//! current; the check and the send run under a small per-timer lock, which stop and reset
-//! also hold while they bump the number and drain the channel (Go 1.23's runtime does the
-//! same). So an entry the stopping thread cannot cancel fires later as a no-op.
+//! A `Timer` or `Ticker` carries its next due time and one live heap entry. An entry sends
+//! only if it is the live one and the due time has come; the check and the send run under a
+//! small per-timer lock, which stop and reset also hold while they change the due time and
+//! drain the channel (Go 1.23's runtime does the same). A reset to a later time keeps the
+//! live entry, which follows the new time when it comes due; an entry the stopping thread
+//! cannot cancel fires later as a no-op.
 //!
 //! # Files
 //!
