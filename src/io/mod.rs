@@ -70,8 +70,8 @@
 //! `EAGAIN`, or `0` once the peer has closed, with the bytes behind the mark still queued.
 //! A `recv` skips the urgent byte (returns it in line under `SO_OOBINLINE`) and goes on.
 //! So when a splice from a socket finds nothing, `copy` asks the kernel whether the source
-//! is at a mark (`sockatmark(3)`), and if so takes the buffered loop from there, whose
-//! receives deliver what `std::io::copy`'s would. This costs one more syscall at the end
+//! is at a mark (`SIOCATMARK`, as `sockatmark(3)` does), and if so takes the buffered loop
+//! from there, whose receives deliver what `std::io::copy`'s would. This costs one more syscall at the end
 //! of the source, and before a wait only when a wait could not be trusted to end:
 //! outside a coroutine, on a socket not yet registered with the netpoller, or once the
 //! netpoller has seen urgent data on it.
@@ -459,24 +459,29 @@ fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
 }
 
 /// After a `splice` from the socket `src` found nothing (`0` or `EAGAIN`): whether that is
-/// because the next byte is a TCP urgent mark (`sockatmark(3)`), which `splice` never
+/// because the next byte is a TCP urgent mark (`SIOCATMARK`), which `splice` never
 /// passes but a `recv` does. `tcp_read_sock` stops only there, so "nothing and not at the
 /// mark" is a true end of file or an empty queue; anything arriving after the check comes
 /// with an event of its own. In doubt (the call fails, as on a socket type without urgent
 /// data) the answer is yes: the buffered loop is right in every case, only slower.
 fn stuck_at_mark(src: BorrowedFd<'_>) -> bool {
-    extern "C" {
-        /// POSIX, in every Linux libc (`ioctl(SIOCATMARK)`, which the libc crate lacks):
-        /// 1 at the mark, 0 elsewhere, -1 on error.
-        fn sockatmark(fd: libc::c_int) -> libc::c_int;
+    /// `SIOCATMARK` (`include/uapi/asm-generic/sockios.h`), which the libc crate lacks on
+    /// Linux: what sockatmark(3) asks. Called directly with an initialised answer, because
+    /// glibc's sockatmark passes an uninitialised one, which valgrind reports.
+    const SIOCATMARK: libc::c_ulong = 0x8905;
+    let mut at: libc::c_int = 0;
+    // SAFETY: `src` is open while borrowed; SIOCATMARK writes one `c_int` through the
+    // pointer, which is a live, initialised local.
+    let rc = unsafe { libc::ioctl(src.as_raw_fd(), SIOCATMARK, &mut at) };
+    // 1 at the mark, 0 elsewhere; an error (not a TCP socket) counts as "in doubt".
+    let stuck = rc != 0 || at != 0;
+    if stuck {
+        log::trace!(
+            "copy: fd {} at an urgent mark ({rc}, {at})",
+            src.as_raw_fd()
+        );
     }
-    // SAFETY: the declaration matches sockatmark(3)'s C prototype; `src` is open while
-    // borrowed, and the call passes no pointers.
-    let at = unsafe { sockatmark(src.as_raw_fd()) };
-    if at != 0 {
-        log::trace!("copy: fd {} at an urgent mark ({at})", src.as_raw_fd());
-    }
-    at != 0
+    stuck
 }
 
 /// Whether a `splice` from `src` that returned `EAGAIN` must ask `stuck_at_mark` before
