@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::{op_error, timeout_error, Addr};
-use super::lookup::resolve_context;
+use super::lookup::{copies_only, resolve_context};
 use super::sock::Sock;
 use super::socket::{self, SockAddr};
 use super::tcp::{addrs, dial_error, TcpListener, TcpStream};
@@ -70,9 +70,40 @@ impl Dialer {
         Dialer::default()
     }
 
-    /// Bounds the whole dial (all addresses together), as Go's `Dialer.Timeout`. When the
-    /// address resolves to several, each gets an equal share of the time left (at least
-    /// 2 s), so one that never answers cannot starve the others.
+    /// Bounds the whole dial, as Go's `Dialer.Timeout`: the name lookup, then all addresses
+    /// together. When the address resolves to several, each gets an equal share of the time
+    /// left (at least 2 s), so one that never answers cannot starve the others. With a
+    /// [`deadline`](Dialer::deadline) as well, the earlier of the two bounds the dial.
+    ///
+    /// `Duration::ZERO` means no timeout, as Go's zero `Timeout` does — not one that has
+    /// passed already. (`TcpStream::connect_timeout` still refuses a zero timeout, as std's.)
+    ///
+    /// # Name lookups
+    ///
+    /// [`dial_context`](Dialer::dial_context) stops waiting for a lookup at the deadline and
+    /// fails with `dial tcp: i/o timeout` (kind `TimedOut`, no address yet; the lookup runs
+    /// on, detached, and its answer is dropped). [`dial`](Dialer::dial) cannot leave a lookup
+    /// behind, because its address may borrow from the caller (it is not `'static`): it
+    /// gives up before looking up if the deadline has passed already, and otherwise waits
+    /// for the resolver, then fails with that same error if the deadline passed meanwhile.
+    /// To bound a lookup that may hang, use `dial_context` — with
+    /// [`Context::background`] when there is no other context:
+    ///
+    /// ```
+    /// use coronet::context::Context;
+    /// use coronet::net::{Dialer, TcpListener};
+    /// use std::time::Duration;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let name = format!("localhost:{}", listener.local_addr()?.port());
+    /// let dialer = Dialer::new().timeout(Duration::from_secs(3));
+    /// // The three seconds include the lookup of "localhost", however the resolver behaves.
+    /// let stream = dialer.dial_context(&Context::background(), name)?;
+    /// assert!(stream.peer_addr()?.ip().is_loopback());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// A dialer is reusable, and a zero timeout is no timeout:
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener};
@@ -84,6 +115,9 @@ impl Dialer {
     /// let a = dialer.dial(listener.local_addr()?)?;
     /// let b = dialer.dial(listener.local_addr()?)?;
     /// assert_ne!(a.local_addr()?, b.local_addr()?);
+    /// // Go's zero value: no timeout at all, not an immediate one.
+    /// let c = Dialer::new().timeout(Duration::ZERO).dial(listener.local_addr()?)?;
+    /// assert_eq!(c.peer_addr()?, listener.local_addr()?);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn timeout(mut self, t: Duration) -> Dialer {
@@ -91,7 +125,9 @@ impl Dialer {
         self
     }
 
-    /// An absolute deadline for the dial, as Go's `Dialer.Deadline`.
+    /// An absolute deadline for the dial, as Go's `Dialer.Deadline`; with a
+    /// [`timeout`](Dialer::timeout) as well, the earlier of the two bounds the dial. It bounds
+    /// name lookups as the timeout does (see there).
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener};
@@ -176,9 +212,14 @@ impl Dialer {
         self
     }
 
+    /// The earlier of the deadline and now + the timeout: taken once, when a dial starts.
     fn effective_deadline(&self) -> Option<Instant> {
-        // a timeout past the clock's range is no deadline, not an overflow panic
-        let by_timeout = self.timeout.and_then(|t| Instant::now().checked_add(t));
+        // A zero timeout is none (Go's zero value); one past the clock's range is none too,
+        // not an overflow panic.
+        let by_timeout = self
+            .timeout
+            .filter(|t| !t.is_zero())
+            .and_then(|t| Instant::now().checked_add(t));
         crate::poll::desc::earliest(by_timeout, self.deadline)
     }
 
@@ -187,7 +228,10 @@ impl Dialer {
     /// # Errors
     ///
     /// The last failure in Go's form, e.g. `dial tcp 127.0.0.1:1: connection refused`,
-    /// or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) past the deadline.
+    /// or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) past the deadline;
+    /// `dial tcp: i/o timeout` when the deadline passed before or during a name lookup (Go
+    /// adds `lookup NAME:`, which a `ToSocketAddrs` cannot tell). A lookup is waited for
+    /// even past the deadline: see [`timeout`](Dialer::timeout).
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener};
@@ -209,17 +253,23 @@ impl Dialer {
     /// ```
     pub fn dial<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<TcpStream> {
         let deadline = self.effective_deadline();
+        // `addr` may borrow, so a lookup cannot be left running past the deadline (as
+        // `dial_context`'s is): check before it, and after it in case it overran.
+        let lookup = !copies_only::<A>();
+        let lookup_timeout = || dial_error(self.local, None, timeout_error());
+        if lookup && passed(deadline) {
+            return Err(lookup_timeout());
+        }
         let list = addrs(addr).map_err(|e| dial_error(self.local, None, e))?;
+        if lookup && passed(deadline) {
+            return Err(lookup_timeout());
+        }
         let mut last = None;
         for (i, &to) in list.iter().enumerate() {
             // Each address gets a share of the time left, so one that never answers
             // cannot use up the whole timeout before the next is tried (Go's dialSerial).
             let Some(part) = partial_deadline(Instant::now(), deadline, list.len() - i) else {
-                last = Some(dial_error(
-                    self.local,
-                    Some(to),
-                    super::error::timeout_error(),
-                ));
+                last = Some(dial_error(self.local, Some(to), timeout_error()));
                 break;
             };
             match TcpStream::dial_one(
@@ -238,6 +288,11 @@ impl Dialer {
         }
         Err(last.expect("at least one address"))
     }
+}
+
+/// Whether `deadline` has come.
+fn passed(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
 }
 
 /// The shortest time an address is given when the dial's time is split (Go's `saneMinimum`).
@@ -269,8 +324,8 @@ fn partial_deadline(
 impl Dialer {
     /// Like [`dial`](Dialer::dial), but gives up as soon as `ctx` is cancelled or its
     /// deadline passes — also in the middle of a name lookup or a connect (Go's
-    /// `DialContext`). The earlier of the dialer's and the context's deadlines bounds the
-    /// dial.
+    /// `DialContext`). The earliest of the dialer's timeout (counted from this call) and
+    /// deadline and the context's deadline bounds the whole dial, name lookup included.
     ///
     /// A cancel reaches a connect in progress by moving the socket's write deadline to now,
     /// which wakes the parked connect at once (Go's `SetWriteDeadline(aLongTimeAgo)`). A
@@ -282,7 +337,8 @@ impl Dialer {
     ///
     /// As `dial`; and when `ctx` ends first, Go's wording: `dial tcp 10.0.0.1:80: operation
     /// was canceled` (kind `Other`, see [`context`](crate::context) for why not
-    /// `Interrupted`) or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`).
+    /// `Interrupted`) or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) — without the
+    /// address (`dial tcp: i/o timeout`) when it ends during the name lookup.
     /// [`ContextError::of`] tells which.
     ///
     /// ```
@@ -307,13 +363,15 @@ impl Dialer {
     ) -> io::Result<TcpStream> {
         let ended =
             |to: Option<SocketAddr>, e: ContextError| dial_error(self.local, to, e.to_net());
-        let list = match resolve_context(ctx, addr) {
+        // Taken before the lookup: the timeout counts from the start of the dial (Go's).
+        let own = self.effective_deadline();
+        let deadline = crate::poll::desc::earliest(own, ctx.deadline());
+        let list = match resolve_until(ctx, own, addr) {
             Err(e) => return Err(ended(None, e)),
             Ok(Ok(list)) if !list.is_empty() => list,
             Ok(Ok(_)) => return Err(dial_error(self.local, None, no_addresses())),
             Ok(Err(e)) => return Err(dial_error(self.local, None, e)),
         };
-        let deadline = crate::poll::desc::earliest(self.effective_deadline(), ctx.deadline());
         let mut last = None;
         for to in list {
             if let Some(e) = ctx.err() {
@@ -375,6 +433,25 @@ impl Dialer {
             return Err(ctx.err().unwrap_or(ContextError::Canceled).to_net());
         }
         r
+    }
+}
+
+/// [`resolve_context`] that also gives up at `own`, the dialer's deadline, when that is the
+/// earlier: under a child of `ctx` with that deadline, as Go's `DialContext` derives one. A
+/// passed deadline reads as the child's `DeadlineExceeded`; a cancel of `ctx` still reaches
+/// the lookup through the child.
+fn resolve_until<A: ToSocketAddrs + Send + 'static>(
+    ctx: &Context,
+    own: Option<Instant>,
+    addr: A,
+) -> Result<io::Result<Vec<SocketAddr>>, ContextError> {
+    match own {
+        // literal addresses have no lookup to bound: no child, no timer
+        Some(d) if !copies_only::<A>() && ctx.deadline().map_or(true, |c| d < c) => {
+            let (bounded, _cancel) = ctx.with_deadline(d); // the drop stops its timer
+            resolve_context(&bounded, addr)
+        }
+        _ => resolve_context(ctx, addr),
     }
 }
 

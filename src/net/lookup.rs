@@ -131,8 +131,10 @@ impl Drop for Permit<'_> {
 ///
 /// Decided by the type's name. That is a hint, not an identity (names are not guaranteed
 /// stable or unique), which is fine here: a wrong "no" only costs the trip, and a wrong
-/// "yes" needs a type named like std's that lives in `std::net`/`core::net`.
-fn copies_only<A: ?Sized>() -> bool {
+/// "yes" needs a type named like std's that lives in `std::net`/`core::net`. The dialer asks
+/// too, to know whether there is a lookup for its deadline to bound; either wrong answer
+/// there only changes which timeout error it reports.
+pub(crate) fn copies_only<A: ?Sized>() -> bool {
     const LITERAL: &[&str] = &[
         "SocketAddr",
         "SocketAddrV4",
