@@ -71,10 +71,10 @@
 //! A `recv` skips the urgent byte (returns it in line under `SO_OOBINLINE`) and goes on.
 //! So when a splice from a socket finds nothing, `copy` asks the kernel whether the source
 //! is at a mark (`SIOCATMARK`, as `sockatmark(3)` does), and if so takes the buffered loop
-//! from there, whose receives deliver what `std::io::copy`'s would. This costs one more syscall at the end
-//! of the source, and before a wait only when a wait could not be trusted to end:
-//! outside a coroutine, on a socket not yet registered with the netpoller, or once the
-//! netpoller has seen urgent data on it.
+//! from there, whose receives deliver what `std::io::copy`'s would. This costs one more
+//! syscall at the end of the source, and before a wait only when a wait could not be
+//! trusted to end: outside a coroutine, on a socket not yet registered with the netpoller,
+//! or once the netpoller has seen urgent data on it.
 //!
 //! A socket whose open file is in blocking mode — shared with a `try_clone` that was
 //! converted to a std socket — takes the buffered loop too, from wherever the fast path

@@ -59,7 +59,7 @@ impl Sock {
 
     /// Adopts an fd from std or from a raw fd: makes it nonblocking (std's are blocking),
     /// and takes over what std keeps in the socket: the read and write timeouts. Its
-    /// `SO_LINGER` is unknown, so releasing it checks (`NetFd::hand_off_linger`).
+    /// `SO_LINGER` is unknown, so releasing it checks (`NetFd::keep_if_lingering`).
     pub(crate) fn adopt(fd: OwnedFd, net: &'static str) -> Sock {
         // Ignored: a failure leaves a blocking fd, which still works (a call then blocks the
         // worker thread instead of parking), and the next call reports any real fd problem.

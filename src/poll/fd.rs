@@ -71,7 +71,7 @@ pub(crate) struct NetFd {
     /// `recv` stops at the mark with more queued behind it (`PollDesc::saw_urgent`).
     drained: AtomicBool,
     /// The socket may have `SO_LINGER` on (set through us, or unknown: adopted from std or
-    /// a raw fd, or cloned), so releasing it may block; see `hand_off_linger`.
+    /// a raw fd, or cloned), so releasing it may block; see `keep_if_lingering`.
     may_linger: AtomicBool,
 }
 
