@@ -9,7 +9,10 @@ use std::io::{self, Read, Write};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use coronet::net::{TcpListener, TcpStream};
+use coronet::net::TcpStream;
+
+mod util;
+use util::pair;
 
 fn one_worker() {
     static ONCE: Once = Once::new();
@@ -19,13 +22,6 @@ fn one_worker() {
             .build_global()
             .expect("runtime");
     });
-}
-
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (b, _) = l.accept().unwrap();
-    (a, b)
 }
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
