@@ -30,6 +30,11 @@
 //! | `TcpStream`, `&TcpStream`    | `TcpStream`, `&TcpStream`    | `splice(2)` through a pipe, parking on the source's read and the destination's write readiness |
 //! | anything else                | anything else                | `std::io::copy`: a buffered loop, in which coronet sockets park inside `read`/`write` |
 //!
+//! A `sendfile` copy holds the socket's write lock from the file's first byte to its last,
+//! as Go's `SendFile` does, so a `write` from another coroutine or thread goes before or
+//! after the file, never into it. A `splice` copy, like Go's `Splice`, takes the locks a
+//! pipe-full at a time: each pipe-full goes out in one piece.
+//!
 //! (`File` is `std::fs::File`; `TcpStream` is [`coronet::net::TcpStream`](crate::net::TcpStream).
 //! std's own fast paths between std types — `copy_file_range` for file → file — still apply
 //! in the last row, because that row *is* `std::io::copy`.)
@@ -98,6 +103,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use crate::net::sock::Sock;
 use crate::net::socket::{self, SPLICE_FLAGS};
 use crate::net::TcpStream;
+use crate::poll::desc::Dir;
 
 /// The most `sendfile` is asked to move in one call (Go's `maxSendfileSize`); a call
 /// returns early anyway once the socket buffer is full.
@@ -354,13 +360,16 @@ impl Pace {
 }
 
 /// File → socket with `sendfile`, from the file's position (which it advances, as reading
-/// would). Each call is one `write_with`: the socket's write lock, deadline and close apply,
-/// and `EAGAIN` parks on write readiness — the file side never blocks.
+/// would). The socket's write lock is held from the first call to the last, as Go's
+/// `SendFile` holds it, so another writer's message goes before or after the file, never
+/// inside it; each call is one call of its own for the deadline, the per-call timeout and
+/// `close`, and `EAGAIN` parks on write readiness — the file side never blocks.
 fn sendfile(file: &File, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
     let dst = dst.0;
+    let locked = dst.fd.hold(Dir::Write).map_err(|e| dst.err("write", e))?;
     let mut pace = Pace(0);
     loop {
-        let r = dst.fd.write_with(|fd| {
+        let r = locked.io(|fd| {
             nonblocking_file(fd)?;
             socket::sendfile(fd, file.as_fd(), None, SENDFILE_CHUNK)
         });
@@ -372,7 +381,7 @@ fn sendfile(file: &File, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
             }
             // Not a regular file (a pipe, a tty...): nothing was taken from it.
             Err(e) if unsupported(&e) => return Ok(Fast::Unsupported),
-            // The file is not open for reading (the socket is held open by `write_with`):
+            // The file is not open for reading (the socket is held open by `locked`):
             // let the buffered loop's `read` report it as std would.
             Err(e) if e.raw_os_error() == Some(libc::EBADF) && *moved == 0 => {
                 return Ok(Fast::Unsupported)

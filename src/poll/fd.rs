@@ -93,9 +93,9 @@ impl Ref<'_> {
     }
 }
 
-/// A direction lock and a reference, held for the duration of one call; both go in one
-/// atomic step when it drops.
-struct Locked<'a> {
+/// A direction lock and a reference, held for the duration of one call (or of several,
+/// through [`NetFd::hold`]); both go in one atomic step when it drops.
+pub(crate) struct Locked<'a> {
     fd: &'a NetFd,
     dir: Dir,
 }
@@ -104,6 +104,11 @@ impl Locked<'_> {
     fn fd(&self) -> BorrowedFd<'_> {
         // SAFETY: the fd is open while any call holds a reference (see `NetFd` invariant).
         unsafe { BorrowedFd::borrow_raw(self.fd.fd) }
+    }
+
+    /// One call (beats 2 to 5) under the lock held since [`NetFd::hold`].
+    pub(crate) fn io<R>(&self, op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>) -> io::Result<R> {
+        self.fd.io_locked(self, op, |_| false)
     }
 }
 
@@ -234,17 +239,37 @@ impl NetFd {
         self.io(Dir::Write, op, |_| false)
     }
 
+    /// Beat 1 alone, for a caller that makes several calls as one: `io::copy`'s `sendfile`
+    /// holds the write lock from the first byte of a file to the last, as Go's `SendFile`
+    /// does, so no other writer's message lands inside the file. Each [`Locked::io`] under it
+    /// is one call of its own for deadlines, per-call timeouts and `close`.
+    pub(crate) fn hold(&self, dir: Dir) -> io::Result<Locked<'_>> {
+        self.lock(dir)
+    }
+
     /// The five beats. See the module comment. `drains` says whether a successful result
     /// emptied the receive queue.
     fn io<R>(
         &self,
         dir: Dir,
-        mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+        op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
         drains: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
         // 1. direction lock + reference
         let locked = self.lock(dir)?;
-        let fd = locked.fd();
+        self.io_locked(&locked, op, drains)
+    }
+
+    /// Beats 2 to 5, under the direction lock `locked` holds.
+    #[inline]
+    fn io_locked<R>(
+        &self,
+        locked: &Locked<'_>,
+        mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+        drains: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        debug_assert!(std::ptr::eq(locked.fd, self));
+        let (fd, dir) = (locked.fd(), locked.dir);
         let call = self.call_deadline(dir);
         // 2. closed? deadline passed? forget stale readiness
         let was_ready = self.desc.prepare(dir, call)?;

@@ -1,0 +1,97 @@
+//! `coronet::io::copy` beside another writer on the same socket, on a runtime of one worker
+//! (the whole binary's, hence a file of its own): a file sent with `sendfile` arrives in one
+//! piece, as Go's `SendFile` delivers it, because the copy holds the socket's write lock
+//! from its first byte to its last. One worker makes the test exact: the copy yields to the
+//! worker's other coroutines every 16 MiB, and a lock taken per `sendfile` call would be free
+//! at that moment for the writer beside it, which runs right then.
+
+use coronet::io::copy;
+use coronet::net::{Shutdown, TcpListener, TcpStream};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The messages `write_all` sends beside a copy: 64 bytes unlike any run of the file's.
+const MESSAGE: &[u8; 64] = b"<message from another writer, whole or not at all.............>\n";
+
+/// Bytes that reveal a dropped, repeated or reordered block.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 65536) as u8).collect()
+}
+
+/// An open file holding `data`, already unlinked.
+fn temp_file(data: &[u8]) -> File {
+    let path = std::env::temp_dir().join(format!("coronet-io-whole-{}", std::process::id()));
+    std::fs::write(&path, data).unwrap();
+    let f = File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f
+}
+
+/// Checks that `got` is `file` in one piece with `messages` whole `MESSAGE`s around it.
+fn assert_file_in_one_piece(got: &[u8], file: &[u8], messages: usize) {
+    let at = got
+        .windows(64)
+        .position(|w| w == &file[..64])
+        .expect("the file's first bytes never arrived");
+    assert_eq!(at % 64, 0, "the file cut a message");
+    let end = at + file.len();
+    assert!(end <= got.len(), "the file arrived short");
+    if let Some(i) = (0..file.len()).find(|&i| got[at + i] != file[i]) {
+        let near = &got[at + i..(at + i + 64).min(got.len())];
+        panic!(
+            "byte {i} of the file is not the file's: {:?}",
+            String::from_utf8_lossy(near)
+        );
+    }
+    let rest: Vec<u8> = [&got[..at], &got[end..]].concat();
+    assert_eq!(rest.len(), messages * 64, "messages lost or cut");
+    assert!(
+        rest.chunks(64).all(|m| m == MESSAGE),
+        "a message was mangled"
+    );
+}
+
+#[test]
+fn a_file_sent_with_sendfile_is_not_cut_by_another_writer() {
+    coronet::Builder::new()
+        .workers(1)
+        .build_global()
+        .expect("the only runtime of this test binary");
+    // past the copy's 16 MiB yield
+    let data = pattern((20 << 20) + 64);
+    let mut file = temp_file(&data);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        client.read_to_end(&mut v).unwrap();
+        v
+    });
+    let server: Arc<TcpStream> = Arc::new(server);
+    let (n, messages) = coronet::run(move || {
+        let done = Arc::new(AtomicBool::new(false));
+        let (s, d) = (server.clone(), done.clone());
+        // until the copy is over, a message each time the worker comes round
+        let writer = coronet::go(move || {
+            let mut sent = 0;
+            while sent < 2 || !d.load(Ordering::Acquire) {
+                (&*s).write_all(MESSAGE).unwrap();
+                sent += 1;
+                coronet::yield_now();
+            }
+            sent
+        });
+        let s = server.clone();
+        let copier = coronet::go(move || copy(&mut file, &mut &*s).unwrap());
+        let n = copier.join().unwrap();
+        done.store(true, Ordering::Release);
+        let messages = writer.join().unwrap();
+        server.shutdown(Shutdown::Write).unwrap();
+        (n, messages)
+    });
+    assert_eq!(n, data.len() as u64);
+    assert_file_in_one_piece(&reader.join().unwrap(), &data, messages);
+}
