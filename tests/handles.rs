@@ -1,6 +1,7 @@
 //! What a socket handle carries across `try_clone` and the conversions from and to std, and
 //! what releasing it costs the worker: std keeps the read/write timeouts and the nonblocking
-//! mode in the socket, so a clone or a converted socket has them too; and a socket with
+//! mode in the socket, so a clone or a converted socket has them too (and a clone sees a
+//! later change made on the other handle); and a socket with
 //! `SO_LINGER` on must not stall a worker when it is closed (found by an audit).
 //!
 //! One worker for the whole binary, so a stalled worker shows in a coroutine beside it.
@@ -54,6 +55,49 @@ fn a_clone_keeps_the_timeouts_and_the_nonblocking_mode() {
     one_worker();
     clone_keeps_settings(); // a plain thread
     coronet::go(clone_keeps_settings).join().unwrap();
+}
+
+/// A change made on one handle after the clone reaches the other, either way round and
+/// across a clone of a clone, as std's do (they share the socket and its open file).
+fn clones_share_later_changes() {
+    let (s, _peer) = pair();
+    let c = s.try_clone().unwrap();
+    let cc = c.try_clone().unwrap();
+    c.set_read_timeout(Some(MS(200))).unwrap();
+    s.set_write_timeout(Some(MS(300))).unwrap();
+    for h in [&s, &c, &cc] {
+        assert_eq!(h.read_timeout().unwrap(), Some(MS(200)));
+        assert_eq!(h.write_timeout().unwrap(), Some(MS(300)));
+    }
+    // the original's read times out with the timeout set on the clone
+    let start = Instant::now();
+    let err = (&s).read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(start.elapsed() >= MS(200), "early: {:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_secs(5), "{err}");
+
+    cc.set_nonblocking(true).unwrap();
+    let err = (&s).read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(None).unwrap();
+    assert_eq!(cc.read_timeout().unwrap(), None);
+    // blocking again on every handle: a read parks until the peer writes
+    let mut peer = _peer;
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(MS(50));
+        peer.write_all(b"x").unwrap();
+        peer
+    });
+    assert_eq!((&cc).read(&mut [0u8; 8]).unwrap(), 1);
+    drop(writer.join().unwrap());
+}
+
+#[test]
+fn a_later_change_on_one_clone_reaches_the_others() {
+    one_worker();
+    clones_share_later_changes(); // a plain thread
+    coronet::go(clones_share_later_changes).join().unwrap();
 }
 
 #[test]

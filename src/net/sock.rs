@@ -329,9 +329,8 @@ impl Sock {
     }
 
     /// A `dup` of the socket sharing the same open file, with its own `NetFd`: its own
-    /// locks and deadlines, and the timeouts and nonblocking mode set so far (std shares
-    /// those between clones through the socket; here a later change stays with the handle
-    /// it was made on — `docs/porting.md`).
+    /// locks, deadlines and `close`, and the timeouts and nonblocking mode shared with this
+    /// handle, later changes included, as std shares them through the socket.
     pub(crate) fn try_clone(&self) -> io::Result<Sock> {
         let fd = self
             .fd

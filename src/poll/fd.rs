@@ -32,7 +32,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::desc::{Dir, PollDesc};
@@ -54,12 +54,12 @@ pub(crate) struct NetFd {
     /// The lifetime word: closed bit, calls in flight, direction locks (`poll/fdmutex.rs`).
     mu: FdMutex,
     pub(crate) desc: Arc<PollDesc>,
-    /// std's per-call timeouts (`set_read_timeout`), in nanoseconds; 0 = none.
-    rtimeout: AtomicU64,
-    wtimeout: AtomicU64,
-    /// std's `set_nonblocking(true)`: calls return `WouldBlock` instead of parking. The fd
-    /// itself is always O_NONBLOCK.
-    user_nonblocking: AtomicBool,
+    /// std's settings of this handle while it has no clone; see `settings`.
+    own: Settings,
+    /// The settings of a handle that has been cloned, shared with every clone, as std
+    /// shares them through the socket and its open file: a later change on one handle
+    /// reaches the others. Set once, by the first `try_clone` on either side.
+    shared: OnceLock<Arc<Settings>>,
     /// The last stream read returned less than it was offered, so it emptied the socket's
     /// receive queue. With edge-triggered epoll any byte that arrives after that sets the
     /// read slot READY, so if `prepare` finds no READY the next read can park at once
@@ -73,6 +73,39 @@ pub(crate) struct NetFd {
     /// The socket may have `SO_LINGER` on (set through us, or unknown: adopted from std or
     /// a raw fd, or cloned), so releasing it may block; see `keep_if_lingering`.
     may_linger: AtomicBool,
+}
+
+/// What std keeps in the socket or its open file, and so shares between clones.
+#[derive(Default)]
+struct Settings {
+    /// std's per-call timeouts (`set_read_timeout`), in nanoseconds; 0 = none.
+    rtimeout: AtomicU64,
+    wtimeout: AtomicU64,
+    /// std's `set_nonblocking(true)`: calls return `WouldBlock` instead of parking. The fd
+    /// itself is always O_NONBLOCK.
+    user_nonblocking: AtomicBool,
+}
+
+impl Settings {
+    fn copy(&self) -> Settings {
+        let s = Settings::default();
+        s.rtimeout
+            .store(self.rtimeout.load(Ordering::Relaxed), Ordering::Relaxed);
+        s.wtimeout
+            .store(self.wtimeout.load(Ordering::Relaxed), Ordering::Relaxed);
+        let nonblocking = self.user_nonblocking.load(Ordering::Relaxed);
+        s.user_nonblocking.store(nonblocking, Ordering::Relaxed);
+        s
+    }
+}
+
+/// Held by every change of settings and by the clone that shares them: otherwise a change
+/// made on a handle while its first clone copies its own settings into the shared ones
+/// could land in the old place after the copy. Both are rare; the calls only read.
+static SETTING: Mutex<()> = Mutex::new(());
+
+fn setting() -> MutexGuard<'static, ()> {
+    SETTING.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A reference held for the duration of one call.
@@ -127,27 +160,24 @@ impl NetFd {
             fd: fd.into_raw_fd(),
             mu: FdMutex::new(),
             desc: PollDesc::new(),
-            rtimeout: AtomicU64::new(0),
-            wtimeout: AtomicU64::new(0),
-            user_nonblocking: AtomicBool::new(false),
+            own: Settings::default(),
+            shared: OnceLock::new(),
             drained: AtomicBool::new(false),
             may_linger: AtomicBool::new(false),
         }
     }
 
-    /// Gives a clone (`try_clone`) this one's std settings: the per-call timeouts and the
-    /// user's nonblocking mode, which std keeps in the socket and so shares between clones.
-    /// Here each handle has its own copy, taken at the clone (later changes stay per handle).
+    /// Makes a clone (`try_clone`, `self` new) share `from`'s std settings: the per-call
+    /// timeouts and the user's nonblocking mode, which std keeps in the socket and its open
+    /// file, so that a change on either handle — or on any other clone — reaches them all.
     /// Both may now release a socket with `SO_LINGER` set through the other.
     pub(crate) fn inherit(&self, from: &NetFd) {
-        for (to, from) in [
-            (&self.rtimeout, &from.rtimeout),
-            (&self.wtimeout, &from.wtimeout),
-        ] {
-            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        {
+            let _setting = setting();
+            let shared = from.shared.get_or_init(|| Arc::new(from.own.copy()));
+            // `self` is new and not yet shared with anyone: the cell is empty.
+            let _ = self.shared.set(shared.clone());
         }
-        let nonblocking = from.user_nonblocking.load(Ordering::Relaxed);
-        self.user_nonblocking.store(nonblocking, Ordering::Relaxed);
         self.may_linger.store(true, Ordering::Relaxed);
         from.may_linger.store(true, Ordering::Relaxed);
     }
@@ -178,6 +208,15 @@ impl NetFd {
         }
         // On failure (no fd to spare) the close blocks, as it would without this.
         fd.try_clone_to_owned().ok()
+    }
+
+    /// This handle's std settings: its own until it is cloned, then those it shares.
+    #[inline]
+    fn settings(&self) -> &Settings {
+        match self.shared.get() {
+            Some(shared) => shared,
+            None => &self.own,
+        }
     }
 
     #[cfg(test)]
@@ -301,7 +340,7 @@ impl NetFd {
             if !was_ready
                 && !self.desc.is_hung_up()
                 && !self.desc.saw_urgent()
-                && !self.user_nonblocking.load(Ordering::Relaxed)
+                && !self.settings().user_nonblocking.load(Ordering::Relaxed)
                 && self.desc.registration().is_some()
             {
                 hot_trace!(
@@ -317,7 +356,7 @@ impl NetFd {
                 // 4. retry: a signal interrupted the call
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.user_nonblocking.load(Ordering::Relaxed) {
+                    if self.settings().user_nonblocking.load(Ordering::Relaxed) {
                         return Err(e);
                     }
                     // 5. park until the netpoller says ready, then retry
@@ -349,6 +388,7 @@ impl NetFd {
     /// std's per-call timeout for `dir` (`set_read_timeout` / `set_write_timeout`).
     pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) {
         let nanos = t.map_or(0, |t| t.as_nanos().clamp(1, u64::MAX as u128) as u64);
+        let _setting = setting();
         self.timeout_word(dir).store(nanos, Ordering::Relaxed);
     }
 
@@ -360,9 +400,10 @@ impl NetFd {
     }
 
     fn timeout_word(&self, dir: Dir) -> &AtomicU64 {
+        let settings = self.settings();
         match dir {
-            Dir::Read => &self.rtimeout,
-            Dir::Write => &self.wtimeout,
+            Dir::Read => &settings.rtimeout,
+            Dir::Write => &settings.wtimeout,
         }
     }
 
@@ -375,7 +416,10 @@ impl NetFd {
 
     pub(crate) fn set_user_nonblocking(&self, on: bool) -> io::Result<()> {
         let _r = self.incref()?;
-        self.user_nonblocking.store(on, Ordering::Relaxed);
+        let _setting = setting();
+        self.settings()
+            .user_nonblocking
+            .store(on, Ordering::Relaxed);
         Ok(())
     }
 
