@@ -93,6 +93,7 @@ pub(crate) fn cold_log(emit: impl FnOnce()) {
     emit()
 }
 
+mod any;
 pub mod chan;
 pub mod context;
 pub mod io;

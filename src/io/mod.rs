@@ -94,12 +94,11 @@
 //! A copy to a reader that keeps up may never wait, and coroutines are not preempted, so a
 //! copy yields to its worker's other coroutines every 16 MiB.
 
-use std::any::TypeId;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
+use crate::any::{erased_type_id, view};
 use crate::net::sock::Sock;
 use crate::net::socket::{self, SPLICE_FLAGS};
 use crate::net::TcpStream;
@@ -287,43 +286,6 @@ fn as_sink<'a, W: ?Sized>(writer: &'a W) -> Option<Sink<'a>> {
             None
         }
     }
-}
-
-/// `TypeId::of::<T>()` with `T`'s lifetimes erased, for any `T` — `TypeId::of` itself
-/// demands `T: 'static`, which would refuse `&'a File`.
-fn erased_type_id<T: ?Sized>() -> TypeId {
-    trait Probe {
-        fn id(&self) -> TypeId
-        where
-            Self: 'static;
-    }
-    impl<T: ?Sized> Probe for PhantomData<T> {
-        fn id(&self) -> TypeId
-        where
-            Self: 'static,
-        {
-            TypeId::of::<T>()
-        }
-    }
-    let probe: &dyn Probe = &PhantomData::<T>;
-    // SAFETY: only the trait object's lifetime bound changes; layout and vtable are the
-    // same. Lifetimes do not exist once compiled, so the vtable's `id` is `TypeId::of` of
-    // `T` with its lifetimes erased. Nothing is read through the widened bound: the
-    // `PhantomData` holds no data and `id` touches none.
-    let probe: &(dyn Probe + 'static) = unsafe { std::mem::transmute(probe) };
-    probe.id()
-}
-
-/// Views `r` as a `T`.
-///
-/// # Safety
-///
-/// `R` must be `T` up to lifetimes (`erased_type_id` equal), and each lifetime of `T` must
-/// be outlived by the matching one in `R`, in a position where `T` is covariant.
-unsafe fn view<R: ?Sized, T>(r: &R) -> &T {
-    // SAFETY: by the caller's promise `R` and `T` are one type with one layout, and the
-    // lifetimes only shrink; the reference stays as valid as `r`.
-    unsafe { &*(r as *const R).cast::<T>() }
 }
 
 /// Whether an error from `sendfile`/`splice` means "this pair cannot take the fast path".
@@ -543,20 +505,6 @@ mod tests {
     use super::*;
     use crate::net::TcpListener;
     use std::io::Seek;
-
-    #[test]
-    fn erased_type_ids_ignore_lifetimes_only() {
-        fn id_of_ref<'a>(_: &'a File) -> TypeId {
-            erased_type_id::<&'a File>()
-        }
-        let f = File::open("/dev/null").unwrap();
-        assert_eq!(id_of_ref(&f), TypeId::of::<&'static File>());
-        assert_eq!(erased_type_id::<File>(), TypeId::of::<File>());
-        assert_ne!(erased_type_id::<File>(), erased_type_id::<&File>());
-        assert_ne!(erased_type_id::<&File>(), erased_type_id::<&mut File>());
-        assert_ne!(erased_type_id::<&File>(), erased_type_id::<&TcpStream>());
-        assert_ne!(erased_type_id::<dyn Read>(), erased_type_id::<File>());
-    }
 
     #[test]
     fn probes_recognise_exactly_the_listed_types() {

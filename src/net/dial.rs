@@ -12,6 +12,7 @@ use super::lookup::{copies_only, resolve_context};
 use super::sock::Sock;
 use super::socket::{self, SockAddr};
 use super::tcp::{addrs, dial_error, TcpListener, TcpStream};
+use crate::any::{erased_type_id, view};
 use crate::context::{Context, ContextError};
 use crate::poll::desc::{Dir, PollDesc};
 
@@ -80,14 +81,15 @@ impl Dialer {
     ///
     /// # Name lookups
     ///
-    /// [`dial_context`](Dialer::dial_context) stops waiting for a lookup at the deadline and
-    /// fails with `dial tcp: i/o timeout` (kind `TimedOut`, no address yet; the lookup runs
-    /// on, detached, and its answer is dropped). [`dial`](Dialer::dial) cannot leave a lookup
-    /// behind, because its address may borrow from the caller (it is not `'static`): it
-    /// gives up before looking up if the deadline has passed already, and otherwise waits
-    /// for the resolver, then fails with that same error if the deadline passed meanwhile.
-    /// To bound a lookup that may hang, use `dial_context` — with
-    /// [`Context::background`] when there is no other context:
+    /// A lookup still running at the deadline is no longer waited for: the dial fails with
+    /// `dial tcp: i/o timeout` (kind `TimedOut`, no address yet), and the lookup runs on,
+    /// detached, its answer dropped. That takes an address the lookup can own: any for
+    /// [`dial_context`](Dialer::dial_context) (`'static`), and for [`dial`](Dialer::dial) a
+    /// host name in one of std's string forms — `&str`, `String`, `&String`, `(&str, u16)`,
+    /// `(String, u16)` — which it copies. Another `ToSocketAddrs` of your own that does its
+    /// own slow lookup may borrow from the caller, so `dial` waits for it, then fails with
+    /// that same error if the deadline passed meanwhile; give such a one to `dial_context`,
+    /// with [`Context::background`] when there is no other context:
     ///
     /// ```
     /// use coronet::context::Context;
@@ -230,8 +232,8 @@ impl Dialer {
     /// The last failure in Go's form, e.g. `dial tcp 127.0.0.1:1: connection refused`,
     /// or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) past the deadline;
     /// `dial tcp: i/o timeout` when the deadline passed before or during a name lookup (Go
-    /// adds `lookup NAME:`, which a `ToSocketAddrs` cannot tell). A lookup is waited for
-    /// even past the deadline: see [`timeout`](Dialer::timeout).
+    /// adds `lookup NAME:`, which a `ToSocketAddrs` cannot tell). Which lookups the deadline
+    /// cuts short: see [`timeout`](Dialer::timeout).
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener};
@@ -253,14 +255,26 @@ impl Dialer {
     /// ```
     pub fn dial<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<TcpStream> {
         let deadline = self.effective_deadline();
-        // `addr` may borrow, so a lookup cannot be left running past the deadline (as
-        // `dial_context`'s is): check before it, and after it in case it overran.
         let lookup = !copies_only::<A>();
         let lookup_timeout = || dial_error(self.local, None, timeout_error());
         if lookup && passed(deadline) {
             return Err(lookup_timeout());
         }
-        let list = addrs(addr).map_err(|e| dial_error(self.local, None, e))?;
+        let list = match HostName::of(&addr) {
+            // A host name in one of std's string forms, copied: the lookup can be left to
+            // run on past the deadline, detached, as `dial_context`'s is.
+            Some(name) if deadline.is_some() => {
+                match resolve_until(&Context::background(), deadline, name) {
+                    Err(_) => return Err(lookup_timeout()),
+                    Ok(Ok(list)) if !list.is_empty() => list,
+                    Ok(Ok(_)) => return Err(dial_error(self.local, None, no_addresses())),
+                    Ok(Err(e)) => return Err(dial_error(self.local, None, e)),
+                }
+            }
+            // Any other `ToSocketAddrs` may borrow what its lookup reads, so the lookup is
+            // waited for; past the deadline, the dial fails without trying an address.
+            _ => addrs(addr).map_err(|e| dial_error(self.local, None, e))?,
+        };
         if lookup && passed(deadline) {
             return Err(lookup_timeout());
         }
@@ -287,6 +301,56 @@ impl Dialer {
             }
         }
         Err(last.expect("at least one address"))
+    }
+}
+
+/// A copy of a host name given in one of std's string forms, which `dial` can hand to a
+/// lookup that outlives the call.
+enum HostName {
+    /// `"host:port"`
+    Joined(String),
+    /// `("host", port)`
+    Split(String, u16),
+}
+
+impl HostName {
+    /// `addr` copied, if it is `&str`, `String`, `&String`, `(&str, u16)` or `(String, u16)`.
+    fn of<A: ?Sized>(addr: &A) -> Option<HostName> {
+        let id = erased_type_id::<A>();
+        // SAFETY (each arm): the ids say `A` *is* the named type up to lifetimes, and each
+        // view only shortens them to the borrow of `addr`, in covariant positions (shared
+        // references and tuples of them); the value is only read, to copy it.
+        unsafe {
+            if id == erased_type_id::<&str>() {
+                Some(HostName::Joined(view::<A, &str>(addr).to_string()))
+            } else if id == erased_type_id::<String>() {
+                Some(HostName::Joined(view::<A, String>(addr).clone()))
+            } else if id == erased_type_id::<&String>() {
+                Some(HostName::Joined(view::<A, &String>(addr).to_string()))
+            } else if id == erased_type_id::<(&str, u16)>() {
+                let &(host, port) = view::<A, (&str, u16)>(addr);
+                Some(HostName::Split(host.to_string(), port))
+            } else if id == erased_type_id::<(String, u16)>() {
+                let (host, port) = view::<A, (String, u16)>(addr);
+                Some(HostName::Split(host.clone(), *port))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+impl ToSocketAddrs for HostName {
+    type Iter = std::vec::IntoIter<SocketAddr>;
+
+    /// std's parsing and lookup for the original form.
+    fn to_socket_addrs(&self) -> io::Result<Self::Iter> {
+        #[cfg(test)]
+        tests::slow_resolver(self);
+        match self {
+            HostName::Joined(s) => s.to_socket_addrs(),
+            HostName::Split(host, port) => (host.as_str(), *port).to_socket_addrs(),
+        }
     }
 }
 
@@ -652,6 +716,82 @@ impl ListenConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host whose lookup, through `HostName`, takes three seconds before it resolves
+    /// "localhost": a resolver that does not answer in time, for `dial`'s string forms.
+    const SLOW_HOST: &str = "slow-resolver.coronet.test";
+
+    pub(super) fn slow_resolver(name: &HostName) {
+        let host = match name {
+            HostName::Joined(s) => s.rsplit_once(':').map_or(s.as_str(), |(h, _)| h),
+            HostName::Split(h, _) => h,
+        };
+        if host == SLOW_HOST {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+
+    type Dial = Box<dyn Fn(&Dialer) -> io::Result<TcpStream>>;
+
+    /// Dials the slow host's name for `port`, in each of std's string forms `dial` copies.
+    fn slow_names(port: u16) -> [Dial; 5] {
+        let joined = format!("{SLOW_HOST}:{port}");
+        let (j2, j3) = (joined.clone(), joined.clone());
+        [
+            Box::new(move |d: &Dialer| d.dial(joined.as_str())),
+            Box::new(move |d: &Dialer| d.dial(j2.clone())),
+            Box::new(move |d: &Dialer| d.dial(&j3)),
+            Box::new(move |d: &Dialer| d.dial((SLOW_HOST, port))),
+            Box::new(move |d: &Dialer| d.dial((SLOW_HOST.to_string(), port))),
+        ]
+    }
+
+    #[test]
+    fn dial_gives_up_on_a_slow_lookup_of_a_host_name_at_the_deadline() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let dialer = Dialer::new().timeout(Duration::from_millis(300));
+        let check = move || {
+            let dialer = Dialer::new().timeout(Duration::from_millis(300));
+            for dial in slow_names(port) {
+                let t = Instant::now();
+                let e = dial(&dialer).expect_err("the lookup cannot have answered");
+                let took = t.elapsed();
+                // generous: what this catches is waiting out the 3 s resolver
+                assert!(took < Duration::from_secs(2), "waited {took:?}: {e}");
+                assert!(took >= Duration::from_millis(250), "early {took:?}: {e}");
+                assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+                assert_eq!(e.to_string(), "dial tcp: i/o timeout");
+            }
+        };
+        check(); // a plain thread
+        crate::go(check).join().unwrap();
+        // a name that resolves in time connects, through the copy
+        let s = dialer.dial(("localhost", port)).unwrap();
+        assert_eq!(s.peer_addr().unwrap().port(), port);
+    }
+
+    #[test]
+    fn host_names_are_copied_only_from_std_string_forms() {
+        let joined = |a: Option<HostName>| match a {
+            Some(HostName::Joined(s)) => Some(s),
+            _ => None,
+        };
+        let s = String::from("example.com:80");
+        assert_eq!(
+            joined(HostName::of(&"example.com:80")).as_deref(),
+            Some("example.com:80")
+        );
+        assert_eq!(joined(HostName::of(&s)).as_deref(), Some("example.com:80"));
+        assert_eq!(joined(HostName::of(&&s)).as_deref(), Some("example.com:80"));
+        match HostName::of(&("example.com", 80u16)) {
+            Some(HostName::Split(h, 80)) => assert_eq!(h, "example.com"),
+            _ => panic!("(&str, u16) not copied"),
+        }
+        assert!(HostName::of(&SocketAddr::from(([127, 0, 0, 1], 80))).is_none());
+        assert!(HostName::of(&("example.com", 80u32)).is_none());
+        assert!(HostName::of(&[SocketAddr::from(([127, 0, 0, 1], 80))][..]).is_none());
+    }
 
     #[test]
     fn partial_deadline_splits_like_go() {
