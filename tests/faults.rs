@@ -874,3 +874,59 @@ fn talk(addr: SocketAddr, i: usize, rounds: usize) -> usize {
     }
     rounds
 }
+
+/// The address space this process may still map, in bytes, capped to `room` more than it
+/// has mapped now (RLIMIT_AS); returns the old limit.
+fn cap_address_space(room: u64) -> libc::rlimit {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let vm_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmSize");
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `old` is a valid, writable rlimit for the duration of the call.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) }, 0);
+    let capped = libc::rlimit {
+        rlim_cur: vm_kb * 1024 + room,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: `capped` is a valid rlimit; lowering the soft limit is always permitted.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &capped) }, 0);
+    old
+}
+
+/// A timer armed on a plain thread while the timer thread cannot start (no address space
+/// for its stack) is kept, not a panic, and fires once a later timer could start the thread.
+/// Before (an audit): `Timer::new` panicked, and every later plain-thread timer of the
+/// process panicked too ("Once instance has previously been poisoned").
+#[test]
+fn a_timer_thread_that_cannot_start_yet_is_started_by_a_later_timer() {
+    const NAME: &str = "a_timer_thread_that_cannot_start_yet_is_started_by_a_later_timer";
+    if is_child(NAME) {
+        use coronet::time::Timer;
+        // no runtime in this child: plain-thread timers are the shared timer thread's
+        let old = cap_address_space(1 << 20); // a thread's stack needs 2 MiB
+        let first = std::panic::catch_unwind(|| Timer::new(Duration::from_millis(50)));
+        // SAFETY: `old` is the limit read above; restoring it is always permitted.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &old) }, 0);
+        let first = first.expect("Timer::new panicked when the thread could not start");
+        let second = Timer::new(Duration::from_millis(50));
+        for t in [&first, &second] {
+            assert!(t.receiver().recv_timeout(Duration::from_secs(10)).is_ok());
+        }
+        println!("FAULTS timer thread ok");
+        return;
+    }
+    let out = child(NAME).output().expect("spawn child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("FAULTS timer thread ok"),
+        "child {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -148,8 +148,18 @@ pub(crate) struct Shared {
     /// Started, unfinished coroutines of this worker, for `dump()`; the key is the index
     /// of the coroutine in `Local::coros` too. Read with [`Shared::live_tasks`].
     live: SpinLock<Slab<LiveTask>>,
+    /// Timers of this worker's heap cancelled on another thread, for the worker to remove
+    /// on its next timer pass (see [`cancel_timer_elsewhere`]).
+    cancels: SpinLock<Vec<TimerId>>,
+    cancels_pending: AtomicBool,
     pub(crate) counters: Counters,
 }
+
+/// Timer cancels queued for a worker before it is woken to apply them: a worker that sleeps
+/// until a far deadline would otherwise keep every cancelled entry (and what its callback
+/// holds) until it wakes. Fewer wait for its next pass (it takes them before it sleeps), so
+/// at most this many less one stay behind while it sleeps.
+const CANCELS_WAKE: usize = 64;
 
 fn lock<T>(m: &SpinLock<T>) -> SpinGuard<'_, T> {
     m.lock()
@@ -167,6 +177,8 @@ impl Shared {
             woken_to_search: AtomicBool::new(false),
             poller: Poller::new()?,
             live: SpinLock::new(Slab::new()),
+            cancels: SpinLock::new(Vec::new()),
+            cancels_pending: AtomicBool::new(false),
             counters: Counters::default(),
         })
     }
@@ -461,6 +473,29 @@ pub(crate) fn cancel_timer(id: TimerId) -> bool {
     action.is_some()
 }
 
+/// Disarms a timer in worker `n`'s heap from another thread. Only the owner may touch its
+/// heap, so the id is queued there and the owner removes the entry on its next timer pass
+/// (a stale id — the timer fired meanwhile — is ignored, by its generation). Until then the
+/// timer may still fire, so its callback must check that it is still wanted, as before.
+/// Without this a context or a `Timer` cancelled on another worker kept its entry, and
+/// everything its callback held, until its deadline — an hour, for an hour's timeout.
+pub(crate) fn cancel_timer_elsewhere(n: usize, id: TimerId) {
+    let Some(w) = super::runtime_started().and_then(|rt| rt.workers.get(n)) else {
+        return;
+    };
+    let queued = {
+        let mut q = lock(&w.cancels);
+        q.push(id);
+        q.len()
+    };
+    // SeqCst, against the sleep's last look: a worker going to sleep either sees this or
+    // is asleep when the batch's wake comes.
+    w.cancels_pending.store(true, Ordering::SeqCst);
+    if queued % CANCELS_WAKE == 0 {
+        w.wake();
+    }
+}
+
 /// The index of this thread's worker, if it is one.
 pub(crate) fn worker_index() -> Option<usize> {
     with_local(|l| l.shared.index)
@@ -694,6 +729,27 @@ impl Local {
         }
     }
 
+    /// Removes the timers other threads cancelled (`cancel_timer_elsewhere`).
+    fn apply_cancels(&self) {
+        let ids = {
+            let mut q = lock(&self.shared.cancels);
+            self.shared.cancels_pending.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *q)
+        };
+        let removed: Vec<Action> = {
+            let mut timers = self.timers.borrow_mut();
+            ids.iter().filter_map(|&id| timers.cancel(id)).collect()
+        };
+        log::trace!(
+            "worker {}: {} of {} timer(s) cancelled elsewhere removed",
+            self.shared.index,
+            removed.len(),
+            ids.len()
+        );
+        // dropped after the heap is released: a callback's captures may wake tasks
+        drop(removed);
+    }
+
     fn drain_remote(&self) -> bool {
         if !self.shared.remote_pending.load(Ordering::SeqCst) {
             return false;
@@ -710,6 +766,9 @@ impl Local {
 
     fn fire_timers(&self) -> bool {
         let mut fired = false;
+        if self.shared.cancels_pending.load(Ordering::Relaxed) {
+            self.apply_cancels();
+        }
         if self.timers.borrow().is_empty() {
             return false;
         }
@@ -797,6 +856,7 @@ impl Local {
         shared.sleeping.store(true, Ordering::SeqCst);
         self.rt.idle.fetch_add(1, Ordering::SeqCst);
         let has_work = shared.remote_pending.load(Ordering::SeqCst)
+            || shared.cancels_pending.load(Ordering::SeqCst)
             || shared.fresh_len.load(Ordering::SeqCst) > 0
             || self.rt.workers.iter().any(|w| w.fresh_len() > 1)
             || self.runq.borrow().peek_nth(0).is_some();

@@ -56,11 +56,11 @@ pub(super) fn keep_open<T>(tx: &Sender<T>) {
 /// received yet: once either call returns, no receive gets a time from before it, so
 /// neither needs Go's old "stop, then drain the channel" dance.
 ///
-/// Dropping the timer stops it; on the thread that last armed it (the one that created or
-/// last reset it; a coroutine always is), or from anywhere if that was a plain thread (its
-/// timers live in the shared timer thread's heap), that also frees its heap entry at once,
-/// which makes a `Timer` the right tool for a long timeout created per request. Otherwise
-/// the entry stays in its worker's heap until its time and then fires as a no-op.
+/// Dropping the timer stops it and frees its heap entry: at once on the thread whose heap
+/// holds it (the worker of the coroutine that armed it, or any thread for one armed on a
+/// plain thread, whose timers live in the shared timer thread's heap), and from anywhere
+/// else at that worker's next timer pass. So a `Timer` is the right tool for a long timeout
+/// created per request.
 ///
 /// ```
 /// use std::time::Duration;
@@ -192,13 +192,13 @@ impl Drop for Timer {
 ///
 /// # One live entry, as in Go
 ///
-/// A heap entry can be freed only on the thread whose heap holds it (see
-/// [`TimerHandle::cancel`]). So a reset to a later time keeps the live entry: when it comes
-/// due it finds `due` moved and re-arms itself there, on its own thread. Only a reset to an
-/// earlier time (or after a stop) arms a new entry, and the old one, if it could not be
-/// cancelled from here, fires later as a no-op. Without this, a timer reset in turn from
-/// coroutines on two workers left one entry per reset until its old deadline (an audit
-/// measured 26 MB for 200,000 resets of an hour-long timeout).
+/// A heap entry is freed at once only on the thread whose heap holds it; from elsewhere its
+/// cancel is queued for that worker (see [`TimerHandle::cancel`]). So a reset to a later
+/// time keeps the live entry: when it comes due it finds `due` moved and re-arms itself
+/// there, on its own thread, with no cancel at all. Only a reset to an earlier time (or
+/// after a stop) arms a new entry and cancels the old one. Without this, a timer reset in
+/// turn from coroutines on two workers left one entry per reset until its old deadline (an
+/// audit measured 26 MB for 200,000 resets of an hour-long timeout).
 ///
 /// Only crate code runs under the lock: the channel's send step and, for a stop or reset, a
 /// non-blocking receive, each taking the channel's own lock inside ours (the one lock order;
@@ -391,7 +391,7 @@ impl ChanTimer {
 }
 
 /// Cancels a superseded entry (outside the lock): freed at once on its own thread; from
-/// elsewhere it stays in its heap and fires as a no-op.
+/// elsewhere at its worker's next timer pass (it may fire as a no-op before that).
 fn cancel(old: Option<Live>) {
     if let Some(handle) = old.and_then(|l| l.handle) {
         handle.cancel();

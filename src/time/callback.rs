@@ -14,12 +14,14 @@
 //!
 //! # Cancelling
 //!
-//! A [`TimerHandle`] removes the entry when it is cancelled on the thread that owns the heap
-//! (the usual case: a coroutine never changes workers, so it cancels its own timers there)
-//! or when it lives in the shared heap. From any other thread the entry stays armed and
-//! fires later as a no-op: every callback checks its own "still wanted?" flag first.
+//! A [`TimerHandle`] removes the entry at once when it is cancelled on the thread that owns
+//! the heap (the usual case: a coroutine never changes workers, so it cancels its own timers
+//! there) or when it lives in the shared heap. From any other thread the cancel is queued
+//! for the owning worker, which removes the entry on its next timer pass; until then it may
+//! still fire, so every callback checks its own "still wanted?" flag first.
 
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Once};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::timers::{TimerId, Timers};
@@ -74,7 +76,10 @@ impl TimerHandle {
     pub(crate) fn cancel(&self) -> bool {
         match self.home {
             Home::Worker(n) if worker::worker_index() == Some(n) => worker::cancel_timer(self.id),
-            Home::Worker(_) => false,
+            Home::Worker(n) => {
+                worker::cancel_timer_elsewhere(n, self.id);
+                false
+            }
             Home::Shared => {
                 // dropped after the lock, like the worker's cancel: captures may wake tasks
                 let f = SHARED.lock().timers.cancel(self.id);
@@ -104,7 +109,10 @@ pub(crate) fn schedule(when: Instant, f: impl FnOnce() + Send + 'static) -> Time
 struct Shared {
     heap: Mutex<SharedHeap>,
     cond: Condvar,
-    started: Once,
+    /// Whether the thread runs. Set once, under `starting`; a start that fails (no thread or
+    /// memory to spare for now) is tried again by the next insert.
+    started: AtomicBool,
+    starting: Mutex<()>,
 }
 
 struct SharedHeap {
@@ -121,7 +129,8 @@ static SHARED: LazyLock<Shared> = LazyLock::new(|| Shared {
         wake_at: None,
     }),
     cond: Condvar::new(),
-    started: Once::new(),
+    started: AtomicBool::new(false),
+    starting: Mutex::new(()),
 });
 
 impl Shared {
@@ -131,18 +140,8 @@ impl Shared {
     }
 
     fn insert(&'static self, when: Instant, f: Callback) -> TimerId {
-        let mut started = false;
-        self.started.call_once(|| {
-            std::thread::Builder::new()
-                .name("coronet-timer".into())
-                .spawn(|| SHARED.run())
-                .expect("coronet: cannot start the timer thread (out of threads or memory)");
-            started = true;
-        });
-        // Outside the `Once`: a logger is user code, and one that arms a timer would wait
-        // on this very `Once` from inside it.
-        if started {
-            log::debug!("timer thread started");
+        if !self.started.load(Ordering::Acquire) {
+            self.start();
         }
         let mut heap = self.lock();
         let id = heap.timers.insert(when, f);
@@ -156,6 +155,34 @@ impl Shared {
             self.cond.notify_one();
         }
         id
+    }
+
+    /// Starts the timer thread unless it runs. A failure leaves the timer armed in the heap,
+    /// where the thread finds it once a later insert has started it: a panic here would
+    /// fail every timer made on a plain thread for the rest of the process.
+    fn start(&'static self) {
+        let result = {
+            let _starting = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+            if self.started.load(Ordering::Acquire) {
+                return;
+            }
+            let r = std::thread::Builder::new()
+                .name("coronet-timer".into())
+                .spawn(|| SHARED.run());
+            if r.is_ok() {
+                self.started.store(true, Ordering::Release);
+            }
+            r
+        };
+        // Logged after the lock: a logger is user code, and one that arms a timer would
+        // wait on it from inside.
+        match result {
+            Ok(_) => log::debug!("timer thread started"),
+            Err(e) => log::error!(
+                "coronet: cannot start the timer thread ({e}); timers armed on plain threads \
+                 wait until a later one can start it"
+            ),
+        }
     }
 
     fn run(&self) -> ! {

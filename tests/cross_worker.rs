@@ -1,0 +1,182 @@
+//! Timers armed by a coroutine on one worker and let go of on another. Only a worker touches
+//! its own timer heap, so such a cancel is queued for the owner. Found by an audit: before,
+//! the entry, and everything its callback held, stayed until its deadline — a `Timer`'s
+//! state and channel, a context's — an hour's worth of memory for an hour's timeout.
+//!
+//! The observable is the heap's live bytes, counted by this binary's allocator: ten thousand
+//! hour-long timers dropped elsewhere must give their memory back within seconds. Two
+//! workers for the whole binary, whatever the machine has; the tests run one at a time.
+
+use coronet::chan::{self, RecvTimeoutError, Sender};
+use coronet::context::Context;
+use coronet::time::Timer;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+/// System's allocator, counting the bytes live.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is passed on to `System` unchanged; the counter is only arithmetic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's promises for `alloc` are passed on as they are.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this `layout` (the caller's promise).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+const N: usize = 64 * 160; // a multiple of the batch that wakes an idle owner
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A coroutine serving jobs in order, on whichever worker it started on (it stays there).
+struct Pinned {
+    thread: ThreadId,
+    jobs: Sender<Job>,
+}
+
+impl Pinned {
+    fn start() -> Pinned {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            coronet::Builder::new()
+                .workers(2)
+                .build_global()
+                .expect("the only runtime of this binary");
+        });
+        let (jobs, rx) = chan::unbounded::<Job>();
+        let (tx, at) = chan::bounded(1);
+        coronet::go(move || {
+            tx.send(std::thread::current().id()).unwrap();
+            while let Ok(job) = rx.recv() {
+                job();
+            }
+        });
+        Pinned {
+            thread: at.recv().unwrap(),
+            jobs,
+        }
+    }
+
+    /// A job server on the same worker as `self` (`same`) or on the other one.
+    fn beside(&self, same: bool) -> Pinned {
+        for _ in 0..1000 {
+            let p = Pinned::start();
+            if (p.thread == self.thread) == same {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("no coroutine started where it was wanted");
+    }
+
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = chan::bounded(1);
+        let job: Job = Box::new(move || tx.send(f()).unwrap());
+        self.jobs.send(job).unwrap();
+        rx.recv().unwrap()
+    }
+}
+
+/// Makes what `make` returns on `a`, lets go of it on `b`, and measures how much memory
+/// comes back. A first round made and dropped on `a` itself grows `a`'s timer heap to its
+/// peak first, so that the vectors' capacity, which stays, is not counted.
+fn made_there_dropped_here<T: Send + 'static>(
+    a: &Pinned,
+    b: &Pinned,
+    make: fn() -> T,
+) -> (isize, isize) {
+    a.run(move || drop((0..N).map(|_| make()).collect::<Vec<T>>()));
+    let before = live();
+    let things = a.run(move || (0..N).map(|_| make()).collect::<Vec<T>>());
+    let held = live() - before;
+    b.run(move || drop(things));
+    let deadline = Instant::now() + Duration::from_secs(10); // generous: it takes ms
+    while live() - before > held / 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (held, live() - before)
+}
+
+fn assert_given_back((held, left): (isize, isize), what: &str) {
+    assert!(
+        held > (N * 100) as isize,
+        "{what}: only {held} bytes for {N}"
+    );
+    assert!(
+        left <= held / 10,
+        "{what}: {left} of {held} bytes still held after they were dropped"
+    );
+}
+
+#[test]
+fn timers_and_deadlines_dropped_on_another_worker_give_their_memory_back() {
+    let _serial = one_at_a_time();
+    let a = Pinned::start();
+    let b = a.beside(false);
+    // the owner stays busy: a coroutine beside the timers wakes it every 10 ms
+    let ticker = a.beside(true);
+    let (stop_tx, stop) = chan::bounded::<()>(0);
+    ticker
+        .jobs
+        .send(Box::new(move || {
+            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(Duration::from_millis(10))
+            {
+            }
+        }))
+        .unwrap();
+    assert_given_back(
+        made_there_dropped_here(&a, &b, || Timer::new(HOUR)),
+        "Timer",
+    );
+    assert_given_back(
+        made_there_dropped_here(&a, &b, || {
+            let t = Timer::new(HOUR);
+            assert!(t.reset(2 * HOUR)); // later: keeps its entry, on `a`
+            t
+        }),
+        "Timer reset later",
+    );
+    // Go's `defer cancel()` in a coroutine that the other worker runs
+    assert_given_back(
+        made_there_dropped_here(&a, &b, || Context::background().with_timeout(HOUR)),
+        "context with a timeout",
+    );
+    drop(stop_tx);
+}
+
+#[test]
+fn an_idle_owner_is_woken_to_free_entries_dropped_elsewhere() {
+    let _serial = one_at_a_time();
+    let a = Pinned::start();
+    let b = a.beside(false);
+    // nothing else runs on `a`: it sleeps until its earliest timer, an hour away, unless
+    // enough cancels queue up for it
+    assert_given_back(
+        made_there_dropped_here(&a, &b, || Timer::new(HOUR)),
+        "Timer",
+    );
+}
