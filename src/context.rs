@@ -42,12 +42,12 @@
 //!               run, out of the parent's list
 //! ```
 //!
-//! A child registers in its parent's list by `Weak` reference, so the list never keeps a
-//! child alive, and it leaves the list when it is cancelled *or* dropped: a loop that makes
-//! and drops a million children under one long-lived parent leaves that list empty (Go
-//! removes children on cancel; the drop rule is ours, because a `Canceller` guard may be
-//! forgotten). A child holds its parent strongly, so a parent outlives its children. The
-//! background context is never cancelled; its children are not registered at all.
+//! A child registers in its parent's list and leaves it when it is cancelled, as in Go; its
+//! [`Canceller`] holds it and cancels it when dropped, so a loop that makes and drops a
+//! million children (with their cancellers) under one long-lived parent leaves that list
+//! empty. The list holds `Weak` references, so it never keeps a child alive by itself. A
+//! child holds its parent strongly, so a parent outlives its children. The background
+//! context is never cancelled; its children are not registered at all.
 //!
 //! # Errors as `io::Error`
 //!
@@ -387,7 +387,7 @@ impl Context {
                 })),
             }
         });
-        let canceller = Canceller(Arc::downgrade(&inner));
+        let canceller = Canceller(inner.clone());
         // A parent cancel that ran while we were being built could not upgrade our `Weak`
         // (not yet alive). Reading its state under its lock, after we are alive, closes the
         // gap: either we see its cancel here, or its cancel comes later and reaches us.
@@ -532,49 +532,35 @@ impl Inner {
         true
     }
 
+    /// Leaves the parent's list (a cancel of our own; a parent's cancel took its whole list).
     fn leave_parent(&self) {
-        self.leave_parent_at(self);
-    }
-
-    /// Leaves the parent's list, where we are listed at `me`: our address in our `Arc`,
-    /// which is not `self` once `Drop` has moved us out of it.
-    fn leave_parent_at(&self, me: *const Inner) {
         if let (Some(parent), Some(key)) = (&self.parent, self.key) {
-            parent.inner.remove_child(key, me);
+            parent.inner.remove_child(key, self);
         }
     }
 
-    /// What a drop without a cancel undoes, for a context that lived at `me`: leave the
-    /// parent's list (the no-leak rule), free the deadline timer, and keep cloned done()
-    /// receivers waiting rather than let them see a disconnect that looks like a cancel.
-    /// Hands back the parent, for the caller to drop.
-    fn retire(&mut self, me: *const Inner) -> Option<Context> {
-        self.leave_parent_at(me);
-        if let Some(state) = &self.state {
-            let mut st = lock(state);
-            if let Some(tx) = st.done_tx.take() {
-                tx.chan.add_sender(); // a sender without a handle: never disconnects
-            }
-            if let Some(t) = st.timer.take() {
-                drop(st);
-                t.cancel();
-            }
-        }
+    /// Hands back the parent of a context being dropped, for the caller to drop. Nothing
+    /// else is left to undo: its `Canceller` holds it, so it was cancelled (out of its
+    /// parent's list, timer stopped, `done()` disconnected) before its last handle went —
+    /// the canceller cancels on drop, and one leaked with `mem::forget` leaks the context.
+    fn retire(&mut self) -> Option<Context> {
+        debug_assert!(
+            self.state.is_none() || self.err.load(Ordering::Relaxed) != LIVE,
+            "a live context dropped: its canceller holds it"
+        );
         self.parent.take()
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let me: *const Inner = self;
-        let mut parent = self.retire(me);
+        let mut parent = self.retire();
         // Dropping our parent handle as a field would drop the parent if we held its last
         // reference, and so the grandparent, one frame per level: a long chain overflows the
         // stack. Instead, each ancestor we were the last to hold is taken out of its `Arc`
         // and retired here, and drops with no parent of its own to drop.
         while let Some(ctx) = parent {
-            let at = Arc::as_ptr(&ctx.inner);
-            parent = Arc::into_inner(ctx.inner).and_then(|mut inner| inner.retire(at));
+            parent = Arc::into_inner(ctx.inner).and_then(|mut inner| inner.retire());
         }
     }
 }
@@ -598,8 +584,11 @@ impl Default for Context {
 /// Cancels its context on [`cancel`](Canceller::cancel) or on drop — Go's `CancelFunc`
 /// with `defer cancel()` built in.
 ///
-/// It holds its context weakly: once every [`Context`] handle is gone the canceller has
-/// nothing left to do, and keeps nothing alive.
+/// It holds its context, as Go's `CancelFunc` does: a `done()` receiver cloned and kept
+/// after every [`Context`] handle is gone still disconnects on the cancel, the deadline or
+/// the parent's cancel, and the context leaves its parent's list when it is cancelled.
+/// Drop it (or call `cancel`) when the work is over, as Go's `defer cancel()` does; one
+/// kept for ever keeps its context, as in Go.
 ///
 /// ```
 /// use coronet::context::Context;
@@ -609,7 +598,7 @@ impl Default for Context {
 /// }
 /// assert!(ctx.is_done());
 /// ```
-pub struct Canceller(Weak<Inner>);
+pub struct Canceller(Arc<Inner>);
 
 impl Canceller {
     /// Cancels the context (and its children) with [`ContextError::Canceled`]; a no-op if
@@ -638,9 +627,7 @@ impl Canceller {
     /// cancel.cancel(); // a second cancel does nothing
     /// ```
     pub fn cancel(&self) {
-        if let Some(ctx) = self.0.upgrade() {
-            ctx.cancel(ContextError::Canceled);
-        }
+        self.0.cancel(ContextError::Canceled);
     }
 }
 
@@ -702,7 +689,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     #[test]
-    fn dropped_children_leave_the_parent_list() {
+    fn children_leave_the_parent_list_when_cancelled() {
         let (parent, _cancel) = Context::background().with_cancel();
         for _ in 0..1000 {
             let (child, cancel) = parent.with_cancel();
@@ -711,13 +698,14 @@ mod tests {
             drop(cancel);
         }
         assert_eq!(parent.__child_count(), 0);
-        // a canceller kept alive: dropping the context alone also leaves the list (held, not
-        // `mem::forget`-ed, so memcheck sees no leak from the test itself)
+        // Go's rule: a child is listed until it is cancelled, whatever became of its
+        // handles; its canceller holds it
         let (child, cancel) = parent.with_cancel();
         assert_eq!(parent.__child_count(), 1);
         drop(child);
-        assert_eq!(parent.__child_count(), 0);
+        assert_eq!(parent.__child_count(), 1);
         drop(cancel);
+        assert_eq!(parent.__child_count(), 0);
     }
 
     #[test]
@@ -745,12 +733,32 @@ mod tests {
         assert!(Context::background().on_cancel(|| ()).unwrap().is_none());
     }
 
+    /// Go's `done := ctx.Done()`, kept after the context: a cancel, the deadline or the
+    /// parent's cancel still disconnects it. (Found by an audit: once the last `Context`
+    /// handle was gone, nothing could reach it, and a `select!` on it waited for ever.)
     #[test]
-    fn a_dropped_context_does_not_look_cancelled() {
+    fn a_done_clone_sees_the_cancel_after_the_context_is_dropped() {
+        let disconnected = |done: &Receiver<()>| {
+            let r = done.recv_timeout(Duration::from_secs(10));
+            matches!(r, Err(chan::RecvTimeoutError::Disconnected))
+        };
         let (ctx, cancel) = Context::background().with_cancel();
         let done = ctx.done().clone();
         drop(ctx);
-        drop(cancel);
-        assert!(done.try_recv().unwrap_err().is_empty());
+        assert!(done.try_recv().unwrap_err().is_empty(), "not cancelled yet");
+        cancel.cancel();
+        assert!(disconnected(&done), "the cancel");
+
+        let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(50));
+        let done = ctx.done().clone();
+        drop(ctx);
+        assert!(disconnected(&done), "the deadline");
+
+        let (parent, cancel_parent) = Context::background().with_cancel();
+        let (child, _cancel_child) = parent.with_cancel();
+        let done = child.done().clone();
+        drop((child, parent));
+        cancel_parent.cancel();
+        assert!(disconnected(&done), "the parent's cancel");
     }
 }

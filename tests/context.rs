@@ -176,32 +176,32 @@ fn a_deep_chain_is_cancelled_from_its_root() {
 }
 
 #[test]
-fn a_deep_chain_is_dropped_leaf_first_or_root_first() {
+fn a_deep_chain_is_cancelled_leaf_first_or_root_first_and_freed() {
     on_both(|| {
-        // Leaf first: the leaf holds every level below the root, so its drop frees them all,
-        // and each leaves its parent's list without looking cancelled.
+        // Cancellers leaf first: one level at a time, each leaving its parent's list; the
+        // contexts live on in the leaf, whose drop then frees the whole chain.
         let (root, _cancel) = Context::background().with_cancel();
-        let (mut ctxs, cancels) = chain(&root);
+        let (mut ctxs, mut cancels) = chain(&root);
         let leaf = ctxs.pop().unwrap();
         let mid_done = ctxs[DEEP / 2].done().clone();
-        drop(ctxs);
+        drop(ctxs); // the cancellers hold them
         assert_eq!(root.__child_count(), 1);
-        drop(leaf);
-        assert_eq!(root.__child_count(), 0);
         assert!(mid_done.try_recv().unwrap_err().is_empty(), "not cancelled");
-        drop(cancels); // their contexts are gone: nothing to cancel
+        cancels.reverse();
+        drop(cancels);
+        assert_eq!(root.__child_count(), 0);
+        assert!(mid_done.try_recv().unwrap_err().is_disconnected());
+        assert_eq!(leaf.err(), Some(ContextError::Canceled));
+        drop(leaf);
 
-        // Root first: the leaf's drop frees the root too.
+        // Root first: its cancel reaches the whole chain; the cancellers' drop frees it.
         let (root, root_cancel) = Context::background().with_cancel();
         let (ctxs, cancels) = chain(&root);
-        let root_done = root.done().clone();
-        drop(root);
-        drop(ctxs);
-        assert!(
-            root_done.try_recv().unwrap_err().is_empty(),
-            "not cancelled"
-        );
-        drop((cancels, root_cancel));
+        let leaf_done = ctxs.last().unwrap().done().clone();
+        drop((root, ctxs));
+        drop(root_cancel);
+        assert!(leaf_done.try_recv().unwrap_err().is_disconnected());
+        drop(cancels);
     });
 }
 
