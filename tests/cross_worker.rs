@@ -1,11 +1,15 @@
-//! Timers armed by a coroutine on one worker and let go of on another. Only a worker touches
-//! its own timer heap, so such a cancel is queued for the owner. Found by an audit: before,
-//! the entry, and everything its callback held, stayed until its deadline — a `Timer`'s
-//! state and channel, a context's — an hour's worth of memory for an hour's timeout.
-//!
-//! The observable is the heap's live bytes, counted by this binary's allocator: ten thousand
-//! hour-long timers dropped elsewhere must give their memory back within seconds. Two
+//! What one worker owes another: work it cannot do itself, and memory it holds for it. Two
 //! workers for the whole binary, whatever the machine has; the tests run one at a time.
+//!
+//! - Timers armed by a coroutine on one worker and let go of on another. Only a worker
+//!   touches its own timer heap, so such a cancel is queued for the owner. Found by an
+//!   audit: before, the entry, and everything its callback held, stayed until its deadline
+//!   — a `Timer`'s state and channel, a context's — an hour's worth of memory for an hour's
+//!   timeout. The observable is the heap's live bytes, counted by this binary's allocator:
+//!   ten thousand hour-long timers dropped elsewhere must give their memory back within
+//!   seconds.
+//! - A coroutine spawned on a worker that stays busy: the other worker must not go to sleep
+//!   beside it (found by an audit of the runtime).
 
 use coronet::chan::{self, RecvTimeoutError, Sender};
 use coronet::context::Context;
@@ -178,5 +182,40 @@ fn an_idle_owner_is_woken_to_free_entries_dropped_elsewhere() {
     assert_given_back(
         made_there_dropped_here(&a, &b, || Timer::new(HOUR)),
         "Timer",
+    );
+}
+
+/// A parent spawns a child and waits for it without parking (a busy worker), over and over:
+/// the other worker must start each child. Its last look before sleeping ignored a single
+/// unstarted coroutine, and when the spawn's wake-up went nowhere (no worker counted idle
+/// yet, or the searcher role still held by the one going to sleep) the child waited until
+/// the parent parked — for ever here, but for the bound below.
+#[test]
+fn an_idle_worker_starts_a_child_its_busy_parent_spins_on() {
+    let _serial = one_at_a_time();
+    let a = Pinned::start();
+    let _b = a.beside(false); // both workers up
+    let worst = a.run(|| {
+        let mut worst = Duration::ZERO;
+        for _ in 0..20_000 {
+            let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let s = started.clone();
+            let t = Instant::now();
+            let child = coronet::go(move || s.store(true, Ordering::SeqCst));
+            // generous: the child needs microseconds; a lost wake-up shows as the full bound
+            while !started.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(2) {
+                std::hint::spin_loop();
+            }
+            worst = worst.max(t.elapsed());
+            if !started.load(Ordering::SeqCst) {
+                break;
+            }
+            child.join().unwrap();
+        }
+        worst
+    });
+    assert!(
+        worst < Duration::from_secs(2),
+        "a child waited {worst:?} while a worker slept"
     );
 }

@@ -858,7 +858,10 @@ impl Local {
         let has_work = shared.remote_pending.load(Ordering::SeqCst)
             || shared.cancels_pending.load(Ordering::SeqCst)
             || shared.fresh_len.load(Ordering::SeqCst) > 0
-            || self.rt.workers.iter().any(|w| w.fresh_len() > 1)
+            // any unstarted coroutine, however few: a spawner that found no one idle, or
+            // the searcher role taken (by us, a moment ago), woke no one for it, and its
+            // worker may be busy for good with a coroutine that never parks
+            || self.rt.workers.iter().any(|w| w.fresh_len.load(Ordering::SeqCst) > 0)
             || self.runq.borrow().peek_nth(0).is_some();
         if !has_work {
             let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
