@@ -35,6 +35,7 @@
 //! overflows of thread stacks) or kills the process as it would have without us.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::ffi::{c_int, c_void};
 use std::io::{self, Write as _};
 use std::mem::{self, ManuallyDrop};
@@ -377,64 +378,93 @@ fn out_of_mappings(usable: usize, max_map_count: Option<u64>, guards: Guards) ->
     io::Error::new(io::ErrorKind::OutOfMemory, message)
 }
 
-/// A worker's free list of stacks of one size class (stacks are keyed by usable size;
-/// a request for a size not equal to any pooled one maps new stacks).
+/// A worker's idle stacks, kept for reuse: one list for the runtime's default size and a
+/// smaller one for every other size, so that neither can crowd the other out.
 ///
-/// Nearly every coroutine uses the runtime's default size, so in practice the list holds one
-/// class and `get` takes from its end: the most recently used stack, likely still in cache.
-/// When it has none, `get` maps a batch ([`Stack::map`]) and keeps the rest as idle stacks,
-/// so a burst of spawns makes one `mmap` per 31 default stacks, not one (and an `mprotect`)
-/// per stack.
+/// Nearly every coroutine uses the default size, so `get` usually takes from the end of
+/// `default`: the most recently used stack, likely still in cache. When a list has no stack
+/// of the size wanted, `get` maps a batch ([`Stack::map`]) and keeps the rest as idle stacks,
+/// so a burst of spawns makes one `mmap` per batch (31 default stacks), not one (and an
+/// `mprotect`) per stack — for every size: a hundred thousand coroutines of a small size
+/// spawned with `Spawn::stack_size` would otherwise each be a mapping of their own, which
+/// the kernel merges with their neighbours and splits again at every unmap in between,
+/// until the process runs out of `vm.max_map_count` (found by an audit).
 pub(crate) struct StackPool {
-    /// Idle stacks, most recently returned last.
-    free: Vec<Stack>,
-    /// The usable size of the stacks mapped in batches: the runtime's default. Other sizes
-    /// are mapped one at a time, so their spares cannot fill the pool (16 odd sizes with 30
-    /// spares each would leave no room for the default class, and every default spawn
-    /// would map and unmap a stack).
-    batched: Option<usize>,
-    /// How many idle stacks to keep. Beyond it, returned stacks are discarded (their pages
-    /// given back at once, their mapping once its last stack goes), so a burst of coroutines
-    /// does not pin its peak memory for the worker's whole life.
+    /// Idle stacks of the runtime's default size, most recently returned last.
+    default: Vec<Stack>,
+    /// Idle stacks of other sizes, oldest first; when full, a returned one evicts the oldest.
+    /// Its own cap, so that a burst of odd sizes (16 sizes with 30 spares each, or a
+    /// thousand coroutines of one other size) cannot fill the pool and leave every default
+    /// spawn mapping and unmapping a stack (found by audits, 24-25 times slower).
+    others: VecDeque<Stack>,
+    /// The runtime's default usable size.
+    default_size: Option<usize>,
+    /// How many idle default stacks to keep; a quarter of that for the other sizes. Beyond
+    /// it, returned stacks are discarded (their pages given back at once, their mapping once
+    /// its last stack goes), so a burst of coroutines does not pin its peak memory for the
+    /// worker's whole life.
     max_cached: usize,
 }
 
 impl StackPool {
-    /// `max_cached`: how many idle stacks to keep; beyond that, returned stacks are discarded.
-    /// `batched`: the stack size to map in batches (the runtime's default).
-    pub(crate) fn new(max_cached: usize, batched: usize) -> Self {
+    /// `max_cached`: how many idle default stacks to keep; beyond that, returned stacks are
+    /// discarded. `default_size`: the runtime's default stack size.
+    pub(crate) fn new(max_cached: usize, default_size: usize) -> Self {
         StackPool {
-            free: Vec::new(),
-            batched: usable_size(batched),
+            default: Vec::new(),
+            others: VecDeque::new(),
+            default_size: usable_size(default_size),
             max_cached,
         }
+    }
+
+    fn others_cap(&self) -> usize {
+        (self.max_cached / 4).max(1)
     }
 
     /// An idle stack of `size` usable bytes (rounded as [`Stack::new`] does), or a new one.
     pub(crate) fn get(&mut self, size: usize) -> io::Result<Stack> {
         let want = usable_size(size);
-        if let Some(i) = self.free.iter().rposition(|s| Some(s.size()) == want) {
-            return Ok(self.free.swap_remove(i));
-        }
-        // The batch's spare stacks, and this one once it comes back, must fit under the cap.
-        let room = self.max_cached.saturating_sub(self.free.len());
-        let most = if want == self.batched { room.max(1) } else { 1 };
         // No log line here: the pool is borrowed, and a logger that spawns would re-enter it.
-        Stack::map(size, most, &mut self.free)?;
-        Ok(self.free.pop().expect("Stack::map made no stack"))
+        if want == self.default_size {
+            if let Some(s) = self.default.pop() {
+                return Ok(s);
+            }
+            // The batch's spare stacks, and this one once it comes back, must fit the cap.
+            let room = self.max_cached.saturating_sub(self.default.len());
+            Stack::map(size, room.max(1), &mut self.default)?;
+            return Ok(self.default.pop().expect("Stack::map made no stack"));
+        }
+        if let Some(i) = self.others.iter().rposition(|s| Some(s.size()) == want) {
+            return Ok(self.others.remove(i).expect("found at i"));
+        }
+        let room = self.others_cap().saturating_sub(self.others.len());
+        let mut made = Vec::new();
+        Stack::map(size, room.max(1), &mut made)?;
+        let stack = made.pop().expect("Stack::map made no stack");
+        made.into_iter().for_each(|spare| self.put(spare));
+        Ok(stack)
     }
 
     /// Takes back the stack of a finished coroutine (`Coroutine::into_stack`).
     pub(crate) fn put(&mut self, stack: Stack) {
-        if self.free.len() < self.max_cached {
-            self.free.push(stack);
+        if Some(stack.size()) == self.default_size {
+            if self.default.len() < self.max_cached {
+                self.default.push(stack);
+            }
+            // else: `stack` drops here, and its memory goes back to the kernel.
+            return;
         }
-        // else: `stack` drops here, and its memory goes back to the kernel.
+        if self.others.len() >= self.others_cap() {
+            self.others.pop_front(); // the oldest goes back to the kernel
+        }
+        self.others.push_back(stack);
     }
 
+    /// Idle stacks: (of the default size, of other sizes).
     #[cfg(test)]
-    pub(crate) fn cached(&self) -> usize {
-        self.free.len()
+    pub(crate) fn cached(&self) -> (usize, usize) {
+        (self.default.len(), self.others.len())
     }
 }
 
@@ -701,18 +731,25 @@ mod tests {
         panic!("no mapping contains {addr:#x}");
     }
 
+    /// Mappings among `stacks`: each `Region` counted once.
+    fn regions(stacks: &[Stack]) -> usize {
+        let mut seen: Vec<*const Region> = stacks.iter().map(|s| Arc::as_ptr(&s.region)).collect();
+        seen.sort();
+        seen.dedup();
+        seen.len()
+    }
+
     #[test]
-    fn pool_reuses_stacks_keeps_size_classes_apart_and_caps_its_cache() {
-        let mut pool = StackPool::new(2, 64 * 1024);
+    fn pool_reuses_stacks_and_caps_each_list() {
+        let mut pool = StackPool::new(8, 64 * 1024);
         let a = pool.get(64 * 1024).unwrap();
         let base = a.base();
-        // With guard markers the first get maps a batch: the stack and a spare, so that both
-        // fit under the cap of 2 once the first comes back.
+        // With guard markers the first get maps a batch: the stack and its spares, all of
+        // which fit under the cap of 8 once the first comes back.
         let spares = pool.cached();
-        assert_eq!(spares, if guards() == Guards::Markers { 1 } else { 0 });
+        assert_eq!(spares, (if guards() == Guards::Markers { 7 } else { 0 }, 0));
         pool.put(a);
-        assert_eq!(pool.cached(), spares + 1);
-        // A size that rounds to the same class reuses the stack last returned.
+        // A size that rounds to the default class reuses the stack last returned.
         let b = pool.get(64 * 1024 - 100).unwrap();
         assert_eq!(
             (b.base(), b.size(), pool.cached()),
@@ -720,36 +757,51 @@ mod tests {
         );
         pool.put(b);
 
-        let c = pool.get(128 * 1024).unwrap();
-        assert_ne!(c.base(), base);
-        assert_eq!(c.size(), 128 * 1024);
-        let d = pool.get(128 * 1024).unwrap();
-        pool.put(c);
-        pool.put(d);
-        assert_eq!(pool.cached(), 2, "max_cached is 2: the rest were discarded");
+        // Other sizes have a list of their own, capped at a quarter (2 here).
+        let odd: Vec<Stack> = (0..5).map(|_| pool.get(128 * 1024).unwrap()).collect();
+        assert!(odd.iter().all(|s| s.size() == 128 * 1024));
+        assert!(odd.iter().all(|s| s.base() != base));
+        odd.into_iter().for_each(|s| pool.put(s));
+        assert_eq!(
+            pool.cached(),
+            (spares.0 + 1, 2),
+            "the oldest were discarded"
+        );
+        // and the default list is as it was
+        assert_eq!(pool.get(64 * 1024).unwrap().base(), base);
     }
 
-    /// Only the runtime's default size is mapped in batches: the spares of other sizes
-    /// would crowd the default class out of the pool (found by an audit: 16 odd sizes left
-    /// every default spawn mapping and unmapping a stack, 24 times slower).
+    /// Other sizes are mapped in batches too, with spares in their own list, so that they
+    /// neither crowd the default class out (found by audits: 16 odd sizes with their spares,
+    /// or a thousand stacks of one other size coming back, left every default spawn
+    /// mapping and unmapping a stack, 24-25 times slower) nor take a mapping each (a hundred
+    /// thousand of them split the merged mapping up to vm.max_map_count as they finished).
     #[test]
-    fn only_the_default_size_is_batched_so_odd_sizes_leave_the_pool_alone() {
-        let mut pool = StackPool::new(64, 64 * 1024);
-        for i in 0..16 {
-            let odd = pool.get(128 * 1024 + i * page_size()).unwrap();
-            assert_eq!(pool.cached(), i, "no spares of an odd size");
-            pool.put(odd);
-        }
-        assert_eq!(pool.cached(), 16);
-        let default = pool.get(64 * 1024).unwrap();
-        let spares = pool.cached() - 16;
+    fn other_sizes_are_batched_and_never_crowd_out_the_default() {
+        let mut pool = StackPool::new(64, 64 * 1024); // 16 idle stacks of other sizes
+        let odd: Vec<Stack> = (0..1000).map(|_| pool.get(32 * 1024).unwrap()).collect();
         if guards() == Guards::Markers {
-            assert!(spares > 0, "the default size is batched");
+            // batches of up to 16 (the other list's room), not a mapping each
+            assert!(regions(&odd) <= 1000 / 16 + 1, "{} mappings", regions(&odd));
         }
-        pool.put(default);
-        let again = pool.get(64 * 1024).unwrap();
-        assert_eq!(pool.cached(), 16 + spares, "reused, nothing new mapped");
-        drop(again);
+        odd.into_iter().for_each(|s| pool.put(s));
+        assert_eq!(pool.cached(), (0, 16));
+        for i in 0..16 {
+            let other = pool.get(128 * 1024 + i * page_size()).unwrap();
+            pool.put(other);
+        }
+        assert_eq!(pool.cached().1, 16);
+        // the default class keeps all its room: after the first batch, nothing new
+        let first = pool.get(64 * 1024).unwrap();
+        let base = first.base();
+        pool.put(first);
+        let warm = pool.cached();
+        for _ in 0..100 {
+            let again = pool.get(64 * 1024).unwrap();
+            assert_eq!(again.base(), base, "reused, nothing new mapped");
+            pool.put(again);
+        }
+        assert_eq!(pool.cached(), warm);
     }
 
     #[test]

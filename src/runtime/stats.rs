@@ -35,7 +35,8 @@ pub struct Stats {
     pub workers: usize,
     /// Coroutines spawned and not yet finished (queued, running, runnable or parked).
     pub live: u64,
-    /// Coroutines waiting for a worker: not started yet, or woken and queued.
+    /// Coroutines not parked: not started yet, woken and queued, or running (at most one
+    /// per worker — the one calling `stats()`, if a coroutine does).
     pub runnable: u64,
     /// Coroutines parked on a socket (the netpoller will wake them).
     pub parked_io: u64,
@@ -53,7 +54,9 @@ pub struct Stats {
     pub blocking_threads: usize,
     /// Memory mappings made for coroutine stacks (and the workers' signal stacks) since the
     /// process started: one per batch of up to 64 stacks on Linux 6.13 and later, one per
-    /// stack before. It stops growing once the workers' stack pools are warm.
+    /// stack before. It stops growing once the workers' stack pools are warm, except for
+    /// `try_go` from a plain thread (which maps its stack at once, one each) and sizes
+    /// beyond what the pools keep (each list is capped).
     pub stack_mappings: u64,
 }
 
