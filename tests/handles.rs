@@ -132,6 +132,41 @@ fn conversions_from_and_to_std_keep_the_timeouts() {
     assert_eq!(back.write_timeout().unwrap(), None);
 }
 
+/// std keeps the nonblocking mode in the open file, so a std socket set nonblocking is still
+/// nonblocking as a coronet socket (its reads return `WouldBlock`, never park), and back
+/// (found by an audit: both conversions dropped it, and such a read blocked for ever).
+#[test]
+fn conversions_from_and_to_std_keep_the_nonblocking_mode() {
+    one_worker();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let _peer = l.accept().unwrap();
+    s.set_nonblocking(true).unwrap();
+    let c = TcpStream::from(s);
+    let read_now = |c: &TcpStream| {
+        let start = Instant::now();
+        let err = (&*c).read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+    };
+    read_now(&c); // a plain thread
+    let c = coronet::go(move || {
+        read_now(&c);
+        c
+    })
+    .join()
+    .unwrap();
+    let mut back = std::net::TcpStream::from(c);
+    let err = back.read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+    // and a blocking one stays blocking both ways
+    back.set_nonblocking(false).unwrap();
+    back.set_read_timeout(Some(MS(100))).unwrap();
+    let c = TcpStream::from(back);
+    let err = (&c).read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+}
+
 /// A stream with unsent data stuck behind a peer that never reads, and `SO_LINGER` on.
 fn lingering(linger: Duration) -> (TcpStream, TcpStream) {
     let (s, peer) = pair();

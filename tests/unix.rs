@@ -1224,3 +1224,44 @@ fn incoming_is_debug_as_std() {
     assert!(dbg.contains(&path.0.display().to_string()), "{dbg}");
     assert!(format!("{:?}", (&l).into_iter()).starts_with("UnixIncoming"));
 }
+
+/// A Unix socket's poll reports nothing when its own write side is shut down, so a send
+/// parked on a full buffer must be woken by `shutdown` itself; std's returns at once (found
+/// by an audit: it stayed blocked for ever, in a coroutine and on a thread).
+#[test]
+fn shutdown_write_wakes_a_send_blocked_on_a_full_buffer() {
+    both(|mode| {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let a = Arc::new(a);
+        let a2 = a.clone();
+        let writer = spawn(mode, move || {
+            let start = Instant::now();
+            ((&*a2).write(&vec![7u8; 8 << 20]), start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(200)); // the write fills the buffer, parks
+        a.shutdown(Shutdown::Write).unwrap();
+        let (r, took) = writer.join();
+        assert!(took < Duration::from_secs(5), "{r:?} after {took:?}");
+        // std: the bytes written so far (or the error, had none gone)
+        match r {
+            Ok(n) => assert!(n > 0 && n < 8 << 20, "{n}"),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}"),
+        }
+
+        let (d, _e) = UnixDatagram::pair().unwrap();
+        d.set_nonblocking(true).unwrap();
+        while d.send(b"fill").is_ok() {} // the peer's queue is full now
+        d.set_nonblocking(false).unwrap();
+        let d = Arc::new(d);
+        let d2 = d.clone();
+        let sender = spawn(mode, move || {
+            let start = Instant::now();
+            (d2.send(b"one more"), start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        d.shutdown(Shutdown::Write).unwrap();
+        let (r, took) = sender.join();
+        assert!(took < Duration::from_secs(5), "{r:?} after {took:?}");
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::BrokenPipe);
+    });
+}

@@ -73,6 +73,20 @@ impl Sock {
         sock
     }
 
+    /// [`adopt`](Sock::adopt) for a std socket, whose mode is also the user's: one set
+    /// nonblocking stays so here (its calls return `WouldBlock` rather than park), as std
+    /// keeps that mode in the open file. (A raw fd's `O_NONBLOCK` says nothing of the kind:
+    /// `into_raw_fd` gives coronet's sockets away nonblocking for their own sake.)
+    pub(crate) fn adopt_std(fd: OwnedFd, net: &'static str) -> Sock {
+        let user_nonblocking = !socket::file_blocks(borrow(&fd));
+        let sock = Sock::adopt(fd, net);
+        if user_nonblocking {
+            // Cannot fail: the socket is new, so not closed.
+            let _ = sock.fd.set_user_nonblocking(true);
+        }
+        sock
+    }
+
     /// The Go-form error for `op` on this socket.
     pub(crate) fn err(&self, op: &'static str, e: io::Error) -> io::Error {
         op_error(op, self.net, self.local.clone(), self.peer.clone(), e)
@@ -239,10 +253,21 @@ impl Sock {
         }
     }
 
+    /// Shuts a direction down, and wakes a call blocked in it so that it retries and meets
+    /// the shutdown (EPIPE, or end of file), as a blocked std call returns at once: a Unix
+    /// socket's poll reports nothing for its own write side shut down, so a send parked on
+    /// a full buffer would otherwise wait for ever (found by an audit).
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.fd
             .with_fd(|fd| socket::shutdown(fd, how))
-            .map_err(|e| self.err("shutdown", e))
+            .map_err(|e| self.err("shutdown", e))?;
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.fd.kick(Dir::Write);
+        }
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.fd.kick(Dir::Read);
+        }
+        Ok(())
     }
 
     pub(crate) fn close(&self) -> io::Result<()> {
@@ -358,14 +383,16 @@ impl Sock {
         self.fd.into_raw()
     }
 
-    /// Gives the fd away as a blocking `OwnedFd`, for conversion into a std type.
+    /// Gives the fd away for conversion into a std type: blocking, unless the user set this
+    /// socket nonblocking (std keeps that mode in the open file, and so does the std socket).
     pub(crate) fn into_blocking_owned(self) -> OwnedFd {
+        let nonblocking = self.fd.user_nonblocking();
         let raw = self.fd.into_raw();
         // SAFETY: `into_raw` handed us sole ownership of the open fd `raw`.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // Ignored: a std socket left nonblocking would only return WouldBlock early, and
         // there is no error channel in a `From` conversion.
-        let _ = socket::set_nonblocking(borrow(&fd), false);
+        let _ = socket::set_nonblocking(borrow(&fd), nonblocking);
         fd
     }
 
@@ -464,7 +491,7 @@ macro_rules! fd_traits {
         impl From<$std> for $ty {
             fn from(s: $std) -> $ty {
                 $ty {
-                    sock: $crate::net::sock::Sock::adopt(std::os::fd::OwnedFd::from(s), $net),
+                    sock: $crate::net::sock::Sock::adopt_std(std::os::fd::OwnedFd::from(s), $net),
                 }
             }
         }

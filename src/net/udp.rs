@@ -395,7 +395,8 @@ impl UdpSocket {
         Ok((n, inet(from).map_err(|e| self.err("read", e))?))
     }
 
-    /// A second handle on the same socket (`dup`), with its own deadlines and timeouts.
+    /// A second handle on the same socket (`dup`), with its own deadlines and `close`; the
+    /// timeouts and the nonblocking mode are shared, as with std.
     ///
     /// ```
     /// use coronet::net::UdpSocket;
@@ -945,14 +946,15 @@ impl FromRawFd for UdpSocket {
 }
 
 impl From<std::net::UdpSocket> for UdpSocket {
-    /// Adopts a std socket (bound or connected), switching it to nonblocking mode.
+    /// Adopts a std socket (bound or connected), switching its fd to nonblocking mode; a
+    /// std socket set nonblocking keeps that mode here (calls return `WouldBlock`).
     fn from(s: std::net::UdpSocket) -> UdpSocket {
-        UdpSocket::from_sock(Sock::adopt(OwnedFd::from(s), "udp"))
+        UdpSocket::from_sock(Sock::adopt_std(OwnedFd::from(s), "udp"))
     }
 }
 
 impl From<UdpSocket> for std::net::UdpSocket {
-    /// Hands the socket to std, back in blocking mode.
+    /// Hands the socket to std, back in blocking mode unless it was set nonblocking.
     fn from(s: UdpSocket) -> std::net::UdpSocket {
         std::net::UdpSocket::from(s.sock.into_blocking_owned())
     }

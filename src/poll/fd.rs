@@ -423,6 +423,20 @@ impl NetFd {
         Ok(())
     }
 
+    /// Wakes a call blocked in `dir` as if the netpoller had seen it ready: it retries its
+    /// syscall (and parks again if that still says EAGAIN). For a change the kernel does
+    /// not report as an event, such as a Unix socket's own write side shut down.
+    pub(crate) fn kick(&self, dir: Dir) {
+        if let Some(t) = self.desc.ready(dir) {
+            t.unpark();
+        }
+    }
+
+    /// std's nonblocking mode, as last set on this handle or a clone of it.
+    pub(crate) fn user_nonblocking(&self) -> bool {
+        self.settings().user_nonblocking.load(Ordering::Relaxed)
+    }
+
     /// Go's `Close`: later calls fail, blocked calls return at once with the closed error,
     /// and the fd is closed when the last call in flight has left.
     ///
