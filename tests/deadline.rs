@@ -385,3 +385,41 @@ fn go_read_write_deadline_race() {
         drop(sink.join().unwrap());
     });
 }
+
+/// std's per-call timeout bounds the whole call, the wait behind another reader included:
+/// std's readers of one socket each wait in the kernel and time out together. Found by an
+/// audit: a call waited for the direction lock first, with no bound, so the k-th of several
+/// readers timed out after k timeouts, and one behind a reader with no timeout never did.
+#[test]
+fn a_read_timeout_counts_the_wait_behind_another_reader() {
+    both(|| {
+        let (c, _s) = pair();
+        let c = Arc::new(c);
+        // a reader with no timeout holds the read lock, blocked for good
+        let first = {
+            let c = c.clone();
+            std::thread::spawn(move || (&*c).read(&mut [0u8; 8]))
+        };
+        std::thread::sleep(ms(100));
+        c.set_read_timeout(Some(ms(200))).unwrap();
+        // three more readers, behind it and each other: coroutines and threads
+        let start = Instant::now();
+        let read = move |c: Arc<TcpStream>| ((&*c).read(&mut [0u8; 8]), start.elapsed());
+        let (c1, c2, c3) = (c.clone(), c.clone(), c.clone());
+        let readers = [
+            coronet::go(move || read(c1)),
+            coronet::go(move || std::thread::spawn(move || read(c2)).join().unwrap()),
+            coronet::go(move || read(c3)),
+        ];
+        for r in readers {
+            let (res, took) = r.join().unwrap();
+            assert_timeout(&res.unwrap_err());
+            assert!(took >= ms(190), "early: {took:?}");
+            // generous: each waits 200 ms; in turn they took 200, 400 and 600 ms at least,
+            // and the one behind the reader without a timeout never returned
+            assert!(took < ms(2000), "{took:?}");
+        }
+        c.close().unwrap(); // frees the first reader
+        assert!(first.join().unwrap().is_err());
+    });
+}

@@ -141,7 +141,8 @@ impl Locked<'_> {
 
     /// One call (beats 2 to 5) under the lock held since [`NetFd::hold`].
     pub(crate) fn io<R>(&self, op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>) -> io::Result<R> {
-        self.fd.io_locked(self, op, |_| false)
+        let call = self.fd.call_deadline(self.dir);
+        self.fd.io_locked(self, call, op, |_| false)
     }
 }
 
@@ -235,9 +236,10 @@ impl NetFd {
         Ok(Ref(self))
     }
 
-    /// Beat 1: the direction lock and a reference, in one step.
-    fn lock(&self, dir: Dir) -> io::Result<Locked<'_>> {
-        self.mu.rwlock(dir).map_err(|r| r.into_error())?;
+    /// Beat 1: the direction lock and a reference, in one step; waiting for the lock at most
+    /// until `until`.
+    fn lock(&self, dir: Dir, until: Option<Instant>) -> io::Result<Locked<'_>> {
+        self.mu.rwlock(dir, until).map_err(|r| r.into_error())?;
         Ok(Locked { fd: self, dir })
     }
 
@@ -283,7 +285,7 @@ impl NetFd {
     /// does, so no other writer's message lands inside the file. Each [`Locked::io`] under it
     /// is one call of its own for deadlines, per-call timeouts and `close`.
     pub(crate) fn hold(&self, dir: Dir) -> io::Result<Locked<'_>> {
-        self.lock(dir)
+        self.lock(dir, self.call_deadline(dir))
     }
 
     /// The five beats. See the module comment. `drains` says whether a successful result
@@ -294,9 +296,11 @@ impl NetFd {
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
         drains: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
-        // 1. direction lock + reference
-        let locked = self.lock(dir)?;
-        self.io_locked(&locked, op, drains)
+        // 1. direction lock + reference. std's per-call timeout counts from here, the wait
+        // for the lock included: a std call blocked behind another times out on its own.
+        let call = self.call_deadline(dir);
+        let locked = self.lock(dir, call)?;
+        self.io_locked(&locked, call, op, drains)
     }
 
     /// Beats 2 to 5, under the direction lock `locked` holds.
@@ -304,12 +308,12 @@ impl NetFd {
     fn io_locked<R>(
         &self,
         locked: &Locked<'_>,
+        call: Option<Instant>,
         mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
         drains: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
         debug_assert!(std::ptr::eq(locked.fd, self));
         let (fd, dir) = (locked.fd(), locked.dir);
-        let call = self.call_deadline(dir);
         // 2. closed? deadline passed? forget stale readiness
         let was_ready = self.desc.prepare(dir, call)?;
         // Skip straight to 5 when the last read drained the socket and no event has come
@@ -376,7 +380,7 @@ impl NetFd {
     /// Waits (under the direction lock) until `dir` may be ready — for `connect`, which
     /// learns completion from writability. Spurious returns are possible; the caller checks.
     pub(crate) fn wait_ready(&self, dir: Dir, call: Option<Instant>) -> io::Result<()> {
-        let locked = self.lock(dir)?;
+        let locked = self.lock(dir, call)?;
         self.desc.check(dir, call)?;
         self.desc.wait(locked.fd(), dir, call)
     }

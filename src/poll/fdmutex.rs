@@ -14,6 +14,7 @@
 //! | `decref`          | its end        | refs − 1 (`fetch_sub`)                               |
 //! | `rwlock`, free    | read/write     | lock bit set and refs + 1, only if !CLOSED           |
 //! | `rwlock`, held    | read/write     | waiters + 1, then sleep on the direction's `Sema`    |
+//! |                   |                | (until the call's per-call timeout at most)          |
 //! | `rwunlock`        | its end        | lock bit clear, refs − 1, and waiters − 1 + one wake  |
 //! |                   |                | if any wait                                          |
 //! | `close`           | `NetFd::close` | CLOSED set, refs + 1, waiters cleared + all woken    |
@@ -37,6 +38,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use super::desc::Dir;
 use crate::runtime::park::{self, current};
@@ -59,6 +61,8 @@ pub(crate) enum Refused {
     Closed,
     /// A count in the word is full (about a million calls in flight or waiting on one fd).
     TooMany,
+    /// The call's own time (std's per-call timeout) ran out while it waited for the lock.
+    TimedOut,
 }
 
 impl Refused {
@@ -69,6 +73,7 @@ impl Refused {
                 "too many concurrent calls on one socket (over a million): share the work \
                  over more sockets",
             ),
+            Refused::TimedOut => crate::net::error::timeout_error(),
         }
     }
 }
@@ -178,7 +183,9 @@ impl FdMutex {
 
     /// Takes `dir`'s lock and a reference, sleeping while another call holds the lock.
     #[inline]
-    pub(crate) fn rwlock(&self, dir: Dir) -> Result<(), Refused> {
+    /// Takes `dir`'s lock and a reference; waits for the lock at most until `until` (std's
+    /// per-call timeout counts that wait, as a blocked std call's would).
+    pub(crate) fn rwlock(&self, dir: Dir, until: Option<Instant>) -> Result<(), Refused> {
         // Fast path, kept small enough to inline: open, lock free, room for a reference.
         let bit = self.lane(dir).bit;
         let old = self.state.load(Ordering::Relaxed);
@@ -191,12 +198,12 @@ impl FdMutex {
         {
             return Ok(());
         }
-        self.rwlock_slow(dir)
+        self.rwlock_slow(dir, until)
     }
 
     #[cold]
     #[inline(never)]
-    fn rwlock_slow(&self, dir: Dir) -> Result<(), Refused> {
+    fn rwlock_slow(&self, dir: Dir, until: Option<Instant>) -> Result<(), Refused> {
         let lane = self.lane(dir);
         let mut old = self.state.load(Ordering::Relaxed);
         loop {
@@ -222,7 +229,9 @@ impl FdMutex {
                 Ok(_) if free => return Ok(()),
                 Ok(_) => {
                     // counted as a waiter: an unlock or close uncounts us and wakes us
-                    self.sema(dir).acquire();
+                    if !self.sema(dir).acquire(until) {
+                        return Err(Refused::TimedOut);
+                    }
                     old = self.state.load(Ordering::Relaxed);
                 }
                 Err(now) => old = now,
@@ -341,12 +350,19 @@ impl Sema {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn acquire(&self) {
+    /// Waits for a permit, at most until `until`; false if it timed out.
+    ///
+    /// A waiter that times out leaves the queue but stays counted in the lifetime word:
+    /// uncounting itself could race with an unlock that uncounted it already, and a count
+    /// one short would lose a later waiter's wake-up. The unlock that uncounts it finds the
+    /// queue without it and keeps the permit, which costs the next waiter one extra look at
+    /// the word (it takes the permit, finds the lock held, and waits again).
+    fn acquire(&self, until: Option<Instant>) -> bool {
         let me = {
             let mut s = self.state();
             if s.permits > 0 {
                 s.permits -= 1;
-                return;
+                return true;
             }
             let me = current();
             s.waiters.push_back(me.clone());
@@ -354,10 +370,15 @@ impl Sema {
         };
         log::trace!("task {} waits for an fd lock", me.id);
         loop {
-            park::park_current_until(&me, None, Wait::Sync);
+            park::park_current_until(&me, until, Wait::Sync);
+            let mut s = self.state();
             // granted = a release took us out of the queue
-            if !self.state().waiters.iter().any(|t| Arc::ptr_eq(t, &me)) {
-                return;
+            let Some(at) = s.waiters.iter().position(|t| Arc::ptr_eq(t, &me)) else {
+                return true;
+            };
+            if until.is_some_and(|d| Instant::now() >= d) {
+                s.waiters.remove(at);
+                return false;
             }
         }
     }
@@ -424,10 +445,10 @@ mod tests {
         let mu = FdMutex::new();
         mu.state.store(REF_MASK, Ordering::SeqCst);
         assert_eq!(mu.incref(), Err(Refused::TooMany));
-        assert_eq!(mu.rwlock(Dir::Read), Err(Refused::TooMany));
+        assert_eq!(mu.rwlock(Dir::Read, None), Err(Refused::TooMany));
         assert_eq!(mu.close(), Err(Refused::TooMany));
         mu.state.store(WLOCK | REF | WWAIT_MASK, Ordering::SeqCst);
-        assert_eq!(mu.rwlock(Dir::Write), Err(Refused::TooMany));
+        assert_eq!(mu.rwlock(Dir::Write, None), Err(Refused::TooMany));
         let e = Refused::TooMany.into_error();
         assert!(e.to_string().contains("too many"), "{e}");
     }
@@ -512,7 +533,7 @@ mod tests {
                     // the lock is held: taking it would park this thread for good
                     Op::Lock(dir) if m.held[ix(dir)] && !m.closed => {}
                     Op::Lock(dir) => {
-                        let got = mu.rwlock(dir);
+                        let got = mu.rwlock(dir, None);
                         prop_assert_eq!(got.is_ok(), !m.closed, "{:?}", op);
                         if got.is_ok() {
                             m.held[ix(dir)] = true;
@@ -569,7 +590,7 @@ mod tests {
                 let (mu, inside, done) = (mu.clone(), inside.clone(), done.clone());
                 thread::spawn(move || {
                     for _ in 0..500 {
-                        mu.rwlock(Dir::Read).unwrap();
+                        mu.rwlock(Dir::Read, None).unwrap();
                         assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two readers");
                         thread::yield_now();
                         inside.fetch_sub(1, Ordering::SeqCst);
@@ -581,7 +602,7 @@ mod tests {
             .collect();
         // a writer is never held up by the readers
         for _ in 0..100 {
-            mu.rwlock(Dir::Write).unwrap();
+            mu.rwlock(Dir::Write, None).unwrap();
             assert!(!mu.rwunlock(Dir::Write));
         }
         for t in threads {
@@ -598,11 +619,11 @@ mod tests {
     #[test]
     fn close_wakes_every_lock_waiter_with_closed_and_the_holder_retires() {
         let mu = Arc::new(FdMutex::new());
-        mu.rwlock(Dir::Write).unwrap();
+        mu.rwlock(Dir::Write, None).unwrap();
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let mu = mu.clone();
-                thread::spawn(move || mu.rwlock(Dir::Write))
+                thread::spawn(move || mu.rwlock(Dir::Write, None))
             })
             .collect();
         eventually("three write waiters", || mu.waiting(Dir::Write) == 3);
@@ -623,10 +644,10 @@ mod tests {
     fn lock_waiter_coroutine_parks_and_is_woken_by_unlock() {
         crate::run(|| {
             let mu = Arc::new(FdMutex::new());
-            mu.rwlock(Dir::Read).unwrap();
+            mu.rwlock(Dir::Read, None).unwrap();
             let m2 = mu.clone();
             let h = crate::go(move || {
-                m2.rwlock(Dir::Read).unwrap();
+                m2.rwlock(Dir::Read, None).unwrap();
                 m2.rwunlock(Dir::Read)
             });
             // the waiter is counted, and the worker is free to run us meanwhile
