@@ -20,12 +20,14 @@
 //! full fails with kind `WouldBlock` (`resource temporarily unavailable`) instead of waiting,
 //! as in Go — a nonblocking Unix connect cannot be waited for.
 //!
-//! The other corner is a *plain thread* sending with `send_to` on an unconnected datagram
-//! socket while the receiver's queue is full: poll(2) calls such a socket writable even
-//! though the send fails with `EAGAIN`, so the thread retries in a busy loop until room
-//! appears (measured: ~170 ms of CPU over a 300 ms wait), where std's blocking send would
-//! sleep. Coroutines park properly there (the netpoller is woken when the receiver
-//! drains), and so does a thread on a connected socket (`connect`, then `send`).
+//! The other corner is `send_to` on an unconnected datagram socket while the receiver's
+//! queue is full: the socket counts as writable even though the send fails with `EAGAIN`
+//! (poll(2) says so, and each failed send frees its buffer, which raises a new `EPOLLOUT`
+//! edge), so a plain thread *and a coroutine* retry in a busy loop until room appears
+//! (measured: ~170 ms of CPU over a 300 ms wait on a thread; 0.75-1 s of CPU over a 1 s
+//! wait in a coroutine, found by an audit), where std's blocking send sleeps in the kernel.
+//! A connected socket (`connect`, then `send`) waits properly, on a thread and in a
+//! coroutine: connect first when one peer gets the datagrams.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;
