@@ -55,8 +55,8 @@
 //! - `poll/` — `fd.rs` runs the syscall; on `EAGAIN`, `desc.rs` puts the coroutine in the
 //!   fd's read slot, `mod.rs`/`epoll.rs` are the netpoller that later empties it;
 //! - `runtime/` — `park.rs` suspends the coroutine, `worker.rs` runs others and finally
-//!   sleeps in `epoll_wait`; the event unparks the coroutine into `runnext`, it resumes and
-//!   retries `recv`, which returns the data.
+//!   sleeps in `epoll_wait`; the event unparks the coroutine to the back of its worker's run
+//!   queue, and in its turn it resumes and retries `recv`, which returns the data.
 //!
 //! # Rules worth knowing
 //!

@@ -6,7 +6,8 @@
 //! nonblocking mode, addresses read from the kernel, registered with the netpoller on first
 //! use), and socket → `OwnedFd` gives it away exactly as `into_raw_fd` does (deregistered
 //! from the netpoller, left open and still `O_NONBLOCK`; convert into the std type instead,
-//! with `From`, to get a blocking socket back).
+//! with `From`, to get a std socket back in the mode its user set: blocking unless
+//! `set_nonblocking(true)`).
 //!
 //! As with std, any `OwnedFd` is accepted: an fd that is not a socket of the right kind
 //! only makes the socket calls fail (`ENOTSOCK`, …); nothing unsound can follow.

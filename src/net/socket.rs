@@ -432,7 +432,7 @@ pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: Shutdown) -> io::Result<()> {
 /// Flags added to every receive and send: the call never blocks the thread, whatever the
 /// open file's `O_NONBLOCK` says. Our sockets are always nonblocking, but the flag lives in
 /// the open file, which a `try_clone` shares: converting that clone to a std socket (which
-/// turns blocking mode on) or a user's `fcntl` on a borrowed fd would otherwise make every
+/// turns blocking mode on, unless the user set it nonblocking) or a user's `fcntl` on a borrowed fd would otherwise make every
 /// read and write here block the worker, deaf to deadlines and `close`.
 const NEVER_BLOCK: c_int = libc::MSG_DONTWAIT;
 
@@ -638,7 +638,8 @@ pub(crate) fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
 
 /// Whether the open file behind `fd` is in blocking mode. Ours never are when made, but the
 /// mode lives in the open file, which a `try_clone` shares: converting that clone to a std
-/// socket turns it off, and so may a user's `fcntl` on a borrowed fd. Receives and sends
+/// socket turns it off (unless the user set it nonblocking), and so may a user's `fcntl` on
+/// a borrowed fd. Receives and sends
 /// pass `MSG_DONTWAIT` and never care; `accept4`, `sendfile` and `splice` have no such flag,
 /// so they ask this first (one `fcntl`) and take a path that cannot block when it says yes.
 /// Left: a mode change in the instant between the check and the call, and for `accept`, a

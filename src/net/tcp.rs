@@ -513,7 +513,9 @@ impl TcpStream {
         self.sock.shutdown(how)
     }
 
-    /// A second handle on the same connection (`dup`), with its own deadlines.
+    /// A second handle on the same connection (`dup`), with its own deadlines and `close`;
+    /// the timeouts and the nonblocking mode are shared with this handle, later changes
+    /// included, as with std.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};

@@ -656,7 +656,9 @@ impl UnixStream {
         self.sock.shutdown(how)
     }
 
-    /// A second handle on the same connection (`dup`), with its own deadlines.
+    /// A second handle on the same connection (`dup`), with its own deadlines and `close`;
+    /// the timeouts and the nonblocking mode are shared with this handle, later changes
+    /// included, as with std.
     ///
     /// ```
     /// use coronet::net::UnixStream;
@@ -1313,7 +1315,9 @@ impl UnixDatagram {
         self.sock.shutdown(how)
     }
 
-    /// A second handle on the same socket (`dup`), with its own deadlines.
+    /// A second handle on the same socket (`dup`), with its own deadlines and `close`; the
+    /// timeouts and the nonblocking mode are shared with this handle, later changes
+    /// included, as with std.
     ///
     /// ```
     /// use coronet::net::UnixDatagram;

@@ -181,10 +181,9 @@ impl FdMutex {
         old & (CLOSED | REF_MASK) == CLOSED | REF
     }
 
-    /// Takes `dir`'s lock and a reference, sleeping while another call holds the lock.
-    #[inline]
     /// Takes `dir`'s lock and a reference; waits for the lock at most until `until` (std's
     /// per-call timeout counts that wait, as a blocked std call's would).
+    #[inline]
     pub(crate) fn rwlock(&self, dir: Dir, until: Option<Instant>) -> Result<(), Refused> {
         // Fast path, kept small enough to inline: open, lock free, room for a reference.
         let bit = self.lane(dir).bit;

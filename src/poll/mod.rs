@@ -18,7 +18,7 @@
 //! `poll/desc.rs` `PollDesc::wait` (publish in the slot, park) → `runtime/park.rs` →
 //! `runtime/worker.rs` (suspend; the worker runs others, then sleeps in) → `Poller::poll`
 //! here → `poll/epoll.rs` `epoll_wait` → event → `PollDesc::ready` → `Task::unpark` →
-//! `runnext` → resume → the syscall again, which now returns data.
+//! the back of the run queue → resume → the syscall again, which now returns data.
 //!
 //! # Stale events
 //!

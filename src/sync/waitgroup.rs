@@ -71,7 +71,8 @@ impl WaitGroup {
     }
 
     /// Adds `delta` (which may be negative) to the counter. When it reaches zero, every
-    /// waiter is released. Call it with a positive delta *before* starting what it counts,
+    /// waiter is released (unless an `add` has raised it again first, as Go allows: the
+    /// waiters then wait for the next zero). Call it with a positive delta *before* starting what it counts,
     /// as in Go.
     ///
     /// # Panics

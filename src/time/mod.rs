@@ -45,8 +45,9 @@
 //! only if it is the live one and the due time has come; the check and the send run under a
 //! small per-timer lock, which stop and reset also hold while they change the due time and
 //! drain the channel (Go 1.23's runtime does the same). A reset to a later time keeps the
-//! live entry, which follows the new time when it comes due; an entry the stopping thread
-//! cannot cancel fires later as a no-op.
+//! live entry, which follows the new time when it comes due; a cancel from another worker is
+//! queued for the owning worker, which frees the entry at its next timer pass (until then
+//! the entry may still fire, as a no-op).
 //!
 //! # Files
 //!

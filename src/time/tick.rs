@@ -48,9 +48,9 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
 /// it. Dropping the ticker stops it too. Its ticks are entries in the heap of the thread
 /// that created or last reset it (a coroutine's worker, or the shared timer thread for a
 /// plain thread); a stop from that thread, or for the shared heap from anywhere, frees the
-/// pending entry at once, and elsewhere the entry is freed when it comes due and finds
-/// itself stopped (at most one period later). Its channel never disconnects, as Go's never
-/// closes.
+/// pending entry at once; from another worker the cancel is queued there, and that worker
+/// frees the entry at its next timer pass (if the entry comes due first, it finds itself
+/// stopped and does nothing). Its channel never disconnects, as Go's never closes.
 ///
 /// ```
 /// use std::time::Duration;
