@@ -315,20 +315,21 @@ enum HostName {
 
 impl HostName {
     /// `addr` copied, if it is `&str`, `String`, `&String`, `(&str, u16)` or `(String, u16)`.
-    fn of<A: ?Sized>(addr: &A) -> Option<HostName> {
+    fn of<'a, A: ?Sized>(addr: &'a A) -> Option<HostName> {
         let id = erased_type_id::<A>();
-        // SAFETY (each arm): the ids say `A` *is* the named type up to lifetimes, and each
-        // view only shortens them to the borrow of `addr`, in covariant positions (shared
-        // references and tuples of them); the value is only read, to copy it.
+        // SAFETY (each arm): the ids say `A` *is* the named type up to lifetimes. `&'a A` is
+        // well-formed, so each lifetime inside `A` outlives `'a`, and each view names `'a`
+        // for it: a shortening, in covariant positions (shared references and tuples of
+        // them). The value is only read, to copy it.
         unsafe {
             if id == erased_type_id::<&str>() {
-                Some(HostName::Joined(view::<A, &str>(addr).to_string()))
+                Some(HostName::Joined(view::<A, &'a str>(addr).to_string()))
             } else if id == erased_type_id::<String>() {
                 Some(HostName::Joined(view::<A, String>(addr).clone()))
             } else if id == erased_type_id::<&String>() {
-                Some(HostName::Joined(view::<A, &String>(addr).to_string()))
+                Some(HostName::Joined(view::<A, &'a String>(addr).to_string()))
             } else if id == erased_type_id::<(&str, u16)>() {
-                let &(host, port) = view::<A, (&str, u16)>(addr);
+                let &(host, port) = view::<A, (&'a str, u16)>(addr);
                 Some(HostName::Split(host.to_string(), port))
             } else if id == erased_type_id::<(String, u16)>() {
                 let (host, port) = view::<A, (String, u16)>(addr);
