@@ -2,13 +2,15 @@
 //! loopback sockets, from coroutines and plain threads; and how a copy ends when the other
 //! side fails, a deadline passes, or the source is closed.
 
+mod util;
+
 use coronet::io::copy;
 use coronet::net::{Shutdown, TcpListener, TcpStream};
-use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use util::files::{block_pattern as pattern, temp_file};
 
 /// A connected (client, server) pair.
 fn tcp_pair() -> (TcpStream, TcpStream) {
@@ -16,20 +18,6 @@ fn tcp_pair() -> (TcpStream, TcpStream) {
     let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (b, _) = l.accept().unwrap();
     (a, b)
-}
-
-/// Bytes that reveal a dropped, repeated or reordered block.
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 31 + i / 65536) as u8).collect()
-}
-
-/// An open file holding `data`, already unlinked.
-fn temp_file(tag: &str, data: &[u8]) -> File {
-    let path = std::env::temp_dir().join(format!("coronet-io-{tag}-{}", std::process::id()));
-    std::fs::write(&path, data).unwrap();
-    let f = File::open(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    f
 }
 
 /// Reads `s` to its end on a plain thread.

@@ -5,29 +5,17 @@
 //! worker's other coroutines every 16 MiB, and a lock taken per `sendfile` call would be free
 //! at that moment for the writer beside it, which runs right then.
 
+mod util;
+
 use coronet::io::copy;
 use coronet::net::{Shutdown, TcpListener, TcpStream};
-use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use util::files::{block_pattern, temp_file};
 
 /// The messages `write_all` sends beside a copy: 64 bytes unlike any run of the file's.
 const MESSAGE: &[u8; 64] = b"<message from another writer, whole or not at all.............>\n";
-
-/// Bytes that reveal a dropped, repeated or reordered block.
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 31 + i / 65536) as u8).collect()
-}
-
-/// An open file holding `data`, already unlinked.
-fn temp_file(data: &[u8]) -> File {
-    let path = std::env::temp_dir().join(format!("coronet-io-whole-{}", std::process::id()));
-    std::fs::write(&path, data).unwrap();
-    let f = File::open(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    f
-}
 
 /// Checks that `got` is `file` in one piece with `messages` whole `MESSAGE`s around it.
 fn assert_file_in_one_piece(got: &[u8], file: &[u8], messages: usize) {
@@ -60,8 +48,8 @@ fn a_file_sent_with_sendfile_is_not_cut_by_another_writer() {
         .build_global()
         .expect("the only runtime of this test binary");
     // past the copy's 16 MiB yield
-    let data = pattern((20 << 20) + 64);
-    let mut file = temp_file(&data);
+    let data = block_pattern((20 << 20) + 64);
+    let mut file = temp_file("whole", &data);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (server, _) = l.accept().unwrap();

@@ -887,10 +887,9 @@ impl Local {
         self.rt.idle.fetch_add(1, Ordering::SeqCst);
         let has_work = shared.remote_pending.load(Ordering::SeqCst)
             || shared.cancels_pending.load(Ordering::SeqCst)
-            || shared.fresh_len.load(Ordering::SeqCst) > 0
-            // any unstarted coroutine, however few: a spawner that found no one idle, or
-            // the searcher role taken (by us, a moment ago), woke no one for it, and its
-            // worker may be busy for good with a coroutine that never parks
+            // any unstarted coroutine, ours or another worker's, however few: a spawner that
+            // found no one idle, or the searcher role taken (by us, a moment ago), woke no one
+            // for it, and its worker may be busy for good with a coroutine that never parks
             || self.rt.workers.iter().any(|w| w.fresh_len.load(Ordering::SeqCst) > 0)
             || self.runq.borrow().peek_nth(0).is_some();
         if !has_work {

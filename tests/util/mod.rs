@@ -1,9 +1,10 @@
 //! Helpers shared by the TCP integration tests (`tcp.rs`, `deadline.rs`, `close.rs`,
-//! `stress.rs`), and in `examples`, by the tests that run the examples as programs. Each test
+//! `stress.rs`), in `files` by the `io::copy` tests, and in `examples`, by the tests that run the examples as programs. Each test
 //! file uses a different subset.
 #![allow(dead_code)]
 
 pub mod examples;
+pub mod files;
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
