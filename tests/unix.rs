@@ -813,6 +813,36 @@ fn datagram_errors_read_like_go() {
             e.to_string(),
             format!("dial unixgram @->{shown}: no such file or directory")
         );
+
+        // A connected socket's errors name its peer (found by an audit: the peer was not
+        // recorded), and so do its clones'.
+        let gone = TempPath::new("dg-gone");
+        let server = UnixDatagram::bind(&gone).unwrap();
+        d.connect(&gone).unwrap();
+        let clone = d.try_clone().unwrap();
+        drop(server);
+        let shown = gone.0.display();
+        let e = clone.send(b"x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        assert_eq!(
+            e.to_string(),
+            format!("write unixgram @->{shown}: connection refused")
+        );
+        assert!(
+            format!("{d:?}").contains(&format!("peer: {shown}")),
+            "{d:?}"
+        );
+        // a second connect, on either handle, re-points both
+        let other = TempPath::new("dg-other");
+        let server = UnixDatagram::bind(&other).unwrap();
+        clone.connect(&other).unwrap();
+        assert_eq!(d.send(b"y").unwrap(), 1);
+        assert_eq!(server.recv(&mut [0u8; 4]).unwrap(), 1);
+        let shown = other.0.display();
+        assert!(
+            format!("{d:?}").contains(&format!("peer: {shown}")),
+            "{d:?}"
+        );
     });
 }
 

@@ -7,6 +7,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::error::{op_error, Addr};
@@ -18,7 +19,16 @@ pub(crate) struct Sock {
     pub(crate) fd: NetFd,
     /// "tcp", "udp", "unix", "unixgram": the word Go puts in its errors.
     pub(crate) net: &'static str,
-    /// Recorded when the socket is made, so an error message stays complete after a reset.
+    /// The addresses errors and `Debug` print. Recorded when the socket is made, so an error
+    /// message stays complete after a reset; a datagram socket's `connect` changes them
+    /// through `&self`, and a `try_clone` shares them, as it shares the kernel's connection.
+    /// Only error paths, `Debug` and set-up read them.
+    names: Arc<Mutex<Names>>,
+}
+
+/// Go's `laddr` and `raddr` of a socket, as last learned.
+#[derive(Clone, Default)]
+pub(crate) struct Names {
     pub(crate) local: Option<Addr>,
     pub(crate) peer: Option<Addr>,
 }
@@ -52,9 +62,29 @@ impl Sock {
         Sock {
             fd: NetFd::new(fd),
             net,
-            local,
-            peer,
+            names: Arc::new(Mutex::new(Names { local, peer })),
         }
+    }
+
+    /// The addresses errors print.
+    pub(crate) fn names(&self) -> Names {
+        self.names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// This socket's own address, as errors print it.
+    pub(crate) fn local(&self) -> Option<Addr> {
+        self.names().local
+    }
+
+    /// Records a connection in the addresses errors print: the peer, and the local address
+    /// if the kernel has only now chosen it (`None` keeps the old one).
+    pub(crate) fn connected(&self, local: Option<Addr>, peer: Addr) {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        names.local = local.or(names.local.take());
+        names.peer = Some(peer);
     }
 
     /// Adopts an fd from std or from a raw fd: makes it nonblocking (std's are blocking),
@@ -89,12 +119,13 @@ impl Sock {
 
     /// The Go-form error for `op` on this socket.
     pub(crate) fn err(&self, op: &'static str, e: io::Error) -> io::Error {
-        op_error(op, self.net, self.local.clone(), self.peer.clone(), e)
+        let Names { local, peer } = self.names();
+        op_error(op, self.net, local, peer, e)
     }
 
     /// Errors of listeners and unconnected sockets name only their own address.
     pub(crate) fn err_local(&self, op: &'static str, e: io::Error) -> io::Error {
-        op_error(op, self.net, None, self.local.clone(), e)
+        op_error(op, self.net, None, self.local(), e)
     }
 
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -197,7 +228,7 @@ impl Sock {
     ) -> io::Result<usize> {
         self.fd
             .write_with(|fd| socket::send_to(fd, buf, to, SEND_FLAGS))
-            .map_err(|e| op_error("write", self.net, self.local.clone(), addr_for_err, e))
+            .map_err(|e| op_error("write", self.net, self.local(), addr_for_err, e))
     }
 
     /// One datagram on a connected datagram socket.
@@ -361,7 +392,11 @@ impl Sock {
             .fd
             .with_fd(|fd| fd.try_clone_to_owned())
             .map_err(|e| self.err("dup", e))?;
-        let clone = Sock::with_addrs(fd, self.net, self.local.clone(), self.peer.clone());
+        let clone = Sock {
+            fd: NetFd::new(fd),
+            net: self.net,
+            names: self.names.clone(),
+        };
         clone.fd.inherit(&self.fd);
         Ok(clone)
     }
@@ -398,6 +433,19 @@ impl Sock {
 
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// `Debug` of a socket type: its addresses and fd, as std prints them.
+    pub(crate) fn debug(&self, f: &mut std::fmt::Formatter<'_>, ty: &str) -> std::fmt::Result {
+        let Names { local, peer } = self.names();
+        let mut d = f.debug_struct(ty);
+        if let Some(a) = &local {
+            d.field("addr", &format_args!("{a}"));
+        }
+        if let Some(a) = &peer {
+            d.field("peer", &format_args!("{a}"));
+        }
+        d.field("fd", &self.raw()).finish()
     }
 }
 
@@ -472,6 +520,7 @@ macro_rules! fd_traits {
         }
 
         impl std::os::fd::IntoRawFd for $ty {
+            /// Gives the fd away without closing it; it stays nonblocking.
             fn into_raw_fd(self) -> std::os::fd::RawFd {
                 self.sock.into_raw_fd()
             }
@@ -489,6 +538,8 @@ macro_rules! fd_traits {
         }
 
         impl From<$std> for $ty {
+            /// Adopts a std socket, switching its fd to nonblocking mode; a std socket set
+            /// nonblocking keeps that mode here (calls return `WouldBlock`).
             fn from(s: $std) -> $ty {
                 $ty {
                     sock: $crate::net::sock::Sock::adopt_std(std::os::fd::OwnedFd::from(s), $net),
@@ -497,6 +548,7 @@ macro_rules! fd_traits {
         }
 
         impl From<$ty> for $std {
+            /// Hands the socket to std, back in blocking mode unless it was set nonblocking.
             fn from(s: $ty) -> $std {
                 <$std>::from(s.sock.into_blocking_owned())
             }
@@ -504,14 +556,7 @@ macro_rules! fd_traits {
 
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                let mut d = f.debug_struct(stringify!($ty));
-                if let Some(a) = &self.sock.local {
-                    d.field("addr", &format_args!("{a}"));
-                }
-                if let Some(a) = &self.sock.peer {
-                    d.field("peer", &format_args!("{a}"));
-                }
-                d.field("fd", &self.sock.raw()).finish()
+                self.sock.debug(f, stringify!($ty))
             }
         }
     };

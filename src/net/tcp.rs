@@ -446,12 +446,9 @@ impl TcpStream {
         let sock = Sock::with_addrs(fd, "tcp", None, Some(Addr::Inet(to)));
         watch(&sock);
         sock.connect(&SockAddr::from_inet(&to), deadline)?;
-        let mut sock = sock;
-        sock.local = sock
-            .local_sockaddr()
-            .ok()
-            .and_then(|a| a.as_inet())
-            .map(Addr::Inet);
+        // the kernel has now chosen the local address
+        let local = sock.local_sockaddr().ok().and_then(|a| a.as_inet());
+        sock.connected(local.map(Addr::Inet), Addr::Inet(to));
         tcp_defaults(&sock);
         if let Some(period) = keepalive {
             if period.is_zero() {

@@ -5,20 +5,18 @@
 //! and an empty datagram is a real message (`send(&[])` sends one, `recv` returns `Ok(0)`).
 //!
 //! One thing differs from `tcp.rs`: std's `connect(&self)` can point the socket at a new peer
-//! at any time (and the kernel then picks a concrete local address), so the addresses errors
-//! print live behind a lock here rather than in `Sock`'s fields, which are fixed when the
-//! socket is made. Only error paths and `Debug` read them.
+//! at any time (and the kernel then picks a concrete local address), so it updates the
+//! addresses errors print (`Sock::connected`).
 
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::error::{op_error, Addr};
 use super::lookup::resolve;
-use super::sock::Sock;
+use super::sock::{fd_traits, Sock};
 use super::socket::{self, SockAddr, SEND_FLAGS};
 use super::tcp::addrs;
 use crate::poll::desc::Dir;
@@ -51,16 +49,6 @@ use crate::poll::desc::Dir;
 /// ```
 pub struct UdpSocket {
     sock: Sock,
-    /// The addresses errors and `Debug` print. `connect` changes them through `&self`, and a
-    /// `try_clone` shares them, because the kernel's connection is shared by the dup too.
-    names: Arc<Mutex<Names>>,
-}
-
-/// Go's `laddr` and `raddr` of a datagram socket, as last learned.
-#[derive(Clone, Default)]
-struct Names {
-    local: Option<Addr>,
-    peer: Option<Addr>,
 }
 
 fn inet(a: SockAddr) -> io::Result<SocketAddr> {
@@ -123,45 +111,21 @@ impl UdpSocket {
             1 as libc::c_int,
         )?;
         socket::bind(fd.as_fd(), &SockAddr::from_inet(&a))?;
-        let s = UdpSocket::from_sock(Sock::new(fd, "udp"));
+        let s = UdpSocket {
+            sock: Sock::new(fd, "udp"),
+        };
         log::debug!("udp bound to {a} (fd {})", s.sock.raw());
         Ok(s)
     }
 
-    fn from_sock(sock: Sock) -> UdpSocket {
-        let names = Names {
-            local: sock.local.clone(),
-            peer: sock.peer.clone(),
-        };
-        UdpSocket {
-            sock,
-            names: Arc::new(Mutex::new(names)),
-        }
-    }
-
-    fn names(&self) -> Names {
-        self.names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Records a new connection in the names errors print.
-    fn connected(&self, local: Option<SocketAddr>, peer: SocketAddr) {
-        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-        names.local = local.map(Addr::Inet).or(names.local.take());
-        names.peer = Some(Addr::Inet(peer));
-    }
-
     /// The Go-form error for `op`: `read udp 127.0.0.1:5000->127.0.0.1:6000: …`.
     fn err(&self, op: &'static str, e: io::Error) -> io::Error {
-        let n = self.names();
-        op_error(op, "udp", n.local, n.peer, e)
+        self.sock.err(op, e)
     }
 
     /// The error of a `send_to`, which names its destination (Go's `WriteTo`).
     fn err_to(&self, to: Option<SocketAddr>, e: io::Error) -> io::Error {
-        op_error("write", "udp", self.names().local, to.map(Addr::Inet), e)
+        op_error("write", "udp", self.sock.local(), to.map(Addr::Inet), e)
     }
 
     /// Sets the default destination of `send` and the only source `recv` accepts, trying
@@ -180,7 +144,7 @@ impl UdpSocket {
     /// assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
     /// ```
     pub fn connect<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<()> {
-        let local = self.names().local;
+        let local = self.sock.local();
         let list = addrs(addr).map_err(|e| op_error("dial", "udp", local.clone(), None, e))?;
         let mut last = None;
         for to in list {
@@ -196,7 +160,7 @@ impl UdpSocket {
                 Ok(()) => {
                     // The kernel has now chosen a concrete local address for an any-address bind.
                     let local = self.sock.local_sockaddr().ok().and_then(|a| a.as_inet());
-                    self.connected(local, to);
+                    self.sock.connected(local.map(Addr::Inet), Addr::Inet(to));
                     log::debug!("udp fd {} connected to {to}", self.sock.raw());
                     return Ok(());
                 }
@@ -418,7 +382,6 @@ impl UdpSocket {
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         Ok(UdpSocket {
             sock: self.sock.try_clone()?,
-            names: self.names.clone(),
         })
     }
 
@@ -914,65 +877,7 @@ impl UdpSocket {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock.raw()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd number is open for as long as `self` lives (`NetFd` invariant):
-        // `close(&self)` only swaps the socket behind it for a dead placeholder, and the
-        // number itself is closed in drop.
-        unsafe { BorrowedFd::borrow_raw(self.sock.raw()) }
-    }
-}
-
-impl IntoRawFd for UdpSocket {
-    /// Gives the fd away without closing it; it stays nonblocking.
-    fn into_raw_fd(self) -> RawFd {
-        self.sock.into_raw_fd()
-    }
-}
-
-impl FromRawFd for UdpSocket {
-    /// Adopts `fd`, switching it to nonblocking mode.
-    unsafe fn from_raw_fd(fd: RawFd) -> UdpSocket {
-        // SAFETY: the caller promises `fd` is an open socket it owns.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        UdpSocket::from_sock(Sock::adopt(owned, "udp"))
-    }
-}
-
-impl From<std::net::UdpSocket> for UdpSocket {
-    /// Adopts a std socket (bound or connected), switching its fd to nonblocking mode; a
-    /// std socket set nonblocking keeps that mode here (calls return `WouldBlock`).
-    fn from(s: std::net::UdpSocket) -> UdpSocket {
-        UdpSocket::from_sock(Sock::adopt_std(OwnedFd::from(s), "udp"))
-    }
-}
-
-impl From<UdpSocket> for std::net::UdpSocket {
-    /// Hands the socket to std, back in blocking mode unless it was set nonblocking.
-    fn from(s: UdpSocket) -> std::net::UdpSocket {
-        std::net::UdpSocket::from(s.sock.into_blocking_owned())
-    }
-}
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = self.names();
-        let mut d = f.debug_struct("UdpSocket");
-        if let Some(a) = &names.local {
-            d.field("addr", &format_args!("{a}"));
-        }
-        if let Some(a) = &names.peer {
-            d.field("peer", &format_args!("{a}"));
-        }
-        d.field("fd", &self.sock.raw()).finish()
-    }
-}
+fd_traits!(UdpSocket, std::net::UdpSocket, "udp");
 
 /// Sockets are shared between coroutines and threads (`Arc<UdpSocket>`).
 fn _assert_send_and_sync() {

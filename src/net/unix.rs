@@ -309,8 +309,7 @@ impl UnixListener {
                 unnamed()
             });
         // An accepted socket's own name is the listener's.
-        let local = self.sock.local.clone();
-        let sock = Sock::with_addrs(fd, STREAM, local, peer.to_addr().ok());
+        let sock = Sock::with_addrs(fd, STREAM, self.sock.local(), peer.to_addr().ok());
         log::trace!("accept unix fd {}", sock.raw());
         Ok((UnixStream { sock }, peer_std))
     }
@@ -998,10 +997,9 @@ impl UnixDatagram {
         Ok((UnixDatagram { sock: a }, UnixDatagram { sock: b }))
     }
 
-    /// Sets the default destination of `send` and the only source `recv` accepts.
-    ///
-    /// Errors of later calls still name only this socket's own address: the peer is not
-    /// recorded (`connect` takes `&self`).
+    /// Sets the default destination of `send` and the only source `recv` accepts. Errors of
+    /// later calls name it (`write unixgram @->/tmp/x.sock: connection refused`); calling
+    /// `connect` again re-points the socket.
     ///
     /// # Errors
     ///
@@ -1045,21 +1043,15 @@ impl UnixDatagram {
     }
 
     fn connect_to(&self, (to, name): (io::Result<SockAddr>, Addr)) -> io::Result<()> {
-        let err = |e| {
-            op_error(
-                "dial",
-                DGRAM,
-                self.sock.local.clone(),
-                Some(name.clone()),
-                e,
-            )
-        };
+        let err = |e| op_error("dial", DGRAM, self.sock.local(), Some(name.clone()), e);
         let to = to.map_err(err)?;
         // A datagram connect only records the peer: it never waits.
         self.sock
             .fd
             .with_fd(|fd| socket::connect(fd, &to))
-            .map_err(err)
+            .map_err(err)?;
+        self.sock.connected(None, name);
+        Ok(())
     }
 
     /// Sends one datagram to the connected peer.
@@ -1153,15 +1145,8 @@ impl UnixDatagram {
         buf: &[u8],
         (to, name): (io::Result<SockAddr>, Addr),
     ) -> io::Result<usize> {
-        let to = to.map_err(|e| {
-            op_error(
-                "write",
-                DGRAM,
-                self.sock.local.clone(),
-                Some(name.clone()),
-                e,
-            )
-        })?;
+        let to =
+            to.map_err(|e| op_error("write", DGRAM, self.sock.local(), Some(name.clone()), e))?;
         self.sock.send_to(buf, &to, Some(name))
     }
 
