@@ -226,9 +226,15 @@ impl Sock {
         to: &SockAddr,
         addr_for_err: Option<Addr>,
     ) -> io::Result<usize> {
-        self.fd
-            .write_with(|fd| socket::send_to(fd, buf, to, SEND_FLAGS))
-            .map_err(|e| op_error("write", self.net, self.local(), addr_for_err, e))
+        let send = |fd: BorrowedFd<'_>| socket::send_to(fd, buf, to, SEND_FLAGS);
+        // A Unix receiver's full queue raises no event for a sender it is not connected
+        // back to (`NetFd::write_paced`).
+        let r = if self.net == "unixgram" {
+            self.fd.write_paced(send)
+        } else {
+            self.fd.write_with(send)
+        };
+        r.map_err(|e| op_error("write", self.net, self.local(), addr_for_err, e))
     }
 
     /// One datagram on a connected datagram socket.

@@ -21,13 +21,14 @@
 //! as in Go — a nonblocking Unix connect cannot be waited for.
 //!
 //! The other corner is `send_to` on an unconnected datagram socket while the receiver's
-//! queue is full: the socket counts as writable even though the send fails with `EAGAIN`
-//! (poll(2) says so, and each failed send frees its buffer, which raises a new `EPOLLOUT`
-//! edge), so a plain thread *and a coroutine* retry in a busy loop until room appears
-//! (measured: ~170 ms of CPU over a 300 ms wait on a thread; 0.75-1 s of CPU over a 1 s
-//! wait in a coroutine, found by an audit), where std's blocking send sleeps in the kernel.
-//! A connected socket (`connect`, then `send`) waits properly, on a thread and in a
-//! coroutine: connect first when one peer gets the datagrams.
+//! queue is full: the kernel raises no event for the sender when room appears, and counts
+//! its socket writable all along (poll(2) says so, and each refused send frees its buffer,
+//! which raises a new `EPOLLOUT` edge). Waiting for readiness would retry in a busy loop,
+//! so such a send pauses between tries instead (1 ms, doubling to 8 ms; close, deadlines
+//! and timeouts still end it at once), in a coroutine and on a thread: it goes out at most
+//! one pause after room appears, where std's blocking send sleeps in the kernel until then.
+//! A connected socket (`connect`, then `send`) is woken by the kernel the moment the
+//! receiver has room: connect first when one peer gets the datagrams.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;

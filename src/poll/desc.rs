@@ -149,6 +149,14 @@ fn check_deadline(d: Option<Instant>, call: Option<Instant>) -> io::Result<()> {
     }
 }
 
+/// What a plain thread's poll(2) waits for in `dir`.
+fn poll_events(dir: Dir) -> i16 {
+    match dir {
+        Dir::Read => libc::POLLIN,
+        Dir::Write => libc::POLLOUT,
+    }
+}
+
 /// The earlier of two optional deadlines.
 pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -330,7 +338,38 @@ impl PollDesc {
         // coroutine's own record for the whole wait (park included) without a clone
         match worker::with_current(|me| self.wait_coroutine(me, fd, dir, call)) {
             Some(r) => r,
-            None => self.wait_thread(fd, dir, call),
+            None => self.wait_thread(fd, dir, call, poll_events(dir)),
+        }
+    }
+
+    /// As `wait`, for a call whose EAGAIN no event will end: waits until `until` whatever
+    /// readiness says, and returns early only with the error of a close or a deadline.
+    /// For a Unix datagram `send_to` to a full receiver, which the kernel reports writable
+    /// all along (and each failed send raises a writable edge of its own), so an edge-driven
+    /// wait would make a busy loop of it.
+    pub(crate) fn pause(
+        self: &Arc<Self>,
+        fd: BorrowedFd<'_>,
+        dir: Dir,
+        call: Option<Instant>,
+        until: Instant,
+    ) -> io::Result<()> {
+        // The pause is a per-call deadline of its own; its timeout error means "retry".
+        let short = earliest(call, Some(until));
+        loop {
+            let r = match worker::with_current(|me| self.wait_coroutine(me, fd, dir, short)) {
+                Some(r) => r,
+                // no events asked for: poll(2) then wakes only for a close, a deadline
+                // change or an error on the socket
+                None => self.wait_thread(fd, dir, short, 0),
+            };
+            match r {
+                // an edge, most likely our own failed send's: not a reason to retry yet
+                Ok(()) if Instant::now() < until => {}
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return self.check(dir, call),
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -442,7 +481,13 @@ impl PollDesc {
         }
     }
 
-    fn wait_thread(&self, fd: BorrowedFd<'_>, dir: Dir, call: Option<Instant>) -> io::Result<()> {
+    fn wait_thread(
+        &self,
+        fd: BorrowedFd<'_>,
+        dir: Dir,
+        call: Option<Instant>,
+        events: i16,
+    ) -> io::Result<()> {
         // In the loom model the thread's record and its poll(2) are shims on loom's
         // primitives (`loom_tests`); these names shadow the runtime's only there.
         #[cfg(all(test, loom))]
@@ -464,10 +509,6 @@ impl PollDesc {
         let deadline = earliest(self.deadline(dir), call);
         let err = self.check(dir, call).err();
         if err.is_none() {
-            let events = match dir {
-                Dir::Read => libc::POLLIN,
-                Dir::Write => libc::POLLOUT,
-            };
             park_thread_fd(fd, events, deadline);
         }
         match slot.swap(EMPTY, Ordering::SeqCst) {

@@ -99,6 +99,10 @@ impl Settings {
     }
 }
 
+/// `write_paced`'s first pause and its cap (the timers' resolution is a millisecond).
+const PAUSE_FIRST: Duration = Duration::from_millis(1);
+const PAUSE_MAX: Duration = Duration::from_millis(8);
+
 /// Held by every change of settings and by the clone that shares them: otherwise a change
 /// made on a handle while its first clone copies its own settings into the shared ones
 /// could land in the old place after the copy. Both are rare; the calls only read.
@@ -142,7 +146,7 @@ impl Locked<'_> {
     /// One call (beats 2 to 5) under the lock held since [`NetFd::hold`].
     pub(crate) fn io<R>(&self, op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>) -> io::Result<R> {
         let call = self.fd.call_deadline(self.dir);
-        self.fd.io_locked(self, call, op, |_| false)
+        self.fd.io_locked(self, call, op, |_| false, false)
     }
 }
 
@@ -256,7 +260,7 @@ impl NetFd {
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io(Dir::Read, op, |_| false)
+        self.io(Dir::Read, op, |_| false, false)
     }
 
     /// `read_with` for a byte-stream read into `len` bytes of buffer: a short read marks the
@@ -270,14 +274,30 @@ impl NetFd {
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<usize>,
     ) -> io::Result<usize> {
         // 0 is EOF: nothing more will come, so no event either; never "drained".
-        self.io(Dir::Read, op, |&n| n > 0 && n < len)
+        self.io(Dir::Read, op, |&n| n > 0 && n < len, false)
     }
 
     pub(crate) fn write_with<R>(
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io(Dir::Write, op, |_| false)
+        self.io(Dir::Write, op, |_| false, false)
+    }
+
+    /// `write_with` for a send that EAGAIN may refuse with no event to come when it would
+    /// succeed: a Unix datagram `send_to` to a receiver whose queue is full. The sender's
+    /// socket stays writable (its own buffer is free), and each refused send frees its
+    /// buffer and so raises a writable edge: waiting for edges retries in a busy loop.
+    /// After the first wait, when a retry is refused again, this pauses instead for 1 ms,
+    /// doubling to 8 ms (`PAUSE_FIRST`, `PAUSE_MAX`): a blocked sender costs a syscall
+    /// every few milliseconds, and its datagram goes out at most one pause after room
+    /// appears (std's blocking send sleeps in the kernel until then). Close, deadlines and
+    /// std's timeout still end the pause at once.
+    pub(crate) fn write_paced<R>(
+        &self,
+        op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io(Dir::Write, op, |_| false, true)
     }
 
     /// Beat 1 alone, for a caller that makes several calls as one: `io::copy`'s `sendfile`
@@ -295,12 +315,13 @@ impl NetFd {
         dir: Dir,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
         drains: impl Fn(&R) -> bool,
+        paced: bool,
     ) -> io::Result<R> {
         // 1. direction lock + reference. std's per-call timeout counts from here, the wait
         // for the lock included: a std call blocked behind another times out on its own.
         let call = self.call_deadline(dir);
         let locked = self.lock(dir, call)?;
-        self.io_locked(&locked, call, op, drains)
+        self.io_locked(&locked, call, op, drains, paced)
     }
 
     /// Beats 2 to 5, under the direction lock `locked` holds.
@@ -311,6 +332,7 @@ impl NetFd {
         call: Option<Instant>,
         mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
         drains: impl Fn(&R) -> bool,
+        paced: bool,
     ) -> io::Result<R> {
         debug_assert!(std::ptr::eq(locked.fd, self));
         let (fd, dir) = (locked.fd(), locked.dir);
@@ -354,6 +376,8 @@ impl NetFd {
                 self.desc.wait_if_coroutine(fd, dir, call)?;
             }
         }
+        // `write_paced`'s next pause; None until its first wait
+        let mut pause: Option<Duration> = None;
         loop {
             // 3. the syscall
             match op(fd) {
@@ -364,7 +388,16 @@ impl NetFd {
                         return Err(e);
                     }
                     // 5. park until the netpoller says ready, then retry
-                    self.desc.wait(fd, dir, call)?;
+                    match pause {
+                        Some(p) if paced => {
+                            self.desc.pause(fd, dir, call, Instant::now() + p)?;
+                            pause = Some((p * 2).min(PAUSE_MAX));
+                        }
+                        _ => {
+                            self.desc.wait(fd, dir, call)?;
+                            pause = Some(PAUSE_FIRST);
+                        }
+                    }
                 }
                 Ok(r) => {
                     if drains(&r) {

@@ -323,10 +323,11 @@ pub(crate) fn park_thread_fd(fd: BorrowedFd<'_>, events: i16, deadline: Option<I
             return false;
         }
         task.set_wait(
-            if events & libc::POLLOUT != 0 {
-                Wait::IoWrite
-            } else {
+            // no events at all: a write's pause (`PollDesc::pause`)
+            if events & libc::POLLIN != 0 {
                 Wait::IoRead
+            } else {
+                Wait::IoWrite
             },
             fd.as_raw_fd(),
         );
