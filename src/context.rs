@@ -218,6 +218,14 @@ struct State {
     timer: Option<TimerHandle>,
 }
 
+/// What a cancel takes out of a `State` under its lock, to act on after it.
+struct Taken {
+    done_tx: Option<Sender<()>>,
+    children: Slab<Weak<Inner>>,
+    callbacks: Slab<Callback>,
+    timer: Option<TimerHandle>,
+}
+
 fn decode(err: u8) -> Option<ContextError> {
     match err {
         LIVE => None,
@@ -474,33 +482,34 @@ impl Inner {
 
     /// Cancels this context and everything below it, once; later calls do nothing.
     fn cancel(self: &Arc<Self>, err: ContextError) {
-        let mut below = Vec::new();
-        if !self.cancel_one(err, &mut below) {
+        let Some(taken) = self.take(err) else {
             return;
-        }
+        };
+        // Only the context cancelled first leaves its parent's list; every one below it was
+        // in the list of a context that took its whole list. It leaves before it wakes its
+        // `done()` waiters, so one who saw it done finds it gone from its parent's list.
+        self.leave_parent();
+        let mut below = Vec::new();
+        self.finish(err, taken, &mut below);
         // A worklist, not a recursion: a chain of contexts can be deeper than a coroutine's
         // stack (or the scheduler's, where a deadline fires) has room for frames.
         while let Some(child) = below.pop() {
             if let Some(child) = child.upgrade() {
-                child.cancel_one(err, &mut below);
+                if let Some(taken) = child.take(err) {
+                    child.finish(err, taken, &mut below);
+                }
             }
         }
-        // Only the context cancelled first leaves its parent's list; every one below it was
-        // in the list of a context that took its whole list.
-        self.leave_parent();
     }
 
-    /// Cancels this one context, adding its children to `below` for the caller to cancel;
-    /// false if it was done already.
-    fn cancel_one(&self, err: ContextError, below: &mut Vec<Weak<Inner>>) -> bool {
-        let Some(state) = &self.state else {
-            return false;
-        };
-        // 1. mark cancelled and take everything, under the lock
+    /// Step 1 of cancelling one context, under its lock: marks it cancelled and takes
+    /// everything the cancel must act on; None if it was done already.
+    fn take(&self, err: ContextError) -> Option<Taken> {
+        let state = self.state.as_ref()?;
         let (done_tx, children, callbacks, timer) = {
             let mut st = lock(state);
             if self.err.load(Ordering::Acquire) != LIVE {
-                return false;
+                return None;
             }
             let code = match err {
                 ContextError::Canceled => CANCELED,
@@ -514,13 +523,28 @@ impl Inner {
                 st.timer.take(),
             )
         };
+        Some(Taken {
+            done_tx,
+            children,
+            callbacks,
+            timer,
+        })
+    }
+
+    /// Step 2, after the lock: wakes `done()` waiters, stops the timer, hands the children
+    /// over to `below` for the caller to cancel, and runs the callbacks.
+    fn finish(&self, err: ContextError, taken: Taken, below: &mut Vec<Weak<Inner>>) {
+        let Taken {
+            done_tx,
+            children,
+            callbacks,
+            timer,
+        } = taken;
         log::trace!(
             "context cancelled ({err}): {} child(ren), {} callback(s)",
             children.len(),
             callbacks.len()
         );
-        // 2. after the lock: wake done() waiters, stop the timer, hand over the children, run
-        // the callbacks
         drop(done_tx);
         if let Some(t) = timer {
             t.cancel();
@@ -529,7 +553,6 @@ impl Inner {
         for (_, f) in callbacks {
             f();
         }
-        true
     }
 
     /// Leaves the parent's list (a cancel of our own; a parent's cancel took its whole list).
@@ -731,6 +754,24 @@ mod tests {
             "too late to register"
         );
         assert!(Context::background().on_cancel(|| ()).unwrap().is_none());
+    }
+
+    /// Whoever sees a context done finds it gone from its parent's list: the dialer's
+    /// lookup test counts the children the moment its dial returns, on the cancel of a
+    /// deadline that may still be running on another thread (it failed now and then under
+    /// load when the context left its parent last). A slow callback holds the cancel
+    /// between waking `done()` and finishing, so the order shows every time.
+    #[test]
+    fn a_context_seen_done_has_left_its_parent() {
+        let parent = Context::background().with_cancel();
+        let (child, cancel) = parent.0.with_cancel();
+        let slow = child.on_cancel(|| std::thread::sleep(Duration::from_millis(300)));
+        let canceller = std::thread::spawn(move || cancel.cancel());
+        let done = child.done();
+        assert!(done.recv_timeout(Duration::from_secs(10)).is_err(), "disconnected");
+        assert_eq!(parent.0.__child_count(), 0);
+        canceller.join().unwrap();
+        drop(slow);
     }
 
     /// Go's `done := ctx.Done()`, kept after the context: a cancel, the deadline or the
