@@ -768,7 +768,10 @@ mod tests {
         let slow = child.on_cancel(|| std::thread::sleep(Duration::from_millis(300)));
         let canceller = std::thread::spawn(move || cancel.cancel());
         let done = child.done();
-        assert!(done.recv_timeout(Duration::from_secs(10)).is_err(), "disconnected");
+        assert!(
+            done.recv_timeout(Duration::from_secs(10)).is_err(),
+            "disconnected"
+        );
         assert_eq!(parent.0.__child_count(), 0);
         canceller.join().unwrap();
         drop(slow);

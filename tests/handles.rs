@@ -7,10 +7,11 @@
 //! One worker for the whole binary, so a stalled worker shows in a coroutine beside it.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use coronet::net::TcpStream;
+use coronet::net::{Dialer, TcpListener, TcpStream};
 
 mod util;
 use util::pair;
@@ -167,24 +168,89 @@ fn conversions_from_and_to_std_keep_the_nonblocking_mode() {
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
 }
 
-/// A stream with unsent data stuck behind a peer that never reads, and `SO_LINGER` on.
-fn lingering(linger: Duration) -> (TcpStream, TcpStream) {
-    let (s, peer) = pair();
+/// Fills `s`'s send buffer and its peer's receive buffer: unsent data a lingering close of
+/// `s` must wait for.
+fn stuff(s: &TcpStream, peer: &TcpStream) {
     s.set_send_buffer_size(16 << 10).unwrap();
     peer.set_recv_buffer_size(16 << 10).unwrap();
     s.set_write_deadline(Some(Instant::now() + MS(300)))
         .unwrap();
-    let _ = (&s).write(&vec![0u8; 8 << 20]); // fills both buffers, then times out
+    let _ = (&*s).write(&vec![0u8; 8 << 20]); // fills both buffers, then times out
+}
+
+/// A stream with unsent data stuck behind a peer that never reads, and `SO_LINGER` on.
+fn lingering(linger: Duration) -> (TcpStream, TcpStream) {
+    let (s, peer) = pair();
+    stuff(&s, &peer);
     s.set_linger(Some(linger)).unwrap();
+    (s, peer)
+}
+
+/// `SO_LINGER` at 3 s set on a raw fd, as a `control` hook or another crate would.
+fn linger_3s(fd: RawFd) -> io::Result<()> {
+    let on = libc::linger {
+        l_onoff: 1,
+        l_linger: 3,
+    };
+    let len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
+    // SAFETY: `on` is a valid `linger` of `len` bytes for the call's duration.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const on).cast(),
+            len,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The ways a stream comes to linger for 3 s.
+#[derive(Clone, Copy)]
+enum Linger {
+    /// `set_linger`
+    Set,
+    /// accepted from a std listener with `SO_LINGER` on: Linux copies it to the connection
+    Accepted,
+    /// dialed by a `Dialer` whose `control` hook turns it on
+    Dialed,
+}
+
+fn lingering_by(how: Linger) -> (TcpStream, TcpStream) {
+    let (s, peer) = match how {
+        Linger::Set => return lingering(Duration::from_secs(3)),
+        Linger::Accepted => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            linger_3s(l.as_raw_fd()).unwrap();
+            let l = TcpListener::from(l);
+            let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            (l.accept().unwrap().0, peer)
+        }
+        Linger::Dialed => {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let s = Dialer::new()
+                .control(linger_3s)
+                .dial(l.local_addr().unwrap())
+                .unwrap();
+            (s, l.accept().unwrap().0)
+        }
+    };
+    assert_eq!(s.linger().unwrap(), Some(Duration::from_secs(3)));
+    stuff(&s, &peer);
     (s, peer)
 }
 
 /// Releases a lingering stream with `release` on the worker while a coroutine beside it
 /// sleeps 10 ms at a time; neither may stall for anything like the 3 s linger.
-fn lingering_release_does_not_stall_the_worker(release: fn(TcpStream)) {
+fn lingering_release_does_not_stall_the_worker(how: Linger, release: fn(TcpStream)) {
     one_worker();
     coronet::go(move || {
-        let (s, peer) = lingering(Duration::from_secs(3));
+        let (s, peer) = lingering_by(how);
         let ticker = coronet::go(|| {
             let mut worst = Duration::ZERO;
             for _ in 0..100 {
@@ -213,12 +279,21 @@ fn lingering_release_does_not_stall_the_worker(release: fn(TcpStream)) {
 
 #[test]
 fn dropping_a_lingering_stream_does_not_stall_the_worker() {
-    lingering_release_does_not_stall_the_worker(drop);
+    lingering_release_does_not_stall_the_worker(Linger::Set, drop);
 }
 
 #[test]
 fn closing_a_lingering_stream_does_not_stall_the_worker() {
-    lingering_release_does_not_stall_the_worker(|s| s.close().unwrap());
+    lingering_release_does_not_stall_the_worker(Linger::Set, |s| s.close().unwrap());
+}
+
+/// The linger of a stream accepted from a listener coronet did not make, or dialed through
+/// a `control` hook, is unknown to coronet too (found by the fifth audit: both stalled the
+/// worker for the 3 s).
+#[test]
+fn dropping_a_stream_that_inherited_or_was_given_linger_does_not_stall_the_worker() {
+    lingering_release_does_not_stall_the_worker(Linger::Accepted, drop);
+    lingering_release_does_not_stall_the_worker(Linger::Dialed, drop);
 }
 
 /// On a plain thread the close blocks the thread, as std's does, and the data still goes:

@@ -710,7 +710,12 @@ impl ListenConfig {
         }
         socket::bind(fd.as_fd(), &SockAddr::from_inet(&a))?;
         socket::listen(fd.as_fd(), self.backlog.unwrap_or_else(socket::somaxconn))?;
-        Ok(TcpListener::from_sock(Sock::new(fd, "tcp")))
+        let sock = Sock::new(fd, "tcp");
+        if self.control.is_some() {
+            // the hook may have turned SO_LINGER on, which accepted connections inherit
+            sock.fd.set_may_linger();
+        }
+        Ok(TcpListener::from_sock(sock))
     }
 }
 

@@ -130,6 +130,10 @@ impl TcpListener {
             .and_then(|a| a.as_inet())
             .map(Addr::Inet);
         let sock = Sock::with_addrs(fd, "tcp", local, Some(Addr::Inet(peer)));
+        if self.sock.fd.may_linger() {
+            // Linux copies the listener's SO_LINGER to the connection
+            sock.fd.set_may_linger();
+        }
         tcp_defaults(&sock);
         Ok((TcpStream { sock }, peer))
     }
@@ -444,6 +448,9 @@ impl TcpStream {
             socket::bind(fd.as_fd(), &SockAddr::from_inet(&local))?;
         }
         let sock = Sock::with_addrs(fd, "tcp", None, Some(Addr::Inet(to)));
+        if control.is_some() {
+            sock.fd.set_may_linger(); // the hook may have turned SO_LINGER on
+        }
         watch(&sock);
         sock.connect(&SockAddr::from_inet(&to), deadline)?;
         // the kernel has now chosen the local address
@@ -878,6 +885,14 @@ impl TcpStream {
     }
 
     /// Go's `SetLinger`: `Some(ZERO)` makes close send a reset and drop unsent data.
+    ///
+    /// With a longer linger and data unsent, the kernel's close waits for it. A coroutine's
+    /// close or drop hands that wait to the blocking pool, so the worker never stalls; a
+    /// plain thread's blocks the thread, as std's does. coronet knows a socket may linger
+    /// when it was set here, the socket came from std or a raw fd, a `control` hook of
+    /// [`Dialer`](super::Dialer) or [`ListenConfig`](super::ListenConfig) touched it, or it
+    /// was accepted from such a listener. Set through the fd by other means (say
+    /// `socket2`), it is not seen, and the close of a coroutine waits on the worker.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};

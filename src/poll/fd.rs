@@ -192,6 +192,11 @@ impl NetFd {
         self.may_linger.store(true, Ordering::Relaxed);
     }
 
+    /// Whether `SO_LINGER` may be on: a listener's passes to the connections it accepts.
+    pub(crate) fn may_linger(&self) -> bool {
+        self.may_linger.load(Ordering::Relaxed)
+    }
+
     /// With `SO_LINGER` on and unsent data queued, the last close of a socket waits (up to
     /// the linger time) for the data to go, whatever O_NONBLOCK says, and so would the
     /// `dup2` of `retire`: on a worker that stalls every coroutine on it. So on a worker a
@@ -199,7 +204,9 @@ impl NetFd {
     /// number (no longer the socket's last reference, so at once) and only then gives the
     /// `dup` to [`close_elsewhere`], whose close is the last one. Elsewhere the close
     /// blocks the calling thread, as std's does. Sockets never marked `may_linger` skip the
-    /// check (no syscall).
+    /// check (no syscall): marked are those whose linger was set through coronet, adopted
+    /// from std or a raw fd, touched by a `control` hook, or accepted from a marked
+    /// listener (Linux copies the listener's `SO_LINGER`).
     fn keep_if_lingering(&self) -> Option<OwnedFd> {
         if !self.may_linger.load(Ordering::Relaxed)
             || crate::runtime::worker::worker_index().is_none()
