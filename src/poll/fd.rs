@@ -161,6 +161,8 @@ impl Drop for Locked<'_> {
 impl NetFd {
     /// Takes ownership of a nonblocking fd.
     pub(crate) fn new(fd: OwnedFd) -> NetFd {
+        // while fds are to be had: `close` needs it later (after the first, one load)
+        let _ = placeholder();
         NetFd {
             fd: fd.into_raw_fd(),
             mu: FdMutex::new(),
@@ -570,16 +572,25 @@ impl Drop for NetFd {
 
 /// A socket that is not connected and never will be: what a closed `NetFd`'s number points
 /// at until the value is dropped. Every operation on it fails (ENOTCONN / EINVAL).
+///
+/// Made with the first `NetFd`, while the process evidently has fds to spare, and made
+/// again later if that failed: a failure is never kept (found by the fifth audit: one
+/// close under EMFILE made every later close of the process fall back to `shutdown`,
+/// which keeps the socket and its port until the drop).
 fn placeholder() -> Option<RawFd> {
-    static DEAD: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
-    DEAD.get_or_init(|| {
-        // SAFETY: no pointers; a non-negative result is a new fd we own.
-        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        // SAFETY: just created and owned by nobody else.
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-    })
-    .as_ref()
-    .map(|f| f.as_raw_fd())
+    static DEAD: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+    if let Some(fd) = DEAD.get() {
+        return Some(fd.as_raw_fd());
+    }
+    // SAFETY: no pointers; a non-negative result is a new fd we own.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: just created and owned by nobody else. A racing thread's may win the cell;
+    // ours is then closed here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Some(DEAD.get_or_init(|| fd).as_raw_fd())
 }
 
 impl AsRawFd for NetFd {
