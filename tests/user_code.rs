@@ -80,6 +80,40 @@ fn a_closure_that_panics_when_dropped_unstarted_leaves_the_worker_running() {
     );
 }
 
+/// Waits in its drop for a message from a coroutine of the same (only) worker.
+struct ReceivesOnDrop(Option<coronet::chan::Receiver<()>>);
+
+impl Drop for ReceivesOnDrop {
+    fn drop(&mut self) {
+        if let Some(rx) = self.0.take() {
+            let _ = rx.recv();
+        }
+    }
+}
+
+/// The closure of a coroutine that could not start is dropped unrun; a capture that waits
+/// as it drops must not wait on the scheduler, where it parked the worker thread itself and
+/// the coroutine that would end the wait never ran again (fifth audit).
+#[test]
+fn a_closure_that_waits_when_dropped_unstarted_leaves_the_worker_running() {
+    one_worker();
+    let (tx, rx) = coronet::chan::bounded::<()>(0);
+    let sender = coronet::go(move || {
+        coronet::time::sleep(Duration::from_millis(20));
+        let _ = tx.send(());
+    });
+    let owned = ReceivesOnDrop(Some(rx));
+    let h = coronet::Spawn::new().stack_size(1 << 46).go(move || {
+        let _keep = &owned;
+    });
+    assert!(join_within(h, "the coroutine that could not start").is_err());
+    assert_eq!(
+        join_within(coronet::go(|| 9), "a later coroutine").unwrap(),
+        9
+    );
+    join_within(sender, "the coroutine the drop waits for").unwrap();
+}
+
 /// While `PARK_LOGGING` is on, logging "park coroutine …" takes `LOGGER_LOCK`, a coronet
 /// mutex another coroutine holds: the logger itself parks, on the very path that is parking
 /// the coroutine — and its own park would log "park coroutine" again, which the runtime must

@@ -96,7 +96,7 @@ pub(crate) trait Body: Send + Sync {
 
 impl<T, F> Body for Packet<T, F>
 where
-    F: FnOnce() -> T + Send,
+    F: FnOnce() -> T + Send + 'static,
     T: Send,
 {
     fn run(self: Arc<Self>, failed: Option<io::Error>) {
@@ -109,9 +109,15 @@ where
         let r = match (failed, f) {
             (None, Some(f)) => panic::catch_unwind(AssertUnwindSafe(f)),
             (Some(e), f) => {
-                // This runs on the scheduler, which must not unwind: a closure whose
-                // captures panic as they drop loses that panic (the joiner gets `e`).
-                leak_panic(panic::catch_unwind(AssertUnwindSafe(|| drop(f))));
+                // This runs on the scheduler, outside any coroutine: a capture whose drop
+                // waits (a channel, a lock, a join) would park the worker thread itself, and
+                // the coroutines that could end the wait are this worker's (found by the
+                // fifth audit: the worker stopped for good). So the closure is dropped on
+                // the blocking pool, after the joiner has its error. A panic there is the
+                // pool's to catch and log; the joiner gets `e`.
+                if let Some(f) = f {
+                    super::blocking::detach(move || drop(f));
+                }
                 Err(Box::new(e.to_string()) as Box<dyn std::any::Any + Send>)
             }
             (None, None) => unreachable!("a coroutine body ran twice"),
