@@ -276,10 +276,9 @@ fn bad_input_ends_only_its_own_connection() {
 #[test]
 fn leaving_is_announced_and_every_connection_closes_cleanly() {
     let mut server = Server::start("30");
-    // The first `close` in a process opens coronet's one placeholder socket (a closed
-    // stream's fd number points at it until the stream is dropped; see `src/poll/fd.rs`),
-    // which then lives as long as the process: a first client comes and goes before the
-    // count is taken.
+    // A first client comes and goes before the count is taken, so that whatever the
+    // process makes once (coronet's placeholder socket, which a closed stream's fd number
+    // points at until the stream is dropped, opened with its first socket) is counted.
     let mut first = server.join("first");
     first.expect("* welcome, first; nobody else is here");
     first.say("/quit");

@@ -89,8 +89,8 @@ fn fd_list() -> String {
 ///
 /// Two fds are made once per process and kept on purpose, so they belong to the baseline:
 /// the runtime's epoll and eventfd (made when it starts) and the dead placeholder socket
-/// that a closed socket's number points at until the value is dropped (made by the first
-/// `close`).
+/// that a closed socket's number points at until the value is dropped (made with the first
+/// socket).
 fn baseline() -> (usize, u64) {
     coronet::go(|| ()).join().unwrap();
     TcpListener::bind("127.0.0.1:0").unwrap().close().unwrap();
@@ -929,4 +929,63 @@ fn a_timer_thread_that_cannot_start_yet_is_started_by_a_later_timer() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A logger that waits on a coronet channel, called by the scheduler itself: the worker
+/// thread parks outside any coroutine, and with the channel's reader on that same worker it
+/// never wakes. The runtime cannot undo that, but it must say so rather than hang silently
+/// (fifth audit). The child hangs on purpose; the parent reads its stderr and kills it.
+#[test]
+fn a_wait_in_code_the_scheduler_calls_is_reported_on_stderr() {
+    const NAME: &str = "a_wait_in_code_the_scheduler_calls_is_reported_on_stderr";
+    if is_child(NAME) {
+        struct ChannelLogger(std::sync::OnceLock<coronet::chan::Sender<String>>);
+        impl log::Log for ChannelLogger {
+            fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+                true
+            }
+            fn log(&self, record: &log::Record<'_>) {
+                let on_worker = std::thread::current()
+                    .name()
+                    .is_some_and(|n| n.starts_with("coronet-worker"));
+                if let (true, Some(tx)) = (on_worker, self.0.get()) {
+                    let _ = tx.send(record.args().to_string()); // nobody reads: waits
+                }
+            }
+            fn flush(&self) {}
+        }
+        static LOGGER: ChannelLogger = ChannelLogger(std::sync::OnceLock::new());
+        coronet::Builder::new().workers(1).build_global().unwrap();
+        let (tx, rx) = coronet::chan::bounded::<String>(0);
+        std::mem::forget(rx); // open, never read
+        let _ = LOGGER.0.set(tx);
+        log::set_logger(&LOGGER).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+        let _ = coronet::go(|| ()).join(); // the worker's first trace line parks it
+        return;
+    }
+    let mut c = KillOnDrop(
+        child(NAME)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = c.0.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        if line.contains("outside any coroutine") {
+            assert!(line.contains("coronet: worker 0 waits"), "{line}");
+            return;
+        }
+        seen.push(line);
+    }
+    panic!("no report on stderr within 20 s; it said: {seen:#?}");
 }

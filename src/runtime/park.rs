@@ -280,6 +280,7 @@ fn park_thread(task: &Task, deadline: Option<Instant>, why: Wait) {
     if !task.token.begin_park(PARKED_THREAD) {
         return;
     }
+    note_scheduler_wait(why);
     task.set_wait(why, -1);
     loop {
         match deadline {
@@ -298,6 +299,32 @@ fn park_thread(task: &Task, deadline: Option<Instant>, why: Wait) {
     }
     task.set_wait(Wait::None, -1);
     task.token.end_park();
+}
+
+/// A thread wait on a worker thread is one outside any coroutine: user code the scheduler
+/// itself calls — the logger, on the runtime's own trace lines — waiting on a coronet
+/// primitive. It parks the whole worker, and if what would end the wait is one of this
+/// worker's coroutines (a log writer behind a full channel), it never ends: nothing the
+/// runtime can undo from here (found by the fifth audit). Said once per process on stderr,
+/// not through `log`, whose logger may be what waits.
+#[inline]
+fn note_scheduler_wait(why: Wait) {
+    if let Some(index) = worker::worker_index() {
+        said_scheduler_wait(index, why);
+    }
+}
+
+#[cold]
+fn said_scheduler_wait(index: usize, why: Wait) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "coronet: worker {index} waits ({why:?}) outside any coroutine, in code the \
+             scheduler called (a logger on its trace lines?); the worker's coroutines stop \
+             until the wait ends, and never run again if one of them must end it. Code the \
+             runtime calls must not wait on coronet primitives: use try_send or std's."
+        );
+    }
 }
 
 /// Blocks a plain thread until `fd` is ready for `events` (poll(2) flags), it is unparked,
@@ -322,6 +349,11 @@ pub(crate) fn park_thread_fd(fd: BorrowedFd<'_>, events: i16, deadline: Option<I
         if !task.token.begin_park(PARKED_POLL) {
             return false;
         }
+        note_scheduler_wait(if events & libc::POLLIN != 0 {
+            Wait::IoRead
+        } else {
+            Wait::IoWrite
+        });
         task.set_wait(
             // no events at all: a write's pause (`PollDesc::pause`)
             if events & libc::POLLIN != 0 {
