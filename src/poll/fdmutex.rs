@@ -15,6 +15,8 @@
 //! | `rwlock`, free    | read/write     | lock bit set and refs + 1, only if !CLOSED           |
 //! | `rwlock`, held    | read/write     | waiters + 1, then sleep on the direction's `Sema`    |
 //! |                   |                | (until the call's per-call timeout at most)          |
+//! | lock wait timeout | read/write     | waiters − 1 if any are counted (else a stored permit |
+//! |                   |                | is dropped), under the `Sema`'s lock                 |
 //! | `rwunlock`        | its end        | lock bit clear, refs − 1, and waiters − 1 + one wake  |
 //! |                   |                | if any wait                                          |
 //! | `close`           | `NetFd::close` | CLOSED set, refs + 1, waiters cleared + all woken    |
@@ -228,7 +230,8 @@ impl FdMutex {
                 Ok(_) if free => return Ok(()),
                 Ok(_) => {
                     // counted as a waiter: an unlock or close uncounts us and wakes us
-                    if !self.sema(dir).acquire(until) {
+                    let gave_up = |permits: &mut u64| self.uncount(&lane, permits);
+                    if !self.sema(dir).acquire(until, gave_up) {
                         return Err(Refused::TimedOut);
                     }
                     old = self.state.load(Ordering::Relaxed);
@@ -236,6 +239,32 @@ impl FdMutex {
                 Err(now) => old = now,
             }
         }
+    }
+
+    /// A lock waiter that gave up (its time ran out) takes its count back out of the word,
+    /// under its semaphore's lock. Counts are not per waiter, so this keeps a sum instead:
+    /// waiters counted in the word plus `permits` stored in the semaphore is at least the
+    /// number of waiters not yet granted, queued or on their way (each counted itself
+    /// before it queues; an unlock trades one count for one permit, given to the head of
+    /// the queue or stored); so a waiter that leaves may take one off either. With none
+    /// counted and none stored, an unlock is between its two steps: its permit, stored
+    /// when it comes, costs a later waiter one extra look at the word. (Found by the fifth
+    /// audit: kept, the count of a waiter that timed out stayed for good, and after a
+    /// million of them behind one long reader every contended call failed as too many.)
+    fn uncount(&self, lane: &Lane, permits: &mut u64) {
+        let mut old = self.state.load(Ordering::Relaxed);
+        while old & lane.mask != 0 {
+            match self.state.compare_exchange_weak(
+                old,
+                old - lane.wait,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => old = now,
+            }
+        }
+        *permits = permits.saturating_sub(1);
     }
 
     /// Releases `dir`'s lock and its reference, waking one waiter if any; true if this was
@@ -349,14 +378,10 @@ impl Sema {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for a permit, at most until `until`; false if it timed out.
-    ///
-    /// A waiter that times out leaves the queue but stays counted in the lifetime word:
-    /// uncounting itself could race with an unlock that uncounted it already, and a count
-    /// one short would lose a later waiter's wake-up. The unlock that uncounts it finds the
-    /// queue without it and keeps the permit, which costs the next waiter one extra look at
-    /// the word (it takes the permit, finds the lock held, and waits again).
-    fn acquire(&self, until: Option<Instant>) -> bool {
+    /// Waits for a permit, at most until `until`; false if it timed out, after leaving
+    /// the queue and calling `gave_up` with the stored permits, under the lock (see
+    /// `FdMutex::uncount`).
+    fn acquire(&self, until: Option<Instant>, gave_up: impl FnOnce(&mut u64)) -> bool {
         let me = {
             let mut s = self.state();
             if s.permits > 0 {
@@ -377,6 +402,7 @@ impl Sema {
             };
             if until.is_some_and(|d| Instant::now() >= d) {
                 s.waiters.remove(at);
+                gave_up(&mut s.permits);
                 return false;
             }
         }
@@ -577,6 +603,66 @@ mod tests {
             assert!(Instant::now() < limit, "timed out waiting for {what}");
             thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// A waiter whose time runs out behind a holder takes its count back (fifth audit: the
+    /// counts stayed, and after a million of them every contended call failed as too
+    /// many); and the holder's unlock still wakes a waiter that came later.
+    #[test]
+    fn a_lock_waiter_that_times_out_leaves_no_count_behind() {
+        let mu = Arc::new(FdMutex::new());
+        mu.rwlock(Dir::Read, None).unwrap();
+        for _ in 0..3 {
+            let until = Instant::now() + Duration::from_millis(1);
+            assert_eq!(mu.rwlock(Dir::Read, Some(until)), Err(Refused::TimedOut));
+            assert_eq!(mu.waiting(Dir::Read), 0);
+        }
+        let m = mu.clone();
+        let late = thread::spawn(move || {
+            m.rwlock(Dir::Read, None).unwrap();
+            assert!(!m.rwunlock(Dir::Read));
+        });
+        eventually("the late waiter to be counted", || {
+            mu.waiting(Dir::Read) == 1
+        });
+        assert!(!mu.rwunlock(Dir::Read));
+        late.join().unwrap();
+        assert_eq!(
+            mu.state.load(Ordering::SeqCst),
+            0,
+            "all counts back to zero"
+        );
+    }
+
+    /// Waiters that give up race with unlocks and with waiters that do not: nobody is left
+    /// waiting for a wake-up that never comes, and every count goes back to zero.
+    #[test]
+    fn timed_out_and_patient_lock_waiters_together_all_get_through() {
+        let mu = Arc::new(FdMutex::new());
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let mu = mu.clone();
+                thread::spawn(move || {
+                    for n in 0..3000u64 {
+                        // half the threads give up after 0-49 us; the others never do
+                        let until = (i % 2 == 0)
+                            .then(|| Instant::now() + Duration::from_micros(n * 7 % 50));
+                        if mu.rwlock(Dir::Read, until).is_ok() {
+                            thread::yield_now();
+                            assert!(!mu.rwunlock(Dir::Read));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(
+            mu.state.load(Ordering::SeqCst),
+            0,
+            "all counts back to zero"
+        );
     }
 
     #[test]
