@@ -48,6 +48,22 @@ fn timeout_error_shape() {
     });
 }
 
+/// Go's `FD.Write` checks the deadline before anything else, so an empty write after it
+/// has passed is the timeout too; an empty read returns 0 before the check, as in Go
+/// (fifth audit: the empty write returned `Ok(0)`).
+#[test]
+fn an_empty_write_after_the_deadline_times_out_and_an_empty_read_does_not() {
+    both(|| {
+        let (c, _s) = pair();
+        c.set_deadline(Some(Instant::now())).unwrap();
+        assert_timeout(&(&c).write(b"").unwrap_err());
+        assert_timeout(&(&c).write_vectored(&[]).unwrap_err());
+        assert_eq!((&c).read(&mut []).unwrap(), 0);
+        c.set_write_deadline(None).unwrap();
+        assert_eq!((&c).write(b"").unwrap(), 0);
+    });
+}
+
 #[test]
 fn go_read_timeout_passed_deadline_fails_until_reset() {
     // Go: TestReadTimeout — a deadline in the past fails every read, even with data

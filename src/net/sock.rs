@@ -176,7 +176,12 @@ impl Sock {
     /// with what was written; the next call reports the error.
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
-            return self.fd.with_fd(|_| Ok(0)).map_err(|e| self.err("write", e));
+            // Go's: nothing to send, but a closed fd or a passed deadline is still an error
+            return self
+                .fd
+                .check(Dir::Write)
+                .map(|()| 0)
+                .map_err(|e| self.err("write", e));
         }
         let mut done = 0;
         let r = self.fd.write_with(|fd| {
@@ -199,7 +204,11 @@ impl Sock {
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if total == 0 {
-            return self.fd.with_fd(|_| Ok(0)).map_err(|e| self.err("write", e));
+            return self
+                .fd
+                .check(Dir::Write)
+                .map(|()| 0)
+                .map_err(|e| self.err("write", e));
         }
         let mut owned: Vec<IoSlice<'_>> = bufs.to_vec();
         let mut rest: &mut [IoSlice<'_>] = &mut owned;
