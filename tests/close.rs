@@ -148,7 +148,13 @@ fn go_later_calls_fail_as_closed() {
     let _g = util::shared();
     both(|| {
         let (l, mut c, _s) = listener_pair();
+        let local = c.local_addr().unwrap();
         c.close().unwrap();
+        // Go's conn.SetDeadline names only the local address
+        assert_eq!(
+            c.set_read_deadline(None).unwrap_err().to_string(),
+            format!("set tcp {local}: use of closed network connection")
+        );
         let mut b = [0u8; 4];
         assert_closed(&c.read(&mut b).unwrap_err());
         assert_closed(&c.write(b"x").unwrap_err());

@@ -325,16 +325,17 @@ impl Sock {
         self.set_write_deadline(d)
     }
 
+    /// Go's `SetReadDeadline`; its error names only the local address, as Go's does.
     pub(crate) fn set_read_deadline(&self, d: Option<Instant>) -> io::Result<()> {
         self.fd
             .set_deadline(Dir::Read, d)
-            .map_err(|e| self.err("set", e))
+            .map_err(|e| self.err_local("set", e))
     }
 
     pub(crate) fn set_write_deadline(&self, d: Option<Instant>) -> io::Result<()> {
         self.fd
             .set_deadline(Dir::Write, d)
-            .map_err(|e| self.err("set", e))
+            .map_err(|e| self.err_local("set", e))
     }
 
     pub(crate) fn set_timeout(&self, dir: Dir, t: Option<Duration>) -> io::Result<()> {
