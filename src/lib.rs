@@ -61,7 +61,8 @@
 //! # Rules worth knowing
 //!
 //! - A started coroutine never changes threads (`docs/runtime.md` says why and what it
-//!   costs): `!Send` values and thread-local references on its stack are safe.
+//!   costs): `!Send` values and thread-local references on its stack are safe. A
+//!   `thread_local!` is the worker's, shared by all its coroutines (`docs/porting.md`).
 //! - Coroutines are not preempted: call [`yield_now`] in long CPU loops and
 //!   [`spawn_blocking`] for calls that block the thread.
 //! - Every blocking call also works on a plain OS thread, where it blocks the thread.
