@@ -989,3 +989,32 @@ fn a_wait_in_code_the_scheduler_calls_is_reported_on_stderr() {
     }
     panic!("no report on stderr within 20 s; it said: {seen:#?}");
 }
+
+/// A panicking coroutine is named in the report, as std names a thread and as coronet's
+/// overflow report names the coroutine; std's own line after it names only the worker
+/// thread it ran on (fifth audit).
+#[test]
+fn a_panic_report_names_the_coroutine() {
+    const NAME: &str = "a_panic_report_names_the_coroutine";
+    if is_child(NAME) {
+        let h = coronet::Spawn::new()
+            .name("handler-7")
+            .go(|| panic!("bad request"));
+        assert!(h.join().is_err());
+        return;
+    }
+    let out = child(NAME).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let at = stderr
+        .find("coroutine 'handler-7' (id ")
+        .unwrap_or_else(|| panic!("the coroutine is not named: {stderr}"));
+    let report = &stderr[at..];
+    let first = report.lines().next().unwrap();
+    assert!(first.ends_with(") panicked:"), "{report}");
+    // std's report follows: `thread 'coronet-worker-N' (tid) panicked at …:` and the message
+    assert!(
+        report.lines().take(4).any(|l| l.contains("bad request")),
+        "std's report follows: {report}"
+    );
+}

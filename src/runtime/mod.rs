@@ -204,6 +204,7 @@ pub(crate) fn runtime_started() -> Option<&'static Runtime> {
 /// Builds the workers and starts their threads. Called with `INIT` held.
 fn start(b: Builder) -> io::Result<()> {
     stack::install_overflow_handler();
+    spawn::install_panic_note();
     let workers = (0..b.workers)
         .map(|i| worker::Shared::new(i).map(Arc::new))
         .collect::<io::Result<Vec<_>>>()?;
