@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::{op_error, timeout_error, Addr};
-use super::lookup::{copies_only, resolve_context};
+use super::lookup::{copies_only, resolve_context, HostName};
 use super::sock::Sock;
 use super::socket::{self, SockAddr};
 use super::tcp::{addrs, dial_error, TcpListener, TcpStream};
-use crate::any::{erased_type_id, view};
 use crate::context::{Context, ContextError};
 use crate::poll::desc::{Dir, PollDesc};
 
@@ -271,9 +270,10 @@ impl Dialer {
                     Ok(Err(e)) => return Err(dial_error(self.local, None, e)),
                 }
             }
+            Some(name) => addrs(name).map_err(|e| dial_error(self.local, None, e))?,
             // Any other `ToSocketAddrs` may borrow what its lookup reads, so the lookup is
             // waited for; past the deadline, the dial fails without trying an address.
-            _ => addrs(addr).map_err(|e| dial_error(self.local, None, e))?,
+            None => addrs(addr).map_err(|e| dial_error(self.local, None, e))?,
         };
         if lookup && passed(deadline) {
             return Err(lookup_timeout());
@@ -301,57 +301,6 @@ impl Dialer {
             }
         }
         Err(last.expect("at least one address"))
-    }
-}
-
-/// A copy of a host name given in one of std's string forms, which `dial` can hand to a
-/// lookup that outlives the call.
-enum HostName {
-    /// `"host:port"`
-    Joined(String),
-    /// `("host", port)`
-    Split(String, u16),
-}
-
-impl HostName {
-    /// `addr` copied, if it is `&str`, `String`, `&String`, `(&str, u16)` or `(String, u16)`.
-    fn of<'a, A: ?Sized>(addr: &'a A) -> Option<HostName> {
-        let id = erased_type_id::<A>();
-        // SAFETY (each arm): the ids say `A` *is* the named type up to lifetimes. `&'a A` is
-        // well-formed, so each lifetime inside `A` outlives `'a`, and each view names `'a`
-        // for it: a shortening, in covariant positions (shared references and tuples of
-        // them). The value is only read, to copy it.
-        unsafe {
-            if id == erased_type_id::<&str>() {
-                Some(HostName::Joined(view::<A, &'a str>(addr).to_string()))
-            } else if id == erased_type_id::<String>() {
-                Some(HostName::Joined(view::<A, String>(addr).clone()))
-            } else if id == erased_type_id::<&String>() {
-                Some(HostName::Joined(view::<A, &'a String>(addr).to_string()))
-            } else if id == erased_type_id::<(&str, u16)>() {
-                let &(host, port) = view::<A, (&'a str, u16)>(addr);
-                Some(HostName::Split(host.to_string(), port))
-            } else if id == erased_type_id::<(String, u16)>() {
-                let (host, port) = view::<A, (String, u16)>(addr);
-                Some(HostName::Split(host.clone(), *port))
-            } else {
-                None
-            }
-        }
-    }
-}
-
-impl ToSocketAddrs for HostName {
-    type Iter = std::vec::IntoIter<SocketAddr>;
-
-    /// std's parsing and lookup for the original form.
-    fn to_socket_addrs(&self) -> io::Result<Self::Iter> {
-        #[cfg(test)]
-        tests::slow_resolver(self);
-        match self {
-            HostName::Joined(s) => s.to_socket_addrs(),
-            HostName::Split(host, port) => (host.as_str(), *port).to_socket_addrs(),
-        }
     }
 }
 
@@ -720,19 +669,15 @@ impl ListenConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A host whose lookup, through `HostName`, takes three seconds before it resolves
     /// "localhost": a resolver that does not answer in time, for `dial`'s string forms.
     const SLOW_HOST: &str = "slow-resolver.coronet.test";
 
-    pub(super) fn slow_resolver(name: &HostName) {
-        let host = match name {
-            HostName::Joined(s) => s.rsplit_once(':').map_or(s.as_str(), |(h, _)| h),
-            HostName::Split(h, _) => h,
-        };
-        if host == SLOW_HOST {
+    pub(in crate::net) fn slow_resolver(name: &HostName) {
+        if name.host() == SLOW_HOST {
             std::thread::sleep(Duration::from_secs(3));
         }
     }

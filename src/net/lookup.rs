@@ -11,6 +11,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::any::{erased_type_id, view};
 use crate::chan;
 use crate::context::{Context, ContextError};
 use crate::runtime::blocking::run_scoped;
@@ -182,15 +183,95 @@ pub(crate) fn copies_only<A: ?Sized>() -> bool {
     LITERAL.iter().any(|l| l.as_bytes() == &out[..len])
 }
 
+/// A copy of a host name given in one of std's string forms: `dial` can hand it to a lookup
+/// that outlives the call, and a failed lookup names its host with it, as Go's errors do.
+pub(crate) enum HostName {
+    /// `"host:port"`
+    Joined(String),
+    /// `("host", port)`
+    Split(String, u16),
+}
+
+impl HostName {
+    /// `addr` copied, if it is `&str`, `String`, `&String`, `(&str, u16)` or `(String, u16)`.
+    pub(crate) fn of<'a, A: ?Sized>(addr: &'a A) -> Option<HostName> {
+        let id = erased_type_id::<A>();
+        // SAFETY (each arm): the ids say `A` *is* the named type up to lifetimes. `&'a A` is
+        // well-formed, so each lifetime inside `A` outlives `'a`, and each view names `'a`
+        // for it: a shortening, in covariant positions (shared references and tuples of
+        // them). The value is only read, to copy it.
+        unsafe {
+            if id == erased_type_id::<&str>() {
+                Some(HostName::Joined(view::<A, &'a str>(addr).to_string()))
+            } else if id == erased_type_id::<String>() {
+                Some(HostName::Joined(view::<A, String>(addr).clone()))
+            } else if id == erased_type_id::<&String>() {
+                Some(HostName::Joined(view::<A, &'a String>(addr).to_string()))
+            } else if id == erased_type_id::<(&str, u16)>() {
+                let &(host, port) = view::<A, (&'a str, u16)>(addr);
+                Some(HostName::Split(host.to_string(), port))
+            } else if id == erased_type_id::<(String, u16)>() {
+                let (host, port) = view::<A, (String, u16)>(addr);
+                Some(HostName::Split(host.clone(), *port))
+            } else if id == erased_type_id::<HostName>() {
+                Some(view::<A, HostName>(addr).clone())
+            } else {
+                None
+            }
+        }
+    }
+
+    /// The host alone, as Go's `lookup HOST: …` names it.
+    pub(crate) fn host(&self) -> &str {
+        match self {
+            HostName::Joined(s) => s.rsplit_once(':').map_or(s.as_str(), |(h, _)| h),
+            HostName::Split(h, _) => h,
+        }
+    }
+}
+
+impl Clone for HostName {
+    fn clone(&self) -> HostName {
+        match self {
+            HostName::Joined(s) => HostName::Joined(s.clone()),
+            HostName::Split(h, p) => HostName::Split(h.clone(), *p),
+        }
+    }
+}
+
+impl ToSocketAddrs for HostName {
+    type Iter = std::vec::IntoIter<SocketAddr>;
+
+    /// std's parsing and lookup for the original form.
+    fn to_socket_addrs(&self) -> io::Result<Self::Iter> {
+        #[cfg(test)]
+        super::dial::tests::slow_resolver(self);
+        match self {
+            HostName::Joined(s) => s.to_socket_addrs(),
+            HostName::Split(host, port) => (host.as_str(), *port).to_socket_addrs(),
+        }
+    }
+}
+
 /// Resolves any `ToSocketAddrs` without blocking a worker thread: addresses that need no
 /// lookup are copied in place; anything else (a host name, or a string that may be one)
 /// runs on the blocking pool, at most [`MAX_LOOKUPS`] at a time.
+///
+/// A failed lookup of a host name in one of std's string forms names the host, as Go's do:
+/// `lookup host.invalid: failed to lookup address information: Name or service not known`
+/// (the cause is the system resolver's own words). Malformed input (kind `InvalidInput`,
+/// such as a missing port) is left as std words it.
 pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
     if copies_only::<A>() {
         return addr.to_socket_addrs().map(Iterator::collect);
     }
     let _permit = LOOKUPS.acquire();
-    run_scoped(move || addr.to_socket_addrs().map(Iterator::collect))
+    // `addr` comes back with the answer, to name its host should the lookup have failed
+    let (r, addr) = run_scoped(move || (addr.to_socket_addrs().map(Iterator::collect), addr));
+    r.map_err(|e| match HostName::of(&addr) {
+        Some(name) if e.kind() != io::ErrorKind::InvalidInput => lookup_error_named(name.host(), e),
+        _ => e,
+    })
 }
 
 /// Resolves `"host:port"` to its socket addresses, parking the coroutine (not the worker)
@@ -267,6 +348,11 @@ pub fn lookup_host_context(
 /// Go's `DNSError` shape: `lookup {name}: {cause}`, with the port left out of the name.
 fn lookup_error(host: &str, cause: io::Error) -> io::Error {
     let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    lookup_error_named(name, cause)
+}
+
+/// Go's `lookup NAME: cause`, keeping the cause's kind and giving it as `source()`.
+fn lookup_error_named(name: &str, cause: io::Error) -> io::Error {
     io::Error::new(
         cause.kind(),
         LookupError {
