@@ -1018,3 +1018,44 @@ fn a_panic_report_names_the_coroutine() {
         "std's report follows: {report}"
     );
 }
+
+/// With no fd left for the runtime's own epoll, the first spawn fails with an error that
+/// says so (fifth audit: a bare `Too many open files`, as if the caller's call had made
+/// one), and once fds are free again the runtime starts.
+#[test]
+fn a_runtime_that_cannot_start_says_why_and_starts_later() {
+    const NAME: &str = "a_runtime_that_cannot_start_says_why_and_starts_later";
+    if is_child(NAME) {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `lim` is a valid, writable `rlimit`.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        lim.rlim_cur = 64;
+        // SAFETY: `lim` is a valid `rlimit`; lowering the soft limit needs no privilege.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        let mut hog = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            hog.push(f);
+        }
+        let e = coronet::try_go(|| 1).map(drop).unwrap_err();
+        assert_eq!(e.raw_os_error(), None, "wrapped: {e}");
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE).kind();
+        assert_eq!(e.kind(), emfile, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("cannot start the runtime: worker 0's epoll and eventfd: "),
+            "{msg}"
+        );
+        hog.truncate(hog.len().saturating_sub(16));
+        assert_eq!(coronet::try_go(|| 1).unwrap().join().unwrap(), 1);
+        return;
+    }
+    let out = child(NAME).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -205,8 +205,16 @@ pub(crate) fn runtime_started() -> Option<&'static Runtime> {
 fn start(b: Builder) -> io::Result<()> {
     stack::install_overflow_handler();
     spawn::install_panic_note();
+    // Errors say it was the runtime's own set-up that failed, not the caller's call.
+    let cannot = |what: String, e: io::Error| {
+        io::Error::new(e.kind(), format!("cannot start the runtime: {what}: {e}"))
+    };
     let workers = (0..b.workers)
-        .map(|i| worker::Shared::new(i).map(Arc::new))
+        .map(|i| {
+            worker::Shared::new(i)
+                .map(Arc::new)
+                .map_err(|e| cannot(format!("worker {i}'s epoll and eventfd"), e))
+        })
         .collect::<io::Result<Vec<_>>>()?;
     let rt = Runtime {
         workers: workers.into_boxed_slice(),
@@ -227,7 +235,8 @@ fn start(b: Builder) -> io::Result<()> {
                 if let Ok(rt) = rx.recv() {
                     worker::run(rt, i)
                 }
-            })?;
+            })
+            .map_err(|e| cannot(format!("worker {i}'s thread"), e))?;
         go.push(tx);
     }
     if RUNTIME.set(rt).is_err() {
