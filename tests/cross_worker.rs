@@ -7,7 +7,7 @@
 //!   — a `Timer`'s state and channel, a context's — an hour's worth of memory for an hour's
 //!   timeout. The observable is the heap's live bytes, counted by this binary's allocator:
 //!   ten thousand hour-long timers dropped elsewhere must give their memory back within
-//!   seconds.
+//!   seconds. The same for `time::after` receivers dropped unread, on either worker.
 //! - A coroutine spawned on a worker that stays busy: the other worker must not go to sleep
 //!   beside it (found by an audit of the runtime).
 
@@ -168,6 +168,16 @@ fn timers_and_deadlines_dropped_on_another_worker_give_their_memory_back() {
     assert_given_back(
         made_there_dropped_here(&a, &b, || Context::background().with_timeout(HOUR)),
         "context with a timeout",
+    );
+    // an `after` arm dropped unread, as each turn of a `select!` loop does, here and there
+    // (fifth audit: every one stayed armed, with its channel, until it fired)
+    assert_given_back(
+        made_there_dropped_here(&a, &a, || coronet::time::after(HOUR)),
+        "after, dropped on its own worker",
+    );
+    assert_given_back(
+        made_there_dropped_here(&a, &b, || coronet::time::after(HOUR)),
+        "after, dropped on the other worker",
     );
     drop(stop_tx);
 }

@@ -36,6 +36,9 @@ pub(crate) struct Inner<T> {
     sendq: WaitQueue<T>,
     senders: usize,
     receivers: usize,
+    /// Run once, after the lock, when the last receiver is gone: `time::after` disarms its
+    /// timer with it, so a receiver dropped unread gives the timer's memory back at once.
+    on_no_receivers: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// The channel, locked.
@@ -57,6 +60,7 @@ impl<T> Chan<T> {
                 sendq: WaitQueue::new(),
                 senders: 1,
                 receivers: 1,
+                on_no_receivers: None,
             }),
             cap,
         }
@@ -220,18 +224,33 @@ impl<T> Chan<T> {
     /// The last receiver is gone: wake every blocked sender (its value stays in its slot and
     /// goes back to it) and drop what is queued — nobody can receive it any more.
     pub(crate) fn drop_receiver(&self) {
-        let (tasks, queued) = {
+        let (tasks, queued, hook) = {
             let mut g = self.lock();
             g.receivers -= 1;
             if g.receivers > 0 {
                 return;
             }
-            (g.sendq.wake_all(), std::mem::take(&mut g.queue))
+            let hook = g.on_no_receivers.take();
+            (g.sendq.wake_all(), std::mem::take(&mut g.queue), hook)
         };
         let n = tasks.len();
         tasks.into_iter().for_each(Task::unpark_owned);
         log::trace!("chan: last receiver dropped, woke {n} sender(s)");
         drop(queued);
+        if let Some(f) = hook {
+            f();
+        }
+    }
+
+    /// Has `f` run once the last receiver is gone (at once if it already is).
+    pub(crate) fn on_no_receivers(&self, f: Box<dyn FnOnce() + Send>) {
+        let mut g = self.lock();
+        if g.receivers == 0 {
+            drop(g);
+            f();
+        } else {
+            g.on_no_receivers = Some(f);
+        }
     }
 }
 

@@ -37,7 +37,8 @@
 //! `epoll_wait` timeout, so an idle worker sleeps exactly until then. Timer channels made on
 //! plain threads use one shared timer thread instead. No timer spawns a coroutine, so one per
 //! request is cheap: creating and dropping an `after` or a `Timer` costs a few hundred
-//! nanoseconds (a channel, a boxed callback, a heap entry).
+//! nanoseconds (a channel, a boxed callback, a heap entry), and dropping either disarms it,
+//! so a `select!` loop with a fresh `after` arm on every turn holds one timer at a time.
 //!
 //! Timers never fire early: the time received is at or after the requested instant.
 //!
