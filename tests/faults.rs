@@ -1059,3 +1059,37 @@ fn a_runtime_that_cannot_start_says_why_and_starts_later() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// With stderr gone (a closed pipe, as in `server 2>&1 | head -1` once `head` has exited),
+/// a coroutine's panic still reaches its joiner: the runtime's note in front of the panic
+/// report must not panic in the hook, which aborts the process (found by the sixth audit's
+/// review; std's own hook ignores the write error).
+#[test]
+fn a_panic_with_stderr_gone_still_reaches_the_joiner() {
+    const NAME: &str = "a_panic_with_stderr_gone_still_reaches_the_joiner";
+    if is_child(NAME) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds `pipe` writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both are fds `pipe` just made; fd 2 becomes the write end, whose reader
+        // is then closed.
+        unsafe {
+            assert_eq!(libc::dup2(fds[1], 2), 2);
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        let r = coronet::Spawn::new()
+            .name("doomed")
+            .go(|| panic!("nobody hears this"))
+            .join();
+        assert!(r.is_err());
+        return;
+    }
+    let out = child(NAME).output().unwrap();
+    assert!(
+        out.status.success(),
+        "the child died: {:?}; its stdout: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -219,6 +219,8 @@ enum Linger {
     Accepted,
     /// dialed by a `Dialer` whose `control` hook turns it on
     Dialed,
+    /// `set_linger` on a clone, which is dropped first: the original's release lingers
+    Cloned,
 }
 
 fn lingering_by(how: Linger) -> (TcpStream, TcpStream) {
@@ -238,6 +240,13 @@ fn lingering_by(how: Linger) -> (TcpStream, TcpStream) {
                 .dial(l.local_addr().unwrap())
                 .unwrap();
             (s, l.accept().unwrap().0)
+        }
+        Linger::Cloned => {
+            let (s, peer) = pair();
+            let c = s.try_clone().unwrap();
+            c.set_linger(Some(Duration::from_secs(3))).unwrap();
+            drop(c);
+            (s, peer)
         }
     };
     assert_eq!(s.linger().unwrap(), Some(Duration::from_secs(3)));
@@ -294,6 +303,7 @@ fn closing_a_lingering_stream_does_not_stall_the_worker() {
 fn dropping_a_stream_that_inherited_or_was_given_linger_does_not_stall_the_worker() {
     lingering_release_does_not_stall_the_worker(Linger::Accepted, drop);
     lingering_release_does_not_stall_the_worker(Linger::Dialed, drop);
+    lingering_release_does_not_stall_the_worker(Linger::Cloned, drop);
 }
 
 /// On a plain thread the close blocks the thread, as std's does, and the data still goes:

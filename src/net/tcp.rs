@@ -448,7 +448,8 @@ impl TcpStream {
         loop {
             let s = Self::dial_attempt(to, local, deadline, control, keepalive, watch)?;
             let chose_port = local.map_or(true, |l| l.port() == 0);
-            let to_itself = || s.sock.local_sockaddr().ok().and_then(|a| a.as_inet()) == Some(to);
+            // (the attempt recorded the local address the kernel chose)
+            let to_itself = || s.sock.local() == Some(Addr::Inet(to));
             if tries == 2 || !chose_port || !to_itself() {
                 return Ok(s);
             }

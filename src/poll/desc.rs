@@ -328,6 +328,11 @@ impl PollDesc {
 
     /// Waits until `dir` may be ready again, the fd is closed, or the deadline passes.
     /// Returns Ok when the caller should retry its syscall (possibly spuriously).
+    ///
+    /// Out of line: inlined into every `NetFd::io` (as it was once `pause` grew beside it),
+    /// it made each of those bigger and its frame 16-32 bytes deeper, and a parked
+    /// coroutine's stack holds that frame while it waits.
+    #[inline(never)]
     pub(crate) fn wait(
         self: &Arc<Self>,
         fd: BorrowedFd<'_>,
@@ -347,6 +352,8 @@ impl PollDesc {
     /// For a Unix datagram `send_to` to a full receiver, which the kernel reports writable
     /// all along (and each failed send raises a writable edge of its own), so an edge-driven
     /// wait would make a busy loop of it.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn pause(
         self: &Arc<Self>,
         fd: BorrowedFd<'_>,

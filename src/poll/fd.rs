@@ -70,9 +70,6 @@ pub(crate) struct NetFd {
     /// only until the peer hangs up (`PollDesc::is_hung_up`) or sends urgent data, where a
     /// `recv` stops at the mark with more queued behind it (`PollDesc::saw_urgent`).
     drained: AtomicBool,
-    /// The socket may have `SO_LINGER` on (set through us, or unknown: adopted from std or
-    /// a raw fd, or cloned), so releasing it may block; see `keep_if_lingering`.
-    may_linger: AtomicBool,
 }
 
 /// What std keeps in the socket or its open file, and so shares between clones.
@@ -84,6 +81,12 @@ struct Settings {
     /// std's `set_nonblocking(true)`: calls return `WouldBlock` instead of parking. The fd
     /// itself is always O_NONBLOCK.
     user_nonblocking: AtomicBool,
+    /// The socket may have `SO_LINGER` on (set through one of the handles, or unknown:
+    /// adopted from std or a raw fd, touched by a `control` hook, accepted from a listener
+    /// that may linger), so releasing it may block; see `keep_if_lingering`. Kept here
+    /// because the option lives in the socket too: a linger set through one clone is the
+    /// other's as well.
+    may_linger: AtomicBool,
 }
 
 impl Settings {
@@ -95,6 +98,8 @@ impl Settings {
             .store(self.wtimeout.load(Ordering::Relaxed), Ordering::Relaxed);
         let nonblocking = self.user_nonblocking.load(Ordering::Relaxed);
         s.user_nonblocking.store(nonblocking, Ordering::Relaxed);
+        let linger = self.may_linger.load(Ordering::Relaxed);
+        s.may_linger.store(linger, Ordering::Relaxed);
         s
     }
 }
@@ -146,7 +151,7 @@ impl Locked<'_> {
     /// One call (beats 2 to 5) under the lock held since [`NetFd::hold`].
     pub(crate) fn io<R>(&self, op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>) -> io::Result<R> {
         let call = self.fd.call_deadline(self.dir);
-        self.fd.io_locked(self, call, op, |_| false, false)
+        self.fd.io_locked::<R, false>(self, call, op, |_| false)
     }
 }
 
@@ -170,33 +175,31 @@ impl NetFd {
             own: Settings::default(),
             shared: OnceLock::new(),
             drained: AtomicBool::new(false),
-            may_linger: AtomicBool::new(false),
         }
     }
 
     /// Makes a clone (`try_clone`, `self` new) share `from`'s std settings: the per-call
     /// timeouts and the user's nonblocking mode, which std keeps in the socket and its open
-    /// file, so that a change on either handle — or on any other clone — reaches them all.
-    /// Both may now release a socket with `SO_LINGER` set through the other.
+    /// file, so that a change on either handle — or on any other clone — reaches them all;
+    /// and whether the socket may linger, which a `set_linger` on either handle changes for
+    /// both.
     pub(crate) fn inherit(&self, from: &NetFd) {
-        {
-            let _setting = setting();
-            let shared = from.shared.get_or_init(|| Arc::new(from.own.copy()));
-            // `self` is new and not yet shared with anyone: the cell is empty.
-            let _ = self.shared.set(shared.clone());
-        }
-        self.may_linger.store(true, Ordering::Relaxed);
-        from.may_linger.store(true, Ordering::Relaxed);
+        let _setting = setting();
+        let shared = from.shared.get_or_init(|| Arc::new(from.own.copy()));
+        // `self` is new and not yet shared with anyone: the cell is empty.
+        let _ = self.shared.set(shared.clone());
     }
 
-    /// Notes that `SO_LINGER` may be on: releasing the socket then checks it.
+    /// Notes that `SO_LINGER` may be on: releasing the socket (through any clone) then
+    /// checks it.
     pub(crate) fn set_may_linger(&self) {
-        self.may_linger.store(true, Ordering::Relaxed);
+        let _setting = setting();
+        self.settings().may_linger.store(true, Ordering::Relaxed);
     }
 
     /// Whether `SO_LINGER` may be on: a listener's passes to the connections it accepts.
     pub(crate) fn may_linger(&self) -> bool {
-        self.may_linger.load(Ordering::Relaxed)
+        self.settings().may_linger.load(Ordering::Relaxed)
     }
 
     /// With `SO_LINGER` on and unsent data queued, the last close of a socket waits (up to
@@ -210,9 +213,7 @@ impl NetFd {
     /// from std or a raw fd, touched by a `control` hook, or accepted from a marked
     /// listener (Linux copies the listener's `SO_LINGER`).
     fn keep_if_lingering(&self) -> Option<OwnedFd> {
-        if !self.may_linger.load(Ordering::Relaxed)
-            || crate::runtime::worker::worker_index().is_none()
-        {
+        if !self.may_linger() || crate::runtime::worker::worker_index().is_none() {
             return None;
         }
         // SAFETY: the number is open (invariant) for the duration of this borrow.
@@ -276,7 +277,7 @@ impl NetFd {
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io(Dir::Read, op, |_| false, false)
+        self.io::<R, false>(Dir::Read, op, |_| false)
     }
 
     /// `read_with` for a byte-stream read into `len` bytes of buffer: a short read marks the
@@ -290,14 +291,14 @@ impl NetFd {
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<usize>,
     ) -> io::Result<usize> {
         // 0 is EOF: nothing more will come, so no event either; never "drained".
-        self.io(Dir::Read, op, |&n| n > 0 && n < len, false)
+        self.io::<usize, false>(Dir::Read, op, |&n| n > 0 && n < len)
     }
 
     pub(crate) fn write_with<R>(
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io(Dir::Write, op, |_| false, false)
+        self.io::<R, false>(Dir::Write, op, |_| false)
     }
 
     /// `write_with` for a send that EAGAIN may refuse with no event to come when it would
@@ -313,7 +314,7 @@ impl NetFd {
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io(Dir::Write, op, |_| false, true)
+        self.io::<R, true>(Dir::Write, op, |_| false)
     }
 
     /// Beat 1 alone, for a caller that makes several calls as one: `io::copy`'s `sendfile`
@@ -326,29 +327,28 @@ impl NetFd {
 
     /// The five beats. See the module comment. `drains` says whether a successful result
     /// emptied the receive queue.
-    fn io<R>(
+    /// `PACED`: `write_paced`'s pauses, compiled out of every other call.
+    fn io<R, const PACED: bool>(
         &self,
         dir: Dir,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
         drains: impl Fn(&R) -> bool,
-        paced: bool,
     ) -> io::Result<R> {
         // 1. direction lock + reference. std's per-call timeout counts from here, the wait
         // for the lock included: a std call blocked behind another times out on its own.
         let call = self.call_deadline(dir);
         let locked = self.lock(dir, call)?;
-        self.io_locked(&locked, call, op, drains, paced)
+        self.io_locked::<R, PACED>(&locked, call, op, drains)
     }
 
     /// Beats 2 to 5, under the direction lock `locked` holds.
     #[inline]
-    fn io_locked<R>(
+    fn io_locked<R, const PACED: bool>(
         &self,
         locked: &Locked<'_>,
         call: Option<Instant>,
         mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
         drains: impl Fn(&R) -> bool,
-        paced: bool,
     ) -> io::Result<R> {
         debug_assert!(std::ptr::eq(locked.fd, self));
         let (fd, dir) = (locked.fd(), locked.dir);
@@ -405,7 +405,7 @@ impl NetFd {
                     }
                     // 5. park until the netpoller says ready, then retry
                     match pause {
-                        Some(p) if paced => {
+                        Some(p) if PACED => {
                             self.desc.pause(fd, dir, call, Instant::now() + p)?;
                             pause = Some((p * 2).min(PAUSE_MAX));
                         }

@@ -15,8 +15,8 @@
 //! | `rwlock`, free    | read/write     | lock bit set and refs + 1, only if !CLOSED           |
 //! | `rwlock`, held    | read/write     | waiters + 1, then sleep on the direction's `Sema`    |
 //! |                   |                | (until the call's per-call timeout at most)          |
-//! | lock wait timeout | read/write     | waiters − 1 if any are counted (else a stored permit |
-//! |                   |                | is dropped), under the `Sema`'s lock                 |
+//! | lock wait timeout | read/write     | waiters − 1 if any are counted, under the `Sema`'s   |
+//! |                   |                | lock                                                 |
 //! | `rwunlock`        | its end        | lock bit clear, refs − 1, and waiters − 1 + one wake  |
 //! |                   |                | if any wait                                          |
 //! | `close`           | `NetFd::close` | CLOSED set, refs + 1, waiters cleared + all woken    |
@@ -230,8 +230,7 @@ impl FdMutex {
                 Ok(_) if free => return Ok(()),
                 Ok(_) => {
                     // counted as a waiter: an unlock or close uncounts us and wakes us
-                    let gave_up = |permits: &mut u64| self.uncount(&lane, permits);
-                    if !self.sema(dir).acquire(until, gave_up) {
+                    if !self.sema(dir).acquire(until, || self.uncount(&lane)) {
                         return Err(Refused::TimedOut);
                     }
                     old = self.state.load(Ordering::Relaxed);
@@ -243,15 +242,18 @@ impl FdMutex {
 
     /// A lock waiter that gave up (its time ran out) takes its count back out of the word,
     /// under its semaphore's lock. Counts are not per waiter, so this keeps a sum instead:
-    /// waiters counted in the word plus `permits` stored in the semaphore is at least the
-    /// number of waiters not yet granted, queued or on their way (each counted itself
-    /// before it queues; an unlock trades one count for one permit, given to the head of
-    /// the queue or stored); so a waiter that leaves may take one off either. With none
-    /// counted and none stored, an unlock is between its two steps: its permit, stored
-    /// when it comes, costs a later waiter one extra look at the word. (Found by the fifth
-    /// audit: kept, the count of a waiter that timed out stayed for good, and after a
-    /// million of them behind one long reader every contended call failed as too many.)
-    fn uncount(&self, lane: &Lane, permits: &mut u64) {
+    /// waiters counted in the word, plus permits stored in the semaphore, plus unlocks
+    /// between their two steps (count taken, permit not yet given) is at least the number
+    /// of waiters not yet granted, queued or on their way (each counted itself before it
+    /// queues; an unlock trades one count for one permit, to the head of the queue or
+    /// stored); so a waiter that leaves may take one count off. With none counted, an unlock
+    /// is between its two steps (no permit is stored while anyone is queued, as this waiter
+    /// still is): its permit, stored when it comes, costs a later waiter one extra look at
+    /// the word. That surplus is bounded by the unlocks in flight, not by the timeouts.
+    /// (Found by the fifth audit: the count of a waiter that timed out stayed for good, and
+    /// after a million of them behind one long reader every contended call failed as too
+    /// many.)
+    fn uncount(&self, lane: &Lane) {
         let mut old = self.state.load(Ordering::Relaxed);
         while old & lane.mask != 0 {
             match self.state.compare_exchange_weak(
@@ -264,7 +266,6 @@ impl FdMutex {
                 Err(now) => old = now,
             }
         }
-        *permits = permits.saturating_sub(1);
     }
 
     /// Releases `dir`'s lock and its reference, waking one waiter if any; true if this was
@@ -379,9 +380,8 @@ impl Sema {
     }
 
     /// Waits for a permit, at most until `until`; false if it timed out, after leaving
-    /// the queue and calling `gave_up` with the stored permits, under the lock (see
-    /// `FdMutex::uncount`).
-    fn acquire(&self, until: Option<Instant>, gave_up: impl FnOnce(&mut u64)) -> bool {
+    /// the queue and calling `gave_up` under the lock (see `FdMutex::uncount`).
+    fn acquire(&self, until: Option<Instant>, gave_up: impl FnOnce()) -> bool {
         let me = {
             let mut s = self.state();
             if s.permits > 0 {
@@ -402,7 +402,7 @@ impl Sema {
             };
             if until.is_some_and(|d| Instant::now() >= d) {
                 s.waiters.remove(at);
-                gave_up(&mut s.permits);
+                gave_up();
                 return false;
             }
         }

@@ -51,8 +51,10 @@ fn lock() -> MutexGuard<'static, PoolState> {
 /// Queues `job` for a pool thread, starting one when no idle thread is free for it.
 /// `beyond_cap`: the job may start a thread past [`MAX_THREADS`] and goes to the front of
 /// the queue — for the runtime's own scoped jobs (name lookups, themselves bounded), which
-/// must not wait behind user jobs that may in turn be waiting for them.
-fn submit(job: Job, beyond_cap: bool) {
+/// must not wait behind user jobs that may in turn be waiting for them. `here_if_none`:
+/// with no pool thread at all and none to be had, the job runs on the caller rather than
+/// never; a detached job instead stays queued for the next thread (see `detach`).
+fn submit(job: Job, beyond_cap: bool, here_if_none: bool) {
     let mut st = lock();
     // An idle thread is free only if fewer jobs wait than threads idle: `idle` drops when a
     // woken thread runs, not when it is notified, so one idle thread must not be counted for
@@ -77,7 +79,7 @@ fn submit(job: Job, beyond_cap: bool) {
             // No thread now; the job stays queued for an existing one. With none at all,
             // run it here rather than never.
             st.threads -= 1;
-            if st.threads == 0 {
+            if st.threads == 0 && here_if_none {
                 let job = if beyond_cap {
                     st.queue.pop_front()
                 } else {
@@ -157,7 +159,7 @@ where
             w.unpark();
         }
     });
-    submit(job, false);
+    submit(job, false, true);
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
             return r.unwrap_or_else(|p| panic::resume_unwind(p));
@@ -166,8 +168,11 @@ where
     }
 }
 
-/// Runs `f` on the pool without waiting for it (a lingering socket's close, `poll/fd.rs`).
-/// A panic in `f` is caught and logged: nobody is there to receive it.
+/// Runs `f` on the pool without waiting for it (a lingering socket's close, `poll/fd.rs`;
+/// the drop of a coroutine's closure that could not start, `spawn.rs`). A panic in `f` is
+/// caught and logged: nobody is there to receive it. Never on the caller: these jobs come
+/// here because they may block, and the caller is often a worker's scheduler. With no
+/// thread to be had, the job waits in the queue for the next one a later job starts.
 pub(crate) fn detach(f: impl FnOnce() + Send + 'static) {
     submit(
         Box::new(move || {
@@ -175,6 +180,7 @@ pub(crate) fn detach(f: impl FnOnce() + Send + 'static) {
                 log::warn!("blocking: a detached job panicked");
             }
         }),
+        false,
         false,
     );
 }
@@ -217,7 +223,7 @@ where
     // ourselves) and the waiter's `Arc<Task>`, both 'static. A parked coroutine is never
     // dropped (workers never drop suspended coroutines), so its frame cannot vanish either.
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
-    submit(job, true);
+    submit(job, true, true);
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
             std::mem::forget(guard);

@@ -25,6 +25,7 @@
 //! suspending is safe: the wake goes to its owner worker's queue, and that worker is the
 //! thread still running it, so it cannot be resumed until it has suspended.
 
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -318,7 +319,9 @@ fn note_scheduler_wait(why: Wait) {
 fn said_scheduler_wait(index: usize, why: Wait) {
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !SAID.swap(true, Ordering::Relaxed) {
-        eprintln!(
+        // not `eprintln!`, which panics if stderr is gone, here on the scheduler
+        let _ = writeln!(
+            std::io::stderr(),
             "coronet: worker {index} waits ({why:?}) outside any coroutine, in code the \
              scheduler called (a logger on its trace lines?); the worker's coroutines stop \
              until the wait ends, and never run again if one of them must end it. Code the \

@@ -2,7 +2,7 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -98,10 +98,13 @@ pub(crate) fn install_panic_note() {
         panic::set_hook(Box::new(move |info| {
             worker::with_current(|task| {
                 let id = task.id;
-                match task.name() {
-                    Some(name) => eprintln!("coroutine '{name}' (id {id}) panicked:"),
-                    None => eprintln!("coroutine <unnamed> (id {id}) panicked:"),
-                }
+                // Never `eprintln!`, which panics when stderr is gone (a closed pipe), and a
+                // panic in a panic hook aborts; std's own hook ignores write errors too.
+                let mut err = std::io::stderr();
+                let _ = match task.name() {
+                    Some(name) => writeln!(err, "coroutine '{name}' (id {id}) panicked:"),
+                    None => writeln!(err, "coroutine <unnamed> (id {id}) panicked:"),
+                };
             });
             previous(info);
         }));
@@ -137,8 +140,9 @@ where
                 // waits (a channel, a lock, a join) would park the worker thread itself, and
                 // the coroutines that could end the wait are this worker's (found by the
                 // fifth audit: the worker stopped for good). So the closure is dropped on
-                // the blocking pool, after the joiner has its error. A panic there is the
-                // pool's to catch and log; the joiner gets `e`.
+                // the blocking pool, never here, whenever a pool thread gets to it (the
+                // joiner may have its error first). A panic there is the pool's to catch and
+                // log; the joiner gets `e`.
                 if let Some(f) = f {
                     super::blocking::detach(move || drop(f));
                 }
