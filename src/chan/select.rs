@@ -13,6 +13,16 @@
 //!    transfer) or the deadline aborts the signal; then take every other waiter back off its
 //!    queue.
 //!
+//! A select that must not wait and finds no arm ready makes one more pass, linking its
+//! waiters, and aborts at once when the last is linked. Go decides such a select at one
+//! instant, with every channel locked (`sellock`); one pass over channels locked one at a
+//! time can see `c2` empty just before a value lands there and `c1` empty just after its
+//! value was taken, and take `default` though one of them was always ready (Go's
+//! `TestNonblockSelectRace`; found by the sixth audit). With the waiters linked, whatever
+//! becomes ready after its arm was looked at reaches that arm's waiter, so the instant is
+//! the moment the last one is linked. A select of one arm needs no second pass: one look
+//! under one lock is that instant.
+//!
 //! The waiters live inside the arms, which live on the caller's stack; [`run`] unlinks every
 //! one of them before it returns or unwinds (the stack invariant in `waiter.rs`). Arms are
 //! only ever used through `&`, so a peer reaching a waiter through its raw pointer never
@@ -86,8 +96,9 @@ pub struct Round {
     sig: OnceCell<Signal>,
     /// Bit `i`: arm `i`'s waiter may be linked (a peer may have unlinked it since).
     queued: Cell<u32>,
-    /// May arms be queued (false: `default`, or a deadline already passed)?
-    wait: bool,
+    /// May arms be queued? False for the first pass of a select that must not wait
+    /// (`default`, or a deadline already passed); see `run` for its second.
+    wait: Cell<bool>,
 }
 
 impl Round {
@@ -223,7 +234,7 @@ unsafe impl<T> Arm for RecvArm<'_, T> {
                 Poll::Ready
             }
             (Err(TryRecvError::Empty), _) if aborted => Poll::Retry,
-            (Err(TryRecvError::Empty), _) if !round.wait => Poll::NotReady,
+            (Err(TryRecvError::Empty), _) if !round.wait.get() => Poll::NotReady,
             (Err(TryRecvError::Empty), _) => {
                 // SAFETY: the waiter lives in this arm, which `run` borrows (so it cannot
                 // move) and unlinks from this queue before returning or unwinding; it is in
@@ -308,7 +319,7 @@ unsafe impl<T> Arm for SendArm<'_, T> {
                 unsafe { self.waiter.put(v) };
                 if aborted {
                     Poll::Retry
-                } else if !round.wait {
+                } else if !round.wait.get() {
                     Poll::NotReady
                 } else {
                     // SAFETY: as in `RecvArm::poll`; the slot holds the value, as a queued
@@ -382,7 +393,7 @@ impl Drop for Cleanup<'_, '_> {
 #[doc(hidden)]
 pub unsafe fn run(arms: &[&dyn Arm], block: Block) -> Option<usize> {
     assert!(arms.len() <= MAX_ARMS, "select!: at most {MAX_ARMS} arms");
-    let (wait, deadline) = match block {
+    let (wait, mut deadline) = match block {
         Block::Now => (false, None),
         Block::Until(d) => (Instant::now() < d, Some(d)),
         Block::Forever => (true, None),
@@ -390,8 +401,10 @@ pub unsafe fn run(arms: &[&dyn Arm], block: Block) -> Option<usize> {
     let round = Round {
         sig: OnceCell::new(),
         queued: Cell::new(0),
-        wait,
+        wait: Cell::new(wait),
     };
+    // a select that must not wait: its second, linked pass is still to come (module docs)
+    let mut settle = !wait && arms.len() > 1;
     let cleanup = Cleanup {
         arms,
         round: &round,
@@ -406,6 +419,8 @@ pub unsafe fn run(arms: &[&dyn Arm], block: Block) -> Option<usize> {
         let mut lost = false;
         let mut retry = false;
         for &i in order.iter() {
+            #[cfg(test)]
+            tests::between_arms(i);
             match arms[i].poll(&round, i) {
                 Poll::Ready => return Some(i), // `cleanup` unlinks the queued arms
                 Poll::Queued | Poll::NotReady => {}
@@ -421,7 +436,14 @@ pub unsafe fn run(arms: &[&dyn Arm], block: Block) -> Option<usize> {
             round.signal().reset(); // no waiter of it is linked any more
             continue;
         }
-        if !wait {
+        if !round.wait.get() {
+            if settle {
+                settle = false;
+                round.wait.set(true);
+                // the deadline has passed (or there is none): abort once all are linked
+                deadline = Some(deadline.unwrap_or_else(Instant::now));
+                continue;
+            }
             return None;
         }
         let sig = round.signal();
@@ -611,4 +633,73 @@ macro_rules! select {
     ($($tokens:tt)*) => {
         $crate::select!(@parse [] [] [$($tokens)*])
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::chan;
+    use std::cell::RefCell;
+
+    type Hook = Box<dyn FnMut(usize)>;
+
+    thread_local! {
+        /// Called before each arm's poll, with its index: a test's way into the moment
+        /// between two arms.
+        static BETWEEN_ARMS: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn between_arms(i: usize) {
+        BETWEEN_ARMS.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f(i)
+            }
+        });
+    }
+
+    /// Go's `TestNonblockSelectRace`, made exact: `c1` holds a value; between the look at
+    /// `c2` (empty) and the look at `c1`, a value lands in `c2` and `c1`'s is taken. One of
+    /// them was ready at every instant, so `default` must not run (it did: found by the
+    /// sixth audit with a spin-aligned race). The arms' order is random, so the select
+    /// runs until it has looked at `c2` first a few times.
+    #[test]
+    fn a_nonblocking_select_never_misses_an_arm_that_was_always_ready() {
+        let mut smeared = 0;
+        for _ in 0..200 {
+            let (s1, r1) = chan::bounded::<u32>(1);
+            let (s2, r2) = chan::bounded::<u32>(1);
+            s1.send(1).unwrap();
+            let (r1_taker, s2_filler) = (r1.clone(), s2.clone());
+            let seen = std::rc::Rc::new(std::cell::Cell::new(Vec::<usize>::new()));
+            let seen_in_hook = seen.clone();
+            let hook: Hook = Box::new(move |i| {
+                let mut order = seen_in_hook.take();
+                order.push(i);
+                // the second look of the first pass, after a look at `c2` (arm 1)
+                if order == [1, 0] {
+                    s2_filler.send(2).unwrap();
+                    assert_eq!(r1_taker.try_recv(), Ok(1));
+                }
+                seen_in_hook.set(order);
+            });
+            BETWEEN_ARMS.with(|h| *h.borrow_mut() = Some(hook));
+            let got = crate::select! {
+                recv(r1) -> v => Some(v.unwrap()),
+                recv(r2) -> v => Some(v.unwrap()),
+                default => None,
+            };
+            BETWEEN_ARMS.with(|h| *h.borrow_mut() = None);
+            let order = seen.take();
+            if order.starts_with(&[1, 0]) {
+                smeared += 1;
+                assert_eq!(got, Some(2), "default taken with c2 ready since c1 emptied");
+            } else {
+                assert_eq!(got, Some(1));
+            }
+            drop((s1, s2));
+        }
+        assert!(
+            smeared >= 10,
+            "c2 was looked at first only {smeared} times in 200"
+        );
+    }
 }

@@ -99,7 +99,9 @@ pub(crate) fn install_panic_note() {
             worker::with_current(|task| {
                 let id = task.id;
                 // Never `eprintln!`, which panics when stderr is gone (a closed pipe), and a
-                // panic in a panic hook aborts; std's own hook ignores write errors too.
+                // panic in a panic hook aborts; std's own hook ignores write errors too. (So
+                // the line goes around the test harness's output capture, which only the
+                // print macros see.)
                 let mut err = std::io::stderr();
                 let _ = match task.name() {
                     Some(name) => writeln!(err, "coroutine '{name}' (id {id}) panicked:"),
