@@ -191,8 +191,9 @@ fn serve(id: u64, conn: TcpStream, events: Sender<Event>, idle: Duration) {
 /// deadline passes).
 fn read_line(r: &mut impl BufRead) -> io::Result<Option<String>> {
     let mut buf = Vec::new();
+    // room for the line and its `\r\n`, and one byte more to tell a longer line
     r.by_ref()
-        .take(MAX_LINE as u64 + 1)
+        .take(MAX_LINE as u64 + 2)
         .read_until(b'\n', &mut buf)?;
     if buf.is_empty() {
         return Ok(None);

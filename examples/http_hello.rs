@@ -10,7 +10,9 @@
 //! The parser is by hand and deliberately small: request line, headers, `Content-Length`
 //! bodies (read and discarded), `Connection: close` and HTTP/1.0 without keep-alive. Anything
 //! else gets `400 Bad Request` and the connection is closed; nothing the client sends can
-//! crash the server. Idle connections are closed after 30 s by a read deadline.
+//! crash the server. A connection is closed once a request has not come in, or its answer
+//! not gone out, within 30 s (a deadline on both directions, renewed per request: a client
+//! that pipelines requests and never reads its answers is cut off like an idle one).
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -88,6 +90,10 @@ fn parse(buf: &[u8]) -> Parse {
             Parse::Partial
         };
     };
+    if end > MAX_HEAD {
+        // a whole head that arrived in one read is bounded too
+        return Parse::Bad(431, "Request Header Fields Too Large");
+    }
     let Ok(head) = std::str::from_utf8(&buf[..end]) else {
         return Parse::Bad(400, "Bad Request");
     };
@@ -144,7 +150,7 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
     let mut have = 0;
     let mut out = Vec::with_capacity(256);
     loop {
-        stream.set_read_deadline(Some(Instant::now() + IDLE))?;
+        stream.set_deadline(Some(Instant::now() + IDLE))?;
         let (req, head_len) = loop {
             match parse(&buf[..have]) {
                 Parse::Done(req, n) => break (req, n),
@@ -236,6 +242,10 @@ mod tests {
             Parse::Bad(400, _)
         ));
         assert!(matches!(parse(&[b'a'; MAX_HEAD + 1]), Parse::Bad(431, _)));
+        let mut whole = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        whole.resize(MAX_HEAD + 10, b'a');
+        whole.extend_from_slice(b"\r\n\r\n");
+        assert!(matches!(parse(&whole), Parse::Bad(431, _)));
         assert!(matches!(
             parse(b"GET / HTTP/1.1\r\n\xff: x\r\n\r\n"),
             Parse::Bad(400, _)

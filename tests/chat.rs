@@ -255,6 +255,12 @@ fn bad_input_ends_only_its_own_connection() {
     let mut long = server.join("long");
     long.expect("* welcome, long; here: alice");
     alice.expect("* long joined");
+    // (first a line of exactly the limit, which passes with `\r\n` (`nc -C`) as with `\n`;
+    // found by an audit: the `\r` counted against the limit)
+    long.s
+        .write_all(format!("{}\r\n", "x".repeat(4096)).as_bytes())
+        .unwrap();
+    alice.expect(&format!("long: {}", "x".repeat(4096)));
     long.say(&"y".repeat(10_000));
     assert_eq!(long.rest(), ["* line too long, bye"]);
     alice.expect("* long left (line too long)");

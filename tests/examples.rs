@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::process::Command;
+use std::time::Duration;
 
 mod util;
 use util::examples::{example, have, run, Server};
@@ -106,6 +107,39 @@ fn kv_answers_redis_cli() {
     let mut rest = String::new();
     c.read_to_string(&mut rest).unwrap();
     assert!(rest.starts_with("-ERR Protocol error"), "{rest}");
+    server.assert_alive();
+}
+
+/// Resident memory of process `pid`, from `/proc`.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb << 10
+}
+
+/// A client that SETs a 1 MiB value, pipelines 2,000 GETs of it (14 KB) and never reads
+/// must not make kv hold 2 GB of answers for it (found by an audit: the answers to every
+/// command in the buffer were gathered before the one write).
+#[test]
+fn kv_does_not_gather_gigabytes_for_a_client_that_does_not_read() {
+    let mut server = Server::start("kv");
+    let mut c = server.connect();
+    let value = vec![b'v'; 1 << 20];
+    c.write_all(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).as_bytes())
+        .unwrap();
+    c.write_all(&value).unwrap();
+    c.write_all(b"\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    c.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+    c.write_all(&b"GET k\r\n".repeat(2000)).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let rss = rss_bytes(server.child.id());
+    assert!(rss < 256 << 20, "kv holds {} MiB", rss >> 20);
     server.assert_alive();
 }
 
