@@ -30,6 +30,10 @@
 //! | `TcpStream`, `&TcpStream`    | `TcpStream`, `&TcpStream`    | `splice(2)` through a pipe, parking on the source's read and the destination's write readiness |
 //! | anything else                | anything else                | `std::io::copy`: a buffered loop, in which coronet sockets park inside `read`/`write` |
 //!
+//! A `File` that `sendfile` refuses (a pipe, a FIFO, a terminal: anything but a regular
+//! file or a block device) takes the buffered loop, whose reads of it may block: in a
+//! coroutine that loop runs on the blocking pool, so the worker goes on.
+//!
 //! A `sendfile` copy holds the socket's write lock from the file's first byte to its last,
 //! as Go's `SendFile` does, so a `write` from another coroutine or thread goes before or
 //! after the file, never into it. A `splice` copy, like Go's `Splice`, takes the locks a
@@ -232,12 +236,54 @@ where
             return Err(e);
         }
     }
+    // A `File` sendfile refused may be a pipe, a FIFO or a terminal, whose reads block: in
+    // a coroutine they would stop the worker (found by an audit: a sleeper beside such a
+    // copy woke 2 s late), so the rest goes through the blocking pool. A regular file, and
+    // any copy on a plain thread, takes std's loop as before.
+    if route == Route::Sendfile && crate::runtime::worker::with_current(|_| ()).is_some() {
+        if let (Some(Source::File(f)), Some(dst)) = (as_source(&*reader), as_sink(&*writer)) {
+            if !f.metadata().is_ok_and(|m| m.is_file()) {
+                let buffered = crate::runtime::blocking::run_scoped(|| copy_off_worker(f, dst))?;
+                return Ok(Report {
+                    route,
+                    kernel,
+                    total: kernel + buffered,
+                });
+            }
+        }
+    }
     let buffered = io::copy(reader, writer)?;
     Ok(Report {
         route,
         kernel,
         total: kernel + buffered,
     })
+}
+
+/// `std::io::copy` from a file whose reads may block into a coronet socket, run on the
+/// blocking pool: the reads block a pool thread, and the writes, on a plain thread, block it
+/// too (meeting the socket's deadlines and `close` as a thread's writes do).
+fn copy_off_worker(src: &File, dst: Sink<'_>) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0;
+    loop {
+        let n = match (&*src).read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            // `Sock::write` sends it all, or returns what went before a deadline or a
+            // failure, which the next call then reports
+            match dst.0.write(rest)? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                k => rest = &rest[k..],
+            }
+        }
+        total += n as u64;
+    }
 }
 
 /// A reader a fast path can read from.
@@ -265,8 +311,6 @@ fn as_source<'a, R: ?Sized>(reader: &'a R) -> Option<Source<'a>> {
         } else if id == erased_type_id::<&TcpStream>() {
             Some(Source::Sock(view::<R, &'a TcpStream>(reader).sock()))
         } else {
-            // UnixStream and &UnixStream join here (splice works on them too) when
-            // net/unix.rs lands.
             None
         }
     }
@@ -282,7 +326,6 @@ fn as_sink<'a, W: ?Sized>(writer: &'a W) -> Option<Sink<'a>> {
         } else if id == erased_type_id::<&TcpStream>() {
             Some(Sink(view::<W, &'a TcpStream>(writer).sock()))
         } else {
-            // UnixStream and &UnixStream join here when net/unix.rs lands.
             None
         }
     }
@@ -325,7 +368,8 @@ impl Pace {
 /// would). The socket's write lock is held from the first call to the last, as Go's
 /// `SendFile` holds it, so another writer's message goes before or after the file, never
 /// inside it; each call is one call of its own for the deadline, the per-call timeout and
-/// `close`, and `EAGAIN` parks on write readiness — the file side never blocks.
+/// `close`, and `EAGAIN` parks on write readiness. The file side never blocks: sendfile
+/// takes regular files (and block devices) only, and refuses the rest with `EINVAL`.
 fn sendfile(file: &File, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
     let dst = dst.0;
     let locked = dst.fd.hold(Dir::Write).map_err(|e| dst.err("write", e))?;
