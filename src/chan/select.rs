@@ -1,7 +1,8 @@
 //! `select!`: wait on several channel operations, complete exactly one — Go's `selectgo`.
 //!
-//! One select is one pass over its arms in a fresh random order (so no ready arm starves),
-//! taking each arm's channel lock once:
+//! A select is a pass over its arms in a fresh random order (so no ready arm starves),
+//! taking each arm's channel lock once (a select that must not wait and finds nothing makes
+//! a second; see below):
 //!
 //! 1. if the arm can proceed, complete it and return — but if earlier arms are already
 //!    queued, first abort the select's [`Signal`], since a peer may be claiming one of them

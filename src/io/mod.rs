@@ -32,7 +32,9 @@
 //!
 //! A `File` that `sendfile` refuses (a pipe, a FIFO, a terminal: anything but a regular
 //! file or a block device) takes the buffered loop, whose reads of it may block: in a
-//! coroutine that loop runs on the blocking pool, so the worker goes on.
+//! coroutine that loop runs on the blocking pool, so the worker goes on. Its reads of the
+//! file are not interrupted by the socket's deadline or `close`, which end the copy at its
+//! next write.
 //!
 //! A `sendfile` copy holds the socket's write lock from the file's first byte to its last,
 //! as Go's `SendFile` does, so a `write` from another coroutine or thread goes before or
@@ -243,7 +245,8 @@ where
     if route == Route::Sendfile && crate::runtime::worker::with_current(|_| ()).is_some() {
         if let (Some(Source::File(f)), Some(dst)) = (as_source(&*reader), as_sink(&*writer)) {
             if !f.metadata().is_ok_and(|m| m.is_file()) {
-                let buffered = crate::runtime::blocking::run_scoped(|| copy_off_worker(f, dst))?;
+                let buffered =
+                    crate::runtime::blocking::run_scoped_in_turn(|| copy_off_worker(f, dst))?;
                 return Ok(Report {
                     route,
                     kernel,

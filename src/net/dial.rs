@@ -230,9 +230,10 @@ impl Dialer {
     ///
     /// The last failure in Go's form, e.g. `dial tcp 127.0.0.1:1: connection refused`,
     /// or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) past the deadline;
-    /// `dial tcp: i/o timeout` when the deadline passed before or during a name lookup (Go
-    /// adds `lookup NAME:`, which a `ToSocketAddrs` cannot tell). Which lookups the deadline
-    /// cuts short: see [`timeout`](Dialer::timeout).
+    /// `dial tcp: lookup HOST: <the resolver's words>` when a host name given as a string
+    /// does not resolve; `dial tcp: i/o timeout` when the deadline passed before or during
+    /// the lookup (Go adds `lookup HOST:` there too). Which lookups the deadline cuts short:
+    /// see [`timeout`](Dialer::timeout).
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener};

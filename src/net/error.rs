@@ -6,8 +6,10 @@
 //! `io::Error` on every I/O path and puts an [`OpError`] inside it, so `kind()` still says *what*
 //! happened, the text says *where*, and the cause stays reachable through `source()`.
 //!
-//! This is the one place that decorates errors. Raw errno errors travel up unchanged from
-//! `net/socket.rs`, and the public types wrap them here once, on the way out to the user.
+//! This is where errors are decorated. Raw errno errors travel up unchanged from
+//! `net/socket.rs`, and the public types wrap them here once, on the way out to the user; the
+//! only other layer is `lookup.rs`'s `lookup HOST:` on a failed name lookup, which a dial or
+//! listen then wraps in its turn.
 //!
 //! # When to wrap
 //!
@@ -101,7 +103,8 @@ pub struct OpError {
     net: &'static str,
     /// Go's `Source`: the local address, when the socket has one worth printing.
     source: Option<Addr>,
-    /// Go's `Addr`: the remote address, or the listener's own address for accept and listen.
+    /// Go's `Addr`: the remote address, or the socket's own address for accept, listen and
+    /// the deadline setters (`set`), whose `source` is then `None`, as in Go.
     addr: Option<Addr>,
     /// What went wrong: an errno error, or one of the two marker errors of this module.
     cause: io::Error,
@@ -163,7 +166,8 @@ impl OpError {
         self.source.as_ref()
     }
 
-    /// The remote address, or the listener's own address for accept and listen (Go's `Addr`).
+    /// The remote address, or the socket's own address for accept, listen and the deadline
+    /// setters (`set`), whose [`source_addr`](Self::source_addr) is then `None` (Go's `Addr`).
     ///
     /// ```
     /// use coronet::net::{Addr, OpError, TcpStream};

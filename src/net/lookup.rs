@@ -279,7 +279,8 @@ pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<Socket
 ///
 /// # Errors
 ///
-/// The resolver's error, with kind `InvalidInput` for a string without a port.
+/// The resolver's error as Go words it, `lookup HOST: <the resolver's words>`, with its kind;
+/// malformed input (a string without a port: kind `InvalidInput`) keeps std's wording.
 ///
 /// ```
 /// let addrs: Vec<_> = coronet::run(|| coronet::net::lookup_host("localhost:80").unwrap().collect());

@@ -123,7 +123,8 @@ impl Sock {
         op_error(op, self.net, local, peer, e)
     }
 
-    /// Errors of listeners and unconnected sockets name only their own address.
+    /// Errors of listeners, unconnected sockets and the deadline setters name only their
+    /// own address.
     pub(crate) fn err_local(&self, op: &'static str, e: io::Error) -> io::Error {
         op_error(op, self.net, None, self.local(), e)
     }

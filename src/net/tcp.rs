@@ -372,7 +372,8 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// The last address's failure in Go's form: `dial tcp 127.0.0.1:1: connection refused`.
+    /// The last address's failure in Go's form: `dial tcp 127.0.0.1:1: connection refused`;
+    /// for a name that does not resolve, `dial tcp: lookup HOST: <the resolver's words>`.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};

@@ -5,7 +5,8 @@
 //! 1. take the direction lock and a reference (fails once closed);
 //! 2. check closed / deadline, and forget stale readiness;
 //! 3. the syscall (a closure given by `net/`);
-//! 4. `EINTR`: retry; `EAGAIN`: park on the netpoller until ready, then
+//! 4. `EINTR`: retry; `EAGAIN`: park on the netpoller until ready (for `write_paced`'s
+//!    sends, which no event ends, a timed pause), then
 //! 5. retry the syscall.
 //!
 //! # The lifetime word (Go's `fdMutex`, `poll/fdmutex.rs`)

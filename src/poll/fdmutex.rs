@@ -34,7 +34,9 @@
 //! lock held, and whoever later takes it out of the count (an unlock, or close for all of
 //! them) gives its semaphore one permit. The semaphore remembers a permit given before its
 //! waiter got there, so the order of "count me" → "sleep" against "uncount" → "wake" does not
-//! matter.
+//! matter. A waiter whose time runs out takes one count back itself, under the semaphore's
+//! lock, with no permit: counts plus stored permits still cover every waiter not yet granted
+//! (`FdMutex::uncount`).
 
 use std::collections::VecDeque;
 use std::io;

@@ -3,8 +3,10 @@
 //!
 //! Threads are created on demand up to [`MAX_THREADS`] and exit after [`IDLE_TIMEOUT`]
 //! without work, so an idle program holds none. Jobs beyond the bound wait in a FIFO queue,
-//! except the runtime's own name lookups, which may start threads past it: user jobs that
-//! wait for a coroutine which must first resolve a name would otherwise never see it do so.
+//! except the runtime's own name lookups (at most `net::MAX_LOOKUPS` at once), which go first
+//! and may start threads past it: user jobs that wait for a coroutine which must first
+//! resolve a name would otherwise never see it do so. (`io::copy`'s reads of a pipe take
+//! their turn with user jobs.)
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -50,10 +52,11 @@ fn lock() -> MutexGuard<'static, PoolState> {
 
 /// Queues `job` for a pool thread, starting one when no idle thread is free for it.
 /// `beyond_cap`: the job may start a thread past [`MAX_THREADS`] and goes to the front of
-/// the queue — for the runtime's own scoped jobs (name lookups, themselves bounded), which
-/// must not wait behind user jobs that may in turn be waiting for them. `here_if_none`:
-/// with no pool thread at all and none to be had, the job runs on the caller rather than
-/// never; a detached job instead stays queued for the next thread (see `detach`).
+/// the queue — for the runtime's name lookups (`run_scoped`; bounded by `MAX_LOOKUPS`),
+/// which must not wait behind user jobs that may in turn be waiting for them.
+/// `here_if_none`: with no pool thread at all and none to be had, the job runs on the
+/// caller rather than never; a detached job instead stays queued for the next thread (see
+/// `detach`).
 fn submit(job: Job, beyond_cap: bool, here_if_none: bool) {
     let mut st = lock();
     // An idle thread is free only if fewer jobs wait than threads idle: `idle` drops when a
@@ -186,8 +189,28 @@ pub(crate) fn detach(f: impl FnOnce() + Send + 'static) {
 }
 
 /// Like [`spawn_blocking`] for a closure that borrows from the caller's stack (name
-/// resolution takes `impl ToSocketAddrs`, which may be a `&str`).
+/// resolution takes `impl ToSocketAddrs`, which may be a `&str`), run ahead of queued user
+/// jobs and past the cap if need be: for the runtime's own name lookups, which are bounded
+/// by `net::MAX_LOOKUPS` and which user jobs may be waiting for.
 pub(crate) fn run_scoped<'a, F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    scoped(f, true)
+}
+
+/// [`run_scoped`] in turn with user jobs, within the cap: for work that may last as long
+/// as its caller likes (`io::copy`'s reads of a pipe).
+pub(crate) fn run_scoped_in_turn<'a, F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    scoped(f, false)
+}
+
+fn scoped<'a, F, T>(f: F, first: bool) -> T
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
@@ -223,7 +246,7 @@ where
     // ourselves) and the waiter's `Arc<Task>`, both 'static. A parked coroutine is never
     // dropped (workers never drop suspended coroutines), so its frame cannot vanish either.
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
-    submit(job, true, true);
+    submit(job, first, true);
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
             std::mem::forget(guard);

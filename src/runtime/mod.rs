@@ -34,6 +34,7 @@
 //! - `spawn.rs`: `go`, `Spawn`, `JoinHandle`, `run`.
 //! - `stack.rs`: mmap'd stacks with guard pages, their pool, the overflow handler.
 //! - `blocking.rs`: `spawn_blocking`'s thread pool.
+//! - `spin.rs`: the spin lock of the queues workers share.
 //! - `stats.rs`: `stats()` and `dump()`.
 
 pub(crate) mod blocking;
@@ -142,8 +143,9 @@ impl Builder {
     /// # Errors
     ///
     /// `AlreadyExists` if the runtime already started (anything that spawns, sleeps in a
-    /// coroutine or waits through coronet starts it); or the OS error if a worker's epoll or
-    /// thread cannot be created.
+    /// coroutine or waits through coronet starts it); or, if a worker's epoll or thread
+    /// cannot be created, an error of the OS error's kind that says so: `cannot start the
+    /// runtime: worker 0's epoll and eventfd: Too many open files (os error 24)`.
     ///
     /// ```
     /// use std::io::ErrorKind;

@@ -105,7 +105,7 @@ pub(crate) fn install_panic_note() {
                 let mut err = std::io::stderr();
                 let _ = match task.name() {
                     Some(name) => writeln!(err, "coroutine '{name}' (id {id}) panicked:"),
-                    None => writeln!(err, "coroutine <unnamed> (id {id}) panicked:"),
+                    None => writeln!(err, "coroutine '<unnamed>' (id {id}) panicked:"),
                 };
             });
             previous(info);
@@ -342,8 +342,8 @@ impl fmt::Debug for Coroutine {
     }
 }
 
-/// Options for a new coroutine: its name (shown by [`dump`](crate::dump) and in the
-/// stack-overflow message) and its stack size.
+/// Options for a new coroutine: its name (shown by [`dump`](crate::dump), in the
+/// stack-overflow report and in front of a panic's report) and its stack size.
 ///
 /// ```
 /// let h = coronet::Spawn::new()
