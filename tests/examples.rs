@@ -140,6 +140,16 @@ fn kv_does_not_gather_gigabytes_for_a_client_that_does_not_read() {
     std::thread::sleep(Duration::from_secs(1));
     let rss = rss_bytes(server.child.id());
     assert!(rss < 256 << 20, "kv holds {} MiB", rss >> 20);
+    // the same from one command: MGET of that key a thousand times (7 KB; the seventh audit)
+    let mut c = server.connect();
+    let mut mget = b"*1001\r\n$4\r\nMGET\r\n".to_vec();
+    for _ in 0..1000 {
+        mget.extend_from_slice(b"$1\r\nk\r\n");
+    }
+    c.write_all(&mget).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let rss = rss_bytes(server.child.id());
+    assert!(rss < 256 << 20, "kv holds {} MiB after one MGET", rss >> 20);
     server.assert_alive();
 }
 
