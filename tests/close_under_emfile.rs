@@ -11,6 +11,8 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
+mod util;
+
 use coronet::net::{TcpListener, UdpSocket};
 
 /// `SO_DOMAIN` of an fd: what its number points at.
@@ -34,15 +36,7 @@ fn domain(fd: i32) -> i32 {
 #[test]
 fn a_close_under_emfile_does_not_keep_later_closes_from_releasing_their_sockets() {
     // A low limit (this binary's own), so that running out is quick wherever this runs.
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable `rlimit`.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    lim.rlim_cur = lim.rlim_cur.min(256);
-    // SAFETY: `lim` is a valid `rlimit`; lowering the soft limit needs no privilege.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    util::lower_nofile(256);
 
     // The process's first socket takes its last free fd, so nothing is left for the
     // placeholder, and it is closed like that.

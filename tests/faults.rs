@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use coronet::net::{TcpListener, TcpStream};
+use util::cpu_time;
+
+mod util;
 
 // --- helpers ------------------------------------------------------------------------------
 
@@ -101,25 +104,7 @@ fn baseline() -> (usize, u64) {
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit: the slowloris test holds 4,000+ fds.
 fn raise_nofile() {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid, writable rlimit for the duration of the call.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
-    rl.rlim_cur = rl.rlim_max;
-    // SAFETY: `rl` is a valid rlimit; raising soft to hard is always permitted.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) }, 0);
-}
-
-/// User + system CPU time of this process so far.
-fn cpu_time() -> Duration {
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage for the duration of the call.
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    util::raise_nofile();
 }
 
 /// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
@@ -1026,15 +1011,7 @@ fn a_panic_report_names_the_coroutine() {
 fn a_runtime_that_cannot_start_says_why_and_starts_later() {
     const NAME: &str = "a_runtime_that_cannot_start_says_why_and_starts_later";
     if is_child(NAME) {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `lim` is a valid, writable `rlimit`.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        lim.rlim_cur = 64;
-        // SAFETY: `lim` is a valid `rlimit`; lowering the soft limit needs no privilege.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        util::lower_nofile(64);
         let mut hog = Vec::new();
         while let Ok(f) = std::fs::File::open("/dev/null") {
             hog.push(f);

@@ -9,6 +9,8 @@
 //! still goes out once there is room, and still meets `close`, deadlines and std's timeout
 //! at once.
 
+mod util;
+
 use coronet::net::UnixDatagram;
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -55,16 +57,6 @@ fn full_receiver(tag: &str) -> (UnixDatagram, Arc<UnixDatagram>, PathBuf, usize)
     (server, Arc::new(client), path, queued)
 }
 
-/// CPU time of the whole process so far (every thread, user and system).
-fn process_cpu() -> Duration {
-    // SAFETY: all-zero is a valid `rusage`, which `getrusage` fills in.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable `rusage`.
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 #[test]
 fn a_send_to_a_full_receiver_waits_without_spinning_and_goes_out_once_there_is_room() {
     both(|coroutine| {
@@ -72,9 +64,9 @@ fn a_send_to_a_full_receiver_waits_without_spinning_and_goes_out_once_there_is_r
         let p = path.clone();
         let c = client.clone();
         let sender = spawn(coroutine, move || c.send_to(b"one more", &p));
-        let cpu = process_cpu();
+        let cpu = util::cpu_time();
         coronet::time::sleep(Duration::from_secs(1));
-        let spent = process_cpu() - cpu;
+        let spent = util::cpu_time() - cpu;
         // measured: a busy loop spends 0.34 s here (0.75-1 s on another machine), the pauses
         // about 10 ms
         assert!(

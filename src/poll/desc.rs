@@ -339,11 +339,23 @@ impl PollDesc {
         dir: Dir,
         call: Option<Instant>,
     ) -> io::Result<()> {
+        self.wait_as(fd, dir, call, poll_events(dir))
+    }
+
+    /// A coroutine's wait on the netpoller, or a thread's poll(2) for `events`.
+    #[inline(always)]
+    fn wait_as(
+        self: &Arc<Self>,
+        fd: BorrowedFd<'_>,
+        dir: Dir,
+        call: Option<Instant>,
+        events: i16,
+    ) -> io::Result<()> {
         // one thread-local lookup answers both "coroutine?" and "who am I?", and lends the
         // coroutine's own record for the whole wait (park included) without a clone
         match worker::with_current(|me| self.wait_coroutine(me, fd, dir, call)) {
             Some(r) => r,
-            None => self.wait_thread(fd, dir, call, poll_events(dir)),
+            None => self.wait_thread(fd, dir, call, events),
         }
     }
 
@@ -364,12 +376,9 @@ impl PollDesc {
         // The pause is a per-call deadline of its own; its timeout error means "retry".
         let short = earliest(call, Some(until));
         loop {
-            let r = match worker::with_current(|me| self.wait_coroutine(me, fd, dir, short)) {
-                Some(r) => r,
-                // no events asked for: poll(2) then wakes only for a close, a deadline
-                // change or an error on the socket
-                None => self.wait_thread(fd, dir, short, 0),
-            };
+            // no events asked for: a thread's poll(2) then wakes only for a close, a
+            // deadline change or an error on the socket
+            let r = self.wait_as(fd, dir, short, 0);
             match r {
                 // an edge, most likely our own failed send's: not a reason to retry yet
                 Ok(()) if Instant::now() < until => {}

@@ -183,16 +183,38 @@ pub fn sockopt(fd: &impl AsRawFd, level: i32, name: i32) -> i32 {
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
 pub fn raise_nofile() -> libc::rlim_t {
+    set_soft_nofile(|_, hard| hard)
+}
+
+/// Lowers the soft `RLIMIT_NOFILE` to at most `n`, so that running out of fds is quick (in
+/// a child process or a test binary of its own: the limit is the process's).
+pub fn lower_nofile(n: libc::rlim_t) {
+    set_soft_nofile(|soft, _| soft.min(n));
+}
+
+/// Sets the soft `RLIMIT_NOFILE` to `f(soft, hard)`; returns it.
+fn set_soft_nofile(f: impl FnOnce(libc::rlim_t, libc::rlim_t) -> libc::rlim_t) -> libc::rlim_t {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `lim` is a valid, writable rlimit.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    lim.rlim_cur = lim.rlim_max;
-    // SAFETY: `lim` is a valid rlimit; raising soft to hard needs no privilege.
+    lim.rlim_cur = f(lim.rlim_cur, lim.rlim_max);
+    // SAFETY: `lim` is a valid rlimit; a soft limit at or under the hard one needs no
+    // privilege.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
     lim.rlim_cur
+}
+
+/// CPU time of the whole process so far (every thread, user and system).
+pub fn cpu_time() -> Duration {
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage for the duration of the call.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Sets an integer socket option straight through the kernel, bypassing coronet.
