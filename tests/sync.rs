@@ -807,15 +807,53 @@ fn once_runs_exactly_once_across_racing_coroutines_and_threads() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
+/// std's rule, not Go's (found by the eighth audit): `call_once` returning must mean the
+/// initialisation finished, which unsafe one-time init relies on; a panicked one poisons.
 #[test]
-fn once_that_panicked_counts_as_done() {
+fn once_that_panicked_is_poisoned_as_std_says() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
     let once = Once::new();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let r = catch_unwind(AssertUnwindSafe(|| {
         once.call_once(|| panic!("init failed"))
     }));
     assert!(r.is_err());
+    assert!(!once.is_completed());
+    let later = catch_unwind(AssertUnwindSafe(|| once.call_once(|| unreachable!())));
+    assert!(
+        later.is_err(),
+        "a later call_once must not return: nothing was initialised"
+    );
+    once.call_once_force(|state| assert!(state.is_poisoned()));
     assert!(once.is_completed());
-    once.call_once(|| unreachable!("Go's rule: a panicked Once is done"));
+    once.call_once(|| unreachable!("complete now"));
+    once.call_once_force(|_| unreachable!("complete now"));
+}
+
+/// Callers that wait while the initialiser panics panic too, coroutines and threads alike
+/// (they returned normally before, with nothing initialised).
+#[test]
+fn once_waiters_panic_when_the_initialiser_panics() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    setup();
+    let _w = watchdog("once poisoned", 60);
+    let once = Arc::new(Once::new());
+    let o = once.clone();
+    let runner = coronet::go(move || {
+        o.call_once(|| {
+            coronet::time::sleep(Duration::from_millis(200)); // the waiters queue meanwhile
+            panic!("init failed");
+        })
+    });
+    thread::sleep(Duration::from_millis(50));
+    let waiter = |once: Arc<Once>| {
+        move || catch_unwind(AssertUnwindSafe(|| once.call_once(|| unreachable!()))).is_err()
+    };
+    let c = coronet::go(waiter(once.clone()));
+    let t = thread::spawn(waiter(once.clone()));
+    assert!(runner.join().is_err());
+    assert!(c.join().unwrap(), "a waiting coroutine returned normally");
+    assert!(t.join().unwrap(), "a waiting thread returned normally");
+    assert!(!once.is_completed());
 }
 
 // -------------------------------------------------------------------------------- Barrier

@@ -36,7 +36,12 @@
 //! - Nobody waits forever while others barge: the `Mutex` hands the lock to a waiter that
 //!   has waited over 1 ms (Go's starvation mode); `RwLock` and `Semaphore` serve waiters in
 //!   FIFO order as soon as anyone waits, and readers queue behind a waiting writer.
-//! - No poisoning: a panic while a guard is held just releases the lock.
+//! - No poisoning for the locks, as in Go: a panic while a guard is held just releases the
+//!   lock, and the next holder sees whatever the panicking one left; `lock` returns the guard
+//!   itself, not std's `LockResult`. For the same reason `Mutex` and `RwLock` are not
+//!   `UnwindSafe`/`RefUnwindSafe` (a `catch_unwind` over one needs `AssertUnwindSafe`).
+//!   `Once` does poison, as std's does: that `call_once` returned must mean the
+//!   initialisation finished.
 //! - Guards are `!Send`, as std's. A guard held across a park stays on its thread anyway,
 //!   since a started coroutine never changes threads.
 
@@ -52,7 +57,7 @@ pub(crate) mod waitq;
 pub use self::barrier::{Barrier, BarrierWaitResult};
 pub use self::condvar::{Condvar, WaitTimeoutResult};
 pub use self::mutex::{Mutex, MutexGuard};
-pub use self::once::Once;
+pub use self::once::{Once, OnceState};
 pub use self::rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::semaphore::{Semaphore, SemaphorePermit};
 pub use self::waitgroup::WaitGroup;

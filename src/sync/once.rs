@@ -4,13 +4,15 @@
 //!  state        meaning                      moved by
 //!  ----------   --------------------------   -------------------------------------------
 //!  INCOMPLETE   nobody has started           first caller: CAS → RUNNING, then runs f
-//!  RUNNING      f is running                 the runner, when f returns or panics:
-//!                                            → COMPLETE, then releases the waiters
+//!  RUNNING      f is running                 the runner, when f returns → COMPLETE, or
+//!                                            panics → POISONED; then wakes the waiters
+//!  POISONED     an f panicked                `call_once_force`: CAS → RUNNING, runs f
 //!  COMPLETE     done for good                (final)
 //! ```
 //!
-//! Callers that find RUNNING queue; as in `WaitGroup`, they re-check for COMPLETE under the
-//! queue lock, which the runner takes after storing COMPLETE, so none is left behind.
+//! Callers that find RUNNING queue, re-checking the state under the queue lock, which the
+//! runner takes after storing its outcome, so none is left behind; woken, they look again
+//! from the top (a waiter of `call_once_force` may then run f itself).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -20,15 +22,20 @@ use super::waitq::{wake_all, WaitQueue, Waiter};
 const INCOMPLETE: u8 = 0;
 const RUNNING: u8 = 1;
 const COMPLETE: u8 = 2;
+const POISONED: u8 = 3;
 
-/// Grant code: the initialiser finished.
+/// Grant code: the runner finished (returned or panicked); look at the state again.
 const RELEASED: u8 = 1;
 
-/// Runs a one-time initialisation, as Go's `sync.Once` (and std's `Once`, without
-/// poisoning). Callers that arrive while it runs park until it has finished.
+/// Runs a one-time initialisation, as std's `Once` (and Go's `sync.Once`). Callers that
+/// arrive while it runs park until it has finished.
 ///
-/// If the closure panics, the `Once` still counts as complete (Go's rule): the panic goes
-/// to the caller that ran it, and nobody runs it again.
+/// If the closure panics, the `Once` is poisoned, as std's is: the panic goes to the caller
+/// that ran it, and every waiting and later [`call_once`](Once::call_once) panics too, so
+/// that `call_once` returning always means the initialisation finished (unsafe code may
+/// rely on that, as it does with std's). [`call_once_force`](Once::call_once_force) runs the
+/// closure again on a poisoned `Once`. (Go's `Once` counts a panicked run as done; std's
+/// rule wins here, so that ported code keeps its guarantee.)
 ///
 /// ```
 /// use coronet::sync::Once;
@@ -49,6 +56,19 @@ const RELEASED: u8 = 1;
 pub struct Once {
     state: AtomicU8,
     queue: WaitQueue<()>,
+}
+
+/// What [`Once::call_once_force`] tells its closure: whether an earlier run panicked.
+#[derive(Debug)]
+pub struct OnceState {
+    poisoned: bool,
+}
+
+impl OnceState {
+    /// True if an earlier initialiser of this `Once` panicked.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
 }
 
 impl Once {
@@ -78,9 +98,14 @@ impl Once {
     }
 
     /// Runs `f` if no call has run one yet; otherwise waits until that call is finished.
-    /// When this returns, the initialisation is complete (or it panicked).
+    /// When this returns, the initialisation is complete.
     ///
     /// Calling `call_once` on the same `Once` from inside `f` deadlocks.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics (the panic is `f`'s own), or if this `Once` was poisoned by an earlier
+    /// `f`'s panic, also one that happened while this call waited.
     ///
     /// ```
     /// let once = coronet::sync::Once::new();
@@ -93,10 +118,33 @@ impl Once {
         if self.state.load(Ordering::Acquire) == COMPLETE {
             return;
         }
-        self.call_once_slow(f);
+        let mut f = Some(f);
+        self.call_slow(false, &mut |_| (f.take().expect("runs once"))());
     }
 
-    /// True once an initialiser has finished (returned or panicked).
+    /// [`call_once`](Once::call_once) that also runs `f` on a poisoned `Once`, telling it
+    /// so: for an initialiser that can repair what a panicked one left.
+    ///
+    /// ```
+    /// use coronet::sync::Once;
+    /// use std::panic::{catch_unwind, AssertUnwindSafe};
+    ///
+    /// let once = Once::new();
+    /// let r = catch_unwind(AssertUnwindSafe(|| once.call_once(|| panic!("half done"))));
+    /// assert!(r.is_err());
+    /// assert!(!once.is_completed());
+    /// once.call_once_force(|state| assert!(state.is_poisoned()));
+    /// assert!(once.is_completed());
+    /// ```
+    pub fn call_once_force<F: FnOnce(&OnceState)>(&self, f: F) {
+        if self.state.load(Ordering::Acquire) == COMPLETE {
+            return;
+        }
+        let mut f = Some(f);
+        self.call_slow(true, &mut |state| (f.take().expect("runs once"))(state));
+    }
+
+    /// True once an initialiser has returned (not while it runs, nor after it panicked).
     ///
     /// ```
     /// let once = coronet::sync::Once::new();
@@ -109,39 +157,62 @@ impl Once {
     }
 
     #[cold]
-    fn call_once_slow<F: FnOnce()>(&self, f: F) {
-        match self
-            .state
-            .compare_exchange(INCOMPLETE, RUNNING, Ordering::Acquire, Ordering::Acquire)
-        {
-            Ok(_) => {
-                // completes on return and on unwind alike
-                let _done = Complete(self);
-                f();
-            }
-            Err(COMPLETE) => {}
-            Err(_) => {
-                let w = Waiter::new(0, None);
-                {
-                    let mut q = self.queue.lock();
-                    if self.state.load(Ordering::Acquire) == COMPLETE {
-                        return;
+    fn call_slow(&self, force: bool, f: &mut dyn FnMut(&OnceState)) {
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                COMPLETE => return,
+                POISONED if !force => poisoned(),
+                state @ (INCOMPLETE | POISONED) => {
+                    if self
+                        .state
+                        .compare_exchange(state, RUNNING, Ordering::Acquire, Ordering::Acquire)
+                        .is_err()
+                    {
+                        continue;
                     }
-                    q.push_back(w.clone());
+                    // POISONED on unwind, COMPLETE once `f` has returned
+                    let mut done = Done {
+                        once: self,
+                        outcome: POISONED,
+                    };
+                    f(&OnceState {
+                        poisoned: state == POISONED,
+                    });
+                    done.outcome = COMPLETE;
+                    return;
                 }
-                w.wait();
+                _ => {
+                    let w = Waiter::new(0, None);
+                    {
+                        let mut q = self.queue.lock();
+                        if self.state.load(Ordering::Acquire) != RUNNING {
+                            continue;
+                        }
+                        q.push_back(w.clone());
+                    }
+                    w.wait();
+                }
             }
         }
     }
 }
 
-/// Marks the `Once` complete and releases its waiters when dropped.
-struct Complete<'a>(&'a Once);
+#[cold]
+fn poisoned() -> ! {
+    panic!("Once instance has previously been poisoned");
+}
 
-impl Drop for Complete<'_> {
+/// Stores the runner's outcome and releases the waiters when dropped, on return and on
+/// unwind alike.
+struct Done<'a> {
+    once: &'a Once,
+    outcome: u8,
+}
+
+impl Drop for Done<'_> {
     fn drop(&mut self) {
-        self.0.state.store(COMPLETE, Ordering::Release);
-        let ws = self.0.queue.lock().drain_granted(RELEASED);
+        self.once.state.store(self.outcome, Ordering::Release);
+        let ws = self.once.queue.lock().drain_granted(RELEASED);
         wake_all(ws);
     }
 }
