@@ -61,6 +61,22 @@ fn a_detached_result_that_panics_when_dropped_leaves_the_worker_running() {
     );
 }
 
+/// The same result, with the handle dropped after the coroutine finished: then the handle
+/// holds the last reference and drops the result, on the thread that drops it, where the
+/// panic must not surface either (found as a flaky failure of the test above, which drops
+/// its handle while the coroutine may or may not have finished).
+#[test]
+fn a_finished_result_that_panics_when_dropped_with_its_handle_panics_nobody() {
+    one_worker();
+    let h = coronet::go(|| PanicsOnDrop);
+    let until = Instant::now() + Duration::from_secs(10);
+    while !h.is_finished() {
+        assert!(Instant::now() < until, "the coroutine never finished");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(h); // the last reference: the result drops here, on this thread
+}
+
 #[test]
 fn a_closure_that_panics_when_dropped_unstarted_leaves_the_worker_running() {
     one_worker();

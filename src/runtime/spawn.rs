@@ -59,6 +59,19 @@ unsafe impl<T: Send, F: Send> Sync for Packet<T, F> {}
 // SAFETY: as above; the packet owns an `F`, a `T` and an `Arc<Task>`, all `Send`.
 unsafe impl<T: Send, F: Send> Send for Packet<T, F> {}
 
+/// The last reference may go with a `JoinHandle` dropped on any thread after the coroutine
+/// finished, or on the runtime's side: either way a result (or a panic payload, or an
+/// unrun closure) that panics as it drops must not unwind into whoever let go last. The
+/// panic is caught and ignored, as the runtime's own drops do (std aborts there instead).
+/// Found by a flaky test: a detached result's panic surfaced in the thread that dropped
+/// the handle whenever the coroutine had finished first.
+impl<T, F> Drop for Packet<T, F> {
+    fn drop(&mut self) {
+        let stage = std::mem::replace(self.stage.get_mut(), Stage::Empty);
+        leak_panic(panic::catch_unwind(AssertUnwindSafe(|| drop(stage))));
+    }
+}
+
 impl<T, F> Packet<T, F> {
     fn new(f: F) -> Arc<Packet<T, F>> {
         Arc::new(Packet {
