@@ -297,7 +297,22 @@ fn many_concurrent_pairs_and_no_fd_left_behind() {
     let workers: Vec<_> = conns
         .into_iter()
         .enumerate()
-        .map(|(i, c)| thread::spawn(move || round_trip(c, pattern(EACH, i)) == pattern(EACH, i)))
+        .map(|(i, c)| {
+            thread::spawn(move || {
+                let back = round_trip(c, pattern(EACH, i));
+                let want = pattern(EACH, i);
+                if back != want {
+                    let same = back.iter().zip(&want).take_while(|(a, b)| a == b).count();
+                    eprintln!(
+                        "pair {i}: got {} bytes of {}, first {} equal",
+                        back.len(),
+                        want.len(),
+                        same
+                    );
+                }
+                back == want
+            })
+        })
         .collect();
     let intact = workers
         .into_iter()
