@@ -108,6 +108,10 @@ fn raise_nofile() {
 }
 
 /// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
+/// Sleeps with coronet's `sleep`, which parks a coroutine (a test body run inside
+/// `coronet::run` waits here for coroutines of its own worker; `std::thread::sleep` would
+/// block that worker, and on a one-core machine, with one worker, nothing else runs: the
+/// eighth audit's flaky hunt, with the tests pinned to one core) and blocks a thread.
 fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     loop {
@@ -117,7 +121,7 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= end {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        coronet::time::sleep(Duration::from_millis(10));
     }
 }
 

@@ -45,19 +45,24 @@ fn assert_file_in_one_piece(got: &[u8], file: &[u8], messages: usize) {
     );
 }
 
-fn one_worker() {
+/// The one worker, and the right to use it: each test measures what happens on it, so they
+/// run one at a time (side by side, the first test's busy writer delayed the second's
+/// sleeper by 600 ms on one core: the eighth audit's flaky hunt).
+fn one_worker() -> std::sync::MutexGuard<'static, ()> {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     ONCE.call_once(|| {
         coronet::Builder::new()
             .workers(1)
             .build_global()
             .expect("the only runtime of this test binary");
     });
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[test]
 fn a_file_sent_with_sendfile_is_not_cut_by_another_writer() {
-    one_worker();
+    let _worker = one_worker();
     // past the copy's 16 MiB yield
     let data = block_pattern((20 << 20) + 64);
     let mut file = temp_file("whole", &data);
@@ -100,7 +105,7 @@ fn a_file_sent_with_sendfile_is_not_cut_by_another_writer() {
 /// audit: a coroutine sleeping 25 ms beside such a copy woke 2 s late).
 #[test]
 fn a_copy_from_a_pipe_file_does_not_block_the_worker() {
-    one_worker();
+    let _worker = one_worker();
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two fds `pipe` writes.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
