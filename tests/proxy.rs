@@ -104,9 +104,12 @@ fn upstream(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> SocketAddr {
     addr
 }
 
-/// Echoes until EOF, then passes the EOF back.
+/// Echoes until EOF, then passes the EOF back. A failure is printed (the test that pairs
+/// 300 clients at once came back short once, unexplained: the next time says more).
 fn echo(s: TcpStream) {
-    let _ = std::io::copy(&mut &s, &mut &s);
+    if let Err(e) = std::io::copy(&mut &s, &mut &s) {
+        eprintln!("upstream echo for {:?}: {e}", s.peer_addr());
+    }
     let _ = s.shutdown(Shutdown::Write);
 }
 
