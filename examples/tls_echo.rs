@@ -174,9 +174,10 @@ fn demo(listener: TcpListener) {
     let addr: SocketAddr = listener.local_addr().unwrap();
     coronet::go(move || serve(listener, server_config()));
 
-    let seen = std::thread::spawn(move || client(std::net::TcpStream::connect(addr)?, 0, 10))
-        .join()
-        .expect("client thread")
+    // A std client blocks its thread, so it runs on the blocking pool while this coroutine
+    // parks: joining a thread of its own here would block this worker, and with one worker
+    // (a one-core machine) the server coroutine beside it would never answer.
+    let seen = coronet::spawn_blocking(move || client(std::net::TcpStream::connect(addr)?, 0, 10))
         .expect("std::net client");
     println!(
         "tls_echo demo: a std::net client on a plain thread negotiated {:?} with {:?}",
