@@ -15,22 +15,9 @@ mod util;
 
 use coronet::net::{TcpListener, UdpSocket};
 
-/// `SO_DOMAIN` of an fd: what its number points at.
-fn domain(fd: i32) -> i32 {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v` and `len` are valid and writable, `len` is `v`'s size.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_DOMAIN,
-            (&raw mut v).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-    v
+/// `SO_DOMAIN` of a socket's fd number: what the number points at.
+fn domain(s: &impl AsRawFd) -> i32 {
+    util::sockopt(s, libc::SOL_SOCKET, libc::SO_DOMAIN)
 }
 
 #[test]
@@ -48,7 +35,7 @@ fn a_close_under_emfile_does_not_keep_later_closes_from_releasing_their_sockets(
     let first = TcpListener::bind("127.0.0.1:0").unwrap();
     first.close().unwrap();
     assert_eq!(
-        domain(first.as_raw_fd()),
+        domain(&first),
         libc::AF_INET,
         "kept: no placeholder"
     );
@@ -62,7 +49,7 @@ fn a_close_under_emfile_does_not_keep_later_closes_from_releasing_their_sockets(
         .port();
     let second = UdpSocket::bind(("127.0.0.1", port)).unwrap();
     second.close().unwrap();
-    assert_eq!(domain(second.as_raw_fd()), libc::AF_UNIX, "not released");
+    assert_eq!(domain(&second), libc::AF_UNIX, "not released");
     let again = std::net::UdpSocket::bind(("127.0.0.1", port));
     assert!(
         again.is_ok(),
