@@ -34,11 +34,7 @@ fn a_close_under_emfile_does_not_keep_later_closes_from_releasing_their_sockets(
     hog.pop();
     let first = TcpListener::bind("127.0.0.1:0").unwrap();
     first.close().unwrap();
-    assert_eq!(
-        domain(&first),
-        libc::AF_INET,
-        "kept: no placeholder"
-    );
+    assert_eq!(domain(&first), libc::AF_INET, "kept: no placeholder");
     drop(hog); // fds are plentiful again
 
     // A later socket bound to a fixed port is closed, and the port is wanted again.
