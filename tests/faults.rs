@@ -43,6 +43,20 @@ fn child(test: &str) -> Command {
     cmd
 }
 
+/// Runs the child for `test` to its end, which must be a success; its output, for more
+/// checks.
+fn child_succeeds(test: &str) -> std::process::Output {
+    let out = child(test).output().expect("spawn child");
+    assert!(
+        out.status.success(),
+        "child {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Kills the child if the parent's assertions fail first, so no process outlives the test.
 struct KillOnDrop(std::process::Child);
 
@@ -215,15 +229,7 @@ fn resets_in(coroutine: bool) {
             std::thread::sleep(Duration::from_millis(100))
         }
     };
-    let run_side = |f: Box<dyn FnOnce() -> io::Error + Send>| -> Box<dyn FnOnce() -> io::Error> {
-        if coroutine {
-            let h = coronet::go(f);
-            Box::new(move || h.join().unwrap())
-        } else {
-            let h = std::thread::spawn(f);
-            Box::new(move || h.join().unwrap())
-        }
-    };
+    let run_side = |f: Box<dyn FnOnce() -> io::Error + Send>| util::spawn_on(!coroutine, f);
 
     // Mid-read: the server is parked in read when the client resets.
     let (s, c) = pair();
@@ -910,14 +916,9 @@ fn a_timer_thread_that_cannot_start_yet_is_started_by_a_later_timer() {
         println!("FAULTS timer thread ok");
         return;
     }
-    let out = child(NAME).output().expect("spawn child");
+    let out = child_succeeds(NAME);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("FAULTS timer thread ok"),
-        "child {}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(stdout.contains("FAULTS timer thread ok"), "{stdout}");
 }
 
 /// A logger that waits on a coronet channel, called by the scheduler itself: the worker
@@ -992,9 +993,8 @@ fn a_panic_report_names_the_coroutine() {
         assert!(h.join().is_err());
         return;
     }
-    let out = child(NAME).output().unwrap();
+    let out = child_succeeds(NAME);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     let at = stderr
         .find("coroutine 'handler-7' (id ")
         .unwrap_or_else(|| panic!("the coroutine is not named: {stderr}"));
@@ -1033,12 +1033,7 @@ fn a_runtime_that_cannot_start_says_why_and_starts_later() {
         assert_eq!(coronet::try_go(|| 1).unwrap().join().unwrap(), 1);
         return;
     }
-    let out = child(NAME).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    child_succeeds(NAME);
 }
 
 /// With stderr gone (a closed pipe, as in `server 2>&1 | head -1` once `head` has exited),
@@ -1066,11 +1061,5 @@ fn a_panic_with_stderr_gone_still_reaches_the_joiner() {
         assert!(r.is_err());
         return;
     }
-    let out = child(NAME).output().unwrap();
-    assert!(
-        out.status.success(),
-        "the child died: {:?}; its stdout: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
+    child_succeeds(NAME); // died of SIGABRT before
 }

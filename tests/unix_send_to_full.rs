@@ -17,24 +17,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Runs `body` once in a coroutine and once on a plain OS thread (which is what `spawn`
+/// Runs `body` once in a coroutine and once on a plain OS thread (which is what `spawn_on`
 /// gives in each case: the body's helpers are coroutines, or threads).
 fn both(body: fn(bool)) {
     coronet::run(move || body(true));
     std::thread::spawn(move || body(false)).join().unwrap();
-}
-
-fn spawn<T: Send + 'static>(
-    coroutine: bool,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Box<dyn FnOnce() -> T> {
-    if coroutine {
-        let h = coronet::go(f);
-        Box::new(move || h.join().unwrap())
-    } else {
-        let h = std::thread::spawn(f);
-        Box::new(move || h.join().unwrap())
-    }
 }
 
 /// A bound receiver nobody reads, an unbound sender that has filled its queue, the path and
@@ -63,7 +50,7 @@ fn a_send_to_a_full_receiver_waits_without_spinning_and_goes_out_once_there_is_r
         let (server, client, path, queued) = full_receiver(if coroutine { "co" } else { "th" });
         let p = path.clone();
         let c = client.clone();
-        let sender = spawn(coroutine, move || c.send_to(b"one more", &p));
+        let sender = util::spawn_on(!coroutine, move || c.send_to(b"one more", &p));
         let cpu = util::cpu_time();
         coronet::time::sleep(Duration::from_secs(1));
         let spent = util::cpu_time() - cpu;
@@ -114,36 +101,25 @@ fn close_deadline_and_timeout_end_a_paused_send_to_at_once() {
         );
         client.set_write_timeout(None).unwrap();
 
-        // Go's deadline, set by another coroutine or thread while the send waits
-        let (p, c) = (path.clone(), client.clone());
-        let sender = spawn(coroutine, move || {
-            let start = Instant::now();
-            (c.send_to(b"late", &p), start.elapsed())
-        });
-        coronet::time::sleep(Duration::from_millis(100));
-        client.set_write_deadline(Some(Instant::now())).unwrap();
-        let (r, took) = sender();
-        let err = r.unwrap_err();
-        assert!(err.to_string().ends_with("i/o timeout"), "{err}");
-        assert!(took < Duration::from_secs(5), "{took:?}");
+        // Go's deadline and close, each from another coroutine or thread while the send
+        // waits: the send ends with its error within the bound (its pause ends at once)
+        let ended_by = |end: &dyn Fn(&UnixDatagram)| {
+            let (p, c) = (path.clone(), client.clone());
+            let sender = util::spawn_on(!coroutine, move || {
+                let start = Instant::now();
+                (c.send_to(b"late", &p), start.elapsed())
+            });
+            coronet::time::sleep(Duration::from_millis(100));
+            end(&client);
+            let (r, took) = sender();
+            assert!(took < Duration::from_secs(5), "{took:?}");
+            r.unwrap_err().to_string()
+        };
+        let err = ended_by(&|c| c.set_write_deadline(Some(Instant::now())).unwrap());
+        assert!(err.ends_with("i/o timeout"), "{err}");
         client.set_write_deadline(None).unwrap();
-
-        // close
-        let (p, c) = (path.clone(), client.clone());
-        let sender = spawn(coroutine, move || {
-            let start = Instant::now();
-            (c.send_to(b"late", &p), start.elapsed())
-        });
-        coronet::time::sleep(Duration::from_millis(100));
-        client.close().unwrap();
-        let (r, took) = sender();
-        let err = r.unwrap_err();
-        assert!(
-            err.to_string()
-                .ends_with("use of closed network connection"),
-            "{err}"
-        );
-        assert!(took < Duration::from_secs(5), "{took:?}");
+        let err = ended_by(&|c| c.close().unwrap());
+        assert!(err.ends_with("use of closed network connection"), "{err}");
         std::fs::remove_file(&path).unwrap();
     });
 }

@@ -229,22 +229,18 @@ impl Sock {
         }
     }
 
-    /// One datagram to `to`; `addr_for_err` names it in an error.
+    /// One Unix datagram to `to`; `addr_for_err` names it in an error. Paced
+    /// (`NetFd::write_paced`): a Unix receiver's full queue raises no event for a sender it
+    /// is not connected back to. (UDP's `send_to` has its own path, in `udp.rs`.)
     pub(crate) fn send_to(
         &self,
         buf: &[u8],
         to: &SockAddr,
         addr_for_err: Option<Addr>,
     ) -> io::Result<usize> {
-        let send = |fd: BorrowedFd<'_>| socket::send_to(fd, buf, to, SEND_FLAGS);
-        // A Unix receiver's full queue raises no event for a sender it is not connected
-        // back to (`NetFd::write_paced`).
-        let r = if self.net == "unixgram" {
-            self.fd.write_paced(send)
-        } else {
-            self.fd.write_with(send)
-        };
-        r.map_err(|e| op_error("write", self.net, self.local(), addr_for_err, e))
+        self.fd
+            .write_paced(|fd| socket::send_to(fd, buf, to, SEND_FLAGS))
+            .map_err(|e| op_error("write", self.net, self.local(), addr_for_err, e))
     }
 
     /// One datagram on a connected datagram socket.
