@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::{op_error, timeout_error, Addr};
-use super::lookup::{copies_only, resolve_context, HostName};
+use super::lookup::{may_look_up, resolve_context, HostName};
 use super::sock::Sock;
 use super::socket::{self, SockAddr};
 use super::tcp::{addrs, dial_error, TcpListener, TcpStream};
@@ -255,7 +255,7 @@ impl Dialer {
     /// ```
     pub fn dial<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<TcpStream> {
         let deadline = self.effective_deadline();
-        let lookup = !copies_only::<A>();
+        let lookup = may_look_up(&addr);
         let lookup_timeout = || dial_error(self.local, None, timeout_error());
         if lookup && passed(deadline) {
             return Err(lookup_timeout());
@@ -462,7 +462,7 @@ fn resolve_until<A: ToSocketAddrs + Send + 'static>(
 ) -> Result<io::Result<Vec<SocketAddr>>, ContextError> {
     match own {
         // literal addresses have no lookup to bound: no child, no timer
-        Some(d) if !copies_only::<A>() && ctx.deadline().map_or(true, |c| d < c) => {
+        Some(d) if may_look_up(&addr) && ctx.deadline().map_or(true, |c| d < c) => {
             let (bounded, _cancel) = ctx.with_deadline(d); // the drop stops its timer
             resolve_context(&bounded, addr)
         }

@@ -3,11 +3,12 @@
 //! `getaddrinfo` blocks, so a coroutine that resolves a name runs it on the blocking pool
 //! and parks; at most [`MAX_LOOKUPS`] run at once (Go's cgo resolver limit), the rest wait
 //! their turn parked. Socket address values (`SocketAddr`, `(IpAddr, u16)`, slices of them)
-//! never leave the caller; strings always take the trip, since any of them may be a name.
+//! and strings holding an IP literal (`"127.0.0.1:80"`) never leave the caller; any other
+//! string takes the trip, since it may be a name.
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -133,7 +134,7 @@ impl Drop for Permit<'_> {
 /// Decided by the type's name. That is a hint, not an identity (names are not guaranteed
 /// stable or unique), which is fine here: a wrong "no" only costs the trip, and a wrong
 /// "yes" needs a type named like std's that lives in `std::net`/`core::net`. The dialer asks
-/// too, to know whether there is a lookup for its deadline to bound; either wrong answer
+/// too (through [`may_look_up`]), to know whether there is a lookup for its deadline to bound; either wrong answer
 /// there only changes which timeout error it reports.
 pub(crate) fn copies_only<A: ?Sized>() -> bool {
     const LITERAL: &[&str] = &[
@@ -183,6 +184,76 @@ pub(crate) fn copies_only<A: ?Sized>() -> bool {
     LITERAL.iter().any(|l| l.as_bytes() == &out[..len])
 }
 
+/// A host and port in one of std's string forms, borrowed from the caller's value.
+#[derive(Clone, Copy)]
+enum HostRef<'a> {
+    /// `"host:port"`
+    Joined(&'a str),
+    /// `("host", port)`
+    Split(&'a str, u16),
+}
+
+impl<'a> HostRef<'a> {
+    /// `addr` viewed as one, if it is `&str`, `String`, `&String`, `(&str, u16)`, `(String,
+    /// u16)` or a [`HostName`].
+    fn of<A: ?Sized>(addr: &'a A) -> Option<HostRef<'a>> {
+        let id = erased_type_id::<A>();
+        // SAFETY (each arm): the ids say `A` *is* the named type up to lifetimes. `&'a A` is
+        // well-formed, so each lifetime inside `A` outlives `'a`, and each view names `'a`
+        // for it: a shortening, in covariant positions (shared references and tuples of
+        // them). The value is only read.
+        unsafe {
+            if id == erased_type_id::<&str>() {
+                Some(HostRef::Joined(view::<A, &'a str>(addr)))
+            } else if id == erased_type_id::<String>() {
+                Some(HostRef::Joined(view::<A, String>(addr)))
+            } else if id == erased_type_id::<&String>() {
+                Some(HostRef::Joined(view::<A, &'a String>(addr)))
+            } else if id == erased_type_id::<(&str, u16)>() {
+                let &(host, port) = view::<A, (&'a str, u16)>(addr);
+                Some(HostRef::Split(host, port))
+            } else if id == erased_type_id::<(String, u16)>() {
+                let (host, port) = view::<A, (String, u16)>(addr);
+                Some(HostRef::Split(host, *port))
+            } else if id == erased_type_id::<HostName>() {
+                Some(match view::<A, HostName>(addr) {
+                    HostName::Joined(s) => HostRef::Joined(s),
+                    HostName::Split(h, p) => HostRef::Split(h, *p),
+                })
+            } else {
+                None
+            }
+        }
+    }
+
+    /// The address, if the host is an IP literal. std's `to_socket_addrs` tries exactly
+    /// these parses before it looks anything up (`str::parse::<SocketAddr>` for the joined
+    /// form, `Ipv4Addr` then `Ipv6Addr` for the split one), so the answer is std's own.
+    fn literal(self) -> Option<SocketAddr> {
+        match self {
+            HostRef::Joined(s) => s.parse().ok(),
+            HostRef::Split(host, port) => host
+                .parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, port)),
+        }
+    }
+}
+
+/// The address `addr` spells, if it is one of std's string forms holding an IP literal
+/// (`"127.0.0.1:80"`, `"[::1]:80"`, `("10.0.0.1", 80)`): no name to look up, so no trip to
+/// the blocking pool (which cost a dial from a coroutine 3.5 times its own time), and no
+/// lookup for a dialer's deadline to bound. Go's resolver answers IP literals at once too.
+pub(crate) fn literal<A: ?Sized>(addr: &A) -> Option<SocketAddr> {
+    HostRef::of(addr).and_then(HostRef::literal)
+}
+
+/// Whether resolving `addr` may look a name up: false for socket address values
+/// ([`copies_only`]) and for strings that hold an IP literal ([`literal`]).
+pub(crate) fn may_look_up<A: ?Sized>(addr: &A) -> bool {
+    !copies_only::<A>() && literal(addr).is_none()
+}
+
 /// A copy of a host name given in one of std's string forms: `dial` can hand it to a lookup
 /// that outlives the call, and a failed lookup names its host with it, as Go's errors do.
 pub(crate) enum HostName {
@@ -194,31 +265,11 @@ pub(crate) enum HostName {
 
 impl HostName {
     /// `addr` copied, if it is `&str`, `String`, `&String`, `(&str, u16)` or `(String, u16)`.
-    pub(crate) fn of<'a, A: ?Sized>(addr: &'a A) -> Option<HostName> {
-        let id = erased_type_id::<A>();
-        // SAFETY (each arm): the ids say `A` *is* the named type up to lifetimes. `&'a A` is
-        // well-formed, so each lifetime inside `A` outlives `'a`, and each view names `'a`
-        // for it: a shortening, in covariant positions (shared references and tuples of
-        // them). The value is only read, to copy it.
-        unsafe {
-            if id == erased_type_id::<&str>() {
-                Some(HostName::Joined(view::<A, &'a str>(addr).to_string()))
-            } else if id == erased_type_id::<String>() {
-                Some(HostName::Joined(view::<A, String>(addr).clone()))
-            } else if id == erased_type_id::<&String>() {
-                Some(HostName::Joined(view::<A, &'a String>(addr).to_string()))
-            } else if id == erased_type_id::<(&str, u16)>() {
-                let &(host, port) = view::<A, (&'a str, u16)>(addr);
-                Some(HostName::Split(host.to_string(), port))
-            } else if id == erased_type_id::<(String, u16)>() {
-                let (host, port) = view::<A, (String, u16)>(addr);
-                Some(HostName::Split(host.clone(), *port))
-            } else if id == erased_type_id::<HostName>() {
-                Some(view::<A, HostName>(addr).clone())
-            } else {
-                None
-            }
-        }
+    pub(crate) fn of<A: ?Sized>(addr: &A) -> Option<HostName> {
+        HostRef::of(addr).map(|r| match r {
+            HostRef::Joined(s) => HostName::Joined(s.to_owned()),
+            HostRef::Split(h, p) => HostName::Split(h.to_owned(), p),
+        })
     }
 
     /// The host alone, as Go's `lookup HOST: …` names it.
@@ -254,7 +305,8 @@ impl ToSocketAddrs for HostName {
 }
 
 /// Resolves any `ToSocketAddrs` without blocking a worker thread: addresses that need no
-/// lookup are copied in place; anything else (a host name, or a string that may be one)
+/// lookup (socket address values, IP literals in a string) are answered in place; anything
+/// else (a host name, or a value that may hold one)
 /// runs on the blocking pool, at most [`MAX_LOOKUPS`] at a time.
 ///
 /// A failed lookup of a host name in one of std's string forms names the host, as Go's do:
@@ -264,6 +316,9 @@ impl ToSocketAddrs for HostName {
 pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
     if copies_only::<A>() {
         return addr.to_socket_addrs().map(Iterator::collect);
+    }
+    if let Some(a) = literal(&addr) {
+        return Ok(vec![a]);
     }
     let _permit = LOOKUPS.acquire();
     // `addr` comes back with the answer, to name its host should the lookup have failed
@@ -302,6 +357,9 @@ pub(crate) fn resolve_context<A: ToSocketAddrs + Send + 'static>(
     if copies_only::<A>() {
         // nothing to wait for; the caller checks `ctx` next to each address it tries
         return Ok(addr.to_socket_addrs().map(Iterator::collect));
+    }
+    if let Some(a) = literal(&addr) {
+        return Ok(Ok(vec![a]));
     }
     if let Some(e) = ctx.err() {
         return Err(e);
@@ -411,6 +469,44 @@ mod tests {
         #[allow(dead_code)]
         struct SocketAddr;
         assert!(!copies_only::<SocketAddr>());
+    }
+
+    #[test]
+    fn ip_literals_in_std_string_forms_are_parsed_in_place() {
+        let v4: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let v6: SocketAddr = "[::1]:443".parse().unwrap();
+        assert_eq!(literal(&"127.0.0.1:80"), Some(v4));
+        assert_eq!(literal(&"127.0.0.1:80".to_string()), Some(v4));
+        assert_eq!(literal(&&"127.0.0.1:80".to_string()), Some(v4));
+        assert_eq!(literal(&("127.0.0.1", 80u16)), Some(v4));
+        assert_eq!(literal(&("127.0.0.1".to_string(), 80u16)), Some(v4));
+        assert_eq!(literal(&"[::1]:443"), Some(v6));
+        assert_eq!(literal(&("::1", 443u16)), Some(v6));
+        assert_eq!(literal(&HostName::Joined("[::1]:443".into())), Some(v6));
+        // each agrees with std's own answer
+        for s in ["127.0.0.1:80", "[::1]:443", "[fe80::1%2]:22", "0.0.0.0:0"] {
+            let std: Vec<_> = s.to_socket_addrs().unwrap().collect();
+            assert_eq!(literal(&s).map(|a| vec![a]), Some(std), "{s}");
+        }
+        // names, malformed strings and non-string types are left to std's path
+        assert_eq!(literal(&"localhost:80"), None);
+        assert_eq!(literal(&("localhost", 80u16)), None);
+        assert_eq!(literal(&"127.0.0.1"), None); // no port: std's InvalidInput, from the pool
+        assert_eq!(literal(&"127.0.0.1:70000"), None);
+        assert_eq!(literal(&"300.0.0.1:80"), None);
+        assert_eq!(literal(&("[::1]", 80u16)), None); // std does not take brackets here either
+        assert_eq!(literal(&v4), None);
+        assert_eq!(literal(&("127.0.0.1", 80u32)), None);
+        assert!(!may_look_up(&"127.0.0.1:80"));
+        assert!(!may_look_up(&v4));
+        assert!(may_look_up(&"localhost:80"));
+    }
+
+    #[test]
+    fn a_literal_without_a_port_keeps_std_s_error() {
+        let e = crate::run(|| resolve("127.0.0.1")).unwrap_err();
+        let std = "127.0.0.1".to_socket_addrs().unwrap_err();
+        assert_eq!((e.kind(), e.to_string()), (std.kind(), std.to_string()));
     }
 
     #[test]
