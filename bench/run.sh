@@ -23,6 +23,8 @@
 #   cp target/release/echo_coronet /tmp/echo_before   # ...change, then:
 #   AB_OTHERS=/tmp/echo_before bench/run.sh --nice --only ab
 # measures a change to the runtime against its parent to about ±1 %.
+# ECHO_EPOLL_SPIN_NS=N (environment) makes the epoll loop burn N ns of pure CPU per request,
+# to calibrate what coronet's extra cost per request is worth (docs/benchmarks.md, section 2).
 #
 # It needs root (or sudo) for two things only: apt-get install of what is missing (golang-go,
 # wrk, redis-tools, redis-server), and raising vm.max_map_count for the million-coroutine test

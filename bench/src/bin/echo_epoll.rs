@@ -8,6 +8,10 @@
 //! so we stop there (new data raises a new edge) unless the event also said the peer hung up.
 //! Bytes the peer is not ready to take wait in the connection's `pending` buffer, and
 //! reading pauses until `EPOLLOUT` lets them go.
+//!
+//! `ECHO_EPOLL_SPIN_NS=N` (environment) makes the loop burn about N ns of pure CPU per
+//! request, to calibrate part `ab`'s method: the N at which coronet and the loop cost the
+//! same is what coronet's extra cost is worth in plain instructions. Unset, it is 0.
 
 use coronet_bench::sys::{self, Epoll, ERR, ET, HUP, IN, OUT, RDHUP};
 use coronet_bench::{ready, server_addr, ECHO_BUF};
@@ -37,6 +41,7 @@ fn main() {
     let listener = listener.into_raw_fd();
     let epoll = Epoll::new().unwrap();
     epoll.add(listener, IN | ET, LISTENER).unwrap();
+    let spin = spin_iterations();
     ready();
 
     // Indexed by fd: the kernel hands out the lowest free fd, so this stays dense.
@@ -56,7 +61,7 @@ fn main() {
                 continue;
             };
             let hung_up = flags & (RDHUP | HUP | ERR) != 0;
-            if let Next::Close = drive(fd, conn, &mut buf, hung_up) {
+            if let Next::Close = drive(fd, conn, &mut buf, hung_up, spin) {
                 conns[fd as usize] = None;
                 sys::close(fd); // also removes it from the epoll set
             }
@@ -84,7 +89,7 @@ fn accept_all(listener: RawFd, epoll: &Epoll, conns: &mut Vec<Option<Conn>>) {
 }
 
 /// Echoes until the socket has nothing more to give or cannot take more.
-fn drive(fd: RawFd, conn: &mut Conn, buf: &mut [u8], hung_up: bool) -> Next {
+fn drive(fd: RawFd, conn: &mut Conn, buf: &mut [u8], hung_up: bool, spin: u64) -> Next {
     loop {
         // 1. Flush what the peer did not take last time; while it cannot, do not read.
         while conn.sent < conn.pending.len() {
@@ -103,6 +108,7 @@ fn drive(fd: RawFd, conn: &mut Conn, buf: &mut [u8], hung_up: bool) -> Next {
             Err(e) if e.kind() == WouldBlock => return Next::Wait,
             Err(_) => return Next::Close,
         };
+        burn(spin);
         // 3. Write it back; keep whatever the socket does not take.
         let mut sent = 0;
         while sent < n {
@@ -119,5 +125,34 @@ fn drive(fd: RawFd, conn: &mut Conn, buf: &mut [u8], hung_up: bool) -> Next {
         if n < buf.len() && !hung_up {
             return Next::Wait;
         }
+    }
+}
+
+/// Iterations of `burn` that take about `ECHO_EPOLL_SPIN_NS` ns, timed here at start-up.
+fn spin_iterations() -> u64 {
+    let ns: f64 = match std::env::var("ECHO_EPOLL_SPIN_NS") {
+        Ok(v) => v
+            .parse()
+            .expect("ECHO_EPOLL_SPIN_NS: a number of nanoseconds"),
+        Err(_) => return 0,
+    };
+    // The fastest of twenty probes: the first ones run on a cold, slowly clocking core.
+    const PROBE: u64 = 5_000_000;
+    let per_iteration = (0..20)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            burn(PROBE);
+            start.elapsed().as_nanos() as f64 / PROBE as f64
+        })
+        .fold(f64::INFINITY, f64::min);
+    let n = (ns / per_iteration).round() as u64;
+    eprintln!("echo_epoll: {ns} ns of spin per request = {n} iterations of {per_iteration:.3} ns");
+    n
+}
+
+/// Pure CPU: `n` turns of a loop the compiler cannot remove, touching no memory.
+fn burn(n: u64) {
+    for i in 0..n {
+        std::hint::black_box(i);
     }
 }
