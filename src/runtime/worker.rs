@@ -629,7 +629,7 @@ impl Local {
             // burst of spawns the coroutines already running.
             if tick % 2 == 0 {
                 if let Some(t) = self.shared.pop_fresh() {
-                    self.found_work();
+                    self.found_work(false);
                     self.start(t);
                     continue;
                 }
@@ -637,6 +637,8 @@ impl Local {
             // On a fair round the queue's head goes before runnext, so a ping-pong pair
             // cannot keep the rest waiting forever.
             if let Some(t) = self.next_ready(fair) {
+                // remote wakes, timers and I/O all come back here through the run queue
+                self.found_work(false);
                 self.resume(t);
                 continue;
             }
@@ -644,7 +646,7 @@ impl Local {
                 continue;
             }
             if let Some(t) = self.shared.pop_fresh() {
-                self.found_work();
+                self.found_work(false);
                 self.start(t);
                 continue;
             }
@@ -652,7 +654,7 @@ impl Local {
                 continue;
             }
             if let Some(t) = self.steal() {
-                self.found_work();
+                self.found_work(true);
                 self.start(t);
                 continue;
             }
@@ -854,14 +856,39 @@ impl Local {
         Some(first)
     }
 
-    /// Gives up the searcher role (if this worker holds it) once it found work, and passes
-    /// it on if more unstarted coroutines are waiting somewhere.
-    fn found_work(&self) {
+    /// Called with whatever this worker found to run: a ready coroutine, an unstarted one of
+    /// its own, or one it `stole`. Go's `resetspinning` → `wakep`: while a searcher is out,
+    /// spawns wake no one (`Runtime::wake_searcher`), so whoever leaves the search — or
+    /// steals without holding the role — must wake a searcher if unstarted coroutines wait
+    /// anywhere, or they wait in a busy worker's queue while others sleep. Before, only a
+    /// searcher that started an unstarted coroutine passed the role on: one that found a
+    /// ready coroutine of its own kept it while it ran, for as long as that took.
+    #[inline]
+    fn found_work(&self, stole: bool) {
+        if self.searching.get() || stole {
+            self.pass_search_on();
+        }
+    }
+
+    /// The cold half of `found_work`.
+    #[inline(never)]
+    fn pass_search_on(&self) {
         if self.searching.replace(false) {
             self.rt.searching.fetch_sub(1, Ordering::SeqCst);
-            if self.rt.workers.iter().any(|w| w.fresh_len() > 0) {
-                self.rt.wake_searcher(self.shared.index);
-            }
+        }
+        // SeqCst, against a spawner's `push_fresh` then `wake_searcher`: either it sees the
+        // role given up and wakes a searcher itself, or this sees its coroutine.
+        if self
+            .rt
+            .workers
+            .iter()
+            .any(|w| w.fresh_len.load(Ordering::SeqCst) > 0)
+        {
+            log::trace!(
+                "worker {} found work; unstarted coroutines wait: waking a searcher",
+                self.shared.index
+            );
+            self.rt.wake_searcher(self.shared.index);
         }
     }
 
