@@ -660,7 +660,7 @@ impl ListenConfig {
         }
         socket::bind(fd.as_fd(), &SockAddr::from_inet(&a))?;
         socket::listen(fd.as_fd(), self.backlog.unwrap_or_else(socket::somaxconn))?;
-        let sock = Sock::new(fd, "tcp");
+        let sock = Sock::bound(fd, "tcp");
         if self.control.is_some() {
             // the hook may have turned SO_LINGER on, which accepted connections inherit
             sock.fd.set_may_linger();

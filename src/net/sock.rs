@@ -42,7 +42,8 @@ fn zero_timeout() -> io::Error {
 }
 
 impl Sock {
-    /// Wraps a fresh nonblocking socket, reading its addresses from the kernel.
+    /// Wraps a socket of unknown state (adopted from std or a raw fd), reading both its
+    /// addresses from the kernel.
     pub(crate) fn new(fd: OwnedFd, net: &'static str) -> Sock {
         let local = socket::local_addr(borrow(&fd))
             .ok()
@@ -51,6 +52,17 @@ impl Sock {
             .ok()
             .and_then(|a| a.to_addr().ok());
         Sock::with_addrs(fd, net, local, peer)
+    }
+
+    /// Wraps a socket this process has just bound (a listener, a bound datagram socket),
+    /// reading only its own address from the kernel: it has no peer yet, so a
+    /// `getpeername` could only answer ENOTCONN (it did, on every bind, until an audit of
+    /// the system calls per operation).
+    pub(crate) fn bound(fd: OwnedFd, net: &'static str) -> Sock {
+        let local = socket::local_addr(borrow(&fd))
+            .ok()
+            .and_then(|a| a.to_addr().ok());
+        Sock::with_addrs(fd, net, local, None)
     }
 
     pub(crate) fn with_addrs(

@@ -112,7 +112,7 @@ impl UdpSocket {
         )?;
         socket::bind(fd.as_fd(), &SockAddr::from_inet(&a))?;
         let s = UdpSocket {
-            sock: Sock::new(fd, "udp"),
+            sock: Sock::bound(fd, "udp"),
         };
         log::debug!("udp bound to {a} (fd {})", s.sock.raw());
         Ok(s)

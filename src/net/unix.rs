@@ -270,7 +270,7 @@ impl UnixListener {
         socket::listen(fd.as_fd(), socket::somaxconn()).map_err(err)?;
         log::debug!("listen unix {name}");
         Ok(UnixListener {
-            sock: Sock::new(fd, STREAM),
+            sock: Sock::bound(fd, STREAM),
         })
     }
 
@@ -947,9 +947,9 @@ impl UnixDatagram {
     fn bind_to((addr, name): (io::Result<SockAddr>, Addr)) -> io::Result<UnixDatagram> {
         let err = |e| op_error("listen", DGRAM, None, Some(name.clone()), e);
         let fd = bound(libc::SOCK_DGRAM, &addr.map_err(err)?).map_err(err)?;
-        // `Sock::new` asks the kernel: autobind (the unnamed address) picks a name.
+        // `Sock::bound` asks the kernel: autobind (the unnamed address) picks a name.
         Ok(UnixDatagram {
-            sock: Sock::new(fd, DGRAM),
+            sock: Sock::bound(fd, DGRAM),
         })
     }
 
