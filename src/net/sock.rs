@@ -288,9 +288,19 @@ impl Sock {
                 ) => {}
             Err(e) => return Err(e),
         }
-        // In progress: writability says the handshake ended; SO_ERROR says how.
+        // In progress: writability says the handshake ended. A peer address says it
+        // succeeded, in one call; only without one does SO_ERROR say why (Go asks SO_ERROR
+        // first, then the peer, which costs a dial two calls where one does: a socket that
+        // has a peer finished its handshake, and an error that came after it is the next
+        // read's or write's to report, as on any connection).
         loop {
             self.fd.wait_ready(Dir::Write, deadline)?;
+            match self.fd.with_fd(socket::peer_addr) {
+                Ok(_) => return Ok(()),
+                // failed, or a spurious wake-up before the handshake finished
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
+                Err(e) => return Err(e),
+            }
             match self.fd.with_fd(socket::take_error)? {
                 Some(e)
                     if matches!(
@@ -298,12 +308,7 @@ impl Sock {
                         Some(libc::EINPROGRESS) | Some(libc::EALREADY) | Some(libc::EINTR)
                     ) => {}
                 Some(e) => return Err(e),
-                None => match self.fd.with_fd(socket::peer_addr) {
-                    Ok(_) => return Ok(()),
-                    // spurious wake-up before the handshake finished
-                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
-                    Err(e) => return Err(e),
-                },
+                None => {} // still under way: wait again
             }
         }
     }
