@@ -1474,6 +1474,36 @@ fn vectored_read_of_more_slices_than_iov_max_is_not_a_short_read() {
 }
 
 #[test]
+fn blocking_mode_turned_on_through_a_listeners_fd_does_not_make_accept_block() {
+    // `accept` skips the `fcntl` that asks for the open file's mode while nobody else can
+    // reach the listener; a user who has its number (`AsRawFd`) can, and then it asks.
+    both(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = TcpStream::connect(addr).unwrap();
+        let (s, _) = l.accept().unwrap(); // before: nothing to ask yet
+        drop((c, s));
+        util::set_file_nonblocking(l.as_raw_fd(), false);
+        let c = TcpStream::connect(addr).unwrap();
+        let (s, peer) = l.accept().unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        drop((c, s));
+        // An accept that blocked the thread would take this connection after 3 s instead of
+        // timing out.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            std::net::TcpStream::connect(addr)
+        });
+        let started = Instant::now();
+        l.set_deadline(Some(started + Duration::from_millis(300)))
+            .unwrap();
+        assert_timeout(&l.accept().unwrap_err());
+        assert!(started.elapsed() < Duration::from_millis(2500), "blocked");
+        drop(late);
+    });
+}
+
+#[test]
 fn a_listener_clone_converted_to_std_does_not_make_accept_block() {
     // As below, for accept4(2), which has no per-call MSG_DONTWAIT: the original listener's
     // accept still takes a waiting connection, still parks when there is none (a deadline

@@ -654,8 +654,8 @@ impl ListenConfig {
         }
         if let Some(c) = &self.control {
             c(fd.as_raw_fd())?;
-            // The hook may have turned blocking mode on; accept checks anyway (it must, for
-            // clones), but that costs a poll(2) per accept.
+            // The hook may have turned blocking mode on. (Accept checks anyway, the hook
+            // having seen the fd, but a blocking file costs it a poll(2) per accept.)
             socket::set_nonblocking(fd.as_fd(), true)?;
         }
         socket::bind(fd.as_fd(), &SockAddr::from_inet(&a))?;
@@ -664,6 +664,8 @@ impl ListenConfig {
         if self.control.is_some() {
             // the hook may have turned SO_LINGER on, which accepted connections inherit
             sock.fd.set_may_linger();
+            // and may have kept the fd: `accept` checks the open file's mode
+            sock.fd.expose();
         }
         Ok(TcpListener::from_sock(sock))
     }

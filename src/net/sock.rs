@@ -112,6 +112,8 @@ impl Sock {
             sock.fd.set_timeout(dir, t);
         }
         sock.fd.set_may_linger();
+        // Whoever handed it over may hold other handles on the same open file.
+        sock.fd.expose();
         sock
     }
 
@@ -265,8 +267,11 @@ impl Sock {
     /// Accepts one connection, retrying ECONNABORTED (the peer gave up while queued) as Go
     /// does. EMFILE/ENFILE come back as errors: never a busy loop.
     pub(crate) fn accept(&self) -> io::Result<(OwnedFd, SockAddr)> {
+        // An open file nobody else can reach is still the O_NONBLOCK one coronet made: no
+        // `fcntl` per accept to ask (`socket::accept`).
+        let may_block = self.fd.exposed();
         self.fd
-            .read_with(|fd| match socket::accept(fd) {
+            .read_with(|fd| match socket::accept(fd, may_block) {
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
                     Err(io::Error::from(io::ErrorKind::Interrupted))
                 }
@@ -465,6 +470,13 @@ impl Sock {
         self.fd.as_raw_fd()
     }
 
+    /// The fd number, handed to the user (`AsRawFd`, `AsFd`): from now on they may change
+    /// the socket behind our back (`NetFd::expose`).
+    pub(crate) fn raw_exposed(&self) -> RawFd {
+        self.fd.expose();
+        self.fd.as_raw_fd()
+    }
+
     /// `Debug` of a socket type: its addresses and fd, as std prints them.
     pub(crate) fn debug(&self, f: &mut std::fmt::Formatter<'_>, ty: &str) -> std::fmt::Result {
         let Names { local, peer } = self.names();
@@ -536,7 +548,7 @@ macro_rules! fd_traits {
     ($ty:ident, $std:ty, $net:expr) => {
         impl std::os::fd::AsRawFd for $ty {
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
-                self.sock.raw()
+                self.sock.raw_exposed()
             }
         }
 
@@ -545,7 +557,7 @@ macro_rules! fd_traits {
                 // SAFETY: the fd number is open for as long as `self` lives (`NetFd`
                 // invariant): `close(&self)` only swaps the socket behind it for a dead
                 // placeholder, and the number itself is closed in drop.
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(self.sock.raw()) }
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(self.sock.raw_exposed()) }
             }
         }
 

@@ -377,9 +377,10 @@ pub(crate) fn connect(fd: BorrowedFd<'_>, addr: &SockAddr) -> io::Result<()> {
 /// `WouldBlock` when none is queued, even if the open file is in blocking mode (see
 /// [`file_blocks`]): then a `poll(2)` with a zero timeout asks first. (Another acceptor on
 /// that blocking file may still take the connection between the two; this accept then
-/// blocks until the next one.)
-pub(crate) fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, SockAddr)> {
-    if file_blocks(fd) && !poll_fd(fd, libc::POLLIN, None, 0)?.0 {
+/// blocks until the next one.) `may_block: false` says the caller knows the file is still
+/// nonblocking, and skips the `fcntl` that asks.
+pub(crate) fn accept(fd: BorrowedFd<'_>, may_block: bool) -> io::Result<(OwnedFd, SockAddr)> {
+    if may_block && file_blocks(fd) && !poll_fd(fd, libc::POLLIN, None, 0)?.0 {
         return Err(io::ErrorKind::WouldBlock.into());
     }
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
@@ -641,7 +642,8 @@ pub(crate) fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
 /// socket turns it off (unless the user set it nonblocking), and so may a user's `fcntl` on
 /// a borrowed fd. Receives and sends
 /// pass `MSG_DONTWAIT` and never care; `accept4`, `sendfile` and `splice` have no such flag,
-/// so they ask this first (one `fcntl`) and take a path that cannot block when it says yes.
+/// so they ask this first (one `fcntl`) and take a path that cannot block when it says yes
+/// (`accept4` only once the fd is exposed to such changes: `NetFd::exposed`).
 /// Left: a mode change in the instant between the check and the call, and for `accept`, a
 /// competing acceptor (see there).
 pub(crate) fn file_blocks(fd: BorrowedFd<'_>) -> bool {
@@ -784,7 +786,7 @@ mod tests {
         let client = socket(libc::AF_INET, libc::SOCK_STREAM).unwrap();
         start_connect(client.as_fd(), addr).unwrap();
         wait(lst.as_fd(), libc::POLLIN);
-        let (server, peer) = accept(lst.as_fd()).unwrap();
+        let (server, peer) = accept(lst.as_fd(), true).unwrap();
         wait(client.as_fd(), libc::POLLOUT);
         assert!(take_error(client.as_fd()).unwrap().is_none());
         let client_local = local_addr(client.as_fd()).unwrap().as_inet();

@@ -88,6 +88,12 @@ struct Settings {
     /// because the option lives in the socket too: a linger set through one clone is the
     /// other's as well.
     may_linger: AtomicBool,
+    /// Someone other than this handle may reach the socket and change it behind our back:
+    /// the number was handed out (`AsRawFd`/`AsFd`), a clone shares the open file (and may
+    /// become a std socket, which turns blocking mode on), or it came from outside
+    /// (adopted, or shown to a `control` hook). Until then coronet knows the open file is
+    /// still O_NONBLOCK, so `accept` need not ask (see `exposed`). Never cleared.
+    exposed: AtomicBool,
 }
 
 impl Settings {
@@ -101,6 +107,8 @@ impl Settings {
         s.user_nonblocking.store(nonblocking, Ordering::Relaxed);
         let linger = self.may_linger.load(Ordering::Relaxed);
         s.may_linger.store(linger, Ordering::Relaxed);
+        let exposed = self.exposed.load(Ordering::Relaxed);
+        s.exposed.store(exposed, Ordering::Relaxed);
         s
     }
 }
@@ -187,8 +195,26 @@ impl NetFd {
     pub(crate) fn inherit(&self, from: &NetFd) {
         let _setting = setting();
         let shared = from.shared.get_or_init(|| Arc::new(from.own.copy()));
+        // Either handle may now become a std socket and put the shared open file in
+        // blocking mode.
+        shared.exposed.store(true, Ordering::Relaxed);
         // `self` is new and not yet shared with anyone: the cell is empty.
         let _ = self.shared.set(shared.clone());
+    }
+
+    /// Records that someone else may reach the socket (`Settings::exposed`).
+    pub(crate) fn expose(&self) {
+        // The load keeps the common repeat (an `as_raw_fd` per call, say) off the lock.
+        if !self.exposed() {
+            let _setting = setting();
+            self.settings().exposed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether someone else may have changed the socket's open file since coronet made
+    /// it: if not, it is still nonblocking (no `fcntl` needed before an `accept4`).
+    pub(crate) fn exposed(&self) -> bool {
+        self.settings().exposed.load(Ordering::Relaxed)
     }
 
     /// Notes that `SO_LINGER` may be on: releasing the socket (through any clone) then
