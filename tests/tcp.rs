@@ -1504,6 +1504,44 @@ fn blocking_mode_turned_on_through_a_listeners_fd_does_not_make_accept_block() {
 }
 
 #[test]
+fn accepted_streams_get_go_defaults_whatever_their_listener_was_given() {
+    // A listener coronet made hands its connections Go's defaults through the kernel's
+    // copy of its options; one whose options a user may have changed through its fd (or
+    // a `control` hook) has them set per connection, as Go does.
+    both(|| {
+        let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+        let touched = TcpListener::bind("127.0.0.1:0").unwrap();
+        util::set_sockopt(&touched, libc::IPPROTO_TCP, libc::TCP_NODELAY, 0);
+        util::set_sockopt(&touched, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 0);
+        util::set_sockopt(&touched, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 99);
+        let hooked = ListenConfig::new()
+            .control(|fd| {
+                // SAFETY: `fd` is the listener's open socket, borrowed for the call.
+                let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                util::set_sockopt(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 0);
+                util::set_sockopt(&fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 0);
+                Ok(())
+            })
+            .listen("127.0.0.1:0")
+            .unwrap();
+        for l in [&plain, &touched, &hooked] {
+            for _ in 0..2 {
+                let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                let (s, _) = l.accept().unwrap();
+                assert!(s.nodelay().unwrap());
+                assert!(s.keepalive().unwrap());
+                assert_eq!(s.keepalive_period().unwrap(), Duration::from_secs(15));
+                assert_eq!(
+                    util::sockopt(&s, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+                    15
+                );
+                drop(c);
+            }
+        }
+    });
+}
+
+#[test]
 fn a_listener_clone_converted_to_std_does_not_make_accept_block() {
     // As below, for accept4(2), which has no per-call MSG_DONTWAIT: the original listener's
     // accept still takes a waiting connection, still parks when there is none (a deadline

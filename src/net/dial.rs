@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{op_error, timeout_error, Addr};
 use super::lookup::{may_look_up, resolve_context, HostName};
-use super::sock::Sock;
+use super::sock::{listener_tcp_defaults, Sock};
 use super::socket::{self, SockAddr};
 use super::tcp::{addrs, dial_error, TcpListener, TcpStream};
 use crate::context::{Context, ContextError};
@@ -652,6 +652,8 @@ impl ListenConfig {
                 v6 as libc::c_int,
             )?;
         }
+        // Go's stream defaults, before `listen`: every connection it accepts is a copy.
+        let defaults = self.control.is_none() && listener_tcp_defaults(fd.as_fd()).is_ok();
         if let Some(c) = &self.control {
             c(fd.as_raw_fd())?;
             // The hook may have turned blocking mode on. (Accept checks anyway, the hook
@@ -664,7 +666,12 @@ impl ListenConfig {
         if self.control.is_some() {
             // the hook may have turned SO_LINGER on, which accepted connections inherit
             sock.fd.set_may_linger();
-            // and may have kept the fd: `accept` checks the open file's mode
+            // and may have kept the fd: `accept` checks the open file's mode and sets
+            // Go's defaults on each connection itself (the hook's own choices stay the
+            // listener's)
+            sock.fd.expose();
+        } else if !defaults {
+            // set per connection instead, as for a listener of unknown options
             sock.fd.expose();
         }
         Ok(TcpListener::from_sock(sock))

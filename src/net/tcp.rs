@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{op_error, Addr};
 use super::lookup::resolve;
-use super::sock::{fd_traits, tcp_defaults, Sock};
+use super::sock::{fd_traits, inherits_tcp_defaults, tcp_defaults, Sock};
 use super::socket::{self, SockAddr};
 use crate::poll::desc::Dir;
 
@@ -27,7 +27,8 @@ fn domain(a: &SocketAddr) -> i32 {
 ///
 /// `accept` parks the calling coroutine until a connection arrives (a plain thread blocks).
 /// The socket is made with `SOCK_NONBLOCK | SOCK_CLOEXEC`, `SO_REUSEADDR`, and the system's
-/// `somaxconn` as its backlog, as Go does.
+/// `somaxconn` as its backlog, as Go does. It also carries Go's stream defaults
+/// (`TCP_NODELAY`, keep-alive at 15 s), which Linux copies to every connection it accepts.
 ///
 /// ```
 /// use coronet::net::{TcpListener, TcpStream};
@@ -134,7 +135,11 @@ impl TcpListener {
             // Linux copies the listener's SO_LINGER to the connection
             sock.fd.set_may_linger();
         }
-        tcp_defaults(&sock);
+        // ...and Go's defaults, which a listener coronet made has had since `listen` as
+        // long as nobody else could reach it (`listener_tcp_defaults`).
+        if self.sock.fd.exposed() || !inherits_tcp_defaults(&sock) {
+            tcp_defaults(&sock);
+        }
         Ok((TcpStream { sock }, peer))
     }
 

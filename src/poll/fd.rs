@@ -92,7 +92,8 @@ struct Settings {
     /// the number was handed out (`AsRawFd`/`AsFd`), a clone shares the open file (and may
     /// become a std socket, which turns blocking mode on), or it came from outside
     /// (adopted, or shown to a `control` hook). Until then coronet knows the open file is
-    /// still O_NONBLOCK, so `accept` need not ask (see `exposed`). Never cleared.
+    /// still O_NONBLOCK and a listener's options are still the ones it set, so `accept`
+    /// asks neither (see `exposed`). Never cleared.
     exposed: AtomicBool,
 }
 
@@ -211,8 +212,9 @@ impl NetFd {
         }
     }
 
-    /// Whether someone else may have changed the socket's open file since coronet made
-    /// it: if not, it is still nonblocking (no `fcntl` needed before an `accept4`).
+    /// Whether someone else may have changed the socket's open file or options since
+    /// coronet made it: if not, it is still nonblocking (no `fcntl` needed before an
+    /// `accept4`) and a listener still has the options coronet gave it.
     pub(crate) fn exposed(&self) -> bool {
         self.settings().exposed.load(Ordering::Relaxed)
     }
