@@ -1183,7 +1183,7 @@ mod protocol_tests {
                 left == EMPTY || left == READY,
                 "round {round} (seed {seed:#x}): slot still holds {left:#x} after the wait"
             );
-            crate::poll::deregister(&desc, a.as_raw_fd());
+            crate::poll::deregister(&desc, a.as_raw_fd(), false);
             drop(desc);
             // the worker lets go of a finished coroutine's record just after `join` returns
             while Arc::strong_count(&task) != 1 {

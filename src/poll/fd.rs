@@ -93,7 +93,8 @@ struct Settings {
     /// become a std socket, which turns blocking mode on), or it came from outside
     /// (adopted, or shown to a `control` hook). Until then coronet knows the open file is
     /// still O_NONBLOCK and a listener's options are still the ones it set, so `accept`
-    /// asks neither (see `exposed`). Never cleared.
+    /// asks neither (see `exposed`), and that this handle holds the only reference to the
+    /// open file, so closing it takes it out of epoll (`poll::deregister`). Never cleared.
     exposed: AtomicBool,
 }
 
@@ -538,8 +539,9 @@ impl NetFd {
     /// After `close`, when the last call has left (exactly once, see the lifetime word):
     /// forget the epoll registration and release the socket, keeping the number.
     fn retire(&self) {
-        super::deregister(&self.desc, self.fd);
         let keep = self.keep_if_lingering();
+        // (the dup2 below drops our reference to the socket: the last one, unless kept)
+        super::deregister(&self.desc, self.fd, keep.is_none() && !self.exposed());
         match placeholder() {
             // SAFETY: `fd` is our open number (invariant) and `p` a valid open fd; dup2
             // atomically makes `fd` refer to the placeholder and drops our reference to the
@@ -563,7 +565,7 @@ impl NetFd {
 
     /// Gives the fd away without closing it (for `IntoRawFd`).
     pub(crate) fn into_raw(mut self) -> RawFd {
-        super::deregister(&self.desc, self.fd);
+        super::deregister(&self.desc, self.fd, false);
         // No references can exist (we own `self`). GIVEN_AWAY tells Drop to leave the number
         // open; the rest of the value (the PollDesc, the lock semaphores) is freed as usual.
         std::mem::replace(&mut self.fd, GIVEN_AWAY)
@@ -594,9 +596,9 @@ impl Drop for NetFd {
         let mut keep = None;
         if !self.is_closed() {
             self.mu.set_closed_mut();
-            super::deregister(&self.desc, self.fd);
             // (a closed one was retired: its number now holds the placeholder)
             keep = self.keep_if_lingering();
+            super::deregister(&self.desc, self.fd, keep.is_none() && !self.exposed());
         }
         // SAFETY: we own the number (invariant) and this is the one place it is closed.
         // The result is ignored: on Linux the fd is released even when close reports an

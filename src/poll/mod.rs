@@ -109,8 +109,9 @@ impl Poller {
     }
 
     /// Removes a registration. `fd` is given while it is still open, so epoll forgets it
-    /// now even if a `dup` of it lives on; events already queued carry the old sequence and
-    /// are dropped by `poll`.
+    /// now even if a `dup` of it lives on; `None` when the caller is about to release the
+    /// open file, which removes it from epoll (see `deregister`). Events already queued
+    /// carry the old sequence and are dropped by `poll`.
     pub(crate) fn deregister(&self, fd: Option<RawFd>, t: u64) {
         if let Some(fd) = fd {
             // Ignored: ENOENT/EBADF only mean epoll already forgot the fd.
@@ -190,11 +191,20 @@ impl Poller {
 }
 
 /// Forgets `desc`'s registration, wherever it is. Called with the fd still open, just
-/// before it is closed.
-pub(crate) fn deregister(desc: &PollDesc, fd: RawFd) {
+/// before it is closed or given away.
+///
+/// `last` says the close that follows releases the open file itself: nothing else holds
+/// it (no clone, no dup a user could have made: `NetFd::exposed`). Releasing an open file
+/// takes it out of every epoll set, so then only the worker's record is dropped, without
+/// the `epoll_ctl(EPOLL_CTL_DEL)` — one syscall per connection that ever parked (Go makes
+/// it on every close). Otherwise the entry is deleted now: epoll keys it by open file and
+/// number, so one a dup kept alive would go on waking the worker, and would make a
+/// registration of that file at the same number fail with EEXIST.
+pub(crate) fn deregister(desc: &PollDesc, fd: RawFd, last: bool) {
     if let Some(r) = desc.registration() {
         if let Some(rt) = crate::runtime::runtime_started() {
-            rt.workers[r.worker].poller.deregister(Some(fd), r.token);
+            let fd = (!last).then_some(fd);
+            rt.workers[r.worker].poller.deregister(fd, r.token);
         }
     }
 }
