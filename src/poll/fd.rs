@@ -540,14 +540,20 @@ impl NetFd {
     /// forget the epoll registration and release the socket, keeping the number.
     fn retire(&self) {
         let keep = self.keep_if_lingering();
-        // (the dup2 below drops our reference to the socket: the last one, unless kept)
-        super::deregister(&self.desc, self.fd, keep.is_none() && !self.exposed());
-        match placeholder() {
+        let p = placeholder();
+        // The dup2 below drops our reference to the socket: the last one, unless kept or
+        // exposed. Without a placeholder the socket stays open (shut down) until drop, so
+        // its entry is deleted now, or its hang-up would still wake the worker.
+        let last = keep.is_none() && !self.exposed() && p.is_some();
+        super::deregister(&self.desc, self.fd, last);
+        match p {
             // SAFETY: `fd` is our open number (invariant) and `p` a valid open fd; dup2
             // atomically makes `fd` refer to the placeholder and drops our reference to the
             // socket, so the number is never free for another open to take.
             Some(p) => {
                 if unsafe { libc::dup2(p, self.fd) } < 0 {
+                    // EBUSY/EINTR: the socket stays open until drop, still in epoll (its
+                    // events carry a sequence `poll` no longer knows, and are dropped)
                     self.shutdown_both();
                 }
             }
