@@ -62,19 +62,20 @@ fn main() {
     });
 }
 
-/// What the parser made of one request head.
+/// What the parser made of one request head. Method and path borrow from the read buffer:
+/// owning them cost two allocations and frees per request (about 175 instructions).
 #[derive(Debug, PartialEq)]
-struct Request {
-    method: String,
-    path: String,
+struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
     keep_alive: bool,
     content_length: usize,
 }
 
 #[derive(Debug, PartialEq)]
-enum Parse {
+enum Parse<'a> {
     /// The head is complete; it was this many bytes long.
-    Done(Request, usize),
+    Done(Request<'a>, usize),
     /// Need more bytes.
     Partial,
     /// Answer with this status and close.
@@ -82,7 +83,7 @@ enum Parse {
 }
 
 /// Parses a request head from the front of `buf`.
-fn parse(buf: &[u8]) -> Parse {
+fn parse(buf: &[u8]) -> Parse<'_> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return if buf.len() > MAX_HEAD {
             Parse::Bad(431, "Request Header Fields Too Large")
@@ -136,8 +137,8 @@ fn parse(buf: &[u8]) -> Parse {
     }
     Parse::Done(
         Request {
-            method: method.into(),
-            path: path.into(),
+            method,
+            path,
             keep_alive,
             content_length,
         },
@@ -151,9 +152,25 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
     let mut out = Vec::with_capacity(256);
     loop {
         stream.set_deadline(Some(Instant::now() + IDLE))?;
-        let (req, head_len) = loop {
+        // What to answer, decided while the request still borrows the buffer.
+        let (status, body, head_only, keep_alive, content_length, head_len) = loop {
             match parse(&buf[..have]) {
-                Parse::Done(req, n) => break (req, n),
+                Parse::Done(req, n) => {
+                    let (status, body): (&str, &[u8]) = match (req.method, req.path) {
+                        ("GET" | "HEAD", "/") => ("200 OK", b"Hello, World!\n"),
+                        ("GET" | "HEAD", _) => ("404 Not Found", b"not found\n"),
+                        _ => ("405 Method Not Allowed", b"method not allowed\n"),
+                    };
+                    let head_only = req.method == "HEAD";
+                    break (
+                        status,
+                        body,
+                        head_only,
+                        req.keep_alive,
+                        req.content_length,
+                        n,
+                    );
+                }
                 Parse::Partial => {
                     if have == buf.len() {
                         buf.resize(buf.len() * 2, 0);
@@ -176,7 +193,7 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
             }
         };
         // Skip the body: what is buffered, then the rest from the socket.
-        let mut body_left = req.content_length;
+        let mut body_left = content_length;
         let buffered = (have - head_len).min(body_left);
         body_left -= buffered;
         let consumed = head_len + buffered;
@@ -191,30 +208,41 @@ fn serve(mut stream: TcpStream) -> io::Result<()> {
             body_left -= n;
         }
 
-        let (status, body): (&str, &[u8]) = match (req.method.as_str(), req.path.as_str()) {
-            ("GET" | "HEAD", "/") => ("200 OK", b"Hello, World!\n"),
-            ("GET" | "HEAD", _) => ("404 Not Found", b"not found\n"),
-            _ => ("405 Method Not Allowed", b"method not allowed\n"),
-        };
+        // Appended piece by piece: `write!` through `core::fmt` cost about 500 instructions a
+        // request (callgrind under wrk), a tenth of the whole server's user-space share.
         out.clear();
-        write!(
-            out,
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",
-            body.len(),
-            if req.keep_alive {
-                ""
-            } else {
-                "Connection: close\r\n"
-            }
-        )?;
-        if req.method != "HEAD" {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_bytes());
+        out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
+        push_decimal(&mut out, body.len());
+        out.extend_from_slice(b"\r\n");
+        if !keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if !head_only {
             out.extend_from_slice(body);
         }
         stream.write_all(&out)?;
-        if !req.keep_alive {
+        if !keep_alive {
             return Ok(());
         }
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
@@ -226,10 +254,7 @@ mod tests {
         let Parse::Done(r, n) = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest") else {
             panic!()
         };
-        assert_eq!(
-            (r.method.as_str(), r.path.as_str(), r.keep_alive, n),
-            ("GET", "/", true, 27)
-        );
+        assert_eq!((r.method, r.path, r.keep_alive, n), ("GET", "/", true, 27));
         let Parse::Done(r, _) = parse(b"POST /a HTTP/1.0\r\nContent-Length: 5\r\n\r\n") else {
             panic!()
         };
@@ -250,5 +275,14 @@ mod tests {
             parse(b"GET / HTTP/1.1\r\n\xff: x\r\n\r\n"),
             Parse::Bad(400, _)
         ));
+    }
+
+    #[test]
+    fn pushes_decimals() {
+        for n in [0, 7, 10, 14, 99, 100, 18, usize::MAX] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
     }
 }
