@@ -270,18 +270,41 @@ fn error(out: &mut Vec<u8>, s: &str) {
 }
 
 fn integer(out: &mut Vec<u8>, n: i64) {
-    out.extend_from_slice(format!(":{n}\r\n").as_bytes());
+    out.push(b':');
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_decimal(out, n.unsigned_abs());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn bulk(out: &mut Vec<u8>, v: Option<&[u8]>) {
     match v {
         None => out.extend_from_slice(b"$-1\r\n"),
         Some(v) => {
-            out.extend_from_slice(format!("${}\r\n", v.len()).as_bytes());
+            out.push(b'$');
+            push_decimal(out, v.len() as u64);
+            out.extend_from_slice(b"\r\n");
             out.extend_from_slice(v);
             out.extend_from_slice(b"\r\n");
         }
     }
+}
+
+/// Appends `n` in decimal. Answers are built with this rather than `format!`, which would
+/// allocate a `String` and go through `core::fmt` for every GET's length line.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 fn wrong_args(out: &mut Vec<u8>, cmd: &str) {
@@ -388,7 +411,9 @@ fn execute(
             }
         }
         "mget" if args.len() >= 2 => {
-            out.extend_from_slice(format!("*{}\r\n", args.len() - 1).as_bytes());
+            out.push(b'*');
+            push_decimal(out, (args.len() - 1) as u64);
+            out.extend_from_slice(b"\r\n");
             for k in &args[1..] {
                 let shard = store.shard(k);
                 bulk(
@@ -546,6 +571,20 @@ mod tests {
         assert!(run(&s, &["FLY"]).starts_with("-ERR unknown command 'FLY'"));
         s.sweep();
         assert_eq!(run(&s, &["GET", "k"]), "$1\r\nv\r\n");
+    }
+
+    #[test]
+    fn pushes_decimals() {
+        for n in [0, 7, 10, 99, 100, 65_536, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+        for n in [0, -1, -2, 42, i64::MIN, i64::MAX] {
+            let mut out = Vec::new();
+            integer(&mut out, n);
+            assert_eq!(out, format!(":{n}\r\n").into_bytes());
+        }
     }
 
     /// Found by tests/fuzz_examples.rs: expiry times past what `Instant` holds panicked the
