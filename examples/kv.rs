@@ -326,16 +326,16 @@ fn execute(
     let Some(name) = args.first() else {
         return; // an empty inline line: Redis ignores it too
     };
-    let cmd = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let cmd = name.to_ascii_lowercase();
     let now = Instant::now();
-    match cmd.as_str() {
-        "ping" => match args.len() {
+    match &cmd[..] {
+        b"ping" => match args.len() {
             1 => simple(out, "PONG"),
             2 => bulk(out, Some(&args[1])),
-            _ => wrong_args(out, &cmd),
+            _ => wrong_args(out, "ping"),
         },
-        "echo" if args.len() == 2 => bulk(out, Some(&args[1])),
-        "get" if args.len() == 2 => {
+        b"echo" if args.len() == 2 => bulk(out, Some(&args[1])),
+        b"get" if args.len() == 2 => {
             let shard = store.shard(&args[1]);
             bulk(
                 out,
@@ -345,15 +345,15 @@ fn execute(
                     .map(|e| &e.value[..]),
             );
         }
-        "set" if args.len() >= 3 => set(store, args, now, out),
-        "del" if args.len() >= 2 => {
+        b"set" if args.len() >= 3 => set(store, args, now, out),
+        b"del" if args.len() >= 2 => {
             let n = args[1..]
                 .iter()
                 .filter(|k| store.shard(k).remove(*k).is_some_and(|e| e.live(now)))
                 .count();
             integer(out, n as i64);
         }
-        "incr" if args.len() == 2 => {
+        b"incr" if args.len() == 2 => {
             let mut shard = store.shard(&args[1]);
             let (old, expires) = match shard.get(&args[1]).filter(|e| e.live(now)) {
                 Some(e) => match number(&e.value) {
@@ -374,7 +374,7 @@ fn execute(
             );
             integer(out, new);
         }
-        "expire" if args.len() == 3 => match number(&args[2]) {
+        b"expire" if args.len() == 3 => match number(&args[2]) {
             Some(secs) => {
                 let mut shard = store.shard(&args[1]);
                 match shard.get_mut(&args[1]).filter(|e| e.live(now)) {
@@ -395,7 +395,7 @@ fn execute(
             }
             None => error(out, "ERR value is not an integer or out of range"),
         },
-        "ttl" if args.len() == 2 => {
+        b"ttl" if args.len() == 2 => {
             let shard = store.shard(&args[1]);
             match shard.get(&args[1]).filter(|e| e.live(now)) {
                 None => integer(out, -2),
@@ -410,7 +410,7 @@ fn execute(
                 }
             }
         }
-        "mget" if args.len() >= 2 => {
+        b"mget" if args.len() >= 2 => {
             out.push(b'*');
             push_decimal(out, (args.len() - 1) as u64);
             out.extend_from_slice(b"\r\n");
@@ -426,7 +426,7 @@ fn execute(
                 }
             }
         }
-        "mset" if args.len() >= 3 && args.len() % 2 == 1 => {
+        b"mset" if args.len() >= 3 && args.len() % 2 == 1 => {
             for kv in args[1..].chunks(2) {
                 store.shard(&kv[0]).insert(
                     kv[0].clone(),
@@ -439,9 +439,9 @@ fn execute(
             simple(out, "OK");
         }
         // What redis-cli and redis-benchmark ask on connect.
-        "command" | "config" => out.extend_from_slice(b"*0\r\n"),
-        "echo" | "get" | "set" | "del" | "incr" | "expire" | "ttl" | "mget" | "mset" => {
-            wrong_args(out, &cmd)
+        b"command" | b"config" => out.extend_from_slice(b"*0\r\n"),
+        b"echo" | b"get" | b"set" | b"del" | b"incr" | b"expire" | b"ttl" | b"mget" | b"mset" => {
+            wrong_args(out, &String::from_utf8_lossy(&cmd))
         }
         _ => {
             // CR and LF would end the error line early and desync the client (Redis maps
