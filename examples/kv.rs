@@ -492,9 +492,12 @@ fn set(store: &Store, args: &[Vec<u8>], now: Instant, out: &mut Vec<u8>) {
         }
     }
     let mut shard = store.shard(&args[1]);
-    let exists = shard.get(&args[1]).is_some_and(|e| e.live(now));
-    if (nx && exists) || (xx && !exists) {
-        return bulk(out, None);
+    // Only NX and XX need the old value: a plain SET hashes the key once, in `insert`.
+    if nx || xx {
+        let exists = shard.get(&args[1]).is_some_and(|e| e.live(now));
+        if (nx && exists) || (xx && !exists) {
+            return bulk(out, None);
+        }
     }
     shard.insert(
         args[1].clone(),
