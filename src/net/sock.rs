@@ -268,10 +268,10 @@ impl Sock {
     /// does. EMFILE/ENFILE come back as errors: never a busy loop.
     pub(crate) fn accept(&self) -> io::Result<(OwnedFd, SockAddr)> {
         // An open file nobody else can reach is still the O_NONBLOCK one coronet made: no
-        // `fcntl` per accept to ask (`socket::accept`).
-        let may_block = self.fd.exposed();
+        // `fcntl` per accept to ask (`socket::accept`). Asked on every try, not once: the
+        // listener may be exposed (a clone turned std, and blocking) while this one parks.
         self.fd
-            .read_with(|fd| match socket::accept(fd, may_block) {
+            .read_with(|fd| match socket::accept(fd, self.fd.exposed()) {
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
                     Err(io::Error::from(io::ErrorKind::Interrupted))
                 }
@@ -423,6 +423,9 @@ impl Sock {
     /// locks, deadlines and `close`, and the timeouts and nonblocking mode shared with this
     /// handle, later changes included, as std shares them through the socket.
     pub(crate) fn try_clone(&self) -> io::Result<Sock> {
+        // Exposed before the dup exists, not after: a `close` racing this clone must see
+        // that its release of the socket is not the last and delete the epoll entry itself.
+        self.fd.expose();
         let fd = self
             .fd
             .with_fd(|fd| fd.try_clone_to_owned())

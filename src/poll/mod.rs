@@ -199,7 +199,9 @@ impl Poller {
 /// the `epoll_ctl(EPOLL_CTL_DEL)` — one syscall per connection that ever parked (Go makes
 /// it on every close). Otherwise the entry is deleted now: epoll keys it by open file and
 /// number, so one a dup kept alive would go on waking the worker, and would make a
-/// registration of that file at the same number fail with EEXIST.
+/// registration of that file at the same number fail with EEXIST. (A child forked by
+/// another thread holds every fd until it execs; a socket closed in that window keeps its
+/// entry until then, and its events carry a sequence `poll` no longer knows: dropped.)
 pub(crate) fn deregister(desc: &PollDesc, fd: RawFd, last: bool) {
     if let Some(r) = desc.registration() {
         if let Some(rt) = crate::runtime::runtime_started() {
