@@ -14,6 +14,7 @@ use std::io::{self, ErrorKind, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -1489,17 +1490,21 @@ fn blocking_mode_turned_on_through_a_listeners_fd_does_not_make_accept_block() {
         assert_eq!(peer, c.local_addr().unwrap());
         drop((c, s));
         // An accept that blocked the thread would take this connection after 3 s instead of
-        // timing out.
+        // timing out. Called off once the accept has returned: made later, it could land
+        // on another test's listener that got the port meanwhile.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let late = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(3));
-            std::net::TcpStream::connect(addr)
+            if stopped.recv_timeout(Duration::from_secs(3)) == Err(RecvTimeoutError::Timeout) {
+                let _ = std::net::TcpStream::connect(addr);
+            }
         });
         let started = Instant::now();
         l.set_deadline(Some(started + Duration::from_millis(300)))
             .unwrap();
         assert_timeout(&l.accept().unwrap_err());
         assert!(started.elapsed() < Duration::from_millis(2500), "blocked");
-        drop(late);
+        drop(stop);
+        late.join().unwrap();
     });
 }
 
