@@ -220,3 +220,119 @@ fn sleep_accuracy_on_an_idle_runtime() {
         on_thread.iter().max().unwrap()
     );
 }
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A connected pair of coronet streams on 127.0.0.1: (client, server end).
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
+/// Parks `c` in a read with a deadline `first` away and wakes it with a byte 20 ms later:
+/// the coroutine's park timer stays armed for `first` after the park is over.
+fn park_and_beat_the_timer(c: &mut TcpStream, s: TcpStream, first: Duration) -> TcpStream {
+    c.set_read_deadline(Some(Instant::now() + first)).unwrap();
+    let writer = coronet::go(move || {
+        coronet::time::sleep(ms(20));
+        (&s).write_all(b"x").unwrap();
+        s
+    });
+    let mut b = [0u8; 8];
+    assert_eq!(c.read(&mut b).unwrap(), 1);
+    writer.join().unwrap()
+}
+
+/// Times a read that nothing answers under a deadline `d` from now. A read whose timer
+/// was lost is answered by the peer `s` after 10 s, so it fails instead of hanging.
+fn read_times_out_after(c: &mut TcpStream, s: TcpStream, d: Duration) -> Duration {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let rescue = std::thread::spawn(move || {
+        if wait.recv_timeout(Duration::from_secs(10)).is_err() {
+            let _ = (&s).write_all(b"late");
+        }
+    });
+    let start = Instant::now();
+    c.set_read_deadline(Some(start + d)).unwrap();
+    let got = c.read(&mut [0u8; 8]);
+    let took = start.elapsed();
+    done.send(()).unwrap();
+    rescue.join().unwrap();
+    let e = got.expect_err("the read's deadline never fired");
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    took
+}
+
+/// A coroutine's park timer outlives the park that data beat (see `worker::ParkTimer`). A
+/// later park with an earlier deadline must still time out on time, not when the entry's
+/// old deadline comes, half a minute on.
+#[test]
+fn a_shorter_deadline_after_a_longer_one_fires_on_time() {
+    let _g = serial();
+    coronet::go(|| {
+        let (mut c, s) = tcp_pair();
+        let s = park_and_beat_the_timer(&mut c, s, Duration::from_secs(30));
+        let took = read_times_out_after(&mut c, s, ms(200));
+        assert!(took >= ms(200), "early: {took:?}");
+        assert!(took < Duration::from_secs(10), "late: {took:?}");
+    })
+    .join()
+    .unwrap();
+}
+
+/// The other way round: the entry comes due at the first, shorter deadline while the
+/// coroutine waits for a later one, and must move itself there rather than wake it early
+/// or drop out and leave the read without a timer.
+#[test]
+fn a_longer_deadline_after_a_shorter_one_fires_on_time() {
+    let _g = serial();
+    coronet::go(|| {
+        let (mut c, s) = tcp_pair();
+        let s = park_and_beat_the_timer(&mut c, s, ms(100));
+        let took = read_times_out_after(&mut c, s, ms(600));
+        assert!(took >= ms(600), "early: {took:?}");
+        assert!(took < Duration::from_secs(10), "late: {took:?}");
+    })
+    .join()
+    .unwrap();
+}
+
+/// And an entry that comes due while its coroutine waits without a deadline wakes nobody:
+/// `park` may return spuriously by contract, but a timer nobody waits for is not a reason.
+#[test]
+fn a_timer_that_data_beat_wakes_no_later_park() {
+    let _g = serial();
+    let woke = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let parked = Arc::new(AtomicBool::new(false));
+    let h = {
+        let (woke, stop, parked) = (woke.clone(), stop.clone(), parked.clone());
+        coronet::go(move || {
+            let (mut c, s) = tcp_pair();
+            let _s = park_and_beat_the_timer(&mut c, s, ms(150));
+            parked.store(true, Ordering::SeqCst);
+            while !stop.load(Ordering::SeqCst) {
+                coronet::park();
+                woke.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    // The entry comes due 150 ms after the read parked; give it plenty of time to.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !parked.load(Ordering::SeqCst) && Instant::now() < give_up {
+        std::thread::sleep(ms(5));
+    }
+    std::thread::sleep(ms(600));
+    assert_eq!(
+        woke.load(Ordering::SeqCst),
+        0,
+        "a stale timer woke a plain park"
+    );
+    stop.store(true, Ordering::SeqCst);
+    h.coroutine().unpark();
+    h.join().unwrap();
+}

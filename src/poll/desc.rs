@@ -37,7 +37,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 // The slots, flags and deadline words are loom's atomics in the loom model (`loom_tests`
 // below), so it runs the slot code the runtime runs; everywhere else std's.
@@ -97,31 +97,19 @@ pub(crate) struct PollDesc {
     reg: OnceLock<Registration>,
 }
 
-/// Deadlines as u64: 0 is "none", otherwise 1 + nanoseconds since a process-wide base,
-/// so they fit in an atomic and a deadline set from any thread is read without a lock.
+/// Deadlines as u64: 0 is "none", otherwise 1 + the timers' process-wide nanoseconds
+/// (`time::timers::nanos`), so they fit in an atomic and a deadline set from any thread is
+/// read without a lock.
 mod deadline {
     use super::*;
-
-    fn base() -> Instant {
-        static BASE: OnceLock<Instant> = OnceLock::new();
-        *BASE.get_or_init(Instant::now)
-    }
+    use crate::time::timers::{instant, nanos};
 
     pub(crate) fn encode(d: Option<Instant>) -> u64 {
-        match d {
-            None => 0,
-            Some(d) => {
-                let nanos = d.saturating_duration_since(base()).as_nanos();
-                1 + nanos.min(u64::MAX as u128 - 1) as u64
-            }
-        }
+        d.map_or(0, |d| 1 + nanos(d).min(u64::MAX - 1))
     }
 
     pub(crate) fn decode(v: u64) -> Option<Instant> {
-        match v {
-            0 => None,
-            v => Some(base() + Duration::from_nanos(v - 1)),
-        }
+        v.checked_sub(1).map(instant)
     }
 }
 
@@ -588,6 +576,7 @@ impl Drop for PollDesc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn deadline_encoding_round_trips() {
@@ -677,6 +666,7 @@ mod protocol_tests {
     use std::os::unix::net::UnixStream;
     use std::sync::mpsc;
     use std::thread;
+    use std::time::Duration;
 
     // ---- the model ------------------------------------------------------------------------
 

@@ -250,13 +250,15 @@ fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
     if !task.token.begin_park(PARKED) {
         return;
     }
-    let timer = deadline.map(|d| worker::arm_timer(d, task.clone()));
+    if let Some(d) = deadline {
+        worker::arm_park_timer(task, d);
+    }
     task.set_wait(why, -1);
     worker::suspend_parked(task, why);
     task.set_wait(Wait::None, -1);
     task.token.end_park();
-    if let Some(id) = timer {
-        worker::cancel_timer(id);
+    if deadline.is_some() {
+        worker::park_timer_done(task);
     }
 }
 

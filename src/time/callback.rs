@@ -31,27 +31,13 @@ use crate::runtime::worker;
 /// A boxed callback (see the module's contract).
 pub(crate) type Callback = Box<dyn FnOnce() + Send>;
 
-/// What a worker's timer does when it fires.
+/// What a worker's timer does when it fires (`Local::fire_timers`).
 pub(crate) enum Action {
-    /// Wake a parked coroutine (`sleep`, a deadline on a park).
+    /// A coroutine's park timer (`sleep`, a deadline on a park): wake it if it still waits
+    /// for a deadline that has passed (see `worker::ParkTimer`).
     Unpark(Arc<Task>),
     /// Run a callback.
     Call(Callback),
-}
-
-impl Action {
-    pub(crate) fn fire(self) {
-        match self {
-            Action::Unpark(task) => {
-                log::trace!("timer fire: coroutine {}", task.id);
-                task.unpark();
-            }
-            Action::Call(f) => {
-                log::trace!("timer fire: callback");
-                f();
-            }
-        }
-    }
 }
 
 /// Where a timer is armed.

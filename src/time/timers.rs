@@ -4,7 +4,8 @@
 //! worker asks [`Timers::next_deadline`] how long `epoll_wait` may block ([`epoll_timeout`]),
 //! then calls [`Timers::pop_expired`] in a loop to fire everything that is due.
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Handle to a timer; carries a generation so a stale handle (timer already fired or
 /// cancelled, slot reused) is recognised and ignored rather than touching another timer.
@@ -12,6 +13,20 @@ use std::time::Instant;
 pub(crate) struct TimerId {
     index: u32,
     generation: u32,
+}
+
+impl TimerId {
+    /// The id as one word, for tables that keep many.
+    pub(crate) fn to_bits(self) -> u64 {
+        (u64::from(self.index) << 32) | u64::from(self.generation)
+    }
+
+    pub(crate) fn from_bits(bits: u64) -> TimerId {
+        TimerId {
+            index: (bits >> 32) as u32,
+            generation: bits as u32,
+        }
+    }
 }
 
 /// Marks "no slot" at the end of the free list.
@@ -52,18 +67,51 @@ pub(crate) struct Timers<T> {
     next_seq: u64,
 }
 
-/// The key lives in the heap itself so sifting compares adjacent memory, not slots.
+/// The key lives in the heap itself so sifting compares adjacent memory, not slots: the
+/// deadline as [`nanos`] in the high half, the sequence number that orders equal deadlines
+/// in the low half. One integer sifts with one compare where an `Instant` takes a branchy
+/// seconds-then-nanoseconds one.
 #[derive(Clone, Copy)]
 struct HeapEntry {
-    when: Instant,
-    seq: u64,
+    key: u128,
     index: u32,
 }
 
 impl HeapEntry {
-    fn key(&self) -> (Instant, u64) {
-        (self.when, self.seq)
+    fn key(&self) -> u128 {
+        self.key
     }
+
+    fn nanos(&self) -> u64 {
+        (self.key >> 64) as u64
+    }
+}
+
+/// How far before the clock's first use [`nanos`] starts counting (about twelve days).
+const BASE_BEFORE: Duration = Duration::from_secs(1 << 20);
+
+/// The instant [`nanos`] counts from: some days before the first call, so only deadlines
+/// that were due long before the process asked share the bottom value.
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = Instant::now();
+        now.checked_sub(BASE_BEFORE).unwrap_or(now)
+    })
+}
+
+/// `when` as whole nanoseconds on a process-wide scale, saturating at both ends (the top
+/// is 584 years away): the timers' keys, and what a parked coroutine records as the
+/// deadline it waits for, so the two compare as integers. Exact, as `Instant` on Linux
+/// holds nanoseconds.
+pub(crate) fn nanos(when: Instant) -> u64 {
+    let since = when.saturating_duration_since(base());
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The instant of a [`nanos`] value: `when` itself unless it saturated.
+pub(crate) fn instant(nanos: u64) -> Instant {
+    base() + Duration::from_nanos(nanos)
 }
 
 struct Node<T> {
@@ -88,7 +136,7 @@ impl<T> Timers<T> {
         }
     }
 
-    #[cfg(test)] // the model test drives it; the runtime re-arms by cancel + insert
+    #[cfg(test)] // the model test drives it
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }
@@ -99,6 +147,11 @@ impl<T> Timers<T> {
 
     /// Arms a timer that fires at `when`, carrying `value`.
     pub(crate) fn insert(&mut self, when: Instant, value: T) -> TimerId {
+        self.insert_at(nanos(when), value)
+    }
+
+    /// [`insert`](Self::insert) for a deadline already in [`nanos`].
+    pub(crate) fn insert_at(&mut self, when: u64, value: T) -> TimerId {
         let pos = self.heap.len() as u32;
         let armed = Slot::Armed { pos, value };
         let index = if self.free != NIL {
@@ -121,23 +174,27 @@ impl<T> Timers<T> {
             });
             index
         };
-        let seq = self.bump_seq();
-        self.heap.push(HeapEntry { when, seq, index });
+        let key = self.key(when);
+        self.heap.push(HeapEntry { key, index });
         self.sift_up(pos as usize);
         self.id_of(index)
     }
 
     /// Moves a live timer to `when`; returns false (and does nothing) for a stale id.
-    #[cfg(test)] // the model test drives it; the runtime re-arms by cancel + insert
+    #[cfg(test)] // the model test drives it; the runtime uses `reset_at`
     pub(crate) fn reset(&mut self, id: TimerId, when: Instant) -> bool {
+        self.reset_at(id, nanos(when))
+    }
+
+    /// [`reset`](Self::reset) for a deadline already in [`nanos`].
+    pub(crate) fn reset_at(&mut self, id: TimerId, when: u64) -> bool {
         let Some(pos) = self.pos_of(id) else {
             return false;
         };
-        let seq = self.bump_seq();
+        let key = self.key(when);
         let entry = &mut self.heap[pos];
-        let later = (when, seq) > entry.key();
-        entry.when = when;
-        entry.seq = seq;
+        let later = key > entry.key();
+        entry.key = key;
         if later {
             self.sift_down(pos);
         } else {
@@ -152,20 +209,32 @@ impl<T> Timers<T> {
         Some(self.remove_at(pos))
     }
 
-    #[cfg(test)] // the model test drives it; the runtime re-arms by cancel + insert
+    #[cfg(test)] // the model test drives it; the runtime asks `when_of`
     pub(crate) fn contains(&self, id: TimerId) -> bool {
         self.pos_of(id).is_some()
     }
 
+    /// When a live timer fires, in [`nanos`]; None for a stale id.
+    pub(crate) fn when_of(&self, id: TimerId) -> Option<u64> {
+        self.pos_of(id).map(|pos| self.heap[pos].nanos())
+    }
+
     /// The earliest deadline, if any (what the worker turns into epoll_wait's timeout).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.first().map(|e| e.when)
+        // Exact, but for deadlines `nanos` saturated: long due ones come back as its base,
+        // just as due; ones past its 584 years as that far, just as far.
+        self.heap.first().map(|e| instant(e.nanos()))
     }
 
     /// Removes and returns the earliest timer whose deadline is <= now, if any.
     /// The worker calls this in a loop to fire everything that is due.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(TimerId, T)> {
-        let top = self.heap.first().filter(|e| e.when <= now)?;
+        self.pop_expired_at(nanos(now))
+    }
+
+    /// [`pop_expired`](Self::pop_expired) for a time already in [`nanos`].
+    pub(crate) fn pop_expired_at(&mut self, now: u64) -> Option<(TimerId, T)> {
+        let top = self.heap.first().filter(|e| e.nanos() <= now)?;
         let id = self.id_of(top.index);
         Some((id, self.remove_at(0)))
     }
@@ -187,10 +256,12 @@ impl<T> Timers<T> {
         }
     }
 
-    fn bump_seq(&mut self) -> u64 {
+    /// The heap key of a timer armed (or re-armed) now for `when`: behind every timer with
+    /// the same deadline armed before it.
+    fn key(&mut self, when: u64) -> u128 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        seq
+        (u128::from(when) << 64) | u128::from(seq)
     }
 
     /// Takes the heap entry at `pos` out, frees its slot and returns the value.
@@ -426,6 +497,28 @@ mod tests {
         }
         assert_eq!(t.capacities(), warm);
         assert_eq!(t.len(), 1000);
+    }
+
+    #[test]
+    fn deadlines_beyond_the_keys_range_saturate() {
+        let now = Instant::now();
+        let mut t = Timers::new();
+        // Long due: before the heap's base, so both share the bottom key and go in arm order.
+        if let Some(ancient) = now.checked_sub(BASE_BEFORE * 3) {
+            t.insert(ancient + ms(1), 1);
+            t.insert(ancient, 2);
+            assert!(t.next_deadline().unwrap() <= now);
+            assert_eq!(drain(&mut t, now), [1, 2]);
+        }
+        // Beyond the key's 584 years: kept as the latest possible, never due now.
+        if let Some(far) = now.checked_add(Duration::from_secs(1000 * 365 * 24 * 3600)) {
+            t.insert(far, 3);
+            t.insert(now + ms(5), 4);
+            assert_eq!(t.next_deadline(), Some(now + ms(5)));
+            assert_eq!(drain(&mut t, now + ms(5)), [4]);
+            assert!(t.next_deadline().unwrap() > now + Duration::from_secs(500 * 365 * 24 * 3600));
+            assert_eq!(t.pop_expired(now + ms(10)), None);
+        }
     }
 
     #[derive(Clone, Debug)]
