@@ -149,6 +149,7 @@ fn go_later_calls_fail_as_closed() {
     both(|| {
         let (l, mut c, _s) = listener_pair();
         let local = c.local_addr().unwrap();
+        let peer = c.peer_addr().unwrap();
         c.close().unwrap();
         // Go's conn.SetDeadline names only the local address
         assert_eq!(
@@ -163,13 +164,17 @@ fn go_later_calls_fail_as_closed() {
         assert_closed(&c.set_deadline(None).unwrap_err());
         assert_closed(&c.set_read_timeout(None).unwrap_err());
         assert_closed(&c.set_nodelay(true).unwrap_err());
-        assert_closed(&c.local_addr().unwrap_err());
+        // ...but the addresses, as Go's LocalAddr and RemoteAddr: the ones recorded
+        assert_eq!(c.local_addr().unwrap(), local);
+        assert_eq!(c.peer_addr().unwrap(), peer);
         assert_closed(&c.try_clone().unwrap_err());
         assert_closed(&c.shutdown(std::net::Shutdown::Both).unwrap_err());
         // the kind is NotConnected, and the message keeps the addresses
         let e = c.write(b"x").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotConnected);
+        let listening = l.local_addr().unwrap();
         l.close().unwrap();
+        assert_eq!(l.local_addr().unwrap(), listening);
         assert_closed(&l.accept().unwrap_err());
         assert_closed(&l.close().unwrap_err());
         assert_closed(&l.set_deadline(None).unwrap_err());

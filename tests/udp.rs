@@ -153,6 +153,17 @@ fn addresses_follow_bind_and_connect() {
             format!("{any:?}").contains(&format!("addr: 127.0.0.1:{port}")),
             "{any:?}"
         );
+
+        // After close both are the last ones recorded, as Go's LocalAddr and RemoteAddr.
+        any.close().unwrap();
+        a.close().unwrap();
+        assert_eq!(
+            any.local_addr().unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], port))
+        );
+        assert_eq!(any.peer_addr().unwrap(), b.local_addr().unwrap());
+        assert_eq!(a.local_addr().unwrap(), local);
+        assert_eq!(a.peer_addr().unwrap(), c.local_addr().unwrap());
     });
 }
 
@@ -429,7 +440,10 @@ fn close_unblocks_a_blocked_recv_from() {
         assert_closed(&s.send_to(b"x", local).unwrap_err());
         assert_closed(&s.set_read_timeout(None).unwrap_err());
         assert_closed(&s.set_deadline(None).unwrap_err());
-        assert_closed(&s.local_addr().unwrap_err());
+        // ...but its address, as Go's LocalAddr: the one recorded at bind; an unconnected
+        // socket has no peer to recall
+        assert_eq!(s.local_addr().unwrap(), local);
+        assert_closed(&s.peer_addr().unwrap_err());
         assert_closed(&s.ttl().unwrap_err());
         let again = s.close().unwrap_err();
         assert_closed(&again);

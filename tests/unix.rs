@@ -703,6 +703,31 @@ fn close_unblocks_read_accept_and_recv_within_a_second() {
         assert_closed(&d.send(b"x").unwrap_err(), "write unixgram @->@");
         // close released the connection: the peer sees EOF while `a` still lives
         assert_eq!(b.read(&mut [0u8; 8]).unwrap(), 0);
+        // the addresses stay the recorded ones, as Go's LocalAddr and RemoteAddr
+        assert_eq!(
+            l.local_addr().unwrap().as_pathname(),
+            Some(path.0.as_path())
+        );
+        assert!(a.local_addr().unwrap().is_unnamed());
+        assert!(a.peer_addr().unwrap().is_unnamed());
+    });
+}
+
+#[test]
+fn a_closed_stream_keeps_its_listeners_path_as_its_address() {
+    both(|_| {
+        let path = TempPath::new("closed-names");
+        let l = UnixListener::bind(&path).unwrap();
+        let c = UnixStream::connect(&path).unwrap();
+        let (s, _) = l.accept().unwrap();
+        c.close().unwrap();
+        s.close().unwrap();
+        assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(path.0.as_path()));
+        assert!(c.local_addr().unwrap().is_unnamed());
+        assert_eq!(
+            s.local_addr().unwrap().as_pathname(),
+            Some(path.0.as_path())
+        );
     });
 }
 

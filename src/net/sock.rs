@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::error::{op_error, Addr};
+use super::error::{is_closed, op_error, Addr};
 use super::socket::{self, SockAddr, SEND_FLAGS};
 use crate::poll::desc::Dir;
 use crate::poll::fd::NetFd;
@@ -439,15 +439,33 @@ impl Sock {
         Ok(clone)
     }
 
+    /// The socket's own address, from the kernel; after `close`, the one recorded when the
+    /// socket was made, as Go's `LocalAddr` keeps answering after `Close`.
     pub(crate) fn local_sockaddr(&self) -> io::Result<SockAddr> {
-        self.fd
-            .with_fd(socket::local_addr)
-            .map_err(|e| self.err("get", e))
+        self.sockaddr(socket::local_addr, |names| names.local)
     }
 
+    /// The peer's address, as `local_sockaddr` (after `close`, the one recorded at connect or
+    /// accept; an unconnected socket has none and fails as closed).
     pub(crate) fn peer_sockaddr(&self) -> io::Result<SockAddr> {
+        self.sockaddr(socket::peer_addr, |names| names.peer)
+    }
+
+    fn sockaddr(
+        &self,
+        ask: fn(BorrowedFd<'_>) -> io::Result<SockAddr>,
+        recorded: fn(Names) -> Option<Addr>,
+    ) -> io::Result<SockAddr> {
         self.fd
-            .with_fd(socket::peer_addr)
+            .with_fd(ask)
+            .or_else(|e| {
+                let kept = if is_closed(&e) {
+                    recorded(self.names())
+                } else {
+                    None
+                };
+                kept.and_then(|a| SockAddr::from_addr(&a).ok()).ok_or(e)
+            })
             .map_err(|e| self.err("get", e))
     }
 

@@ -203,7 +203,6 @@ impl SockAddr {
     }
 
     /// The kernel form of any [`Addr`].
-    #[cfg(test)]
     pub(crate) fn from_addr(addr: &Addr) -> io::Result<Self> {
         match addr {
             Addr::Inet(a) => Ok(Self::from_inet(a)),

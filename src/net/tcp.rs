@@ -713,8 +713,10 @@ impl TcpStream {
     }
 
     /// Go's `Close`: blocked reads and writes on this stream return at once with
-    /// `use of closed network connection`; later calls fail the same way; the fd is
-    /// released when the last call in flight has left.
+    /// `use of closed network connection`; later calls fail the same way, but for
+    /// `local_addr` and `peer_addr`, which answer with the addresses recorded before, as
+    /// Go's `LocalAddr` and `RemoteAddr` do. The fd is released when the last call in
+    /// flight has left.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};
