@@ -1852,3 +1852,35 @@ fn a_dial_never_returns_a_connection_to_itself() {
         }
     });
 }
+
+/// An accepted stream records the address it was reached at, which its errors print and
+/// `local_addr` answers after `close`: the listener's own address when it is bound to one
+/// (taken from the listener, no `getsockname`), and the address actually dialled when it
+/// listens on the wildcard (asked of the kernel).
+#[test]
+fn accepted_streams_record_the_address_they_were_reached_at() {
+    both(|| {
+        for bind in ["127.0.0.1:0", "0.0.0.0:0", "[::1]:0", "[::]:0"] {
+            let Ok(l) = TcpListener::bind(bind) else {
+                continue; // no IPv6 on this machine
+            };
+            let port = l.local_addr().unwrap().port();
+            let to: SocketAddr = if bind.starts_with('[') {
+                (Ipv6Addr::LOCALHOST, port).into()
+            } else {
+                (Ipv4Addr::LOCALHOST, port).into()
+            };
+            let c = TcpStream::connect(to).unwrap();
+            let (s, peer) = l.accept().unwrap();
+            assert_eq!(peer, c.local_addr().unwrap());
+            assert_eq!(s.local_addr().unwrap(), to, "{bind}");
+            s.close().unwrap();
+            assert_eq!(s.local_addr().unwrap(), to, "recorded, {bind}");
+            let e = (&s).read(&mut [0u8; 1]).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("read tcp {to}->{peer}: use of closed network connection")
+            );
+        }
+    });
+}
