@@ -345,9 +345,13 @@ fn unsupported(e: &io::Error) -> bool {
 /// Refuses the fast path when `sock`'s open file is in blocking mode (a clone converted to
 /// std shares it): `sendfile` and `splice` take no per-call "don't block" flag, and a
 /// blocked call would hold the worker thread, deaf to deadlines and `close`. The buffered
-/// loop's receives and sends pass `MSG_DONTWAIT` and carry on.
-fn nonblocking_file(sock: BorrowedFd<'_>) -> io::Result<()> {
-    if socket::file_blocks(sock) {
+/// loop's receives and sends pass `MSG_DONTWAIT` and carry on. Only an `exposed` socket
+/// (`NetFd::exposed`: cloned, its fd handed out, adopted) can have been switched; one that
+/// nobody else can reach is still the O_NONBLOCK file coronet made, and is not asked (an
+/// `fcntl` per `splice` or `sendfile` call). Asked per call, not per copy: a clone may be
+/// made and converted while the copy runs.
+fn nonblocking_file(sock: BorrowedFd<'_>, exposed: bool) -> io::Result<()> {
+    if exposed && socket::file_blocks(sock) {
         log::debug!("copy: fd {} is in blocking mode", sock.as_raw_fd());
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
@@ -379,7 +383,7 @@ fn sendfile(file: &File, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
     let mut pace = Pace(0);
     loop {
         let r = locked.io(|fd| {
-            nonblocking_file(fd)?;
+            nonblocking_file(fd, dst.fd.exposed())?;
             socket::sendfile(fd, file.as_fd(), None, SENDFILE_CHUNK)
         });
         match r {
@@ -425,7 +429,7 @@ fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
     loop {
         // 1. source → pipe; `None` is the urgent mark
         let r = src.fd.read_with(|fd| {
-            nonblocking_file(fd)?;
+            nonblocking_file(fd, src.fd.exposed())?;
             match socket::splice(fd, pipe_w.as_fd(), SPLICE_CHUNK, SPLICE_FLAGS) {
                 Ok(0) if stuck_at_mark(fd) => Ok(None),
                 Err(e)
@@ -451,7 +455,7 @@ fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
         // 2. pipe → destination
         let mut left = n;
         let r = dst.fd.write_with(|fd| {
-            nonblocking_file(fd)?;
+            nonblocking_file(fd, dst.fd.exposed())?;
             while left > 0 {
                 match socket::splice(pipe_r.as_fd(), fd, left, SPLICE_FLAGS)? {
                     0 => return Err(io::ErrorKind::WriteZero.into()),
