@@ -906,12 +906,15 @@ impl Local {
             return false;
         }
         if pt.want > now {
-            log::trace!("timer of coroutine {} moved to its later deadline", task.id);
+            let who = task.id;
             let id = self
                 .timers
                 .borrow_mut()
                 .insert_at(pt.want, Action::Unpark(task));
             pt.set_id(Some(id));
+            // The logger is user code: no borrow of ours may be held while it runs.
+            drop(table);
+            log::trace!("timer of coroutine {who} moved to its later deadline");
             return false;
         }
         pt.set_id(None);
