@@ -469,7 +469,8 @@ fn how_kind(why: Wait) -> Option<bool> {
 /// where it paid an insert and a removal from the top of the heap (measured: `http_hello`,
 /// ~670 instructions per request). A coroutine's worker is its only thread, so the entry,
 /// the table and the park all live on that thread and need no atomics.
-/// 16 bytes, one per coroutine slot that ever parked with a deadline.
+/// 16 bytes per coroutine slot, in a table that grows to the highest slot that ever parked
+/// with a deadline (and never shrinks: slots are reused).
 #[derive(Clone, Copy)]
 struct ParkTimer {
     /// The armed entry (`TimerId::to_bits`), or `NO_ENTRY` (index `NIL`, never a slot). It
@@ -500,7 +501,9 @@ impl ParkTimer {
 /// The running coroutine `task` is about to park until `when` at the latest: its park
 /// timer will fire by then (see [`ParkTimer`]).
 pub(crate) fn arm_park_timer(task: &Arc<Task>, when: Instant) {
-    with_local(|l| l.arm_park_timer(task, timers::nanos(when))).expect("timer outside a worker")
+    // A deadline past the scale's 584 years is kept just below it, where `NOT_WAITING` is.
+    let want = timers::nanos(when).min(NOT_WAITING - 1);
+    with_local(|l| l.arm_park_timer(task, want)).expect("timer outside a worker")
 }
 
 /// The park `arm_park_timer` was for is over. The entry stays armed for the next one.
