@@ -1884,3 +1884,26 @@ fn accepted_streams_record_the_address_they_were_reached_at() {
         }
     });
 }
+
+/// A dial records the peer the kernel reached, as Go does: a dial of the wildcard address
+/// reaches one of this host's own, and that is what the stream's errors print and what
+/// `peer_addr` answers after `close`.
+#[test]
+fn a_dial_of_the_wildcard_address_records_the_address_it_reached() {
+    both(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = TcpStream::connect(("0.0.0.0", port)).unwrap();
+        let reached = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        assert_eq!(c.peer_addr().unwrap(), reached);
+        let local = c.local_addr().unwrap();
+        c.close().unwrap();
+        assert_eq!(c.peer_addr().unwrap(), reached, "recorded");
+        let e = (&c).read(&mut [0u8; 1]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("read tcp {local}->{reached}: use of closed network connection")
+        );
+        drop(l);
+    });
+}

@@ -280,12 +280,17 @@ impl Sock {
             .map_err(|e| self.err_local("accept", e))
     }
 
-    /// Connects a fresh socket, parking until the handshake finishes or `deadline` passes.
-    /// Errors are raw; the caller decorates them ("dial").
-    pub(crate) fn connect(&self, to: &SockAddr, deadline: Option<Instant>) -> io::Result<()> {
+    /// Connects a fresh socket, parking until the handshake finishes or `deadline` passes;
+    /// gives back the peer's address if it was asked on the way (a connect that finished at
+    /// once did not). Errors are raw; the caller decorates them ("dial").
+    pub(crate) fn connect(
+        &self,
+        to: &SockAddr,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<SockAddr>> {
         let r = self.fd.with_fd(|fd| socket::connect(fd, to));
         match r {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(None),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
@@ -301,7 +306,7 @@ impl Sock {
         loop {
             self.fd.wait_ready(Dir::Write, deadline)?;
             match self.fd.with_fd(socket::peer_addr) {
-                Ok(_) => return Ok(()),
+                Ok(peer) => return Ok(Some(peer)),
                 // failed, or a spurious wake-up before the handshake finished
                 Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
                 Err(e) => return Err(e),

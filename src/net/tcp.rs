@@ -460,8 +460,11 @@ impl TcpStream {
         loop {
             let s = Self::dial_attempt(to, local, deadline, control, keepalive, watch)?;
             let chose_port = local.map_or(true, |l| l.port() == 0);
-            // (the attempt recorded the local address the kernel chose)
-            let to_itself = || s.sock.local() == Some(Addr::Inet(to));
+            // (the attempt recorded both ends as the kernel has them)
+            let to_itself = || {
+                let names = s.sock.names();
+                names.local.is_some() && names.local == names.peer
+            };
             if tries == 2 || !chose_port || !to_itself() {
                 return Ok(s);
             }
@@ -493,10 +496,20 @@ impl TcpStream {
             sock.fd.expose(); // and may have kept a dup of the fd
         }
         watch(&sock);
-        sock.connect(&SockAddr::from_inet(&to), deadline)?;
-        // the kernel has now chosen the local address
+        let peer = sock.connect(&SockAddr::from_inet(&to), deadline)?;
+        // The kernel has now chosen the local address, and the peer is the one it reached,
+        // as Go records them: a dial of 0.0.0.0 or :: reaches one of this host's addresses.
+        let peer = match peer.and_then(|a| a.as_inet()) {
+            Some(peer) => peer,
+            None if to.ip().is_unspecified() => sock
+                .peer_sockaddr()
+                .ok()
+                .and_then(|a| a.as_inet())
+                .unwrap_or(to),
+            None => to,
+        };
         let local = sock.local_sockaddr().ok().and_then(|a| a.as_inet());
-        sock.connected(local.map(Addr::Inet), Addr::Inet(to));
+        sock.connected(local.map(Addr::Inet), Addr::Inet(peer));
         tcp_defaults(&sock);
         if let Some(period) = keepalive {
             if period.is_zero() {
