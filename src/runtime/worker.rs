@@ -469,13 +469,17 @@ fn how_kind(why: Wait) -> Option<bool> {
 /// where it paid an insert and a removal from the top of the heap (measured: `http_hello`,
 /// ~670 instructions per request). A coroutine's worker is its only thread, so the entry,
 /// the table and the park all live on that thread and need no atomics.
-/// 16 bytes per coroutine slot, in a table that grows to the highest slot that ever parked
+/// 24 bytes per coroutine slot, in a table that grows to the highest slot that ever parked
 /// with a deadline (and never shrinks: slots are reused).
 #[derive(Clone, Copy)]
 struct ParkTimer {
     /// The armed entry (`TimerId::to_bits`), or `NO_ENTRY` (index `NIL`, never a slot). It
     /// fires at or before `want`, or finds `want` gone.
     entry: u64,
+    /// When the armed entry fires (`timers::nanos`). Kept here, not asked of the heap, so a
+    /// park whose deadline is no earlier touches this record alone. The record is the only
+    /// thing that arms, moves or removes the entry, so the two never disagree.
+    at: u64,
     /// The deadline of the park in progress (`timers::nanos`), or `NOT_WAITING`.
     want: u64,
 }
@@ -486,6 +490,7 @@ const NOT_WAITING: u64 = u64::MAX;
 impl ParkTimer {
     const NONE: ParkTimer = ParkTimer {
         entry: NO_ENTRY,
+        at: 0,
         want: NOT_WAITING,
     };
 
@@ -887,15 +892,19 @@ impl Local {
         }
         let pt = &mut table[key];
         pt.want = want;
-        let mut heap = self.timers.borrow_mut();
-        match pt.id().and_then(|id| Some((id, heap.when_of(id)?))) {
+        match pt.id() {
             // Fires in time; if early, it re-arms itself for what is wanted then.
-            Some((_, at)) if at <= want => {}
-            Some((id, _)) => {
-                heap.reset_at(id, want);
+            Some(_) if pt.at <= want => return,
+            Some(id) => {
+                let moved = self.timers.borrow_mut().reset_at(id, want);
+                debug_assert!(moved, "a park timer's record names a dead entry");
             }
-            None => pt.set_id(Some(heap.insert_at(want, Action::Unpark(task.clone())))),
+            None => {
+                let id = (self.timers.borrow_mut()).insert_at(want, Action::Unpark(task.clone()));
+                pt.set_id(Some(id));
+            }
         }
+        pt.at = want;
     }
 
     /// `task`'s park timer came due at `now`; true if it woke the coroutine.
@@ -915,6 +924,7 @@ impl Local {
                 .borrow_mut()
                 .insert_at(pt.want, Action::Unpark(task));
             pt.set_id(Some(id));
+            pt.at = pt.want;
             // The logger is user code: no borrow of ours may be held while it runs.
             drop(table);
             log::trace!("timer of coroutine {who} moved to its later deadline");

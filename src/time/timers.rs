@@ -209,14 +209,9 @@ impl<T> Timers<T> {
         Some(self.remove_at(pos))
     }
 
-    #[cfg(test)] // the model test drives it; the runtime asks `when_of`
+    #[cfg(test)] // the model test drives it
     pub(crate) fn contains(&self, id: TimerId) -> bool {
         self.pos_of(id).is_some()
-    }
-
-    /// When a live timer fires, in [`nanos`]; None for a stale id.
-    pub(crate) fn when_of(&self, id: TimerId) -> Option<u64> {
-        self.pos_of(id).map(|pos| self.heap[pos].nanos())
     }
 
     /// The earliest deadline, if any (what the worker turns into epoll_wait's timeout).
