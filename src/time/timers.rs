@@ -498,7 +498,7 @@ mod tests {
     fn deadlines_beyond_the_keys_range_saturate() {
         let now = Instant::now();
         let mut t = Timers::new();
-        // Long due: before the heap's base, so both share the bottom key and go in arm order.
+        // Long due: before the scale's base, so both share the bottom key and go in arm order.
         if let Some(ancient) = now.checked_sub(BASE_BEFORE * 3) {
             t.insert(ancient + ms(1), 1);
             t.insert(ancient, 2);
