@@ -1854,25 +1854,44 @@ fn a_dial_never_returns_a_connection_to_itself() {
 }
 
 /// An accepted stream records the address it was reached at, which its errors print and
-/// `local_addr` answers after `close`: the listener's own address when it is bound to one
-/// (taken from the listener, no `getsockname`), and the address actually dialled when it
-/// listens on the wildcard (asked of the kernel).
+/// `local_addr` answers after `close`: asked of the kernel, which for a wildcard listener is
+/// the address actually dialled (a shortcut that took the listener's address recorded
+/// `[::ffff:0.0.0.0]` for a v4-mapped wildcard, and the wrong address behind TPROXY).
 #[test]
 fn accepted_streams_record_the_address_they_were_reached_at() {
+    /// The v4-mapped form the IPv6 side of a dual-stack socket sees for an IPv4 address.
+    fn mapped(a: SocketAddr) -> SocketAddr {
+        match a {
+            SocketAddr::V4(v4) => (v4.ip().to_ipv6_mapped(), v4.port()).into(),
+            v6 => v6,
+        }
+    }
     both(|| {
-        for bind in ["127.0.0.1:0", "0.0.0.0:0", "[::1]:0", "[::]:0"] {
+        // (bind, dial the loopback of that family, the listener sees IPv4 as v4-mapped)
+        for (bind, v6, maps) in [
+            ("127.0.0.1:0", false, false),
+            ("0.0.0.0:0", false, false),
+            ("[::1]:0", true, false),
+            ("[::]:0", true, false),
+            ("[::ffff:0.0.0.0]:0", false, true),
+        ] {
             let Ok(l) = TcpListener::bind(bind) else {
                 continue; // no IPv6 on this machine
             };
             let port = l.local_addr().unwrap().port();
-            let to: SocketAddr = if bind.starts_with('[') {
+            let to: SocketAddr = if v6 {
                 (Ipv6Addr::LOCALHOST, port).into()
             } else {
                 (Ipv4Addr::LOCALHOST, port).into()
             };
             let c = TcpStream::connect(to).unwrap();
             let (s, peer) = l.accept().unwrap();
-            assert_eq!(peer, c.local_addr().unwrap());
+            let (to, from) = if maps {
+                (mapped(to), mapped(c.local_addr().unwrap()))
+            } else {
+                (to, c.local_addr().unwrap())
+            };
+            assert_eq!(peer, from, "{bind}");
             assert_eq!(s.local_addr().unwrap(), to, "{bind}");
             s.close().unwrap();
             assert_eq!(s.local_addr().unwrap(), to, "recorded, {bind}");

@@ -126,16 +126,12 @@ impl TcpListener {
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, peer) = self.sock.accept()?;
         let peer = inet(peer)?;
-        // A listener bound to one address gets its connections at exactly that address
-        // (IPv6 scope included), so only a wildcard one (0.0.0.0, ::) asks the kernel which
-        // of the host's addresses this connection came to: a `getsockname` fewer per accept.
-        let local = match self.sock.local() {
-            Some(Addr::Inet(a)) if !a.ip().is_unspecified() && a.port() != 0 => Some(Addr::Inet(a)),
-            _ => socket::local_addr(fd.as_fd())
-                .ok()
-                .and_then(|a| a.as_inet())
-                .map(Addr::Inet),
-        };
+        // Asked of the kernel, not taken from the listener: a connection need not arrive at
+        // the listener's own address (a wildcard, a v4-mapped wildcard, TPROXY, sk_lookup).
+        let local = socket::local_addr(fd.as_fd())
+            .ok()
+            .and_then(|a| a.as_inet())
+            .map(Addr::Inet);
         let sock = Sock::with_addrs(fd, "tcp", local, Some(Addr::Inet(peer)));
         if self.sock.fd.may_linger() {
             // Linux copies the listener's SO_LINGER to the connection
