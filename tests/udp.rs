@@ -154,6 +154,15 @@ fn addresses_follow_bind_and_connect() {
             "{any:?}"
         );
 
+        // A connect to the wildcard reaches one of this host's own addresses, and that is
+        // the peer recorded (as Go records the kernel's answer).
+        let w = bind();
+        w.connect(("0.0.0.0", b.local_addr().unwrap().port()))
+            .unwrap();
+        assert_eq!(w.peer_addr().unwrap(), b.local_addr().unwrap());
+        w.close().unwrap();
+        assert_eq!(w.peer_addr().unwrap(), b.local_addr().unwrap(), "recorded");
+
         // After close both are the last ones recorded, as Go's LocalAddr and RemoteAddr.
         any.close().unwrap();
         a.close().unwrap();

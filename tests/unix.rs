@@ -713,6 +713,48 @@ fn close_unblocks_read_accept_and_recv_within_a_second() {
     });
 }
 
+/// A dial through a symlinked directory reaches the listener's own path, and that is the
+/// peer the stream records (as Go records the kernel's answer): `peer_addr` says the same
+/// before and after `close`, for streams and datagram sockets.
+#[test]
+fn the_peer_recorded_is_the_path_the_kernel_reached() {
+    both(|_| {
+        let dir = std::env::temp_dir().join(unique("symlinked"));
+        let real = dir.join("real");
+        std::fs::create_dir_all(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.join("link")).unwrap();
+        let l = UnixListener::bind(real.join("s.sock")).unwrap();
+        let c = UnixStream::connect(dir.join("link").join("s.sock")).unwrap();
+        let reached = real.join("s.sock");
+        assert_eq!(
+            c.peer_addr().unwrap().as_pathname(),
+            Some(reached.as_path())
+        );
+        c.close().unwrap();
+        assert_eq!(
+            c.peer_addr().unwrap().as_pathname(),
+            Some(reached.as_path())
+        );
+        drop(l);
+
+        let d = UnixDatagram::bind(real.join("d.sock")).unwrap();
+        let u = UnixDatagram::unbound().unwrap();
+        u.connect(dir.join("link").join("d.sock")).unwrap();
+        let reached = real.join("d.sock");
+        assert_eq!(
+            u.peer_addr().unwrap().as_pathname(),
+            Some(reached.as_path())
+        );
+        u.close().unwrap();
+        assert_eq!(
+            u.peer_addr().unwrap().as_pathname(),
+            Some(reached.as_path())
+        );
+        drop(d);
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
 #[test]
 fn a_closed_stream_keeps_its_listeners_path_as_its_address() {
     both(|_| {

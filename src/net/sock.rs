@@ -444,6 +444,14 @@ impl Sock {
         Ok(clone)
     }
 
+    /// The peer as the kernel has it now (None if it will not say), for recording after a
+    /// connect, as Go records it: a connect to a wildcard reaches one of this host's own
+    /// addresses, and a Unix path through a symlink reaches the listener's own path.
+    pub(crate) fn kernel_peer(&self) -> Option<Addr> {
+        let peer = self.fd.with_fd(socket::peer_addr).ok()?;
+        peer.to_addr().ok()
+    }
+
     /// The socket's own address, from the kernel; after `close`, the one recorded when the
     /// socket was made, as Go's `LocalAddr` keeps answering after `Close`.
     pub(crate) fn local_sockaddr(&self) -> io::Result<SockAddr> {

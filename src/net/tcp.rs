@@ -495,17 +495,15 @@ impl TcpStream {
         let peer = sock.connect(&SockAddr::from_inet(&to), deadline)?;
         // The kernel has now chosen the local address, and the peer is the one it reached,
         // as Go records them: a dial of 0.0.0.0 or :: reaches one of this host's addresses.
-        let peer = match peer.and_then(|a| a.as_inet()) {
-            Some(peer) => peer,
-            None if to.ip().is_unspecified() => sock
-                .peer_sockaddr()
-                .ok()
-                .and_then(|a| a.as_inet())
-                .unwrap_or(to),
-            None => to,
-        };
+        // (A TCP connect nearly always waits, which asks the peer already; one that
+        // finished at once asks now.)
+        let peer = match peer {
+            Some(peer) => peer.as_inet().map(Addr::Inet),
+            None => sock.kernel_peer(),
+        }
+        .unwrap_or(Addr::Inet(to));
         let local = sock.local_sockaddr().ok().and_then(|a| a.as_inet());
-        sock.connected(local.map(Addr::Inet), Addr::Inet(peer));
+        sock.connected(local.map(Addr::Inet), peer);
         tcp_defaults(&sock);
         if let Some(period) = keepalive {
             if period.is_zero() {

@@ -158,9 +158,12 @@ impl UdpSocket {
             });
             match r {
                 Ok(()) => {
-                    // The kernel has now chosen a concrete local address for an any-address bind.
+                    // The kernel has now chosen a concrete local address for an any-address
+                    // bind, and a connect to a wildcard reaches one of this host's own: both
+                    // recorded as the kernel has them, as Go does.
                     let local = self.sock.local_sockaddr().ok().and_then(|a| a.as_inet());
-                    self.sock.connected(local.map(Addr::Inet), Addr::Inet(to));
+                    let peer = self.sock.kernel_peer().unwrap_or(Addr::Inet(to));
+                    self.sock.connected(local.map(Addr::Inet), peer);
                     log::debug!("udp fd {} connected to {to}", self.sock.raw());
                     return Ok(());
                 }

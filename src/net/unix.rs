@@ -553,7 +553,14 @@ impl UnixStream {
         let fd = socket::socket(libc::AF_UNIX, libc::SOCK_STREAM).map_err(err)?;
         // A client is unnamed: it never binds.
         let sock = Sock::with_addrs(fd, STREAM, Some(Addr::UnixUnnamed), Some(name.clone()));
-        sock.connect(&to, None).map_err(err)?;
+        let peer = sock.connect(&to, None).map_err(err)?;
+        // Go records the peer the kernel reports: through a symlink, the listener's own path.
+        let peer = peer
+            .and_then(|p| p.to_addr().ok())
+            .or_else(|| sock.kernel_peer());
+        if let Some(peer) = peer {
+            sock.connected(None, peer);
+        }
         log::trace!("dial unix {name}: fd {}", sock.raw());
         Ok(UnixStream { sock })
     }
@@ -1053,7 +1060,9 @@ impl UnixDatagram {
             .fd
             .with_fd(|fd| socket::connect(fd, &to))
             .map_err(err)?;
-        self.sock.connected(None, name);
+        // The peer the kernel reports, as Go records it (see `UnixStream::connect`).
+        let peer = self.sock.kernel_peer().unwrap_or(name);
+        self.sock.connected(None, peer);
         Ok(())
     }
 
