@@ -452,8 +452,9 @@ impl Sock {
         peer.to_addr().ok()
     }
 
-    /// The socket's own address, from the kernel; after `close`, the one recorded when the
-    /// socket was made, as Go's `LocalAddr` keeps answering after `Close`.
+    /// The socket's own address, from the kernel; after `close`, the one recorded as the
+    /// kernel reported it when the socket was made, bound, accepted or connected, as Go's
+    /// `LocalAddr` keeps answering after `Close`.
     pub(crate) fn local_sockaddr(&self) -> io::Result<SockAddr> {
         self.sockaddr(socket::local_addr, |names| names.local)
     }
