@@ -267,21 +267,27 @@ fn read_times_out_after(c: &mut TcpStream, s: TcpStream, d: Duration) -> Duratio
     took
 }
 
+/// Parks a read under a deadline `first` away that data beats, then one `second` away
+/// that nothing answers, which must time out on time.
+fn second_deadline_fires_on_time(first: Duration, second: Duration) {
+    let _g = serial();
+    coronet::go(move || {
+        let (mut c, s) = tcp_pair();
+        let s = park_and_beat_the_timer(&mut c, s, first);
+        let took = read_times_out_after(&mut c, s, second);
+        assert!(took >= second, "early: {took:?}");
+        assert!(took < Duration::from_secs(10), "late: {took:?}");
+    })
+    .join()
+    .unwrap();
+}
+
 /// A coroutine's park timer outlives the park that data beat (see `worker::ParkTimer`). A
 /// later park with an earlier deadline must still time out on time, not when the entry's
 /// old deadline comes, half a minute on.
 #[test]
 fn a_shorter_deadline_after_a_longer_one_fires_on_time() {
-    let _g = serial();
-    coronet::go(|| {
-        let (mut c, s) = tcp_pair();
-        let s = park_and_beat_the_timer(&mut c, s, Duration::from_secs(30));
-        let took = read_times_out_after(&mut c, s, ms(200));
-        assert!(took >= ms(200), "early: {took:?}");
-        assert!(took < Duration::from_secs(10), "late: {took:?}");
-    })
-    .join()
-    .unwrap();
+    second_deadline_fires_on_time(Duration::from_secs(30), ms(200));
 }
 
 /// The other way round: the entry comes due at the first, shorter deadline while the
@@ -289,16 +295,7 @@ fn a_shorter_deadline_after_a_longer_one_fires_on_time() {
 /// or drop out and leave the read without a timer.
 #[test]
 fn a_longer_deadline_after_a_shorter_one_fires_on_time() {
-    let _g = serial();
-    coronet::go(|| {
-        let (mut c, s) = tcp_pair();
-        let s = park_and_beat_the_timer(&mut c, s, ms(100));
-        let took = read_times_out_after(&mut c, s, ms(600));
-        assert!(took >= ms(600), "early: {took:?}");
-        assert!(took < Duration::from_secs(10), "late: {took:?}");
-    })
-    .join()
-    .unwrap();
+    second_deadline_fires_on_time(ms(100), ms(600));
 }
 
 /// And an entry that comes due while its coroutine waits without a deadline wakes nobody:

@@ -723,33 +723,24 @@ fn the_peer_recorded_is_the_path_the_kernel_reached() {
         let real = dir.join("real");
         std::fs::create_dir_all(&real).unwrap();
         std::os::unix::fs::symlink(&real, dir.join("link")).unwrap();
+        // `peer_addr` of the connected socket, then again after `close`
+        let same_before_and_after_close = |peer: &dyn Fn() -> io::Result<UnixSocketAddr>,
+                                           close: &dyn Fn() -> io::Result<()>,
+                                           name: &str| {
+            let reached = real.join(name);
+            assert_eq!(peer().unwrap().as_pathname(), Some(reached.as_path()));
+            close().unwrap();
+            assert_eq!(peer().unwrap().as_pathname(), Some(reached.as_path()));
+        };
         let l = UnixListener::bind(real.join("s.sock")).unwrap();
         let c = UnixStream::connect(dir.join("link").join("s.sock")).unwrap();
-        let reached = real.join("s.sock");
-        assert_eq!(
-            c.peer_addr().unwrap().as_pathname(),
-            Some(reached.as_path())
-        );
-        c.close().unwrap();
-        assert_eq!(
-            c.peer_addr().unwrap().as_pathname(),
-            Some(reached.as_path())
-        );
+        same_before_and_after_close(&|| c.peer_addr(), &|| c.close(), "s.sock");
         drop(l);
 
         let d = UnixDatagram::bind(real.join("d.sock")).unwrap();
         let u = UnixDatagram::unbound().unwrap();
         u.connect(dir.join("link").join("d.sock")).unwrap();
-        let reached = real.join("d.sock");
-        assert_eq!(
-            u.peer_addr().unwrap().as_pathname(),
-            Some(reached.as_path())
-        );
-        u.close().unwrap();
-        assert_eq!(
-            u.peer_addr().unwrap().as_pathname(),
-            Some(reached.as_path())
-        );
+        same_before_and_after_close(&|| u.peer_addr(), &|| u.close(), "d.sock");
         drop(d);
         std::fs::remove_dir_all(&dir).unwrap();
     });
