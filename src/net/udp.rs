@@ -161,8 +161,16 @@ impl UdpSocket {
                     // The kernel has now chosen a concrete local address for an any-address
                     // bind, and a connect to a wildcard reaches one of this host's own: both
                     // recorded as the kernel has them, as Go does.
+                    // (Only a wildcard can name another peer than the kernel's, so only
+                    // then is it asked: resolvers connect once per query.)
                     let local = self.sock.local_sockaddr().ok().and_then(|a| a.as_inet());
-                    let peer = self.sock.kernel_peer().unwrap_or(Addr::Inet(to));
+                    let wildcard = to.ip().to_canonical().is_unspecified();
+                    let peer = if wildcard {
+                        self.sock.kernel_peer()
+                    } else {
+                        None
+                    };
+                    let peer = peer.unwrap_or(Addr::Inet(to));
                     self.sock.connected(local.map(Addr::Inet), peer);
                     log::debug!("udp fd {} connected to {to}", self.sock.raw());
                     return Ok(());
