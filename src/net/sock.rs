@@ -33,6 +33,15 @@ pub(crate) struct Names {
     pub(crate) peer: Option<Addr>,
 }
 
+/// One of `fd`'s names as the kernel has it (`ask`: `socket::local_addr` or `peer_addr`),
+/// in the form errors print; None if it will not say.
+fn kernel_name(
+    fd: BorrowedFd<'_>,
+    ask: fn(BorrowedFd<'_>) -> io::Result<SockAddr>,
+) -> Option<Addr> {
+    ask(fd).ok().and_then(|a| a.to_addr().ok())
+}
+
 /// std rejects a zero timeout with this error; so do we.
 fn zero_timeout() -> io::Error {
     io::Error::new(
@@ -45,12 +54,8 @@ impl Sock {
     /// Wraps a socket of unknown state (adopted from std or a raw fd), reading both its
     /// addresses from the kernel.
     pub(crate) fn new(fd: OwnedFd, net: &'static str) -> Sock {
-        let local = socket::local_addr(borrow(&fd))
-            .ok()
-            .and_then(|a| a.to_addr().ok());
-        let peer = socket::peer_addr(borrow(&fd))
-            .ok()
-            .and_then(|a| a.to_addr().ok());
+        let local = kernel_name(borrow(&fd), socket::local_addr);
+        let peer = kernel_name(borrow(&fd), socket::peer_addr);
         Sock::with_addrs(fd, net, local, peer)
     }
 
@@ -59,9 +64,7 @@ impl Sock {
     /// `getpeername` could only answer ENOTCONN (it did, on every bind, until an audit of
     /// the system calls per operation).
     pub(crate) fn bound(fd: OwnedFd, net: &'static str) -> Sock {
-        let local = socket::local_addr(borrow(&fd))
-            .ok()
-            .and_then(|a| a.to_addr().ok());
+        let local = kernel_name(borrow(&fd), socket::local_addr);
         Sock::with_addrs(fd, net, local, None)
     }
 
@@ -448,8 +451,10 @@ impl Sock {
     /// connect, as Go records it: a connect to a wildcard reaches one of this host's own
     /// addresses, and a Unix path through a symlink reaches the listener's own path.
     pub(crate) fn kernel_peer(&self) -> Option<Addr> {
-        let peer = self.fd.with_fd(socket::peer_addr).ok()?;
-        peer.to_addr().ok()
+        self.fd
+            .with_fd(|fd| Ok(kernel_name(fd, socket::peer_addr)))
+            .ok()
+            .flatten()
     }
 
     /// The socket's own address, from the kernel; after `close`, the one recorded as the

@@ -997,6 +997,16 @@ impl Local {
         }
     }
 
+    /// Whether any worker has unstarted coroutines queued. SeqCst, for the two sides that
+    /// pair with a spawner's `push_fresh` then `wake_searcher`: leaving the search
+    /// (`pass_search_on`) and going to sleep (`sleep`).
+    fn any_unstarted(&self) -> bool {
+        self.rt
+            .workers
+            .iter()
+            .any(|w| w.fresh_len.load(Ordering::SeqCst) > 0)
+    }
+
     /// The cold half of `found_work`.
     #[inline(never)]
     fn pass_search_on(&self) {
@@ -1005,12 +1015,7 @@ impl Local {
         }
         // SeqCst, against a spawner's `push_fresh` then `wake_searcher`: either it sees the
         // role given up and wakes a searcher itself, or this sees its coroutine.
-        if self
-            .rt
-            .workers
-            .iter()
-            .any(|w| w.fresh_len.load(Ordering::SeqCst) > 0)
-        {
+        if self.any_unstarted() {
             log::trace!(
                 "worker {} found work; unstarted coroutines wait: waking a searcher",
                 self.shared.index
@@ -1044,7 +1049,7 @@ impl Local {
             // any unstarted coroutine, ours or another worker's, however few: a spawner that
             // found no one idle, or the searcher role taken (by us, a moment ago), woke no one
             // for it, and its worker may be busy for good with a coroutine that never parks
-            || self.rt.workers.iter().any(|w| w.fresh_len.load(Ordering::SeqCst) > 0)
+            || self.any_unstarted()
             || self.runq.borrow().peek_nth(0).is_some();
         if !has_work {
             let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
