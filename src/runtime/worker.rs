@@ -530,11 +530,19 @@ pub(crate) fn try_arm(when: Instant, action: Action) -> Result<(usize, TimerId),
     }
 }
 
-/// Disarms a timer of this worker; true if it was still armed. The action is dropped after
-/// the heap is released: a callback's captures may wake tasks or arm timers as they go.
+/// Disarms a callback timer of this worker; true if it was still armed. The action is
+/// dropped after the heap is released: a callback's captures may wake tasks or arm timers as
+/// they go.
 pub(crate) fn cancel_timer(id: TimerId) -> bool {
-    let action = with_local(|l| l.timers.borrow_mut().cancel(id)).flatten();
+    let action = with_local(|l| l.timers.borrow_mut().cancel_if(id, is_callback)).flatten();
     action.is_some()
+}
+
+/// Only callback timers are cancelled by id. A handle kept while its slot was reused 2^32
+/// times carries an id that aliases whatever is armed there now; if that is a park timer,
+/// removing it would leave its record naming a dead entry and the park without a timer.
+fn is_callback(action: &Action) -> bool {
+    matches!(action, Action::Call(_))
 }
 
 /// Disarms a timer in worker `n`'s heap from another thread. Only the owner may touch its
@@ -833,7 +841,9 @@ impl Local {
         };
         let removed: Vec<Action> = {
             let mut timers = self.timers.borrow_mut();
-            ids.iter().filter_map(|&id| timers.cancel(id)).collect()
+            ids.iter()
+                .filter_map(|&id| timers.cancel_if(id, is_callback))
+                .collect()
         };
         log::trace!(
             "worker {}: {} of {} timer(s) cancelled elsewhere removed",
@@ -1194,6 +1204,35 @@ impl Local {
 mod tests {
     use std::sync::Arc;
     use std::time::Duration;
+
+    /// A callback timer's cancel takes out callbacks only: an id that aliases a park timer
+    /// (its slot reused 2^32 times while the handle was kept) must leave the entry armed.
+    #[test]
+    fn a_callback_cancel_never_removes_a_park_timer() {
+        crate::run(|| {
+            // A park with a deadline that a send beats: its entry stays armed afterwards.
+            let (tx, rx) = crate::chan::bounded::<u8>(0);
+            let sender = crate::go(move || {
+                crate::time::sleep(Duration::from_millis(20));
+                tx.send(7).unwrap();
+            });
+            assert_eq!(rx.recv_timeout(Duration::from_secs(3600)), Ok(7));
+            sender.join().unwrap();
+            let me = super::current_task().unwrap();
+            let id = super::with_local(|l| l.park_timers.borrow()[me.key()].id())
+                .unwrap()
+                .expect("the park timer stays armed after its park");
+            assert!(!super::cancel_timer(id));
+            super::cancel_timer_elsewhere(super::worker_index().unwrap(), id);
+            super::with_local(|l| l.apply_cancels());
+            assert!(super::with_local(|l| l.timers.borrow().contains(id)).unwrap());
+            // and it still serves a park: this one times out
+            let (_tx, rx) = crate::chan::bounded::<u8>(0);
+            let t0 = std::time::Instant::now();
+            assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+            assert!(t0.elapsed() < Duration::from_secs(10));
+        });
+    }
 
     /// A park timer left armed by a park that a wake-up beat holds the coroutine's record;
     /// the coroutine's end must take it out of the heap, not leave it there (and the record

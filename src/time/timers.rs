@@ -205,8 +205,18 @@ impl<T> Timers<T> {
 
     /// Disarms a live timer and hands back its value; None for a stale id.
     pub(crate) fn cancel(&mut self, id: TimerId) -> Option<T> {
+        self.cancel_if(id, |_| true)
+    }
+
+    /// [`cancel`](Self::cancel), but only if the live timer's value passes `check`: a caller
+    /// that may hold an id aliasing another kind of timer (its generation wrapped) says what
+    /// it armed.
+    pub(crate) fn cancel_if(&mut self, id: TimerId, check: impl FnOnce(&T) -> bool) -> Option<T> {
         let pos = self.pos_of(id)?;
-        Some(self.remove_at(pos))
+        match &self.nodes[id.index as usize].slot {
+            Slot::Armed { value, .. } if check(value) => Some(self.remove_at(pos)),
+            _ => None,
+        }
     }
 
     #[cfg(test)] // the model test drives it
@@ -412,6 +422,24 @@ mod tests {
         assert_eq!(t.len(), 8);
         assert_eq!(t.next_deadline(), Some(base + ms(1)));
         assert_eq!(drain(&mut t, base + ms(10)), [1, 2, 3, 4, 6, 7, 8, 9]);
+    }
+
+    /// An id kept while its slot's generation wrapped names the slot's new timer; a cancel
+    /// that says what it armed leaves a timer of another kind alone.
+    #[test]
+    fn cancel_if_leaves_an_aliased_timer_of_another_kind() {
+        let base = Instant::now();
+        let mut t = Timers::new();
+        let old = t.insert(base, "callback");
+        assert_eq!(t.cancel(old), Some("callback"));
+        let new = t.insert(base + ms(5), "park");
+        assert_eq!(new.index, old.index);
+        t.nodes[new.index as usize].generation = old.generation; // 2^32 reuses later
+        assert_eq!(t.cancel_if(old, |v| *v == "callback"), None);
+        assert_eq!(t.pop_expired(base + ms(5)).map(|(_, v)| v), Some("park"));
+        let mine = t.insert(base, "callback");
+        assert_eq!(t.cancel_if(mine, |v| *v == "callback"), Some("callback"));
+        assert!(t.is_empty());
     }
 
     #[test]
