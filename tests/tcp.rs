@@ -533,6 +533,13 @@ fn std_shutdown_smoke() {
         c.shutdown(Shutdown::Write).unwrap();
         let e = c.write(&[1]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}");
+        // an empty write is a send of nothing in std and Go alike: the same error
+        // (differential test against std: it returned Ok(0))
+        let e = c.write(&[]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}");
+        assert_eq!(coronet::net::raw_os_error(&e), Some(libc::EPIPE));
+        let e = c.write_vectored(&[IoSlice::new(&[])]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}");
         let mut b = [0u8; 2];
         assert_eq!(s.read(&mut b).unwrap(), 0, "peer sees FIN as EOF");
         s.write_all(&[1]).unwrap();
@@ -851,6 +858,10 @@ fn std_set_nonblocking_gives_would_block() {
         let mut b = [0u8; 4];
         assert_eq!(c.read(&mut b).unwrap_err().kind(), ErrorKind::WouldBlock);
         assert_eq!(c.peek(&mut b).unwrap_err().kind(), ErrorKind::WouldBlock);
+        // An empty read too gets the kernel's answer, as std's: Go's `Ok(0)` at once would
+        // read as end of file to a caller polling by hand (differential test against std).
+        assert_eq!(c.read(&mut []).unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert_eq!(c.peek(&mut []).unwrap_err().kind(), ErrorKind::WouldBlock);
         // a nonblocking writer fills the buffers: a short write, then WouldBlock
         let big = vec![3u8; 16 << 20];
         let mut total = 0;

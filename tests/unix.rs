@@ -399,6 +399,24 @@ fn nonblocking_mode_returns_would_block() {
             d.recv(&mut [0u8; 4]).unwrap_err().kind(),
             ErrorKind::WouldBlock
         );
+        // With its read side shut down, too, the kernel says EAGAIN and std passes it on;
+        // only a receive that would wait takes that for the end (differential test
+        // against std: it returned Ok(0) here).
+        d.shutdown(Shutdown::Read).unwrap();
+        assert_eq!(
+            d.recv(&mut [0u8; 4]).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        assert_eq!(
+            d.recv_from(&mut [0u8; 4]).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        d.set_nonblocking(false).unwrap();
+        assert_eq!(d.recv(&mut [0u8; 4]).unwrap(), 0);
+        // and an empty write after shutdown(Write) is a broken pipe, as std's
+        a.shutdown(Shutdown::Write).unwrap();
+        let e = (&a).write(&[]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}");
     });
 }
 

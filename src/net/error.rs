@@ -285,6 +285,24 @@ pub(crate) fn op_error(
     )
 }
 
+/// The errno behind `err`, as std's `err.raw_os_error()` gives it: coronet's errors carry an
+/// [`OpError`] inside the `io::Error`, and `io::Error::raw_os_error` is always `None` for
+/// such an error, so std code that matches on errno numbers (`EADDRINUSE`, `ECONNRESET`,
+/// `EMFILE`…) must ask this instead. Works on std's errors too.
+///
+/// ```
+/// use coronet::net::{raw_os_error, TcpListener};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let err = TcpListener::bind(listener.local_addr()?).unwrap_err();
+/// assert_eq!(err.raw_os_error(), None); // an OpError is inside
+/// assert_eq!(raw_os_error(&err), Some(libc::EADDRINUSE));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn raw_os_error(err: &io::Error) -> Option<i32> {
+    unwrap_op(err).raw_os_error()
+}
+
 /// The two errors coronet makes itself; `is_timeout` and `is_closed` look for this marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NetError {

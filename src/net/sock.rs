@@ -155,8 +155,14 @@ impl Sock {
     }
 
     fn recv_flags(&self, buf: &mut [u8], flags: i32, op: &'static str) -> io::Result<usize> {
-        if buf.is_empty() && self.net != "udp" && self.net != "unixgram" {
-            // Go returns at once for an empty read on a stream: no syscall, no park.
+        if buf.is_empty()
+            && self.net != "udp"
+            && self.net != "unixgram"
+            && !self.fd.user_nonblocking()
+        {
+            // Go returns at once for an empty read on a stream: no syscall, no park. Not in
+            // std's nonblocking mode, whose callers expect the kernel's answer (`WouldBlock`
+            // with nothing queued) rather than an `Ok(0)` that reads as end of file.
             return self.fd.with_fd(|_| Ok(0)).map_err(|e| self.err(op, e));
         }
         let r = if flags == 0 && self.short_read_drains() {
@@ -194,12 +200,7 @@ impl Sock {
     /// with what was written; the next call reports the error.
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
-            // Go's: nothing to send, but a closed fd or a passed deadline is still an error
-            return self
-                .fd
-                .check(Dir::Write)
-                .map(|()| 0)
-                .map_err(|e| self.err("write", e));
+            return self.write_nothing();
         }
         let mut done = 0;
         let r = self.fd.write_with(|fd| {
@@ -218,15 +219,19 @@ impl Sock {
         }
     }
 
+    /// An empty write: a send of nothing, as both Go's `Write` and std's make, so a closed
+    /// fd, a passed write deadline, a shut-down write side and a reset peer are errors still.
+    fn write_nothing(&self) -> io::Result<usize> {
+        self.fd
+            .write_with(|fd| socket::send(fd, &[], SEND_FLAGS))
+            .map_err(|e| self.err("write", e))
+    }
+
     /// `writev` with Go's whole-buffer rule (see `write`).
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if total == 0 {
-            return self
-                .fd
-                .check(Dir::Write)
-                .map(|()| 0)
-                .map_err(|e| self.err("write", e));
+            return self.write_nothing();
         }
         let mut owned: Vec<IoSlice<'_>> = bufs.to_vec();
         let mut rest: &mut [IoSlice<'_>] = &mut owned;

@@ -1229,18 +1229,20 @@ impl UnixDatagram {
     }
 
     fn recv_flags(&self, buf: &mut [u8], flags: i32) -> io::Result<usize> {
+        let nb = self.sock.fd.user_nonblocking();
         self.sock
             .fd
-            .read_with(|fd| recv_or_eof(fd, |fd| socket::recv(fd, buf, flags), || 0))
+            .read_with(|fd| recv_or_eof(fd, nb, |fd| socket::recv(fd, buf, flags), || 0))
             .map_err(|e| self.sock.err("read", e))
     }
 
     fn recv_from_flags(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, UnixSocketAddr)> {
         let eof = || (0, SockAddr::unnamed_unix());
+        let nb = self.sock.fd.user_nonblocking();
         let (n, from) = self
             .sock
             .fd
-            .read_with(|fd| recv_or_eof(fd, |fd| socket::recv_from(fd, buf, flags), eof))
+            .read_with(|fd| recv_or_eof(fd, nb, |fd| socket::recv_from(fd, buf, flags), eof))
             .map_err(|e| self.sock.err("read", e))?;
         // Never an error: the datagram is consumed by now. The one address std cannot
         // build, a 108-byte path with no NUL, is reported unnamed (documented on `recv_from`).
@@ -1506,13 +1508,16 @@ impl UnixDatagram {
 /// after `EAGAIN` ask poll once for `POLLRDHUP` alone (not `POLLIN`: a datagram arriving
 /// just now must not read as the end). Poll also always reports `POLLERR`, so a pending
 /// error is taken from `SO_ERROR` and returned, as the receive would have.
+/// A socket the user set nonblocking (`user_nonblocking`) gets the kernel's `EAGAIN`, as
+/// std's nonblocking receive does.
 fn recv_or_eof<R>(
     fd: BorrowedFd<'_>,
+    user_nonblocking: bool,
     recv: impl FnOnce(BorrowedFd<'_>) -> io::Result<R>,
     eof: impl FnOnce() -> R,
 ) -> io::Result<R> {
     match recv(fd) {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && !user_nonblocking => {
             match socket::poll_fd(fd, libc::POLLRDHUP, None, 0) {
                 Ok((true, _)) => match socket::take_error(fd)? {
                     Some(err) => Err(err),

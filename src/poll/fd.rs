@@ -287,13 +287,6 @@ impl NetFd {
         Ok(Locked { fd: self, dir })
     }
 
-    /// For a call in `dir` that needs no syscall (an empty write): its error if the fd is
-    /// closed or the direction's deadline has passed, as Go's `prepareWrite` gives it.
-    pub(crate) fn check(&self, dir: Dir) -> io::Result<()> {
-        let _r = self.incref()?;
-        self.desc.check(dir, None)
-    }
-
     /// Runs `f` with the fd borrowed, under a reference (no direction lock).
     pub(crate) fn with_fd<R>(
         &self,
