@@ -118,7 +118,15 @@ impl Round {
     }
 
     fn signal(&self) -> &Signal {
-        self.sig.get_or_init(Signal::new)
+        // Not `get_or_init`: the reference it returns on the initialising call is derived
+        // from the `&mut` std's `OnceCell::try_insert` writes through, and a later write
+        // through a reference from `get` (an abort) invalidates it under both Stacked and
+        // Tree Borrows, while a peer still holds it in a linked waiter. Every reference to
+        // the signal comes from `get`.
+        if self.sig.get().is_none() {
+            let _ = self.sig.set(Signal::new());
+        }
+        self.sig.get().expect("the signal was just set")
     }
 }
 

@@ -37,7 +37,10 @@ impl<T> SpinLock<T> {
     pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
         loop {
             if !self.locked.swap(true, Ordering::Acquire) {
-                return SpinGuard { lock: self };
+                return SpinGuard {
+                    lock: self,
+                    _marker: std::marker::PhantomData,
+                };
             }
             // Wait for a release without writing to the line the holder needs.
             let mut spins = 0;
@@ -56,7 +59,16 @@ impl<T> SpinLock<T> {
 
 pub(crate) struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
+    /// Opts out of the auto traits, which would follow `&SpinLock<T>` (`Sync` for any
+    /// `T: Send`) and let two threads share a guard's `&T` for a `T` that is not `Sync`.
+    _marker: std::marker::PhantomData<*const ()>,
 }
+
+// SAFETY: a shared guard only gives `&T`, so sharing it needs `T: Sync`, as std's guard.
+unsafe impl<T: Sync> Sync for SpinGuard<'_, T> {}
+// SAFETY: the unlock is a plain store, valid from any thread; moving the guard moves `&mut T`
+// access, which `T: Send` allows.
+unsafe impl<T: Send> Send for SpinGuard<'_, T> {}
 
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
