@@ -36,10 +36,12 @@
 //! - `blocking.rs`: `spawn_blocking`'s thread pool.
 //! - `spin.rs`: the spin lock of the queues workers share.
 //! - `stats.rs`: `stats()` and `dump()`.
+//! - `sanitize.rs`: stack switches announced to ThreadSanitizer (`.ci/tsan`; empty otherwise).
 
 pub(crate) mod blocking;
 pub(crate) mod park;
 mod runq;
+pub(crate) mod sanitize;
 mod spawn;
 mod spin;
 pub(crate) mod stack;
