@@ -281,28 +281,35 @@ impl<T: ?Sized> RwLock<T> {
         if s & WRITER != 0 || s >= READER {
             return Vec::new(); // still held: its release will come back here
         }
-        let mut granted = Vec::new();
+        // The head's run: one writer, or the readers up to the first writer.
+        let mut n = 0;
         let mut held = 0;
-        while let Some(head) = q.front() {
-            match head.kind {
-                WRITE if granted.is_empty() => {
+        while let Some(w) = q.get(n) {
+            match w.kind {
+                WRITE if n == 0 => {
                     held = WRITER;
-                    granted.extend(q.pop_granted(GRANTED));
+                    n = 1;
                     break;
                 }
                 WRITE => break,
                 _ => {
                     held += READER;
-                    granted.extend(q.pop_granted(GRANTED));
+                    n += 1;
                 }
             }
         }
-        let waiters = if q.is_empty() { 0 } else { WAITERS };
+        let waiters = if q.len() > n { WAITERS } else { 0 };
+        #[cfg(test)]
+        tests::before_count(self);
         // Nobody else writes the word now: it is free (no holder to release) and the fast
         // paths stay off while WAITERS is set.
         let prev = self.state.swap(held | waiters, Ordering::AcqRel);
         debug_assert_eq!(prev, s, "RwLock: lock word changed under the queue lock");
-        granted
+        // Grants only now that the word counts their holders: a waiter woken spuriously
+        // returns the moment it sees its grant, and a reader could then unlock before it was
+        // counted (Miri found it: the word went below zero, and the count restored here then
+        // held the lock for good for a reader long gone).
+        (0..n).filter_map(|_| q.pop_granted(GRANTED)).collect()
     }
 
     fn read_unlock(&self) {
@@ -415,5 +422,76 @@ impl<T: Default> Default for RwLock<T> {
 impl<T> From<T> for RwLock<T> {
     fn from(t: T) -> RwLock<T> {
         RwLock::new(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::RwLock;
+    use crate::runtime::park;
+
+    type Hook = Box<dyn FnOnce() + Send>;
+
+    /// A pause for one lock (by address) in `grant_locked`, just before the word counts
+    /// the waiters it grants.
+    static BEFORE_COUNT: Mutex<Option<(usize, Hook)>> = Mutex::new(None);
+
+    pub(super) fn before_count<T: ?Sized>(l: &RwLock<T>) {
+        let hook = BEFORE_COUNT.lock().unwrap().take();
+        match hook {
+            Some((at, f)) if at == l as *const RwLock<T> as *const () as usize => f(),
+            other => *BEFORE_COUNT.lock().unwrap() = other,
+        }
+    }
+
+    /// A queued reader that wakes spuriously, again and again, while the writer's unlock
+    /// grants it the lock: it must not see the grant before the lock word counts it, or its
+    /// unlock takes a reader away that was never added, and the lock ends up held for good.
+    #[test]
+    fn a_reader_woken_early_is_counted_before_it_sees_its_grant() {
+        let lock = Arc::new(RwLock::new(0u32));
+        let w = lock.write();
+        let (task_tx, task_rx) = std::sync::mpsc::channel();
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (lock, done) = (lock.clone(), done.clone());
+            std::thread::spawn(move || {
+                task_tx.send(park::current()).unwrap();
+                let v = *lock.read();
+                done.store(true, Ordering::SeqCst);
+                v
+            })
+        };
+        let task = task_rx.recv().unwrap();
+        // until the reader has queued (WAITERS set)
+        while lock.state.load(Ordering::SeqCst) & super::WAITERS == 0 {
+            std::thread::yield_now();
+        }
+        // spurious wake-ups, which every park loop must tolerate, all through the grant
+        let spam = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    task.unpark();
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let at = &*lock as *const RwLock<u32> as *const () as usize;
+        let pause: Hook = Box::new(|| std::thread::sleep(Duration::from_millis(50)));
+        *BEFORE_COUNT.lock().unwrap() = Some((at, pause));
+        drop(w); // the grant: pauses before the count
+        assert_eq!(reader.join().unwrap(), 0);
+        spam.join().unwrap();
+        assert_eq!(
+            lock.state.load(Ordering::SeqCst),
+            0,
+            "the lock is free again"
+        );
+        assert!(lock.try_write().is_some());
     }
 }
