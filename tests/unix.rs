@@ -377,6 +377,48 @@ fn try_clone_take_error_and_debug() {
     });
 }
 
+/// A receive that starts in nonblocking mode on a datagram socket whose read side is shut
+/// down, while another thread switches the socket back to blocking: the call must end (with
+/// the end of data, or `WouldBlock`), not retry `EAGAIN` forever with the mode it read first
+/// (review of the ninth audit: it spun on a thread, and parked for good in a coroutine).
+#[test]
+fn datagram_receive_sees_a_mode_switch_made_during_the_call() {
+    for round in 0..200 {
+        let (d, _peer) = UnixDatagram::pair().unwrap();
+        d.shutdown(Shutdown::Read).unwrap();
+        d.set_nonblocking(true).unwrap();
+        let d = Arc::new(d);
+        let (started, started_rx) = std::sync::mpsc::channel();
+        let (done, done_rx) = std::sync::mpsc::channel();
+        let reader = {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                let mut tries = 0u32;
+                loop {
+                    match d.recv(&mut [0u8; 4]) {
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            tries += 1;
+                            if tries == 100 {
+                                started.send(()).unwrap();
+                            }
+                        }
+                        Ok(0) => break,
+                        r => panic!("{r:?}"),
+                    }
+                }
+                done.send(()).unwrap();
+            })
+        };
+        started_rx.recv().unwrap();
+        d.set_nonblocking(false).unwrap();
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "round {round}: the receive never ended after the switch to blocking mode"
+        );
+        reader.join().unwrap();
+    }
+}
+
 #[test]
 fn nonblocking_mode_returns_would_block() {
     both(|_| {

@@ -290,6 +290,11 @@ pub(crate) fn op_error(
 /// such an error, so std code that matches on errno numbers (`EADDRINUSE`, `ECONNRESET`,
 /// `EMFILE`…) must ask this instead. Works on std's errors too.
 ///
+/// `None` for the two errors coronet makes without an errno: a deadline or timeout passing
+/// (std's timeout is `EAGAIN`, `Some(11)`; here it is `TimedOut`, found by
+/// [`OpError::is_timeout`]) and use after close ([`OpError::is_closed`]). Code that matched
+/// `Some(libc::EAGAIN)` to spot a timeout must test for those instead.
+///
 /// ```
 /// use coronet::net::{raw_os_error, TcpListener};
 ///

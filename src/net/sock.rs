@@ -231,7 +231,13 @@ impl Sock {
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if total == 0 {
-            return self.write_nothing();
+            // Not a send: std's `writev` of nothing returns 0 before the socket is asked
+            // (the kernel's `vfs_writev`), and Go's `Writev` skips empty chunks and makes no
+            // syscall, after its write lock and deadline check, which this keeps.
+            return self
+                .fd
+                .write_with(|_| Ok(0))
+                .map_err(|e| self.err("write", e));
         }
         let mut owned: Vec<IoSlice<'_>> = bufs.to_vec();
         let mut rest: &mut [IoSlice<'_>] = &mut owned;

@@ -1229,20 +1229,20 @@ impl UnixDatagram {
     }
 
     fn recv_flags(&self, buf: &mut [u8], flags: i32) -> io::Result<usize> {
-        let nb = self.sock.fd.user_nonblocking();
+        let nb = || self.sock.fd.user_nonblocking();
         self.sock
             .fd
-            .read_with(|fd| recv_or_eof(fd, nb, |fd| socket::recv(fd, buf, flags), || 0))
+            .read_with(|fd| recv_or_eof(fd, nb(), |fd| socket::recv(fd, buf, flags), || 0))
             .map_err(|e| self.sock.err("read", e))
     }
 
     fn recv_from_flags(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, UnixSocketAddr)> {
         let eof = || (0, SockAddr::unnamed_unix());
-        let nb = self.sock.fd.user_nonblocking();
+        let nb = || self.sock.fd.user_nonblocking();
         let (n, from) = self
             .sock
             .fd
-            .read_with(|fd| recv_or_eof(fd, nb, |fd| socket::recv_from(fd, buf, flags), eof))
+            .read_with(|fd| recv_or_eof(fd, nb(), |fd| socket::recv_from(fd, buf, flags), eof))
             .map_err(|e| self.sock.err("read", e))?;
         // Never an error: the datagram is consumed by now. The one address std cannot
         // build, a 108-byte path with no NUL, is reported unnamed (documented on `recv_from`).

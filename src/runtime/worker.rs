@@ -1205,19 +1205,24 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    /// Parks this coroutine with an hour's deadline that a send beats: its park timer's
+    /// entry stays armed afterwards.
+    fn park_beaten_by_a_send() {
+        let (tx, rx) = crate::chan::bounded::<u8>(0);
+        let sender = crate::go(move || {
+            crate::time::sleep(Duration::from_millis(20));
+            tx.send(7).unwrap();
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(3600)), Ok(7));
+        sender.join().unwrap();
+    }
+
     /// A callback timer's cancel takes out callbacks only: an id that aliases a park timer
     /// (its slot reused 2^32 times while the handle was kept) must leave the entry armed.
     #[test]
     fn a_callback_cancel_never_removes_a_park_timer() {
         crate::run(|| {
-            // A park with a deadline that a send beats: its entry stays armed afterwards.
-            let (tx, rx) = crate::chan::bounded::<u8>(0);
-            let sender = crate::go(move || {
-                crate::time::sleep(Duration::from_millis(20));
-                tx.send(7).unwrap();
-            });
-            assert_eq!(rx.recv_timeout(Duration::from_secs(3600)), Ok(7));
-            sender.join().unwrap();
+            park_beaten_by_a_send();
             let me = super::current_task().unwrap();
             let id = super::with_local(|l| l.park_timers.borrow()[me.key()].id())
                 .unwrap()
@@ -1240,13 +1245,7 @@ mod tests {
     #[test]
     fn a_finished_coroutine_leaves_no_park_timer_behind() {
         let me = crate::run(|| {
-            let (tx, rx) = crate::chan::bounded::<u8>(0);
-            let sender = crate::go(move || {
-                crate::time::sleep(Duration::from_millis(20));
-                tx.send(7).unwrap();
-            });
-            assert_eq!(rx.recv_timeout(Duration::from_secs(3600)), Ok(7));
-            sender.join().unwrap();
+            park_beaten_by_a_send();
             crate::current()
         });
         // The JoinHandle is gone. The worker may still be finishing the coroutine (its own
