@@ -1,7 +1,8 @@
 //! Tells ThreadSanitizer about coroutine stack switches.
 //!
-//! Sanitizer builds set `--cfg coronet_sanitize="address"` or `="thread"` in RUSTFLAGS, which
-//! (Cargo.toml) turns on corosensei's `sanitizer` feature. That feature announces every stack
+//! Sanitizer builds set `--cfg coronet_sanitize="address"` or `="thread"` in RUSTFLAGS and build
+//! with `--features sanitize`, which turns on corosensei's `sanitizer` feature (Cargo.toml says
+//! why it is a feature). That feature announces every stack
 //! switch corosensei makes with AddressSanitizer's fiber API, right around its assembly:
 //! `__sanitizer_start_switch_fiber(&fake, bottom, size)` before, and
 //! `__sanitizer_finish_switch_fiber(fake, &bottom_old, &size_old)` after, on the new stack.
@@ -33,6 +34,12 @@
 
 // The frame counts above hold only without optimisation; an optimised TSan build would
 // corrupt TSan's shadow stacks (crashes, or reports with the wrong call stacks).
+#[cfg(all(
+    any(coronet_sanitize = "address", coronet_sanitize = "thread"),
+    not(feature = "sanitize")
+))]
+compile_error!("a coronet_sanitize build needs `--features sanitize` (Cargo.toml says why)");
+
 #[cfg(all(coronet_sanitize = "thread", not(debug_assertions)))]
 compile_error!("coronet_sanitize = \"thread\" needs the dev profile (see runtime/sanitize.rs)");
 
