@@ -29,7 +29,7 @@
 //!
 //! - [`net`] — `std::net`'s TCP, UDP and Unix sockets with Go's deadlines, `close` and
 //!   error messages, plus [`Dialer`](net::Dialer), [`ListenConfig`](net::ListenConfig) and
-//!   name lookup.
+//!   name lookup; [`os::unix::net`] has the Unix sockets under `std::os::unix::net`'s names.
 //! - [`io`] — [`copy`](io::copy): `std::io::copy` that moves file → socket and socket →
 //!   socket bytes in the kernel (`sendfile`, `splice`).
 //! - [`chan`] — Go's channels for coroutines and threads alike, and [`select!`].
@@ -99,6 +99,7 @@ pub mod chan;
 pub mod context;
 pub mod io;
 pub mod net;
+pub mod os;
 mod poll;
 mod runtime;
 pub mod sync;

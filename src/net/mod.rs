@@ -83,7 +83,9 @@ pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
     ToSocketAddrs,
 };
-/// std's Unix socket address, renamed so it does not clash with the IP [`SocketAddr`].
+/// std's Unix socket address, renamed so it does not clash with the IP [`SocketAddr`]. Code
+/// ported from `std::os::unix::net` can import from [`coronet::os::unix::net`](crate::os::unix::net)
+/// instead, where every name is std's (`SocketAddr`, `Incoming`).
 pub use std::os::unix::net::SocketAddr as UnixSocketAddr;
 
 use std::time::Duration;
