@@ -103,7 +103,7 @@ fn drop1(c: &AtomicU64) {
 const FRESH_KEPT: usize = 256;
 
 /// Gives back the memory of a burst of spawns once the queue has emptied: a coroutine that
-/// spawns a million others before it parks queues a million `NewTask`s (56 MB), and a
+/// spawns a million others before it parks queues a million `NewTask`s (64 MB), and a
 /// `VecDeque` never shrinks by itself.
 fn release_burst(q: &mut VecDeque<NewTask>) {
     if q.is_empty() && q.capacity() > FRESH_KEPT {
@@ -697,8 +697,9 @@ impl Local {
             }
             // Unstarted and ready coroutines take turns while both are waiting: a busy run
             // queue must not hold back the handler of a connection just accepted, nor a
-            // burst of spawns the coroutines already running.
-            if tick % 2 == 0 {
+            // burst of spawns the coroutines already running. Not on a fair round, which
+            // belongs to the run queue's head (runq.rs's bound counts on every one of them).
+            if tick % 2 == 0 && !fair {
                 if let Some(t) = self.shared.pop_fresh() {
                     self.found_work(false);
                     self.start(t);

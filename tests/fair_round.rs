@@ -1,0 +1,74 @@
+//! The starvation bound of the run queue (`runtime/runq.rs`): a coroutine at the head of the
+//! queue runs within `FAIRNESS_TICK` (61) rounds even while two coroutines hand `runnext` to
+//! each other for ever — and also while unstarted coroutines keep arriving, whose turn
+//! (every other round) must not take a fair round's place. Needs one worker, so that every
+//! round of it can be counted; hence a test binary of its own.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// One per round the worker runs: each turn of the ping-pong pair and each unstarted
+/// coroutine it spawns counts itself.
+static ROUNDS: AtomicU64 = AtomicU64::new(0);
+
+#[test]
+fn the_queue_head_runs_within_a_fair_tick_while_spawns_keep_arriving() {
+    coronet::Builder::new()
+        .workers(1)
+        .build_global()
+        .expect("the only runtime of this test binary");
+    let worst = coronet::run(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let b_handle: Arc<OnceLock<coronet::Coroutine>> = Arc::new(OnceLock::new());
+        // Each turn: count, spawn one coroutine (the unstarted queue is never empty on the
+        // rounds it gets), wake the partner (a wake on its own worker: `runnext`), park.
+        let turn = |partner: &coronet::Coroutine, stop: &AtomicBool| loop {
+            if stop.load(Ordering::SeqCst) {
+                partner.unpark();
+                return;
+            }
+            ROUNDS.fetch_add(1, Ordering::SeqCst);
+            drop(coronet::go(|| {
+                ROUNDS.fetch_add(1, Ordering::SeqCst);
+            }));
+            partner.unpark();
+            coronet::park();
+        };
+        let a = coronet::go({
+            let (stop, b_handle) = (stop.clone(), b_handle.clone());
+            move || {
+                while b_handle.get().is_none() {
+                    coronet::park();
+                }
+                turn(b_handle.get().unwrap(), &stop)
+            }
+        });
+        let b = coronet::go({
+            let (stop, a_handle) = (stop.clone(), a.coroutine());
+            move || turn(&a_handle, &stop)
+        });
+        b_handle.set(b.coroutine()).unwrap();
+        a.coroutine().unpark();
+        // This coroutine is the one queued: each yield puts it at the back of a queue that
+        // holds nothing else (the partner waking next is in `runnext`), so only a fair round
+        // can pop it. Phases vary from try to try; without the rule, a try whose first fair
+        // round was an even one waited up to two fair ticks.
+        let mut worst = 0;
+        for _ in 0..40 {
+            let before = ROUNDS.load(Ordering::SeqCst);
+            coronet::yield_now();
+            worst = worst.max(ROUNDS.load(Ordering::SeqCst) - before);
+        }
+        stop.store(true, Ordering::SeqCst);
+        a.join().unwrap();
+        b.join().unwrap();
+        worst
+    });
+    // 61 rounds, of which the last is this coroutine's own; a little slack for the rounds
+    // the pair's first wakes may add.
+    assert!(
+        worst <= 63,
+        "the queue's head waited {worst} rounds behind runnext"
+    );
+    assert!(worst >= 30, "the pair never held runnext ({worst} rounds)");
+}
