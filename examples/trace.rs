@@ -7,7 +7,7 @@
 //! A tiny logger (below) prints every record with the thread it came from. The server
 //! coroutine reads before the client has written, so its `recv` gets EAGAIN and you see it
 //! park on the fd's read slot, the worker sleep in `epoll_wait`, the event arrive, the
-//! coroutine unparked into `runnext`, resumed, and its retried `recv` return the data.
+//! coroutine unparked to the back of its worker's run queue, resumed, and its retried `recv` return the data.
 //! `docs/life-of-a-read.md` explains each line.
 
 use std::io::{Read, Write};

@@ -51,7 +51,8 @@
 //! # Errors
 //!
 //! Errors read as Go's do — `read tcp 127.0.0.1:40000->127.0.0.1:8080: connection reset by
-//! peer` — with the errno's `ErrorKind` kept and an [`OpError`] inside. Two places differ
+//! peer` — but without the syscall's name Go puts before the cause (`…: read: connection
+//! reset by peer`), with the errno's `ErrorKind` kept and an [`OpError`] inside. Two places differ
 //! from std: a timeout (deadline or `set_read_timeout`) has kind `TimedOut` (std says
 //! `WouldBlock` on Unix), and use after `close` has kind `NotConnected` with the text
 //! `use of closed network connection`.

@@ -14,10 +14,11 @@
 //!
 //! # The path of one read
 //!
-//! `net/tcp.rs` `read` → `poll/fd.rs` `NetFd::read_with` (lock, syscall, EAGAIN) →
+//! `net/tcp.rs` `read` → `net/sock.rs` `Sock::read` → `poll/fd.rs` `NetFd::read_stream`
+//! (lock, syscall, EAGAIN) →
 //! `poll/desc.rs` `PollDesc::wait` (publish in the slot, park) → `runtime/park.rs` →
 //! `runtime/worker.rs` (suspend; the worker runs others, then sleeps in) → `Poller::poll`
-//! here → `poll/epoll.rs` `epoll_wait` → event → `PollDesc::ready` → `Task::unpark` →
+//! here → `poll/epoll.rs` `epoll_wait` → event → `PollDesc::ready` → `Task::unpark_owned_at` →
 //! the back of the run queue → resume → the syscall again, which now returns data.
 //!
 //! # Stale events

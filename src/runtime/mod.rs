@@ -6,7 +6,7 @@
 //! |----------|-------------------------------------------|-----------------------------------|
 //! | created  | `go(f)`                                   | a worker's `fresh` queue (`Send`) |
 //! | queued   | waiting; any worker may steal it          | `fresh` queue                     |
-//! | running  | a worker maps a stack and resumes it      | that worker's thread              |
+//! | running  | a worker gives it a stack and resumes it  | that worker's thread              |
 //! | parked   | `park()`: I/O, join, sleep, channel, lock | its worker's `coros` table        |
 //! | runnable | `unpark()` from any thread                | its worker's `runnext` / queue    |
 //! | finished | `f` returned or panicked                  | result in the `JoinHandle`        |
