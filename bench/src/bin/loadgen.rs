@@ -26,7 +26,7 @@
 
 use coronet_bench::hist::Histogram;
 use coronet_bench::sys::{self, Epoll, ERR, ET, HUP, IN, OUT};
-use coronet_bench::{result, server_cpu, Args};
+use coronet_bench::{cpu_between, result, server_cpu, Args, CpuReading};
 use std::io::ErrorKind::WouldBlock;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::RawFd;
@@ -57,11 +57,30 @@ fn source(i: u64) -> Ipv4Addr {
 /// Server CPU per unit of work, in microseconds, as a result field (absent without a pid).
 fn cpu_field(
     name: &'static str,
-    cpu: Option<(Duration, Duration)>,
+    cpu: &Option<(CpuReading, CpuReading)>,
     units: f64,
 ) -> Vec<(&'static str, f64)> {
     match cpu {
-        Some((a, b)) if units > 0.0 => vec![(name, (b - a).as_secs_f64() * 1e6 / units)],
+        Some((a, b)) if units > 0.0 => {
+            vec![(name, cpu_between(a, b).as_secs_f64() * 1e6 / units)]
+        }
+        _ => vec![],
+    }
+}
+
+/// How busy the server was over the window, in cores (`_srv_util`, kept out of the tables):
+/// a side-by-side pair compares like with like only when both were saturated.
+fn util_field(
+    cpu: &Option<(CpuReading, CpuReading)>,
+    window: Duration,
+) -> Vec<(&'static str, f64)> {
+    match cpu {
+        Some((a, b)) if !window.is_zero() => {
+            vec![(
+                "_srv_util",
+                cpu_between(a, b).as_secs_f64() / window.as_secs_f64(),
+            )]
+        }
         _ => vec![],
     }
 }
@@ -103,18 +122,17 @@ fn echo(args: &Args, addr: SocketAddrV4, pid: Option<u32>) {
     let (window_start, window_end) = (start + warmup, start + warmup + duration);
     let mut measuring = false;
     let mut cpu_start = None;
+    let mut opened = start;
     let mut hist = Histogram::default();
     let mut events = sys::empty_events(1024);
-    loop {
+    // The window opens after the batch that crosses its start (the server answered those
+    // before the first CPU reading) and closes after the batch that crosses its end (answered
+    // before the last one), so the requests counted and the CPU read cover the same work.
+    let closed = loop {
         let ready = epoll.wait(&mut events, 10).unwrap();
         let now = Instant::now();
-        if !measuring && now >= window_start {
-            measuring = true;
-            cpu_start = server_cpu(pid);
-        }
-        if now >= window_end {
-            break;
-        }
+        let opening = !measuring && now >= window_start;
+        let closing = measuring && now >= window_end;
         for ev in &events[..ready] {
             let (i, flags) = (ev.u64 as usize, ev.events);
             let c = &mut conns[i];
@@ -143,15 +161,26 @@ fn echo(args: &Args, addr: SocketAddrV4, pid: Option<u32>) {
                 break;
             }
         }
-    }
+        if closing {
+            break Instant::now();
+        }
+        if opening {
+            measuring = true;
+            cpu_start = server_cpu(pid);
+            opened = Instant::now();
+        }
+    };
     let cpu = cpu_start.zip(server_cpu(pid));
+    let window = closed - opened;
     let reqs = hist.count() as f64;
     let mut fields = vec![
-        ("req/s", reqs / duration.as_secs_f64()),
+        // the window as measured, not as asked for (they differ by up to 1 %)
+        ("req/s", reqs / window.as_secs_f64()),
         ("p50_us", hist.quantile(0.50) as f64 / 1e3),
         ("p99_us", hist.quantile(0.99) as f64 / 1e3),
     ];
-    fields.extend(cpu_field("srv_cpu_us/req", cpu, reqs));
+    fields.extend(util_field(&cpu, window));
+    fields.extend(cpu_field("srv_cpu_us/req", &cpu, reqs));
     fields.push(("_conns", n as f64));
     result(&fields);
     for c in conns {
@@ -265,7 +294,7 @@ fn stream(args: &Args, addr: SocketAddrV4, pid: Option<u32>) {
     let mib = total as f64 / (1 << 20) as f64;
     let mut fields = vec![("MiB/s", mib / secs)];
     // Server CPU per GiB echoed, in milliseconds (µs per KiB reads the same number).
-    fields.extend(cpu_field("srv_cpu_ms/GiB", cpu, mib / 1024.0 * 1000.0));
+    fields.extend(cpu_field("srv_cpu_ms/GiB", &cpu, mib / 1024.0 * 1000.0));
     fields.push(("_MiB", mib));
     result(&fields);
     sys::close(fd);
@@ -320,15 +349,17 @@ fn churn(args: &Args, addr: SocketAddrV4, pid: Option<u32>) {
     let mut cpu_start = None;
     let mut hist = Histogram::default();
     let mut events = sys::empty_events(1024);
-    loop {
+    let mut opened = start;
+    let closed = loop {
         let ready = epoll.wait(&mut events, 10).unwrap();
         let now = Instant::now();
         if !measuring && now >= window_start {
             measuring = true;
             cpu_start = server_cpu(pid);
+            opened = Instant::now();
         }
         if now >= window_end {
-            break;
+            break Instant::now();
         }
         for ev in &events[..ready] {
             let (token, flags) = (ev.u64, ev.events);
@@ -372,16 +403,19 @@ fn churn(args: &Args, addr: SocketAddrV4, pid: Option<u32>) {
             let gen = c.gen.wrapping_add(1);
             *c = open(slot, gen, &mut next_source);
         }
-    }
+    };
     let cpu = cpu_start.zip(server_cpu(pid));
+    let window = closed - opened;
     let done = hist.count() as f64;
     let mut fields = vec![
-        ("conn/s", done / duration.as_secs_f64()),
+        ("conn/s", done / window.as_secs_f64()),
         ("p50_us", hist.quantile(0.50) as f64 / 1e3),
         ("p99_us", hist.quantile(0.99) as f64 / 1e3),
     ];
-    fields.extend(cpu_field("srv_cpu_us/conn", cpu, done));
-    fields.push(("_failed", failed as f64));
+    fields.extend(cpu_field("srv_cpu_us/conn", &cpu, done));
+    fields.extend(util_field(&cpu, window));
+    // shown in the tables: a server that drops connections must not look like one that does not
+    fields.push(("failed", failed as f64));
     fields.push(("_concurrency", slots as f64));
     result(&fields);
     for c in conns {
