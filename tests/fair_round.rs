@@ -1,11 +1,24 @@
-//! The starvation bound of the run queue (`runtime/runq.rs`): a coroutine at the head of the
-//! queue runs within `FAIRNESS_TICK` (61) rounds even while two coroutines hand `runnext` to
-//! each other for ever — and also while unstarted coroutines keep arriving, whose turn
-//! (every other round) must not take a fair round's place. Needs one worker, so that every
-//! round of it can be counted; hence a test binary of its own.
+//! What a busy coroutine leaves to the rest of its worker. The starvation bound of the run
+//! queue (`runtime/runq.rs`): a coroutine at the head of the queue runs within
+//! `FAIRNESS_TICK` (61) rounds even while two coroutines hand `runnext` to each other for
+//! ever — and also while unstarted coroutines keep arriving, whose turn (every other round)
+//! must not take a fair round's place. And the I/O budget: a coroutine whose socket calls
+//! never wait yields now and then. Needs one worker, so that every round of it can be counted and
+//! nothing else serves the others; hence a test binary of its own.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Once, OnceLock};
+use std::time::{Duration, Instant};
+
+fn one_worker() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        coronet::Builder::new()
+            .workers(1)
+            .build_global()
+            .expect("the only runtime of this test binary");
+    });
+}
 
 /// One per round the worker runs: each turn of the ping-pong pair and each unstarted
 /// coroutine it spawns counts itself.
@@ -13,10 +26,7 @@ static ROUNDS: AtomicU64 = AtomicU64::new(0);
 
 #[test]
 fn the_queue_head_runs_within_a_fair_tick_while_spawns_keep_arriving() {
-    coronet::Builder::new()
-        .workers(1)
-        .build_global()
-        .expect("the only runtime of this test binary");
+    one_worker();
     let worst = coronet::run(|| {
         let stop = Arc::new(AtomicBool::new(false));
         let b_handle: Arc<OnceLock<coronet::Coroutine>> = Arc::new(OnceLock::new());
@@ -71,4 +81,42 @@ fn the_queue_head_runs_within_a_fair_tick_while_spawns_keep_arriving() {
         "the queue's head waited {worst} rounds behind runnext"
     );
     assert!(worst >= 30, "the pair never held runnext ({worst} rounds)");
+}
+
+/// A socket call that never has to wait: a UDP send to a socket nobody reads (the kernel
+/// drops what does not fit, so the sender never finds its buffer full). Without the I/O
+/// budget the sending coroutine held its worker for the whole 2 s and a 10 ms sleep beside
+/// it woke 2 s late; reads whose peer keeps them supplied are the same case, which a test
+/// cannot hold as steadily.
+#[test]
+fn a_sender_that_never_waits_still_lets_a_sleeper_run() {
+    one_worker();
+    let rx = coronet::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = coronet::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    tx.connect(rx.local_addr().unwrap()).unwrap();
+    let (worst_late, sends) = coronet::run(move || {
+        let sleeper = coronet::go(|| {
+            let mut worst = Duration::ZERO;
+            for _ in 0..50 {
+                let t = Instant::now();
+                coronet::time::sleep(Duration::from_millis(10));
+                worst = worst.max(t.elapsed().saturating_sub(Duration::from_millis(10)));
+            }
+            worst
+        });
+        coronet::yield_now(); // the sleeper parks in its first sleep
+        let until = Instant::now() + Duration::from_secs(2);
+        let mut sends = 0u64;
+        while Instant::now() < until {
+            assert_eq!(tx.send(&[7u8; 64]).unwrap(), 64);
+            sends += 1;
+        }
+        (sleeper.join().unwrap(), sends)
+    });
+    drop(rx);
+    assert!(sends > 0);
+    assert!(
+        worst_late < Duration::from_secs(1),
+        "a 10 ms sleep beside the sender woke {worst_late:?} late"
+    );
 }

@@ -361,7 +361,13 @@ impl NetFd {
         // for the lock included: a std call blocked behind another times out on its own.
         let call = self.call_deadline(dir);
         let locked = self.lock(dir, call)?;
-        self.io_locked::<R, PACED>(&locked, call, op, drains)
+        let r = self.io_locked::<R, PACED>(&locked, call, op, drains);
+        drop(locked);
+        if r.is_ok() {
+            // after the lock is released: the yield may let another caller of this fd run
+            crate::runtime::worker::spend_io_budget();
+        }
+        r
     }
 
     /// Beats 2 to 5, under the direction lock `locked` holds.

@@ -306,6 +306,9 @@ pub(crate) struct Local {
     frame: Cell<*const Frame>,
     /// Set by `suspend` to an address in its own frame; `resume` moves it into the slot.
     suspended_sp: Cell<usize>,
+    /// Socket calls the running coroutine may still complete without waiting before it
+    /// yields (`spend_io_budget`); refilled at every suspend.
+    io_left: Cell<u32>,
     tick: Cell<u32>,
     /// Pops that prefetched, to time the batches of stack-page touches (`prefetch`).
     pops: Cell<u32>,
@@ -418,6 +421,32 @@ pub(crate) fn yield_now() {
     }
 }
 
+/// Socket calls a coroutine completes without waiting before it yields to the rest of its
+/// worker (tokio's cooperative budget is 128 too). Coroutines are not preempted, and a
+/// handler whose peer always has the next bytes ready never parks: without this it held its
+/// worker, and every coroutine, timer and deadline on it, for as long as the stream kept
+/// coming (seconds, in the tenth audit's chaos runs). A call that parks refills the budget,
+/// so a request-response server, which parks on every read, never spends it.
+const IO_BUDGET: u32 = 128;
+
+/// Counts one socket call that completed without waiting; the one that empties the budget
+/// yields (to the back of the run queue). Only in a coroutine: a plain thread is the
+/// kernel's to preempt.
+#[inline]
+pub(crate) fn spend_io_budget() {
+    let Some(l) = local() else { return };
+    if l.frame.get().is_null() {
+        return;
+    }
+    let left = l.io_left.get();
+    if left > 1 {
+        l.io_left.set(left - 1);
+    } else {
+        hot_trace!("io budget spent: yielding");
+        suspend(Suspend::Yield, Wait::None); // refills it
+    }
+}
+
 /// Inlined into its callers for the reason given at `park::park_coroutine`.
 #[inline(always)]
 fn suspend(how: Suspend, why: Wait) {
@@ -430,6 +459,7 @@ fn suspend(how: Suspend, why: Wait) {
     }
     let frame = l.frame.get();
     assert!(!frame.is_null(), "suspend outside a coroutine");
+    l.io_left.set(IO_BUDGET);
     let here = 0u8;
     l.suspended_sp
         .set(std::hint::black_box(&here) as *const u8 as usize);
@@ -613,6 +643,7 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) {
         stacks: RefCell::new(StackPool::new(STACKS_CACHED, rt.stack_size)),
         frame: Cell::new(ptr::null()),
         suspended_sp: Cell::new(0),
+        io_left: Cell::new(IO_BUDGET),
         tick: Cell::new(0),
         pops: Cell::new(0),
         searching: Cell::new(false),
