@@ -303,6 +303,29 @@ fn names_and_dump() {
     );
 }
 
+/// A coroutine parked on a socket is listed with the fd it waits for (it said `fd -1`
+/// until the tenth audit).
+#[test]
+fn dump_names_the_fd_of_an_io_wait() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let (mut a, mut b) = coronet::net::UnixStream::pair().unwrap();
+    let fd = b.as_raw_fd();
+    let h = coronet::Spawn::new()
+        .name("reads-fd")
+        .go(move || b.read(&mut [0u8; 8]).unwrap());
+    let want = format!("'reads-fd' [IO wait: read fd {fd}]");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut d = coronet::dump();
+    while !d.contains(&want) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        d = coronet::dump();
+    }
+    a.write_all(b"x").unwrap();
+    assert!(d.contains(&want), "{want} not in:\n{d}");
+    assert_eq!(h.join().unwrap(), 1);
+}
+
 #[test]
 fn builder_after_start_is_an_error() {
     coronet::go(|| ()).join().unwrap();

@@ -133,7 +133,7 @@ impl Signal {
                 ABORTED => panic!("chan: waiting on an aborted signal"),
                 k => return Outcome::Selected(k - ARM0),
             }
-            park::park_current_until(&self.task, until, why);
+            park::park_current_until(&self.task, until, why, -1);
         }
     }
 

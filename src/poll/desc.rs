@@ -407,7 +407,7 @@ impl PollDesc {
                 fd.as_raw_fd(),
                 dir
             );
-            park::park_current_until(me, deadline, why);
+            park::park_current_until(me, deadline, why, fd.as_raw_fd());
         })
     }
 

@@ -396,7 +396,7 @@ impl Sema {
         };
         log::trace!("task {} waits for an fd lock", me.id);
         loop {
-            park::park_current_until(&me, until, Wait::Sync);
+            park::park_current_until(&me, until, Wait::Sync, -1);
             let mut s = self.state();
             // granted = a release took us out of the queue
             let Some(at) = s.waiters.iter().position(|t| Arc::ptr_eq(t, &me)) else {

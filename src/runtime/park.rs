@@ -217,22 +217,23 @@ pub(crate) fn park(why: Wait) {
 
 /// Parks the caller until it is unparked, `deadline` passes, or spuriously.
 pub(crate) fn park_until(deadline: Option<Instant>, why: Wait) {
-    if worker::with_current(|task| park_coroutine(task, deadline, why)).is_none() {
-        with_thread_task(|t| park_thread(t, deadline, why));
+    if worker::with_current(|task| park_coroutine(task, deadline, why, -1)).is_none() {
+        with_thread_task(|t| park_thread(t, deadline, why, -1));
     }
 }
 
 /// As [`park_until`], for a caller that already holds its own record (from [`current`]):
-/// saves looking it up again on every park of a hot wait loop.
+/// saves looking it up again on every park of a hot wait loop. `fd` is the socket an I/O
+/// wait is for (shown by `dump()`), -1 for any other wait.
 #[inline(always)]
-pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
+pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, why: Wait, fd: i32) {
     debug_assert!(
         Arc::ptr_eq(task, &current()),
         "park_current_until: not the caller's own task"
     );
     match task.home {
-        Home::Coroutine { .. } => park_coroutine(task, deadline, why),
-        Home::Thread(_) => park_thread(task, deadline, why),
+        Home::Coroutine { .. } => park_coroutine(task, deadline, why, fd),
+        Home::Thread(_) => park_thread(task, deadline, why, fd),
     }
 }
 
@@ -243,7 +244,7 @@ pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, wh
 /// cache miss per line once the stack has gone cold (measured: 416 → 192 bytes from the
 /// wait down to the switch).
 #[inline(always)]
-fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
+fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait, fd: i32) {
     if log::log_enabled!(log::Level::Trace) {
         trace_park(task, why);
     }
@@ -253,7 +254,7 @@ fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait) {
     if let Some(d) = deadline {
         worker::arm_park_timer(task, d);
     }
-    task.set_wait(why, -1);
+    task.set_wait(why, fd);
     worker::suspend_parked(task, why);
     task.set_wait(Wait::None, -1);
     task.token.end_park();
@@ -279,12 +280,12 @@ fn trace_park(task: &Task, why: Wait) {
     }
 }
 
-fn park_thread(task: &Task, deadline: Option<Instant>, why: Wait) {
+fn park_thread(task: &Task, deadline: Option<Instant>, why: Wait, fd: i32) {
     if !task.token.begin_park(PARKED_THREAD) {
         return;
     }
     note_scheduler_wait(why);
-    task.set_wait(why, -1);
+    task.set_wait(why, fd);
     loop {
         match deadline {
             None => std::thread::park(),
