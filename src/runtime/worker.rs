@@ -442,9 +442,17 @@ pub(crate) fn spend_io_budget() {
     if left > 1 {
         l.io_left.set(left - 1);
     } else {
-        hot_trace!("io budget spent: yielding");
-        suspend(Suspend::Yield, Wait::None); // refills it
+        io_budget_spent();
     }
+}
+
+/// Out of line: the socket path's frame, which a parked read leaves on its stack, stays as
+/// small as it was (see `park::park_coroutine`).
+#[cold]
+#[inline(never)]
+fn io_budget_spent() {
+    hot_trace!("io budget spent: yielding");
+    suspend(Suspend::Yield, Wait::None); // refills it
 }
 
 /// Inlined into its callers for the reason given at `park::park_coroutine`.
