@@ -7,18 +7,11 @@
 //! nothing else serves the others; hence a test binary of its own.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Once, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-fn one_worker() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        coronet::Builder::new()
-            .workers(1)
-            .build_global()
-            .expect("the only runtime of this test binary");
-    });
-}
+mod util;
+use util::one_worker;
 
 /// One per round the worker runs: each turn of the ping-pong pair and each unstarted
 /// coroutine it spawns counts itself.

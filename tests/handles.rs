@@ -8,23 +8,12 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use coronet::net::{Dialer, TcpListener, TcpStream};
 
 mod util;
-use util::pair;
-
-fn one_worker() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        coronet::Builder::new()
-            .workers(1)
-            .build_global()
-            .expect("runtime");
-    });
-}
+use util::{one_worker, pair};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 

@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 
 use coronet::net::{OpError, TcpListener, TcpStream};
 
+/// Starts the process's runtime with one worker, once (for test binaries that need one).
+pub fn one_worker() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        coronet::Builder::new()
+            .workers(1)
+            .build_global()
+            .expect("the only runtime of this test binary");
+    });
+}
+
 /// Runs `f` twice: once inside a coroutine and once on a plain OS thread, because every
 /// blocking call must work (park, or block the thread) in both places.
 pub fn both<F>(f: F)
