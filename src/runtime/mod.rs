@@ -169,7 +169,84 @@ impl Builder {
                  before the first go/run/sleep",
             ));
         }
-        start(self)
+        start(self, false).map(drop)
+    }
+
+    /// Starts the global runtime with the calling thread as worker 0, runs `f` there as the
+    /// coroutine `main`, and ends the process when `f` returns — as a Go program ends when
+    /// its `main` returns, without waiting for other coroutines. The exit status is 0, or
+    /// 101 if `f` panics (after the panic's message, as for a Rust `main`); `f` can end the
+    /// process with another status through `std::process::exit`.
+    ///
+    /// The difference from [`build_global`](Builder::build_global) and [`run`](crate::run):
+    /// no thread sits blocked in `run` beside the workers, so with `workers(1)` the process
+    /// has one thread in all (until `spawn_blocking` or `lookup_host` starts a blocking-pool
+    /// thread). A process with one thread is cheaper to run: Linux takes and drops a
+    /// reference on the socket's open file in every syscall of a multi-threaded process
+    /// only (`fdget`), about 2 % of a small-message echo server's CPU (docs/benchmarks.md).
+    /// The calling thread never leaves the scheduler after this: the coroutines that start
+    /// on it can run on no other thread (the pinning rule in `runtime/mod.rs`), so it serves
+    /// them until the process ends.
+    ///
+    /// # Errors
+    ///
+    /// Returns only if the runtime cannot start: `AlreadyExists` if it already runs, or the
+    /// errors of [`build_global`](Builder::build_global).
+    ///
+    /// ```no_run
+    /// use coronet::net::TcpListener;
+    /// use std::io::{Read, Write};
+    ///
+    /// fn main() -> std::io::Result<()> {
+    ///     // One thread in all: the listener, the handlers and the netpoller share it.
+    ///     coronet::Builder::new().workers(1).main(|| {
+    ///         let listener = TcpListener::bind("127.0.0.1:7000").unwrap();
+    ///         for conn in listener.incoming() {
+    ///             let Ok(mut conn) = conn else { continue };
+    ///             coronet::go(move || {
+    ///                 let mut buf = [0; 4096];
+    ///                 while let Ok(n @ 1..) = conn.read(&mut buf) {
+    ///                     if conn.write_all(&buf[..n]).is_err() {
+    ///                         break;
+    ///                     }
+    ///                 }
+    ///             });
+    ///         }
+    ///     })?;
+    ///     unreachable!("main() returns only an error")
+    /// }
+    /// ```
+    pub fn main<F>(self, f: F) -> io::Result<std::convert::Infallible>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let rt = {
+            let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
+            if RUNTIME.get().is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "coronet: the global runtime already started; call Builder::main \
+                     before the first go/run/sleep",
+                ));
+            }
+            start(self, true)?
+        };
+        // Queued on worker 0's fresh queue (this thread is no worker yet, and the round robin
+        // starts at 0): with more workers another may steal it, which is as good, since
+        // `exit` ends the process from any thread.
+        drop(spawn::Spawn::new().name("main").go(move || {
+            let status = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                Ok(()) => 0,
+                // the panic hook has printed the message, as for a Rust `main`
+                Err(_) => 101,
+            };
+            log::debug!("coroutine main returned; the process exits with status {status}");
+            // Flushes std's stdout and runs the atexit handlers, as the end of a Rust `main`
+            // does. Nothing is dropped: the workers' halves are leaked (`worker::run`) and
+            // the coroutines' stacks stay mapped until the process is gone.
+            std::process::exit(status)
+        }));
+        worker::run(rt, 0)
     }
 }
 
@@ -195,7 +272,7 @@ pub(crate) fn runtime() -> io::Result<&'static Runtime> {
     }
     let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
     if RUNTIME.get().is_none() {
-        start(Builder::default())?;
+        start(Builder::default(), false)?;
     }
     Ok(RUNTIME.get().expect("runtime set by start"))
 }
@@ -205,8 +282,10 @@ pub(crate) fn runtime_started() -> Option<&'static Runtime> {
     RUNTIME.get()
 }
 
-/// Builds the workers and starts their threads. Called with `INIT` held.
-fn start(b: Builder) -> io::Result<()> {
+/// Builds the workers and starts their threads — all but worker 0's if `caller_runs_0`, whose
+/// thread is the caller's, to enter `worker::run` once `INIT` is released. Called with `INIT`
+/// held.
+fn start(b: Builder, caller_runs_0: bool) -> io::Result<&'static Runtime> {
     stack::install_overflow_handler();
     spawn::install_panic_note();
     // Errors say it was the runtime's own set-up that failed, not the caller's call.
@@ -231,7 +310,7 @@ fn start(b: Builder) -> io::Result<()> {
     // threads), the others see their sender dropped and exit, and no half-started runtime is
     // left set, with coroutines queued on a worker that has no thread.
     let mut go = Vec::with_capacity(b.workers);
-    for i in 0..b.workers {
+    for i in usize::from(caller_runs_0)..b.workers {
         let (tx, rx) = std::sync::mpsc::sync_channel::<&'static Runtime>(1);
         std::thread::Builder::new()
             .name(format!("coronet-worker-{i}"))
@@ -251,11 +330,16 @@ fn start(b: Builder) -> io::Result<()> {
         tx.send(rt).expect("a worker thread waits for its start");
     }
     log::debug!(
-        "runtime started: {} worker(s), default stack {} KiB",
+        "runtime started: {} worker(s){}, default stack {} KiB",
         b.workers,
+        if caller_runs_0 {
+            " (worker 0 on the caller's thread)"
+        } else {
+            ""
+        },
         b.stack_size >> 10
     );
-    Ok(())
+    Ok(rt)
 }
 
 impl Runtime {

@@ -637,8 +637,9 @@ pub(crate) fn take_stack(size: usize) -> io::Result<Stack> {
     }
 }
 
-/// Entry point of a worker thread. Never returns.
-pub(crate) fn run(rt: &'static Runtime, index: usize) {
+/// Entry point of a worker thread (or of the thread that called `Builder::main`, as worker
+/// 0). Never returns.
+pub(crate) fn run(rt: &'static Runtime, index: usize) -> ! {
     stack::ensure_altstack();
     let shared = rt.workers[index].clone();
     let local: &'static Local = Box::leak(Box::new(Local {

@@ -1,0 +1,169 @@
+//! `Builder::main`: the calling thread becomes worker 0 and runs `f` as the coroutine `main`;
+//! the process ends when `f` returns (status 0) or panics (101), without waiting for other
+//! coroutines, as a Go program ends with its `main`.
+//!
+//! `main` never returns and starts the global runtime, so each case runs in a child: the
+//! test binary re-executes itself with `CORONET_MAIN_CHILD=<test name>`, and the child calls
+//! `Builder::main`; the parent checks its exit status and output.
+
+use std::io::{Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use coronet::net::{TcpListener, TcpStream};
+
+const CHILD: &str = "CORONET_MAIN_CHILD";
+
+fn is_child(test: &str) -> bool {
+    std::env::var(CHILD).as_deref() == Ok(test)
+}
+
+/// Runs `test` again in a child process; its status, stdout and stderr. A child still
+/// running after a minute is killed and fails the test (`main` must end the process).
+fn run_child(test: &str) -> (ExitStatus, String, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, test)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "child still running after 60 s; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Threads of this process, from /proc.
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// One echo through coronet's sockets, so the netpoller parks and wakes a coroutine.
+fn echo_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = coronet::go(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0; 5];
+        conn.read_exact(&mut buf).unwrap();
+        conn.write_all(&buf).unwrap();
+    });
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"hello").unwrap();
+    let mut back = [0; 5];
+    client.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello");
+    server.join().unwrap();
+}
+
+#[test]
+fn main_runs_on_the_calling_thread_and_exits_0() {
+    const TEST: &str = "main_runs_on_the_calling_thread_and_exits_0";
+    if is_child(TEST) {
+        let caller = std::thread::current().id();
+        let before = threads();
+        let err = coronet::Builder::new()
+            .workers(1)
+            .main(move || {
+                assert_eq!(
+                    std::thread::current().id(),
+                    caller,
+                    "main on another thread"
+                );
+                let handlers = coronet::go(|| std::thread::current().id());
+                assert_eq!(
+                    handlers.join().unwrap(),
+                    caller,
+                    "a coroutine on another thread"
+                );
+                echo_once();
+                // no worker thread beside the caller
+                assert_eq!(threads(), before, "threads before main: {before}");
+                // No newline: only the flush at exit gets this out.
+                print!("main done");
+            })
+            .unwrap_err();
+        panic!("Builder::main returned: {err}");
+    }
+    let (status, stdout, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stdout.ends_with("main done"), "stdout:\n{stdout}");
+}
+
+#[test]
+fn a_panic_in_main_exits_101_with_its_message() {
+    const TEST: &str = "a_panic_in_main_exits_101_with_its_message";
+    if is_child(TEST) {
+        let err = coronet::Builder::new()
+            .workers(1)
+            .main(|| panic!("boom in main"))
+            .unwrap_err();
+        panic!("Builder::main returned: {err}");
+    }
+    let (status, _, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(101), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("coroutine 'main' (id "),
+        "stderr:\n{stderr}"
+    );
+    assert!(stderr.contains("boom in main"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn main_returning_ends_the_process_without_waiting_for_other_coroutines() {
+    const TEST: &str = "main_returning_ends_the_process_without_waiting_for_other_coroutines";
+    if is_child(TEST) {
+        let err = coronet::Builder::new()
+            .workers(2)
+            .main(|| {
+                // Parked for an hour on each worker's timers, or blocked in accept: none of
+                // them holds the process up.
+                for _ in 0..8 {
+                    drop(coronet::go(|| {
+                        coronet::time::sleep(Duration::from_secs(3600))
+                    }));
+                }
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                drop(coronet::go(move || drop(listener.accept())));
+                echo_once();
+                eprintln!("child: main returns");
+            })
+            .unwrap_err();
+        panic!("Builder::main returned: {err}");
+    }
+    let start = Instant::now();
+    let (status, _, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stderr.contains("child: main returns"), "stderr:\n{stderr}");
+    // generous: an hour's sleep is what a wait for the others would take
+    assert!(
+        start.elapsed() < Duration::from_secs(50),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn main_after_the_runtime_started_is_an_error() {
+    coronet::run(|| ());
+    let err = coronet::Builder::new()
+        .main(|| unreachable!("main ran on a runtime that already started"))
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+    assert!(err.to_string().contains("Builder::main"), "{err}");
+}
