@@ -17,7 +17,9 @@
 #   --nice       run every measured process at nice -20 (root), so a busy shared machine
 #                disturbs the numbers less; the load average is recorded either way
 #
-# AB_OTHERS (environment, default "epoll tokio"): the servers part ab sets beside coronet.
+# AB_OTHERS (environment, default "epoll tokio"): the servers part ab sets beside coronet
+# (any of go tokio may std epoll; each side gets a CPU cgroup of equal weight, so Go's extra
+# threads do not take a bigger share of the core).
 # A path counts too: any echo server taking ADDR WORKERS and printing "ready" once it
 # listens, such as a copy of target/release/echo_coronet built from another commit, so
 #   cp target/release/echo_coronet /tmp/echo_before   # ...change, then:
@@ -110,6 +112,9 @@ AB_PID=""     # the first of two servers run side by side (part ab), while the s
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill -9 "$SERVER_PID" 2>/dev/null || true; fi
     if [ -n "$AB_PID" ]; then kill -9 "$AB_PID" 2>/dev/null || true; fi
+    # after the kills: a group with a process in it cannot be removed
+    sleep 0.2
+    ab_cgroup_rm
     if [ -n "$SAVED_MAP_COUNT" ]; then
         as_root sysctl -qw vm.max_map_count="$SAVED_MAP_COUNT" || true
     fi
@@ -358,10 +363,33 @@ fi
 # reads 0.99-1.01). Each server gets about half the core and the two evict each other's
 # caches at every switch, a harsher regime than running alone, so the absolute numbers are
 # higher than in the echo table; the ratio is what this part is for. It needs both servers
-# saturated, so the others are the two that run on one thread: the scheduler shares the
-# core per runnable thread, and Go's runtime (spinning threads beside the one running
-# goroutines) took six times coronet's share in a trial, leaving coronet half idle, which
-# changes what a request costs it.
+# saturated. The scheduler shares the core per runnable thread, and Go's runtime (spinning
+# threads beside the one running goroutines) took six times coronet's share in a trial
+# without groups, leaving coronet half idle, which changes what a request costs it. So each
+# side runs in a CPU cgroup of its own with equal weight (cgroup v1's cpu controller, or v2
+# with cpu enabled; root): the core is then shared per server, whatever its thread count,
+# and Go can be served side by side too (AB_OTHERS=go). Without cgroups only servers of
+# one thread each (the loop, tokio's current_thread, coronet) compare fairly.
+AB_CG="" # the directory holding the two groups, if this machine has them
+ab_cgroups() {
+    local root
+    for root in /sys/fs/cgroup/cpu /sys/fs/cgroup; do
+        if [ -f "$root/cgroup.procs" ] && { [ -f "$root/cpu.shares" ] ||
+            grep -qw cpu "$root/cgroup.subtree_control" 2>/dev/null; }; then
+            if as_root mkdir -p "$root/coronet-ab/a" "$root/coronet-ab/b" 2>/dev/null; then
+                AB_CG=$root/coronet-ab
+                return 0
+            fi
+        fi
+    done
+    return 1
+}
+ab_cgroup_rm() {
+    if [ -n "$AB_CG" ]; then as_root rmdir "$AB_CG/a" "$AB_CG/b" "$AB_CG" 2>/dev/null || true; fi
+}
+ab_join() { # side pid: moves every thread of pid into the side's group
+    if [ -n "$AB_CG" ]; then echo "$2" | as_root tee "$AB_CG/$1/cgroup.procs" >/dev/null; fi
+}
 ab_run() { # table group contender-a contender-b conns (a path is recorded by its file name)
     local table=$1 group=$2 a=$3 b=$4 conns=$5 pa addr_a pb addr_b
     local log=$LOGS/$(echo "$table-$group" | tr -c 'a-zA-Z0-9_\n' _)
@@ -373,6 +401,7 @@ ab_run() { # table group contender-a contender-b conns (a path is recorded by it
         return 0
     fi
     pa=$SERVER_PID addr_a=$SERVER_ADDR AB_PID=$SERVER_PID SERVER_PID=""
+    ab_join a "$pa"
     # shellcheck disable=SC2046
     if ! start_server "$log-b.srv" "$SRV_CPU" $(cmd_of echo "$b" 1) 127.0.0.1:@PORT@ 1; then
         kill -9 "$pa" 2>/dev/null || true; wait "$pa" 2>/dev/null || true; AB_PID=""
@@ -381,6 +410,7 @@ ab_run() { # table group contender-a contender-b conns (a path is recorded by it
         return 0
     fi
     pb=$SERVER_PID addr_b=$SERVER_ADDR
+    ab_join b "$pb"
     local client="lg echo --conns $conns --warmup $WARMUP --duration $DURATION"
     # shellcheck disable=SC2086 # the client's words are meant to split
     (CL_ADDR=$addr_a CL_PID=$pa CL_CPUS=$CLI_CPU; $client) >"$log-a.out" 2>&1 &
@@ -403,12 +433,18 @@ ab_run() { # table group contender-a contender-b conns (a path is recorded by it
 
 if part ab; then
     say "echo side by side: coronet and one other server on core $SRV_CPU at once ($AB_REPS runs of ${DURATION}s each)"
+    if ab_cgroups; then
+        AB_SHARE="each in a CPU cgroup of its own with equal weight"
+    else
+        AB_SHARE="no CPU cgroups here: shared per thread"
+        say "no CPU cgroup to put each server in: servers of more than one thread get more than half the core"
+    fi
     for other in ${AB_OTHERS:-epoll tokio}; do
         if [[ "$other" == */* && ! -x "$other" ]]; then
             say "AB_OTHERS: $other is not an executable file; skipped"
             continue
         fi
-        printf 'T\tab-%s\t%s\n' "${other##*/}" "Echo side by side: coronet and ${other##*/} served at the same time, both on core $SRV_CPU (one worker each), one loadgen each on core $CLI_CPU; median of $AB_REPS x ${DURATION}s" >>"$OUT"
+        printf 'T\tab-%s\t%s\n' "${other##*/}" "Echo side by side: coronet and ${other##*/} served at the same time, both on core $SRV_CPU (one worker each; $AB_SHARE), one loadgen each on core $CLI_CPU; median of $AB_REPS x ${DURATION}s" >>"$OUT"
         for conns in 100 1000 9000; do
             for rep in $(seq "$AB_REPS"); do
                 # Who starts first alternates, so neither side always gets the head start.
