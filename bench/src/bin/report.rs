@@ -39,6 +39,9 @@ struct Table {
     rows: Vec<(String, String)>,
     /// (group, metric, contender) → every run's value.
     values: HashMap<(String, String, String), Vec<f64>>,
+    /// (group, contender) → each run's `_srv_util`, the server's share of its core over the
+    /// window (a note: not printed as a row, but `paired` checks it).
+    util: HashMap<(String, String), Vec<f64>>,
     /// (group, contender) → why it failed.
     failed: HashMap<(String, String), String>,
     contenders: Vec<String>,
@@ -95,6 +98,12 @@ fn add_result(t: &mut Table, group: &str, contender: &str, result: &str) {
             continue;
         };
         let Ok(v) = v.parse::<f64>() else { continue };
+        if k == "_srv_util" {
+            t.util
+                .entry((group.to_string(), contender.to_string()))
+                .or_default()
+                .push(v);
+        }
         if k.starts_with('_') {
             continue;
         }
@@ -161,7 +170,60 @@ fn paired(t: &Table, a: &str, b: &str) -> String {
     }
     format!(
         "\n{a} / {b}, run by run (each pair of runs at the same time):\n\n\
-         | | | median of the ratios | range | {a} better in |\n|---|---|---:|---:|---:|\n{out}"
+         | | | median of the ratios | range | {a} better in |\n|---|---|---:|---:|---:|\n{out}{}",
+        unsaturated(t, a, b)
+    )
+}
+
+/// Pairs whose two servers together used less than this share of their core: then the
+/// clients, not the core, set the pace, each server idles between requests, and a request
+/// costs it a different amount (wake-ups from idle) than on a busy core — the ratio of such
+/// a pair measures another regime.
+const SATURATED: f64 = 0.85;
+
+/// A line naming the pairs in which the core was not saturated (see [`SATURATED`]); empty
+/// when every pair was, or when the runs recorded no `_srv_util`.
+fn unsaturated(t: &Table, a: &str, b: &str) -> String {
+    let mut groups: Vec<&String> = Vec::new();
+    for (g, _) in &t.rows {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let mut found = Vec::new();
+    for g in groups {
+        let (Some(ua), Some(ub)) = (
+            t.util.get(&(g.clone(), a.to_string())),
+            t.util.get(&(g.clone(), b.to_string())),
+        ) else {
+            continue;
+        };
+        if ua.len() != ub.len() {
+            continue;
+        }
+        let low: Vec<String> = ua
+            .iter()
+            .zip(ub)
+            .map(|(x, y)| x + y)
+            .filter(|sum| *sum < SATURATED)
+            .map(|sum| format!("{sum:.2}"))
+            .collect();
+        if !low.is_empty() {
+            found.push(format!(
+                "{g}: {} of {} ({})",
+                low.len(),
+                ua.len(),
+                low.join(", ")
+            ));
+        }
+    }
+    if found.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nNot saturated (the two servers together below {SATURATED} of their core, so the \
+         clients set the pace and those pairs' ratios measure another regime): {}.\n",
+        found.join("; ")
     )
 }
 
