@@ -7,6 +7,7 @@
 //! `Builder::main`; the parent checks its exit status and output.
 
 use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -166,4 +167,46 @@ fn main_after_the_runtime_started_is_an_error() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
     assert!(err.to_string().contains("Builder::main"), "{err}");
+}
+
+/// Recurses without end, 512 bytes a frame, in a way the optimiser cannot turn into a loop.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1) + frame[depth as usize % 64]
+}
+
+#[test]
+fn an_overflow_on_the_calling_threads_worker_names_the_coroutine() {
+    const TEST: &str = "an_overflow_on_the_calling_threads_worker_names_the_coroutine";
+    if is_child(TEST) {
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: a valid rlimit; lowering our own core-size limit is always allowed. No
+        // core dump from the abort to come.
+        unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+        let err = coronet::Builder::new()
+            .workers(1)
+            .main(|| {
+                let h = coronet::Spawn::new()
+                    .name("deep")
+                    .stack_size(64 << 10)
+                    .go(|| recurse(0));
+                let _ = h.join();
+                unreachable!("the overflowing coroutine returned");
+            })
+            .unwrap_err();
+        panic!("Builder::main returned: {err}");
+    }
+    let (status, _, stderr) = run_child(TEST);
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("coroutine 'deep' (id ") && stderr.contains("has overflowed its stack"),
+        "stderr:\n{stderr}"
+    );
 }
