@@ -183,7 +183,8 @@ impl Builder {
     /// has one thread in all (until `spawn_blocking` or `lookup_host` starts a blocking-pool
     /// thread). A process with one thread is cheaper to run: Linux takes and drops a
     /// reference on the socket's open file in every syscall of a multi-threaded process
-    /// only (`fdget`), about 2 % of a small-message echo server's CPU (docs/benchmarks.md).
+    /// only (`fdget`); a small-message echo server on one worker spends about 1 % less CPU
+    /// per request this way (docs/benchmarks.md).
     /// The calling thread never leaves the scheduler after this: the coroutines that start
     /// on it can run on no other thread (the pinning rule in `runtime/mod.rs`), so it serves
     /// them until the process ends.
