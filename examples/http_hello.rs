@@ -29,37 +29,44 @@ fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8080".into());
-    coronet::run(move || {
-        let listener = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| {
-            eprintln!("http_hello: {e}");
-            std::process::exit(1);
-        });
-        println!(
-            "http_hello: listening on {}",
-            listener.local_addr().unwrap()
-        );
-        let mut backoff = Duration::ZERO;
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    backoff = Duration::ZERO;
-                    coronet::go(move || {
-                        if let Err(e) = serve(stream) {
-                            if e.kind() != io::ErrorKind::TimedOut {
-                                eprintln!("http_hello: {e}");
+    // The calling thread is the runtime's first worker and the process ends with this
+    // closure, as a Go program ends with main: one thread in all on one CPU.
+    let err = coronet::Builder::new()
+        .main(move || {
+            let listener = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| {
+                eprintln!("http_hello: {e}");
+                std::process::exit(1);
+            });
+            println!(
+                "http_hello: listening on {}",
+                listener.local_addr().unwrap()
+            );
+            let mut backoff = Duration::ZERO;
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        backoff = Duration::ZERO;
+                        coronet::go(move || {
+                            if let Err(e) = serve(stream) {
+                                if e.kind() != io::ErrorKind::TimedOut {
+                                    eprintln!("http_hello: {e}");
+                                }
                             }
-                        }
-                    });
-                }
-                // EMFILE and friends: back off as Go's http.Server does, keep serving
-                Err(e) => {
-                    backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
-                    eprintln!("http_hello: {e}; retrying in {backoff:?}");
-                    coronet::time::sleep(backoff);
+                        });
+                    }
+                    // EMFILE and friends: back off as Go's http.Server does, keep serving
+                    Err(e) => {
+                        backoff =
+                            (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                        eprintln!("http_hello: {e}; retrying in {backoff:?}");
+                        coronet::time::sleep(backoff);
+                    }
                 }
             }
-        }
-    });
+        })
+        .unwrap_err();
+    eprintln!("http_hello: cannot start the runtime: {err}");
+    std::process::exit(1);
 }
 
 /// What the parser made of one request head. Method and path borrow from the read buffer:

@@ -82,38 +82,45 @@ fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:6380".into());
-    coronet::run(move || {
-        let listener = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| {
-            eprintln!("kv: {e}");
-            std::process::exit(1);
-        });
-        println!("kv: listening on {}", listener.local_addr().unwrap());
-        let store = Arc::new(Store::new());
-        let sweeper = store.clone();
-        coronet::Spawn::new().name("sweeper").go(move || loop {
-            coronet::time::sleep(Duration::from_secs(1));
-            sweeper.sweep();
-        });
-        let mut backoff = Duration::ZERO;
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    backoff = Duration::ZERO;
-                    let store = store.clone();
-                    coronet::go(move || {
-                        if let Err(e) = serve(stream, &store) {
-                            eprintln!("kv: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
-                    eprintln!("kv: {e}; retrying in {backoff:?}");
-                    coronet::time::sleep(backoff);
+    // The calling thread is the runtime's first worker and the process ends with this
+    // closure, as a Go program ends with main: one thread in all on one CPU.
+    let err = coronet::Builder::new()
+        .main(move || {
+            let listener = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| {
+                eprintln!("kv: {e}");
+                std::process::exit(1);
+            });
+            println!("kv: listening on {}", listener.local_addr().unwrap());
+            let store = Arc::new(Store::new());
+            let sweeper = store.clone();
+            coronet::Spawn::new().name("sweeper").go(move || loop {
+                coronet::time::sleep(Duration::from_secs(1));
+                sweeper.sweep();
+            });
+            let mut backoff = Duration::ZERO;
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        backoff = Duration::ZERO;
+                        let store = store.clone();
+                        coronet::go(move || {
+                            if let Err(e) = serve(stream, &store) {
+                                eprintln!("kv: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        backoff =
+                            (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                        eprintln!("kv: {e}; retrying in {backoff:?}");
+                        coronet::time::sleep(backoff);
+                    }
                 }
             }
-        }
-    });
+        })
+        .unwrap_err();
+    eprintln!("kv: cannot start the runtime: {err}");
+    std::process::exit(1);
 }
 
 fn serve(mut stream: TcpStream, store: &Store) -> io::Result<()> {
