@@ -161,15 +161,7 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn build_global(self) -> io::Result<()> {
-        let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
-        if RUNTIME.get().is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "coronet: the global runtime already started; call Builder::build_global \
-                 before the first go/run/sleep",
-            ));
-        }
-        start(self, false).map(drop)
+        self.start_first("build_global", false).map(drop)
     }
 
     /// Starts the global runtime with the calling thread as worker 0, runs `f` there as the
@@ -221,17 +213,7 @@ impl Builder {
     where
         F: FnOnce() + Send + 'static,
     {
-        let rt = {
-            let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
-            if RUNTIME.get().is_some() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "coronet: the global runtime already started; call Builder::main \
-                     before the first go/run/sleep",
-                ));
-            }
-            start(self, true)?
-        };
+        let rt = self.start_first("main", true)?;
         // Queued on worker 0's fresh queue (this thread is no worker yet, and the round robin
         // starts at 0): with more workers another may steal it, which is as good, since
         // `exit` ends the process from any thread.
@@ -248,6 +230,21 @@ impl Builder {
             std::process::exit(status)
         }));
         worker::run(rt, 0)
+    }
+
+    /// `start`, unless the runtime already runs; `method` names the caller in the error.
+    fn start_first(self, method: &str, caller_runs_0: bool) -> io::Result<&'static Runtime> {
+        let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        if RUNTIME.get().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "coronet: the global runtime already started; call Builder::{method} \
+                     before the first go/run/sleep"
+                ),
+            ));
+        }
+        start(self, caller_runs_0)
     }
 }
 
