@@ -9,6 +9,8 @@
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coronet::net::{TcpListener, TcpStream};
@@ -20,32 +22,47 @@ fn is_child(test: &str) -> bool {
 }
 
 /// Runs `test` again in a child process; its status, stdout and stderr. A child still
-/// running after a minute is killed and fails the test (`main` must end the process).
+/// running after a minute is killed and fails the test (`main` must end the process). The
+/// pipes are drained while it runs (`wait_with_output`), so no output size can stall it.
 fn run_child(test: &str) -> (ExitStatus, String, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .env(CHILD, test)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "child still running after 60 s; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let pid = child.id() as libc::pid_t;
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !done.load(Ordering::Acquire) {
+                if start.elapsed() > Duration::from_secs(60) {
+                    // SAFETY: kill(2) with a pid and a signal number; no memory involved.
+                    // Only `wait_with_output` reaps the child, and `done` is set right
+                    // after it: the pid is the child's unless the minute ran out in that
+                    // instant and the pid was reused at once.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            false
+        })
+    };
     let out = child.wait_with_output().unwrap();
+    done.store(true, Ordering::Release);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !watchdog.join().unwrap(),
+        "child still running after 60 s; stderr:\n{stderr}"
+    );
     (
         out.status,
         String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr,
     )
 }
 
