@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use coronet::net::{TcpListener, TcpStream};
 
+mod util;
+use util::recurse;
+
 const CHILD: &str = "CORONET_MAIN_CHILD";
 
 fn is_child(test: &str) -> bool {
@@ -184,16 +187,6 @@ fn main_after_the_runtime_started_is_an_error() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
     assert!(err.to_string().contains("Builder::main"), "{err}");
-}
-
-/// Recurses without end, 512 bytes a frame, in a way the optimiser cannot turn into a loop.
-#[inline(never)]
-fn recurse(depth: u64) -> u64 {
-    let frame = std::hint::black_box([depth; 64]);
-    if std::hint::black_box(depth) == u64::MAX {
-        return 0;
-    }
-    recurse(depth + 1) + frame[depth as usize % 64]
 }
 
 #[test]

@@ -6,10 +6,12 @@
 //! `CORONET_OVERFLOW_CHILD=<test name>`, and the child does the fatal part (std's own tests
 //! of its overflow handler work the same way).
 
-use std::hint::black_box;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
+
+mod util;
+use util::recurse;
 
 const CHILD: &str = "CORONET_OVERFLOW_CHILD";
 
@@ -43,16 +45,6 @@ fn expect_abort(test: &str) -> String {
         out.status
     );
     stderr
-}
-
-/// Recurses without end, 512 bytes a frame, in a way the optimiser cannot turn into a loop.
-#[inline(never)]
-fn recurse(depth: u64) -> u64 {
-    let frame = black_box([depth; 64]);
-    if black_box(depth) == u64::MAX {
-        return 0;
-    }
-    recurse(depth + 1) + frame[depth as usize % 64]
 }
 
 /// Prints the running coroutine's id (so the parent can check the message names it), then

@@ -285,3 +285,14 @@ pub fn spawn_on<T: Send + 'static>(
         Box::new(move || h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     }
 }
+
+/// Recurses without end, 512 bytes a frame, in a way the optimiser cannot turn into a loop:
+/// a stack overflow on demand (`overflow.rs`, `main_thread.rs`).
+#[inline(never)]
+pub fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1) + frame[depth as usize % 64]
+}
