@@ -112,8 +112,6 @@ AB_PID=""     # the first of two servers run side by side (part ab), while the s
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill -9 "$SERVER_PID" 2>/dev/null || true; fi
     if [ -n "$AB_PID" ]; then kill -9 "$AB_PID" 2>/dev/null || true; fi
-    # after the kills: a group with a process in it cannot be removed
-    sleep 0.2
     ab_cgroup_rm
     if [ -n "$SAVED_MAP_COUNT" ]; then
         as_root sysctl -qw vm.max_map_count="$SAVED_MAP_COUNT" || true
@@ -384,8 +382,11 @@ ab_cgroups() {
     done
     return 1
 }
-ab_cgroup_rm() {
-    if [ -n "$AB_CG" ]; then as_root rmdir "$AB_CG/a" "$AB_CG/b" "$AB_CG" 2>/dev/null || true; fi
+ab_cgroup_rm() { # after the kills: a group with a process in it cannot be removed
+    if [ -n "$AB_CG" ]; then
+        sleep 0.2
+        as_root rmdir "$AB_CG/a" "$AB_CG/b" "$AB_CG" 2>/dev/null || true
+    fi
 }
 ab_join() { # side pid: moves every thread of pid into the side's group
     if [ -n "$AB_CG" ]; then echo "$2" | as_root tee "$AB_CG/$1/cgroup.procs" >/dev/null; fi

@@ -3,8 +3,8 @@
 //! `FAIRNESS_TICK` (61) rounds even while two coroutines hand `runnext` to each other for
 //! ever — and also while unstarted coroutines keep arriving, whose turn (every other round)
 //! must not take a fair round's place. And the I/O budget: a coroutine whose socket calls
-//! never wait yields now and then. Needs one worker, so that every round of it can be counted and
-//! nothing else serves the others; hence a test binary of its own.
+//! never wait yields now and then. Needs one worker, so that every round of it can be
+//! counted and nothing else serves the others; hence a test binary of its own.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

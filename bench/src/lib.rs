@@ -139,6 +139,8 @@ fn threads_on_cpu_ns(pid: u32) -> Option<(u64, Vec<u32>)> {
         total += s.split_whitespace().next()?.parse::<u64>().ok()?;
         tids.push(tid);
     }
+    // sorted, so that `cpu_between` finds each in a 9,000-thread server without a quadratic scan
+    tids.sort_unstable();
     Some((total, tids))
 }
 
@@ -147,7 +149,9 @@ fn threads_on_cpu_ns(pid: u32) -> Option<(u64, Vec<u32>)> {
 /// clock ticks otherwise.
 pub fn cpu_between(a: &CpuReading, b: &CpuReading) -> Duration {
     match (&a.ns, &b.ns) {
-        (Some((na, ta)), Some((nb, tb))) if ta.iter().all(|t| tb.contains(t)) && nb >= na => {
+        (Some((na, ta)), Some((nb, tb)))
+            if ta.iter().all(|t| tb.binary_search(t).is_ok()) && nb >= na =>
+        {
             Duration::from_nanos(nb - na)
         }
         _ => b.ticks.saturating_sub(a.ticks),

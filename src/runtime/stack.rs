@@ -141,8 +141,9 @@ const MADV_GUARD_INSTALL: c_int = 102;
 /// a single one from 4 MiB up. Only the pages a coroutine touches become memory, but a
 /// pooled stack keeps its whole batch mapped (address space, page tables and, under strict
 /// overcommit, commit charge), so batches stay small enough that a worker's full pool of
-/// stacks from scattered batches is 10 GiB of address space at most (1,280 × 8 MiB), and large enough
-/// that a million default stacks need about 32,000 mappings (under the default limit).
+/// stacks from scattered batches is 10 GiB of address space at most (1,280 × 8 MiB), and
+/// large enough that a million default stacks need about 32,000 mappings (under the default
+/// limit).
 const BATCH_BYTES: usize = 8 << 20;
 const BATCH_MAX: usize = 64;
 
