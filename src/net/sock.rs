@@ -147,14 +147,26 @@ impl Sock {
     }
 
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv_flags(buf, 0, "read")
+        self.recv_flags::<false>(buf, 0, "read")
+    }
+
+    /// `read` through `&mut`: std's `Read` for the owned stream, which no other call can
+    /// share, so it takes no lock (`poll/fd.rs`, *Calls through `&mut`*).
+    pub(crate) fn read_mut(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_flags::<true>(buf, 0, "read")
     }
 
     pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv_flags(buf, libc::MSG_PEEK, "read")
+        self.recv_flags::<false>(buf, libc::MSG_PEEK, "read")
     }
 
-    fn recv_flags(&self, buf: &mut [u8], flags: i32, op: &'static str) -> io::Result<usize> {
+    /// `SOLE` only from a `*_mut` method: the handle is held by `&mut`.
+    fn recv_flags<const SOLE: bool>(
+        &self,
+        buf: &mut [u8],
+        flags: i32,
+        op: &'static str,
+    ) -> io::Result<usize> {
         if buf.is_empty()
             && self.net != "udp"
             && self.net != "unixgram"
@@ -167,21 +179,33 @@ impl Sock {
         }
         let r = if flags == 0 && self.short_read_drains() {
             let len = buf.len();
-            self.fd.read_stream(len, |fd| socket::recv(fd, buf, flags))
+            self.fd
+                .read_stream::<SOLE>(len, |fd| socket::recv(fd, buf, flags))
         } else {
-            self.fd.read_with(|fd| socket::recv(fd, buf, flags))
+            self.fd
+                .read_as::<_, SOLE>(|fd| socket::recv(fd, buf, flags))
         };
         r.map_err(|e| self.err(op, e))
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.readv::<false>(bufs)
+    }
+
+    /// `read_vectored` through `&mut` (see `read_mut`).
+    pub(crate) fn read_vectored_mut(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.readv::<true>(bufs)
+    }
+
+    fn readv<const SOLE: bool>(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let r = if self.short_read_drains() {
             // Only what `readv` passes on: a full read of those with more buffers behind
             // them is no short read.
             let len = bufs.iter().take(socket::MAX_IOV).map(|b| b.len()).sum();
-            self.fd.read_stream(len, |fd| socket::readv(fd, bufs))
+            self.fd
+                .read_stream::<SOLE>(len, |fd| socket::readv(fd, bufs))
         } else {
-            self.fd.read_with(|fd| socket::readv(fd, bufs))
+            self.fd.read_as::<_, SOLE>(|fd| socket::readv(fd, bufs))
         };
         r.map_err(|e| self.err("read", e))
     }
@@ -199,11 +223,22 @@ impl Sock {
     /// If the deadline passes or the peer fails after some bytes went out, returns `Ok(n)`
     /// with what was written; the next call reports the error.
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.send_all::<false>(buf)
+    }
+
+    /// `write` through `&mut`: std's `Write` for the owned stream, which no other writer can
+    /// share, so it takes no lock (`poll/fd.rs`, *Calls through `&mut`*).
+    pub(crate) fn write_mut(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send_all::<true>(buf)
+    }
+
+    /// `SOLE` only from a `*_mut` method: the handle is held by `&mut`.
+    fn send_all<const SOLE: bool>(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return self.write_nothing();
         }
         let mut done = 0;
-        let r = self.fd.write_with(|fd| {
+        let r = self.fd.write_as::<_, SOLE>(|fd| {
             while done < buf.len() {
                 match socket::send(fd, &buf[done..], SEND_FLAGS) {
                     Ok(n) => done += n,
@@ -229,6 +264,15 @@ impl Sock {
 
     /// `writev` with Go's whole-buffer rule (see `write`).
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.writev_all::<false>(bufs)
+    }
+
+    /// `write_vectored` through `&mut` (see `write_mut`).
+    pub(crate) fn write_vectored_mut(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.writev_all::<true>(bufs)
+    }
+
+    fn writev_all<const SOLE: bool>(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if total == 0 {
             // Not a send: std's `writev` of nothing returns 0 before the socket is asked
@@ -242,7 +286,7 @@ impl Sock {
         let mut owned: Vec<IoSlice<'_>> = bufs.to_vec();
         let mut rest: &mut [IoSlice<'_>] = &mut owned;
         let mut done = 0;
-        let r = self.fd.write_with(|fd| {
+        let r = self.fd.write_as::<_, SOLE>(|fd| {
             while done < total {
                 let n = socket::writev(fd, rest)?;
                 done += n;

@@ -1058,12 +1058,13 @@ impl TcpStream {
     }
 }
 
+// Through `&mut`: no other call can be on this handle, so no fd lock (`poll/fd.rs`).
 impl Read for TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.read(buf)
+        self.sock.read_mut(buf)
     }
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.sock.read_vectored(bufs)
+        self.sock.read_vectored_mut(bufs)
     }
 }
 
@@ -1078,10 +1079,10 @@ impl Read for &TcpStream {
 
 impl Write for TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sock.write(buf)
+        self.sock.write_mut(buf)
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.sock.write_vectored(bufs)
+        self.sock.write_vectored_mut(bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

@@ -29,6 +29,19 @@
 //! value is dropped, so no call — and no `BorrowedFd` — ever sees it reused for another file.
 //! Readers are serialised among themselves by the read lock, writers by the write lock; a
 //! reader and a writer run at the same time.
+//!
+//! # Calls through `&mut`
+//!
+//! std's `Read` and `Write` for an owned stream (`impl Read for TcpStream`, not `for
+//! &TcpStream`) take it by `&mut`, and each handle has a `NetFd` of its own (`try_clone`
+//! makes a new fd). While such a call runs, Rust's borrow rules leave no other reference
+//! to the handle anywhere: no other call, no `close`, no drop can start on this `NetFd`
+//! until it returns. So the lock and the reference have nothing to guard: the call looks
+//! at the CLOSED bit once (a `close` before it still fails it) and goes straight to beat
+//! 2, saving the two atomic read-modify-writes per call that the shared path pays (`SOLE`
+//! in `NetFd::io`; the `*_mut` entry points of `net/sock.rs` pass it, and only they). The
+//! netpoller, a deadline timer and the waiter slot touch only the `PollDesc`, which keeps
+//! its own atomics either way. Go cannot do this: a `net.Conn` is always shared.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -37,7 +50,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::desc::{Dir, PollDesc};
-use super::fdmutex::FdMutex;
+use super::fdmutex::{FdMutex, Refused};
 
 /// An open socket (or pipe) shared by blocking-style calls.
 ///
@@ -65,7 +78,7 @@ pub(crate) struct NetFd {
     /// receive queue. With edge-triggered epoll any byte that arrives after that sets the
     /// read slot READY, so if `prepare` finds no READY the next read can park at once
     /// instead of paying for a `recv` that returns EAGAIN — one syscall less per request in
-    /// a ping-pong server. Only touched under the read lock.
+    /// a ping-pong server. Only touched under the read lock or by a read through `&mut`.
     ///
     /// "Short means empty" holds for TCP alone (`read_stream`'s callers decide), and there
     /// only until the peer hangs up (`PollDesc::is_hung_up`) or sends urgent data, where a
@@ -162,7 +175,8 @@ impl Locked<'_> {
     /// One call (beats 2 to 5) under the lock held since [`NetFd::hold`].
     pub(crate) fn io<R>(&self, op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>) -> io::Result<R> {
         let call = self.fd.call_deadline(self.dir);
-        self.fd.io_locked::<R, false>(self, call, op, |_| false)
+        self.fd
+            .io_locked::<R, false>(self.fd(), self.dir, call, op, |_| false)
     }
 }
 
@@ -300,7 +314,7 @@ impl NetFd {
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io::<R, false>(Dir::Read, op, |_| false)
+        self.read_as::<R, false>(op)
     }
 
     /// `read_with` for a byte-stream read into `len` bytes of buffer: a short read marks the
@@ -308,20 +322,37 @@ impl NetFd {
     /// syscall was given. TCP only: never for datagrams, where a short read says nothing
     /// about the queue behind it, nor for Unix streams, where the kernel ends a read at a
     /// message carrying fds or other credentials with the next message still queued.
-    pub(crate) fn read_stream(
+    /// `SOLE`: the caller holds its handle by `&mut` (module docs, *Calls through `&mut`*).
+    pub(crate) fn read_stream<const SOLE: bool>(
         &self,
         len: usize,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<usize>,
     ) -> io::Result<usize> {
         // 0 is EOF: nothing more will come, so no event either; never "drained".
-        self.io::<usize, false>(Dir::Read, op, |&n| n > 0 && n < len)
+        self.io::<usize, false, SOLE>(Dir::Read, op, |&n| n > 0 && n < len)
+    }
+
+    /// `read_with`, or with `SOLE` for a caller that holds its handle by `&mut`.
+    pub(crate) fn read_as<R, const SOLE: bool>(
+        &self,
+        op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io::<R, false, SOLE>(Dir::Read, op, |_| false)
     }
 
     pub(crate) fn write_with<R>(
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io::<R, false>(Dir::Write, op, |_| false)
+        self.write_as::<R, false>(op)
+    }
+
+    /// `write_with`, or with `SOLE` for a caller that holds its handle by `&mut`.
+    pub(crate) fn write_as<R, const SOLE: bool>(
+        &self,
+        op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io::<R, false, SOLE>(Dir::Write, op, |_| false)
     }
 
     /// `write_with` for a send that EAGAIN may refuse with no event to come when it would
@@ -337,7 +368,7 @@ impl NetFd {
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io::<R, true>(Dir::Write, op, |_| false)
+        self.io::<R, true, false>(Dir::Write, op, |_| false)
     }
 
     /// Beat 1 alone, for a caller that makes several calls as one: `io::copy`'s `sendfile`
@@ -349,9 +380,9 @@ impl NetFd {
     }
 
     /// The five beats. See the module comment. `drains` says whether a successful result
-    /// emptied the receive queue.
-    /// `PACED`: `write_paced`'s pauses, compiled out of every other call.
-    fn io<R, const PACED: bool>(
+    /// emptied the receive queue. `SOLE`: the caller holds its handle by `&mut`, so beat 1
+    /// is a look at the CLOSED bit instead of the lock (module docs, *Calls through `&mut`*).
+    fn io<R, const PACED: bool, const SOLE: bool>(
         &self,
         dir: Dir,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
@@ -360,9 +391,19 @@ impl NetFd {
         // 1. direction lock + reference. std's per-call timeout counts from here, the wait
         // for the lock included: a std call blocked behind another times out on its own.
         let call = self.call_deadline(dir);
-        let locked = self.lock(dir, call)?;
-        let r = self.io_locked::<R, PACED>(&locked, call, op, drains);
-        drop(locked);
+        let r = if SOLE {
+            if self.mu.is_closed() {
+                return Err(Refused::Closed.into_error());
+            }
+            // SAFETY: the number is open (invariant) for the duration of this borrow.
+            let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+            self.io_locked::<R, PACED>(fd, dir, call, op, drains)
+        } else {
+            let locked = self.lock(dir, call)?;
+            let r = self.io_locked::<R, PACED>(locked.fd(), dir, call, op, drains);
+            drop(locked);
+            r
+        };
         if r.is_ok() {
             // after the lock is released: the yield may let another caller of this fd run
             crate::runtime::worker::spend_io_budget();
@@ -370,17 +411,18 @@ impl NetFd {
         r
     }
 
-    /// Beats 2 to 5, under the direction lock `locked` holds.
+    /// Beats 2 to 5 on `fd` (this handle's number), under the direction lock for `dir` or
+    /// with the handle held by `&mut`.
     #[inline]
     fn io_locked<R, const PACED: bool>(
         &self,
-        locked: &Locked<'_>,
+        fd: BorrowedFd<'_>,
+        dir: Dir,
         call: Option<Instant>,
         mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
         drains: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
-        debug_assert!(std::ptr::eq(locked.fd, self));
-        let (fd, dir) = (locked.fd(), locked.dir);
+        debug_assert_eq!(fd.as_raw_fd(), self.fd);
         // 2. closed? deadline passed? forget stale readiness
         let was_ready = self.desc.prepare(dir, call)?;
         // Skip straight to 5 when the last read drained the socket and no event has come
@@ -672,10 +714,14 @@ mod tests {
         unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
     }
 
-    /// `read_stream` into `buf`, counting the syscalls it makes.
-    fn counted_read(fd: &NetFd, buf: &mut [u8], calls: &mut u32) -> io::Result<usize> {
+    /// `read_stream` into `buf`, counting the syscalls it makes; `SOLE` as through `&mut`.
+    fn counted_read<const SOLE: bool>(
+        fd: &NetFd,
+        buf: &mut [u8],
+        calls: &mut u32,
+    ) -> io::Result<usize> {
         let len = buf.len();
-        fd.read_stream(len, |f| {
+        fd.read_stream::<SOLE>(len, |f| {
             *calls += 1;
             // SAFETY: `buf` is valid for writes of its length; `f` is open.
             let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -700,7 +746,18 @@ mod tests {
 
     #[test]
     fn read_after_a_short_read_parks_without_a_syscall_and_still_gets_data() {
-        crate::run(|| {
+        short_read_then_park::<false>();
+    }
+
+    /// The same through `&mut` (std's `Read` for an owned stream), which takes no lock.
+    #[test]
+    fn read_through_mut_after_a_short_read_parks_without_a_syscall_too() {
+        short_read_then_park::<true>();
+    }
+
+    fn short_read_then_park<const SOLE: bool>() {
+        let counted_read = counted_read::<SOLE>;
+        crate::run(move || {
             let (fd, peer) = pair();
             // A deadline turns a lost wake-up into a failure instead of a hang.
             fd.set_deadline(Dir::Read, Some(Instant::now() + Duration::from_secs(10)))
@@ -772,11 +829,11 @@ mod tests {
             let mut calls = 0;
             // parks first (registering the fd); the wake-up may find the data alone or
             // the data and the FIN together — either way the EOF must come without waiting
-            let mut got = counted_read(&fd, &mut buf, &mut calls).unwrap();
+            let mut got = counted_read::<false>(&fd, &mut buf, &mut calls).unwrap();
             let _peer = writer.join().unwrap();
             std::thread::sleep(Duration::from_millis(30)); // the FIN is queued by now
             while got > 0 {
-                got = counted_read(&fd, &mut buf, &mut calls).unwrap();
+                got = counted_read::<false>(&fd, &mut buf, &mut calls).unwrap();
             }
             assert!(fd.desc.is_hung_up(), "the netpoller saw the hang-up");
         });
@@ -820,6 +877,43 @@ mod tests {
         // SAFETY: F_GETFD only reads the descriptor flags of a number; no memory is involved.
         let open = unsafe { libc::fcntl(raw, libc::F_GETFD) };
         assert!(open >= 0, "the number stays reserved while the NetFd lives");
+    }
+
+    /// A read through `&mut` leaves the lifetime word alone while it waits (no lock, no
+    /// reference: nothing else can reach the handle), where a shared read holds both. The
+    /// watcher here shares the `NetFd` only to look; in the crate, a `SOLE` call comes from
+    /// `&mut` alone. A read on a closed handle still fails as closed.
+    #[test]
+    fn a_read_through_mut_takes_no_lock() {
+        for sole in [false, true] {
+            let (fd, mut peer) = pair();
+            let fd = Arc::new(fd);
+            let watched = fd.clone();
+            let watcher = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                let seen = (watched.mu.locked(Dir::Read), watched.mu.refs());
+                peer.write_all(b"hi").unwrap();
+                (seen, peer)
+            });
+            let mut buf = [0u8; 8];
+            let mut calls = 0;
+            let n = if sole {
+                counted_read::<true>(&fd, &mut buf, &mut calls)
+            } else {
+                counted_read::<false>(&fd, &mut buf, &mut calls)
+            };
+            assert_eq!(n.unwrap(), 2);
+            let (seen, _peer) = watcher.join().unwrap();
+            let want = if sole { (false, 0) } else { (true, 1) };
+            assert_eq!(
+                seen, want,
+                "(read lock held, references) while blocked, sole {sole}"
+            );
+            assert_eq!((fd.mu.locked(Dir::Read), fd.mu.refs()), (false, 0));
+            fd.close().unwrap();
+            let err = counted_read::<true>(&fd, &mut buf, &mut calls).unwrap_err();
+            assert!(crate::net::error::is_closed(&err), "{err}");
+        }
     }
 
     /// Whether `raw` still refers to the socket pair's end (its peer sees no EOF).

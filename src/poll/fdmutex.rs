@@ -434,11 +434,11 @@ impl Sema {
 
 #[cfg(test)]
 impl FdMutex {
-    fn refs(&self) -> u64 {
+    pub(crate) fn refs(&self) -> u64 {
         (self.state.load(Ordering::SeqCst) & REF_MASK) / REF
     }
 
-    fn locked(&self, dir: Dir) -> bool {
+    pub(crate) fn locked(&self, dir: Dir) -> bool {
         self.state.load(Ordering::SeqCst) & self.lane(dir).bit != 0
     }
 

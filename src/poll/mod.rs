@@ -14,8 +14,8 @@
 //!
 //! # The path of one read
 //!
-//! `net/tcp.rs` `read` → `net/sock.rs` `Sock::read` → `poll/fd.rs` `NetFd::read_stream`
-//! (lock, syscall, EAGAIN) →
+//! `net/tcp.rs` `read` → `net/sock.rs` `Sock::read_mut` → `poll/fd.rs` `NetFd::read_stream`
+//! (lock unless through `&mut`, syscall, EAGAIN) →
 //! `poll/desc.rs` `PollDesc::wait` (publish in the slot, park) → `runtime/park.rs` →
 //! `runtime/worker.rs` (suspend; the worker runs others, then sleeps in) → `Poller::poll`
 //! here → `poll/epoll.rs` `epoll_wait` → event → `PollDesc::ready` → `Task::unpark_owned_at` →
