@@ -380,22 +380,25 @@ impl NetFd {
     }
 
     /// The five beats. See the module comment. `drains` says whether a successful result
-    /// emptied the receive queue. `SOLE`: the caller holds its handle by `&mut`, so beat 1
-    /// is a look at the CLOSED bit instead of the lock (module docs, *Calls through `&mut`*).
+    /// emptied the receive queue. `PACED`: `write_paced`'s pauses, compiled out of every
+    /// other call. `SOLE`: the caller holds its handle by `&mut`, so beat 1 is a look at the
+    /// CLOSED bit instead of the lock (module docs, *Calls through `&mut`*).
     fn io<R, const PACED: bool, const SOLE: bool>(
         &self,
         dir: Dir,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
         drains: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
-        // 1. direction lock + reference. std's per-call timeout counts from here, the wait
-        // for the lock included: a std call blocked behind another times out on its own.
+        // 1. direction lock + reference (through `&mut`: only the CLOSED bit). std's
+        // per-call timeout counts from here, the wait for the lock included: a std call
+        // blocked behind another times out on its own.
         let call = self.call_deadline(dir);
         let r = if SOLE {
             if self.mu.is_closed() {
                 return Err(Refused::Closed.into_error());
             }
-            // SAFETY: the number is open (invariant) for the duration of this borrow.
+            // SAFETY: the number stays open for the whole life of this `NetFd` (invariant:
+            // only `Drop` closes it), which outlives this borrow of it.
             let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
             self.io_locked::<R, PACED>(fd, dir, call, op, drains)
         } else {
