@@ -281,6 +281,12 @@ impl PollDesc {
         self.slot(dir).load(Ordering::SeqCst) == READY
     }
 
+    /// Whether a waiter is published in `dir`'s slot (it is blocked, or about to block).
+    #[cfg(test)]
+    pub(crate) fn has_waiter(&self, dir: Dir) -> bool {
+        !matches!(self.slot(dir).load(Ordering::SeqCst), EMPTY | READY)
+    }
+
     /// Moves the slot from a parked task to EMPTY and hands back that task's reference.
     fn take_waiter(&self, dir: Dir) -> Option<Arc<Task>> {
         let slot = self.slot(dir);

@@ -893,7 +893,12 @@ mod tests {
             let fd = Arc::new(fd);
             let watched = fd.clone();
             let watcher = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(50));
+                // Once the reader is in the slot it is past beat 1 and waits for data.
+                let until = Instant::now() + Duration::from_secs(30);
+                while !watched.desc.has_waiter(Dir::Read) {
+                    assert!(Instant::now() < until, "the read never blocked");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 let seen = (watched.mu.locked(Dir::Read), watched.mu.refs());
                 peer.write_all(b"hi").unwrap();
                 (seen, peer)
