@@ -157,8 +157,17 @@ fn go_later_calls_fail_as_closed() {
             format!("set tcp {local}: use of closed network connection")
         );
         let mut b = [0u8; 4];
+        // through `&mut` (no fd lock) and through `&` (the lock) alike
         assert_closed(&c.read(&mut b).unwrap_err());
         assert_closed(&c.write(b"x").unwrap_err());
+        assert_closed(&(&c).read(&mut b).unwrap_err());
+        assert_closed(&(&c).write(b"x").unwrap_err());
+        let mut bufs = [std::io::IoSliceMut::new(&mut b)];
+        assert_closed(&c.read_vectored(&mut bufs).unwrap_err());
+        assert_closed(
+            &c.write_vectored(&[std::io::IoSlice::new(b"x")])
+                .unwrap_err(),
+        );
         assert_closed(&c.peek(&mut b).unwrap_err());
         assert_closed(&c.close().unwrap_err());
         assert_closed(&c.set_deadline(None).unwrap_err());
