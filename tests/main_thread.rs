@@ -69,6 +69,16 @@ fn run_child(test: &str) -> (ExitStatus, String, String) {
     )
 }
 
+/// The child's side of a case: `Builder::main` with `workers` workers, which ends the process
+/// and so must not come back.
+fn main_in_child(workers: usize, f: impl FnOnce() + Send + 'static) -> ! {
+    let err = coronet::Builder::new()
+        .workers(workers)
+        .main(f)
+        .unwrap_err();
+    panic!("Builder::main returned: {err}");
+}
+
 /// Threads of this process, from /proc.
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
@@ -98,28 +108,24 @@ fn main_runs_on_the_calling_thread_and_exits_0() {
     if is_child(TEST) {
         let caller = std::thread::current().id();
         let before = threads();
-        let err = coronet::Builder::new()
-            .workers(1)
-            .main(move || {
-                assert_eq!(
-                    std::thread::current().id(),
-                    caller,
-                    "main on another thread"
-                );
-                let handlers = coronet::go(|| std::thread::current().id());
-                assert_eq!(
-                    handlers.join().unwrap(),
-                    caller,
-                    "a coroutine on another thread"
-                );
-                echo_once();
-                // no worker thread beside the caller
-                assert_eq!(threads(), before, "threads before main: {before}");
-                // No newline: only the flush at exit gets this out.
-                print!("main done");
-            })
-            .unwrap_err();
-        panic!("Builder::main returned: {err}");
+        main_in_child(1, move || {
+            assert_eq!(
+                std::thread::current().id(),
+                caller,
+                "main on another thread"
+            );
+            let handlers = coronet::go(|| std::thread::current().id());
+            assert_eq!(
+                handlers.join().unwrap(),
+                caller,
+                "a coroutine on another thread"
+            );
+            echo_once();
+            // no worker thread beside the caller
+            assert_eq!(threads(), before, "threads before main: {before}");
+            // No newline: only the flush at exit gets this out.
+            print!("main done");
+        });
     }
     let (status, stdout, stderr) = run_child(TEST);
     assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
@@ -130,11 +136,7 @@ fn main_runs_on_the_calling_thread_and_exits_0() {
 fn a_panic_in_main_exits_101_with_its_message() {
     const TEST: &str = "a_panic_in_main_exits_101_with_its_message";
     if is_child(TEST) {
-        let err = coronet::Builder::new()
-            .workers(1)
-            .main(|| panic!("boom in main"))
-            .unwrap_err();
-        panic!("Builder::main returned: {err}");
+        main_in_child(1, || panic!("boom in main"));
     }
     let (status, _, stderr) = run_child(TEST);
     assert_eq!(status.code(), Some(101), "stderr:\n{stderr}");
@@ -149,23 +151,19 @@ fn a_panic_in_main_exits_101_with_its_message() {
 fn main_returning_ends_the_process_without_waiting_for_other_coroutines() {
     const TEST: &str = "main_returning_ends_the_process_without_waiting_for_other_coroutines";
     if is_child(TEST) {
-        let err = coronet::Builder::new()
-            .workers(2)
-            .main(|| {
-                // Parked for an hour on each worker's timers, or blocked in accept: none of
-                // them holds the process up.
-                for _ in 0..8 {
-                    drop(coronet::go(|| {
-                        coronet::time::sleep(Duration::from_secs(3600))
-                    }));
-                }
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                drop(coronet::go(move || drop(listener.accept())));
-                echo_once();
-                eprintln!("child: main returns");
-            })
-            .unwrap_err();
-        panic!("Builder::main returned: {err}");
+        main_in_child(2, || {
+            // Parked for an hour on each worker's timers, or blocked in accept: none of
+            // them holds the process up.
+            for _ in 0..8 {
+                drop(coronet::go(|| {
+                    coronet::time::sleep(Duration::from_secs(3600))
+                }));
+            }
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            drop(coronet::go(move || drop(listener.accept())));
+            echo_once();
+            eprintln!("child: main returns");
+        });
     }
     let start = Instant::now();
     let (status, _, stderr) = run_child(TEST);
@@ -200,18 +198,14 @@ fn an_overflow_on_the_calling_threads_worker_names_the_coroutine() {
         // SAFETY: a valid rlimit; lowering our own core-size limit is always allowed. No
         // core dump from the abort to come.
         unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
-        let err = coronet::Builder::new()
-            .workers(1)
-            .main(|| {
-                let h = coronet::Spawn::new()
-                    .name("deep")
-                    .stack_size(64 << 10)
-                    .go(|| recurse(0));
-                let _ = h.join();
-                unreachable!("the overflowing coroutine returned");
-            })
-            .unwrap_err();
-        panic!("Builder::main returned: {err}");
+        main_in_child(1, || {
+            let h = coronet::Spawn::new()
+                .name("deep")
+                .stack_size(64 << 10)
+                .go(|| recurse(0));
+            let _ = h.join();
+            unreachable!("the overflowing coroutine returned");
+        });
     }
     let (status, _, stderr) = run_child(TEST);
     assert_eq!(status.signal(), Some(libc::SIGABRT), "stderr:\n{stderr}");
