@@ -40,13 +40,24 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+// The word and the semaphores' locks are loom's in the loom models (`loom_tests` below), so
+// they run the very methods the sockets call; everywhere else they are std's.
+#[cfg(all(test, loom))]
+use loom::sync::{atomic::AtomicU64, Mutex, MutexGuard};
+#[cfg(not(all(test, loom)))]
+use std::sync::{atomic::AtomicU64, Mutex, MutexGuard};
+
 use super::desc::Dir;
-use crate::runtime::park::{self, current};
-use crate::runtime::task::{Task, Wait};
+use crate::runtime::park;
+#[cfg(not(all(test, loom)))]
+use crate::runtime::park::current;
+use crate::runtime::task::Task;
+#[cfg(not(all(test, loom)))]
+use crate::runtime::task::Wait;
 
 const CLOSED: u64 = 1 << 0;
 const RLOCK: u64 = 1 << 1;
@@ -153,7 +164,12 @@ impl FdMutex {
 
     /// Marks the word closed through `&mut` (no call can be in flight): for `Drop`.
     pub(crate) fn set_closed_mut(&mut self) {
-        *self.state.get_mut() |= CLOSED;
+        #[cfg(not(all(test, loom)))]
+        {
+            *self.state.get_mut() |= CLOSED;
+        }
+        #[cfg(all(test, loom))]
+        self.state.with_mut(|v| *v |= CLOSED);
     }
 
     /// Takes a reference for a call that needs no direction lock.
@@ -384,6 +400,8 @@ impl Sema {
     /// Waits for a permit, at most until `until`; false if it timed out, after leaving
     /// the queue and calling `gave_up` under the lock (see `FdMutex::uncount`).
     fn acquire(&self, until: Option<Instant>, gave_up: impl FnOnce()) -> bool {
+        #[cfg(all(test, loom))]
+        use loom_tests::current;
         let me = {
             let mut s = self.state();
             if s.permits > 0 {
@@ -396,7 +414,11 @@ impl Sema {
         };
         log::trace!("task {} waits for an fd lock", me.id);
         loop {
+            #[cfg(not(all(test, loom)))]
             park::park_current_until(&me, until, Wait::Sync, -1);
+            // a park that only an unpark ends; a model's timer is a thread that unparks
+            #[cfg(all(test, loom))]
+            park::park_sleeping(&me);
             let mut s = self.state();
             // granted = a release took us out of the queue
             let Some(at) = s.waiters.iter().position(|t| Arc::ptr_eq(t, &me)) else {
@@ -447,6 +469,9 @@ impl FdMutex {
         (self.state.load(Ordering::SeqCst) & lane.mask) / lane.wait
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 #[cfg(test)]
 mod tests {

@@ -41,8 +41,8 @@
 //! `Arc<Task>` reference is released exactly once (after the waits and the `PollDesc` are
 //! gone, only the test's own references are left).
 //!
-//! Known gaps: per-call deadlines (`call`); the direction locks and two waiters on one
-//! slot (the locks rule it out); more than two data arrivals; the token's own orderings
+//! Known gaps: per-call deadlines (`call`); the direction locks (`fdmutex/loom_tests.rs`
+//! checks them) and two waiters on one slot (the locks rule it out); more than two data arrivals; the token's own orderings
 //! (`park/loom_tests.rs` checks them: here a wake also carries loom's `unpark`, as a run
 //! queue or an eventfd carries it). loom treats SeqCst accesses as AcqRel: see
 //! `store_load_order` in `desc.rs` for the points that need a SeqCst fence under loom to

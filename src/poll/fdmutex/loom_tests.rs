@@ -1,0 +1,319 @@
+//! loom models of the lifetime word: the real `FdMutex` and `Sema` code on loom's atomics and
+//! locks.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom`
+//!
+//! Real: `rwlock` (fast and slow paths, the waiter count, `Sema::acquire` with its queue and
+//! its look after each wake-up), `rwunlock` (the permit it hands on), `close` (waking every
+//! counted waiter), `decref`, `uncount` for a waiter whose time ran out, and the token moves
+//! of `Task::unpark` for the wake.
+//!
+//! Modelled:
+//! - a waiter's sleep: `park::park_sleeping`, the real token parked as a thread record,
+//!   which only an unpark ends (the runtime's park would also end at the deadline);
+//! - std's per-call timeout: the waiter's `until` is already past, and a "timer" thread
+//!   unparks it, as the park's timer (or poll's timeout) would, at any point of the model.
+//!
+//! Checked in every execution: every call returns (a lost lock wake-up leaves a waiter
+//! asleep with everyone else done, which loom reports as a deadlock); at most one holder
+//! per direction at a time, and each holder sees the writes of the one before it through
+//! the lock's orderings alone (the data is `Relaxed`); the socket is retired (a `true` from
+//! `decref`/`rwunlock`) exactly once after `close`, never before; and at the end no waiter
+//! is left counted in the word, and at most one permit is left stored (the surplus
+//! `FdMutex::uncount` describes). 29–162,016 executions per model, about 8 s in all.
+//!
+//! The models can fail (each checked on its own, then the code restored):
+//! - `rwunlock_slow` taking the waiter out of the count without `release(1)`:
+//!   `loom_fdmutex_two_readers`, `loom_fdmutex_three_readers` and
+//!   `loom_fdmutex_close_wakes_waiter` deadlock (the waiter sleeps for good).
+//! - `rwlock`'s compare-exchanges `Relaxed` instead of `Acquire`, or `rwunlock`'s `Relaxed`
+//!   and `Acquire` instead of `Release` and `AcqRel`: `loom_fdmutex_two_readers` finds a
+//!   holder that missed the previous holder's write.
+//! - `close` clearing the counts without releasing the waiters:
+//!   `loom_fdmutex_close_wakes_waiter` deadlocks.
+//! - a waiter that times out without `uncount` (the fifth audit's bug):
+//!   `loom_fdmutex_timeout_behind_holder` finds its count left in the word. (Against an
+//!   unlock, `loom_fdmutex_timeout_against_unlock`, the unlock consumes the stray count
+//!   into one stored permit, which the invariant allows: the bug shows only behind a
+//!   holder that stays.)
+//! - `acquire` taking every wake-up for a grant (leaving the queue and returning `true`):
+//!   `loom_fdmutex_timeout_behind_holder` deadlocks (the waiter, woken by its timer, counts
+//!   itself again and waits with no timer left). Mutual exclusion holds even then: a
+//!   granted waiter competes for the lock again, it is not handed it.
+//!
+//! Not covered: the write lane (the same code through `Lane`), counts reaching their
+//! limits (`TooMany`), and `OnceLock`'s own publication of the semaphores (std's).
+
+use super::{FdMutex, RWAIT_MASK, WWAIT_MASK};
+use crate::poll::desc::Dir;
+use crate::runtime::park::loom_builder;
+use crate::runtime::task::Task;
+use loom::sync::atomic::AtomicUsize;
+use loom::thread;
+use std::cell::RefCell;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+loom::thread_local! {
+    /// The thread's own record, set by the model before it locks (`park::current`).
+    static ME: RefCell<Option<Arc<Task>>> = RefCell::new(None);
+}
+
+/// `park::current` under loom: the record the model gave this thread.
+pub(super) fn current() -> Arc<Task> {
+    ME.with(|m| {
+        m.borrow()
+            .clone()
+            .expect("the model sets each thread's record")
+    })
+}
+
+fn become_task(task: &Arc<Task>) {
+    ME.with(|m| *m.borrow_mut() = Some(task.clone()));
+}
+
+/// Explores `model` with `loom_builder`'s bound and prints how many executions it took.
+fn explore(name: &str, model: impl Fn() + Send + Sync + 'static) {
+    let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = executions.clone();
+    loom_builder().check(move || {
+        counter.fetch_add(1, Relaxed);
+        model();
+    });
+    eprintln!("{name}: {} executions", executions.load(Relaxed));
+}
+
+/// What the model shares: the word, the count of holders inside, the data the lock guards
+/// and how many holders updated it, and the retirements.
+struct Bed {
+    mu: FdMutex,
+    inside: AtomicUsize,
+    /// Read and written with `Relaxed` by holders only: each must see the last holder's
+    /// write, which only the lock's own orderings can guarantee.
+    data: AtomicUsize,
+    holders: AtomicUsize,
+    retired: AtomicUsize,
+}
+
+impl Bed {
+    fn new() -> Arc<Bed> {
+        Arc::new(Bed {
+            mu: FdMutex::new(),
+            inside: AtomicUsize::new(0),
+            data: AtomicUsize::new(0),
+            holders: AtomicUsize::new(0),
+            retired: AtomicUsize::new(0),
+        })
+    }
+
+    /// Takes the read lock with `until`; on success checks it holds it alone and unlocks.
+    /// Returns whether it got the lock.
+    fn read_once(&self, until: Option<Instant>) -> bool {
+        match self.mu.rwlock(Dir::Read, until) {
+            Ok(()) => {
+                // All Relaxed: the lock's orderings alone must order one holder after another
+                // (a read-modify-write sees the latest value whatever its ordering).
+                assert_eq!(
+                    self.inside.fetch_add(1, Relaxed),
+                    0,
+                    "two readers hold the lock"
+                );
+                let seen = self.data.load(Relaxed);
+                self.data.store(seen + 1, Relaxed);
+                self.holders.fetch_add(1, Relaxed);
+                self.inside.fetch_sub(1, Relaxed);
+                self.unlock();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn unlock(&self) {
+        if self.mu.rwunlock(Dir::Read) {
+            self.retired.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// At the end: every holder saw the one before it, no waiter is counted, at most one
+    /// permit is stored.
+    fn check_quiet(&self) {
+        assert_eq!(
+            self.data.load(SeqCst),
+            self.holders.load(SeqCst),
+            "a holder missed an earlier holder's write"
+        );
+        let word = self.mu.state.load(SeqCst);
+        assert_eq!(
+            word & (RWAIT_MASK | WWAIT_MASK),
+            0,
+            "a waiter left counted: {word:#x}"
+        );
+        if let Some(semas) = self.mu.semas.get() {
+            let permits = semas[0].state().permits;
+            assert!(permits <= 1, "{permits} permits left stored");
+        }
+    }
+}
+
+/// Two readers of one fd: each gets the lock in turn, the second waking when the first
+/// unlocks.
+#[test]
+fn loom_fdmutex_two_readers() {
+    explore("two_readers", || {
+        let bed = Bed::new();
+        let other = {
+            let bed = bed.clone();
+            thread::spawn(move || {
+                become_task(&Task::new_thread());
+                assert!(bed.read_once(None));
+            })
+        };
+        become_task(&Task::new_thread());
+        assert!(bed.read_once(None));
+        other.join().unwrap();
+        assert_eq!(bed.mu.state.load(SeqCst), 0);
+        bed.check_quiet();
+    });
+}
+
+/// Three readers: two may wait at once, each unlock hands the lock on to one of them.
+#[test]
+fn loom_fdmutex_three_readers() {
+    explore("three_readers", || {
+        let bed = Bed::new();
+        let others: Vec<_> = (0..2)
+            .map(|_| {
+                let bed = bed.clone();
+                thread::spawn(move || {
+                    become_task(&Task::new_thread());
+                    assert!(bed.read_once(None));
+                })
+            })
+            .collect();
+        become_task(&Task::new_thread());
+        assert!(bed.read_once(None));
+        for t in others {
+            t.join().unwrap();
+        }
+        assert_eq!(bed.mu.state.load(SeqCst), 0);
+        bed.check_quiet();
+    });
+}
+
+/// A reader holds the lock, a second waits for it, a third closes: the waiter returns
+/// (with the lock if it came before the close, else refused), and the socket is retired
+/// exactly once, by whoever drops the last reference.
+#[test]
+fn loom_fdmutex_close_wakes_waiter() {
+    explore("close_wakes_waiter", || {
+        let bed = Bed::new();
+        become_task(&Task::new_thread());
+        bed.mu.rwlock(Dir::Read, None).unwrap();
+        let waiter = {
+            let bed = bed.clone();
+            thread::spawn(move || {
+                become_task(&Task::new_thread());
+                bed.read_once(None);
+            })
+        };
+        let closer = {
+            let bed = bed.clone();
+            thread::spawn(move || {
+                bed.mu.close().unwrap();
+                if bed.mu.decref() {
+                    bed.retired.fetch_add(1, SeqCst);
+                }
+            })
+        };
+        bed.unlock();
+        waiter.join().unwrap();
+        closer.join().unwrap();
+        assert_eq!(bed.retired.load(SeqCst), 1, "retired other than once");
+        assert!(bed.mu.is_closed());
+        bed.check_quiet();
+    });
+}
+
+/// A reader holds the lock; a second waits with its time already run out, and a timer
+/// unparks it at any moment, while the holder unlocks. The waiter gets the lock or times
+/// out; either way no count is left behind, and a later reader gets the lock at once.
+#[test]
+fn loom_fdmutex_timeout_against_unlock() {
+    explore("timeout_against_unlock", || {
+        let bed = Bed::new();
+        become_task(&Task::new_thread());
+        bed.mu.rwlock(Dir::Read, None).unwrap();
+        let task = Task::new_thread();
+        let waiter = {
+            let bed = bed.clone();
+            let task = task.clone();
+            thread::spawn(move || {
+                become_task(&task);
+                let past = Instant::now() - Duration::from_millis(1);
+                bed.read_once(Some(past));
+            })
+        };
+        let timer = thread::spawn(move || task.unpark());
+        bed.unlock();
+        waiter.join().unwrap();
+        timer.join().unwrap();
+        bed.check_quiet();
+        // the lock is free and nobody waits: a reader takes it at once
+        assert!(bed.read_once(None));
+        assert_eq!(bed.retired.load(SeqCst), 0);
+    });
+}
+
+/// A reader holds the lock until a second, whose time has run out, has given up: the
+/// waiter must time out (nothing else will wake it once the timer has), and must take its
+/// count out of the word itself, since no unlock comes to do it.
+#[test]
+fn loom_fdmutex_timeout_behind_holder() {
+    explore("timeout_behind_holder", || {
+        let bed = Bed::new();
+        become_task(&Task::new_thread());
+        bed.mu.rwlock(Dir::Read, None).unwrap();
+        let task = Task::new_thread();
+        let waiter = {
+            let bed = bed.clone();
+            let task = task.clone();
+            thread::spawn(move || {
+                become_task(&task);
+                let past = Instant::now() - Duration::from_millis(1);
+                assert!(!bed.read_once(Some(past)), "got a lock that is held");
+            })
+        };
+        let timer = thread::spawn(move || task.unpark());
+        waiter.join().unwrap();
+        timer.join().unwrap();
+        bed.check_quiet();
+        bed.unlock();
+        bed.check_quiet();
+        assert_eq!(bed.mu.state.load(SeqCst), 0);
+    });
+}
+
+/// A reader and a writer hold their locks at the same time: neither waits for the other.
+#[test]
+fn loom_fdmutex_reader_and_writer() {
+    explore("reader_and_writer", || {
+        let mu = Arc::new(FdMutex::new());
+        let writer = {
+            let mu = mu.clone();
+            thread::spawn(move || {
+                mu.rwlock(Dir::Write, None).unwrap();
+                assert!(!mu.rwunlock(Dir::Write));
+            })
+        };
+        mu.rwlock(Dir::Read, None).unwrap();
+        assert!(!mu.rwunlock(Dir::Read));
+        writer.join().unwrap();
+        assert_eq!(mu.state.load(SeqCst), 0);
+        assert!(
+            mu.semas.get().is_none(),
+            "a semaphore made without contention"
+        );
+    });
+}
