@@ -130,6 +130,14 @@ impl Bed {
         }
     }
 
+    /// A bed whose read lock the calling thread holds.
+    fn held() -> Arc<Bed> {
+        let bed = Bed::new();
+        become_task(&Task::new_thread());
+        bed.mu.rwlock(Dir::Read, None).unwrap();
+        bed
+    }
+
     fn unlock(&self) {
         if self.mu.rwunlock(Dir::Read) {
             self.retired.fetch_add(1, SeqCst);
@@ -157,49 +165,44 @@ impl Bed {
     }
 }
 
-/// Two readers of one fd: each gets the lock in turn, the second waking when the first
-/// unlocks.
-#[test]
-fn loom_fdmutex_two_readers() {
-    explore("two_readers", || {
+/// A thread that reads once as `task`, its call's time already run out if `timed_out`;
+/// joins to whether it got the lock.
+fn reader(bed: &Arc<Bed>, task: Arc<Task>, timed_out: bool) -> thread::JoinHandle<bool> {
+    let bed = bed.clone();
+    thread::spawn(move || {
+        become_task(&task);
+        let until = timed_out.then(|| Instant::now() - Duration::from_millis(1));
+        bed.read_once(until)
+    })
+}
+
+/// `n` readers of one fd, this thread one of them: each gets the lock in turn, a waiter
+/// waking when the holder before it unlocks.
+fn readers(name: &'static str, n: usize) {
+    explore(name, move || {
         let bed = Bed::new();
-        let other = {
-            let bed = bed.clone();
-            thread::spawn(move || {
-                become_task(&Task::new_thread());
-                assert!(bed.read_once(None));
-            })
-        };
+        let others: Vec<_> = (1..n)
+            .map(|_| reader(&bed, Task::new_thread(), false))
+            .collect();
         become_task(&Task::new_thread());
         assert!(bed.read_once(None));
-        other.join().unwrap();
+        for t in others {
+            assert!(t.join().unwrap());
+        }
         assert_eq!(bed.mu.state.load(SeqCst), 0);
         bed.check_quiet();
     });
 }
 
-/// Three readers: two may wait at once, each unlock hands the lock on to one of them.
+#[test]
+fn loom_fdmutex_two_readers() {
+    readers("two_readers", 2);
+}
+
+/// Two may wait at once; each unlock hands the lock on to one of them.
 #[test]
 fn loom_fdmutex_three_readers() {
-    explore("three_readers", || {
-        let bed = Bed::new();
-        let others: Vec<_> = (0..2)
-            .map(|_| {
-                let bed = bed.clone();
-                thread::spawn(move || {
-                    become_task(&Task::new_thread());
-                    assert!(bed.read_once(None));
-                })
-            })
-            .collect();
-        become_task(&Task::new_thread());
-        assert!(bed.read_once(None));
-        for t in others {
-            t.join().unwrap();
-        }
-        assert_eq!(bed.mu.state.load(SeqCst), 0);
-        bed.check_quiet();
-    });
+    readers("three_readers", 3);
 }
 
 /// A reader holds the lock, a second waits for it, a third closes: the waiter returns
@@ -208,16 +211,8 @@ fn loom_fdmutex_three_readers() {
 #[test]
 fn loom_fdmutex_close_wakes_waiter() {
     explore("close_wakes_waiter", || {
-        let bed = Bed::new();
-        become_task(&Task::new_thread());
-        bed.mu.rwlock(Dir::Read, None).unwrap();
-        let waiter = {
-            let bed = bed.clone();
-            thread::spawn(move || {
-                become_task(&Task::new_thread());
-                bed.read_once(None);
-            })
-        };
+        let bed = Bed::held();
+        let waiter = reader(&bed, Task::new_thread(), false);
         let closer = {
             let bed = bed.clone();
             thread::spawn(move || {
@@ -236,26 +231,22 @@ fn loom_fdmutex_close_wakes_waiter() {
     });
 }
 
+/// A reader whose call's time has already run out, and the timer that unparks it (as the
+/// park's timer would, at any point of the model); joins to whether it got the lock.
+fn timed_out_reader(bed: &Arc<Bed>) -> (thread::JoinHandle<bool>, thread::JoinHandle<()>) {
+    let task = Task::new_thread();
+    let waiter = reader(bed, task.clone(), true);
+    (waiter, thread::spawn(move || task.unpark()))
+}
+
 /// A reader holds the lock; a second waits with its time already run out, and a timer
 /// unparks it at any moment, while the holder unlocks. The waiter gets the lock or times
 /// out; either way no count is left behind, and a later reader gets the lock at once.
 #[test]
 fn loom_fdmutex_timeout_against_unlock() {
     explore("timeout_against_unlock", || {
-        let bed = Bed::new();
-        become_task(&Task::new_thread());
-        bed.mu.rwlock(Dir::Read, None).unwrap();
-        let task = Task::new_thread();
-        let waiter = {
-            let bed = bed.clone();
-            let task = task.clone();
-            thread::spawn(move || {
-                become_task(&task);
-                let past = Instant::now() - Duration::from_millis(1);
-                bed.read_once(Some(past));
-            })
-        };
-        let timer = thread::spawn(move || task.unpark());
+        let bed = Bed::held();
+        let (waiter, timer) = timed_out_reader(&bed);
         bed.unlock();
         waiter.join().unwrap();
         timer.join().unwrap();
@@ -272,21 +263,9 @@ fn loom_fdmutex_timeout_against_unlock() {
 #[test]
 fn loom_fdmutex_timeout_behind_holder() {
     explore("timeout_behind_holder", || {
-        let bed = Bed::new();
-        become_task(&Task::new_thread());
-        bed.mu.rwlock(Dir::Read, None).unwrap();
-        let task = Task::new_thread();
-        let waiter = {
-            let bed = bed.clone();
-            let task = task.clone();
-            thread::spawn(move || {
-                become_task(&task);
-                let past = Instant::now() - Duration::from_millis(1);
-                assert!(!bed.read_once(Some(past)), "got a lock that is held");
-            })
-        };
-        let timer = thread::spawn(move || task.unpark());
-        waiter.join().unwrap();
+        let bed = Bed::held();
+        let (waiter, timer) = timed_out_reader(&bed);
+        assert!(!waiter.join().unwrap(), "got a lock that is held");
         timer.join().unwrap();
         bed.check_quiet();
         bed.unlock();
