@@ -42,11 +42,11 @@
 //! gone, only the test's own references are left).
 //!
 //! Known gaps: per-call deadlines (`call`); the direction locks (`fdmutex/loom_tests.rs`
-//! checks them) and two waiters on one slot (the locks rule it out); more than two data arrivals; the token's own orderings
-//! (`park/loom_tests.rs` checks them: here a wake also carries loom's `unpark`, as a run
-//! queue or an eventfd carries it). loom treats SeqCst accesses as AcqRel: see
-//! `store_load_order` in `desc.rs` for the points that need a SeqCst fence under loom to
-//! avoid a false alarm.
+//! checks them) and two waiters on one slot (the locks rule it out); more than two data
+//! arrivals; the token's own orderings (`park/loom_tests.rs` checks them: here a wake also
+//! carries loom's `unpark`, as a run queue or an eventfd carries it). loom treats SeqCst
+//! accesses as AcqRel: see `store_load_order` in `desc.rs` for the points that need a
+//! SeqCst fence under loom to avoid a false alarm.
 //!
 //! The models can fail (each checked on its own, then the code restored; a failing loom
 //! test aborts the whole binary, so run together only the first failure shows):

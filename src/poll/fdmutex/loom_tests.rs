@@ -41,8 +41,8 @@
 //!   itself again and waits with no timer left). Mutual exclusion holds even then: a
 //!   granted waiter competes for the lock again, it is not handed it.
 //!
-//! Not covered: the write lane (the same code through `Lane`), counts reaching their
-//! limits (`TooMany`), and `OnceLock`'s own publication of the semaphores (std's).
+//! Not covered: waiting on the write lane (the same code through `Lane`), counts reaching
+//! their limits (`TooMany`), and `OnceLock`'s own publication of the semaphores (std's).
 
 use super::{FdMutex, RWAIT_MASK, WWAIT_MASK};
 use crate::poll::desc::Dir;
@@ -190,6 +190,7 @@ fn readers(name: &'static str, n: usize) {
             assert!(t.join().unwrap());
         }
         assert_eq!(bed.mu.state.load(SeqCst), 0);
+        assert_eq!(bed.retired.load(SeqCst), 0, "retired while open");
         bed.check_quiet();
     });
 }
