@@ -41,8 +41,9 @@
 //!   itself again and waits with no timer left). Mutual exclusion holds even then: a
 //!   granted waiter competes for the lock again, it is not handed it.
 //!
-//! Not covered: waiting on the write lane (the same code through `Lane`), counts reaching
-//! their limits (`TooMany`), and `OnceLock`'s own publication of the semaphores (std's).
+//! Not covered: the write lane beyond two writers (the same code through `Lane`), counts
+//! reaching their limits (`TooMany`), and `OnceLock`'s own publication of the semaphores
+//! (std's).
 
 use super::{FdMutex, RWAIT_MASK, WWAIT_MASK};
 use crate::poll::desc::Dir;
@@ -84,10 +85,11 @@ fn explore(name: &str, model: impl Fn() + Send + Sync + 'static) {
     eprintln!("{name}: {} executions", executions.load(Relaxed));
 }
 
-/// What the model shares: the word, the count of holders inside, the data the lock guards
-/// and how many holders updated it, and the retirements.
+/// What the model shares: the word, the direction its callers lock, the count of holders
+/// inside, the data the lock guards and how many holders updated it, and the retirements.
 struct Bed {
     mu: FdMutex,
+    dir: Dir,
     inside: AtomicUsize,
     /// Read and written with `Relaxed` by holders only: each must see the last holder's
     /// write, which only the lock's own orderings can guarantee.
@@ -97,9 +99,10 @@ struct Bed {
 }
 
 impl Bed {
-    fn new() -> Arc<Bed> {
+    fn new(dir: Dir) -> Arc<Bed> {
         Arc::new(Bed {
             mu: FdMutex::new(),
+            dir,
             inside: AtomicUsize::new(0),
             data: AtomicUsize::new(0),
             holders: AtomicUsize::new(0),
@@ -107,17 +110,17 @@ impl Bed {
         })
     }
 
-    /// Takes the read lock with `until`; on success checks it holds it alone and unlocks.
+    /// Takes the bed's lock with `until`; on success checks it holds it alone and unlocks.
     /// Returns whether it got the lock.
-    fn read_once(&self, until: Option<Instant>) -> bool {
-        match self.mu.rwlock(Dir::Read, until) {
+    fn lock_once(&self, until: Option<Instant>) -> bool {
+        match self.mu.rwlock(self.dir, until) {
             Ok(()) => {
                 // All Relaxed: the lock's orderings alone must order one holder after another
                 // (a read-modify-write sees the latest value whatever its ordering).
                 assert_eq!(
                     self.inside.fetch_add(1, Relaxed),
                     0,
-                    "two readers hold the lock"
+                    "two callers hold the lock"
                 );
                 let seen = self.data.load(Relaxed);
                 self.data.store(seen + 1, Relaxed);
@@ -132,14 +135,14 @@ impl Bed {
 
     /// A bed whose read lock the calling thread holds.
     fn held() -> Arc<Bed> {
-        let bed = Bed::new();
+        let bed = Bed::new(Dir::Read);
         become_task(&Task::new_thread());
         bed.mu.rwlock(Dir::Read, None).unwrap();
         bed
     }
 
     fn unlock(&self) {
-        if self.mu.rwunlock(Dir::Read) {
+        if self.mu.rwunlock(self.dir) {
             self.retired.fetch_add(1, SeqCst);
         }
     }
@@ -158,34 +161,34 @@ impl Bed {
             0,
             "a waiter left counted: {word:#x}"
         );
-        if let Some(semas) = self.mu.semas.get() {
-            let permits = semas[0].state().permits;
+        for sema in self.mu.semas.get().into_iter().flat_map(|s| s.iter()) {
+            let permits = sema.state().permits;
             assert!(permits <= 1, "{permits} permits left stored");
         }
     }
 }
 
-/// A thread that reads once as `task`, its call's time already run out if `timed_out`;
+/// A thread that locks once as `task`, its call's time already run out if `timed_out`;
 /// joins to whether it got the lock.
-fn reader(bed: &Arc<Bed>, task: Arc<Task>, timed_out: bool) -> thread::JoinHandle<bool> {
+fn locker(bed: &Arc<Bed>, task: Arc<Task>, timed_out: bool) -> thread::JoinHandle<bool> {
     let bed = bed.clone();
     thread::spawn(move || {
         become_task(&task);
         let until = timed_out.then(|| Instant::now() - Duration::from_millis(1));
-        bed.read_once(until)
+        bed.lock_once(until)
     })
 }
 
-/// `n` readers of one fd, this thread one of them: each gets the lock in turn, a waiter
-/// waking when the holder before it unlocks.
-fn readers(name: &'static str, n: usize) {
+/// `n` callers locking `dir` of one fd, this thread one of them: each gets the lock in
+/// turn, a waiter waking when the holder before it unlocks.
+fn contenders(name: &'static str, dir: Dir, n: usize) {
     explore(name, move || {
-        let bed = Bed::new();
+        let bed = Bed::new(dir);
         let others: Vec<_> = (1..n)
-            .map(|_| reader(&bed, Task::new_thread(), false))
+            .map(|_| locker(&bed, Task::new_thread(), false))
             .collect();
         become_task(&Task::new_thread());
-        assert!(bed.read_once(None));
+        assert!(bed.lock_once(None));
         for t in others {
             assert!(t.join().unwrap());
         }
@@ -197,13 +200,19 @@ fn readers(name: &'static str, n: usize) {
 
 #[test]
 fn loom_fdmutex_two_readers() {
-    readers("two_readers", 2);
+    contenders("two_readers", Dir::Read, 2);
 }
 
 /// Two may wait at once; each unlock hands the lock on to one of them.
 #[test]
 fn loom_fdmutex_three_readers() {
-    readers("three_readers", 3);
+    contenders("three_readers", Dir::Read, 3);
+}
+
+/// The write lane: its own bit, count and semaphore.
+#[test]
+fn loom_fdmutex_two_writers() {
+    contenders("two_writers", Dir::Write, 2);
 }
 
 /// A reader holds the lock, a second waits for it, a third closes: the waiter returns
@@ -213,7 +222,7 @@ fn loom_fdmutex_three_readers() {
 fn loom_fdmutex_close_wakes_waiter() {
     explore("close_wakes_waiter", || {
         let bed = Bed::held();
-        let waiter = reader(&bed, Task::new_thread(), false);
+        let waiter = locker(&bed, Task::new_thread(), false);
         let closer = {
             let bed = bed.clone();
             thread::spawn(move || {
@@ -236,7 +245,7 @@ fn loom_fdmutex_close_wakes_waiter() {
 /// park's timer would, at any point of the model); joins to whether it got the lock.
 fn timed_out_reader(bed: &Arc<Bed>) -> (thread::JoinHandle<bool>, thread::JoinHandle<()>) {
     let task = Task::new_thread();
-    let waiter = reader(bed, task.clone(), true);
+    let waiter = locker(bed, task.clone(), true);
     (waiter, thread::spawn(move || task.unpark()))
 }
 
@@ -253,7 +262,7 @@ fn loom_fdmutex_timeout_against_unlock() {
         timer.join().unwrap();
         bed.check_quiet();
         // the lock is free and nobody waits: a reader takes it at once
-        assert!(bed.read_once(None));
+        assert!(bed.lock_once(None));
         assert_eq!(bed.retired.load(SeqCst), 0);
     });
 }
