@@ -97,7 +97,6 @@ impl<T> RunQueue<T> {
     }
 
     /// Items waiting, `runnext` included.
-    #[cfg(test)] // the worker only ever pops; the tests count
     pub(crate) fn len(&self) -> usize {
         self.queue.len() + usize::from(self.runnext.is_some())
     }
