@@ -29,16 +29,15 @@ fn a_read_is_woken_while_the_run_queue_stays_long() {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut ours = coronet::net::UnixStream::from(ours);
         let parked = Arc::new(AtomicBool::new(false));
-        let sent_at = Arc::new(AtomicU64::new(u64::MAX));
         let reader = coronet::go({
-            let (parked, sent_at) = (parked.clone(), sent_at.clone());
+            let parked = parked.clone();
             move || {
                 parked.store(true, Ordering::SeqCst);
                 let mut byte = [0u8; 1];
                 // nothing to read yet: the read parks on the netpoller
                 assert_eq!(ours.read(&mut byte).unwrap(), 1);
                 assert_eq!(byte[0], 7);
-                ROUNDS.load(Ordering::SeqCst) - sent_at.load(Ordering::SeqCst)
+                ROUNDS.load(Ordering::SeqCst)
             }
         });
         let yielders: Vec<_> = (0..YIELDERS)
@@ -53,24 +52,25 @@ fn a_read_is_woken_while_the_run_queue_stays_long() {
             })
             .collect();
         // The writer is a plain thread: it waits until the reader is parked and the
-        // yielders have the queue, then sends one byte.
+        // yielders have the queue, then sends one byte. The count is taken after the write,
+        // so a writer descheduled around it can only make the wait look shorter.
         let writer = std::thread::spawn(move || {
             let mut theirs = theirs;
             while !parked.load(Ordering::SeqCst) || ROUNDS.load(Ordering::SeqCst) < 10_000 {
                 std::thread::sleep(Duration::from_millis(1));
             }
             std::thread::sleep(Duration::from_millis(50));
-            sent_at.store(ROUNDS.load(Ordering::SeqCst), Ordering::SeqCst);
             theirs.write_all(&[7]).unwrap();
-            theirs
+            (theirs, ROUNDS.load(Ordering::SeqCst))
         });
-        let waited = reader.join().unwrap();
+        let woke_at = reader.join().unwrap();
         stop.store(true, Ordering::SeqCst);
         for y in yielders {
             y.join().unwrap();
         }
-        drop(writer.join().unwrap());
-        waited
+        let (theirs, sent_at) = writer.join().unwrap();
+        drop(theirs);
+        woke_at.saturating_sub(sent_at)
     });
     // The worker looks at the netpoller at least every 64 fair ticks (3,904 rounds); the
     // reader then waits its turn behind the yielders. Without that bound, it waited until
