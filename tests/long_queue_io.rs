@@ -56,7 +56,10 @@ fn a_read_is_woken_while_the_run_queue_stays_long() {
         // so a writer descheduled around it can only make the wait look shorter.
         let writer = std::thread::spawn(move || {
             let mut theirs = theirs;
-            while !parked.load(Ordering::SeqCst) || ROUNDS.load(Ordering::SeqCst) < 10_000 {
+            // (bounded too: a reader or yielders that never start must fail, not hang)
+            while (!parked.load(Ordering::SeqCst) || ROUNDS.load(Ordering::SeqCst) < 10_000)
+                && Instant::now() < give_up
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
             std::thread::sleep(Duration::from_millis(50));
