@@ -39,6 +39,7 @@
 //! - `sanitize.rs`: stack switches announced to ThreadSanitizer (`.ci/tsan`; empty otherwise).
 
 pub(crate) mod blocking;
+mod idle;
 pub(crate) mod park;
 mod runq;
 pub(crate) mod sanitize;
@@ -252,11 +253,8 @@ impl Builder {
 pub(crate) struct Runtime {
     pub(crate) workers: Box<[Arc<worker::Shared>]>,
     pub(crate) stack_size: usize,
-    /// Workers asleep (or about to sleep) in `epoll_wait`.
-    pub(crate) idle: AtomicUsize,
-    /// Workers woken to steal that have not yet found work or gone back to sleep; at most
-    /// one at a time, so a burst of spawns wakes one helper, not all (Go's `nmspinning`).
-    pub(crate) searching: AtomicUsize,
+    /// Which workers sleep, and whether one is out searching (`idle.rs`).
+    pub(crate) sleepers: idle::Sleepers,
     rr: AtomicUsize,
 }
 
@@ -300,8 +298,7 @@ fn start(b: Builder, caller_runs_0: bool) -> io::Result<&'static Runtime> {
     let rt = Runtime {
         workers: workers.into_boxed_slice(),
         stack_size: b.stack_size,
-        idle: AtomicUsize::new(0),
-        searching: AtomicUsize::new(0),
+        sleepers: idle::Sleepers::new(),
         rr: AtomicUsize::new(0),
     };
     // Every worker thread first, each waiting for the go: if one cannot be made (out of
@@ -344,28 +341,5 @@ impl Runtime {
     /// Round-robin choice of a worker for coroutines spawned from plain threads.
     pub(crate) fn next_worker(&self) -> usize {
         self.rr.fetch_add(1, Ordering::Relaxed) % self.workers.len()
-    }
-
-    /// After new work was queued on worker `from`: if some other worker sleeps and none is
-    /// already searching, wake one to steal.
-    pub(crate) fn wake_searcher(&self, from: usize) {
-        if self.workers.len() < 2 || self.idle.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        if self
-            .searching
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return;
-        }
-        let n = self.workers.len();
-        for i in 1..n {
-            let w = &self.workers[(from + i) % n];
-            if w.is_sleeping() && w.wake_to_search() {
-                return;
-            }
-        }
-        self.searching.fetch_sub(1, Ordering::SeqCst);
     }
 }

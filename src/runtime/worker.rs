@@ -1,9 +1,10 @@
 //! A worker: one OS thread that runs coroutines, fires its timers and polls its epoll.
 //!
 //! Each worker has two halves:
-//! - [`Shared`] (in an `Arc`, reachable from any thread): the queue of coroutines that have
-//!   not started yet (others may steal from it), the queue of coroutines woken by other
-//!   threads, its netpoller, and its counters.
+//! - [`Shared`] (in an `Arc`, reachable from any thread): its [`Inbox`] — the queue of
+//!   coroutines that have not started yet (others may steal from it), the queue of
+//!   coroutines woken by other threads, and the flags of the sleep handshake (`idle.rs`) —
+//!   its netpoller, and its counters.
 //! - [`Local`] (a thread-local of the worker thread, `!Send`): the started coroutines
 //!   themselves, the local run queue and `runnext` (`runq.rs`), the timer heap and the
 //!   stack pool.
@@ -13,17 +14,17 @@
 //! pinning rule of `runtime/mod.rs` holds by construction, not by care.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use slab::Slab;
 
+use super::idle::{self, Inbox, Sleeper};
 use super::runq::{RunQueue, FAIRNESS_TICK};
 use super::spawn::Body;
 use super::spin::{SpinGuard, SpinLock};
@@ -99,18 +100,6 @@ fn drop1(c: &AtomicU64) {
     );
 }
 
-/// Unstarted coroutines a `fresh` queue keeps room for once it has emptied.
-const FRESH_KEPT: usize = 256;
-
-/// Gives back the memory of a burst of spawns once the queue has emptied: a coroutine that
-/// spawns a million others before it parks queues a million `NewTask`s (64 MB), and a
-/// `VecDeque` never shrinks by itself.
-fn release_burst(q: &mut VecDeque<NewTask>) {
-    if q.is_empty() && q.capacity() > FRESH_KEPT {
-        q.shrink_to(FRESH_KEPT);
-    }
-}
-
 /// A started coroutine's record in `Shared::live`, without a reference count of its own: the
 /// coroutine's body holds `me` (an `Arc<Task>`) for as long as the entry exists, because the
 /// body's [`Registered`] guard removes the entry before `me` is dropped.
@@ -133,26 +122,30 @@ impl Drop for Registered {
 /// The half of a worker that other threads may touch.
 pub(crate) struct Shared {
     pub(crate) index: usize,
-    /// Coroutines not started yet; stealable.
-    fresh: SpinLock<VecDeque<NewTask>>,
-    fresh_len: AtomicUsize,
-    /// Started coroutines of this worker, unparked by another thread.
-    remote: SpinLock<Vec<Arc<Task>>>,
-    remote_pending: AtomicBool,
-    /// True while the worker is (about to be) blocked in `epoll_wait`; whoever swaps it to
-    /// false owes it an eventfd wake.
-    sleeping: AtomicBool,
-    /// Set by a spawner that woke this worker to steal (see `Runtime::wake_searcher`).
-    woken_to_search: AtomicBool,
+    /// What other threads hand this worker (unstarted coroutines, remote wake-ups) and
+    /// whether it sleeps: the handshake of `idle.rs`.
+    pub(crate) inbox: Inbox<NewTask, Arc<Task>>,
     pub(crate) poller: Poller,
     /// Started, unfinished coroutines of this worker, for `dump()`; the key is the index
     /// of the coroutine in `Local::coros` too. Read with [`Shared::live_tasks`].
     live: SpinLock<Slab<LiveTask>>,
     /// Timers of this worker's heap cancelled on another thread, for the worker to remove
-    /// on its next timer pass (see [`cancel_timer_elsewhere`]).
+    /// on its next timer pass (see [`cancel_timer_elsewhere`]); flagged in the inbox.
     cancels: SpinLock<Vec<TimerId>>,
-    cancels_pending: AtomicBool,
     pub(crate) counters: Counters,
+}
+
+impl Sleeper for Shared {
+    type New = NewTask;
+    type Woken = Arc<Task>;
+
+    fn inbox(&self) -> &Inbox<NewTask, Arc<Task>> {
+        &self.inbox
+    }
+
+    fn ring(&self) {
+        self.poller.wake();
+    }
 }
 
 /// Timer cancels queued for a worker before it is woken to apply them: a worker that sleeps
@@ -169,50 +162,16 @@ impl Shared {
     pub(crate) fn new(index: usize) -> io::Result<Shared> {
         Ok(Shared {
             index,
-            fresh: SpinLock::new(VecDeque::new()),
-            fresh_len: AtomicUsize::new(0),
-            remote: SpinLock::new(Vec::new()),
-            remote_pending: AtomicBool::new(false),
-            sleeping: AtomicBool::new(false),
-            woken_to_search: AtomicBool::new(false),
+            inbox: Inbox::new(),
             poller: Poller::new()?,
             live: SpinLock::new(Slab::new()),
             cancels: SpinLock::new(Vec::new()),
-            cancels_pending: AtomicBool::new(false),
             counters: Counters::default(),
         })
     }
 
-    /// Queues a coroutine that has not started. `wakeable` says whether another thread
-    /// may be deciding to sleep on this count right now (see `Local::sleep`): then the
-    /// store must be SeqCst. A worker pushing to its own queue in a one-worker runtime is
-    /// the only reader there is.
-    pub(crate) fn push_fresh(&self, t: NewTask, wakeable: bool) {
-        let mut q = lock(&self.fresh);
-        q.push_back(t);
-        let order = if wakeable {
-            Ordering::SeqCst
-        } else {
-            Ordering::Relaxed
-        };
-        self.fresh_len.store(q.len(), order);
-    }
-
-    fn pop_fresh(&self) -> Option<NewTask> {
-        if self.fresh_len.load(Ordering::Relaxed) == 0 {
-            return None;
-        }
-        let mut q = lock(&self.fresh);
-        let t = q.pop_front();
-        // Only a push must be seen by a worker going to sleep (see `sleep`); after a pop
-        // the count is a hint for stealers, who take the lock before trusting it.
-        self.fresh_len.store(q.len(), Ordering::Relaxed);
-        release_burst(&mut q);
-        t
-    }
-
     pub(crate) fn fresh_len(&self) -> usize {
-        self.fresh_len.load(Ordering::Relaxed)
+        self.inbox.fresh_len()
     }
 
     /// The started, unfinished coroutines of this worker (for `dump()`).
@@ -232,57 +191,8 @@ impl Shared {
 
     /// Names and ids of coroutines not yet started (for `dump()`).
     pub(crate) fn fresh_tasks(&self) -> Vec<Arc<Task>> {
-        lock(&self.fresh).iter().map(|t| t.task.clone()).collect()
-    }
-
-    /// Moves up to half of this worker's unstarted coroutines to `into`.
-    fn steal_into(&self, into: &mut Vec<NewTask>) -> usize {
-        if self.fresh_len.load(Ordering::Relaxed) == 0 {
-            return 0;
-        }
-        let mut q = lock(&self.fresh);
-        let n = q.len().div_ceil(2);
-        into.extend(q.drain(..n));
-        self.fresh_len.store(q.len(), Ordering::Relaxed);
-        release_burst(&mut q);
-        n
-    }
-
-    /// Queues a started coroutine of this worker that another thread unparked.
-    fn push_remote(&self, t: Arc<Task>) {
-        lock(&self.remote).push(t);
-        self.remote_pending.store(true, Ordering::SeqCst);
-        self.wake();
-    }
-
-    /// Breaks this worker's `epoll_wait` if it is sleeping (one eventfd write per sleep).
-    pub(crate) fn wake(&self) -> bool {
-        if self.sleeping.swap(false, Ordering::SeqCst) {
-            self.poller.wake();
-            true
-        } else {
-            false
-        }
-    }
-
-    pub(crate) fn is_sleeping(&self) -> bool {
-        self.sleeping.load(Ordering::SeqCst)
-    }
-
-    /// Wakes this worker to steal, handing it the caller's count in `Runtime::searching`;
-    /// false if it was not asleep and did not take the role, so the count is still the
-    /// caller's to give back.
-    pub(crate) fn wake_to_search(&self) -> bool {
-        self.woken_to_search.store(true, Ordering::SeqCst);
-        if self.wake() {
-            true
-        } else {
-            // It woke by itself meanwhile, and may already have swapped the flag out and
-            // taken the role (and with it the count, which its next sleep gives back): only
-            // a flag still set is ours to take back. A plain store here let both give it
-            // back, wrapping `searching` so that no spawn ever woke a worker again.
-            !self.woken_to_search.swap(false, Ordering::SeqCst)
-        }
+        self.inbox
+            .with_fresh(|q| q.iter().map(|t| t.task.clone()).collect())
     }
 }
 
@@ -402,7 +312,7 @@ pub(crate) fn schedule_at(task: Arc<Task>, turn: Turn) {
     });
     if let Some(task) = task {
         let rt = super::runtime_started().expect("a started coroutine implies a runtime");
-        rt.workers[owner].push_remote(task);
+        idle::push_remote(&*rt.workers[owner], task);
     }
 }
 
@@ -600,11 +510,11 @@ pub(crate) fn cancel_timer_elsewhere(n: usize, id: TimerId) {
         q.push(id);
         q.len()
     };
-    // SeqCst, against the sleep's last look: a worker going to sleep either sees this or
-    // is asleep when the batch's wake comes.
-    w.cancels_pending.store(true, Ordering::SeqCst);
+    // A worker going to sleep either sees the flag in its last look or is asleep when the
+    // batch's wake comes (`idle.rs`); fewer than a batch may wait for its next pass.
+    w.inbox.flag_cancels();
     if queued % CANCELS_WAKE == 0 {
-        w.wake();
+        idle::wake(&**w);
     }
 }
 
@@ -617,17 +527,8 @@ pub(crate) fn worker_index() -> Option<usize> {
 /// worker to steal it if one sleeps), otherwise the next worker round-robin.
 pub(crate) fn submit(rt: &'static Runtime, t: NewTask) {
     match local() {
-        Some(l) => {
-            l.shared.push_fresh(t, rt.workers.len() > 1);
-            rt.wake_searcher(l.shared.index);
-        }
-        None => {
-            let w = rt.next_worker();
-            rt.workers[w].push_fresh(t, true);
-            if !rt.workers[w].wake() {
-                rt.wake_searcher(w);
-            }
-        }
+        Some(l) => rt.sleepers.submit_here(&rt.workers, l.shared.index, t),
+        None => rt.sleepers.submit_to(&rt.workers, rt.next_worker(), t),
     }
 }
 
@@ -764,7 +665,7 @@ impl Local {
             // burst of spawns the coroutines already running. Not on a fair round, which
             // belongs to the run queue's head (runq.rs's bound counts on every one of them).
             if tick % 2 == 0 && !fair {
-                if let Some(t) = self.shared.pop_fresh() {
+                if let Some(t) = self.shared.inbox.pop_fresh() {
                     self.found_work(false);
                     self.start(t);
                     continue;
@@ -781,7 +682,7 @@ impl Local {
             if self.drain_remote() || self.fire_timers() {
                 continue;
             }
-            if let Some(t) = self.shared.pop_fresh() {
+            if let Some(t) = self.shared.inbox.pop_fresh() {
                 self.found_work(false);
                 self.start(t);
                 continue;
@@ -909,7 +810,7 @@ impl Local {
     fn apply_cancels(&self) {
         let ids = {
             let mut q = lock(&self.shared.cancels);
-            self.shared.cancels_pending.store(false, Ordering::Relaxed);
+            self.shared.inbox.clear_cancels_flag();
             std::mem::take(&mut *q)
         };
         let removed: Vec<Action> = {
@@ -929,22 +830,17 @@ impl Local {
     }
 
     fn drain_remote(&self) -> bool {
-        if !self.shared.remote_pending.load(Ordering::SeqCst) {
+        let woken = self.shared.inbox.drain_remote();
+        if woken.is_empty() {
             return false;
         }
-        let woken = {
-            let mut q = lock(&self.shared.remote);
-            self.shared.remote_pending.store(false, Ordering::SeqCst);
-            std::mem::take(&mut *q)
-        };
-        let any = !woken.is_empty();
         self.runq.borrow_mut().extend(woken);
-        any
+        true
     }
 
     fn fire_timers(&self) -> bool {
         let mut fired = false;
-        if self.shared.cancels_pending.load(Ordering::Relaxed) {
+        if self.shared.inbox.cancels_flagged() {
             self.apply_cancels();
         }
         if self.timers.borrow().is_empty() {
@@ -1043,76 +939,24 @@ impl Local {
     }
 
     fn steal(&self) -> Option<NewTask> {
-        let rt = self.rt;
-        let n = rt.workers.len();
         let me = self.shared.index;
-        let mut got = Vec::new();
-        for i in 1..n {
-            let victim = &rt.workers[(me + i) % n];
-            if victim.steal_into(&mut got) > 0 {
-                log::trace!(
-                    "worker {me} stole {} new coroutine(s) from worker {}",
-                    got.len(),
-                    victim.index
-                );
-                bump(&self.shared.counters.steals);
-                break;
-            }
-        }
-        let mut it = got.into_iter();
-        let first = it.next()?;
-        for t in it {
-            self.shared.push_fresh(t, true);
-        }
+        let (first, victim) = self.rt.sleepers.steal(&self.rt.workers, me)?;
+        log::trace!("worker {me} stole new coroutine(s) from worker {victim}");
+        bump(&self.shared.counters.steals);
         Some(first)
     }
 
-    /// Called with whatever this worker found to run: a ready coroutine, an unstarted one of
-    /// its own, or one it `stole`. Go's `resetspinning` → `wakep`: while a searcher is out,
-    /// spawns wake no one (`Runtime::wake_searcher`), so whoever leaves the search — or
-    /// steals without holding the role — must wake a searcher if unstarted coroutines wait
-    /// anywhere, or they wait in a busy worker's queue while others sleep. Before, only a
-    /// searcher that started an unstarted coroutine passed the role on: one that found a
-    /// ready coroutine of its own kept it while it ran, for as long as that took.
+    /// See [`Sleepers::found_work`](super::idle::Sleepers::found_work).
     #[inline]
     fn found_work(&self, stole: bool) {
-        if self.searching.get() || stole {
-            self.pass_search_on();
-        }
+        let rt = self.rt;
+        rt.sleepers
+            .found_work(&rt.workers, self.shared.index, &self.searching, stole);
     }
 
-    /// Whether any worker has unstarted coroutines queued. SeqCst, for the two sides that
-    /// pair with a spawner's `push_fresh` then `wake_searcher`: leaving the search
-    /// (`pass_search_on`) and going to sleep (`sleep`).
-    fn any_unstarted(&self) -> bool {
-        self.rt
-            .workers
-            .iter()
-            .any(|w| w.fresh_len.load(Ordering::SeqCst) > 0)
-    }
-
-    /// The cold half of `found_work`.
-    #[inline(never)]
-    fn pass_search_on(&self) {
-        if self.searching.replace(false) {
-            self.rt.searching.fetch_sub(1, Ordering::SeqCst);
-        }
-        // SeqCst, against a spawner's `push_fresh` then `wake_searcher`: either it sees the
-        // role given up and wakes a searcher itself, or this sees its coroutine.
-        if self.any_unstarted() {
-            log::trace!(
-                "worker {} found work; unstarted coroutines wait: waking a searcher",
-                self.shared.index
-            );
-            self.rt.wake_searcher(self.shared.index);
-        }
-    }
-
+    /// Sleeps in `epoll_wait` unless work turns up (the handshake of `idle.rs`), until the
+    /// next timer's deadline.
     fn sleep(&self) {
-        let shared = &self.shared;
-        if self.searching.replace(false) {
-            self.rt.searching.fetch_sub(1, Ordering::SeqCst);
-        }
         // The log line before the last look (so it may announce a sleep that the look then
         // skips): the logger is user code, and may wake one of our coroutines (a send to a
         // writer coroutine) or arm a timer, which the look and the timeout below then see.
@@ -1121,29 +965,20 @@ impl Local {
             let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
             log::trace!(
                 "worker {} sleeps in epoll_wait ({timeout} ms)",
-                shared.index
+                self.shared.index
             );
         }
-        // Announce the sleep, then look once more: a producer either sees `sleeping` and
-        // wakes us, or we see its work here (both sides use SeqCst).
-        shared.sleeping.store(true, Ordering::SeqCst);
-        self.rt.idle.fetch_add(1, Ordering::SeqCst);
-        let has_work = shared.remote_pending.load(Ordering::SeqCst)
-            || shared.cancels_pending.load(Ordering::SeqCst)
-            // any unstarted coroutine, ours or another worker's, however few: a spawner that
-            // found no one idle, or the searcher role taken (by us, a moment ago), woke no one
-            // for it, and its worker may be busy for good with a coroutine that never parks
-            || self.any_unstarted()
-            || self.runq.borrow().peek_nth(0).is_some();
-        if !has_work {
-            let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
-            self.poll_io(timeout);
-        }
-        shared.sleeping.store(false, Ordering::SeqCst);
-        self.rt.idle.fetch_sub(1, Ordering::SeqCst);
-        if shared.woken_to_search.swap(false, Ordering::SeqCst) {
-            self.searching.set(true);
-        }
+        let rt = self.rt;
+        rt.sleepers.sleep(
+            &rt.workers,
+            self.shared.index,
+            &self.searching,
+            || self.runq.borrow().peek_nth(0).is_some(),
+            || {
+                let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
+                self.poll_io(timeout);
+            },
+        );
     }
 
     /// Starts a new coroutine on this worker; from here on it belongs to this worker.

@@ -1,0 +1,251 @@
+//! loom models of the sleep/wake handshake: the real `Inbox`, `wake`, `push_remote`,
+//! `Sleepers::{submit_here, submit_to, wake_searcher, steal, found_work, sleep}` on loom's
+//! atomics, fences and mutexes.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom`
+//!
+//! Modelled:
+//! - a worker's bell (its eventfd): a flag behind a mutex and a condition variable, set by
+//!   a ring and cleared by the wait it ends, so a ring before the wait ends it at once;
+//! - the scheduler loop (`Local::run`) with its run queue and timers left out: take the
+//!   remote wake-ups, else pop an unstarted coroutine, else steal, else sleep — the order
+//!   of the real loop's non-fair rounds — each find reported through `found_work`;
+//! - "running" a coroutine: counting it done;
+//! - an fd becoming ready: a ring from a thread that is no producer (the worker wakes by
+//!   itself, with no work found and maybe with the searcher's role on its way).
+//!
+//! Checked in every execution: all work handed over is run (a lost wake-up leaves it queued
+//! with every worker asleep, and the main thread waiting for it: loom reports a deadlock);
+//! at the end no worker is counted idle and none searching (`searching` left at 1 would
+//! stop every later spawn from waking a helper; a double give-back wraps it).
+//!
+//! The models can fail (each checked on its own, then the code restored):
+//! - `sleep` without its fence between the announce and the look:
+//!   `loom_idle_spawn_on_busy_worker` and `loom_idle_searcher_wakes_by_itself` deadlock.
+//! - `sleep` announcing with a plain store of `sleeping` and no fence:
+//!   `loom_idle_remote_wake` deadlocks.
+//! - `wake` reading `sleeping` before it swaps it (a common shortcut):
+//!   `loom_idle_remote_wake` deadlocks.
+//! - `push_fresh` without its fence: `loom_idle_spawn_on_busy_worker` deadlocks.
+//! - `sleep`'s look leaving out other workers' unstarted coroutines:
+//!   `loom_idle_spawn_on_busy_worker` deadlocks.
+//! - `wake_to_search` giving the count back with a plain store of `false` (the bug its
+//!   comment tells of): `loom_idle_searcher_wakes_by_itself` ends with `searching` wrapped.
+//!
+//! Not covered: the cancels' flag (a sleep may miss fewer than a batch by design), more
+//! than two workers, and a spawn racing a steal of the same queue from a third worker.
+
+use super::{Inbox, Sleeper, Sleepers};
+use crate::runtime::park::loom_builder;
+use loom::sync::atomic::AtomicBool;
+use loom::sync::{Condvar, Mutex};
+use loom::thread;
+use std::cell::Cell;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+
+/// A worker of the model: its inbox and its bell.
+struct Worker {
+    inbox: Inbox<u32, u32>,
+    rung: Mutex<bool>,
+    bell: Condvar,
+}
+
+impl Sleeper for Worker {
+    type New = u32;
+    type Woken = u32;
+
+    fn inbox(&self) -> &Inbox<u32, u32> {
+        &self.inbox
+    }
+
+    fn ring(&self) {
+        *self.rung.lock().unwrap() = true;
+        self.bell.notify_one();
+    }
+}
+
+impl Worker {
+    /// `epoll_wait` with no timeout: returns at the first ring (and takes it).
+    fn wait(&self) {
+        let mut rung = self.rung.lock().unwrap();
+        while !*rung {
+            rung = self.bell.wait(rung).unwrap();
+        }
+        *rung = false;
+    }
+}
+
+/// What the model shares: the workers, the runtime-wide counts, the work run so far and
+/// the stop flag the main thread raises once all of it has run.
+struct Rt {
+    workers: Vec<Arc<Worker>>,
+    sleepers: Sleepers,
+    done: Mutex<usize>,
+    all_done: Condvar,
+    stop: AtomicBool,
+}
+
+impl Rt {
+    fn new(workers: usize) -> Arc<Rt> {
+        Arc::new(Rt {
+            workers: (0..workers)
+                .map(|_| {
+                    Arc::new(Worker {
+                        inbox: Inbox::new(),
+                        rung: Mutex::new(false),
+                        bell: Condvar::new(),
+                    })
+                })
+                .collect(),
+            sleepers: Sleepers::new(),
+            done: Mutex::new(0),
+            all_done: Condvar::new(),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    fn run(&self, n: usize) {
+        *self.done.lock().unwrap() += n;
+        self.all_done.notify_all();
+    }
+
+    /// The scheduler loop of worker `me` until the main thread stops it.
+    fn worker(&self, me: usize) {
+        let searching = Cell::new(false);
+        let w = &self.workers[me];
+        let found = |stole| {
+            self.sleepers
+                .found_work(&self.workers, me, &searching, stole)
+        };
+        while !self.stop.load(SeqCst) {
+            let woken = w.inbox.drain_remote();
+            if !woken.is_empty() {
+                found(false);
+                self.run(woken.len());
+            } else if w.inbox.pop_fresh().is_some() {
+                found(false);
+                self.run(1);
+            } else if self.sleepers.steal(&self.workers, me).is_some() {
+                found(true);
+                self.run(1);
+            } else {
+                self.sleepers
+                    .sleep(&self.workers, me, &searching, || false, || w.wait());
+            }
+        }
+        // A worker never stops in the runtime; here it leaves the search as a sleep would.
+        self.sleepers.give_up_search(&searching);
+    }
+
+    /// Starts worker `me`'s loop on a thread of its own.
+    fn spawn_worker(self: &Arc<Rt>, me: usize) -> thread::JoinHandle<()> {
+        let rt = self.clone();
+        thread::spawn(move || rt.worker(me))
+    }
+
+    /// Waits until `n` pieces of work have run, stops the workers and checks the counts.
+    fn finish(&self, n: usize, workers: Vec<thread::JoinHandle<()>>) {
+        let mut done = self.done.lock().unwrap();
+        while *done < n {
+            done = self.all_done.wait(done).unwrap();
+        }
+        assert_eq!(*done, n, "work ran twice");
+        drop(done);
+        self.stop.store(true, SeqCst);
+        for w in &self.workers {
+            w.ring();
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+        let (idle, searching) = self.sleepers.counts();
+        assert_eq!(idle, 0, "a worker left counted idle");
+        assert_eq!(searching, 0, "the searcher's count left behind or wrapped");
+    }
+}
+
+/// Explores `model` with `loom_builder`'s bound, or `bound` if lower, and prints how many
+/// executions it took.
+fn explore(name: &str, bound: Option<usize>, model: impl Fn() + Send + Sync + 'static) {
+    let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = executions.clone();
+    let mut builder = loom_builder();
+    if let Some(b) = bound {
+        builder.preemption_bound = Some(builder.preemption_bound.map_or(b, |p| p.min(b)));
+    }
+    builder.check(move || {
+        counter.fetch_add(1, Relaxed);
+        model();
+    });
+    eprintln!("{name}: {} executions", executions.load(Relaxed));
+}
+
+/// A plain thread unparks a coroutine of a worker that is going to sleep (`schedule_at`'s
+/// remote path): the worker must wake and run it.
+#[test]
+fn loom_idle_remote_wake() {
+    explore("loom_idle_remote_wake", None, || {
+        let rt = Rt::new(1);
+        let w0 = rt.spawn_worker(0);
+        let producer = {
+            let rt = rt.clone();
+            thread::spawn(move || super::push_remote(&*rt.workers[0], 7))
+        };
+        producer.join().unwrap();
+        rt.finish(1, vec![w0]);
+    });
+}
+
+/// A plain thread spawns onto worker 0 of two (`submit`'s path off a worker): woken or
+/// not, one of the two must start it.
+#[test]
+fn loom_idle_spawn_from_thread() {
+    explore("loom_idle_spawn_from_thread", Some(3), || {
+        let rt = Rt::new(2);
+        let workers = vec![rt.spawn_worker(0), rt.spawn_worker(1)];
+        rt.sleepers.submit_to(&rt.workers, 0, 1);
+        rt.finish(1, workers);
+    });
+}
+
+/// A coroutine on worker 0 spawns two more and then runs for good (worker 0 never looks at
+/// its queues again): worker 1, asleep or about to be, must be woken to steal and run both.
+#[test]
+fn loom_idle_spawn_on_busy_worker() {
+    explore("loom_idle_spawn_on_busy_worker", None, || {
+        let rt = Rt::new(2);
+        let w1 = rt.spawn_worker(1);
+        let busy = {
+            let rt = rt.clone();
+            thread::spawn(move || {
+                rt.sleepers.submit_here(&rt.workers, 0, 1);
+                rt.sleepers.submit_here(&rt.workers, 0, 2);
+            })
+        };
+        busy.join().unwrap();
+        rt.finish(2, vec![w1]);
+    });
+}
+
+/// As above with one spawn, while an fd of worker 1 becomes ready: worker 1 may wake by
+/// itself just as the spawner hands it the searcher's role, and exactly one of the two
+/// must end up giving the count back.
+#[test]
+fn loom_idle_searcher_wakes_by_itself() {
+    explore("loom_idle_searcher_wakes_by_itself", None, || {
+        let rt = Rt::new(2);
+        let w1 = rt.spawn_worker(1);
+        let busy = {
+            let rt = rt.clone();
+            thread::spawn(move || rt.sleepers.submit_here(&rt.workers, 0, 1))
+        };
+        let ready_fd = {
+            let rt = rt.clone();
+            thread::spawn(move || rt.workers[1].ring())
+        };
+        busy.join().unwrap();
+        ready_fd.join().unwrap();
+        rt.finish(1, vec![w1]);
+    });
+}
