@@ -185,7 +185,7 @@ impl<N, W> Inbox<N, W> {
         self.cancels_pending.load(Relaxed)
     }
 
-    /// Clears the flag; the caller then takes the queue in its lock.
+    /// Clears the flag; the caller holds the queue's lock and takes the queue next.
     pub(crate) fn clear_cancels_flag(&self) {
         self.cancels_pending.store(false, Relaxed);
     }
@@ -231,7 +231,7 @@ fn wake_to_search<S: Sleeper>(w: &S) -> bool {
     let inbox = w.inbox();
     inbox.woken_to_search.swap(true, Relaxed);
     // If `wake`'s swap finds it asleep, the swap that ends its sleep comes after ours and
-    // reads what it wrote: its look at `woken_to_search` then sees the flag.
+    // reads what ours wrote, so its look at `woken_to_search` after it sees the flag.
     if wake(w) {
         true
     } else {
@@ -301,12 +301,13 @@ impl Sleepers {
     }
 
     /// Takes half of the first other worker's unstarted coroutines that has any: the first
-    /// to start now, the rest queued on `me`. Also the victim's index, for the log.
+    /// to start now, the rest queued on `me`. Also the victim's index and how many were
+    /// taken, for the log.
     pub(crate) fn steal<S: Sleeper>(
         &self,
         workers: &[Arc<S>],
         me: usize,
-    ) -> Option<(S::New, usize)> {
+    ) -> Option<(S::New, usize, usize)> {
         let n = workers.len();
         let mut got = Vec::new();
         let mut victim = me;
@@ -316,12 +317,13 @@ impl Sleepers {
                 break;
             }
         }
+        let taken = got.len();
         let mut it = got.into_iter();
         let first = it.next()?;
         for t in it {
             workers[me].inbox().push_fresh(t, true);
         }
-        Some((first, victim))
+        Some((first, victim, taken))
     }
 
     /// Whether any worker has unstarted coroutines queued. Call after a fence that pairs

@@ -950,8 +950,8 @@ impl Local {
 
     fn steal(&self) -> Option<NewTask> {
         let me = self.shared.index;
-        let (first, victim) = self.rt.sleepers.steal(&self.rt.workers, me)?;
-        log::trace!("worker {me} stole new coroutine(s) from worker {victim}");
+        let (first, victim, taken) = self.rt.sleepers.steal(&self.rt.workers, me)?;
+        log::trace!("worker {me} stole {taken} new coroutine(s) from worker {victim}");
         bump(&self.shared.counters.steals);
         Some(first)
     }
