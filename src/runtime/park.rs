@@ -545,5 +545,27 @@ pub(crate) fn loom_builder() -> loom::model::Builder {
     b
 }
 
+/// Explores `model` with [`loom_builder`]'s bound, or `bound` if lower, and prints how many
+/// executions it took (for the models of `poll::fdmutex` and `runtime::idle`).
+#[cfg(all(test, loom))]
+pub(crate) fn loom_explore(
+    name: &str,
+    bound: Option<usize>,
+    model: impl Fn() + Send + Sync + 'static,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counter = executions.clone();
+    let mut builder = loom_builder();
+    if let Some(b) = bound {
+        builder.preemption_bound = Some(builder.preemption_bound.map_or(b, |p| p.min(b)));
+    }
+    builder.check(move || {
+        counter.fetch_add(1, Relaxed);
+        model();
+    });
+    eprintln!("{name}: {} executions", executions.load(Relaxed));
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests;

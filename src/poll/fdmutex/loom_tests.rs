@@ -47,7 +47,7 @@
 
 use super::{FdMutex, RWAIT_MASK, WWAIT_MASK};
 use crate::poll::desc::Dir;
-use crate::runtime::park::loom_builder;
+use crate::runtime::park::loom_explore;
 use crate::runtime::task::Task;
 use loom::sync::atomic::AtomicUsize;
 use loom::thread;
@@ -74,15 +74,9 @@ fn become_task(task: &Arc<Task>) {
     ME.with(|m| *m.borrow_mut() = Some(task.clone()));
 }
 
-/// Explores `model` with `loom_builder`'s bound and prints how many executions it took.
+/// Explores `model` with `loom_builder`'s bound (see `park::loom_explore`).
 fn explore(name: &str, model: impl Fn() + Send + Sync + 'static) {
-    let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = executions.clone();
-    loom_builder().check(move || {
-        counter.fetch_add(1, Relaxed);
-        model();
-    });
-    eprintln!("{name}: {} executions", executions.load(Relaxed));
+    loom_explore(name, None, model);
 }
 
 /// What the model shares: the word, the direction its callers lock, the count of holders

@@ -40,12 +40,12 @@
 //! than two workers, and a spawn racing a steal of the same queue from a third worker.
 
 use super::{Inbox, Sleeper, Sleepers};
-use crate::runtime::park::loom_builder;
+use crate::runtime::park::loom_explore as explore;
 use loom::sync::atomic::AtomicBool;
 use loom::sync::{Condvar, Mutex};
 use loom::thread;
 use std::cell::Cell;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 /// A worker of the model: its inbox and its bell.
@@ -167,22 +167,6 @@ impl Rt {
         assert_eq!(idle, 0, "a worker left counted idle");
         assert_eq!(searching, 0, "the searcher's count left behind or wrapped");
     }
-}
-
-/// Explores `model` with `loom_builder`'s bound, or `bound` if lower, and prints how many
-/// executions it took.
-fn explore(name: &str, bound: Option<usize>, model: impl Fn() + Send + Sync + 'static) {
-    let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = executions.clone();
-    let mut builder = loom_builder();
-    if let Some(b) = bound {
-        builder.preemption_bound = Some(builder.preemption_bound.map_or(b, |p| p.min(b)));
-    }
-    builder.check(move || {
-        counter.fetch_add(1, Relaxed);
-        model();
-    });
-    eprintln!("{name}: {} executions", executions.load(Relaxed));
 }
 
 /// A plain thread unparks a coroutine of a worker that is going to sleep (`schedule_at`'s
