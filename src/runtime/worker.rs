@@ -170,10 +170,6 @@ impl Shared {
         })
     }
 
-    pub(crate) fn fresh_len(&self) -> usize {
-        self.inbox.fresh_len()
-    }
-
     /// The started, unfinished coroutines of this worker (for `dump()`).
     pub(crate) fn live_tasks(&self) -> Vec<Arc<Task>> {
         lock(&self.live)

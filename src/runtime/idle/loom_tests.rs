@@ -142,10 +142,15 @@ impl Rt {
         self.sleepers.give_up_search(&searching);
     }
 
+    /// Runs `f` on a loom thread of its own.
+    fn thread(self: &Arc<Rt>, f: impl FnOnce(&Rt) + Send + 'static) -> thread::JoinHandle<()> {
+        let rt = self.clone();
+        thread::spawn(move || f(&rt))
+    }
+
     /// Starts worker `me`'s loop on a thread of its own.
     fn spawn_worker(self: &Arc<Rt>, me: usize) -> thread::JoinHandle<()> {
-        let rt = self.clone();
-        thread::spawn(move || rt.worker(me))
+        self.thread(move |rt| rt.worker(me))
     }
 
     /// Waits until `n` pieces of work have run, stops the workers and checks the counts.
@@ -176,10 +181,7 @@ fn loom_idle_remote_wake() {
     explore("loom_idle_remote_wake", None, || {
         let rt = Rt::new(1);
         let w0 = rt.spawn_worker(0);
-        let producer = {
-            let rt = rt.clone();
-            thread::spawn(move || super::push_remote(&*rt.workers[0], 7))
-        };
+        let producer = rt.thread(|rt| super::push_remote(&*rt.workers[0], 7));
         producer.join().unwrap();
         rt.finish(1, vec![w0]);
     });
@@ -204,13 +206,10 @@ fn loom_idle_spawn_on_busy_worker() {
     explore("loom_idle_spawn_on_busy_worker", None, || {
         let rt = Rt::new(2);
         let w1 = rt.spawn_worker(1);
-        let busy = {
-            let rt = rt.clone();
-            thread::spawn(move || {
-                rt.sleepers.submit_here(&rt.workers, 0, 1);
-                rt.sleepers.submit_here(&rt.workers, 0, 2);
-            })
-        };
+        let busy = rt.thread(|rt| {
+            rt.sleepers.submit_here(&rt.workers, 0, 1);
+            rt.sleepers.submit_here(&rt.workers, 0, 2);
+        });
         busy.join().unwrap();
         rt.finish(2, vec![w1]);
     });
@@ -224,14 +223,8 @@ fn loom_idle_searcher_wakes_by_itself() {
     explore("loom_idle_searcher_wakes_by_itself", Some(3), || {
         let rt = Rt::new(2);
         let w1 = rt.spawn_worker(1);
-        let busy = {
-            let rt = rt.clone();
-            thread::spawn(move || rt.sleepers.submit_here(&rt.workers, 0, 1))
-        };
-        let ready_fd = {
-            let rt = rt.clone();
-            thread::spawn(move || rt.workers[1].ring())
-        };
+        let busy = rt.thread(|rt| rt.sleepers.submit_here(&rt.workers, 0, 1));
+        let ready_fd = rt.thread(|rt| rt.workers[1].ring());
         busy.join().unwrap();
         ready_fd.join().unwrap();
         rt.finish(1, vec![w1]);
