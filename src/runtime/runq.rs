@@ -34,8 +34,8 @@
 
 use std::collections::VecDeque;
 
-/// Every this many scheduling rounds a busy worker also looks at its timers, remote queue
-/// and unstarted queue (and its netpoller, while the run queue is short or at least every
+/// Every this many scheduling rounds a busy worker also looks at its timers and remote
+/// queue (and its netpoller, while the run queue is short or at least every
 /// 64th time: `IO_QUEUE_SHORT` in `worker.rs`), and pops its run queue fairly (the head
 /// before `runnext`), so none of them starves behind a busy run queue (Go checks its global
 /// queue every 61 ticks for the same reason).
