@@ -18,8 +18,9 @@
 #                disturbs the numbers less; the load average is recorded either way
 #
 # AB_OTHERS (environment, default "epoll tokio"): the servers part ab sets beside coronet
-# (any of go tokio may std epoll; each side gets a CPU cgroup of equal weight, so Go's extra
-# threads do not take a bigger share of the core).
+# (any of go tokio may std epoll epoll-ownbuf, the last being the loop with a read buffer per
+# connection as every other server has; each side gets a CPU cgroup of equal weight, so Go's
+# extra threads do not take a bigger share of the core).
 # A path counts too: any echo server taking ADDR WORKERS and printing "ready" once it
 # listens, such as a copy of target/release/echo_coronet built from another commit, so
 #   cp target/release/echo_coronet /tmp/echo_before   # ...change, then:
@@ -144,6 +145,7 @@ cmd_of() { # part contender workers
     local part=$1 c=$2 w=$3
     case "$c" in
         go) if [ "$part" = core ]; then echo "env GOMAXPROCS=$w $GOBIN/go_rt"; else echo "env GOMAXPROCS=$w $GOBIN/go_echo"; fi ;;
+        epoll-ownbuf) echo "env ECHO_EPOLL_OWN_BUF=1 $BIN/${part}_epoll" ;; # a buffer per connection
         */*) echo "$c" ;; # a binary of one's own (AB_OTHERS)
         *) echo "$BIN/${part}_$c" ;;
     esac

@@ -12,6 +12,10 @@
 //! `ECHO_EPOLL_SPIN_NS=N` (environment) makes the loop burn about N ns of pure CPU per
 //! request, to calibrate part `ab`'s method: the N at which coronet and the loop cost the
 //! same is what coronet's extra cost is worth in plain instructions. Unset, it is 0.
+//!
+//! `ECHO_EPOLL_OWN_BUF=1` (environment) gives every connection its own `ECHO_BUF` read
+//! buffer, as every other server here has (a goroutine's `make([]byte, 32<<10)`), instead of
+//! the one the loop shares: what a buffer per connection costs, apart from the runtime.
 
 use coronet_bench::sys::{self, Epoll, ERR, ET, HUP, IN, OUT, RDHUP};
 use coronet_bench::{ready, server_addr, ECHO_BUF};
@@ -27,6 +31,8 @@ struct Conn {
     /// Echoed bytes the socket did not take yet; `pending[sent..]` is still to go.
     pending: Vec<u8>,
     sent: usize,
+    /// This connection's read buffer under `ECHO_EPOLL_OWN_BUF=1`; empty otherwise.
+    own: Vec<u8>,
 }
 
 enum Next {
@@ -42,6 +48,7 @@ fn main() {
     let epoll = Epoll::new().unwrap();
     epoll.add(listener, IN | ET, LISTENER).unwrap();
     let spin = spin_iterations();
+    let own_buf = std::env::var_os("ECHO_EPOLL_OWN_BUF").is_some_and(|v| v == "1");
     ready();
 
     // Indexed by fd: the kernel hands out the lowest free fd, so this stays dense.
@@ -53,7 +60,7 @@ fn main() {
         for ev in &events[..n] {
             let (token, flags) = (ev.u64, ev.events);
             if token == LISTENER {
-                accept_all(listener, &epoll, &mut conns);
+                accept_all(listener, &epoll, &mut conns, own_buf);
                 continue;
             }
             let fd = token as RawFd;
@@ -61,7 +68,11 @@ fn main() {
                 continue;
             };
             let hung_up = flags & (RDHUP | HUP | ERR) != 0;
-            if let Next::Close = drive(fd, conn, &mut buf, hung_up, spin) {
+            let mut own = std::mem::take(&mut conn.own);
+            let buf = if own.is_empty() { &mut buf } else { &mut own };
+            let next = drive(fd, conn, buf, hung_up, spin);
+            conn.own = own;
+            if let Next::Close = next {
                 conns[fd as usize] = None;
                 sys::close(fd); // also removes it from the epoll set
             }
@@ -69,7 +80,7 @@ fn main() {
     }
 }
 
-fn accept_all(listener: RawFd, epoll: &Epoll, conns: &mut Vec<Option<Conn>>) {
+fn accept_all(listener: RawFd, epoll: &Epoll, conns: &mut Vec<Option<Conn>>, own_buf: bool) {
     loop {
         let fd = match sys::accept_nonblocking(listener) {
             Ok(fd) => fd,
@@ -84,7 +95,15 @@ fn accept_all(listener: RawFd, epoll: &Epoll, conns: &mut Vec<Option<Conn>>) {
         if conns.len() <= fd as usize {
             conns.resize_with(fd as usize + 1, || None);
         }
-        conns[fd as usize] = Some(Conn::default());
+        let own = if own_buf {
+            vec![0u8; ECHO_BUF]
+        } else {
+            Vec::new()
+        };
+        conns[fd as usize] = Some(Conn {
+            own,
+            ..Conn::default()
+        });
     }
 }
 
