@@ -205,10 +205,19 @@ start_server() { # log srv_cpus command...
             SERVER_ADDR=127.0.0.1:$PORT
             return 0
         fi
-        stop_server
+        # Say how it failed, so that a failure with nothing in the log still tells something.
+        local how st=0
+        if kill -0 "$pid" 2>/dev/null; then
+            how="no ready line in 30 s"
+            stop_server
+        else
+            wait "$pid" 2>/dev/null || st=$?
+            SERVER_PID=""
+            if [ "$st" -gt 128 ]; then how="killed by signal $((st - 128))"; else how="exit status $st"; fi
+        fi
         grep -qi 'AddrInUse\|address already in use' "$log" || break
     done
-    START_WHY="server did not start: $(tail -1 "$log" | tr '\t' ' ' | cut -c1-60)"
+    START_WHY="server did not start ($how): $(tail -1 "$log" | tr '\t' ' ' | cut -c1-60)"
     return 1
 }
 # What the servers print once listening: ours "ready", the examples "listening on",
