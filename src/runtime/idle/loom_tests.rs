@@ -11,33 +11,60 @@
 //!   remote wake-ups, else pop an unstarted coroutine, else steal, else sleep — the order
 //!   of the real loop's non-fair rounds — each find reported through `found_work`;
 //! - "running" a coroutine: counting it done;
+//! - a coroutine that runs for good (it never parks): its worker looks at no queue again.
+//!   In the models that spawn from a worker, worker 0 is a thread that spawns and does
+//!   nothing more. Worker 1 runs for good the first coroutine it finds in
+//!   `loom_idle_three_workers_steal`, and the one its ready fd wakes in
+//!   `loom_idle_three_workers_fd_ready`;
 //! - an fd becoming ready: a ring from a thread that is no producer (the worker wakes by
-//!   itself, with no work found and maybe with the searcher's role on its way).
+//!   itself, with no work found and maybe with the searcher's role on its way). In
+//!   `loom_idle_three_workers_fd_ready` a flag set before the ring stands for the ready
+//!   fd: the worker's look before a sleep sees it as its own work.
 //!
 //! Checked in every execution: all work handed over is run (a lost wake-up leaves it queued
 //! with every worker asleep, and the main thread waiting for it: loom reports a deadlock);
 //! at the end no worker is counted idle and none searching (`searching` left at 1 would
 //! stop every later spawn from waking a helper; a double give-back wraps it).
 //!
-//! 2,700–147,685 executions per model, about 25 s in all: the two with three threads beside
-//! the main one explore at most 3 preemptions (at `loom_builder`'s 4 they take 1.6 million
-//! and 252,336 executions; every breakage below fails at 3 too).
+//! 2,700–211,247 executions per model, about 60 s in all. `loom_idle_spawn_from_thread`
+//! and `loom_idle_searcher_wakes_by_itself` explore at most 3 preemptions (at
+//! `loom_builder`'s 4 they take 1.6 million and 252,336 executions), the two with three
+//! workers at most 2 (at 3 they take 7.0 million and 3.9 million executions, 19 minutes,
+//! and pass). Each breakage below fails its models at these bounds.
 //!
 //! The models can fail (each checked on its own, then the code restored):
 //! - `sleep` without its fence between the announce and the look:
-//!   `loom_idle_spawn_on_busy_worker` and `loom_idle_searcher_wakes_by_itself` deadlock.
+//!   `loom_idle_spawn_on_busy_worker`, `loom_idle_searcher_wakes_by_itself` and both
+//!   three-worker models deadlock.
 //! - `sleep` announcing with a plain store of `sleeping` and no fence:
-//!   `loom_idle_remote_wake` deadlocks.
+//!   `loom_idle_remote_wake` and both three-worker models deadlock.
 //! - `wake` reading `sleeping` before it swaps it (a common shortcut):
 //!   `loom_idle_remote_wake` deadlocks.
-//! - `push_fresh` without its fence: `loom_idle_spawn_on_busy_worker` deadlocks.
+//! - `push_fresh` without its fence: `loom_idle_spawn_on_busy_worker`,
+//!   `loom_idle_searcher_wakes_by_itself` and both three-worker models deadlock.
 //! - `sleep`'s look leaving out other workers' unstarted coroutines:
-//!   `loom_idle_spawn_on_busy_worker` deadlocks.
+//!   `loom_idle_spawn_on_busy_worker`, `loom_idle_searcher_wakes_by_itself` and both
+//!   three-worker models deadlock.
 //! - `wake_to_search` giving the count back with a plain store of `false` (the bug its
-//!   comment tells of): `loom_idle_searcher_wakes_by_itself` ends with `searching` wrapped.
+//!   comment tells of): `loom_idle_searcher_wakes_by_itself` and
+//!   `loom_idle_three_workers_fd_ready` end with `searching` wrapped;
+//!   `loom_idle_three_workers_steal` deadlocks.
+//! - `pass_search_on` without its fence: `loom_idle_three_workers_steal` deadlocks.
+//! - `found_work` passing the search on only when the worker held the role, not after any
+//!   steal: `loom_idle_three_workers_steal` deadlocks (the coroutine a steal of two queued
+//!   on worker 1 waits there for good).
+//! - `wake_searcher` offering the role to the next worker only: both three-worker models
+//!   deadlock.
+//! - `wake_searcher` stopping at the first sleeping worker that did not take the role:
+//!   `loom_idle_three_workers_fd_ready` deadlocks.
+//!
+//! The last four fail none of the two-worker models: there no worker but the spawner runs
+//! for good, so a wake missed after a find only delays the work, and `wake_searcher` has
+//! one worker to try.
 //!
 //! Not covered: the cancels' flag (a sleep may miss fewer than a batch by design), more
-//! than two workers, and a spawn racing a steal of the same queue from a third worker.
+//! than three workers (loom runs at most five threads, the main one among them), and a
+//! spawn from a plain thread (`submit_to`) among three.
 
 use super::{Inbox, Sleeper, Sleepers};
 use crate::runtime::park::loom_explore as explore;
@@ -142,6 +169,59 @@ impl Rt {
         self.sleepers.give_up_search(&searching);
     }
 
+    /// Worker `me`'s loop until it finds its first coroutine, which then runs for good: it
+    /// never parks, so the worker looks at no queue again.
+    fn worker_runs_for_good(&self, me: usize) {
+        let searching = Cell::new(false);
+        let w = &self.workers[me];
+        while !self.stop.load(SeqCst) {
+            let woken = w.inbox.drain_remote().len();
+            let (n, stole) = if woken > 0 {
+                (woken, false)
+            } else if w.inbox.pop_fresh().is_some() {
+                (1, false)
+            } else if self.sleepers.steal(&self.workers, me).is_some() {
+                (1, true)
+            } else {
+                self.sleepers
+                    .sleep(&self.workers, me, &searching, || false, || w.wait());
+                continue;
+            };
+            self.sleepers
+                .found_work(&self.workers, me, &searching, stole);
+            self.run(n);
+            return;
+        }
+        self.sleepers.give_up_search(&searching);
+    }
+
+    /// Worker `me`'s loop while an fd of it may become ready (`fd_ready`): once the worker
+    /// sees it, the coroutine that waited on it runs for good.
+    fn worker_with_fd(&self, me: usize, fd_ready: &AtomicBool) {
+        let searching = Cell::new(false);
+        let w = &self.workers[me];
+        while !self.stop.load(SeqCst) {
+            if fd_ready.load(SeqCst) {
+                self.sleepers
+                    .found_work(&self.workers, me, &searching, false);
+                return;
+            } else if w.inbox.pop_fresh().is_some() {
+                self.sleepers
+                    .found_work(&self.workers, me, &searching, false);
+                self.run(1);
+            } else if self.sleepers.steal(&self.workers, me).is_some() {
+                self.sleepers
+                    .found_work(&self.workers, me, &searching, true);
+                self.run(1);
+            } else {
+                let ready = || fd_ready.load(SeqCst);
+                self.sleepers
+                    .sleep(&self.workers, me, &searching, ready, || w.wait());
+            }
+        }
+        self.sleepers.give_up_search(&searching);
+    }
+
     /// Runs `f` on a loom thread of its own.
     fn thread(self: &Arc<Rt>, f: impl FnOnce(&Rt) + Send + 'static) -> thread::JoinHandle<()> {
         let rt = self.clone();
@@ -228,5 +308,50 @@ fn loom_idle_searcher_wakes_by_itself() {
         busy.join().unwrap();
         ready_fd.join().unwrap();
         rt.finish(1, vec![w1]);
+    });
+}
+
+/// A coroutine on worker 0 of three spawns three more and then runs for good, while
+/// workers 1 and 2 steal from its queue; worker 1 runs the first coroutine it finds for
+/// good too. A steal of two of three queues one on the stealer, and the searcher's role
+/// may pass from the spawner to one worker and from it to the other. Whatever worker 1
+/// does not run, worker 2 must.
+#[test]
+fn loom_idle_three_workers_steal() {
+    explore("loom_idle_three_workers_steal", Some(2), || {
+        let rt = Rt::new(3);
+        let w1 = rt.thread(|rt| rt.worker_runs_for_good(1));
+        let workers = vec![w1, rt.spawn_worker(2)];
+        let busy = rt.thread(|rt| {
+            for t in 1..=3 {
+                rt.sleepers.submit_here(&rt.workers, 0, t);
+            }
+        });
+        busy.join().unwrap();
+        rt.finish(3, workers);
+    });
+}
+
+/// A coroutine on worker 0 of three spawns one more and runs for good, while an fd of
+/// worker 1 becomes ready and the coroutine waiting on it runs for good too. Worker 1 may
+/// wake by itself just as the spawner hands it the searcher's role: then either the
+/// spawner takes the count back and offers it to worker 2, or worker 1 keeps the role and
+/// wakes worker 2 as it leaves the search. Either way the new coroutine must run.
+#[test]
+fn loom_idle_three_workers_fd_ready() {
+    explore("loom_idle_three_workers_fd_ready", Some(2), || {
+        let rt = Rt::new(3);
+        let fd_ready = Arc::new(AtomicBool::new(false));
+        let fd = fd_ready.clone();
+        let w1 = rt.thread(move |rt| rt.worker_with_fd(1, &fd));
+        let workers = vec![w1, rt.spawn_worker(2)];
+        let busy = rt.thread(|rt| rt.sleepers.submit_here(&rt.workers, 0, 1));
+        let ready_fd = rt.thread(move |rt| {
+            fd_ready.store(true, SeqCst);
+            rt.workers[1].ring();
+        });
+        busy.join().unwrap();
+        ready_fd.join().unwrap();
+        rt.finish(1, workers);
     });
 }
