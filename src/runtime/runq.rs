@@ -35,10 +35,11 @@
 use std::collections::VecDeque;
 
 /// Every this many scheduling rounds a busy worker also looks at its timers and remote
-/// queue (and its netpoller, while the run queue is short or at least every
-/// 64th time: `IO_QUEUE_SHORT` in `worker.rs`), and pops its run queue fairly (the head
-/// before `runnext`), so none of them starves behind a busy run queue (Go checks its global
-/// queue every 61 ticks for the same reason).
+/// queue (and its netpoller, while the run queue is short or at least every 64th time:
+/// `IO_QUEUE_SHORT` in `worker.rs`), and pops its run queue fairly (the head before
+/// `runnext`), so none of them starves behind a busy run queue (Go checks its global queue
+/// every 61 ticks for the same reason). The unstarted queue waits out a fair round: the
+/// rounds either side of it alternate between it and the run queue.
 pub(crate) const FAIRNESS_TICK: u32 = 61;
 
 /// `runnext` plus a FIFO queue; see the module docs for the pop order.

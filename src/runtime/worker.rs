@@ -220,7 +220,8 @@ pub(crate) struct Local {
     io_polled_at: Cell<u32>,
     /// Pops that prefetched, to time the batches of stack-page touches (`prefetch`).
     pops: Cell<u32>,
-    /// This worker was woken to steal and has not yet found work (see `Sleepers::searching` in `idle.rs`).
+    /// This worker was woken to steal and has not yet found work (see `Sleepers::searching`
+    /// in `idle.rs`).
     searching: Cell<bool>,
     events: RefCell<Vec<libc::epoll_event>>,
 }
