@@ -47,7 +47,7 @@
 
 use super::{FdMutex, RWAIT_MASK, WWAIT_MASK};
 use crate::poll::desc::Dir;
-use crate::runtime::park::loom_explore;
+use crate::runtime::park::loom_explore as explore;
 use crate::runtime::task::Task;
 use loom::sync::atomic::AtomicUsize;
 use loom::thread;
@@ -72,11 +72,6 @@ pub(super) fn current() -> Arc<Task> {
 
 fn become_task(task: &Arc<Task>) {
     ME.with(|m| *m.borrow_mut() = Some(task.clone()));
-}
-
-/// Explores `model` with `loom_builder`'s bound (see `park::loom_explore`).
-fn explore(name: &str, model: impl Fn() + Send + Sync + 'static) {
-    loom_explore(name, None, model);
 }
 
 /// What the model shares: the word, the direction its callers lock, the count of holders
@@ -176,7 +171,7 @@ fn locker(bed: &Arc<Bed>, task: Arc<Task>, timed_out: bool) -> thread::JoinHandl
 /// `n` callers locking `dir` of one fd, this thread one of them: each gets the lock in
 /// turn, a waiter waking when the holder before it unlocks.
 fn contenders(name: &'static str, dir: Dir, n: usize) {
-    explore(name, move || {
+    explore(name, None, move || {
         let bed = Bed::new(dir);
         let others: Vec<_> = (1..n)
             .map(|_| locker(&bed, Task::new_thread(), false))
@@ -214,7 +209,7 @@ fn loom_fdmutex_two_writers() {
 /// exactly once, by whoever drops the last reference.
 #[test]
 fn loom_fdmutex_close_wakes_waiter() {
-    explore("close_wakes_waiter", || {
+    explore("close_wakes_waiter", None, || {
         let bed = Bed::held();
         let waiter = locker(&bed, Task::new_thread(), false);
         let closer = {
@@ -248,7 +243,7 @@ fn timed_out_reader(bed: &Arc<Bed>) -> (thread::JoinHandle<bool>, thread::JoinHa
 /// out; either way no count is left behind, and a later reader gets the lock at once.
 #[test]
 fn loom_fdmutex_timeout_against_unlock() {
-    explore("timeout_against_unlock", || {
+    explore("timeout_against_unlock", None, || {
         let bed = Bed::held();
         let (waiter, timer) = timed_out_reader(&bed);
         bed.unlock();
@@ -266,7 +261,7 @@ fn loom_fdmutex_timeout_against_unlock() {
 /// count out of the word itself, since no unlock comes to do it.
 #[test]
 fn loom_fdmutex_timeout_behind_holder() {
-    explore("timeout_behind_holder", || {
+    explore("timeout_behind_holder", None, || {
         let bed = Bed::held();
         let (waiter, timer) = timed_out_reader(&bed);
         assert!(!waiter.join().unwrap(), "got a lock that is held");
@@ -281,7 +276,7 @@ fn loom_fdmutex_timeout_behind_holder() {
 /// A reader and a writer hold their locks at the same time: neither waits for the other.
 #[test]
 fn loom_fdmutex_reader_and_writer() {
-    explore("reader_and_writer", || {
+    explore("reader_and_writer", None, || {
         let mu = Arc::new(FdMutex::new());
         let writer = {
             let mu = mu.clone();

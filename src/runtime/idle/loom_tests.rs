@@ -141,41 +141,27 @@ impl Rt {
         self.all_done.notify_all();
     }
 
-    /// The scheduler loop of worker `me` until the main thread stops it.
-    fn worker(&self, me: usize) {
+    /// The scheduler loop of worker `me` until the main thread stops it. With `for_good`, the first coroutine it finds runs
+    /// for good (it never parks), so the worker looks at no queue again. `fd`, if given, is
+    /// an fd of this worker that may become ready: once the worker sees it (first thing in a
+    /// round, or in the look before a sleep), the coroutine that waited on it runs for good.
+    /// The model with an fd hands over no remote wake-ups, and its worker does not look for
+    /// any: a look would add an atomic, and executions, for nothing.
+    fn work(&self, me: usize, fd: Option<&AtomicBool>, for_good: bool) {
         let searching = Cell::new(false);
         let w = &self.workers[me];
-        let found = |stole| {
-            self.sleepers
-                .found_work(&self.workers, me, &searching, stole)
-        };
+        let fd_ready = || fd.is_some_and(|f| f.load(SeqCst));
         while !self.stop.load(SeqCst) {
-            let woken = w.inbox.drain_remote();
-            if !woken.is_empty() {
-                found(false);
-                self.run(woken.len());
-            } else if w.inbox.pop_fresh().is_some() {
-                found(false);
-                self.run(1);
-            } else if self.sleepers.steal(&self.workers, me).is_some() {
-                found(true);
-                self.run(1);
-            } else {
+            if fd_ready() {
                 self.sleepers
-                    .sleep(&self.workers, me, &searching, || false, || w.wait());
+                    .found_work(&self.workers, me, &searching, false);
+                return;
             }
-        }
-        // A worker never stops in the runtime; here it leaves the search as a sleep would.
-        self.sleepers.give_up_search(&searching);
-    }
-
-    /// Worker `me`'s loop until it finds its first coroutine, which then runs for good: it
-    /// never parks, so the worker looks at no queue again.
-    fn worker_runs_for_good(&self, me: usize) {
-        let searching = Cell::new(false);
-        let w = &self.workers[me];
-        while !self.stop.load(SeqCst) {
-            let woken = w.inbox.drain_remote().len();
+            let woken = if fd.is_none() {
+                w.inbox.drain_remote().len()
+            } else {
+                0
+            };
             let (n, stole) = if woken > 0 {
                 (woken, false)
             } else if w.inbox.pop_fresh().is_some() {
@@ -184,41 +170,17 @@ impl Rt {
                 (1, true)
             } else {
                 self.sleepers
-                    .sleep(&self.workers, me, &searching, || false, || w.wait());
+                    .sleep(&self.workers, me, &searching, fd_ready, || w.wait());
                 continue;
             };
             self.sleepers
                 .found_work(&self.workers, me, &searching, stole);
             self.run(n);
-            return;
-        }
-        self.sleepers.give_up_search(&searching);
-    }
-
-    /// Worker `me`'s loop while an fd of it may become ready (`fd_ready`): once the worker
-    /// sees it, the coroutine that waited on it runs for good.
-    fn worker_with_fd(&self, me: usize, fd_ready: &AtomicBool) {
-        let searching = Cell::new(false);
-        let w = &self.workers[me];
-        while !self.stop.load(SeqCst) {
-            if fd_ready.load(SeqCst) {
-                self.sleepers
-                    .found_work(&self.workers, me, &searching, false);
+            if for_good {
                 return;
-            } else if w.inbox.pop_fresh().is_some() {
-                self.sleepers
-                    .found_work(&self.workers, me, &searching, false);
-                self.run(1);
-            } else if self.sleepers.steal(&self.workers, me).is_some() {
-                self.sleepers
-                    .found_work(&self.workers, me, &searching, true);
-                self.run(1);
-            } else {
-                let ready = || fd_ready.load(SeqCst);
-                self.sleepers
-                    .sleep(&self.workers, me, &searching, ready, || w.wait());
             }
         }
+        // A worker never stops in the runtime; here it leaves the search as a sleep would.
         self.sleepers.give_up_search(&searching);
     }
 
@@ -230,7 +192,7 @@ impl Rt {
 
     /// Starts worker `me`'s loop on a thread of its own.
     fn spawn_worker(self: &Arc<Rt>, me: usize) -> thread::JoinHandle<()> {
-        self.thread(move |rt| rt.worker(me))
+        self.thread(move |rt| rt.work(me, None, false))
     }
 
     /// Waits until `n` pieces of work have run, stops the workers and checks the counts.
@@ -320,7 +282,7 @@ fn loom_idle_searcher_wakes_by_itself() {
 fn loom_idle_three_workers_steal() {
     explore("loom_idle_three_workers_steal", Some(2), || {
         let rt = Rt::new(3);
-        let w1 = rt.thread(|rt| rt.worker_runs_for_good(1));
+        let w1 = rt.thread(|rt| rt.work(1, None, true));
         let workers = vec![w1, rt.spawn_worker(2)];
         let busy = rt.thread(|rt| {
             for t in 1..=3 {
@@ -343,7 +305,7 @@ fn loom_idle_three_workers_fd_ready() {
         let rt = Rt::new(3);
         let fd_ready = Arc::new(AtomicBool::new(false));
         let fd = fd_ready.clone();
-        let w1 = rt.thread(move |rt| rt.worker_with_fd(1, &fd));
+        let w1 = rt.thread(move |rt| rt.work(1, Some(&fd), false));
         let workers = vec![w1, rt.spawn_worker(2)];
         let busy = rt.thread(|rt| rt.sleepers.submit_here(&rt.workers, 0, 1));
         let ready_fd = rt.thread(move |rt| {
