@@ -146,12 +146,14 @@ impl Sock {
         op_error(op, self.net, None, self.local(), e)
     }
 
+    #[inline]
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.recv_flags::<false>(buf, 0, "read")
     }
 
     /// `read` through `&mut`: std's `Read` for the owned stream, which no other call can
     /// share, so it takes no lock (`poll/fd.rs`, *Calls through `&mut`*).
+    #[inline]
     pub(crate) fn read_mut(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.recv_flags::<true>(buf, 0, "read")
     }
@@ -161,6 +163,7 @@ impl Sock {
     }
 
     /// `SOLE` only from a `*_mut` method: the handle is held by `&mut`.
+    #[inline]
     fn recv_flags<const SOLE: bool>(
         &self,
         buf: &mut [u8],
@@ -222,17 +225,20 @@ impl Sock {
     /// sends and parking on EAGAIN, so concurrent writers never interleave their messages.
     /// If the deadline passes or the peer fails after some bytes went out, returns `Ok(n)`
     /// with what was written; the next call reports the error.
+    #[inline]
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.send_all::<false>(buf)
     }
 
     /// `write` through `&mut`: std's `Write` for the owned stream, which no other writer can
     /// share, so it takes no lock (`poll/fd.rs`, *Calls through `&mut`*).
+    #[inline]
     pub(crate) fn write_mut(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.send_all::<true>(buf)
     }
 
     /// `SOLE` only from a `*_mut` method: the handle is held by `&mut`.
+    #[inline]
     fn send_all<const SOLE: bool>(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return self.write_nothing();

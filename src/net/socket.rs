@@ -310,6 +310,7 @@ fn cvt(ret: c_int) -> io::Result<c_int> {
 }
 
 /// Turns a C `ssize_t` return into a byte count, or `-1` into the thread's `errno`.
+#[inline]
 fn cvt_len(ret: isize) -> io::Result<usize> {
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
 }
@@ -437,6 +438,7 @@ pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: Shutdown) -> io::Result<()> {
 const NEVER_BLOCK: c_int = libc::MSG_DONTWAIT;
 
 /// Receives into `buf` (`recv(2)`); `Ok(0)` is end of stream.
+#[inline]
 pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: c_int) -> io::Result<usize> {
     let flags = flags | NEVER_BLOCK;
     let (data, size) = (buf.as_mut_ptr(), buf.len());
@@ -458,6 +460,7 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: c_int) -> io::Resu
 }
 
 /// Sends from `buf` (`send(2)`); pass [`SEND_FLAGS`] so a closed peer is `EPIPE`, not `SIGPIPE`.
+#[inline]
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: c_int) -> io::Result<usize> {
     let flags = flags | NEVER_BLOCK;
     let (data, size) = (buf.as_ptr(), buf.len());

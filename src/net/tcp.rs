@@ -1059,7 +1059,12 @@ impl TcpStream {
 }
 
 // Through `&mut`: no other call can be on this handle, so no fd lock (`poll/fd.rs`).
+// `#[inline]` on `read` and `write` here and down the path to the syscall (`Sock`, `NetFd::io`,
+// `socket::recv`/`send`): the caller's crate can then fold the whole call into its handler, as
+// it would with LTO. Measured side by side on the echo server (docs/benchmarks.md): 0.99× the
+// CPU per request at 100, 1,000 and 9,000 connections.
 impl Read for TcpStream {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read_mut(buf)
     }
@@ -1069,6 +1074,7 @@ impl Read for TcpStream {
 }
 
 impl Read for &TcpStream {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read(buf)
     }
@@ -1078,6 +1084,7 @@ impl Read for &TcpStream {
 }
 
 impl Write for TcpStream {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.sock.write_mut(buf)
     }
@@ -1090,6 +1097,7 @@ impl Write for TcpStream {
 }
 
 impl Write for &TcpStream {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.sock.write(buf)
     }

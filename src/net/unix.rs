@@ -869,6 +869,7 @@ impl UnixStream {
 
 // Through `&mut`: no other call can be on this handle, so no fd lock (`poll/fd.rs`).
 impl Read for UnixStream {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read_mut(buf)
     }
@@ -878,6 +879,7 @@ impl Read for UnixStream {
 }
 
 impl Read for &UnixStream {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read(buf)
     }
@@ -887,6 +889,7 @@ impl Read for &UnixStream {
 }
 
 impl Write for UnixStream {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.sock.write_mut(buf)
     }
@@ -899,6 +902,7 @@ impl Write for UnixStream {
 }
 
 impl Write for &UnixStream {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.sock.write(buf)
     }

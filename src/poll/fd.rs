@@ -323,6 +323,7 @@ impl NetFd {
     /// about the queue behind it, nor for Unix streams, where the kernel ends a read at a
     /// message carrying fds or other credentials with the next message still queued.
     /// `SOLE`: the caller holds its handle by `&mut` (module docs, *Calls through `&mut`*).
+    #[inline]
     pub(crate) fn read_stream<const SOLE: bool>(
         &self,
         len: usize,
@@ -333,6 +334,7 @@ impl NetFd {
     }
 
     /// `read_with`, or with `SOLE` for a caller that holds its handle by `&mut`.
+    #[inline]
     pub(crate) fn read_as<R, const SOLE: bool>(
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
@@ -348,6 +350,7 @@ impl NetFd {
     }
 
     /// `write_with`, or with `SOLE` for a caller that holds its handle by `&mut`.
+    #[inline]
     pub(crate) fn write_as<R, const SOLE: bool>(
         &self,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
@@ -383,6 +386,7 @@ impl NetFd {
     /// emptied the receive queue. `PACED`: `write_paced`'s pauses, compiled out of every
     /// other call. `SOLE`: the caller holds its handle by `&mut`, so beat 1 is a look at the
     /// CLOSED bit instead of the lock (module docs, *Calls through `&mut`*).
+    #[inline]
     fn io<R, const PACED: bool, const SOLE: bool>(
         &self,
         dir: Dir,
