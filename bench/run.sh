@@ -22,8 +22,8 @@
 # connection as every other server has; each side gets a CPU cgroup of equal weight, so Go's
 # extra threads do not take a bigger share of the core).
 # A path counts too: any echo server taking ADDR WORKERS and printing "ready" once it
-# listens, such as a copy of target/release/echo_coronet built from another commit, so
-#   cp target/release/echo_coronet /tmp/echo_before   # ...change, then:
+# listens, such as a copy of target/perf/echo_coronet built from another commit, so
+#   cp target/perf/echo_coronet /tmp/echo_before   # ...change, then:
 #   AB_OTHERS=/tmp/echo_before bench/run.sh --nice --only ab
 # measures a change to the runtime against its parent to about ±1 %.
 # ECHO_EPOLL_SPIN_NS=N (environment) makes the epoll loop burn N ns of pure CPU per request,
@@ -54,7 +54,7 @@ for p in ${ONLY//,/ }; do
 done
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$CARGO_TARGET_DIR/release
+BIN=$CARGO_TARGET_DIR/perf # Cargo.toml's `perf` profile: release + fat LTO
 GOBIN=$CARGO_TARGET_DIR/go
 mkdir -p "$ROOT/bench/results" "$GOBIN"
 OUT=${OUT:-$ROOT/bench/results/run-$(date +%Y%m%d-%H%M%S).tsv}
@@ -125,16 +125,16 @@ trap 'exit 130' INT TERM
 if [ "$(nproc)" -ge 2 ]; then SRV_CPU=0 CLI_CPU=1; else SRV_CPU=0 CLI_CPU=0; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-say "building (cargo --release, go build)"
+say "building (cargo --profile perf, go build)"
 BUILD_T0=$SECONDS
 HAVE_CORONET=1
-if ! (cd "$ROOT" && cargo build -q --release -p coronet-bench --features coronet); then
+if ! (cd "$ROOT" && cargo build -q --profile perf -p coronet-bench --features coronet); then
     say "coronet does not build: running the other contenders only"
     HAVE_CORONET=0
-    (cd "$ROOT" && cargo build -q --release -p coronet-bench)
+    (cd "$ROOT" && cargo build -q --profile perf -p coronet-bench)
 fi
 # The coronet side of the kv and http cases is the examples themselves.
-(cd "$ROOT" && cargo build -q --release --examples) || HAVE_CORONET=0
+(cd "$ROOT" && cargo build -q --profile perf --examples) || HAVE_CORONET=0
 (cd "$ROOT/bench/go" && go build -o "$GOBIN/go_rt" ./rt && go build -o "$GOBIN/go_echo" ./echo &&
     go build -o "$GOBIN/go_kv" ./kv && go build -o "$GOBIN/go_http" ./http)
 
