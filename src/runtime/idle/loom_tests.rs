@@ -13,8 +13,10 @@
 //! - "running" a coroutine: counting it done;
 //! - a coroutine that runs for good (it never parks): its worker looks at no queue again.
 //!   In the models that spawn from a worker, worker 0 is a thread that spawns and does
-//!   nothing more. Worker 1 runs for good the first coroutine it finds in
-//!   `loom_idle_three_workers_steal`, and the one its ready fd wakes in
+//!   nothing more; in `loom_idle_three_workers_spawn_from_thread` it has no thread (it runs
+//!   a coroutine for good from the start) and a plain thread spawns onto it. Worker 1 runs
+//!   for good the first coroutine it finds in `loom_idle_three_workers_steal` and
+//!   `loom_idle_three_workers_spawn_from_thread`, and the one its ready fd wakes in
 //!   `loom_idle_three_workers_fd_ready`;
 //! - an fd becoming ready: a ring from a thread that is no producer (the worker wakes by
 //!   itself, with no work found and maybe with the searcher's role on its way). In
@@ -28,43 +30,53 @@
 //!
 //! 2,700–211,247 executions per model, about 60 s in all. `loom_idle_spawn_from_thread`
 //! and `loom_idle_searcher_wakes_by_itself` explore at most 3 preemptions (at
-//! `loom_builder`'s 4 they take 1.6 million and 252,336 executions), the two with three
-//! workers at most 2 (at 3 they take 7.0 million and 3.9 million executions, 19 minutes,
-//! and pass). Each breakage below fails its models at these bounds.
+//! `loom_builder`'s 4 they take 1.6 million and 252,336 executions), the three with three
+//! workers at most 2 (at 3 `loom_idle_three_workers_steal` and
+//! `loom_idle_three_workers_fd_ready` take 7.0 million and 3.9 million executions, 19
+//! minutes, and `loom_idle_three_workers_spawn_from_thread` 1.4 million, 140 s; all pass).
+//! Each breakage below fails its models at these bounds.
 //!
 //! The models can fail (each checked on its own, then the code restored):
 //! - `sleep` without its fence between the announce and the look:
-//!   `loom_idle_spawn_on_busy_worker`, `loom_idle_searcher_wakes_by_itself` and both
+//!   `loom_idle_spawn_on_busy_worker`, `loom_idle_searcher_wakes_by_itself` and the three
 //!   three-worker models deadlock.
 //! - `sleep` announcing with a plain store of `sleeping` and no fence:
-//!   `loom_idle_remote_wake` and both three-worker models deadlock.
+//!   `loom_idle_remote_wake` and the three three-worker models deadlock.
 //! - `wake` reading `sleeping` before it swaps it (a common shortcut):
 //!   `loom_idle_remote_wake` deadlocks.
 //! - `push_fresh` without its fence: `loom_idle_spawn_on_busy_worker`,
-//!   `loom_idle_searcher_wakes_by_itself` and both three-worker models deadlock.
+//!   `loom_idle_searcher_wakes_by_itself` and the three three-worker models deadlock.
 //! - `sleep`'s look leaving out other workers' unstarted coroutines:
-//!   `loom_idle_spawn_on_busy_worker`, `loom_idle_searcher_wakes_by_itself` and both
+//!   `loom_idle_spawn_on_busy_worker`, `loom_idle_searcher_wakes_by_itself` and the three
 //!   three-worker models deadlock.
 //! - `wake_to_search` giving the count back with a plain store of `false` (the bug its
 //!   comment tells of): `loom_idle_searcher_wakes_by_itself` and
 //!   `loom_idle_three_workers_fd_ready` end with `searching` wrapped;
-//!   `loom_idle_three_workers_steal` deadlocks.
-//! - `pass_search_on` without its fence: `loom_idle_three_workers_steal` deadlocks.
+//!   `loom_idle_three_workers_steal` and `loom_idle_three_workers_spawn_from_thread`
+//!   deadlock.
+//! - `pass_search_on` without its fence: `loom_idle_three_workers_steal` and
+//!   `loom_idle_three_workers_spawn_from_thread` deadlock.
 //! - `found_work` passing the search on only when the worker held the role, not after any
 //!   steal: `loom_idle_three_workers_steal` deadlocks (the coroutine a steal of two queued
 //!   on worker 1 waits there for good).
-//! - `wake_searcher` offering the role to the next worker only: both three-worker models
-//!   deadlock.
+//! - `wake_searcher` offering the role to the next worker only: the three three-worker
+//!   models deadlock.
 //! - `wake_searcher` stopping at the first sleeping worker that did not take the role:
 //!   `loom_idle_three_workers_fd_ready` deadlocks.
 //!
 //! The last four fail none of the two-worker models: there no worker but the spawner runs
 //! for good, so a wake missed after a find only delays the work, and `wake_searcher` has
-//! one worker to try.
+//! one worker to try. `loom_idle_three_workers_spawn_from_thread` fails neither the
+//! `found_work` one (its steals take one of at most two coroutines, queuing none on the
+//! stealer) nor the last (a worker refuses the role only when its look has seen the first
+//! coroutine, and the second spawn, made after the role was given back, offers it again),
+//! not at 3 preemptions either.
 //!
 //! Not covered: the cancels' flag (a sleep may miss fewer than a batch by design), more
 //! than three workers (loom runs at most five threads, the main one among them), and a
-//! spawn from a plain thread (`submit_to`) among three.
+//! plain thread's spawn onto a sleeping worker among three (`loom_idle_spawn_from_thread`
+//! rings one of two; among three, with worker 0 a worker that may sleep, a model takes 5.2
+//! million executions, 8 minutes, at 2 preemptions).
 
 use super::{Inbox, Sleeper, Sleepers};
 use crate::runtime::park::loom_explore as explore;
@@ -315,5 +327,25 @@ fn loom_idle_three_workers_fd_ready() {
         busy.join().unwrap();
         ready_fd.join().unwrap();
         rt.finish(1, workers);
+    });
+}
+
+/// A plain thread spawns two coroutines onto worker 0 of three (`submit`'s path off a
+/// worker) while worker 0 runs a coroutine for good: `wake` finds it awake each time, and
+/// the spawn falls back on `wake_searcher`. Worker 1 runs the first coroutine it finds for
+/// good, so the second spawn may find the searcher's role taken and wake no one: then
+/// worker 1, leaving the search, must hand the role on to worker 2, which must run it.
+#[test]
+fn loom_idle_three_workers_spawn_from_thread() {
+    explore("loom_idle_three_workers_spawn_from_thread", Some(2), || {
+        let rt = Rt::new(3);
+        let w1 = rt.thread(|rt| rt.work(1, None, true));
+        let workers = vec![w1, rt.spawn_worker(2)];
+        let spawner = rt.thread(|rt| {
+            rt.sleepers.submit_to(&rt.workers, 0, 1);
+            rt.sleepers.submit_to(&rt.workers, 0, 2);
+        });
+        spawner.join().unwrap();
+        rt.finish(2, workers);
     });
 }
