@@ -198,6 +198,11 @@ impl<N, W> Inbox<N, W> {
     pub(crate) fn is_sleeping(&self) -> bool {
         self.sleeping.load(SeqCst)
     }
+
+    /// Whether another thread queued a wake-up of ours (a hint, read without the lock).
+    pub(crate) fn remote_flagged(&self) -> bool {
+        self.remote_pending.load(Relaxed)
+    }
 }
 
 /// Gives back the memory of a burst of spawns once the queue has emptied: a coroutine that
@@ -332,8 +337,9 @@ impl Sleepers {
     }
 
     /// Whether any worker has unstarted coroutines queued. Call after a fence that pairs
-    /// with the spawner's (`push_fresh`).
-    fn any_unstarted<S: Sleeper>(workers: &[Arc<S>]) -> bool {
+    /// with the spawner's (`push_fresh`) for an answer a sleep may rely on; without one
+    /// (the spin before a sleep, `worker.rs`) it is a hint.
+    pub(crate) fn any_unstarted<S: Sleeper>(workers: &[Arc<S>]) -> bool {
         workers
             .iter()
             .any(|w| w.inbox().fresh_len.load(Relaxed) > 0)
@@ -416,6 +422,13 @@ impl Sleepers {
         if inbox.woken_to_search.swap(false, SeqCst) {
             searching.set(true);
         }
+    }
+
+    /// Whether work may come from another worker soon: some worker besides `me` is awake
+    /// (running, or looking for work). A hint for the spin before a sleep (`worker.rs`),
+    /// read without ordering: a wrong answer costs a spin or a sleep, never a lost wake.
+    pub(crate) fn another_awake(&self, workers: usize) -> bool {
+        self.idle.load(Relaxed) + 1 < workers
     }
 
     /// The counts, for the loom models' final checks.
