@@ -153,12 +153,13 @@ impl Rt {
         self.all_done.notify_all();
     }
 
-    /// The scheduler loop of worker `me` until the main thread stops it. With `for_good`, the first coroutine it finds runs
-    /// for good (it never parks), so the worker looks at no queue again. `fd`, if given, is
-    /// an fd of this worker that may become ready: once the worker sees it (first thing in a
-    /// round, or in the look before a sleep), the coroutine that waited on it runs for good.
-    /// The model with an fd hands over no remote wake-ups, and its worker does not look for
-    /// any: a look would add an atomic, and executions, for nothing.
+    /// The scheduler loop of worker `me` until the main thread stops it. With `for_good`,
+    /// the first coroutine it finds runs for good (it never parks), so the worker looks at
+    /// no queue again. `fd`, if given, is an fd of this worker that may become ready: once
+    /// the worker sees it (first thing in a round, or in the look before a sleep), the
+    /// coroutine that waited on it runs for good. The model with an fd hands over no remote
+    /// wake-ups, and its worker does not look for any: a look would add an atomic, and
+    /// executions, for nothing.
     fn work(&self, me: usize, fd: Option<&AtomicBool>, for_good: bool) {
         let searching = Cell::new(false);
         let w = &self.workers[me];
@@ -205,6 +206,15 @@ impl Rt {
     /// Starts worker `me`'s loop on a thread of its own.
     fn spawn_worker(self: &Arc<Rt>, me: usize) -> thread::JoinHandle<()> {
         self.thread(move |rt| rt.work(me, None, false))
+    }
+
+    /// Workers 1 and 2 of three, worker 1 running the first coroutine it finds for good
+    /// (worker 0 is the models' own business).
+    fn worker_1_for_good_and_2(self: &Arc<Rt>) -> Vec<thread::JoinHandle<()>> {
+        vec![
+            self.thread(|rt| rt.work(1, None, true)),
+            self.spawn_worker(2),
+        ]
     }
 
     /// Waits until `n` pieces of work have run, stops the workers and checks the counts.
@@ -294,8 +304,7 @@ fn loom_idle_searcher_wakes_by_itself() {
 fn loom_idle_three_workers_steal() {
     explore("loom_idle_three_workers_steal", Some(2), || {
         let rt = Rt::new(3);
-        let w1 = rt.thread(|rt| rt.work(1, None, true));
-        let workers = vec![w1, rt.spawn_worker(2)];
+        let workers = rt.worker_1_for_good_and_2();
         let busy = rt.thread(|rt| {
             for t in 1..=3 {
                 rt.sleepers.submit_here(&rt.workers, 0, t);
@@ -339,8 +348,7 @@ fn loom_idle_three_workers_fd_ready() {
 fn loom_idle_three_workers_spawn_from_thread() {
     explore("loom_idle_three_workers_spawn_from_thread", Some(2), || {
         let rt = Rt::new(3);
-        let w1 = rt.thread(|rt| rt.work(1, None, true));
-        let workers = vec![w1, rt.spawn_worker(2)];
+        let workers = rt.worker_1_for_good_and_2();
         let spawner = rt.thread(|rt| {
             rt.sleepers.submit_to(&rt.workers, 0, 1);
             rt.sleepers.submit_to(&rt.workers, 0, 2);
