@@ -601,13 +601,18 @@ if part sync; then
         done
     done
     if [ "$(nproc)" -ge 2 ]; then
-        printf 'T\tsync2\t%s\n' "Contended mutex: two workers on cores 0-1; ns per op, lower is better; median of $SYNC_REPS (ratio = value / Go)" >>"$OUT"
-        say "contended mutex, two workers ($SYNC_REPS runs each)"
+        printf 'T\tsync2\t%s\n' "Two workers on cores 0-1: contended mutex, and a ping-pong whose coroutines coronet keeps on two workers; ns per op, lower is better; median of $SYNC_REPS (ratio = value / Go)" >>"$OUT"
+        say "contended mutex and ping-pong, two workers ($SYNC_REPS runs each)"
         for rep in $(seq "$SYNC_REPS"); do
             for c in $SYNC_CONTENDERS; do
                 for k in 4 100; do
                     sync_run sync2 "mutex lock+unlock, $k contenders" "$c" 2 0,1 mutexK "$((10 * N_SYNC))" --contenders "$k"
                 done
+                # coronet never moves a started coroutine, so `pingpong2` puts the pair on
+                # two workers and every hop wakes the other thread; Go and may run theirs
+                # wherever their schedulers put them (Go: both on one P, after a hop or two).
+                pp=pingpong; [ "$c" = coronet ] && pp=pingpong2
+                sync_run sync2 "unbuffered ping-pong round trip, two workers" "$c" 2 0,1 "$pp" "$N_SYNC"
             done
         done
     fi

@@ -226,6 +226,9 @@ pub(crate) struct Local {
     /// The last sleep was ended by another thread's wake-up of one of our coroutines, so
     /// more may follow: spin before the next sleep (`spin_for_work`).
     spin_pays: Cell<bool>,
+    /// Since its last sleep this worker has woken a coroutine of another worker, which
+    /// may answer (`spin_for_work`).
+    handed_off: Cell<bool>,
     events: RefCell<Vec<libc::epoll_event>>,
 }
 
@@ -308,6 +311,8 @@ pub(crate) fn schedule_at(task: Arc<Task>, turn: Turn) {
                     Turn::Queue => runq.push_back(t),
                 }
             }
+        } else {
+            l.handed_off.set(true);
         }
     });
     if let Some(task) = task {
@@ -561,6 +566,7 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) -> ! {
         pops: Cell::new(0),
         searching: Cell::new(false),
         spin_pays: Cell::new(false),
+        handed_off: Cell::new(false),
         events: RefCell::new(Vec::with_capacity(256)),
     }));
     LOCAL.with(|l| l.set(local));
@@ -713,14 +719,22 @@ impl Local {
             }
             self.sleep();
             self.spin_pays.set(self.shared.inbox.remote_flagged());
+            self.handed_off.set(false);
         }
     }
 
     /// Go's spinning M, when it pays: once another worker has woken one of our coroutines
-    /// out of a sleep (a lock handed over, a value sent), more such wake-ups tend to follow
-    /// while it is awake, and waking a thread out of `epoll_wait` costs far more than the
-    /// wait: an eventfd write and tens of µs for a guest's vCPU. So an idle worker then
-    /// keeps looking for up to `SPIN_BEFORE_SLEEP` first, at the flags only. Only then:
+    /// out of a sleep (a lock handed over, a value sent), more such wake-ups tend to follow,
+    /// and waking a thread out of `epoll_wait` costs far more than the wait: an eventfd
+    /// write and tens of µs for a guest's vCPU. So an idle worker then keeps looking for up
+    /// to `SPIN_BEFORE_SLEEP` first, at the flags only, while an answer can come: another
+    /// worker is awake, or this one has woken a coroutine of another worker since its last
+    /// sleep (`handed_off`), which is waking up to run it. Without the second, two
+    /// coroutines on two workers passing a value back and forth fell into sleeping by
+    /// turns once one had slept: each handed off to a partner not yet awake, found no
+    /// worker awake, and slept (1.3–11 µs per round trip, most of it in sleeps and rings;
+    /// with it, 0.8–2.5 µs: `sync_coronet pingpong2`, docs/benchmarks.md section 3).
+    /// Only after a remote wake:
     /// spinning before every sleep cost a two-worker echo server at 10 connections 60 %
     /// more CPU per request (its wake-ups are its own fds'). The look in `Sleepers::sleep`
     /// still decides whether to sleep, so the handshake (and its loom models) is unchanged;
@@ -728,7 +742,8 @@ impl Local {
     fn spin_for_work(&self) -> bool {
         let rt = self.rt;
         let n = rt.workers.len();
-        if !self.spin_pays.get() || !rt.sleepers.another_awake(n) {
+        let answer_due = |me: &Local| me.handed_off.get() || rt.sleepers.another_awake(n);
+        if !self.spin_pays.get() || !answer_due(self) {
             return false;
         }
         let start = Instant::now();
@@ -739,7 +754,7 @@ impl Local {
             if self.shared.inbox.remote_flagged() || Sleepers::any_unstarted(&rt.workers) {
                 return true;
             }
-            if start.elapsed() >= SPIN_BEFORE_SLEEP || !rt.sleepers.another_awake(n) {
+            if start.elapsed() >= SPIN_BEFORE_SLEEP || !answer_due(self) {
                 self.spin_pays.set(false);
                 return false;
             }

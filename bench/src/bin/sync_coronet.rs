@@ -3,6 +3,8 @@
 //! Usage: sync_coronet BENCH N [--workers W] [--contenders K]
 //!
 //! - `pingpong`: round trip between two coroutines over two `bounded(0)` channels (ns/rt)
+//! - `pingpong2`: the same with the two coroutines on two different workers (needs
+//!   `--workers 2` or more), so every hop is a wake-up from another thread (ns/rt)
 //! - `chan1`, `chan4`: 1 or 4 producers send N values in total through one `bounded(128)`
 //!   channel to one consumer (ns/msg)
 //! - `select4`: 4 producers each send N/4 on their own `bounded(0)` channel; one consumer
@@ -34,6 +36,7 @@ fn main() {
     // Every benchmark runs inside a coroutine, as Go's main goroutine.
     coronet::run(move || match bench.as_str() {
         "pingpong" => pingpong(n),
+        "pingpong2" => pingpong_apart(n),
         "chan1" => buffered(n, 1),
         "chan4" => buffered(n, 4),
         "select4" => select4(n),
@@ -57,6 +60,42 @@ fn pingpong(n: usize) {
             pong_tx.send(v).unwrap();
         }
     });
+    let start = Instant::now();
+    for i in 0..n as u64 {
+        ping_tx.send(i).unwrap();
+        assert_eq!(pong_rx.recv().unwrap(), i);
+    }
+    report("ns/rt", start, n);
+    drop(ping_tx);
+    echo.join().unwrap();
+}
+
+/// `pingpong` with the echo coroutine on another worker than this one. A started coroutine
+/// never changes threads, so this is the case where each hop wakes a coroutine on another
+/// thread (a Go program's goroutines would move onto one P instead). The echo is spawned
+/// while this coroutine keeps its worker busy, so another worker takes it.
+fn pingpong_apart(n: usize) {
+    let (ping_tx, ping_rx) = bounded::<u64>(0);
+    let (pong_tx, pong_rx) = bounded::<u64>(0);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let echo = coronet::go(move || {
+        tid_tx.send(std::thread::current().id()).unwrap();
+        for v in ping_rx {
+            pong_tx.send(v).unwrap();
+        }
+    });
+    // Busy, not parked: a worker with nothing else to run would take the echo itself.
+    let echo_thread = loop {
+        match tid_rx.try_recv() {
+            Ok(id) => break id,
+            Err(_) => std::hint::spin_loop(),
+        }
+    };
+    assert_ne!(
+        echo_thread,
+        std::thread::current().id(),
+        "pingpong2 needs two workers"
+    );
     let start = Instant::now();
     for i in 0..n as u64 {
         ping_tx.send(i).unwrap();
