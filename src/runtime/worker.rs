@@ -737,12 +737,12 @@ impl Local {
     /// coroutines on two workers passing a value back and forth fell into sleeping by
     /// turns once one had slept: each handed off to a partner not yet awake, found no
     /// worker awake, and slept (1.3–11 µs per round trip, most of it in sleeps and rings;
-    /// with it, 0.8–2.5 µs: `sync_coronet pingpong2`, docs/benchmarks.md section 3).
-    /// Only after a remote wake:
-    /// spinning before every sleep cost a two-worker echo server at 10 connections 60 %
-    /// more CPU per request (its wake-ups are its own fds'). The look in `Sleepers::sleep`
-    /// still decides whether to sleep, so the handshake (and its loom models) is unchanged;
-    /// the spin only delays its start. True if something turned up; the loop takes it.
+    /// with it, 0.8–2.5 µs: `sync_coronet pingpong2`, docs/benchmarks.md section 3). Only
+    /// after a remote wake: spinning before every sleep cost a two-worker echo server at 10
+    /// connections 60 % more CPU per request (its wake-ups are its own fds'). The look in
+    /// `Sleepers::sleep` still decides whether to sleep, so the handshake (and its loom
+    /// models) is unchanged; the spin only delays its start. True if something turned up;
+    /// the loop takes it.
     fn spin_for_work(&self) -> bool {
         let rt = self.rt;
         let n = rt.workers.len();

@@ -35,8 +35,8 @@ fn main() {
     let bench = args.pos(0, "benchmark").to_string();
     // Every benchmark runs inside a coroutine, as Go's main goroutine.
     coronet::run(move || match bench.as_str() {
-        "pingpong" => pingpong(n),
-        "pingpong2" => pingpong_apart(n),
+        "pingpong" => pingpong(n, false),
+        "pingpong2" => pingpong(n, true),
         "chan1" => buffered(n, 1),
         "chan4" => buffered(n, 4),
         "select4" => select4(n),
@@ -51,51 +51,42 @@ fn report(key: &str, start: Instant, n: usize) {
     result(&[(key, ns / n as f64), ("_n", n as f64)]);
 }
 
-/// Two coroutines pass a token back and forth over two rendezvous channels.
-fn pingpong(n: usize) {
-    let (ping_tx, ping_rx) = bounded::<u64>(0);
-    let (pong_tx, pong_rx) = bounded::<u64>(0);
-    let echo = coronet::go(move || {
-        for v in ping_rx {
-            pong_tx.send(v).unwrap();
-        }
-    });
-    let start = Instant::now();
-    for i in 0..n as u64 {
-        ping_tx.send(i).unwrap();
-        assert_eq!(pong_rx.recv().unwrap(), i);
-    }
-    report("ns/rt", start, n);
-    drop(ping_tx);
-    echo.join().unwrap();
-}
-
-/// `pingpong` with the echo coroutine on another worker than this one. A started coroutine
-/// never changes threads, so this is the case where each hop wakes a coroutine on another
-/// thread (a Go program's goroutines would move onto one P instead). The echo is spawned
-/// while this coroutine keeps its worker busy, so another worker takes it.
-fn pingpong_apart(n: usize) {
+/// Two coroutines pass a token back and forth over two rendezvous channels. With `apart`
+/// (`pingpong2`) the echo coroutine is on another worker than this one: a started
+/// coroutine never changes threads, so every hop wakes a coroutine on another thread (a Go
+/// program's goroutines would move onto one P instead). The echo is spawned while this
+/// coroutine keeps its worker busy, so another worker takes it.
+fn pingpong(n: usize, apart: bool) {
+    // With one worker the echo could never start while this coroutine waits for it.
+    assert!(
+        !apart || coronet::stats().workers >= 2,
+        "pingpong2 needs --workers 2 or more"
+    );
     let (ping_tx, ping_rx) = bounded::<u64>(0);
     let (pong_tx, pong_rx) = bounded::<u64>(0);
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let echo = coronet::go(move || {
-        tid_tx.send(std::thread::current().id()).unwrap();
+        if apart {
+            tid_tx.send(std::thread::current().id()).unwrap();
+        }
         for v in ping_rx {
             pong_tx.send(v).unwrap();
         }
     });
-    // Busy, not parked: a worker with nothing else to run would take the echo itself.
-    let echo_thread = loop {
-        match tid_rx.try_recv() {
-            Ok(id) => break id,
-            Err(_) => std::hint::spin_loop(),
-        }
-    };
-    assert_ne!(
-        echo_thread,
-        std::thread::current().id(),
-        "pingpong2 needs two workers"
-    );
+    if apart {
+        // Busy, not parked: a worker with nothing else to run would take the echo itself.
+        let echo_thread = loop {
+            match tid_rx.try_recv() {
+                Ok(id) => break id,
+                Err(_) => std::hint::spin_loop(),
+            }
+        };
+        assert_ne!(
+            echo_thread,
+            std::thread::current().id(),
+            "the pair shares a worker"
+        );
+    }
     let start = Instant::now();
     for i in 0..n as u64 {
         ping_tx.send(i).unwrap();
