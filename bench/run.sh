@@ -613,6 +613,9 @@ if part sync; then
                 # wherever their schedulers put them (Go: both on one P, after a hop or two).
                 pp=pingpong; [ "$c" = coronet ] && pp=pingpong2
                 sync_run sync2 "unbuffered ping-pong round trip, two workers" "$c" 2 0,1 "$pp" "$N_SYNC"
+                # and the remedy: the echo spawned `Spawn::same_worker` (`pingpong1`)
+                pp=pingpong; [ "$c" = coronet ] && pp=pingpong1
+                sync_run sync2 "the same, coronet's pair spawned same_worker" "$c" 2 0,1 "$pp" "$N_SYNC"
             done
         done
     fi

@@ -10,6 +10,9 @@
 //!   seconds. The same for `time::after` receivers dropped unread, on either worker.
 //! - A coroutine spawned on a worker that stays busy: the other worker must not go to sleep
 //!   beside it (found by an audit of the runtime).
+//! - `Spawn::same_worker`: the child starts on its parent's worker even while that worker
+//!   is busy and the other idle, where a plain spawn is stolen; from a plain thread it is a
+//!   plain spawn.
 
 use coronet::chan::{self, RecvTimeoutError, Sender};
 use coronet::context::Context;
@@ -228,4 +231,79 @@ fn an_idle_worker_starts_a_child_its_busy_parent_spins_on() {
         worst < Duration::from_secs(2),
         "a child waited {worst:?} while a worker slept"
     );
+}
+
+/// Spawns `n` children named `{prefix}-i` from a coroutine that then keeps its worker busy
+/// for up to `busy` (less once `until` says so), and returns how many had started by then,
+/// what `dump()` said meanwhile, and each child's thread, after joining them.
+fn children_of_a_busy_parent(
+    same_worker: bool,
+    prefix: &'static str,
+    busy: Duration,
+    until: fn(usize) -> bool,
+) -> (usize, String, ThreadId, Vec<ThreadId>) {
+    let a = Pinned::start();
+    let _b = a.beside(false); // both workers up
+    a.run(move || {
+        let me = std::thread::current().id();
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let children: Vec<_> = (0..16)
+            .map(|i| {
+                let started = started.clone();
+                let spawn = coronet::Spawn::new().name(format!("{prefix}-{i}"));
+                let spawn = if same_worker {
+                    spawn.same_worker()
+                } else {
+                    spawn
+                };
+                spawn.go(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    std::thread::current().id()
+                })
+            })
+            .collect();
+        let dump = coronet::dump();
+        let t = Instant::now();
+        while t.elapsed() < busy && !until(started.load(Ordering::SeqCst)) {
+            std::hint::spin_loop();
+        }
+        let early = started.load(Ordering::SeqCst);
+        let threads = children.into_iter().map(|c| c.join().unwrap()).collect();
+        (early, dump, me, threads)
+    })
+}
+
+#[test]
+fn same_worker_children_wait_for_their_busy_parent_and_run_beside_it() {
+    let _serial = one_at_a_time();
+    // The control: plain spawns from a busy worker are stolen by the idle one (generous:
+    // it takes microseconds), so this test would see a `same_worker` child that was not.
+    let (early, _, _, _) =
+        children_of_a_busy_parent(false, "plain", Duration::from_secs(10), |n| n > 0);
+    assert!(
+        early > 0,
+        "no plain child started while its parent was busy"
+    );
+
+    let (early, dump, parent, threads) =
+        children_of_a_busy_parent(true, "beside", Duration::from_millis(300), |_| false);
+    assert_eq!(early, 0, "a same_worker child started on another worker");
+    assert!(
+        threads.iter().all(|&t| t == parent),
+        "a same_worker child ran on another thread"
+    );
+    // queued where `dump()` (from the parent's worker) and `stats()` can see them
+    assert!(dump.contains("'beside-0' [not started]"), "{dump}");
+    assert!(dump.contains("'beside-15' [not started]"), "{dump}");
+}
+
+#[test]
+fn same_worker_from_a_plain_thread_is_a_plain_spawn() {
+    let _serial = one_at_a_time();
+    let _a = Pinned::start(); // the runtime, two workers
+    let ids: Vec<_> = (0..8)
+        .map(|i| coronet::Spawn::new().same_worker().go(move || i * 2))
+        .collect();
+    let sum: i32 = ids.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 56);
 }

@@ -369,6 +369,7 @@ impl fmt::Debug for Coroutine {
 pub struct Spawn {
     name: Option<String>,
     stack_size: Option<usize>,
+    same_worker: bool,
 }
 
 impl Spawn {
@@ -407,6 +408,33 @@ impl Spawn {
     /// ```
     pub fn stack_size(mut self, bytes: usize) -> Spawn {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Starts the coroutine on the worker that runs the caller, and on no other: idle
+    /// workers do not steal it. Called off a worker (from a plain thread), this does
+    /// nothing: the coroutine goes wherever a plain `go` would.
+    ///
+    /// A started coroutine never moves to another thread, so coroutines that pass many
+    /// small messages to each other are best started on one worker: a hand-over between
+    /// two coroutines of one worker is a queue push, while one to another worker's
+    /// coroutine is a cross-thread wake-up (about 3× Go's round trip for a ping-pong split
+    /// over two workers; docs/runtime.md, *The pinning rule*). The price is that the new
+    /// coroutine waits for the caller's worker even when another is idle, and it shares
+    /// that worker's time with the caller for good.
+    ///
+    /// ```
+    /// let here = coronet::go(|| {
+    ///     let me = std::thread::current().id();
+    ///     let child = coronet::Spawn::new()
+    ///         .same_worker()
+    ///         .go(|| std::thread::current().id());
+    ///     child.join().unwrap() == me
+    /// });
+    /// assert!(here.join().unwrap());
+    /// ```
+    pub fn same_worker(mut self) -> Spawn {
+        self.same_worker = true;
         self
     }
 
@@ -476,15 +504,17 @@ impl Spawn {
         };
         let task = Task::new_coroutine(self.name.map(String::into_boxed_str));
         let packet = Packet::new(f);
-        worker::submit(
-            rt,
-            NewTask {
-                task: task.clone(),
-                body: packet.clone(),
-                stack_size,
-                stack,
-            },
-        );
+        let new = NewTask {
+            task: task.clone(),
+            body: packet.clone(),
+            stack_size,
+            stack,
+        };
+        if self.same_worker {
+            worker::submit_same_worker(rt, new);
+        } else {
+            worker::submit(rt, new);
+        }
         Ok(JoinHandle { task, packet })
     }
 }

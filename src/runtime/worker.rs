@@ -14,10 +14,11 @@
 //! pinning rule of `runtime/mod.rs` holds by construction, not by care.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,12 @@ pub(crate) struct Shared {
     /// Timers of this worker's heap cancelled on another thread, for the worker to remove
     /// on its next timer pass (see [`cancel_timer_elsewhere`]); flagged in the inbox.
     cancels: SpinLock<Vec<TimerId>>,
+    /// Unstarted coroutines spawned with `Spawn::same_worker` on this worker's thread. No
+    /// other worker may start them, so they are kept out of the stealable queue; only this
+    /// thread pushes and pops (the lock is for `dump()` on others), and `pinned_len` is
+    /// exact here and a hint for `stats()` elsewhere.
+    pinned: SpinLock<VecDeque<NewTask>>,
+    pinned_len: AtomicUsize,
     pub(crate) counters: Counters,
 }
 
@@ -166,8 +173,37 @@ impl Shared {
             poller: Poller::new()?,
             live: SpinLock::new(Slab::new()),
             cancels: SpinLock::new(Vec::new()),
+            pinned: SpinLock::new(VecDeque::new()),
+            pinned_len: AtomicUsize::new(0),
             counters: Counters::default(),
         })
+    }
+
+    /// Unstarted coroutines that only this worker may start (`Spawn::same_worker`).
+    pub(crate) fn pinned_len(&self) -> usize {
+        self.pinned_len.load(Ordering::Relaxed)
+    }
+
+    /// Called on this worker's thread only.
+    fn push_pinned(&self, t: NewTask) {
+        debug_assert!(local().is_some_and(|l| ptr::eq(&*l.shared, self)));
+        let mut q = lock(&self.pinned);
+        q.push_back(t);
+        self.pinned_len.store(q.len(), Ordering::Relaxed);
+    }
+
+    /// Called on this worker's thread only.
+    fn pop_pinned(&self) -> Option<NewTask> {
+        if self.pinned_len() == 0 {
+            return None;
+        }
+        let mut q = lock(&self.pinned);
+        let t = q.pop_front();
+        self.pinned_len.store(q.len(), Ordering::Relaxed);
+        if q.is_empty() && q.capacity() > PINNED_KEPT {
+            q.shrink_to(PINNED_KEPT);
+        }
+        t
     }
 
     /// The started, unfinished coroutines of this worker (for `dump()`).
@@ -187,8 +223,10 @@ impl Shared {
 
     /// Names and ids of coroutines not yet started (for `dump()`).
     pub(crate) fn fresh_tasks(&self) -> Vec<Arc<Task>> {
+        let mut tasks: Vec<Arc<Task>> = lock(&self.pinned).iter().map(|t| t.task.clone()).collect();
         self.inbox
-            .with_fresh(|q| q.iter().map(|t| t.task.clone()).collect())
+            .with_fresh(|q| tasks.extend(q.iter().map(|t| t.task.clone())));
+        tasks
     }
 }
 
@@ -229,6 +267,8 @@ pub(crate) struct Local {
     /// Since its last sleep this worker has woken a coroutine of another worker, which
     /// may answer (`spin_for_work`).
     handed_off: Cell<bool>,
+    /// Which unstarted queue `pop_unstarted` looks at first next time.
+    stealable_first: Cell<bool>,
     events: RefCell<Vec<libc::epoll_event>>,
 }
 
@@ -537,6 +577,23 @@ pub(crate) fn submit(rt: &'static Runtime, t: NewTask) {
     }
 }
 
+/// Hands a new coroutine to the calling thread's worker, to be started there and nowhere
+/// else (`Spawn::same_worker`): no wake-up, since that worker is awake, running the caller.
+/// Off a worker, as [`submit`].
+pub(crate) fn submit_same_worker(rt: &'static Runtime, t: NewTask) {
+    match local() {
+        Some(l) => {
+            log::trace!(
+                "worker {}: coroutine {} queued to start here",
+                l.shared.index,
+                t.task.id
+            );
+            l.shared.push_pinned(t);
+        }
+        None => submit(rt, t),
+    }
+}
+
 /// Maps a stack from this worker's pool (or fresh, off a worker).
 pub(crate) fn take_stack(size: usize) -> io::Result<Stack> {
     match local() {
@@ -567,6 +624,7 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) -> ! {
         searching: Cell::new(false),
         spin_pays: Cell::new(false),
         handed_off: Cell::new(false),
+        stealable_first: Cell::new(false),
         events: RefCell::new(Vec::with_capacity(256)),
     }));
     LOCAL.with(|l| l.set(local));
@@ -667,6 +725,9 @@ const FRAMES_PREFETCHED: usize = 1024;
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 const SPIN_PAUSES: u32 = 4;
 
+/// Room the `same_worker` queue keeps once it has emptied (see `idle.rs`'s `FRESH_KEPT`).
+const PINNED_KEPT: usize = 256;
+
 /// Idle stacks a worker keeps mapped for reuse.
 const STACKS_CACHED: usize = 1024;
 
@@ -688,7 +749,7 @@ impl Local {
             // burst of spawns the coroutines already running. Not on a fair round, which
             // belongs to the run queue's head (runq.rs's bound counts on every one of them).
             if tick % 2 == 0 && !fair {
-                if let Some(t) = self.shared.inbox.pop_fresh() {
+                if let Some(t) = self.pop_unstarted() {
                     self.found_work(false);
                     self.start(t);
                     continue;
@@ -705,7 +766,7 @@ impl Local {
             if self.drain_remote() || self.fire_timers() {
                 continue;
             }
-            if let Some(t) = self.shared.inbox.pop_fresh() {
+            if let Some(t) = self.pop_unstarted() {
                 self.found_work(false);
                 self.start(t);
                 continue;
@@ -762,6 +823,25 @@ impl Local {
                 self.spin_pays.set(false);
                 return false;
             }
+        }
+    }
+
+    /// The next coroutine this worker may start: its `same_worker` ones and its stealable
+    /// ones take turns, so that neither kind can hold the other back for ever.
+    fn pop_unstarted(&self) -> Option<NewTask> {
+        if self.shared.pinned_len() == 0 {
+            return self.shared.inbox.pop_fresh();
+        }
+        let pinned_first = !self.stealable_first.replace(!self.stealable_first.get());
+        if pinned_first {
+            self.shared
+                .pop_pinned()
+                .or_else(|| self.shared.inbox.pop_fresh())
+        } else {
+            self.shared
+                .inbox
+                .pop_fresh()
+                .or_else(|| self.shared.pop_pinned())
         }
     }
 
@@ -1042,7 +1122,7 @@ impl Local {
             &rt.workers,
             self.shared.index,
             &self.searching,
-            || self.runq.borrow().peek_nth(0).is_some(),
+            || self.runq.borrow().peek_nth(0).is_some() || self.shared.pinned_len() > 0,
             || {
                 let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
                 self.poll_io(timeout);

@@ -5,6 +5,8 @@
 //! - `pingpong`: round trip between two coroutines over two `bounded(0)` channels (ns/rt)
 //! - `pingpong2`: the same with the two coroutines on two different workers (needs
 //!   `--workers 2` or more), so every hop is a wake-up from another thread (ns/rt)
+//! - `pingpong1`: the same with the echo spawned `Spawn::same_worker`, so the two share a
+//!   worker whatever the worker count (ns/rt)
 //! - `chan1`, `chan4`: 1 or 4 producers send N values in total through one `bounded(128)`
 //!   channel to one consumer (ns/msg)
 //! - `select4`: 4 producers each send N/4 on their own `bounded(0)` channel; one consumer
@@ -35,8 +37,9 @@ fn main() {
     let bench = args.pos(0, "benchmark").to_string();
     // Every benchmark runs inside a coroutine, as Go's main goroutine.
     coronet::run(move || match bench.as_str() {
-        "pingpong" => pingpong(n, false),
-        "pingpong2" => pingpong(n, true),
+        "pingpong" => pingpong(n, Placement::Any),
+        "pingpong2" => pingpong(n, Placement::Apart),
+        "pingpong1" => pingpong(n, Placement::Together),
         "chan1" => buffered(n, 1),
         "chan4" => buffered(n, 4),
         "select4" => select4(n),
@@ -51,12 +54,23 @@ fn report(key: &str, start: Instant, n: usize) {
     result(&[(key, ns / n as f64), ("_n", n as f64)]);
 }
 
-/// Two coroutines pass a token back and forth over two rendezvous channels. With `apart`
-/// (`pingpong2`) the echo coroutine is on another worker than this one: a started
-/// coroutine never changes threads, so every hop wakes a coroutine on another thread (a Go
-/// program's goroutines would move onto one P instead). The echo is spawned while this
-/// coroutine keeps its worker busy, so another worker takes it.
-fn pingpong(n: usize, apart: bool) {
+/// Where `pingpong` puts its echo coroutine.
+#[derive(Clone, Copy, PartialEq)]
+enum Placement {
+    /// Wherever a plain `go` puts it.
+    Any,
+    /// On another worker than this coroutine's (`pingpong2`): a started coroutine never
+    /// changes threads, so every hop wakes a coroutine on another thread (a Go program's
+    /// goroutines would move onto one P instead). The echo is spawned while this coroutine
+    /// keeps its worker busy, so another worker takes it.
+    Apart,
+    /// On this coroutine's worker, by `Spawn::same_worker` (`pingpong1`).
+    Together,
+}
+
+/// Two coroutines pass a token back and forth over two rendezvous channels.
+fn pingpong(n: usize, placement: Placement) {
+    let apart = placement == Placement::Apart;
     // With one worker the echo could never start while this coroutine waits for it.
     assert!(
         !apart || coronet::stats().workers >= 2,
@@ -65,7 +79,11 @@ fn pingpong(n: usize, apart: bool) {
     let (ping_tx, ping_rx) = bounded::<u64>(0);
     let (pong_tx, pong_rx) = bounded::<u64>(0);
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-    let echo = coronet::go(move || {
+    let spawn = match placement {
+        Placement::Together => coronet::Spawn::new().same_worker(),
+        _ => coronet::Spawn::new(),
+    };
+    let echo = spawn.go(move || {
         if apart {
             tid_tx.send(std::thread::current().id()).unwrap();
         }
