@@ -601,7 +601,7 @@ if part sync; then
         done
     done
     if [ "$(nproc)" -ge 2 ]; then
-        printf 'T\tsync2\t%s\n' "Two workers on cores 0-1: contended mutex, and a ping-pong whose coroutines coronet keeps on two workers; ns per op, lower is better; median of $SYNC_REPS (ratio = value / Go)" >>"$OUT"
+        printf 'T\tsync2\t%s\n' "Two workers on cores 0-1: contended mutex; ping-pong with coronet's pair split over the two workers, and kept on one (same_worker); ns per op, lower is better; median of $SYNC_REPS (ratio = value / Go)" >>"$OUT"
         say "contended mutex and ping-pong, two workers ($SYNC_REPS runs each)"
         for rep in $(seq "$SYNC_REPS"); do
             for c in $SYNC_CONTENDERS; do
