@@ -235,13 +235,14 @@ fn an_idle_worker_starts_a_child_its_busy_parent_spins_on() {
 
 /// Spawns `n` children named `{prefix}-i` from a coroutine that then keeps its worker busy
 /// for up to `busy` (less once `until` says so), and returns how many had started by then,
-/// what `dump()` said meanwhile, and each child's thread, after joining them.
+/// what `dump()` and `stats().live` said meanwhile, and each child's thread, after joining
+/// them.
 fn children_of_a_busy_parent(
     same_worker: bool,
     prefix: &'static str,
     busy: Duration,
     until: fn(usize) -> bool,
-) -> (usize, String, ThreadId, Vec<ThreadId>) {
+) -> (usize, (String, u64), ThreadId, Vec<ThreadId>) {
     let a = Pinned::start();
     let _b = a.beside(false); // both workers up
     a.run(move || {
@@ -262,14 +263,14 @@ fn children_of_a_busy_parent(
                 })
             })
             .collect();
-        let dump = coronet::dump();
+        let seen = (coronet::dump(), coronet::stats().live);
         let t = Instant::now();
         while t.elapsed() < busy && !until(started.load(Ordering::SeqCst)) {
             std::hint::spin_loop();
         }
         let early = started.load(Ordering::SeqCst);
         let threads = children.into_iter().map(|c| c.join().unwrap()).collect();
-        (early, dump, me, threads)
+        (early, seen, me, threads)
     })
 }
 
@@ -285,7 +286,7 @@ fn same_worker_children_wait_for_their_busy_parent_and_run_beside_it() {
         "no plain child started while its parent was busy"
     );
 
-    let (early, dump, parent, threads) =
+    let (early, (dump, live), parent, threads) =
         children_of_a_busy_parent(true, "beside", Duration::from_millis(300), |_| false);
     assert_eq!(early, 0, "a same_worker child started on another worker");
     assert!(
@@ -295,15 +296,16 @@ fn same_worker_children_wait_for_their_busy_parent_and_run_beside_it() {
     // queued where `dump()` (from the parent's worker) and `stats()` can see them
     assert!(dump.contains("'beside-0' [not started]"), "{dump}");
     assert!(dump.contains("'beside-15' [not started]"), "{dump}");
+    assert!(live >= 16, "stats().live = {live} with 16 children queued");
 }
 
 #[test]
 fn same_worker_from_a_plain_thread_is_a_plain_spawn() {
     let _serial = one_at_a_time();
     let _a = Pinned::start(); // the runtime, two workers
-    let ids: Vec<_> = (0..8)
+    let handles: Vec<_> = (0..8)
         .map(|i| coronet::Spawn::new().same_worker().go(move || i * 2))
         .collect();
-    let sum: i32 = ids.into_iter().map(|h| h.join().unwrap()).sum();
+    let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(sum, 56);
 }

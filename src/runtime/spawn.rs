@@ -418,10 +418,11 @@ impl Spawn {
     /// A started coroutine never moves to another thread, so coroutines that pass many
     /// small messages to each other are best started on one worker: a hand-over between
     /// two coroutines of one worker is a queue push, while one to another worker's
-    /// coroutine is a cross-thread wake-up (about 3× Go's round trip for a ping-pong split
-    /// over two workers; docs/runtime.md, *The pinning rule*). The price is that the new
-    /// coroutine waits for the caller's worker even when another is idle, and it shares
-    /// that worker's time with the caller for good.
+    /// coroutine is a cross-thread wake-up (3–4× Go's round trip for a ping-pong split over
+    /// two workers, against half Go's when spawned this way; docs/runtime.md, *The pinning
+    /// rule*). The price is that the new coroutine waits for the caller's worker even when
+    /// another is idle, and shares that worker's time with the caller for good: a caller
+    /// that waits for it without parking (spinning on a flag) waits for ever.
     ///
     /// ```
     /// let here = coronet::go(|| {

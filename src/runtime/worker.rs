@@ -832,16 +832,17 @@ impl Local {
         if self.shared.pinned_len() == 0 {
             return self.shared.inbox.pop_fresh();
         }
-        let pinned_first = !self.stealable_first.replace(!self.stealable_first.get());
-        if pinned_first {
-            self.shared
-                .pop_pinned()
-                .or_else(|| self.shared.inbox.pop_fresh())
-        } else {
+        let stealable_first = self.stealable_first.get();
+        self.stealable_first.set(!stealable_first);
+        if stealable_first {
             self.shared
                 .inbox
                 .pop_fresh()
                 .or_else(|| self.shared.pop_pinned())
+        } else {
+            self.shared
+                .pop_pinned()
+                .or_else(|| self.shared.inbox.pop_fresh())
         }
     }
 
