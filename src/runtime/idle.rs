@@ -3,7 +3,7 @@
 //! A worker with nothing to run blocks in `epoll_wait`. Work reaches it from other threads
 //! through its [`Inbox`]: each kind is a queue behind a lock plus a flag or count that the
 //! worker reads without the lock —
-//! - unstarted coroutines (`fresh`, `fresh_len`), which any worker may also steal;
+//! - unstarted coroutines (`fresh`, an [`Unstarted`] queue), which any worker may also steal;
 //! - its own started coroutines that another thread unparked (`remote`, `remote_pending`);
 //! - timers of its heap cancelled elsewhere (`cancels_pending`; that queue is the worker's).
 //!
@@ -79,11 +79,72 @@ pub(crate) trait Sleeper {
     fn ring(&self);
 }
 
+/// A queue of coroutines not started yet, with its length readable without the lock (a
+/// hint, unless a fence orders it: see [`Inbox::push_fresh`]). Every inbox's stealable
+/// queue, and a worker's own `same_worker` queue (`worker::Shared::pinned`).
+pub(crate) struct Unstarted<N> {
+    q: Lock<VecDeque<N>>,
+    len: AtomicUsize,
+}
+
+impl<N> Unstarted<N> {
+    pub(crate) fn new() -> Unstarted<N> {
+        Unstarted {
+            q: Lock::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn push(&self, t: N) {
+        self.push_all(Some(t));
+    }
+
+    fn push_all(&self, ts: impl IntoIterator<Item = N>) {
+        let mut q = self.q.lock();
+        q.extend(ts);
+        self.len.store(q.len(), Relaxed);
+    }
+
+    pub(crate) fn pop(&self) -> Option<N> {
+        if self.len() == 0 {
+            return None;
+        }
+        let mut q = self.q.lock();
+        let t = q.pop_front();
+        // Only a push must be seen by a worker going to sleep; after a pop the count is a
+        // hint for stealers, who take the lock before trusting it.
+        self.len.store(q.len(), Relaxed);
+        release_burst(&mut q);
+        t
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+
+    /// Calls `f` on the queue, in its lock (for `dump()`).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&VecDeque<N>) -> R) -> R {
+        f(&self.q.lock())
+    }
+
+    /// Moves up to half of the queue to `into`.
+    fn steal_into(&self, into: &mut Vec<N>) -> usize {
+        if self.len() == 0 {
+            return 0;
+        }
+        let mut q = self.q.lock();
+        let n = q.len().div_ceil(2);
+        into.extend(q.drain(..n));
+        self.len.store(q.len(), Relaxed);
+        release_burst(&mut q);
+        n
+    }
+}
+
 /// What other threads hand one worker, and whether it sleeps.
 pub(crate) struct Inbox<N, W> {
     /// Coroutines not started yet; stealable.
-    fresh: Lock<VecDeque<N>>,
-    fresh_len: AtomicUsize,
+    fresh: Unstarted<N>,
     /// Started coroutines of this worker, unparked by another thread.
     remote: Lock<Vec<W>>,
     remote_pending: AtomicBool,
@@ -100,8 +161,7 @@ pub(crate) struct Inbox<N, W> {
 impl<N, W> Inbox<N, W> {
     pub(crate) fn new() -> Inbox<N, W> {
         Inbox {
-            fresh: Lock::new(VecDeque::new()),
-            fresh_len: AtomicUsize::new(0),
+            fresh: Unstarted::new(),
             remote: Lock::new(Vec::new()),
             remote_pending: AtomicBool::new(false),
             cancels_pending: AtomicBool::new(false),
@@ -120,11 +180,7 @@ impl<N, W> Inbox<N, W> {
 
     /// [`push_fresh`](Self::push_fresh) for several at once: one lock, one fence.
     fn push_fresh_all(&self, ts: impl IntoIterator<Item = N>, wakeable: bool) {
-        {
-            let mut q = self.fresh.lock();
-            q.extend(ts);
-            self.fresh_len.store(q.len(), Relaxed);
-        }
+        self.fresh.push_all(ts);
         if wakeable {
             // Dekker's, against `sleep`'s and `pass_search_on`'s looks: either they see
             // this count, or the caller's next read (`idle`, `sleeping`, `searching`)
@@ -133,39 +189,9 @@ impl<N, W> Inbox<N, W> {
         }
     }
 
-    pub(crate) fn pop_fresh(&self) -> Option<N> {
-        if self.fresh_len.load(Relaxed) == 0 {
-            return None;
-        }
-        let mut q = self.fresh.lock();
-        let t = q.pop_front();
-        // Only a push must be seen by a worker going to sleep; after a pop the count is a
-        // hint for stealers, who take the lock before trusting it.
-        self.fresh_len.store(q.len(), Relaxed);
-        release_burst(&mut q);
-        t
-    }
-
-    pub(crate) fn fresh_len(&self) -> usize {
-        self.fresh_len.load(Relaxed)
-    }
-
-    /// Calls `f` on the unstarted coroutines, in the queue's lock (for `dump()`).
-    pub(crate) fn with_fresh<R>(&self, f: impl FnOnce(&VecDeque<N>) -> R) -> R {
-        f(&self.fresh.lock())
-    }
-
-    /// Moves up to half of the unstarted coroutines to `into`.
-    fn steal_into(&self, into: &mut Vec<N>) -> usize {
-        if self.fresh_len.load(Relaxed) == 0 {
-            return 0;
-        }
-        let mut q = self.fresh.lock();
-        let n = q.len().div_ceil(2);
-        into.extend(q.drain(..n));
-        self.fresh_len.store(q.len(), Relaxed);
-        release_burst(&mut q);
-        n
+    /// The stealable queue of unstarted coroutines.
+    pub(crate) fn fresh(&self) -> &Unstarted<N> {
+        &self.fresh
     }
 
     /// The started coroutines other threads woke, if the flag says there are any.
@@ -323,7 +349,7 @@ impl Sleepers {
         let mut victim = me;
         for i in 1..n {
             victim = (me + i) % n;
-            if workers[victim].inbox().steal_into(&mut got) > 0 {
+            if workers[victim].inbox().fresh.steal_into(&mut got) > 0 {
                 break;
             }
         }
@@ -340,9 +366,7 @@ impl Sleepers {
     /// with the spawner's (`push_fresh`) for an answer a sleep may rely on; without one
     /// (the spin before a sleep, `worker.rs`) it is a hint.
     pub(crate) fn any_unstarted<S: Sleeper>(workers: &[Arc<S>]) -> bool {
-        workers
-            .iter()
-            .any(|w| w.inbox().fresh_len.load(Relaxed) > 0)
+        workers.iter().any(|w| w.inbox().fresh.len() > 0)
     }
 
     /// Gives back the searcher's role if this worker holds it.

@@ -88,7 +88,7 @@ pub fn stats() -> Stats {
         s.steals += c.steals.load(Ordering::Relaxed);
         s.parked_io += c.parked_io.load(Ordering::Relaxed);
         s.parked_other += c.parked_other.load(Ordering::Relaxed);
-        queued += (w.inbox.fresh_len() + w.pinned_len()) as u64;
+        queued += (w.inbox.fresh().len() + w.pinned.len()) as u64;
     }
     s.spawned = started;
     s.live = started.saturating_sub(finished) + queued;

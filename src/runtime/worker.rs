@@ -18,14 +18,14 @@ use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use slab::Slab;
 
-use super::idle::{self, Inbox, Sleeper, Sleepers};
+use super::idle::{self, Inbox, Sleeper, Sleepers, Unstarted};
 use super::runq::{RunQueue, FAIRNESS_TICK};
 use super::spawn::Body;
 use super::spin::{SpinGuard, SpinLock};
@@ -135,10 +135,9 @@ pub(crate) struct Shared {
     cancels: SpinLock<Vec<TimerId>>,
     /// Unstarted coroutines spawned with `Spawn::same_worker` on this worker's thread. No
     /// other worker may start them, so they are kept out of the stealable queue; only this
-    /// thread pushes and pops (the lock is for `dump()` on others), and `pinned_len` is
+    /// thread pushes and pops (the lock is for `dump()` on others), and the length is
     /// exact here and a hint for `stats()` elsewhere.
-    pinned: SpinLock<VecDeque<NewTask>>,
-    pinned_len: AtomicUsize,
+    pub(crate) pinned: Unstarted<NewTask>,
     pub(crate) counters: Counters,
 }
 
@@ -173,37 +172,9 @@ impl Shared {
             poller: Poller::new()?,
             live: SpinLock::new(Slab::new()),
             cancels: SpinLock::new(Vec::new()),
-            pinned: SpinLock::new(VecDeque::new()),
-            pinned_len: AtomicUsize::new(0),
+            pinned: Unstarted::new(),
             counters: Counters::default(),
         })
-    }
-
-    /// Unstarted coroutines that only this worker may start (`Spawn::same_worker`).
-    pub(crate) fn pinned_len(&self) -> usize {
-        self.pinned_len.load(Ordering::Relaxed)
-    }
-
-    /// Called on this worker's thread only.
-    fn push_pinned(&self, t: NewTask) {
-        debug_assert!(local().is_some_and(|l| ptr::eq(&*l.shared, self)));
-        let mut q = lock(&self.pinned);
-        q.push_back(t);
-        self.pinned_len.store(q.len(), Ordering::Relaxed);
-    }
-
-    /// Called on this worker's thread only.
-    fn pop_pinned(&self) -> Option<NewTask> {
-        if self.pinned_len() == 0 {
-            return None;
-        }
-        let mut q = lock(&self.pinned);
-        let t = q.pop_front();
-        self.pinned_len.store(q.len(), Ordering::Relaxed);
-        if q.is_empty() && q.capacity() > PINNED_KEPT {
-            q.shrink_to(PINNED_KEPT);
-        }
-        t
     }
 
     /// The started, unfinished coroutines of this worker (for `dump()`).
@@ -223,9 +194,9 @@ impl Shared {
 
     /// Names and ids of coroutines not yet started (for `dump()`).
     pub(crate) fn fresh_tasks(&self) -> Vec<Arc<Task>> {
-        let mut tasks: Vec<Arc<Task>> = lock(&self.pinned).iter().map(|t| t.task.clone()).collect();
-        self.inbox
-            .with_fresh(|q| tasks.extend(q.iter().map(|t| t.task.clone())));
+        let records = |q: &VecDeque<NewTask>| q.iter().map(|t| t.task.clone()).collect::<Vec<_>>();
+        let mut tasks = self.pinned.with(records);
+        tasks.extend(self.inbox.fresh().with(records));
         tasks
     }
 }
@@ -588,7 +559,7 @@ pub(crate) fn submit_same_worker(rt: &'static Runtime, t: NewTask) {
                 l.shared.index,
                 t.task.id
             );
-            l.shared.push_pinned(t);
+            l.shared.pinned.push(t);
         }
         None => submit(rt, t),
     }
@@ -725,9 +696,6 @@ const FRAMES_PREFETCHED: usize = 1024;
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 const SPIN_PAUSES: u32 = 4;
 
-/// Room the `same_worker` queue keeps once it has emptied (see `idle.rs`'s `FRESH_KEPT`).
-const PINNED_KEPT: usize = 256;
-
 /// Idle stacks a worker keeps mapped for reuse.
 const STACKS_CACHED: usize = 1024;
 
@@ -829,20 +797,16 @@ impl Local {
     /// The next coroutine this worker may start: its `same_worker` ones and its stealable
     /// ones take turns, so that neither kind can hold the other back for ever.
     fn pop_unstarted(&self) -> Option<NewTask> {
-        if self.shared.pinned_len() == 0 {
-            return self.shared.inbox.pop_fresh();
+        let (pinned, fresh) = (&self.shared.pinned, self.shared.inbox.fresh());
+        if pinned.len() == 0 {
+            return fresh.pop();
         }
         let stealable_first = self.stealable_first.get();
         self.stealable_first.set(!stealable_first);
         if stealable_first {
-            self.shared
-                .inbox
-                .pop_fresh()
-                .or_else(|| self.shared.pop_pinned())
+            fresh.pop().or_else(|| pinned.pop())
         } else {
-            self.shared
-                .pop_pinned()
-                .or_else(|| self.shared.inbox.pop_fresh())
+            pinned.pop().or_else(|| fresh.pop())
         }
     }
 
@@ -1123,7 +1087,7 @@ impl Local {
             &rt.workers,
             self.shared.index,
             &self.searching,
-            || self.runq.borrow().peek_nth(0).is_some() || self.shared.pinned_len() > 0,
+            || self.runq.borrow().peek_nth(0).is_some() || self.shared.pinned.len() > 0,
             || {
                 let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
                 self.poll_io(timeout);

@@ -177,7 +177,7 @@ impl Rt {
             };
             let (n, stole) = if woken > 0 {
                 (woken, false)
-            } else if w.inbox.pop_fresh().is_some() {
+            } else if w.inbox.fresh().pop().is_some() {
                 (1, false)
             } else if self.sleepers.steal(&self.workers, me).is_some() {
                 (1, true)
