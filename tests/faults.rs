@@ -827,6 +827,80 @@ fn panicking_handlers_take_down_only_their_coroutine() {
     assert_back_to_baseline("panicking handlers", base_fds, base_live);
 }
 
+/// A panic that `run`, `spawn_blocking` or `time::timeout` hands back to its caller runs the
+/// panic hook again on the caller's thread, at the caller's line, with the payload unchanged.
+/// The hook's first run is on a worker or pool thread, which under the test harness prints
+/// into the output capture of whichever test made that thread: without the second run, a
+/// test failing in a coroutine reported no message of its own (seen in CI).
+#[test]
+fn a_panic_handed_back_to_the_caller_is_reported_on_the_callers_thread() {
+    let _g = serial();
+    type Seen = Vec<(Option<String>, String, String)>; // (thread, message, file)
+    static SEEN: Mutex<Seen> = Mutex::new(Vec::new());
+    let prev = Arc::new(std::panic::take_hook());
+    {
+        let prev = prev.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            let p = info.payload();
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+            match msg {
+                Some(m) if m.starts_with("handed back") => {
+                    let thread = std::thread::current().name().map(str::to_owned);
+                    let file = info.location().map_or(String::new(), |l| l.file().into());
+                    SEEN.lock().unwrap().push((thread, m, file));
+                }
+                _ => prev(info),
+            }
+        }));
+    }
+    let caller = std::thread::current().name().map(str::to_owned);
+    let cases: [(&str, fn()); 4] = [
+        ("run, String", || {
+            coronet::run(|| panic!("handed back {}", 1))
+        }),
+        ("run, &str", || coronet::run(|| panic!("handed back 2"))),
+        ("spawn_blocking", || {
+            coronet::run(|| coronet::spawn_blocking(|| panic!("handed back {}", 3)));
+        }),
+        ("timeout", || {
+            let _ = coronet::run(|| {
+                coronet::time::timeout(Duration::from_secs(60), || panic!("handed back 4"))
+            });
+        }),
+    ];
+    let mut failures = Vec::new();
+    for (i, (what, call)) in cases.iter().enumerate() {
+        SEEN.lock().unwrap().clear();
+        let expected = format!("handed back {}", i + 1);
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+            .expect_err("the panic reaches the caller");
+        let got = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));
+        let seen = std::mem::take(&mut *SEEN.lock().unwrap());
+        let here = seen
+            .iter()
+            .filter(|(t, m, f)| *t == caller && *m == expected && f.ends_with("faults.rs"))
+            .count();
+        if got.as_deref() != Some(expected.as_str()) || here != 1 {
+            failures.push(format!("{what}: payload {got:?}, hook saw {seen:?}"));
+        }
+        // The first report, where the panic happened, is still made.
+        if !seen.iter().any(|(t, m, _)| *t != caller && *m == expected) {
+            failures.push(format!(
+                "{what}: no report from the panicking thread: {seen:?}"
+            ));
+        }
+    }
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| prev(info)));
+    assert!(failures.is_empty(), "{failures:#?} (caller {caller:?})");
+}
+
 /// The handler: learns the client's index from its first line, echoes `rounds` lines, and
 /// panics after the third if the index is a multiple of ten.
 fn conversation(s: TcpStream, rounds: usize) -> usize {

@@ -138,6 +138,7 @@ struct Slot<T> {
 /// }));
 /// assert_eq!(n, 7);
 /// ```
+#[track_caller]
 pub fn spawn_blocking<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
@@ -165,7 +166,10 @@ where
     submit(job, false, true);
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
-            return r.unwrap_or_else(|p| panic::resume_unwind(p));
+            match r {
+                Ok(v) => return v,
+                Err(p) => super::spawn::resume_here(p),
+            }
         }
         park::park(Wait::Blocking);
     }
@@ -250,7 +254,10 @@ where
     loop {
         if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).result.take() {
             std::mem::forget(guard);
-            return r.unwrap_or_else(|p| panic::resume_unwind(p));
+            match r {
+                Ok(v) => return v,
+                Err(p) => super::spawn::resume_here(p),
+            }
         }
         park::park(Wait::Blocking);
     }

@@ -55,6 +55,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use self::blocking::spawn_blocking;
+pub(crate) use self::spawn::resume_here;
 pub use self::spawn::{current, go, park, run, try_go, yield_now, Coroutine, JoinHandle, Spawn};
 pub use self::stats::{dump, stats, Stats};
 

@@ -573,7 +573,10 @@ where
 ///
 /// # Panics
 ///
-/// A panic in `f` is resumed on the caller.
+/// A panic in `f` is resumed on the caller, with its payload unchanged. The panic hook runs
+/// again there for a message payload, so the caller's output shows the message too: the
+/// first report went to the worker thread's output, which under the test harness may be
+/// another test's.
 ///
 /// ```
 /// let n = coronet::run(|| {
@@ -582,6 +585,7 @@ where
 /// });
 /// assert_eq!(n, 2);
 /// ```
+#[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
@@ -589,7 +593,30 @@ where
 {
     match go(f).join() {
         Ok(v) => v,
-        Err(p) => panic::resume_unwind(p),
+        Err(p) => resume_here(p),
+    }
+}
+
+/// Resumes on this thread a panic caught on another one: a coroutine's on its worker, a job's
+/// on the blocking pool.
+///
+/// `resume_unwind` alone carries the payload but skips the panic hook, so only the thread
+/// that caught the panic printed its message. That thread is a worker or a pool thread, made
+/// by whoever first needed one; under the test harness it inherited *that* test's output
+/// capture, so the message landed in another test's output, and the failing test's report
+/// said only "coroutine … panicked:" (seen in CI). A message payload (`String` or `&str`,
+/// what `panic!` makes) is therefore raised anew with `panic_any`, which runs the hook on this
+/// thread, at the caller's location, with the same payload; any other payload is resumed
+/// as it is.
+#[track_caller]
+pub(crate) fn resume_here(payload: Box<dyn std::any::Any + Send>) -> ! {
+    let payload = match payload.downcast::<String>() {
+        Ok(msg) => panic::panic_any(*msg),
+        Err(other) => other,
+    };
+    match payload.downcast::<&'static str>() {
+        Ok(msg) => panic::panic_any(*msg),
+        Err(other) => panic::resume_unwind(other),
     }
 }
 

@@ -60,6 +60,7 @@ impl From<Elapsed> for io::Error {
 /// let slow = timeout(Duration::from_millis(10), || sleep(Duration::from_secs(1)));
 /// assert!(slow.is_err());
 /// ```
+#[track_caller]
 pub fn timeout<F, T>(dur: Duration, f: F) -> Result<T, Elapsed>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -72,7 +73,7 @@ where
     });
     match rx.recv_timeout(dur) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(payload)) => panic::resume_unwind(payload),
+        Ok(Err(payload)) => crate::runtime::resume_here(payload),
         Err(RecvTimeoutError::Timeout) => Err(Elapsed(())),
         Err(RecvTimeoutError::Disconnected) => {
             panic!("coronet::time::timeout: the coroutine for `f` could not start (no stack)")
