@@ -433,8 +433,9 @@ fn how_kind(why: Wait) -> Option<bool> {
 /// later deadline re-arms it there, none (not parked, or parked without one) drops it, a
 /// passed one unparks. A server that renews a deadline per request so pays a store per park
 /// where it paid an insert and a removal from the top of the heap (measured: `http_hello`,
-/// ~800 fewer instructions per request). A coroutine's worker is its only thread, so the
-/// entry, the table and the park all live on that thread and need no atomics.
+/// 4,226 → 3,570 instructions per request under callgrind). A coroutine's worker is its
+/// only thread, so the entry, the table and the park all live on that thread and need no
+/// atomics.
 ///
 /// 24 bytes per coroutine slot, in a table that grows to the highest slot that ever parked
 /// with a deadline (and never shrinks: slots are reused).
