@@ -727,11 +727,22 @@ mod tests {
         buf: &mut [u8],
         calls: &mut u32,
     ) -> io::Result<usize> {
+        counted_read_then::<SOLE>(fd, buf, calls, |_| {})
+    }
+
+    /// `counted_read`, calling `then` with the count after each syscall.
+    fn counted_read_then<const SOLE: bool>(
+        fd: &NetFd,
+        buf: &mut [u8],
+        calls: &mut u32,
+        mut then: impl FnMut(u32),
+    ) -> io::Result<usize> {
         let len = buf.len();
         fd.read_stream::<SOLE>(len, |f| {
             *calls += 1;
             // SAFETY: `buf` is valid for writes of its length; `f` is open.
             let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            then(*calls);
             if n < 0 {
                 Err(io::Error::last_os_error())
             } else {
@@ -770,10 +781,24 @@ mod tests {
             fd.set_deadline(Dir::Read, Some(Instant::now() + Duration::from_secs(10)))
                 .unwrap();
             let mut buf = [0u8; 16];
-            // 1. nothing there: EAGAIN, park (registers the fd), data, a short read
+            // 1. nothing there: EAGAIN, park (registers the fd), data, a short read. The
+            // data is sent once the first read has come back empty, however slow this
+            // thread is (valgrind runs these tests).
             let mut calls = 0;
-            let writer = write_later(peer, b"abc");
-            assert_eq!(counted_read(&fd, &mut buf, &mut calls).unwrap(), 3);
+            let (first_done, wait_first) = std::sync::mpsc::channel::<()>();
+            let writer = std::thread::spawn(move || {
+                let mut peer = peer;
+                wait_first.recv().unwrap();
+                peer.write_all(b"abc").unwrap();
+                peer
+            });
+            let first = |n| {
+                if n == 1 {
+                    first_done.send(()).unwrap();
+                }
+            };
+            let n = counted_read_then::<SOLE>(&fd, &mut buf, &mut calls, first).unwrap();
+            assert_eq!(n, 3);
             assert_eq!(calls, 2, "EAGAIN, then the read after the wake-up");
             let peer = write_later(writer.join().unwrap(), b"de");
             let mut calls = 0;
