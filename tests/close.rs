@@ -80,7 +80,10 @@ fn close_unblocks_a_blocked_write() {
                     }
                 }
             });
-            coronet::time::sleep(ms(100));
+            // some bytes out, however late the writer started
+            util::wait_until(Duration::from_secs(30), "the writer's first bytes", || {
+                util::unsent(&*c) > 0
+            });
             let t = Instant::now();
             c.close().unwrap();
             let (total, e) = writer();

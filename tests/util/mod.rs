@@ -244,6 +244,15 @@ pub fn set_sockopt(fd: &impl AsRawFd, level: i32, name: i32, v: i32) {
     assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
 }
 
+/// Bytes in `fd`'s send queue (not sent, or not acknowledged yet): `SIOCOUTQ`.
+pub fn unsent(fd: &impl AsRawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ for sockets) writes one c_int through the pointer.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    assert_eq!(rc, 0, "SIOCOUTQ: {}", io::Error::last_os_error());
+    n as usize
+}
+
 /// The errno `getpeername` fails with on `fd`, or None if it has a peer.
 pub fn peer_errno(fd: RawFd) -> Option<i32> {
     // SAFETY: an all-zero sockaddr_storage is a valid value of that plain C struct.
