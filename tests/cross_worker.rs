@@ -216,7 +216,8 @@ fn an_idle_worker_starts_a_child_its_busy_parent_spins_on() {
             let t = Instant::now();
             let child = coronet::go(move || s.store(true, Ordering::SeqCst));
             // generous: the child needs microseconds; a lost wake-up shows as the full bound
-            while !started.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(2) {
+            // (20 s: the worst of 20,000 tries, under sanitizers, on a shared machine)
+            while !started.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(20) {
                 std::hint::spin_loop();
             }
             worst = worst.max(t.elapsed());
@@ -228,7 +229,7 @@ fn an_idle_worker_starts_a_child_its_busy_parent_spins_on() {
         worst
     });
     assert!(
-        worst < Duration::from_secs(2),
+        worst < Duration::from_secs(20),
         "a child waited {worst:?} while a worker slept"
     );
 }

@@ -7,7 +7,7 @@
 //! counted and nothing else serves the others; hence a test binary of its own.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 mod util;
@@ -17,8 +17,17 @@ use util::one_worker;
 /// coroutine it spawns counts itself.
 static ROUNDS: AtomicU64 = AtomicU64::new(0);
 
+/// The tests here take turns: each measures what its coroutines get of the one worker, and
+/// the other's coroutines on it would count against that (the busy sender alone holds
+/// rounds the fair-tick test counts).
+fn alone() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn the_queue_head_runs_within_a_fair_tick_while_spawns_keep_arriving() {
+    let _alone = alone();
     one_worker();
     let worst = coronet::run(|| {
         let stop = Arc::new(AtomicBool::new(false));
@@ -83,6 +92,7 @@ fn the_queue_head_runs_within_a_fair_tick_while_spawns_keep_arriving() {
 /// cannot hold as steadily.
 #[test]
 fn a_sender_that_never_waits_still_lets_a_sleeper_run() {
+    let _alone = alone();
     one_worker();
     let rx = coronet::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let tx = coronet::net::UdpSocket::bind("127.0.0.1:0").unwrap();

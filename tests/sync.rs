@@ -213,7 +213,9 @@ fn mutex_hands_off_to_a_long_waiting_waiter() {
         while !about_to_lock.load(Ordering::SeqCst) {
             thread::yield_now();
         }
-        thread::sleep(Duration::from_millis(100)); // queued, and far past 1 ms
+        // queued by then (it needs µs; 500 ms allows for a stalled machine, as nothing
+        // here can tell that a plain thread has queued), and far past 1 ms
+        thread::sleep(Duration::from_millis(500));
         drop(g);
         let took_it_back = m.try_lock().is_some();
         release.store(true, Ordering::SeqCst);

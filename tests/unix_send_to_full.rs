@@ -18,8 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Runs `body` once in a coroutine and once on a plain OS thread (which is what `spawn_on`
-/// gives in each case: the body's helpers are coroutines, or threads).
+/// gives in each case: the body's helpers are coroutines, or threads). One test at a time:
+/// the process's CPU time one of them measures must not include the other's.
 fn both(body: fn(bool)) {
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     coronet::run(move || body(true));
     std::thread::spawn(move || body(false)).join().unwrap();
 }
