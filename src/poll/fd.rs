@@ -742,12 +742,14 @@ mod tests {
             *calls += 1;
             // SAFETY: `buf` is valid for writes of its length; `f` is open.
             let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            then(*calls);
-            if n < 0 {
+            // errno first: `then` may make syscalls of its own
+            let r = if n < 0 {
                 Err(io::Error::last_os_error())
             } else {
                 Ok(n as usize)
-            }
+            };
+            then(*calls);
+            r
         })
     }
 
