@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use coronet::net::{Addr, OpError, UdpSocket};
 
+mod util;
+
 /// Where a test body runs, and so how it starts helpers that must run alongside it.
 #[derive(Clone, Copy, Debug)]
 enum Mode {
@@ -86,9 +88,9 @@ fn pair() -> (UdpSocket, UdpSocket) {
     (a, b)
 }
 
-/// An address on which nothing listens (it was bound a moment ago).
+/// An address on which nothing listens (`util::unused_port`).
 fn dead_addr() -> SocketAddr {
-    bind().local_addr().unwrap()
+    SocketAddr::from((Ipv4Addr::LOCALHOST, util::unused_port(true)))
 }
 
 fn op_error(err: &io::Error) -> &OpError {

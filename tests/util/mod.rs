@@ -244,6 +244,31 @@ pub fn set_sockopt(fd: &impl AsRawFd, level: i32, name: i32, v: i32) {
     assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
 }
 
+/// A loopback port with nothing bound to it (TCP or UDP, as `udp` says), for dials that must
+/// be refused. Taken below the kernel's ephemeral range (32768 and up here), where the tests'
+/// own `bind(..:0)` never lands: a port released from such a bind could be handed to another
+/// test's listener before the dial. Probed with a bind, from a place that differs between
+/// calls and processes.
+pub fn unused_port(udp: bool) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let (low, span) = (20_000u16, 12_000u16);
+    let start = (std::process::id() as u16).wrapping_mul(97) % span;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + start.wrapping_add(step) % span;
+        let free = if udp {
+            std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        } else {
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        };
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{}", low + span);
+}
+
 /// Bytes in `fd`'s send queue (not sent, or not acknowledged yet): `SIOCOUTQ`.
 pub fn unsent(fd: &impl AsRawFd) -> usize {
     let mut n: libc::c_int = 0;
