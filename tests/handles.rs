@@ -265,9 +265,9 @@ fn lingering_release_does_not_stall_the_worker(how: Linger, release: fn(TcpStrea
         let worst = ticker.join().unwrap();
         drop(peer);
         // Generous: the stall this catches is the whole 3 s linger.
-        assert!(took < Duration::from_secs(1), "the release took {took:?}");
+        assert!(took < Duration::from_secs(2), "the release took {took:?}");
         assert!(
-            worst < Duration::from_secs(1),
+            worst < Duration::from_secs(2),
             "a coroutine beside it waited {worst:?}"
         );
     })
