@@ -129,7 +129,8 @@ struct Slot<T> {
 ///
 /// # Panics
 ///
-/// A panic in `f` is resumed on the caller.
+/// A panic in `f` is resumed on the caller, as [`run`](crate::run) resumes one: the payload
+/// unchanged, the panic hook run again there.
 ///
 /// ```
 /// let n = coronet::run(|| coronet::spawn_blocking(|| {

@@ -49,7 +49,8 @@ impl From<Elapsed> for io::Error {
 ///
 /// # Panics
 ///
-/// A panic in `f` within the limit is resumed on the caller. Also panics if the coroutine
+/// A panic in `f` within the limit is resumed on the caller, as [`run`](crate::run) resumes
+/// one: the payload unchanged, the panic hook run again there. Also panics if the coroutine
 /// cannot start (no stack could be mapped; see [`go`](crate::go)).
 ///
 /// ```
