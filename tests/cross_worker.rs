@@ -11,8 +11,8 @@
 //! - A coroutine spawned on a worker that stays busy: the other worker must not go to sleep
 //!   beside it (found by an audit of the runtime).
 //! - `Spawn::same_worker`: the child starts on its parent's worker even while that worker
-//!   is busy and the other idle, where a plain spawn is stolen; from a plain thread it is a
-//!   plain spawn.
+//!   is busy and the other idle, where a plain spawn is stolen; from a plain thread its
+//!   children run.
 
 use coronet::chan::{self, RecvTimeoutError, Sender};
 use coronet::context::Context;
@@ -300,8 +300,10 @@ fn same_worker_children_wait_for_their_busy_parent_and_run_beside_it() {
     assert!(live >= 16, "stats().live = {live} with 16 children queued");
 }
 
+/// Only that such children run and finish: whether they went where a plain `go` sends them
+/// (and not into some worker's `same_worker` queue) is not told apart here.
 #[test]
-fn same_worker_from_a_plain_thread_is_a_plain_spawn() {
+fn same_worker_from_a_plain_thread_runs_its_children() {
     let _serial = one_at_a_time();
     let _a = Pinned::start(); // the runtime, two workers
     let handles: Vec<_> = (0..8)

@@ -837,23 +837,22 @@ fn a_panic_handed_back_to_the_caller_is_reported_on_the_callers_thread() {
     let _g = serial();
     type Seen = Vec<(Option<String>, String, String)>; // (thread, message, file)
     static SEEN: Mutex<Seen> = Mutex::new(Vec::new());
+    /// The text of a `panic!` payload (`String` or `&str`).
+    fn message(p: &(dyn std::any::Any + Send)) -> Option<String> {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+    }
     let prev = Arc::new(std::panic::take_hook());
     {
         let prev = prev.clone();
-        std::panic::set_hook(Box::new(move |info| {
-            let p = info.payload();
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            match msg {
-                Some(m) if m.starts_with("handed back") => {
-                    let thread = std::thread::current().name().map(str::to_owned);
-                    let file = info.location().map_or(String::new(), |l| l.file().into());
-                    SEEN.lock().unwrap().push((thread, m, file));
-                }
-                _ => prev(info),
+        std::panic::set_hook(Box::new(move |info| match message(info.payload()) {
+            Some(m) if m.starts_with("handed back") => {
+                let thread = std::thread::current().name().map(str::to_owned);
+                let file = info.location().map_or(String::new(), |l| l.file().into());
+                SEEN.lock().unwrap().push((thread, m, file));
             }
+            _ => prev(info),
         }));
     }
     let caller = std::thread::current().name().map(str::to_owned);
@@ -877,10 +876,7 @@ fn a_panic_handed_back_to_the_caller_is_reported_on_the_callers_thread() {
         let expected = format!("handed back {}", i + 1);
         let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
             .expect_err("the panic reaches the caller");
-        let got = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));
+        let got = message(&*payload);
         let seen = std::mem::take(&mut *SEEN.lock().unwrap());
         let here = seen
             .iter()
