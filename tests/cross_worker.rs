@@ -11,8 +11,8 @@
 //! - A coroutine spawned on a worker that stays busy: the other worker must not go to sleep
 //!   beside it (found by an audit of the runtime).
 //! - `Spawn::same_worker`: the child starts on its parent's worker even while that worker
-//!   is busy and the other idle, where a plain spawn is stolen; from a plain thread its
-//!   children run.
+//!   is busy and the other idle, where a plain spawn is stolen; from a plain thread it is a
+//!   plain spawn, which the idle worker starts while the other is busy.
 
 use coronet::chan::{self, RecvTimeoutError, Sender};
 use coronet::context::Context;
@@ -300,15 +300,47 @@ fn same_worker_children_wait_for_their_busy_parent_and_run_beside_it() {
     assert!(live >= 16, "stats().live = {live} with 16 children queued");
 }
 
-/// Only that such children run and finish: whether they went where a plain `go` sends them
-/// (and not into some worker's `same_worker` queue) is not told apart here.
+/// From a plain thread there is no worker to stay on: the children are plain spawns, which
+/// either worker may start. Each worker in turn is kept busy (a job that spins, never
+/// parking) while the children are spawned: children queued on that worker's `same_worker`
+/// queue would wait for the spin's 10 s fuse; stealable ones are started by the other.
 #[test]
-fn same_worker_from_a_plain_thread_runs_its_children() {
+fn same_worker_from_a_plain_thread_is_a_plain_spawn() {
     let _serial = one_at_a_time();
-    let _a = Pinned::start(); // the runtime, two workers
-    let handles: Vec<_> = (0..8)
-        .map(|i| coronet::Spawn::new().same_worker().go(move || i * 2))
-        .collect();
-    let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    assert_eq!(sum, 56);
+    let a = Pinned::start(); // the runtime, two workers
+    let b = a.beside(false);
+    for (round, busy) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (spinning_tx, spinning) = chan::bounded::<()>(1);
+        let (verdict_tx, verdict) = chan::bounded::<usize>(1);
+        let seen = started.clone();
+        busy.jobs
+            .send(Box::new(move || {
+                spinning_tx.send(()).unwrap();
+                let t = Instant::now();
+                // generous: the other worker starts the children in microseconds
+                while seen.load(Ordering::SeqCst) < 8 && t.elapsed() < Duration::from_secs(10) {
+                    std::hint::spin_loop();
+                }
+                verdict_tx.send(seen.load(Ordering::SeqCst)).unwrap();
+            }))
+            .unwrap();
+        spinning.recv().unwrap(); // the worker is busy from here until the verdict
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let started = started.clone();
+                coronet::Spawn::new().same_worker().go(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    i * 2
+                })
+            })
+            .collect();
+        let during = verdict.recv().unwrap();
+        assert_eq!(
+            during, 8,
+            "round {round}: only {during} of 8 children started while a worker was busy"
+        );
+        let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(sum, 56);
+    }
 }
