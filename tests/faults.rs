@@ -858,13 +858,15 @@ fn a_panic_handed_back_to_the_caller_is_reported_on_the_callers_thread() {
     let caller = std::thread::current().name().map(str::to_owned);
     let cases: [(&str, fn()); 4] = [
         ("run, String", || {
-            coronet::run(|| panic!("handed back {}", 1))
+            coronet::run(|| panic!("handed back {}", std::hint::black_box(1)))
         }),
         ("run, &str", || coronet::run(|| panic!("handed back 2"))),
-        ("spawn_blocking", || {
-            coronet::run(|| coronet::spawn_blocking(|| panic!("handed back {}", 3)));
+        ("spawn_blocking, String", || {
+            coronet::run(|| {
+                coronet::spawn_blocking(|| panic!("handed back {}", std::hint::black_box(3)))
+            });
         }),
-        ("timeout", || {
+        ("timeout, &str", || {
             let _ = coronet::run(|| {
                 coronet::time::timeout(Duration::from_secs(60), || panic!("handed back 4"))
             });
@@ -877,6 +879,12 @@ fn a_panic_handed_back_to_the_caller_is_reported_on_the_callers_thread() {
         let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
             .expect_err("the panic reaches the caller");
         let got = message(&*payload);
+        // the type too: a message formatted at run time is a `String`, a literal one (or
+        // one whose arguments are constants, which the compiler folds in) a `&str`
+        let string = what.ends_with("String");
+        if payload.is::<String>() != string || payload.is::<&str>() == string {
+            failures.push(format!("{what}: the payload changed type"));
+        }
         let seen = std::mem::take(&mut *SEEN.lock().unwrap());
         let here = seen
             .iter()
