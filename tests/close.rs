@@ -103,7 +103,10 @@ fn close_unblocks_a_blocked_accept() {
     let _g = util::shared();
     both(|| {
         for thread in util::PLACES {
-            let l = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            // below the ephemeral range, so that no other test's `bind(..:0)` can take the
+            // port between the close and the second bind
+            let port = util::unused_port(false);
+            let l = Arc::new(TcpListener::bind(("127.0.0.1", port)).unwrap());
             let addr = l.local_addr().unwrap();
             let l2 = l.clone();
             let acceptor = util::spawn_on(thread, move || l2.accept().map(|_| ()));
