@@ -139,8 +139,8 @@ fn a_copy_from_a_pipe_file_does_not_block_the_worker() {
     let mut got = [0u8; 12];
     client.read_exact(&mut got).unwrap();
     assert_eq!(got.as_slice(), b"tick".repeat(3).as_slice());
-    // a worker blocked in the pipe's read for 600 ms at a time would show here; a sleep
-    // that took 400 ms is a stall of the machine's, not that
+    // a worker blocked in the pipe's read for 600 ms at a time would show here as a sleep
+    // of about 600 ms; anything under 400 ms is left to a stalled machine
     assert!(
         worst < Duration::from_millis(400),
         "a 25 ms sleep took {worst:?}"
