@@ -187,6 +187,54 @@ fn main_after_the_runtime_started_is_an_error() {
     assert!(err.to_string().contains("Builder::main"), "{err}");
 }
 
+/// A default stack that cannot exist is refused when the runtime is configured, and a
+/// `main` whose stack cannot be mapped returns the error: found by probing the API, `main`
+/// left the process idle for ever (the coroutine failed to start on worker 0, where only a
+/// log line said so, and nobody joins `main`). In a child, so that a regression that does
+/// start the runtime or hangs stays there (the watchdog kills a child after a minute).
+#[test]
+fn an_impossible_stack_is_an_error_not_an_idle_process() {
+    const TEST: &str = "an_impossible_stack_is_an_error_not_an_idle_process";
+    if is_child(TEST) {
+        let err = coronet::Builder::new()
+            .stack_size(usize::MAX)
+            .build_global()
+            .unwrap_err();
+        println!("build_global: {:?}: {err}", err.kind());
+        for (size, workers) in [(usize::MAX, 1), (usize::MAX, 2), (1 << 46, 1)] {
+            let err = coronet::Builder::new()
+                .workers(workers)
+                .stack_size(size)
+                .main(|| println!("main ran"))
+                .unwrap_err();
+            println!("main({size}, {workers}): {:?}: {err}", err.kind());
+        }
+        // The runtime never started: a valid configuration still can.
+        coronet::Builder::new().workers(1).build_global().unwrap();
+        std::process::exit(if coronet::go(|| 7).join().unwrap() == 7 {
+            3
+        } else {
+            4
+        });
+    }
+    let (status, stdout, stderr) = run_child(TEST);
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(!stdout.contains("main ran"), "stdout:\n{stdout}");
+    let max = usize::MAX;
+    for line in [
+        format!("build_global: InvalidInput: coronet: Builder::build_global: Builder::stack_size: a {max}-byte coroutine stack does not fit in the address space"),
+        format!("main({max}, 1): InvalidInput: coronet: Builder::main: no stack for the coroutine main: a {max}-byte coroutine stack does not fit in the address space"),
+        format!("main({max}, 2): InvalidInput: "),
+        format!("main({}, 1): OutOfMemory: coronet: Builder::main: no stack for the coroutine main: ", 1u64 << 46),
+    ] {
+        assert!(stdout.contains(&line), "no {line:?} in stdout:\n{stdout}");
+    }
+}
+
 #[test]
 fn an_overflow_on_the_calling_threads_worker_names_the_coroutine() {
     const TEST: &str = "an_overflow_on_the_calling_threads_worker_names_the_coroutine";

@@ -147,7 +147,9 @@ impl Builder {
     /// # Errors
     ///
     /// `AlreadyExists` if the runtime already started (anything that spawns, sleeps in a
-    /// coroutine or waits through coronet starts it); or, if a worker's epoll or thread
+    /// coroutine or waits through coronet starts it); `InvalidInput` if the
+    /// [`stack_size`](Builder::stack_size) cannot fit in the address space (rounded up to
+    /// whole pages, with a guard page); or, if a worker's epoll or thread
     /// cannot be created, an error of the OS error's kind that says so: `cannot start the
     /// runtime: worker 0's epoll and eventfd: Too many open files (os error 24)`.
     ///
@@ -185,8 +187,10 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// Returns only if the runtime cannot start: `AlreadyExists` if it already runs, or the
-    /// errors of [`build_global`](Builder::build_global).
+    /// Returns only if the runtime or `main` cannot start: `AlreadyExists` if the runtime
+    /// already runs, the errors of [`build_global`](Builder::build_global), or the error of
+    /// mapping `main`'s stack (out of memory, `vm.max_map_count`; the message says which),
+    /// which is mapped before the runtime starts.
     ///
     /// ```no_run
     /// use coronet::net::TcpListener;
@@ -215,11 +219,19 @@ impl Builder {
     where
         F: FnOnce() + Send + 'static,
     {
+        // The stack first: once this thread is worker 0 nothing can come back to the caller,
+        // and a `main` that could not start would leave the process idle for ever.
+        let stack = stack::Stack::new(self.stack_size).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("coronet: Builder::main: no stack for the coroutine main: {e}"),
+            )
+        })?;
         let rt = self.start_first("main", true)?;
         // Queued on worker 0's fresh queue (this thread is no worker yet, and the round robin
         // starts at 0): with more workers another may steal it, which is as good, since
         // `exit` ends the process from any thread.
-        drop(spawn::Spawn::new().name("main").go(move || {
+        drop(spawn::Spawn::new().name("main").go_on(rt, stack, move || {
             let status = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
                 Ok(()) => 0,
                 // the panic hook has printed the message, as for a Rust `main`
@@ -236,6 +248,13 @@ impl Builder {
 
     /// `start`, unless the runtime already runs; `method` names the caller in the error.
     fn start_first(self, method: &str, caller_runs_0: bool) -> io::Result<&'static Runtime> {
+        // An impossible default stack would start a runtime on which every `go` fails.
+        stack::mapped_size(self.stack_size).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("coronet: Builder::{method}: Builder::stack_size: {e}"),
+            )
+        })?;
         let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
         if RUNTIME.get().is_some() {
             return Err(io::Error::new(

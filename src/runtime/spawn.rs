@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::thread;
 
 use super::park as token;
+use super::stack::Stack;
 use super::task::{Task, Wait};
 use super::worker::{self, NewTask};
+use super::Runtime;
 
 /// Where a coroutine's result waits for its joiner — and, until the coroutine starts, the
 /// closure itself: one allocation per spawn holds both (the worker runs it as a [`Body`], the
@@ -503,6 +505,31 @@ impl Spawn {
         } else {
             None
         };
+        Ok(self.submit(rt, f, stack_size, stack))
+    }
+
+    /// Spawns `f` on a stack the caller mapped with `rt`'s default size (for
+    /// `Builder::main`, which must learn of a stack that cannot be mapped before it gives
+    /// its thread to the scheduler for good).
+    pub(crate) fn go_on<F, T>(self, rt: &'static Runtime, stack: Stack, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(rt, f, rt.stack_size, Some(stack))
+    }
+
+    fn submit<F, T>(
+        self,
+        rt: &'static Runtime,
+        f: F,
+        stack_size: usize,
+        stack: Option<Stack>,
+    ) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let task = Task::new_coroutine(self.name.map(String::into_boxed_str));
         let packet = Packet::new(f);
         let new = NewTask {
@@ -516,7 +543,7 @@ impl Spawn {
         } else {
             worker::submit(rt, new);
         }
-        Ok(JoinHandle { task, packet })
+        JoinHandle { task, packet }
     }
 }
 

@@ -168,9 +168,8 @@ impl Stack {
     /// rounds it, and pushes them onto `out`: side by side in one mapping where the kernel
     /// has guard markers, else one stack in a mapping of its own. Returns how many it made.
     pub(crate) fn map(size: usize, most: usize, out: &mut Vec<Stack>) -> io::Result<usize> {
-        let page = page_size();
-        let usable = usable_size(size).ok_or_else(|| too_large(size))?;
-        let len = usable.checked_add(page).ok_or_else(|| too_large(size))?;
+        let len = mapped_size(size)?;
+        let usable = len - page_size();
         if guards() != Guards::Mappings {
             let count = (BATCH_BYTES / len).clamp(1, BATCH_MAX).min(most.max(1));
             let made = match Stack::map_with_markers(len, count, out) {
@@ -342,6 +341,14 @@ fn usable_size(size: usize) -> Option<usize> {
     // `page_size`), and a division here was a tenth of a spawn's time.
     let mask = page_size() - 1;
     size.max(SMALLEST).checked_add(mask).map(|s| s & !mask)
+}
+
+/// Bytes mapped for a stack asked for with `size`: its usable bytes and one guard page; an
+/// `InvalidInput` error if that does not fit in a `usize`.
+pub(crate) fn mapped_size(size: usize) -> io::Result<usize> {
+    usable_size(size)
+        .and_then(|usable| usable.checked_add(page_size()))
+        .ok_or_else(|| too_large(size))
 }
 
 fn too_large(size: usize) -> io::Error {
