@@ -831,6 +831,14 @@ fn std_ttl_stream_and_listener() {
         c.set_ttl(77).unwrap();
         assert_eq!(c.ttl().unwrap(), 77);
         assert!(c.set_ttl(0).is_err(), "TTL 0 is rejected by the kernel");
+        // Past c_int::MAX is an error too, as on a UdpSocket: std's cast makes it -1, which
+        // the kernel takes for "the default" (found by probing the API).
+        for big in [1 << 31, u32::MAX] {
+            let err = c.set_ttl(big).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert!(l.set_ttl(big).is_err());
+        }
+        assert_eq!((c.ttl().unwrap(), l.ttl().unwrap()), (77, 100));
     });
 }
 

@@ -512,6 +512,7 @@ fn socket_options_round_trip() {
             format!("set udp {local}: invalid argument")
         );
         assert!(s.set_ttl(u32::MAX).is_err());
+        assert_eq!(s.ttl().unwrap(), 42);
 
         assert!(s.broadcast().unwrap(), "on by default, as in Go");
         s.set_broadcast(false).unwrap();

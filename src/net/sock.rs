@@ -480,6 +480,15 @@ impl Sock {
             .map_err(|e| self.err("get", e))
     }
 
+    /// An integer option given as std's `u32`. Values past `c_int::MAX` go to the kernel
+    /// as `c_int::MAX`, which it refuses with `EINVAL`: std's `as c_int` would wrap them to
+    /// negative numbers, and -1 means "the default" to `IP_TTL`, so `set_ttl(u32::MAX)`
+    /// would succeed and leave the TTL at 64.
+    pub(crate) fn set_u32(&self, level: i32, name: i32, v: u32) -> io::Result<()> {
+        let v = libc::c_int::try_from(v).unwrap_or(libc::c_int::MAX);
+        self.setsockopt(level, name, v)
+    }
+
     pub(crate) fn set_bool(&self, level: i32, name: i32, on: bool) -> io::Result<()> {
         self.setsockopt(level, name, on as libc::c_int)
     }

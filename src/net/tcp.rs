@@ -249,8 +249,7 @@ impl TcpListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.sock
-            .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
+        self.sock.set_u32(libc::IPPROTO_IP, libc::IP_TTL, ttl)
     }
 
     /// The time-to-live of outgoing packets (`IP_TTL`).
@@ -817,8 +816,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.sock
-            .setsockopt(libc::IPPROTO_IP, libc::IP_TTL, ttl as libc::c_int)
+        self.sock.set_u32(libc::IPPROTO_IP, libc::IP_TTL, ttl)
     }
 
     /// The time-to-live of outgoing packets (`IP_TTL`).

@@ -575,7 +575,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.set_int(libc::IPPROTO_IP, libc::IP_TTL, ttl)
+        self.sock.set_u32(libc::IPPROTO_IP, libc::IP_TTL, ttl)
     }
 
     /// The time-to-live of outgoing packets (`IP_TTL`).
@@ -660,7 +660,8 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
-        self.set_int(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl)
+        self.sock
+            .set_u32(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl)
     }
 
     /// The hop limit of outgoing IPv4 multicast datagrams (`IP_MULTICAST_TTL`).
@@ -874,13 +875,6 @@ impl UdpSocket {
     fn set_size(&self, name: i32, size: usize) -> io::Result<()> {
         let size = size.min(i32::MAX as usize) as libc::c_int;
         self.sock.setsockopt(libc::SOL_SOCKET, name, size)
-    }
-
-    /// An integer option; values past `c_int::MAX` are passed on as the kernel's `EINVAL`
-    /// rather than wrapped into negative numbers.
-    fn set_int(&self, level: i32, name: i32, v: u32) -> io::Result<()> {
-        let v = libc::c_int::try_from(v).unwrap_or(libc::c_int::MAX);
-        self.sock.setsockopt(level, name, v)
     }
 
     fn get_int(&self, level: i32, name: i32) -> io::Result<u32> {
