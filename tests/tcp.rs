@@ -804,6 +804,11 @@ fn keepalive_is_on_at_15s_by_default() {
         assert_eq!(d.keepalive_period().unwrap(), Duration::from_secs(30));
         let d = Dialer::new().keep_alive(Duration::ZERO).dial(addr).unwrap();
         assert!(!d.keepalive().unwrap());
+        // Past the kernel's longest (32,767 s), a dial takes that one and does not fail.
+        for long in [Duration::from_secs(1 << 20), Duration::MAX] {
+            let d = Dialer::new().keep_alive(long).dial(addr).unwrap();
+            assert_eq!(d.keepalive_period().unwrap(), Duration::from_secs(32_767));
+        }
     });
 }
 
@@ -1057,15 +1062,33 @@ fn dialer_local_addr_binds_before_connect() {
         assert_eq!(c.local_addr().unwrap().ip(), local.ip());
         let (_, peer) = l.accept().unwrap();
         assert_eq!(peer, c.local_addr().unwrap());
-        // a local address of the wrong family is an error naming it
-        let e = Dialer::new()
+        // Addresses of the other family are left out, as Go's dial leaves them out; none
+        // left is Go's error, naming the local address (it was the connect's bare
+        // `invalid argument` or `address family not supported by protocol`).
+        let l6 = TcpListener::bind("[::1]:0").unwrap();
+        let (to4, to6) = (l.local_addr().unwrap(), l6.local_addr().unwrap());
+        for (local, to) in [(v6(0), to4), (local, to6)] {
+            let e = Dialer::new().local_addr(local).dial(to).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!("dial tcp: address {local}: no suitable address found")
+            );
+            let e = Dialer::new()
+                .local_addr(local)
+                .dial_context(&coronet::context::Context::background(), to)
+                .unwrap_err();
+            assert!(e.to_string().ends_with("no suitable address found"), "{e}");
+        }
+        let c = Dialer::new()
             .local_addr(v6(0))
-            .dial(l.local_addr().unwrap())
-            .unwrap_err();
-        assert!(
-            e.to_string().starts_with("dial tcp [::1]:0->127.0.0.1:"),
-            "{e}"
-        );
+            .dial(&[to4, to6][..])
+            .unwrap();
+        assert_eq!(c.peer_addr().unwrap(), to6);
+        // a wildcard local address filters nothing
+        let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        let c = Dialer::new().local_addr(any).dial(to4).unwrap();
+        assert_eq!(c.peer_addr().unwrap(), to4);
     });
 }
 

@@ -148,7 +148,10 @@ impl Dialer {
         self
     }
 
-    /// Binds the socket to this local address before connecting.
+    /// Binds the socket to this local address before connecting. As in Go, the dial then
+    /// tries only the resolved addresses of the same family (all of them if either is a
+    /// wildcard, `0.0.0.0` or `::`), and fails with `InvalidInput`, `dial tcp: address
+    /// 127.0.0.2:0: no suitable address found`, if none is left.
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener};
@@ -169,6 +172,10 @@ impl Dialer {
     }
 
     /// The keep-alive period of the new connection; `Duration::ZERO` turns keep-alive off.
+    /// Rounded up to whole seconds as [`TcpStream::set_keepalive_period`] rounds it, and
+    /// cut to Linux's longest, 32,767 s (about 9 hours): where `set_keepalive_period`
+    /// fails with the kernel's `EINVAL`, a dial does not (nor does Go's, which ignores that
+    /// error and leaves the system's period).
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener};
@@ -183,7 +190,9 @@ impl Dialer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn keep_alive(mut self, period: Duration) -> Dialer {
-        self.keep_alive = Some(period);
+        // Found by probing the API: `Duration::MAX` failed the dial with a bare `invalid
+        // argument`.
+        self.keep_alive = Some(period.min(Duration::from_secs(32_767)));
         self
     }
 
@@ -279,6 +288,7 @@ impl Dialer {
         if lookup && passed(deadline) {
             return Err(lookup_timeout());
         }
+        let list = self.suitable(list)?;
         let mut last = None;
         for (i, &to) in list.iter().enumerate() {
             // Each address gets a share of the time left, so one that never answers
@@ -387,6 +397,7 @@ impl Dialer {
             Ok(Ok(_)) => return Err(dial_error(self.local, None, no_addresses())),
             Ok(Err(e)) => return Err(dial_error(self.local, None, e)),
         };
+        let list = self.suitable(list)?;
         let mut last = None;
         for to in list {
             if let Some(e) = ctx.err() {
@@ -467,6 +478,34 @@ fn resolve_until<A: ToSocketAddrs + Send + 'static>(
             resolve_context(&bounded, addr)
         }
         _ => resolve_context(ctx, addr),
+    }
+}
+
+impl Dialer {
+    /// The addresses a socket bound to the local address can reach, as Go's dial filters
+    /// them: those of the local address's family, unless either side is a wildcard
+    /// (`0.0.0.0`, `::`). None left is an error that says so (Go's, word for word), where
+    /// the connect would have failed with a bare `invalid argument` or `address family not
+    /// supported by protocol` (found by probing the API).
+    fn suitable(&self, list: Vec<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
+        let Some(local) = self.local else {
+            return Ok(list);
+        };
+        if local.ip().is_unspecified() {
+            return Ok(list);
+        }
+        let list: Vec<_> = list
+            .into_iter()
+            .filter(|to| to.ip().is_unspecified() || to.is_ipv4() == local.is_ipv4())
+            .collect();
+        if list.is_empty() {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("address {local}: no suitable address found"),
+            );
+            return Err(dial_error(None, None, e));
+        }
+        Ok(list)
     }
 }
 
