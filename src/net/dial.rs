@@ -418,6 +418,32 @@ impl Dialer {
         Err(last.expect("at least one address"))
     }
 
+    /// The addresses a socket bound to the local address can reach, as Go's dial filters
+    /// them: those of the local address's family, unless either side is a wildcard
+    /// (`0.0.0.0`, `::`). None left is an error that says so (Go's, word for word), where
+    /// the connect would have failed with a bare `invalid argument` or `address family not
+    /// supported by protocol` (found by probing the API).
+    fn suitable(&self, list: Vec<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
+        let Some(local) = self.local else {
+            return Ok(list);
+        };
+        if local.ip().is_unspecified() {
+            return Ok(list);
+        }
+        let list: Vec<_> = list
+            .into_iter()
+            .filter(|to| to.ip().is_unspecified() || to.is_ipv4() == local.is_ipv4())
+            .collect();
+        if list.is_empty() {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("address {local}: no suitable address found"),
+            );
+            return Err(dial_error(None, None, e));
+        }
+        Ok(list)
+    }
+
     /// One address under `ctx`: while the connect is parked, a cancel kicks it (see
     /// `dial_context`); afterwards the kick is unregistered before the socket can go away.
     fn dial_one_context(
@@ -478,34 +504,6 @@ fn resolve_until<A: ToSocketAddrs + Send + 'static>(
             resolve_context(&bounded, addr)
         }
         _ => resolve_context(ctx, addr),
-    }
-}
-
-impl Dialer {
-    /// The addresses a socket bound to the local address can reach, as Go's dial filters
-    /// them: those of the local address's family, unless either side is a wildcard
-    /// (`0.0.0.0`, `::`). None left is an error that says so (Go's, word for word), where
-    /// the connect would have failed with a bare `invalid argument` or `address family not
-    /// supported by protocol` (found by probing the API).
-    fn suitable(&self, list: Vec<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
-        let Some(local) = self.local else {
-            return Ok(list);
-        };
-        if local.ip().is_unspecified() {
-            return Ok(list);
-        }
-        let list: Vec<_> = list
-            .into_iter()
-            .filter(|to| to.ip().is_unspecified() || to.is_ipv4() == local.is_ipv4())
-            .collect();
-        if list.is_empty() {
-            let e = io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("address {local}: no suitable address found"),
-            );
-            return Err(dial_error(None, None, e));
-        }
-        Ok(list)
     }
 }
 
