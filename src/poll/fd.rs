@@ -20,12 +20,14 @@
 //!  call ends:    unlock + refs -= 1; the one that reaches CLOSED with no refs releases the
 //!                socket (`retire`)
 //!  close():      refs += 1 and CLOSED in one CAS, lock waiters woken; unblock parked
-//!                calls; then refs -= 1
+//!                calls; then refs -= 1, and wait until the last call out has released the
+//!                socket (Go's `csema`)
 //!  drop:         closes the fd number itself (no call can be in flight: `&mut self`)
 //! ```
 //!
 //! So the socket stays open until the last call in flight has left, while `close` still
-//! wakes every blocked call at once; and the fd *number* is never released before the
+//! wakes every blocked call at once and returns once they are out and the socket released;
+//! and the fd *number* is never released before the
 //! value is dropped, so no call — and no `BorrowedFd` — ever sees it reused for another file.
 //! Readers are serialised among themselves by the read lock, writers by the write lock; a
 //! reader and a writer run at the same time.
@@ -148,6 +150,7 @@ impl Drop for Ref<'_> {
     fn drop(&mut self) {
         if self.0.mu.decref() {
             self.0.retire();
+            self.0.mu.released();
         }
     }
 }
@@ -184,6 +187,7 @@ impl Drop for Locked<'_> {
     fn drop(&mut self) {
         if self.fd.mu.rwunlock(self.dir) {
             self.fd.retire();
+            self.fd.mu.released();
         }
     }
 }
@@ -569,7 +573,14 @@ impl NetFd {
     }
 
     /// Go's `Close`: later calls fail, blocked calls return at once with the closed error,
-    /// and the fd is closed when the last call in flight has left.
+    /// and the socket is released when the last call in flight has left — before `close`
+    /// returns, as Go's `Close` waits for it (`csema`). Without the wait, `close` returned
+    /// with the socket still open under a call it had woken: a `bind` of the same address
+    /// right after failed with "address already in use", and a closed listener still
+    /// completed handshakes (found by probing the API). The calls it waits for are ones
+    /// it has just woken, and every wait on the fd ends with `close` (the lock waiters with
+    /// CLOSED, the parked ones with `unblock`); the caller parks (a coroutine) or blocks
+    /// (a thread) meanwhile.
     ///
     /// # Errors
     ///
@@ -577,10 +588,14 @@ impl NetFd {
     pub(crate) fn close(&self) -> io::Result<()> {
         // sets CLOSED with a reference of our own, and wakes the lock waiters
         self.mu.close().map_err(|r| r.into_error())?;
-        let r = Ref(self);
         log::trace!("close fd {}: unblocking waiters", self.fd);
         self.desc.unblock();
-        drop(r);
+        if self.mu.decref() {
+            self.retire();
+        } else {
+            log::trace!("close fd {}: waiting for the calls in flight", self.fd);
+            self.mu.wait_released();
+        }
         Ok(())
     }
 
@@ -963,21 +978,43 @@ mod tests {
         matches!(peer.read(&mut b), Ok(0))
     }
 
+    /// A call in flight keeps the socket; `close` waits for it (Go's `csema`), and returns
+    /// with the socket released and the number still reserved.
     #[test]
-    fn socket_is_released_only_after_the_last_reference_but_the_number_lives_on() {
+    fn close_waits_for_the_last_reference_to_release_the_socket_and_the_number_lives_on() {
         let (fd, mut peer) = pair();
+        let fd = Arc::new(fd);
         let raw = fd.raw();
-        let r = fd.incref().unwrap();
+        let left = Arc::new(AtomicBool::new(false));
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let holder = {
+            let (fd, left) = (fd.clone(), left.clone());
+            std::thread::spawn(move || {
+                let r = fd.incref().unwrap();
+                held_tx.send(()).unwrap();
+                while !fd.is_closed() {
+                    std::thread::yield_now();
+                }
+                let seen = peer_sees_eof(&mut peer);
+                left.store(true, Ordering::SeqCst);
+                drop(r);
+                (seen, peer)
+            })
+        };
+        held.recv().unwrap();
         fd.close().unwrap();
-        assert!(!peer_sees_eof(&mut peer), "released under a call in flight");
+        assert!(
+            left.load(Ordering::SeqCst),
+            "close returned under a call in flight"
+        );
+        let (seen, mut peer) = holder.join().unwrap();
+        assert!(!seen, "released under a call in flight");
         assert!(fd.incref().is_err());
-        drop(r);
         assert!(
             peer_sees_eof(&mut peer),
-            "last reference must release the socket"
+            "close returned before the release"
         );
         assert!(fd_is_open(raw), "the number stays reserved until drop");
-        drop(fd);
     }
 
     #[test]
