@@ -199,7 +199,8 @@ impl TcpListener {
         self.sock.set_read_deadline(deadline)
     }
 
-    /// Go's `Close`: a blocked `accept` returns at once with the closed error.
+    /// Go's `Close`: a blocked `accept` returns at once with the closed error, and `close`
+    /// returns once it has, with the socket released: the address can be bound again.
     ///
     /// ```
     /// use coronet::net::TcpListener;

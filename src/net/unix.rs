@@ -382,8 +382,9 @@ impl UnixListener {
         self.sock.set_read_deadline(deadline)
     }
 
-    /// Go's `Close`: a blocked `accept` returns at once with the closed error. The socket
-    /// file stays (see the type's docs).
+    /// Go's `Close`: a blocked `accept` returns at once with the closed error, and `close`
+    /// returns once it has, with the socket released. The socket file stays (see the
+    /// type's docs).
     ///
     /// ```
     /// use coronet::net::{UnixListener, UnixSocketAddr};
@@ -1489,7 +1490,8 @@ impl UnixDatagram {
         self.sock.set_write_deadline(deadline)
     }
 
-    /// Go's `Close`: blocked calls return at once with `use of closed network connection`.
+    /// Go's `Close`: blocked calls return at once with `use of closed network connection`,
+    /// and `close` returns once they have, with the socket released.
     ///
     /// ```
     /// use coronet::net::UnixDatagram;
