@@ -27,8 +27,8 @@
 //!
 //! So the socket stays open until the last call in flight has left, while `close` still
 //! wakes every blocked call at once and returns once they are out and the socket released;
-//! and the fd *number* is never released before the
-//! value is dropped, so no call — and no `BorrowedFd` — ever sees it reused for another file.
+//! and the fd *number* is never released before the value is dropped, so no call — and no
+//! `BorrowedFd` — ever sees it reused for another file.
 //! Readers are serialised among themselves by the read lock, writers by the write lock; a
 //! reader and a writer run at the same time.
 //!
