@@ -132,6 +132,45 @@ fn main_runs_on_the_calling_thread_and_exits_0() {
     assert!(stdout.ends_with("main done"), "stdout:\n{stdout}");
 }
 
+/// With more workers than one, `main` still starts on the calling thread (worker 0's
+/// `same_worker` queue), so what the caller tied to its thread before — a thread-local, say
+/// — is `main`'s. Found by reading the docs against the code: `main` was queued where any
+/// worker could steal it, and an idle second worker woken by the spawn often did.
+#[test]
+fn main_runs_on_the_calling_thread_with_more_workers() {
+    const TEST: &str = "main_runs_on_the_calling_thread_with_more_workers";
+    thread_local! {
+        static SET_BEFORE_MAIN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    if is_child(TEST) {
+        let caller = std::thread::current().id();
+        SET_BEFORE_MAIN.with(|c| c.set(7));
+        main_in_child(4, move || {
+            assert_eq!(
+                std::thread::current().id(),
+                caller,
+                "main on another thread"
+            );
+            assert_eq!(
+                SET_BEFORE_MAIN.with(|c| c.get()),
+                7,
+                "the caller's thread-local"
+            );
+            echo_once();
+            print!("main done");
+        });
+    }
+    // Each child is one chance for another worker to take `main` first.
+    for round in 0..30 {
+        let (status, stdout, stderr) = run_child(TEST);
+        assert_eq!(status.code(), Some(0), "round {round}: stderr:\n{stderr}");
+        assert!(
+            stdout.ends_with("main done"),
+            "round {round}: stdout:\n{stdout}"
+        );
+    }
+}
+
 #[test]
 fn a_panic_in_main_exits_101_with_its_message() {
     const TEST: &str = "a_panic_in_main_exits_101_with_its_message";

@@ -228,10 +228,11 @@ impl Builder {
             )
         })?;
         let rt = self.start_first("main", true)?;
-        // Queued on worker 0's fresh queue (this thread is no worker yet, and the round robin
-        // starts at 0): with more workers another may steal it, which is as good, since
-        // `exit` ends the process from any thread.
-        drop(spawn::Spawn::new().name("main").go_on(rt, stack, move || {
+        // Queued on worker 0's `same_worker` queue, which no other worker steals from: `main`
+        // starts on this thread, whatever the number of workers, so a thread-local the caller
+        // set before, or anything else tied to the process's first thread, is still `main`'s.
+        let main = spawn::Spawn::new().name("main");
+        drop(main.go_on_worker_0(rt, stack, move || {
             let status = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
                 Ok(()) => 0,
                 // the panic hook has printed the message, as for a Rust `main`

@@ -505,18 +505,24 @@ impl Spawn {
         } else {
             None
         };
-        Ok(self.submit(rt, f, stack_size, stack))
+        Ok(self.submit(rt, f, stack_size, stack, None))
     }
 
-    /// Spawns `f` on a stack the caller mapped with `rt`'s default size (for
-    /// `Builder::main`, which must learn of a stack that cannot be mapped before it gives
-    /// its thread to the scheduler for good).
-    pub(crate) fn go_on<F, T>(self, rt: &'static Runtime, stack: Stack, f: F) -> JoinHandle<T>
+    /// Spawns `f` on a stack the caller mapped with `rt`'s default size, to start on worker
+    /// 0 and no other (for `Builder::main`, which must learn of a stack that cannot be
+    /// mapped before it gives its thread to the scheduler for good, and whose `main` runs on
+    /// that thread, worker 0, as its docs say).
+    pub(crate) fn go_on_worker_0<F, T>(
+        self,
+        rt: &'static Runtime,
+        stack: Stack,
+        f: F,
+    ) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(rt, f, rt.stack_size, Some(stack))
+        self.submit(rt, f, rt.stack_size, Some(stack), Some(0))
     }
 
     fn submit<F, T>(
@@ -525,6 +531,7 @@ impl Spawn {
         f: F,
         stack_size: usize,
         stack: Option<Stack>,
+        pin_to: Option<usize>,
     ) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -538,7 +545,9 @@ impl Spawn {
             stack_size,
             stack,
         };
-        if self.same_worker {
+        if let Some(index) = pin_to {
+            worker::submit_pinned(rt, index, new);
+        } else if self.same_worker {
             worker::submit_same_worker(rt, new);
         } else {
             worker::submit(rt, new);

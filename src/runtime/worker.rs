@@ -566,6 +566,14 @@ pub(crate) fn submit_same_worker(rt: &'static Runtime, t: NewTask) {
     }
 }
 
+/// Hands a new coroutine to worker `index`, to be started there and nowhere else, from any
+/// thread. Wakes no one: only `Builder::main` uses it, for worker 0 before that worker's
+/// thread enters `run`, whose first round looks at the queue.
+pub(crate) fn submit_pinned(rt: &'static Runtime, index: usize, t: NewTask) {
+    log::trace!("coroutine {} queued to start on worker {index}", t.task.id);
+    rt.workers[index].pinned.push(t);
+}
+
 /// Maps a stack from this worker's pool (or fresh, off a worker).
 pub(crate) fn take_stack(size: usize) -> io::Result<Stack> {
     match local() {
