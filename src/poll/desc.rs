@@ -7,7 +7,8 @@
 //!  -------   -------------------------------------   -----------------------------------------
 //!  EMPTY     nothing pending, nobody waiting         waiter: EMPTY → task   (about to park)
 //!                                                    event:  EMPTY → READY
-//!  READY     an event came and nobody consumed it    waiter: READY → EMPTY  (retry syscall)
+//!  READY     an event came and nobody consumed it    waiter: READY → EMPTY  (retry syscall,
+//!                                                            or closed error if closing)
 //!                                                    prepare: READY → EMPTY (before a syscall)
 //!  task ptr  this task is parked (or parking)        event:  ptr → READY, unpark the task
 //!            on this direction; the slot owns one    close/deadline change: ptr → EMPTY, unpark
@@ -16,7 +17,8 @@
 //!
 //! Whoever moves the slot *out of* a task pointer owns that reference and is the only one
 //! who may unpark through it; a CAS (or the waiter's swap) decides who. The waiter, once
-//! woken, empties the slot: if it finds READY, readiness came; if it finds its own pointer,
+//! woken, empties the slot: if it finds READY, readiness came (it retries, unless the fd was
+//! closed meanwhile: `open_still`); if it finds its own pointer,
 //! nobody took it (timer or spurious wake) and it drops the reference; if it finds EMPTY, a
 //! close or a deadline change kicked it, and it re-checks both.
 //!

@@ -479,13 +479,13 @@ impl NetFd {
         loop {
             // 3. the syscall
             match op(fd) {
-                // 4. retry: a signal interrupted the call
+                // 4. EINTR: a signal interrupted the call; go again
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.settings().user_nonblocking.load(Ordering::Relaxed) {
                         return Err(e);
                     }
-                    // 5. park until the netpoller says ready, then retry
+                    // 4. EAGAIN: park until the netpoller says ready, then 5. retry
                     match pause {
                         Some(p) if PACED => {
                             self.desc.pause(fd, dir, call, Instant::now() + p)?;

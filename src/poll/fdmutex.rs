@@ -389,7 +389,8 @@ impl FdMutex {
 }
 
 /// A counting semaphore whose waiters park (coroutines) or block (threads): Go's
-/// `runtime_Semacquire`/`Semrelease`, for lock waiters only, so it is off the fast path.
+/// `runtime_Semacquire`/`Semrelease`, for lock waiters and for `close`'s wait for the last
+/// call out (Go's `csema`), so it is off the fast path.
 ///
 /// A permit given while nobody waits is kept for the next `acquire`; a waiter is granted one
 /// by being taken out of the queue, which it checks under the mutex after each wake-up

@@ -10,7 +10,8 @@
 //!
 //! # What it needs
 //!
-//! A way to wake a waiter: `Task::unpark`, the runtime's one park/unpark protocol.
+//! A way to wake a waiter: `Task::unpark_owned_at`, the runtime's one park/unpark protocol
+//! (`runtime/park.rs`), given the reference the waiter slot held.
 //!
 //! # The path of one read
 //!

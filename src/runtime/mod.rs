@@ -5,10 +5,12 @@
 //! | state    | how it gets there                         | where it is                       |
 //! |----------|-------------------------------------------|-----------------------------------|
 //! | created  | `go(f)`                                   | a worker's `fresh` queue (`Send`) |
-//! | queued   | waiting; any worker may steal it          | `fresh` queue                     |
+//! | queued   | waiting; any worker may steal it          | `fresh` queue (`same_worker` and  |
+//! |          |                                           | `main`: `pinned`, never stolen)   |
 //! | running  | a worker gives it a stack and resumes it  | that worker's thread              |
 //! | parked   | `park()`: I/O, join, sleep, channel, lock | its worker's `coros` table        |
 //! | runnable | `unpark()` from any thread                | its worker's `runnext` / queue    |
+//! |          |                                           | (via `remote` from other threads) |
 //! | finished | `f` returned or panicked                  | result in the `JoinHandle`        |
 //!
 //! # The pinning rule
@@ -29,7 +31,9 @@
 //!
 //! - `task.rs`: the shared record of a waiter (coroutine or thread).
 //! - `park.rs`: the park token and its protocol.
-//! - `worker.rs`: the scheduler loop, stealing, resume.
+//! - `worker.rs`: the scheduler loop, resume, the per-worker halves (`Shared`, `Local`).
+//! - `idle.rs`: the workers' inboxes (`fresh`, `remote`), stealing, the searcher role and
+//!   the sleep/wake handshake.
 //! - `runq.rs`: a worker's run queue of started coroutines and its `runnext`.
 //! - `spawn.rs`: `go`, `Spawn`, `JoinHandle`, `run`.
 //! - `stack.rs`: mmap'd stacks with guard pages, their pool, the overflow handler.

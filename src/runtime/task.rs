@@ -40,7 +40,9 @@ pub(crate) struct ThreadHome {
 pub(crate) const NO_WORKER: usize = usize::MAX;
 const NO_WORKER_U32: u32 = u32::MAX;
 
-/// Life-cycle state, for `stats()` and `dump()`; written only by the thread running the task.
+/// Life-cycle state, for `stats()` and `dump()`; written by the worker running the task,
+/// except `Runnable`, which an unpark writes from whichever thread it runs on (relaxed: the
+/// state is only read for reports).
 ///
 /// | state    | set by                  | when                               |
 /// |----------|-------------------------|------------------------------------|

@@ -4,7 +4,9 @@
 //! - [`Shared`] (in an `Arc`, reachable from any thread): its [`Inbox`] — the queue of
 //!   coroutines that have not started yet (others may steal from it), the queue of
 //!   coroutines woken by other threads, and the flags of the sleep handshake (`idle.rs`) —
-//!   its netpoller, and its counters.
+//!   its `pinned` queue (`same_worker` coroutines, which only it starts), its netpoller,
+//!   the `live` table for `dump()`, the timer ids other threads cancelled (`cancels`), and
+//!   its counters.
 //! - [`Local`] (a thread-local of the worker thread, `!Send`): the started coroutines
 //!   themselves, the local run queue and `runnext` (`runq.rs`), the timer heap and the
 //!   stack pool.
