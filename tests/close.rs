@@ -171,11 +171,13 @@ fn a_call_woken_by_close_never_returns_what_came_after_it() {
 }
 
 /// When `close` returns, the socket is released, even with a call it woke still on its way
-/// out: the port can be bound again at once (Go's `Close` waits for those calls). Found
-/// by probing the API: the bind failed with "address already in use" right after a `close`
-/// that woke a blocked `accept` (4 of 4 tries) or `recv_from` (12–17 of 50), and the closed
-/// listener still completed handshakes. Ports from below the ephemeral range, so no other
-/// test's `bind(..:0)` can take them in between.
+/// out: the port can be bound again at once. Found by probing the API: the bind failed with
+/// "address already in use" right after a `close` that woke a blocked `accept` (4 of 4
+/// tries) or `recv_from` (12–17 of 50), and the closed listener still completed handshakes.
+/// `close` releases the socket itself, and waits for a plain thread it woke to leave
+/// `poll(2)`, which holds the socket (without that wait, this fails in the thread case).
+/// Ports from below the ephemeral range, so no other test's `bind(..:0)` can take them in
+/// between.
 #[test]
 fn close_returns_with_the_socket_released() {
     let _g = util::shared();

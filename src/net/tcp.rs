@@ -200,7 +200,8 @@ impl TcpListener {
     }
 
     /// Go's `Close`: a blocked `accept` returns at once with the closed error, and `close`
-    /// returns once it has, with the socket released: the address can be bound again.
+    /// returns with the socket released: the address can be bound again. It never parks
+    /// (nor waits for the `accept` it woke), so it is safe anywhere.
     ///
     /// ```
     /// use coronet::net::TcpListener;
@@ -728,8 +729,9 @@ impl TcpStream {
     /// Go's `Close`: blocked reads and writes on this stream return at once with
     /// `use of closed network connection`; later calls fail the same way, but for
     /// `local_addr` and `peer_addr`, which answer with the addresses recorded before, as
-    /// Go's `LocalAddr` and `RemoteAddr` do. The socket is released when the last call in
-    /// flight has left, and `close` returns after that, as Go's does.
+    /// Go's `LocalAddr` and `RemoteAddr` do. `close` returns with the socket released (the
+    /// peer sees the end, the address is free), without waiting for the calls it woke: it
+    /// never parks, so it is safe anywhere, a logger or a std `Mutex`'s section included.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};

@@ -517,8 +517,9 @@ impl UdpSocket {
     /// Go's `Close`: blocked calls on this socket return at once with
     /// `use of closed network connection`; later calls fail the same way, but for
     /// `local_addr` and `peer_addr`, which answer with the addresses recorded before, as
-    /// Go's `LocalAddr` and `RemoteAddr` do. The socket is released when the last call in
-    /// flight has left, and `close` returns after that, as Go's does.
+    /// Go's `LocalAddr` and `RemoteAddr` do. `close` returns with the socket released (the
+    /// peer sees the end, the address is free), without waiting for the calls it woke: it
+    /// never parks, so it is safe anywhere, a logger or a std `Mutex`'s section included.
     ///
     /// # Errors
     ///

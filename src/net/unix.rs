@@ -383,8 +383,8 @@ impl UnixListener {
     }
 
     /// Go's `Close`: a blocked `accept` returns at once with the closed error, and `close`
-    /// returns once it has, with the socket released. The socket file stays (see the
-    /// type's docs).
+    /// returns with the socket released, without waiting for the `accept` it woke. The
+    /// socket file stays (see the type's docs).
     ///
     /// ```
     /// use coronet::net::{UnixListener, UnixSocketAddr};
@@ -841,8 +841,9 @@ impl UnixStream {
     /// Go's `Close`: blocked reads and writes on this stream return at once with
     /// `use of closed network connection`; later calls fail the same way, but for
     /// `local_addr` and `peer_addr`, which answer with the addresses recorded before, as
-    /// Go's `LocalAddr` and `RemoteAddr` do. The socket is released when the last call in
-    /// flight has left, and `close` returns after that, as Go's does.
+    /// Go's `LocalAddr` and `RemoteAddr` do. `close` returns with the socket released (the
+    /// peer sees the end, the address is free), without waiting for the calls it woke: it
+    /// never parks, so it is safe anywhere, a logger or a std `Mutex`'s section included.
     ///
     /// ```
     /// use coronet::net::UnixStream;
@@ -1491,7 +1492,7 @@ impl UnixDatagram {
     }
 
     /// Go's `Close`: blocked calls return at once with `use of closed network connection`,
-    /// and `close` returns once they have, with the socket released.
+    /// and `close` returns with the socket released, without waiting for them.
     ///
     /// ```
     /// use coronet::net::UnixDatagram;

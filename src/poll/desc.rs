@@ -44,9 +44,9 @@ use std::time::Instant;
 // The slots, flags and deadline words are loom's atomics in the loom model (`loom_tests`
 // below), so it runs the slot code the runtime runs; everywhere else std's.
 #[cfg(all(test, loom))]
-use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(not(all(test, loom)))]
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 
 use crate::net::error::{closed_error, timeout_error};
 use crate::runtime::park::{self, current, park_thread_fd};
@@ -97,6 +97,10 @@ pub(crate) struct PollDesc {
     /// fd used only by plain threads never touches epoll, and an fd is registered with the
     /// worker of the coroutine that first waits on it (usually its only user).
     reg: OnceLock<Registration>,
+    /// Plain threads inside `poll(2)` on this fd (`wait_thread`). A poll holds the socket's
+    /// open file until it returns, so `close`, which wakes them, waits for the count to
+    /// drop before it returns with the socket released (`threads_out`).
+    polling: AtomicU32,
 }
 
 /// Deadlines as u64: 0 is "none", otherwise 1 + the timers' process-wide nanoseconds
@@ -167,6 +171,7 @@ impl PollDesc {
             rdeadline: AtomicU64::new(0),
             wdeadline: AtomicU64::new(0),
             reg: OnceLock::new(),
+            polling: AtomicU32::new(0),
         })
     }
 
@@ -275,6 +280,25 @@ impl PollDesc {
         let w = self.take_waiter(Dir::Write);
         for t in [r, w].into_iter().flatten() {
             t.unpark();
+        }
+    }
+
+    /// After `unblock`: waits until no plain thread is left inside `poll(2)` on this fd, so
+    /// that none holds the socket's open file any more. Each such thread was woken by
+    /// `unblock` (or, counted after it, finds `closing` and does not poll), and needs
+    /// nothing but a CPU to leave: no lock, no coroutine, no code of the user runs between
+    /// its count and its uncount. So this wait cannot hang the way a wait for the calls in
+    /// flight did (`poll/fd.rs`, *Why `close` does not wait*). A thread without an eventfd
+    /// to wake it polls in 10 ms slices.
+    pub(crate) fn threads_out(&self) {
+        let mut spins = 0u32;
+        while self.polling.load(Ordering::SeqCst) != 0 {
+            spins += 1;
+            if spins < 100 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 
@@ -535,10 +559,15 @@ impl PollDesc {
         }
         store_load_order();
         let deadline = earliest(self.deadline(dir), call);
+        // Counted before the check: `close` stores `closing` and then loads the count, so
+        // either the check fails or `close` waits for this poll to end (`threads_out`).
+        self.polling.fetch_add(1, Ordering::SeqCst);
+        store_load_order();
         let err = self.check(dir, call).err();
         if err.is_none() {
             park_thread_fd(fd, events, deadline);
         }
+        self.polling.fetch_sub(1, Ordering::SeqCst);
         match slot.swap(EMPTY, Ordering::SeqCst) {
             p if p == raw => {
                 // SAFETY: the slot still held our reference; the swap returned it to us.
@@ -575,8 +604,19 @@ impl PollDesc {
         if self.reg.set(r).is_err() {
             // Another coroutine registered the fd first (on another worker). Undo ours.
             worker::with_poller(|_, p| p.deregister(Some(fd.as_raw_fd()), r.token));
-        } else {
-            log::trace!("fd {} registered with worker {}", fd.as_raw_fd(), r.worker);
+            return Ok(());
+        }
+        log::trace!("fd {} registered with worker {}", fd.as_raw_fd(), r.worker);
+        // A `close` on another thread releases the socket under calls in flight (`poll/fd.rs`)
+        // and removes the registration it finds, after storing `closing`. If it looked
+        // before this one was set, this sees `closing` and removes it (both may: removal is
+        // idempotent); otherwise the registration, perhaps of the placeholder now under the
+        // number, would outlive the socket. (If the `dup2` came between the `epoll_ctl` and
+        // this removal, epoll keeps the socket's entry until its last reference goes; its
+        // events carry a token no longer known, and are dropped.)
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.is_closing() {
+            worker::with_poller(|_, p| p.deregister(Some(fd.as_raw_fd()), r.token));
         }
         Ok(())
     }
@@ -601,6 +641,12 @@ impl Drop for PollDesc {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// The fields every call reads share one cache line (see the struct's comment).
+    #[test]
+    fn a_poll_desc_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<PollDesc>(), 64);
+    }
 
     #[test]
     fn deadline_encoding_round_trips() {

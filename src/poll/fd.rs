@@ -17,20 +17,40 @@
 //!
 //! ```text
 //!  call starts:  lock + refs += 1, only if !CLOSED     → else "use of closed network connection"
-//!  call ends:    unlock + refs -= 1; the one that reaches CLOSED with no refs releases the
-//!                socket (`retire`)
+//!  call ends:    unlock + refs -= 1
 //!  close():      refs += 1 and CLOSED in one CAS, lock waiters woken; unblock parked
-//!                calls; then refs -= 1, and wait until the last call out has released the
-//!                socket (Go's `csema`)
+//!                calls; release the socket now (`retire`: a dead placeholder `dup2`'d
+//!                over the number); refs -= 1. It waits for nobody.
 //!  drop:         closes the fd number itself (no call can be in flight: `&mut self`)
 //! ```
 //!
-//! So the socket stays open until the last call in flight has left, while `close` still
-//! wakes every blocked call at once and returns once they are out and the socket released;
-//! and the fd *number* is never released before the value is dropped, so no call — and no
-//! `BorrowedFd` — ever sees it reused for another file.
+//! So `close` wakes every blocked call at once and returns with the socket released (the
+//! peer sees the end, the port is free), while the fd *number* is never released before
+//! the value is dropped, so no call — and no `BorrowedFd` — ever sees it reused for another
+//! file.
 //! Readers are serialised among themselves by the read lock, writers by the write lock; a
 //! reader and a writer run at the same time.
+//!
+//! # Why `close` does not wait for the calls in flight
+//!
+//! Go's `Close` releases the socket with the last call out and waits for that (`csema`).
+//! coronet's cannot wait for a call: a started coroutine runs only on its own worker, so
+//! the wait would hang on whatever holds that worker — a coroutine computing for seconds,
+//! one blocked on a std `Mutex` the closer holds, or the closer itself when it runs on
+//! that worker outside any coroutine, in a logger say (a probe of the API hung in all
+//! three, when `close` waited). So `close` releases the socket itself, under the calls
+//! still in flight. A parked coroutine holds no kernel reference to the socket, so the
+//! release is immediate. A plain thread blocked in `poll(2)` on it does hold one until its
+//! poll returns, and `close` waits for the threads it woke to get out (`PollDesc::
+//! threads_out`): that needs only their CPU, never a worker. A syscall inside the kernel
+//! with the socket on another thread at that instant keeps it until it returns too, which a
+//! nonblocking socket's calls do at once.
+//! A call in flight whose next syscall comes after the `dup2` meets the placeholder, on
+//! which every operation fails at once (a `poll(2)` on it says HUP). It must not report
+//! what the placeholder says: `io_locked` turns a failure into the closed error once CLOSED
+//! is set, and `with_fd` refuses any answer, failure or not, got after CLOSED. CLOSED is
+//! set before the `dup2`, and a syscall that found the placeholder under the number read
+//! the fd table after it, so its caller's next look at the word sees CLOSED.
 //!
 //! # Calls through `&mut`
 //!
@@ -60,9 +80,9 @@ use super::fdmutex::{FdMutex, Refused};
 ///
 /// The fd *number* `fd` is open and owned by this `NetFd` for the whole life of the value:
 /// it is closed only in `Drop` (or given away by `into_raw`, which leaves `GIVEN_AWAY` for
-/// `Drop` to skip). `close(&self)` does not free the number; when the last call in flight
-/// has left it swaps the socket for a dead placeholder with `dup2` (`retire`), which
-/// releases the connection (FIN, port) while the number stays reserved. So a `BorrowedFd`
+/// `Drop` to skip). `close(&self)` does not free the number; it swaps the socket for a dead
+/// placeholder with `dup2` (`retire`), which releases the connection (FIN, port) while the
+/// number stays reserved. So a `BorrowedFd`
 /// handed out through `AsFd` for as long as the owner is borrowed really does stay open, and
 /// no call ever runs on a reused number.
 pub(crate) struct NetFd {
@@ -148,10 +168,8 @@ pub(crate) struct Ref<'a>(&'a NetFd);
 
 impl Drop for Ref<'_> {
     fn drop(&mut self) {
-        if self.0.mu.decref() {
-            self.0.retire();
-            self.0.mu.released();
-        }
+        // (true for the last call out after `close`, which has released the socket already)
+        self.0.mu.decref();
     }
 }
 
@@ -185,10 +203,7 @@ impl Locked<'_> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        if self.fd.mu.rwunlock(self.dir) {
-            self.fd.retire();
-            self.fd.mu.released();
-        }
+        self.fd.mu.rwunlock(self.dir);
     }
 }
 
@@ -305,13 +320,19 @@ impl NetFd {
         Ok(Locked { fd: self, dir })
     }
 
-    /// Runs `f` with the fd borrowed, under a reference (no direction lock).
+    /// Runs `f` with the fd borrowed, under a reference (no direction lock). Once CLOSED is
+    /// set, `f`'s answer may be the placeholder's (a `dup` of it, its options), so it is
+    /// refused: the call raced `close`, and counts as after it (module docs).
     pub(crate) fn with_fd<R>(
         &self,
         f: impl FnOnce(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
         let r = self.incref()?;
-        f(r.fd())
+        let answer = f(r.fd());
+        if self.mu.is_closed() {
+            return Err(Refused::Closed.into_error());
+        }
+        answer
     }
 
     pub(crate) fn read_with<R>(
@@ -503,6 +524,10 @@ impl NetFd {
                     }
                     return Ok(r);
                 }
+                // What a syscall on the placeholder says (EINVAL, ENOTCONN, EPIPE) once
+                // `close` has released the socket under this call: the call was closed.
+                // No operation succeeds on the placeholder, so an `Ok` is the socket's.
+                Err(_) if self.mu.is_closed() => return Err(Refused::Closed.into_error()),
                 r => return r,
             }
         }
@@ -573,14 +598,13 @@ impl NetFd {
     }
 
     /// Go's `Close`: later calls fail, blocked calls return at once with the closed error,
-    /// and the socket is released when the last call in flight has left — before `close`
-    /// returns, as Go's `Close` waits for it (`csema`). Without the wait, `close` returned
-    /// with the socket still open under a call it had woken: a `bind` of the same address
-    /// right after failed with "address already in use", and a closed listener still
-    /// completed handshakes (found by probing the API). The calls it waits for are ones
-    /// it has just woken, and every wait on the fd ends with `close` (the lock waiters with
-    /// CLOSED, the parked ones with `unblock`); the caller parks (a coroutine) or blocks
-    /// (a thread) meanwhile.
+    /// and the socket is released before `close` returns, so the peer sees the end and the
+    /// address can be bound again. Releasing it only with the last call out, as Go does,
+    /// left it open after `close` under the calls it had woken until they ran: a `bind` of
+    /// the same address failed with "address already in use", and a closed listener still
+    /// completed handshakes (found by probing the API). Waiting for them, as Go's `Close`
+    /// does, hung (module docs). Never parks; waits only for the plain threads it woke to
+    /// leave `poll(2)`, which takes their CPU time and nothing else.
     ///
     /// # Errors
     ///
@@ -588,26 +612,31 @@ impl NetFd {
     pub(crate) fn close(&self) -> io::Result<()> {
         // sets CLOSED with a reference of our own, and wakes the lock waiters
         self.mu.close().map_err(|r| r.into_error())?;
-        log::trace!("close fd {}: unblocking waiters", self.fd);
+        log::trace!(
+            "close fd {}: unblocking waiters, releasing the socket",
+            self.fd
+        );
         self.desc.unblock();
-        if self.mu.decref() {
-            self.retire();
-        } else {
-            log::trace!("close fd {}: waiting for the calls in flight", self.fd);
-            self.mu.wait_released();
-        }
+        self.retire();
+        self.desc.threads_out();
+        self.mu.decref();
         Ok(())
     }
 
-    /// After `close`, when the last call has left (exactly once, see the lifetime word):
-    /// forget the epoll registration and release the socket, keeping the number.
+    /// `close`'s release, once (only the one `close` that set CLOSED gets here): forget the
+    /// epoll registration and release the socket, keeping the number.
     fn retire(&self) {
         let keep = self.keep_if_lingering();
         let p = placeholder();
         // The dup2 below drops our reference to the socket: the last one, unless kept or
         // exposed. Without a placeholder the socket stays open (shut down) until drop, so
         // its entry is deleted now, or its hang-up would still wake the worker.
+        // (Calls in flight may hold the open file a moment longer, inside a syscall: the
+        // entry goes with their last reference, and its events meanwhile are stale.)
         let last = keep.is_none() && !self.exposed() && p.is_some();
+        // Against `PollDesc::register_slow` racing this: `closing` (stored by `unblock`) and
+        // the registration, each stored before the other is loaded.
+        std::sync::atomic::fence(Ordering::SeqCst);
         super::deregister(&self.desc, self.fd, last);
         match p {
             // SAFETY: `fd` is our open number (invariant) and `p` a valid open fd; dup2
@@ -978,43 +1007,52 @@ mod tests {
         matches!(peer.read(&mut b), Ok(0))
     }
 
-    /// A call in flight keeps the socket; `close` waits for it (Go's `csema`), and returns
-    /// with the socket released and the number still reserved.
+    /// `close` releases the socket under a call in flight, and returns without waiting for
+    /// it (waiting hung: module docs); the number stays reserved, on the placeholder.
     #[test]
-    fn close_waits_for_the_last_reference_to_release_the_socket_and_the_number_lives_on() {
+    fn close_releases_the_socket_under_a_call_in_flight_and_the_number_lives_on() {
         let (fd, mut peer) = pair();
-        let fd = Arc::new(fd);
         let raw = fd.raw();
-        let left = Arc::new(AtomicBool::new(false));
-        let (held_tx, held) = std::sync::mpsc::channel();
-        let holder = {
-            let (fd, left) = (fd.clone(), left.clone());
-            std::thread::spawn(move || {
-                let r = fd.incref().unwrap();
-                held_tx.send(()).unwrap();
-                while !fd.is_closed() {
-                    std::thread::yield_now();
-                }
-                let seen = peer_sees_eof(&mut peer);
-                left.store(true, Ordering::SeqCst);
-                drop(r);
-                (seen, peer)
-            })
-        };
-        held.recv().unwrap();
+        let r = fd.incref().unwrap();
         fd.close().unwrap();
-        assert!(
-            left.load(Ordering::SeqCst),
-            "close returned under a call in flight"
-        );
-        let (seen, mut peer) = holder.join().unwrap();
-        assert!(!seen, "released under a call in flight");
-        assert!(fd.incref().is_err());
         assert!(
             peer_sees_eof(&mut peer),
             "close returned before the release"
         );
+        assert!(fd.incref().is_err());
         assert!(fd_is_open(raw), "the number stays reserved until drop");
+        // What the call in flight finds under the number now: the placeholder, which fails.
+        let mut b = [0u8; 1];
+        let e = crate::net::socket::recv(r.fd(), &mut b, libc::MSG_DONTWAIT).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+        drop(r);
+        assert_eq!(fd.mu.refs(), 0);
+    }
+
+    /// A call that raced `close` and made its syscall on the placeholder reports the closed
+    /// error, never the placeholder's answer: `close` runs here between the call's checks
+    /// and its syscall (as a logger called from inside the call could).
+    #[test]
+    fn a_syscall_that_meets_the_placeholder_reports_closed() {
+        let (fd, _peer) = pair();
+        let mut buf = [0u8; 4];
+        let e = fd
+            .read_with(|b| {
+                fd.close().unwrap();
+                crate::net::socket::recv(b, &mut buf, 0)
+            })
+            .unwrap_err();
+        assert!(crate::net::error::is_closed(&e), "{e}");
+        // An answer that is no failure, too: a dup of the number is the placeholder's.
+        let (fd, _peer) = pair();
+        let e = fd
+            .with_fd(|b| {
+                fd.close().unwrap();
+                b.try_clone_to_owned()
+            })
+            .unwrap_err();
+        assert!(crate::net::error::is_closed(&e), "{e}");
+        assert_eq!((fd.mu.refs(), fd.mu.locked(Dir::Read)), (0, false));
     }
 
     #[test]

@@ -25,11 +25,11 @@
 //! touches nothing else. A woken lock waiter competes for the lock again from the top (it is
 //! not handed the lock: not FIFO, as in Go), and sees CLOSED there if it was woken by close.
 //!
-//! **Retire exactly once.** The references count calls in flight, `close`'s own included.
+//! **Last out exactly once.** The references count calls in flight, `close`'s own included.
 //! CLOSED is never cleared, and no reference is taken once it is set, so the count reaches
 //! zero with CLOSED set exactly once: the `decref`/`rwunlock` that makes that step returns
-//! `true`, and only that caller releases the socket (then ends `close`'s wait for it,
-//! `released`, unless it is `close` itself).
+//! `true`. (Go destroys the fd there. coronet's `close` has already released the socket
+//! by then, under the calls still out, which meet a dead placeholder: `poll/fd.rs`.)
 //!
 //! **No lost lock wake-up.** A waiter is counted in the word by the same CAS that found the
 //! lock held, and whoever later takes it out of the count (an unlock, or close for all of
@@ -105,15 +105,15 @@ fn no_reference(old: u64) -> Option<Refused> {
     }
 }
 
-/// The lifetime word, the two lock semaphores and the closer's. See the module comment.
+/// The lifetime word and the two lock semaphores. See the module comment.
 ///
-/// The semaphores are made on first contention (or on a `close` with calls in flight):
-/// every call reads `state`, which shares a cache line with the rest of the socket's hot
-/// fields only if the ~150 bytes of idle semaphores are not in between (with a thousand
-/// connections each request's lines come from memory, so every line counts).
+/// The semaphores are made on first contention: every call reads `state`, which shares a
+/// cache line with the rest of the socket's hot fields only if the ~100 bytes of two idle
+/// semaphores are not in between (with a thousand connections each request's lines come
+/// from memory, so every line counts).
 pub(crate) struct FdMutex {
     state: AtomicU64,
-    semas: OnceLock<Box<[Sema; 3]>>,
+    semas: OnceLock<Box<[Sema; 2]>>,
 }
 
 /// A direction's lock bit, one waiter in its count, and the count's mask.
@@ -150,29 +150,13 @@ impl FdMutex {
     /// `dir`'s semaphore, made on first use (waiter and waker both come here, so they meet
     /// at the same one).
     fn sema(&self, dir: Dir) -> &Sema {
+        let semas = self
+            .semas
+            .get_or_init(|| Box::new([Sema::new(), Sema::new()]));
         match dir {
-            Dir::Read => &self.semas()[0],
-            Dir::Write => &self.semas()[1],
+            Dir::Read => &semas[0],
+            Dir::Write => &semas[1],
         }
-    }
-
-    fn semas(&self) -> &[Sema; 3] {
-        self.semas
-            .get_or_init(|| Box::new([Sema::new(), Sema::new(), Sema::new()]))
-    }
-
-    /// Go's `csema`: a `close` that did not drop the last reference waits here until the
-    /// call that does has released the socket (`released`). Exactly one `released` answers
-    /// each such wait: CLOSED is set once, by the one `close`, and only one decrement
-    /// reaches zero after it. A permit given first is kept for the wait.
-    pub(crate) fn wait_released(&self) {
-        self.semas()[2].acquire(None, || {});
-    }
-
-    /// Ends the wait of `wait_released`: called by the last call out after `close`, once it
-    /// has released the socket.
-    pub(crate) fn released(&self) {
-        self.semas()[2].release(1);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -389,8 +373,7 @@ impl FdMutex {
 }
 
 /// A counting semaphore whose waiters park (coroutines) or block (threads): Go's
-/// `runtime_Semacquire`/`Semrelease`, for lock waiters and for `close`'s wait for the last
-/// call out (Go's `csema`), so it is off the fast path.
+/// `runtime_Semacquire`/`Semrelease`, for lock waiters only, so it is off the fast path.
 ///
 /// A permit given while nobody waits is kept for the next `acquire`; a waiter is granted one
 /// by being taken out of the queue, which it checks under the mutex after each wake-up
