@@ -82,9 +82,8 @@ use super::fdmutex::{FdMutex, Refused};
 /// it is closed only in `Drop` (or given away by `into_raw`, which leaves `GIVEN_AWAY` for
 /// `Drop` to skip). `close(&self)` does not free the number; it swaps the socket for a dead
 /// placeholder with `dup2` (`retire`), which releases the connection (FIN, port) while the
-/// number stays reserved. So a `BorrowedFd`
-/// handed out through `AsFd` for as long as the owner is borrowed really does stay open, and
-/// no call ever runs on a reused number.
+/// number stays reserved. So a `BorrowedFd` handed out through `AsFd` for as long as the
+/// owner is borrowed really does stay open, and no call ever runs on a reused number.
 pub(crate) struct NetFd {
     fd: RawFd,
     /// The lifetime word: closed bit, calls in flight, direction locks (`poll/fdmutex.rs`).
