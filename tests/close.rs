@@ -317,8 +317,8 @@ fn fd_number_stays_reserved_until_drop() {
             "the number is held while the value lives"
         );
         assert_eq!(
-            util::peer_errno(raw),
-            Some(libc::ENOTCONN),
+            util::socket_domain(raw),
+            libc::AF_UNIX,
             "the number points at a dead placeholder, not the old connection"
         );
         drop(c);
@@ -461,4 +461,65 @@ fn fd_count_returns_to_baseline() {
         }
     });
     util::assert_fd_baseline(base);
+}
+
+/// Calls racing `close` on another thread or worker either go before it or fail with the
+/// closed error; none reports what the dead socket left under the number says. Found by a
+/// probe of the API (2026-12-07), each within a few thousand rounds:
+/// - a `UnixDatagram` receive returned `Ok(0)`, an empty datagram nobody sent (its
+///   end-of-file check asked the placeholder);
+/// - a `UnixDatagram::connect` to a stream listener's path connected the placeholder that
+///   every closed socket shares, after which closed sockets' racing writes reached that
+///   listener (and the connect could block a worker for good).
+#[test]
+fn calls_racing_close_never_answer_from_the_dead_socket() {
+    let _g = util::shared();
+    let dir = std::env::temp_dir().join(format!("coronet-race-close-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let stream_listener = std::os::unix::net::UnixListener::bind(&dir).unwrap();
+    stream_listener.set_nonblocking(true).unwrap();
+    for thread in util::PLACES {
+        for round in 0..1500u64 {
+            let (a, b) = coronet::net::UnixDatagram::pair().unwrap();
+            let a = Arc::new(a);
+            let (a2, path) = (a.clone(), dir.clone());
+            let racer = util::spawn_on(thread, move || loop {
+                let closed = |e: &std::io::Error| {
+                    e.to_string().ends_with("use of closed network connection")
+                };
+                if round % 2 == 0 {
+                    match a2.recv(&mut [0u8; 8]) {
+                        Ok(0) => return Err("an empty datagram nobody sent".to_string()),
+                        Ok(_) => {}
+                        Err(e) if closed(&e) => return Ok(()),
+                        Err(e) => return Err(e.to_string()),
+                    }
+                } else {
+                    match a2.connect(&path) {
+                        Err(e) if closed(&e) => return Ok(()),
+                        // a datagram socket cannot connect to a stream listener
+                        Err(e) if coronet::net::raw_os_error(&e) == Some(libc::EPROTOTYPE) => {}
+                        r => return Err(format!("{r:?}")),
+                    }
+                }
+            });
+            // something to receive, all the time
+            let feeder = std::thread::spawn(move || {
+                while b.send(b"x").is_ok() {
+                    std::thread::yield_now();
+                }
+            });
+            std::thread::sleep(Duration::from_micros(round % 40 * 5));
+            a.close().unwrap();
+            let r = racer();
+            drop(a);
+            feeder.join().unwrap();
+            assert_eq!(r, Ok(()), "round {round}, thread {thread}");
+            assert!(
+                stream_listener.accept().is_err(),
+                "round {round}: a closed socket connected to the listener"
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&dir);
 }

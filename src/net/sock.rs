@@ -442,13 +442,14 @@ impl Sock {
 
     /// `SO_LINGER`, noted so that releasing a lingering socket never blocks a worker.
     pub(crate) fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.fd
-            .with_fd(|fd| socket::set_linger(fd, linger))
-            .map_err(|e| self.err("set", e))?;
+        // Marked first: a `close` racing this on a worker must not miss a linger the
+        // option below turns on, or its `dup2` would wait out the linger on the worker.
         if linger.is_some_and(|d| !d.is_zero()) {
             self.fd.set_may_linger();
         }
-        Ok(())
+        self.fd
+            .with_fd(|fd| socket::set_linger(fd, linger))
+            .map_err(|e| self.err("set", e))
     }
 
     pub(crate) fn timeout(&self, dir: Dir) -> io::Result<Option<Duration>> {

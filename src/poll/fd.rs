@@ -45,12 +45,17 @@
 //! threads_out`): that needs only their CPU, never a worker. A syscall inside the kernel
 //! with the socket on another thread at that instant keeps it until it returns too, which a
 //! nonblocking socket's calls do at once.
-//! A call in flight whose next syscall comes after the `dup2` meets the placeholder, on
-//! which every operation fails at once (a `poll(2)` on it says HUP). It must not report
-//! what the placeholder says: `io_locked` turns a failure into the closed error once CLOSED
-//! is set, and `with_fd` refuses any answer, failure or not, got after CLOSED. CLOSED is
-//! set before the `dup2`, and a syscall that found the placeholder under the number read
-//! the fd table after it, so its caller's next look at the word sees CLOSED.
+//! A call in flight whose next syscall comes after the `dup2` meets the placeholder, a
+//! socket whose connection is over: a read gets end of file, everything else fails at once
+//! (a `poll(2)` on it says HUP), and nothing done to it changes it (`placeholder`). It must
+//! not report what the placeholder says: `io_locked` turns a failure, and any answer of a
+//! read, into the closed error once CLOSED is set, and `with_fd` refuses any answer got
+//! after CLOSED. CLOSED is set before the `dup2`, and a syscall that found the placeholder
+//! under the number read the fd table after it, so its caller's next look at the word sees
+//! CLOSED. A read in the kernel with the socket itself as `close` releases it is refused
+//! the same way, so no read returns what the peer sent after `close` returned. A write
+//! there may still put its bytes on the wire after `close` returned, ahead of the end of
+//! the stream (Go's `Close` would have waited for it).
 //!
 //! # Calls through `&mut`
 //!
@@ -517,15 +522,24 @@ impl NetFd {
                         }
                     }
                 }
+                // A read that raced `close` (on another thread: through `&mut` none can) may
+                // have got the placeholder's end of file, or bytes the peer sent after
+                // `close` returned, from a syscall that was inside the kernel with the
+                // socket as `close` released it (found by a probe of the API). Go's `Close`
+                // would have waited for it; coronet's cannot (module docs), so the read
+                // counts as after it. A write's `Ok` is the socket's: the placeholder
+                // takes no byte.
+                Ok(_) if dir == Dir::Read && self.mu.is_closed() => {
+                    return Err(Refused::Closed.into_error())
+                }
                 Ok(r) => {
                     if drains(&r) {
                         self.drained.store(true, Ordering::Relaxed);
                     }
                     return Ok(r);
                 }
-                // What a syscall on the placeholder says (EINVAL, ENOTCONN, EPIPE) once
+                // What a syscall on the placeholder says (`EPIPE`, `EINVAL`, `EISCONN`) once
                 // `close` has released the socket under this call: the call was closed.
-                // No operation succeeds on the placeholder, so an `Ok` is the socket's.
                 Err(_) if self.mu.is_closed() => return Err(Refused::Closed.into_error()),
                 r => return r,
             }
@@ -705,8 +719,16 @@ impl Drop for NetFd {
     }
 }
 
-/// A socket that is not connected and never will be: what a closed `NetFd`'s number points
-/// at until the value is dropped. Every operation on it fails (ENOTCONN / EINVAL).
+/// A socket whose connection is over and cannot be made again: what a closed `NetFd`'s
+/// number points at until the value is dropped. One end of a Unix socket pair whose other
+/// end is closed: a read says end of file, a write `EPIPE`, `accept` and `listen` `EINVAL`,
+/// a `connect` `EISCONN`, `poll(2)` HUP — all at once, blocking mode or not. One is shared
+/// by every closed number of the process, so nothing done through one of them may change
+/// it for the others: a calls racing `close` can reach it (`NetFd::io_locked`), and so can
+/// a user given the number after `close` (`AsRawFd`, conversion to std). A socket that was
+/// merely unconnected could be connected by a racing `UnixDatagram::connect`, and then
+/// every closed socket sent to, and read from, a stranger (found by a probe of the API);
+/// it was in blocking mode, too, so such a connect could block a worker for good.
 ///
 /// Made with the first `NetFd`, while the process evidently has fds to spare, and made
 /// again later if that failed: a failure is never kept (found by the fifth audit: one
@@ -717,15 +739,18 @@ fn placeholder() -> Option<RawFd> {
     if let Some(fd) = DEAD.get() {
         return Some(fd.as_raw_fd());
     }
-    // SAFETY: no pointers; a non-negative result is a new fd we own.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
+    let mut pair = [-1; 2];
+    let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // SAFETY: socketpair writes two fds into the live two-element array it is given.
+    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, pair.as_mut_ptr()) } < 0 {
         return None;
     }
-    // SAFETY: just created and owned by nobody else. A racing thread's may win the cell;
-    // ours is then closed here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    Some(DEAD.get_or_init(|| fd).as_raw_fd())
+    // SAFETY: both just created and owned by nobody else. The peer goes at once, which
+    // leaves its end hung up for good; a racing thread's pair may win the cell, and ours
+    // is then closed here.
+    let (dead, peer) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+    drop(peer);
+    Some(DEAD.get_or_init(|| dead).as_raw_fd())
 }
 
 impl AsRawFd for NetFd {
@@ -1020,12 +1045,54 @@ mod tests {
         );
         assert!(fd.incref().is_err());
         assert!(fd_is_open(raw), "the number stays reserved until drop");
-        // What the call in flight finds under the number now: the placeholder, which fails.
+        // What the call in flight finds under the number now: the placeholder, whose
+        // connection is over.
         let mut b = [0u8; 1];
-        let e = crate::net::socket::recv(r.fd(), &mut b, libc::MSG_DONTWAIT).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+        assert_eq!(crate::net::socket::recv(r.fd(), &mut b, 0).unwrap(), 0);
         drop(r);
         assert_eq!(fd.mu.refs(), 0);
+    }
+
+    /// Nothing done through one closed number changes the placeholder that every closed
+    /// number shares: a probe connected it with a `connect` racing `close` (and then every
+    /// closed socket talked to a stranger), and it was in blocking mode.
+    #[test]
+    fn the_placeholder_cannot_be_connected_listened_on_or_blocked_on() {
+        let (fd, _peer) = pair();
+        let raw = fd.raw();
+        fd.close().unwrap();
+        let dir = std::env::temp_dir().join(format!("coronet-placeholder-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let listener = std::os::unix::net::UnixListener::bind(&dir).unwrap();
+        let addr = crate::net::socket::SockAddr::from_unix_path(&dir).unwrap();
+        // SAFETY: the number stays open until `fd` drops (the `NetFd` invariant).
+        let b = unsafe { BorrowedFd::borrow_raw(raw) };
+        let e = crate::net::socket::connect(b, &addr).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EISCONN), "{e}");
+        // SAFETY: listen(2) on an open number; no memory is involved.
+        assert_eq!(unsafe { libc::listen(raw, 1) }, -1);
+        listener.set_nonblocking(true).unwrap();
+        assert!(
+            listener.accept().is_err(),
+            "the placeholder reached the listener"
+        );
+        // blocking mode does not make it wait: reads end, writes fail, at once
+        util_set_blocking(raw);
+        let mut buf = [0u8; 4];
+        assert_eq!(crate::net::socket::recv(b, &mut buf, 0).unwrap(), 0);
+        let e = crate::net::socket::send(b, b"x", libc::MSG_NOSIGNAL).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPIPE), "{e}");
+        let _ = std::fs::remove_file(&dir);
+    }
+
+    /// Clears O_NONBLOCK on `raw`'s open file.
+    fn util_set_blocking(raw: RawFd) {
+        // SAFETY: fcntl on an open number with integer arguments; no memory is involved.
+        unsafe {
+            let fl = libc::fcntl(raw, libc::F_GETFL);
+            assert!(fl >= 0);
+            assert_eq!(libc::fcntl(raw, libc::F_SETFL, fl & !libc::O_NONBLOCK), 0);
+        }
     }
 
     /// A call that raced `close` and made its syscall on the placeholder reports the closed
@@ -1033,12 +1100,39 @@ mod tests {
     /// and its syscall (as a logger called from inside the call could).
     #[test]
     fn a_syscall_that_meets_the_placeholder_reports_closed() {
+        // A read: the placeholder's end of file (a datagram receive read it as an empty
+        // datagram nobody sent, found by a probe of the API).
         let (fd, _peer) = pair();
         let mut buf = [0u8; 4];
         let e = fd
             .read_with(|b| {
                 fd.close().unwrap();
                 crate::net::socket::recv(b, &mut buf, 0)
+            })
+            .unwrap_err();
+        assert!(crate::net::error::is_closed(&e), "{e}");
+        // A write: the placeholder's `EPIPE`.
+        let (fd, _peer) = pair();
+        let e = fd
+            .write_with(|b| {
+                fd.close().unwrap();
+                crate::net::socket::send(b, b"x", libc::MSG_NOSIGNAL)
+            })
+            .unwrap_err();
+        assert!(crate::net::error::is_closed(&e), "{e}");
+        // A read whose syscall was inside the kernel with the socket itself while `close`
+        // released it (here: through a dup made before), and got what the peer sent after
+        // `close` returned: refused too.
+        let (fd, mut peer) = pair();
+        // SAFETY: the number is open (the `NetFd` invariant) for this borrow.
+        let socket = unsafe { BorrowedFd::borrow_raw(fd.raw()) }
+            .try_clone_to_owned()
+            .unwrap();
+        let e = fd
+            .read_with(|_| {
+                fd.close().unwrap();
+                peer.write_all(b"late").unwrap();
+                crate::net::socket::recv(socket.as_fd(), &mut buf, 0)
             })
             .unwrap_err();
         assert!(crate::net::error::is_closed(&e), "{e}");

@@ -144,8 +144,10 @@ impl Poller {
             return Ok(0);
         }
         hot_trace!("epoll wake: {n} event(s)");
-        // Collect under the lock, wake after it.
+        // Collect under the lock, wake (and log) after it: a logger is user code, and one
+        // that closes a socket takes this lock again (`deregister`).
         let mut woken = WOKEN.take();
+        let mut stale = 0usize;
         {
             let descs = self.descs();
             for ev in events.iter() {
@@ -159,7 +161,7 @@ impl Poller {
                     continue;
                 };
                 if *s != seq {
-                    log::trace!("stale epoll event dropped (slot {index}, seq {seq} != {s})");
+                    stale += 1;
                     continue;
                 }
                 // Both before `ready`: a reader woken by this event must see them.
@@ -188,6 +190,9 @@ impl Poller {
             t.unpark_owned_at(Turn::Queue);
         }
         WOKEN.set(woken);
+        if stale > 0 {
+            log::trace!("{stale} stale epoll event(s) dropped: their fds were closed");
+        }
         Ok(n)
     }
 }
