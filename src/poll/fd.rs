@@ -724,7 +724,8 @@ impl Drop for NetFd {
 /// end is closed: a read says end of file, a write `EPIPE`, `accept` and `listen` `EINVAL`,
 /// a `connect` `EISCONN`, `poll(2)` HUP — all at once, blocking mode or not. One is shared
 /// by every closed number of the process, so nothing done through one of them may change
-/// it for the others: a calls racing `close` can reach it (`NetFd::io_locked`), and so can
+/// how it answers the others (an option set on it changes nothing of that): calls racing
+/// `close` can reach it (`NetFd::io_locked`), and so can
 /// a user given the number after `close` (`AsRawFd`, conversion to std). A socket that was
 /// merely unconnected could be connected by a racing `UnixDatagram::connect`, and then
 /// every closed socket sent to, and read from, a stranger (found by a probe of the API);
