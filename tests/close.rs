@@ -523,3 +523,24 @@ fn calls_racing_close_never_answer_from_the_dead_socket() {
     }
     let _ = std::fs::remove_file(&dir);
 }
+
+/// Converting a closed socket into a std one hands over its number, which holds the
+/// placeholder every closed number shares; the conversion leaves that as it was. A probe saw
+/// it put the placeholder in blocking mode for every socket closed after it.
+#[test]
+fn converting_a_closed_socket_to_std_leaves_the_placeholder_alone() {
+    let _g = util::shared();
+    let (c, _s) = pair();
+    c.close().unwrap();
+    let converted: std::net::TcpStream = c.into();
+    let mut b = [0u8; 4];
+    // a connection that is over: its end, at once
+    assert_eq!((&converted).read(&mut b).unwrap(), 0);
+    drop(converted);
+    let (d, _t) = pair();
+    d.close().unwrap();
+    assert!(
+        util::is_nonblocking(&d),
+        "the placeholder was made blocking"
+    );
+}

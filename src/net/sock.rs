@@ -568,12 +568,18 @@ impl Sock {
     /// socket nonblocking (std keeps that mode in the open file, and so does the std socket).
     pub(crate) fn into_blocking_owned(self) -> OwnedFd {
         let nonblocking = self.fd.user_nonblocking();
+        // A closed socket's number holds the placeholder that every closed number shares
+        // (`poll/fd.rs`): its open file's mode is not this socket's to change (found by a
+        // probe; the placeholder answers at once in either mode, but stays as made).
+        let closed = self.fd.is_closed();
         let raw = self.fd.into_raw();
         // SAFETY: `into_raw` handed us sole ownership of the open fd `raw`.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // Ignored: a std socket left nonblocking would only return WouldBlock early, and
         // there is no error channel in a `From` conversion.
-        let _ = socket::set_nonblocking(borrow(&fd), nonblocking);
+        if !closed {
+            let _ = socket::set_nonblocking(borrow(&fd), nonblocking);
+        }
         fd
     }
 
