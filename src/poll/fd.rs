@@ -1083,6 +1083,8 @@ mod tests {
         assert_eq!(crate::net::socket::recv(b, &mut buf, 0).unwrap(), 0);
         let e = crate::net::socket::send(b, b"x", libc::MSG_NOSIGNAL).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPIPE), "{e}");
+        // the placeholder is the process's: back as it was made, for the other tests
+        crate::net::socket::set_nonblocking(b, true).unwrap();
         let _ = std::fs::remove_file(&dir);
     }
 
