@@ -317,7 +317,7 @@ fn fd_number_stays_reserved_until_drop() {
             "the number is held while the value lives"
         );
         assert_eq!(
-            util::socket_domain(raw),
+            util::sockopt(&raw, libc::SOL_SOCKET, libc::SO_DOMAIN),
             libc::AF_UNIX,
             "the number points at a dead placeholder, not the old connection"
         );

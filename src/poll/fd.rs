@@ -1078,7 +1078,7 @@ mod tests {
             "the placeholder reached the listener"
         );
         // blocking mode does not make it wait: reads end, writes fail, at once
-        util_set_blocking(raw);
+        crate::net::socket::set_nonblocking(b, false).unwrap();
         let mut buf = [0u8; 4];
         assert_eq!(crate::net::socket::recv(b, &mut buf, 0).unwrap(), 0);
         let e = crate::net::socket::send(b, b"x", libc::MSG_NOSIGNAL).unwrap_err();
@@ -1086,16 +1086,6 @@ mod tests {
         // the placeholder is the process's: back as it was made, for the other tests
         crate::net::socket::set_nonblocking(b, true).unwrap();
         let _ = std::fs::remove_file(&dir);
-    }
-
-    /// Clears O_NONBLOCK on `raw`'s open file.
-    fn util_set_blocking(raw: RawFd) {
-        // SAFETY: fcntl on an open number with integer arguments; no memory is involved.
-        unsafe {
-            let fl = libc::fcntl(raw, libc::F_GETFL);
-            assert!(fl >= 0);
-            assert_eq!(libc::fcntl(raw, libc::F_SETFL, fl & !libc::O_NONBLOCK), 0);
-        }
     }
 
     /// A call that raced `close` and made its syscall on the placeholder reports the closed

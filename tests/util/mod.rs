@@ -294,24 +294,6 @@ pub fn peer_errno(fd: RawFd) -> Option<i32> {
     (rc != 0).then(|| io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
-/// The address family of the socket under `fd` (`SO_DOMAIN`).
-pub fn socket_domain(fd: RawFd) -> libc::c_int {
-    let mut v: libc::c_int = -1;
-    let mut len = std::mem::size_of_val(&v) as libc::socklen_t;
-    // SAFETY: `v` is writable for `len` bytes and `len` is valid for writes.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_DOMAIN,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-    v
-}
-
 /// Turns the open file's nonblocking mode on or off (as a std conversion or a user's
 /// `fcntl` may), through any fd that shares it.
 pub fn set_file_nonblocking(fd: RawFd, on: bool) {
