@@ -265,7 +265,27 @@ fn go_later_calls_fail_as_closed() {
         assert_eq!(c.local_addr().unwrap(), local);
         assert_eq!(c.peer_addr().unwrap(), peer);
         assert_closed(&c.try_clone().unwrap_err());
-        assert_closed(&c.shutdown(std::net::Shutdown::Both).unwrap_err());
+        // Go's CloseRead and CloseWrite say "close"; its SetReadBuffer names only the
+        // local address, its SetNoDelay both
+        let e = c.shutdown(std::net::Shutdown::Both).unwrap_err();
+        assert_closed(&e);
+        assert_eq!(
+            e.to_string(),
+            format!("close tcp {local}->{peer}: use of closed network connection")
+        );
+        for e in [
+            c.set_recv_buffer_size(1 << 16).unwrap_err(),
+            c.set_send_buffer_size(1 << 16).unwrap_err(),
+        ] {
+            assert_eq!(
+                e.to_string(),
+                format!("set tcp {local}: use of closed network connection")
+            );
+        }
+        assert_eq!(
+            c.set_nodelay(true).unwrap_err().to_string(),
+            format!("set tcp {local}->{peer}: use of closed network connection")
+        );
         // the kind is NotConnected, and the message keeps the addresses
         let e = c.write(b"x").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotConnected);

@@ -18,7 +18,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coronet::net::{lookup_host, Dialer, ListenConfig, TcpListener, TcpStream};
+use coronet::net::{lookup_host, Addr, Dialer, ListenConfig, TcpListener, TcpStream};
 use util::{assert_timeout, both, op, pair, pattern};
 
 fn v4(port: u16) -> SocketAddr {
@@ -1276,13 +1276,21 @@ fn listen_config_only_v6() {
         let dual = ListenConfig::new().only_v6(false).listen("[::]:0").unwrap();
         let port = dual.local_addr().unwrap().port();
         let c = TcpStream::connect(v4(port)).unwrap();
-        let (_, peer) = dual.accept().unwrap();
+        let (s, peer) = dual.accept().unwrap();
         // a v4 client on a dual-stack listener shows up as a v4-mapped address
         match peer {
             SocketAddr::V6(p) => assert_eq!(p.ip().to_ipv4_mapped(), Some(Ipv4Addr::LOCALHOST)),
             SocketAddr::V4(p) => assert_eq!(*p.ip(), Ipv4Addr::LOCALHOST),
         }
         assert_eq!(c.peer_addr().unwrap(), v4(port));
+        // ...which error text prints in its IPv4 form, as Go's does
+        s.set_read_deadline(Some(Instant::now())).unwrap();
+        let local = c.peer_addr().unwrap();
+        let remote = c.local_addr().unwrap();
+        assert_eq!(
+            (&s).read(&mut [0u8; 1]).unwrap_err().to_string(),
+            format!("read tcp {local}->{remote}: i/o timeout")
+        );
     });
 }
 
@@ -1962,6 +1970,11 @@ fn accepted_streams_record_the_address_they_were_reached_at() {
             assert_eq!(s.local_addr().unwrap(), to, "{bind}");
             s.close().unwrap();
             assert_eq!(s.local_addr().unwrap(), to, "recorded, {bind}");
+            // the text prints a v4-mapped address in its IPv4 form, as Go's does
+            let (to, peer) = (Addr::from(to), Addr::from(peer));
+            if maps {
+                assert!(to.to_string().starts_with("127.0.0.1:"), "{to}");
+            }
             let e = (&s).read(&mut [0u8; 1]).unwrap_err();
             assert_eq!(
                 e.to_string(),

@@ -63,10 +63,23 @@ impl From<SocketAddr> for Addr {
 }
 
 /// Prints the address the way Go does: `127.0.0.1:80`, `[::1]:80`, `/tmp/a.sock`, `@name`
-/// for an abstract name and `@` for an unnamed socket.
+/// for an abstract name and `@` for an unnamed socket. An IPv4 address mapped into IPv6
+/// (`[::ffff:127.0.0.1]:80`, what a listener on `[::]` sees of an IPv4 peer) prints as the
+/// IPv4 address, as Go's does; the `SocketAddr` inside keeps its IPv6 form.
+///
+/// ```
+/// use coronet::net::Addr;
+///
+/// let mapped = Addr::from("[::ffff:127.0.0.1]:80".parse::<std::net::SocketAddr>().unwrap());
+/// assert_eq!(mapped.to_string(), "127.0.0.1:80");
+/// ```
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Addr::Inet(SocketAddr::V6(a)) if a.scope_id() == 0 => match a.ip().to_ipv4_mapped() {
+                Some(ip) => write!(f, "{ip}:{}", a.port()),
+                None => a.fmt(f),
+            },
             Addr::Inet(addr) => addr.fmt(f),
             Addr::Unix(path) => path.display().fmt(f),
             Addr::UnixAbstract(name) => write!(f, "@{}", String::from_utf8_lossy(name)),

@@ -390,11 +390,12 @@ impl Sock {
     /// Shuts a direction down, and wakes a call blocked in it so that it retries and meets
     /// the shutdown (EPIPE, or end of file), as a blocked std call returns at once: a Unix
     /// socket's poll reports nothing for its own write side shut down, so a send parked on
-    /// a full buffer would otherwise wait for ever (found by an audit).
+    /// a full buffer would otherwise wait for ever (found by an audit). Its errors say
+    /// `close`, as those of Go's `CloseRead` and `CloseWrite` do.
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.fd
             .with_fd(|fd| socket::shutdown(fd, how))
-            .map_err(|e| self.err("shutdown", e))?;
+            .map_err(|e| self.err("close", e))?;
         if matches!(how, Shutdown::Write | Shutdown::Both) {
             self.fd.kick(Dir::Write);
         }
@@ -473,6 +474,16 @@ impl Sock {
         self.fd
             .with_fd(|fd| socket::setsockopt(fd, level, name, v))
             .map_err(|e| self.err("set", e))
+    }
+
+    /// `SO_RCVBUF` or `SO_SNDBUF`, given as std's `usize` (past `c_int::MAX`, that). Its
+    /// errors name only the local address, as those of Go's `SetReadBuffer` and
+    /// `SetWriteBuffer` do.
+    pub(crate) fn set_buffer_size(&self, name: i32, size: usize) -> io::Result<()> {
+        let size = size.min(libc::c_int::MAX as usize) as libc::c_int;
+        self.fd
+            .with_fd(|fd| socket::setsockopt(fd, libc::SOL_SOCKET, name, size))
+            .map_err(|e| self.err_local("set", e))
     }
 
     pub(crate) fn getsockopt<T: socket::Pod>(&self, level: i32, name: i32) -> io::Result<T> {

@@ -995,11 +995,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.sock.setsockopt(
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            size.min(i32::MAX as usize) as libc::c_int,
-        )
+        self.sock.set_buffer_size(libc::SO_RCVBUF, size)
     }
 
     /// `SO_RCVBUF` as the kernel reports it.
@@ -1030,11 +1026,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.sock.setsockopt(
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            size.min(i32::MAX as usize) as libc::c_int,
-        )
+        self.sock.set_buffer_size(libc::SO_SNDBUF, size)
     }
 
     /// `SO_SNDBUF` as the kernel reports it.

@@ -827,7 +827,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.set_size(libc::SO_RCVBUF, size)
+        self.sock.set_buffer_size(libc::SO_RCVBUF, size)
     }
 
     /// `SO_RCVBUF` as the kernel reports it.
@@ -856,7 +856,7 @@ impl UdpSocket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.set_size(libc::SO_SNDBUF, size)
+        self.sock.set_buffer_size(libc::SO_SNDBUF, size)
     }
 
     /// `SO_SNDBUF` as the kernel reports it.
@@ -871,11 +871,6 @@ impl UdpSocket {
     pub fn send_buffer_size(&self) -> io::Result<usize> {
         self.get_int(libc::SOL_SOCKET, libc::SO_SNDBUF)
             .map(|v| v as usize)
-    }
-
-    fn set_size(&self, name: i32, size: usize) -> io::Result<()> {
-        let size = size.min(i32::MAX as usize) as libc::c_int;
-        self.sock.setsockopt(libc::SOL_SOCKET, name, size)
     }
 
     fn get_int(&self, level: i32, name: i32) -> io::Result<u32> {
