@@ -50,13 +50,16 @@
 //! The folders are the layers:
 //!
 //! - `net/` — `TcpStream::read` calls `recv` through the fd layer;
-//! - `io/` — `copy`, std's `io::copy` taking `sendfile`/`splice` between files and sockets,
-//!   waiting through the same `poll/fd.rs` calls;
 //! - `poll/` — `fd.rs` runs the syscall; on `EAGAIN`, `desc.rs` puts the coroutine in the
 //!   fd's read slot, `mod.rs`/`epoll.rs` are the netpoller that later empties it;
 //! - `runtime/` — `park.rs` suspends the coroutine, `worker.rs` runs others and finally
 //!   sleeps in `epoll_wait`; the event unparks the coroutine to the back of its worker's run
 //!   queue, and in its turn it resumes and retries `recv`, which returns the data.
+//!
+//! Beside the path, `io/` holds `copy`: std's `io::copy`, taking `sendfile`/`splice` between
+//! files and sockets and waiting through the same `poll/fd.rs` calls.
+//! `docs/life-of-a-read.md` names every hop of the path, and `cargo run --example trace`
+//! prints them as they happen.
 //!
 //! # Rules worth knowing
 //!

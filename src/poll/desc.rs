@@ -22,8 +22,9 @@
 //! nobody took it (timer or spurious wake) and it drops the reference; if it finds EMPTY, a
 //! close or a deadline change kicked it, and it re-checks both.
 //!
-//! Only the holder of the direction lock (the waiter, or a call in `prepare`) moves the slot
-//! *out of* READY; the event side only ever moves it *into* READY. So READY → EMPTY is a
+//! Only a call that has the direction to itself — it holds the direction lock, or its
+//! handle by `&mut`, which needs none (`poll/fd.rs`, *Calls through `&mut`*) — moves the
+//! slot *out of* READY (as the waiter, or in `prepare`); the event side only ever moves it *into* READY. So READY → EMPTY is a
 //! load and a plain store, not a compare-and-swap, and a slot seen EMPTY or READY is read
 //! with a plain load: the locked instructions are left to the transitions that race (a
 //! pointer in, a pointer out, READY in).
@@ -32,8 +33,8 @@
 //! re-checking `closing` and the deadline, while `close` and `set_deadline` store their
 //! flag *before* emptying the slot (all SeqCst): one side always sees the other.
 //!
-//! Only one reader and one writer wait at a time: the direction locks in `poll/fd.rs`
-//! serialise them, so a second waiter on a slot is a bug and panics.
+//! Only one reader and one writer wait at a time: the direction locks in `poll/fd.rs` (or
+//! the `&mut` borrow) serialise them, so a second waiter on a slot is a bug and panics.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -245,8 +246,9 @@ impl PollDesc {
         Ok(self.take_ready(dir))
     }
 
-    /// Moves the slot READY → EMPTY if it is READY; says whether it was. Only the caller
-    /// holding `dir`'s lock in `poll/fd.rs` ever does this, and nobody else moves the slot
+    /// Moves the slot READY → EMPTY if it is READY; says whether it was. Only a caller that
+    /// has `dir` to itself in `poll/fd.rs` (its lock, or the `&mut` borrow) ever does this,
+    /// and nobody else moves the slot
     /// out of READY (`ready` leaves it, `take_waiter` takes pointers only), so a load and a
     /// plain store do what a compare-and-swap would, without a locked instruction; and
     /// when the slot is not READY, as on most calls, it costs one load.

@@ -5,9 +5,10 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Readiness flags every fd is registered with, once, for its whole life: both directions,
 /// peer hang-up, TCP urgent data, edge-triggered. Edge-triggered means one event per change,
-/// so an fd with no waiter costs nothing, and a waiter must drain to EAGAIN before it parks
-/// again — which the I/O loop in `poll/fd.rs` always does. `EPOLLPRI` is there for the
-/// drained-read shortcut (`PollDesc::saw_urgent`); only TCP reports it among sockets.
+/// so an fd with no waiter costs nothing, and a waiter may park again only once it knows the
+/// socket drained: the I/O loop in `poll/fd.rs` reads to EAGAIN, or to a short stream read,
+/// which empties the queue too (the drained-read shortcut). `EPOLLPRI` is there for that
+/// shortcut (`PollDesc::saw_urgent`); only TCP reports it among sockets.
 pub(crate) const INTEREST: u32 =
     (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET) as u32;
 

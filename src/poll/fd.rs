@@ -20,7 +20,8 @@
 //!  call ends:    unlock + refs -= 1
 //!  close():      refs += 1 and CLOSED in one CAS, lock waiters woken; unblock parked
 //!                calls; release the socket now (`retire`: a dead placeholder `dup2`'d
-//!                over the number); refs -= 1. It waits for nobody.
+//!                over the number); wait for plain threads it woke to leave poll(2);
+//!                refs -= 1. It waits for no coroutine.
 //!  drop:         closes the fd number itself (no call can be in flight: `&mut self`)
 //! ```
 //!

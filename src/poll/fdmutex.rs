@@ -192,7 +192,9 @@ impl FdMutex {
         }
     }
 
-    /// Drops a reference; true if it was the last one after close (the caller retires).
+    /// Drops a reference; true if it was the last one after close. (`NetFd` has no use for
+    /// the answer: its `close` releases the socket itself. The unit tests and the loom
+    /// models check it.)
     pub(crate) fn decref(&self) -> bool {
         let old = self.state.fetch_sub(REF, Ordering::AcqRel);
         assert!(
@@ -288,7 +290,7 @@ impl FdMutex {
     }
 
     /// Releases `dir`'s lock and its reference, waking one waiter if any; true if this was
-    /// the last reference after close (the caller retires).
+    /// the last reference after close (as `decref`'s, an answer only the tests use).
     #[inline]
     pub(crate) fn rwunlock(&self, dir: Dir) -> bool {
         // Fast path: held, nobody waiting, not closed — one CAS, nothing to wake or retire.
