@@ -108,8 +108,26 @@ pub(crate) struct NetFd {
     /// a ping-pong server. Only touched under the read lock or by a read through `&mut`.
     ///
     /// "Short means empty" holds for TCP alone (`read_stream`'s callers decide), and there
-    /// only until the peer hangs up (`PollDesc::is_hung_up`) or sends urgent data, where a
-    /// `recv` stops at the mark with more queued behind it (`PollDesc::saw_urgent`).
+    /// only until the peer hangs up (`PollDesc::is_hung_up`: an EOF or an error may wait
+    /// behind the data just read, with no edge left to announce it) or sends urgent data,
+    /// where a `recv` stops at the mark with more queued behind it (`PollDesc::saw_urgent`).
+    ///
+    /// The urgent check has no race, wherever the urgent data's EPOLLPRI event was
+    /// harvested:
+    /// - before the short read's `prepare`: the flag is set by now;
+    /// - after it, before the next call's `prepare`: the netpoller also set the read slot
+    ///   READY for it, after the flag, and that `prepare` returns it as `was_ready`;
+    /// - not yet: it is still queued in epoll and will wake the reader parked; the kernel
+    ///   re-polls the socket when it harvests the event, and the mark the short read
+    ///   stopped at keeps EPOLLPRI up until a read passes it.
+    ///
+    /// The two flags' loads must not pass the Release store with which the last call's
+    /// `take_ready` emptied the slot, or a netpoller that stored `hung_up` and then read the
+    /// slot could miss both (loom finds that lost wake-up without a fence). The short
+    /// read's `recv` between them orders them on every machine this runs on (the kernel's
+    /// socket lock is a locked instruction on x86; on AArch64 an LDAR never passes an
+    /// STLR), so no fence is paid; `the_syscall_fence` in `poll/desc/loom_tests.rs` is the
+    /// model's statement of that assumption.
     drained: AtomicBool,
 }
 
@@ -466,24 +484,9 @@ impl NetFd {
         // since. Every read-direction call consumes the mark (a peek or an accept that
         // found data must not leave it behind), and only a registered fd gets events; a
         // plain thread gains nothing (poll(2) would cost the same syscall) and a user in
-        // nonblocking mode must get a real answer. Once the peer has hung up, an EOF or an
-        // error may wait behind the data just read with no edge left to announce it, so
-        // the syscall always runs (`PollDesc::hung_up`). Likewise once urgent data has come
-        // (`PollDesc::urgent`): the short read may have stopped at the urgent mark. That
-        // check has no race, wherever the urgent data's EPOLLPRI event was harvested:
-        // - before the short read's `prepare`: the flag is set by now;
-        // - after it, before this call's `prepare`: the netpoller also set the read slot
-        //   READY for it, after the flag, and this `prepare` returned that as `was_ready`;
-        // - not yet: it is still queued in epoll and will wake the reader parked below; the
-        //   kernel re-polls the socket when it harvests the event, and the mark the short
-        //   read stopped at keeps EPOLLPRI up until a read passes it.
-        // The flags' loads must not pass the Release store with which the last call's
-        // `take_ready` emptied the slot, or a netpoller that stored `hung_up` and then read
-        // the slot could miss both (loom finds that lost wake-up without a fence). The
-        // short read's recv between them orders them on every machine this runs on (the
-        // kernel's socket lock is a locked instruction on x86; on AArch64 an LDAR never
-        // passes an STLR), so no fence is paid here; `the_syscall_fence` in
-        // `poll/desc/loom_tests.rs` is the model's statement of that assumption.
+        // nonblocking mode must get a real answer. Not once the peer has hung up or sent
+        // urgent data; why those two checks cannot race the netpoller, and why no fence
+        // orders them, is told at the `drained` field.
         // (`wait_if_coroutine` makes the "coroutine?" test with the lookup it needs anyway.)
         if dir == Dir::Read && self.drained.load(Ordering::Relaxed) {
             self.drained.store(false, Ordering::Relaxed);
