@@ -434,15 +434,19 @@ fn a_read_timeout_counts_the_wait_behind_another_reader() {
             let c = c.clone();
             std::thread::spawn(move || (&*c).read(&mut [0u8; 8]))
         };
-        std::thread::sleep(ms(100));
+        // (coronet's sleep, and the thread's result through a channel: in the coroutine
+        // run, blocking a worker here would stall the timing tests beside this one)
+        coronet::time::sleep(ms(100));
         c.set_read_timeout(Some(ms(200))).unwrap();
         // three more readers, behind it and each other: coroutines and threads
         let start = Instant::now();
         let read = move |c: Arc<TcpStream>| ((&*c).read(&mut [0u8; 8]), start.elapsed());
         let (c1, c2, c3) = (c.clone(), c.clone(), c.clone());
+        let (tx, rx) = coronet::chan::bounded(1);
+        std::thread::spawn(move || tx.send(read(c2)).unwrap());
         let readers = [
             coronet::go(move || read(c1)),
-            coronet::go(move || std::thread::spawn(move || read(c2)).join().unwrap()),
+            coronet::go(move || rx.recv().unwrap()),
             coronet::go(move || read(c3)),
         ];
         for r in readers {
