@@ -476,9 +476,9 @@ impl Sock {
             .map_err(|e| self.err("set", e))
     }
 
-    /// `SO_RCVBUF` or `SO_SNDBUF`, given as std's `usize` (past `c_int::MAX`, that). Its
-    /// errors name only the local address, as those of Go's `SetReadBuffer` and
-    /// `SetWriteBuffer` do.
+    /// Sets `SO_RCVBUF` or `SO_SNDBUF` from std's `usize`, at most `c_int::MAX`. Its errors
+    /// name only the local address, as those of Go's `SetReadBuffer` and `SetWriteBuffer`
+    /// do.
     pub(crate) fn set_buffer_size(&self, name: i32, size: usize) -> io::Result<()> {
         let size = size.min(libc::c_int::MAX as usize) as libc::c_int;
         self.fd

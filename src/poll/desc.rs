@@ -24,10 +24,10 @@
 //!
 //! Only a call that has the direction to itself — it holds the direction lock, or its
 //! handle by `&mut`, which needs none (`poll/fd.rs`, *Calls through `&mut`*) — moves the
-//! slot *out of* READY (as the waiter, or in `prepare`); the event side only ever moves it *into* READY. So READY → EMPTY is a
-//! load and a plain store, not a compare-and-swap, and a slot seen EMPTY or READY is read
-//! with a plain load: the locked instructions are left to the transitions that race (a
-//! pointer in, a pointer out, READY in).
+//! slot *out of* READY (as the waiter, or in `prepare`); the event side only ever moves it
+//! *into* READY. So READY → EMPTY is a load and a plain store, not a compare-and-swap, and
+//! a slot seen EMPTY or READY is read with a plain load: the locked instructions are left
+//! to the transitions that race (a pointer in, a pointer out, READY in).
 //!
 //! Lost wake-ups are impossible because the waiter publishes itself in the slot *before*
 //! re-checking `closing` and the deadline, while `close` and `set_deadline` store their
@@ -248,10 +248,10 @@ impl PollDesc {
 
     /// Moves the slot READY → EMPTY if it is READY; says whether it was. Only a caller that
     /// has `dir` to itself in `poll/fd.rs` (its lock, or the `&mut` borrow) ever does this,
-    /// and nobody else moves the slot
-    /// out of READY (`ready` leaves it, `take_waiter` takes pointers only), so a load and a
-    /// plain store do what a compare-and-swap would, without a locked instruction; and
-    /// when the slot is not READY, as on most calls, it costs one load.
+    /// and nobody else moves the slot out of READY (`ready` leaves it, `take_waiter` takes
+    /// pointers only), so a load and a plain store do what a compare-and-swap would, without
+    /// a locked instruction; and when the slot is not READY, as on most calls, it costs one
+    /// load.
     #[inline]
     fn take_ready(&self, dir: Dir) -> bool {
         let slot = self.slot(dir);
