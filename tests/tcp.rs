@@ -151,24 +151,30 @@ fn std_bind_error_foreign_address() {
 #[test]
 fn bad_addresses_are_clear_errors() {
     both(|| {
-        for bad in [
-            "127.0.0.1:99999",
-            "127.0.0.1",
-            "not an address",
-            "",
-            ":80",
-            "[::1:80",
+        // Go's words (its `AddrError`, as `net.Dial` and `net.Listen` give them), found
+        // before any lookup; std's said only "invalid socket address" or "invalid port value"
+        for (bad, why) in [
+            ("127.0.0.1:99999", "address 99999: invalid port"),
+            ("127.0.0.1", "address 127.0.0.1: missing port in address"),
+            (
+                "not an address",
+                "address not an address: missing port in address",
+            ),
+            ("", "missing address"),
+            (":80", "address :80: missing host in address"),
+            ("[::1]", "address [::1]: missing port in address"),
         ] {
             let e = TcpStream::connect(bad).unwrap_err();
-            // std's parser or the resolver says what is wrong; we add Go's prefix
-            assert!(
-                e.to_string().starts_with("dial tcp: "),
-                "connect({bad:?}): {e}"
-            );
-            assert!(e.to_string().len() > "dial tcp: ".len(), "{e}");
+            assert_eq!(e.to_string(), format!("dial tcp: {why}"), "{bad:?}");
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}");
             let e = TcpListener::bind(bad).unwrap_err();
-            assert!(e.to_string().starts_with("listen tcp"), "{e}");
+            assert_eq!(e.to_string(), format!("listen tcp: {why}"), "{bad:?}");
+            let e = Dialer::new().dial(bad).unwrap_err();
+            assert_eq!(e.to_string(), format!("dial tcp: {why}"), "{bad:?}");
         }
+        // a string std splits into a host it then cannot find: the resolver's answer
+        let e = TcpStream::connect("[::1:80").unwrap_err();
+        assert!(e.to_string().starts_with("dial tcp: lookup [::1: "), "{e}");
         // a list that resolves to nothing
         let none: &[SocketAddr] = &[];
         let e = TcpStream::connect(none).unwrap_err();

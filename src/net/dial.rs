@@ -239,8 +239,10 @@ impl Dialer {
     ///
     /// The last failure in Go's form, e.g. `dial tcp 127.0.0.1:1: connection refused`,
     /// or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) past the deadline;
-    /// `dial tcp: lookup HOST: <the resolver's words>` when a host name given as a string
-    /// does not resolve; `dial tcp: i/o timeout` when the deadline passed before or during
+    /// `dial tcp: lookup HOST: no such host` (or the resolver's words, if it failed
+    /// otherwise) when a host name given as a string does not resolve; `dial tcp: address
+    /// 127.0.0.1: missing port in address` and the like for a malformed one, as
+    /// [`lookup_host`](super::lookup_host) words them; `dial tcp: i/o timeout` when the deadline passed before or during
     /// the lookup (Go adds `lookup HOST:` there too). Which lookups the deadline cuts short:
     /// see [`timeout`](Dialer::timeout).
     ///

@@ -309,24 +309,120 @@ impl ToSocketAddrs for HostName {
 /// else (a host name, or a value that may hold one) runs on the blocking pool, at most
 /// [`MAX_LOOKUPS`] at a time.
 ///
-/// A failed lookup of a host name in one of std's string forms names the host, as Go's do:
-/// `lookup host.invalid: failed to lookup address information: Name or service not known`
-/// (the cause is the system resolver's own words). Malformed input (kind `InvalidInput`,
-/// such as a missing port) is left as std words it.
+/// Errors for std's string forms are Go's: a malformed one says what is wrong and where
+/// ([`malformed`]: `address 127.0.0.1: missing port in address`), found before any trip
+/// to the pool; a failed lookup names the host, `lookup host.invalid: no such host` when
+/// the resolver knows no such name, else with the resolver's own words.
 pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
     if copies_only::<A>() {
         return addr.to_socket_addrs().map(Iterator::collect);
     }
-    if let Some(a) = literal(&addr) {
-        return Ok(vec![a]);
+    if let Some(r) = HostRef::of(&addr) {
+        if let Some(a) = r.literal() {
+            return Ok(vec![a]);
+        }
+        if let Some(e) = malformed(r) {
+            return Err(e);
+        }
     }
     let _permit = LOOKUPS.acquire();
     // `addr` comes back with the answer, to name its host should the lookup have failed
     let (r, addr) = run_scoped(move || (addr.to_socket_addrs().map(Iterator::collect), addr));
     r.map_err(|e| match HostName::of(&addr) {
-        Some(name) if e.kind() != io::ErrorKind::InvalidInput => lookup_error_named(name.host(), e),
+        Some(name) if e.kind() != io::ErrorKind::InvalidInput => failed_lookup(name.host(), e),
         _ => e,
     })
+}
+
+/// Go's `AddrError` for a string that std's `to_socket_addrs` refuses before it looks
+/// anything up (or that no lookup could answer), kind `InvalidInput`, e.g. `address
+/// 127.0.0.1: missing port in address` or `address 99999: invalid port`. std's own words
+/// (`invalid socket address`, `invalid port value`) said neither what was wrong nor where.
+///
+/// It refuses nothing std takes: std splits `"host:port"` at the last colon and needs a
+/// `u16` after it, then looks the host up; each arm below is one of those steps failing,
+/// or the empty host, which no lookup resolves.
+fn malformed(r: HostRef<'_>) -> Option<io::Error> {
+    let (addr, why) = match r {
+        HostRef::Joined("") => (String::new(), "missing address"),
+        HostRef::Joined(s) => match s.rsplit_once(':') {
+            None => (s.to_owned(), "missing port in address"),
+            Some((_, port)) if port.parse::<u16>().is_err() => {
+                // "[::1]" splits inside the brackets, "host:" has nothing after the colon
+                if port.is_empty() || (s.starts_with('[') && s.ends_with(']')) {
+                    (s.to_owned(), "missing port in address")
+                } else {
+                    (port.to_owned(), "invalid port")
+                }
+            }
+            Some(("", _)) => (s.to_owned(), "missing host in address"),
+            // A bare "::1" is left to std, which takes it as host "::", port 1.
+            Some(_) => return None,
+        },
+        HostRef::Split("", port) => (format!(":{port}"), "missing host in address"),
+        HostRef::Split(..) => return None,
+    };
+    Some(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        AddrError { addr, why },
+    ))
+}
+
+/// Go's `AddrError`: `address ADDR: WHY`, or `WHY` alone when there is no address.
+#[derive(Debug)]
+struct AddrError {
+    addr: String,
+    why: &'static str,
+}
+
+impl std::fmt::Display for AddrError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.addr.is_empty() {
+            f.write_str(self.why)
+        } else {
+            write!(f, "address {}: {}", self.addr, self.why)
+        }
+    }
+}
+
+impl std::error::Error for AddrError {}
+
+/// A failed lookup of `host` as Go words it: `lookup HOST: no such host` (kind `NotFound`)
+/// when the resolver answered that the name does not exist or has no address, else
+/// `lookup HOST: <the resolver's words>` with std's kind. std's error stays the `source()`.
+fn failed_lookup(host: &str, e: io::Error) -> io::Error {
+    if !no_such_host(&e) {
+        return lookup_error_named(host, e);
+    }
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        LookupError {
+            name: host.to_owned(),
+            words: Some("no such host"),
+            cause: e,
+        },
+    )
+}
+
+/// Whether std's lookup error is the resolver's `EAI_NONAME` or `EAI_NODATA` (Go's cgo
+/// resolver maps both to "no such host"). std keeps only the text, `failed to lookup
+/// address information: <gai_strerror(code)>`, so the text is compared with the system's
+/// own for each code, in whatever words and language the C library uses.
+fn no_such_host(e: &io::Error) -> bool {
+    let text = e.to_string();
+    [libc::EAI_NONAME, libc::EAI_NODATA]
+        .into_iter()
+        .any(|code| {
+            // SAFETY: `gai_strerror` takes any code and returns a pointer to a static,
+            // NUL-terminated string (glibc: "Unknown error" for codes it does not know); the
+            // null check covers a C library that would return none.
+            let words = unsafe { libc::gai_strerror(code) };
+            !words.is_null()
+            // SAFETY: non-null, static and NUL-terminated, as above.
+            && unsafe { std::ffi::CStr::from_ptr(words) }
+                .to_str()
+                .is_ok_and(|w| !w.is_empty() && text.ends_with(w))
+        })
 }
 
 /// Resolves `"host:port"` to its socket addresses, parking the coroutine (not the worker)
@@ -334,10 +430,19 @@ pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<Socket
 ///
 /// # Errors
 ///
-/// The resolver's error as Go words it, `lookup HOST: <the resolver's words>`, with its kind;
-/// malformed input (a string without a port: kind `InvalidInput`) keeps std's wording.
+/// Go's words, where std had its own:
+/// - `lookup HOST: no such host` (kind `NotFound`) when the resolver knows no such name;
+///   any other failure of the resolver as `lookup HOST: <its words>`, with std's kind;
+/// - malformed input, kind `InvalidInput`, found without a lookup: `address localhost:
+///   missing port in address`, `address 99999: invalid port`, `missing address` (an empty
+///   string), `address :80: missing host in address` (Go's `:80` means every local
+///   address; std's, and so coronet's, resolves nothing).
+///
+/// std's error is the `source()` of a failed lookup.
 ///
 /// ```
+/// let e = coronet::net::lookup_host("localhost").unwrap_err();
+/// assert_eq!(e.to_string(), "address localhost: missing port in address");
 /// let addrs: Vec<_> = coronet::run(|| coronet::net::lookup_host("localhost:80").unwrap().collect());
 /// assert!(addrs.iter().all(|a| a.port() == 80 && a.ip().is_loopback()));
 /// ```
@@ -416,20 +521,27 @@ fn lookup_error_named(name: &str, cause: io::Error) -> io::Error {
         cause.kind(),
         LookupError {
             name: name.to_owned(),
+            words: None,
             cause,
         },
     )
 }
 
+/// Go's `DNSError`: `lookup NAME: WORDS`, WORDS being Go's own (`no such host`) where it
+/// has them, else the cause's.
 #[derive(Debug)]
 struct LookupError {
     name: String,
+    words: Option<&'static str>,
     cause: io::Error,
 }
 
 impl std::fmt::Display for LookupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "lookup {}: {}", self.name, self.cause)
+        match self.words {
+            Some(words) => write!(f, "lookup {}: {words}", self.name),
+            None => write!(f, "lookup {}: {}", self.name, self.cause),
+        }
     }
 }
 
@@ -503,10 +615,94 @@ mod tests {
     }
 
     #[test]
-    fn a_literal_without_a_port_keeps_std_s_error() {
-        let e = crate::run(|| resolve("127.0.0.1")).unwrap_err();
-        let std = "127.0.0.1".to_socket_addrs().unwrap_err();
-        assert_eq!((e.kind(), e.to_string()), (std.kind(), std.to_string()));
+    fn malformed_strings_say_what_is_wrong_as_go_does() {
+        // Go 1.19's words for the same strings (`net.Dial("tcp", s)`), where it has them
+        let cases: &[(&str, &str)] = &[
+            ("", "missing address"),
+            ("127.0.0.1", "address 127.0.0.1: missing port in address"),
+            ("localhost", "address localhost: missing port in address"),
+            ("[::1]", "address [::1]: missing port in address"),
+            ("localhost:", "address localhost:: missing port in address"),
+            ("127.0.0.1:99999", "address 99999: invalid port"),
+            ("127.0.0.1:-1", "address -1: invalid port"),
+            ("127.0.0.1:http", "address http: invalid port"),
+            (":80", "address :80: missing host in address"),
+        ];
+        for &(s, want) in cases {
+            let e = crate::run(move || resolve(s)).unwrap_err();
+            assert_eq!(
+                (e.kind(), e.to_string()),
+                (io::ErrorKind::InvalidInput, want.to_owned()),
+                "{s:?}"
+            );
+            // and from a plain thread, without the runtime
+            let e = resolve(s).unwrap_err();
+            assert_eq!(e.to_string(), want, "{s:?}");
+        }
+        let e = resolve(("", 80u16)).unwrap_err();
+        assert_eq!(e.to_string(), "address :80: missing host in address");
+    }
+
+    // Go's words must never refuse a string std would take: whatever `malformed` refuses
+    // with a non-empty host, std's parse refuses as well, before any lookup (so this
+    // property needs no resolver). The empty host goes to the lookup in std, which fails
+    // (tests/tcp.rs dials ":80" and binds it).
+    proptest::proptest! {
+        #[test]
+        fn malformed_refuses_only_what_std_refuses(s in "[0-9a-z:.\\[\\]%+-]{0,14}") {
+            if let Some(e) = malformed(HostRef::Joined(&s)) {
+                proptest::prop_assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+                if !s.rsplit_once(':').is_some_and(|(h, _)| h.is_empty()) {
+                    let std = s.as_str().to_socket_addrs().unwrap_err();
+                    proptest::prop_assert_eq!(std.kind(), io::ErrorKind::InvalidInput, "{}: {}", s, std);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_is_go_s_no_such_host() {
+        // RFC 6761: ".invalid" never resolves. Whether the resolver says "no such name"
+        // (EAI_NONAME) or cannot ask (EAI_AGAIN, no DNS server) depends on the machine, so
+        // std's own answer decides what to expect.
+        let host = "no-such-host.invalid";
+        let std = (host, 80).to_socket_addrs().unwrap_err();
+        let e = crate::run(move || resolve((host, 80u16))).unwrap_err();
+        if no_such_host(&std) {
+            assert_eq!(e.to_string(), format!("lookup {host}: no such host"));
+            assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        } else {
+            assert_eq!(e.to_string(), format!("lookup {host}: {std}"));
+            assert_eq!(e.kind(), std.kind());
+        }
+        // std's error stays reachable as the cause
+        let source = std::error::Error::source(e.get_ref().unwrap()).unwrap();
+        assert_eq!(source.to_string(), std.to_string());
+    }
+
+    #[test]
+    fn no_such_host_knows_the_resolver_s_words() {
+        // std words a failed lookup as "failed to lookup address information: " and
+        // `gai_strerror`'s text; built here the same way, for each code
+        let words = |code| {
+            // SAFETY: `gai_strerror` returns a static NUL-terminated string for any code.
+            unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(code)) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let like_std = |code| {
+            io::Error::other(format!(
+                "failed to lookup address information: {}",
+                words(code)
+            ))
+        };
+        assert!(no_such_host(&like_std(libc::EAI_NONAME)));
+        assert!(no_such_host(&like_std(libc::EAI_NODATA)));
+        assert!(!no_such_host(&like_std(libc::EAI_AGAIN)));
+        assert!(!no_such_host(&like_std(libc::EAI_FAIL)));
+        assert!(!no_such_host(&io::Error::from_raw_os_error(
+            libc::ECONNREFUSED
+        )));
     }
 
     #[test]
