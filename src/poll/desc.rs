@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 
 use crate::net::error::{closed_error, timeout_error};
 use crate::runtime::park::{self, current, park_thread_fd};
-use crate::runtime::task::{Task, Wait};
+use crate::runtime::task::{Home, Task, Wait};
 use crate::runtime::worker;
 
 /// A direction of I/O.
@@ -78,7 +78,7 @@ pub(crate) struct Registration {
 pub(crate) struct PollDesc {
     rg: AtomicUsize,
     wg: AtomicUsize,
-    /// Set once by `unblock` (close): every wait fails from then on.
+    /// Set once by `fail_waits` (close): every wait fails from then on.
     closing: AtomicBool,
     /// The netpoller has seen the peer hang up or an error (`EPOLLRDHUP`, `EPOLLHUP`,
     /// `EPOLLERR`). Such a state is sticky and sends no further edges, so after it a short
@@ -274,25 +274,51 @@ impl PollDesc {
     }
 
     /// Close: fail every current and future wait, and wake whoever is parked (Go's
-    /// `pollUnblock`). Idempotent.
+    /// `pollUnblock`). Idempotent. `NetFd::close` calls `unblock_after`; the models and
+    /// unit tests, which have no socket to release, call this.
+    #[cfg(test)]
     pub(crate) fn unblock(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        store_load_order();
-        let r = self.take_waiter(Dir::Read);
-        let w = self.take_waiter(Dir::Write);
-        for t in [r, w].into_iter().flatten() {
+        for t in self.fail_waits(|| {}).into_iter().flatten() {
             t.unpark();
         }
     }
 
-    /// After `unblock`: waits until no plain thread is left inside `poll(2)` on this fd, so
-    /// that none holds the socket's open file any more. Each such thread was woken by
-    /// `unblock` (or, counted after it, finds `closing` and does not poll), and needs
+    /// `unblock`, with `release` run between failing the waits and waking the waiters, and
+    /// returning only once no plain thread is left in `poll(2)` (`threads_out`).
+    /// `NetFd::close` releases the socket in `release`, so that a woken call finds it
+    /// released. A thread inside `poll(2)` holds the socket's open file until it leaves, so
+    /// waiting threads are woken first and waited for, and coroutines woken after that.
+    pub(crate) fn unblock_after(&self, release: impl FnOnce()) {
+        let waiters = self.fail_waits(release);
+        let is_thread = |t: &Arc<Task>| matches!(t.home, Home::Thread(_));
+        for t in waiters.iter().flatten().filter(|t| is_thread(t)) {
+            t.unpark();
+        }
+        self.threads_out();
+        for t in waiters.into_iter().flatten().filter(|t| !is_thread(t)) {
+            t.unpark();
+        }
+    }
+
+    /// Every wait from `closing`'s store on fails without parking; one that parked before
+    /// it is in its slot, where `take_waiter` finds it, after `release` (the store and that
+    /// load are a Dekker pair with the waiter's publish and re-check; `release` only widens
+    /// the gap between them). Returns the waiters taken, to be woken.
+    fn fail_waits(&self, release: impl FnOnce()) -> [Option<Arc<Task>>; 2] {
+        self.closing.store(true, Ordering::SeqCst);
+        store_load_order();
+        release();
+        [self.take_waiter(Dir::Read), self.take_waiter(Dir::Write)]
+    }
+
+    /// In `unblock_after`: waits until no plain thread is left inside `poll(2)` on this fd,
+    /// so that none holds the socket's open file any more. Each such thread was woken just
+    /// before (or, counted after `closing`, finds it and does not poll), and needs
     /// nothing but a CPU to leave: no lock, no coroutine, no code of the user runs between
     /// its count and its uncount. So this wait cannot hang the way a wait for the calls in
     /// flight did (`poll/fd.rs`, *Why `close` does not wait*). A thread without an eventfd
     /// to wake it polls in 10 ms slices.
-    pub(crate) fn threads_out(&self) {
+    fn threads_out(&self) {
         let mut spins = 0u32;
         while self.polling.load(Ordering::SeqCst) != 0 {
             spins += 1;

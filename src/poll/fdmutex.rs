@@ -19,7 +19,8 @@
 //! |                   |                | lock                                                 |
 //! | `rwunlock`        | its end        | lock bit clear, refs − 1, and waiters − 1 + one wake  |
 //! |                   |                | if any wait                                          |
-//! | `close`           | `NetFd::close` | CLOSED set, refs + 1, waiters cleared + all woken    |
+//! | `close`           | `NetFd::close` | CLOSED set, refs + 1, waiters cleared (all woken     |
+//! |                   |                | once the socket is released: `LockWaiters`)          |
 //!
 //! So starting a call is one compare-and-swap and ending it one more; the uncontended path
 //! touches nothing else. A woken lock waiter competes for the lock again from the top (it is
@@ -345,8 +346,9 @@ impl FdMutex {
     }
 
     /// Go's `increfAndClose`: sets CLOSED and takes a reference (drop it with `decref` when
-    /// done), and wakes every lock waiter so it sees CLOSED. `Closed` if already closed.
-    pub(crate) fn close(&self) -> Result<(), Refused> {
+    /// done), and takes every lock waiter out of the count, to be woken (and see CLOSED)
+    /// when the returned [`LockWaiters`] is dropped. `Closed` if already closed.
+    pub(crate) fn close(&self) -> Result<LockWaiters<'_>, Refused> {
         let mut old = self.state.load(Ordering::Relaxed);
         loop {
             if let Some(why) = no_reference(old) {
@@ -358,19 +360,51 @@ impl FdMutex {
                 .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    for (dir, waiters) in [
-                        (Dir::Read, (old & RWAIT_MASK) / RWAIT),
-                        (Dir::Write, (old & WWAIT_MASK) / WWAIT),
-                    ] {
-                        if waiters > 0 {
-                            self.sema(dir).release(waiters);
-                        }
-                    }
-                    return Ok(());
+                    return Ok(LockWaiters {
+                        mu: self,
+                        read: (old & RWAIT_MASK) / RWAIT,
+                        write: (old & WWAIT_MASK) / WWAIT,
+                    })
                 }
                 Err(now) => old = now,
             }
         }
+    }
+}
+
+/// The lock waiters a `close` took out of the count, woken when this is dropped.
+/// `NetFd::close` keeps it until the socket is released, so that a call woken by the close
+/// never returns to find the socket still open (a `bind` of the address it held would
+/// fail). Holding it back is safe: each counted waiter is owed one permit and gets it here,
+/// as from a slow closer; no waiter is counted after CLOSED.
+pub(crate) struct LockWaiters<'a> {
+    mu: &'a FdMutex,
+    read: u64,
+    write: u64,
+}
+
+impl Drop for LockWaiters<'_> {
+    fn drop(&mut self) {
+        for (dir, waiters) in [(Dir::Read, self.read), (Dir::Write, self.write)] {
+            if waiters > 0 {
+                self.mu.sema(dir).release(waiters);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for LockWaiters<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockWaiters")
+            .field("read", &self.read)
+            .field("write", &self.write)
+            .finish()
+    }
+}
+
+impl PartialEq for LockWaiters<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.read, self.write) == (other.read, other.write)
     }
 }
 
