@@ -45,9 +45,8 @@
 //! poll returns, and `close` wakes such threads first and waits for them to get out
 //! (`PollDesc::threads_out`): that needs only their CPU, never a worker. Only then does it
 //! wake the coroutines and the lock waiters, so no woken call returns to find the socket
-//! still open. A syscall inside the kernel
-//! with the socket on another thread at that instant keeps it until it returns too, which a
-//! nonblocking socket's calls do at once.
+//! still open. A syscall inside the kernel with the socket on another thread at that
+//! instant keeps it until it returns too, which a nonblocking socket's calls do at once.
 //! A call in flight whose next syscall comes after the `dup2` meets the placeholder, a
 //! socket whose connection is over: a read gets end of file, everything else fails at once
 //! (a `poll(2)` on it says HUP), and nothing done to it changes it (`placeholder`). It must
