@@ -161,7 +161,7 @@ fn bad_addresses_are_clear_errors() {
                 "address not an address: missing port in address",
             ),
             ("", "missing address"),
-            (":80", "address :80: missing host in address"),
+            (":80x", "address 80x: invalid port"),
             ("[::1]", "address [::1]: missing port in address"),
         ] {
             let e = TcpStream::connect(bad).unwrap_err();
@@ -215,6 +215,40 @@ fn connect_refused_is_go_form() {
             Some(libc::ECONNREFUSED),
             "the errno stays reachable"
         );
+    });
+}
+
+#[test]
+fn an_empty_host_listens_everywhere_and_dials_this_host_as_go_s_does() {
+    // Go's ":8080" (std refuses it: it looks "" up): every local address for a listener,
+    // this host for a dial
+    both(|| {
+        let l = TcpListener::bind(":0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let any = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+        assert_eq!(l.local_addr().unwrap(), any, "dual-stack, as Go's");
+        // reached over IPv4 and IPv6 loopback, and by dialing the empty host
+        for to in [
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+            format!(":{port}"),
+        ] {
+            let c = TcpStream::connect(to.as_str()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            assert_eq!(
+                s.peer_addr().unwrap().port(),
+                c.local_addr().unwrap().port(),
+                "{to}"
+            );
+        }
+        let c = Dialer::new().dial(("", port)).unwrap();
+        assert_eq!(c.peer_addr().unwrap().port(), port);
+        drop(l.accept().unwrap());
+        // a listener on IPv4 loopback alone: the dial passes over [::] (nothing on ::1)
+        let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port4 = l4.local_addr().unwrap().port();
+        let c = TcpStream::connect(format!(":{port4}")).unwrap();
+        assert_eq!(c.peer_addr().unwrap(), v4(port4));
     });
 }
 

@@ -729,6 +729,37 @@ fn converts_to_and_from_std() {
 }
 
 #[test]
+fn an_empty_host_binds_everywhere_and_sends_to_this_host_as_go_s_does() {
+    both(|_| {
+        let rx = UdpSocket::bind(":0").unwrap();
+        let port = rx.local_addr().unwrap().port();
+        assert_eq!(
+            rx.local_addr().unwrap(),
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))
+        );
+        rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // from an IPv4 socket, which passes over [::] for 0.0.0.0 (std would take the
+        // first and fail), and from an IPv6 one
+        let tx4 = bind();
+        assert_eq!(tx4.send_to(b"v4", format!(":{port}")).unwrap(), 2);
+        let tx6 = UdpSocket::bind("[::1]:0").unwrap();
+        assert_eq!(tx6.send_to(b"v6", ("", port)).unwrap(), 2);
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let mut buf = [0u8; 8];
+            let (n, from) = rx.recv_from(&mut buf).unwrap();
+            got.push((buf[..n].to_vec(), from.port()));
+        }
+        got.sort();
+        let (p4, p6) = (
+            tx4.local_addr().unwrap().port(),
+            tx6.local_addr().unwrap().port(),
+        );
+        assert_eq!(got, [(b"v4".to_vec(), p4), (b"v6".to_vec(), p6)]);
+    });
+}
+
+#[test]
 fn errors_read_like_go() {
     both(|_| {
         let bad = UdpSocket::bind("not an address").unwrap_err();

@@ -2,13 +2,14 @@
 //!
 //! `getaddrinfo` blocks, so a coroutine that resolves a name runs it on the blocking pool
 //! and parks; at most [`MAX_LOOKUPS`] run at once (Go's cgo resolver limit), the rest wait
-//! their turn parked. Socket address values (`SocketAddr`, `(IpAddr, u16)`, slices of them)
-//! and strings holding an IP literal (`"127.0.0.1:80"`) never leave the caller; any other
-//! string takes the trip, since it may be a name.
+//! their turn parked. Socket address values (`SocketAddr`, `(IpAddr, u16)`, slices of them),
+//! strings holding an IP literal (`"127.0.0.1:80"`), Go's empty host (`":80"`) and
+//! malformed strings never leave the caller; any other string takes the trip, since it may
+//! be a name.
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -226,6 +227,32 @@ impl<'a> HostRef<'a> {
         }
     }
 
+    /// Go's empty host, `":8080"` or `("", 8080)`: every local address to listen on, this
+    /// host to dial. std looks `""` up and fails; coronet answers as Go does, with the
+    /// unspecified addresses, IPv6 first: a listener on `[::]` takes IPv4 too (unless
+    /// `IPV6_V6ONLY` is on by default), and a `bind` or dial tries the next address when
+    /// one fails, so `0.0.0.0` serves where IPv6 is off. Linux takes a connect to either as
+    /// one to its loopback address, as Go's "local system" dial does.
+    fn every_local(self) -> Option<[SocketAddr; 2]> {
+        let port = match self {
+            HostRef::Joined(s) => s.strip_prefix(':')?.parse::<u16>().ok()?,
+            HostRef::Split("", port) => port,
+            HostRef::Split(..) => return None,
+        };
+        Some([
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port),
+        ])
+    }
+
+    /// The addresses, if they need no lookup: an IP literal, or Go's empty host.
+    fn in_place(self) -> Option<Vec<SocketAddr>> {
+        match self.literal() {
+            Some(a) => Some(vec![a]),
+            None => self.every_local().map(Vec::from),
+        }
+    }
+
     /// The address, if the host is an IP literal. std's `to_socket_addrs` tries exactly
     /// these parses before it looks anything up (`str::parse::<SocketAddr>` for the joined
     /// form, `Ipv4Addr` then `Ipv6Addr` for the split one), so the answer is std's own.
@@ -241,17 +268,25 @@ impl<'a> HostRef<'a> {
 }
 
 /// The address `addr` spells, if it is one of std's string forms holding an IP literal
-/// (`"127.0.0.1:80"`, `"[::1]:80"`, `("10.0.0.1", 80)`): no name to look up, so no trip to
-/// the blocking pool (with it, a loopback dial from a coroutine took 3.5 times as long),
-/// and no lookup for a dialer's deadline to bound. Go answers IP literals at once too.
+/// (`"127.0.0.1:80"`, `"[::1]:80"`, `("10.0.0.1", 80)`). The tests' view of `in_place`.
+#[cfg(test)]
 pub(crate) fn literal<A: ?Sized>(addr: &A) -> Option<SocketAddr> {
     HostRef::of(addr).and_then(HostRef::literal)
 }
 
+/// The addresses `addr` spells, if it is one of std's string forms that needs no lookup:
+/// an IP literal (`"127.0.0.1:80"`, `"[::1]:80"`, `("10.0.0.1", 80)`) or Go's empty host
+/// (`":8080"`). So no trip to the blocking pool (with it, a loopback dial from a coroutine
+/// took 3.5 times as long), and no lookup for a dialer's deadline to bound. Go answers
+/// these at once too.
+fn in_place<A: ?Sized>(addr: &A) -> Option<Vec<SocketAddr>> {
+    HostRef::of(addr).and_then(HostRef::in_place)
+}
+
 /// Whether resolving `addr` may look a name up: false for socket address values
-/// ([`copies_only`]) and for strings that hold an IP literal ([`literal`]).
+/// ([`copies_only`]) and for strings that need no lookup ([`in_place`]).
 pub(crate) fn may_look_up<A: ?Sized>(addr: &A) -> bool {
-    !copies_only::<A>() && literal(addr).is_none()
+    !copies_only::<A>() && in_place(addr).is_none()
 }
 
 /// A copy of a host name given in one of std's string forms: `dial` can hand it to a lookup
@@ -317,13 +352,8 @@ pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<Socket
     if copies_only::<A>() {
         return addr.to_socket_addrs().map(Iterator::collect);
     }
-    if let Some(r) = HostRef::of(&addr) {
-        if let Some(a) = r.literal() {
-            return Ok(vec![a]);
-        }
-        if let Some(e) = malformed(r) {
-            return Err(e);
-        }
+    if let Some(r) = answer_in_place(&addr) {
+        return r;
     }
     let _permit = LOOKUPS.acquire();
     // `addr` comes back with the answer, to name its host should the lookup have failed
@@ -334,14 +364,24 @@ pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<Socket
     })
 }
 
+/// The answer for one of std's string forms that needs no lookup: its addresses
+/// ([`in_place`]), or the error for a malformed one ([`malformed`]).
+fn answer_in_place<A: ?Sized>(addr: &A) -> Option<io::Result<Vec<SocketAddr>>> {
+    let r = HostRef::of(addr)?;
+    match r.in_place() {
+        Some(v) => Some(Ok(v)),
+        None => malformed(r).map(Err),
+    }
+}
+
 /// Go's `AddrError` for a string that std's `to_socket_addrs` refuses before it looks
 /// anything up (or that no lookup could answer), kind `InvalidInput`, e.g. `address
 /// 127.0.0.1: missing port in address` or `address 99999: invalid port`. std's own words
 /// (`invalid socket address`, `invalid port value`) said neither what was wrong nor where.
 ///
 /// It refuses nothing std takes: std splits `"host:port"` at the last colon and needs a
-/// `u16` after it, then looks the host up; each arm below is one of those steps failing,
-/// or the empty host, which no lookup resolves.
+/// `u16` after it, then looks the host up; each arm below is one of the first two steps
+/// failing.
 fn malformed(r: HostRef<'_>) -> Option<io::Error> {
     let (addr, why) = match r {
         HostRef::Joined("") => (String::new(), "missing address"),
@@ -355,11 +395,10 @@ fn malformed(r: HostRef<'_>) -> Option<io::Error> {
                     (port.to_owned(), "invalid port")
                 }
             }
-            Some(("", _)) => (s.to_owned(), "missing host in address"),
-            // A bare "::1" is left to std, which takes it as host "::", port 1.
+            // ":8080" is Go's empty host (`every_local`); a bare "::1" is left to std,
+            // which takes it as host "::", port 1.
             Some(_) => return None,
         },
-        HostRef::Split("", port) => (format!(":{port}"), "missing host in address"),
         HostRef::Split(..) => return None,
     };
     Some(io::Error::new(
@@ -435,8 +474,10 @@ fn no_such_host(e: &io::Error) -> bool {
 ///   any other failure of the resolver as `lookup HOST: <its words>`, with std's kind;
 /// - malformed input, kind `InvalidInput`, found without a lookup: `address localhost:
 ///   missing port in address`, `address 99999: invalid port`, `missing address` (an empty
-///   string), `address :80: missing host in address` (Go's `:80` means every local
-///   address; std's, and so coronet's, resolves nothing).
+///   string).
+///
+/// An empty host, `":8080"`, is Go's "every local address": `[::]:8080` and
+/// `0.0.0.0:8080`, without a lookup (std refuses it).
 ///
 /// std's error is the `source()` of a failed lookup.
 ///
@@ -454,7 +495,8 @@ pub fn lookup_host(host: &str) -> io::Result<std::vec::IntoIter<SocketAddr>> {
 /// parks on the blocking pool) and the caller waits for its answer or for `ctx.done()`,
 /// whichever comes first. A lookup cut short runs on and its answer is dropped: a
 /// `getaddrinfo` cannot be interrupted, only no longer waited for (Go's cgo resolver does
-/// the same). Literal addresses answer at once, whatever the state of `ctx`.
+/// the same). Strings that need no lookup (an IP literal, Go's empty host, a malformed
+/// one) answer at once, whatever the state of `ctx`.
 pub(crate) fn resolve_context<A: ToSocketAddrs + Send + 'static>(
     ctx: &Context,
     addr: A,
@@ -463,8 +505,8 @@ pub(crate) fn resolve_context<A: ToSocketAddrs + Send + 'static>(
         // nothing to wait for; the caller checks `ctx` next to each address it tries
         return Ok(addr.to_socket_addrs().map(Iterator::collect));
     }
-    if let Some(a) = literal(&addr) {
-        return Ok(Ok(vec![a]));
+    if let Some(r) = answer_in_place(&addr) {
+        return Ok(r);
     }
     if let Some(e) = ctx.err() {
         return Err(e);
@@ -626,7 +668,7 @@ mod tests {
             ("127.0.0.1:99999", "address 99999: invalid port"),
             ("127.0.0.1:-1", "address -1: invalid port"),
             ("127.0.0.1:http", "address http: invalid port"),
-            (":80", "address :80: missing host in address"),
+            (":http", "address http: invalid port"),
         ];
         for &(s, want) in cases {
             let e = crate::run(move || resolve(s)).unwrap_err();
@@ -639,25 +681,40 @@ mod tests {
             let e = resolve(s).unwrap_err();
             assert_eq!(e.to_string(), want, "{s:?}");
         }
-        let e = resolve(("", 80u16)).unwrap_err();
-        assert_eq!(e.to_string(), "address :80: missing host in address");
     }
 
-    // Go's words must never refuse a string std would take: whatever `malformed` refuses
-    // with a non-empty host, std's parse refuses as well, before any lookup (so this
-    // property needs no resolver). The empty host goes to the lookup in std, which fails
-    // (tests/tcp.rs dials ":80" and binds it).
+    // Go's words must never refuse a string std would take: whatever `malformed` refuses,
+    // std's parse refuses as well, before any lookup (so this property needs no resolver).
     proptest::proptest! {
         #[test]
         fn malformed_refuses_only_what_std_refuses(s in "[0-9a-z:.\\[\\]%+-]{0,14}") {
             if let Some(e) = malformed(HostRef::Joined(&s)) {
                 proptest::prop_assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-                if !s.rsplit_once(':').is_some_and(|(h, _)| h.is_empty()) {
-                    let std = s.as_str().to_socket_addrs().unwrap_err();
-                    proptest::prop_assert_eq!(std.kind(), io::ErrorKind::InvalidInput, "{}: {}", s, std);
-                }
+                let std = s.as_str().to_socket_addrs().unwrap_err();
+                proptest::prop_assert_eq!(std.kind(), io::ErrorKind::InvalidInput, "{}: {}", s, std);
             }
         }
+    }
+
+    #[test]
+    fn go_s_empty_host_is_every_local_address_without_a_lookup() {
+        let both: Vec<SocketAddr> = vec![
+            "[::]:8080".parse().unwrap(),
+            "0.0.0.0:8080".parse().unwrap(),
+        ];
+        assert_eq!(crate::run(|| resolve(":8080").unwrap()), both);
+        assert_eq!(resolve(":8080").unwrap(), both);
+        assert_eq!(resolve(("", 8080u16)).unwrap(), both);
+        assert_eq!(resolve(String::from(":8080")).unwrap(), both);
+        assert!(!may_look_up(&":8080"));
+        // std has no such form: it looks "" up and fails
+        assert!(":8080".to_socket_addrs().is_err());
+        // not an empty host: a port that is not one, a name, a bare colon
+        assert!(resolve(":80x").is_err());
+        assert_eq!(HostRef::Joined("x:80").every_local(), None);
+        assert_eq!(HostRef::Joined(":").every_local(), None);
+        assert_eq!(HostRef::Joined("::80").every_local(), None);
+        assert_eq!(HostRef::Split("x", 80).every_local(), None);
     }
 
     #[test]

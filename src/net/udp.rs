@@ -63,11 +63,24 @@ fn domain(a: &SocketAddr) -> i32 {
     }
 }
 
-/// The first address of `addr`; literal addresses resolve on the caller (see `resolve`).
-fn first_addr<A: ToSocketAddrs + Send>(addr: A) -> io::Result<SocketAddr> {
-    resolve(addr)?
-        .into_iter()
-        .next()
+/// The first address of `addr` (literal addresses resolve on the caller: see `resolve`),
+/// as std's `send_to` takes it — except that an IPv4 socket (`ipv4_socket`, asked only
+/// then) passes over IPv6 addresses it could never send to when the list has an IPv4 one
+/// after them: a name with both, or Go's `":9000"` (`[::]`, then `0.0.0.0`). std takes
+/// the IPv6 one and fails with "address family not supported by protocol".
+fn first_addr<A: ToSocketAddrs + Send>(
+    addr: A,
+    ipv4_socket: impl FnOnce() -> bool,
+) -> io::Result<SocketAddr> {
+    let all = resolve(addr)?;
+    let first = match all.first() {
+        Some(a) if a.is_ipv6() && all.len() > 1 && ipv4_socket() => {
+            all.iter().find(|a| a.is_ipv4()).or(Some(a))
+        }
+        first => first,
+    };
+    first
+        .copied()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to"))
 }
 
@@ -313,7 +326,8 @@ impl UdpSocket {
     /// assert_eq!((&buf[..n], from), (&b"hi"[..], a.local_addr().unwrap()));
     /// ```
     pub fn send_to<A: ToSocketAddrs + Send>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let to = first_addr(addr).map_err(|e| self.err_to(None, e))?;
+        let ipv4 = || matches!(self.sock.local(), Some(Addr::Inet(SocketAddr::V4(_))));
+        let to = first_addr(addr, ipv4).map_err(|e| self.err_to(None, e))?;
         let raw = SockAddr::from_inet(&to);
         self.sock
             .fd
@@ -896,11 +910,34 @@ mod tests {
     fn first_addr_takes_the_first() {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let b: SocketAddr = "[::1]:2".parse().unwrap();
-        assert_eq!(first_addr(a).unwrap(), a);
-        assert_eq!(first_addr(&[b, a][..]).unwrap(), b);
-        assert_eq!(first_addr("[::1]:2").unwrap(), b);
-        let none = first_addr(&[][..]).unwrap_err();
+        let v6 = || false;
+        assert_eq!(first_addr(a, v6).unwrap(), a);
+        assert_eq!(first_addr(&[b, a][..], v6).unwrap(), b);
+        assert_eq!(first_addr("[::1]:2", v6).unwrap(), b);
+        let none = first_addr(&[][..], v6).unwrap_err();
         assert_eq!(none.kind(), io::ErrorKind::InvalidInput);
         assert_eq!(none.to_string(), "no addresses to send data to");
+    }
+
+    #[test]
+    fn an_ipv4_socket_passes_over_ipv6_addresses_it_cannot_reach() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "[::1]:2".parse().unwrap();
+        let v4 = || true;
+        assert_eq!(first_addr(&[b, a][..], v4).unwrap(), a);
+        assert_eq!(first_addr(&[a, b][..], v4).unwrap(), a);
+        // nothing better to take: std's answer, and its error when sent to
+        assert_eq!(first_addr(b, v4).unwrap(), b);
+        assert_eq!(first_addr(&[b, b][..], v4).unwrap(), b);
+        // Go's empty host: [::] then 0.0.0.0
+        assert_eq!(first_addr(":9", v4).unwrap(), "0.0.0.0:9".parse().unwrap());
+        assert_eq!(
+            first_addr(":9", || false).unwrap(),
+            "[::]:9".parse().unwrap()
+        );
+        // the socket's family is asked only when there is a choice to make
+        let unasked = || panic!("asked for the family with nothing to choose");
+        assert_eq!(first_addr(&[a, b][..], unasked).unwrap(), a);
+        assert_eq!(first_addr(b, unasked).unwrap(), b);
     }
 }
