@@ -229,10 +229,11 @@ impl<'a> HostRef<'a> {
 
     /// Go's empty host, `":8080"` or `("", 8080)`: every local address to listen on, this
     /// host to dial. std looks `""` up and fails; coronet answers as Go does, with the
-    /// unspecified addresses, IPv6 first: a listener on `[::]` takes IPv4 too (unless
-    /// `IPV6_V6ONLY` is on by default), and a `bind` or dial tries the next address when
-    /// one fails, so `0.0.0.0` serves where IPv6 is off. Linux takes a connect to either as
-    /// one to its loopback address, as Go's "local system" dial does.
+    /// unspecified addresses, IPv6 first: a listener on `[::]` takes IPv4 too (unless the
+    /// system makes `IPV6_V6ONLY` the default: `net.ipv6.bindv6only`), and a `bind` or
+    /// dial tries the next address when one fails, so `0.0.0.0` serves where IPv6 is off.
+    /// Linux takes a connect to either as one to its loopback address, as Go's "local
+    /// system" dial does.
     fn every_local(self) -> Option<[SocketAddr; 2]> {
         let port = match self {
             HostRef::Joined(s) => s.strip_prefix(':')?.parse::<u16>().ok()?,
@@ -375,9 +376,9 @@ fn answer_in_place<A: ?Sized>(addr: &A) -> Option<io::Result<Vec<SocketAddr>>> {
 }
 
 /// Go's `AddrError` for a string that std's `to_socket_addrs` refuses before it looks
-/// anything up (or that no lookup could answer), kind `InvalidInput`, e.g. `address
-/// 127.0.0.1: missing port in address` or `address 99999: invalid port`. std's own words
-/// (`invalid socket address`, `invalid port value`) said neither what was wrong nor where.
+/// anything up, kind `InvalidInput`, e.g. `address 127.0.0.1: missing port in address` or
+/// `address 99999: invalid port`. std's own words (`invalid socket address`, `invalid port
+/// value`) said neither what was wrong nor where.
 ///
 /// It refuses nothing std takes: std splits `"host:port"` at the last colon and needs a
 /// `u16` after it, then looks the host up; each arm below is one of the first two steps
