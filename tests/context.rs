@@ -2,13 +2,15 @@
 //! rule, and the fan-out dial of the Go context articles (ten dialers share one context;
 //! the first to connect cancels the rest).
 
+mod util;
+
 use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coronet::context::{Canceller, Context, ContextError};
-use coronet::net::{Dialer, ListenConfig, TcpListener};
+use coronet::net::{Dialer, TcpListener};
+use util::blackhole;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -238,37 +240,6 @@ fn errors_read_as_go_and_convert_to_io() {
     // Not Interrupted: std's read_exact / write_all would retry it forever.
     assert_ne!(io.kind(), ErrorKind::Interrupted);
     assert_eq!(ContextError::of(&io), Some(ContextError::Canceled));
-}
-
-/// An address whose connects hang: a listener with a full accept queue, which the kernel
-/// answers by dropping SYNs (10.255.255.1-style blackholes may be routed here).
-struct Blackhole {
-    _listener: TcpListener,
-    _queued: Vec<std::net::TcpStream>,
-    addr: SocketAddr,
-}
-
-fn blackhole() -> Blackhole {
-    let listener = ListenConfig::new()
-        .backlog(0)
-        .listen("127.0.0.1:0")
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut queued = Vec::new();
-    for _ in 0..64 {
-        match std::net::TcpStream::connect_timeout(&addr, ms(300)) {
-            Ok(s) => queued.push(s),
-            Err(e) if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock => {
-                return Blackhole {
-                    _listener: listener,
-                    _queued: queued,
-                    addr,
-                };
-            }
-            Err(e) => panic!("filling the accept queue: {e}"),
-        }
-    }
-    panic!("the accept queue never filled; no local blackhole");
 }
 
 #[test]

@@ -252,3 +252,140 @@ fn a_zero_timeout_leaves_the_deadline_in_force() {
         assert_eq!(e.kind(), ErrorKind::TimedOut);
     });
 }
+
+// ---- Happy Eyeballs (Go's `dialParallel`, RFC 6555) -------------------------------------
+
+/// A list of addresses that `dial_context` can take (it wants `'static`).
+#[derive(Clone, Debug)]
+struct List(Vec<SocketAddr>);
+
+impl ToSocketAddrs for List {
+    type Iter = std::vec::IntoIter<SocketAddr>;
+    fn to_socket_addrs(&self) -> io::Result<Self::Iter> {
+        Ok(self.0.clone().into_iter())
+    }
+}
+
+/// The dial's time when the first family hangs: long enough that waiting it out (or any
+/// share of it) cannot pass for the fallback delay.
+const HANG: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_hanging_family_costs_the_fallback_delay_not_the_timeout() {
+    both(|| {
+        let hole = util::blackhole(); // IPv4, first: the primary family
+        let live = TcpListener::bind("[::1]:0").unwrap();
+        let to = [hole.addr, live.local_addr().unwrap()];
+        let start = Instant::now();
+        let c = Dialer::new().timeout(HANG).dial(&to[..]).unwrap();
+        let took = start.elapsed();
+        assert_eq!(c.peer_addr().unwrap(), live.local_addr().unwrap());
+        // 300 ms by design; without the race, half of HANG (the first address's share)
+        assert!(took < HANG / 4, "took {took:?}");
+        assert!(took >= ms(250), "the fallback started early: {took:?}");
+        drop(live.accept().unwrap());
+        // the same through dial_context
+        let start = Instant::now();
+        let c = Dialer::new()
+            .timeout(HANG)
+            .dial_context(&Context::background(), List(to.to_vec()))
+            .unwrap();
+        assert_eq!(c.peer_addr().unwrap(), live.local_addr().unwrap());
+        assert!(start.elapsed() < HANG / 4, "took {:?}", start.elapsed());
+    });
+}
+
+#[test]
+fn without_the_race_every_address_is_tried_in_order() {
+    both(|| {
+        let hole = util::blackhole();
+        let live = TcpListener::bind("[::1]:0").unwrap();
+        let to = [hole.addr, live.local_addr().unwrap()];
+        let start = Instant::now();
+        // 4 s split in two: the hole has 2 s of it before the live address is tried
+        let c = Dialer::new()
+            .timeout(Duration::from_secs(4))
+            .fallback_delay(None)
+            .dial(&to[..])
+            .unwrap();
+        assert_eq!(c.peer_addr().unwrap(), live.local_addr().unwrap());
+        assert!(
+            start.elapsed() >= Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
+        drop(live.accept().unwrap());
+        // dial_context splits the time the same way (Go's dialSerial): the hole does not
+        // take all 4 s
+        let c = Dialer::new()
+            .timeout(Duration::from_secs(4))
+            .fallback_delay(None)
+            .dial_context(&Context::background(), List(to.to_vec()))
+            .unwrap();
+        assert_eq!(c.peer_addr().unwrap(), live.local_addr().unwrap());
+    });
+}
+
+#[test]
+fn a_first_family_that_answers_in_time_leaves_the_other_untried() {
+    both(|| {
+        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let v6 = TcpListener::bind("[::1]:0").unwrap();
+        v6.set_nonblocking(true).unwrap();
+        let c = Dialer::new()
+            .dial(&[v4.local_addr().unwrap(), v6.local_addr().unwrap()][..])
+            .unwrap();
+        assert_eq!(c.peer_addr().unwrap(), v4.local_addr().unwrap());
+        // past the fallback delay, with room: nothing came to the other family
+        std::thread::sleep(coronet::net::FALLBACK_DELAY * 3);
+        assert_eq!(v6.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+    });
+}
+
+#[test]
+fn a_failed_first_family_starts_the_other_at_once() {
+    both(|| {
+        let dead = util::unused_port(false); // refused at once
+        let live = TcpListener::bind("[::1]:0").unwrap();
+        let to = [
+            SocketAddr::from(([127, 0, 0, 1], dead)),
+            live.local_addr().unwrap(),
+        ];
+        // a fallback delay far past the test: only the primary's failure can start it
+        let start = Instant::now();
+        let c = Dialer::new()
+            .fallback_delay(Some(HANG))
+            .dial(&to[..])
+            .unwrap();
+        assert_eq!(c.peer_addr().unwrap(), live.local_addr().unwrap());
+        assert!(start.elapsed() < HANG / 4, "{:?}", start.elapsed());
+        // both refused: the error of the last to fail, as a dial in order reports it
+        let dead6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, util::unused_port(false)));
+        let e = Dialer::new().dial(&[to[0], dead6][..]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+        assert_eq!(
+            e.to_string(),
+            format!("dial tcp {dead6}: connection refused")
+        );
+    });
+}
+
+#[test]
+fn a_cancel_ends_both_families_at_once() {
+    both(|| {
+        let hole = util::blackhole();
+        let hole6 = util::blackhole_at("[::1]:0");
+        let (ctx, cancel) = Context::background().with_cancel();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(ms(800)); // past the fallback delay: both are dialing
+            cancel.cancel();
+        });
+        let start = Instant::now();
+        let e = Dialer::new()
+            .dial_context(&ctx, List(vec![hole.addr, hole6.addr]))
+            .unwrap_err();
+        assert_eq!(ContextError::of(&e), Some(ContextError::Canceled), "{e}");
+        assert!(start.elapsed() < HANG / 4, "{:?}", start.elapsed());
+        canceller.join().unwrap();
+    });
+}

@@ -39,7 +39,16 @@ pub struct Dialer {
     local: Option<SocketAddr>,
     keep_alive: Option<Duration>,
     control: Option<Control>,
+    /// The delay before the other family's addresses join the dial (`fallback_delay`);
+    /// `None`: Go's default, [`FALLBACK_DELAY`].
+    fallback_delay: Option<Duration>,
+    /// `fallback_delay(None)`: every address in order, one at a time, as std's `connect`.
+    no_race: bool,
 }
+
+/// Go's default `Dialer.FallbackDelay`: how long a dial waits on the first address
+/// family before it starts on the other as well (RFC 6555's Happy Eyeballs).
+pub const FALLBACK_DELAY: Duration = Duration::from_millis(300);
 
 impl fmt::Debug for Dialer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,6 +58,7 @@ impl fmt::Debug for Dialer {
             .field("local", &self.local)
             .field("keep_alive", &self.keep_alive)
             .field("control", &self.control.is_some())
+            .field("fallback_delay", &self.race_delay())
             .finish()
     }
 }
@@ -222,6 +232,43 @@ impl Dialer {
         self
     }
 
+    /// When a name resolves to addresses of both families (IPv6 and IPv4), the dial tries
+    /// the first address's family first and, if nothing has connected after `delay`, the
+    /// other family's addresses too, at the same time; the first connection wins and the
+    /// other attempt is abandoned — Go's `Dialer.FallbackDelay`, RFC 6555's "Happy
+    /// Eyeballs". So an address family that hangs (a network that drops IPv6 without a
+    /// word) costs `delay`, not the whole connect timeout. Once the first family has
+    /// failed, the other starts at once. `Some(Duration::ZERO)` starts both together;
+    /// `None` tries every address in order, one at a time, as std's `connect` does. The
+    /// default is [`FALLBACK_DELAY`], 300 ms, as Go's. A list of one family is always
+    /// dialed in order.
+    ///
+    /// ```
+    /// use coronet::net::{Dialer, TcpListener, FALLBACK_DELAY};
+    /// use std::net::SocketAddr;
+    ///
+    /// let v4 = TcpListener::bind("127.0.0.1:0")?;
+    /// let v6 = TcpListener::bind("[::1]:0")?;
+    /// let both = [v6.local_addr()?, v4.local_addr()?];
+    /// // the first family answers within the delay: the other is never tried
+    /// let c = Dialer::new().fallback_delay(Some(FALLBACK_DELAY)).dial(&both[..])?;
+    /// assert_eq!(c.peer_addr()?, v6.local_addr()?);
+    /// // in order, as std, however long the first takes
+    /// let c = Dialer::new().fallback_delay(None).dial(&both[..])?;
+    /// assert_eq!(c.peer_addr()?, v6.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn fallback_delay(mut self, delay: Option<Duration>) -> Dialer {
+        self.no_race = delay.is_none();
+        self.fallback_delay = delay;
+        self
+    }
+
+    /// The fallback delay, or `None` when the dial never races the two families.
+    fn race_delay(&self) -> Option<Duration> {
+        (!self.no_race).then(|| self.fallback_delay.unwrap_or(FALLBACK_DELAY))
+    }
+
     /// The earlier of the deadline and now + the timeout: taken once, when a dial starts.
     fn effective_deadline(&self) -> Option<Instant> {
         // A zero timeout is none (Go's zero value); one past the clock's range is none too,
@@ -233,7 +280,9 @@ impl Dialer {
         crate::poll::desc::earliest(by_timeout, self.deadline)
     }
 
-    /// Connects to `addr`, trying each resolved address in order until one succeeds.
+    /// Connects to `addr`, trying each resolved address in order until one succeeds; with
+    /// addresses of both families, the other family joins after the
+    /// [`fallback_delay`](Dialer::fallback_delay) (Go's "Happy Eyeballs").
     ///
     /// # Errors
     ///
@@ -242,9 +291,9 @@ impl Dialer {
     /// `dial tcp: lookup HOST: no such host` (or the resolver's words, if it failed
     /// otherwise) when a host name given as a string does not resolve; `dial tcp: address
     /// 127.0.0.1: missing port in address` and the like for a malformed one, as
-    /// [`lookup_host`](super::lookup_host) words them; `dial tcp: i/o timeout` when the deadline passed before or during
-    /// the lookup (Go adds `lookup HOST:` there too). Which lookups the deadline cuts short:
-    /// see [`timeout`](Dialer::timeout).
+    /// [`lookup_host`](super::lookup_host) words them; `dial tcp: i/o timeout` when the
+    /// deadline passed before or during the lookup (Go adds `lookup HOST:` there too).
+    /// Which lookups the deadline cuts short: see [`timeout`](Dialer::timeout).
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener};
@@ -291,6 +340,9 @@ impl Dialer {
             return Err(lookup_timeout());
         }
         let list = self.suitable(list)?;
+        if let Some(delay) = self.race_delay().filter(|_| both_families(&list)) {
+            return self.dial_parallel(&Context::background(), list, deadline, delay);
+        }
         let mut last = None;
         for (i, &to) in list.iter().enumerate() {
             // Each address gets a share of the time left, so one that never answers
@@ -315,6 +367,11 @@ impl Dialer {
         }
         Err(last.expect("at least one address"))
     }
+}
+
+/// Whether `list` has addresses of both families, so that a dial may race them.
+fn both_families(list: &[SocketAddr]) -> bool {
+    list.iter().any(|a| a.is_ipv4() != list[0].is_ipv4())
 }
 
 /// Whether `deadline` has come.
@@ -400,16 +457,33 @@ impl Dialer {
             Ok(Err(e)) => return Err(dial_error(self.local, None, e)),
         };
         let list = self.suitable(list)?;
+        if let Some(delay) = self.race_delay().filter(|_| both_families(&list)) {
+            return self.dial_parallel(ctx, list, deadline, delay);
+        }
+        self.dial_serial(ctx, &list, deadline)
+    }
+
+    /// Every address of `list` in order under `ctx`, each with its share of the time left
+    /// (as `dial`'s, Go's `dialSerial`), until one connects; the last failure if none does.
+    /// `list` is not empty.
+    fn dial_serial(
+        &self,
+        ctx: &Context,
+        list: &[SocketAddr],
+        deadline: Option<Instant>,
+    ) -> io::Result<TcpStream> {
+        let ended =
+            |to: Option<SocketAddr>, e: ContextError| dial_error(self.local, to, e.to_net());
         let mut last = None;
-        for to in list {
+        for (i, &to) in list.iter().enumerate() {
             if let Some(e) = ctx.err() {
                 return Err(ended(Some(to), e));
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            let Some(part) = partial_deadline(Instant::now(), deadline, list.len() - i) else {
                 last = Some(dial_error(self.local, Some(to), timeout_error()));
                 break;
-            }
-            match self.dial_one_context(ctx, to, deadline) {
+            };
+            match self.dial_one_context(ctx, to, part) {
                 Ok(s) => return Ok(s),
                 Err(e) => {
                     log::debug!("dial {to} failed: {e}");
@@ -418,6 +492,73 @@ impl Dialer {
             }
         }
         Err(last.expect("at least one address"))
+    }
+
+    /// Go's `dialParallel` (RFC 6555): the addresses of the first one's family (the
+    /// primaries) are dialed in order on the caller; the others (the fallbacks) on a
+    /// coroutine of their own, once `delay` has passed or the primaries have all failed,
+    /// whichever comes first. The first to connect cancels the other (a parked connect is
+    /// kicked at once, through its context); a stream that connects as it loses is dropped,
+    /// which closes it. With both failing, the error of the one that failed last, as a
+    /// serial dial reports the last address's (and std's `connect` does).
+    fn dial_parallel(
+        &self,
+        ctx: &Context,
+        list: Vec<SocketAddr>,
+        deadline: Option<Instant>,
+        delay: Duration,
+    ) -> io::Result<TcpStream> {
+        let first_v4 = list[0].is_ipv4();
+        let (primaries, fallbacks): (Vec<_>, Vec<_>) =
+            list.into_iter().partition(|a| a.is_ipv4() == first_v4);
+        let (primary_ctx, primary_cancel) = ctx.with_cancel();
+        // shared with the fallback, which stops the primaries when it wins; the caller's
+        // handle lives until the primaries are done, so the fallback's drop cancels nothing
+        let primary_cancel = Arc::new(primary_cancel);
+        let (fallback_ctx, fallback_cancel) = ctx.with_cancel();
+        // closed (dropped) when the primaries are done: the fallback starts then at the latest
+        let (start_tx, start_rx) = crate::chan::bounded::<()>(1);
+        let (result_tx, result_rx) = crate::chan::bounded(1);
+        let dialer = self.clone();
+        let stop_primary = Arc::clone(&primary_cancel);
+        crate::go(move || {
+            crate::select! {
+                recv(start_rx) -> _ => {},
+                recv(crate::time::after(delay)) -> _ => {},
+                recv(fallback_ctx.done()) -> _ => {},
+            }
+            // A cancelled context (the primaries won, or the caller's was cancelled) ends
+            // `dial_serial` before its first connect.
+            log::debug!(
+                "dial: starting the fallback family ({} address(es))",
+                fallbacks.len()
+            );
+            let r = dialer.dial_serial(&fallback_ctx, &fallbacks, deadline);
+            if r.is_ok() {
+                stop_primary.cancel();
+            }
+            // Fails only if the caller has returned: the stream is dropped, and so closed.
+            let _ = result_tx.try_send((r, Instant::now()));
+        });
+        let primary_err = match self.dial_serial(&primary_ctx, &primaries, deadline) {
+            Ok(s) => {
+                // The fallback stops where it is, or never starts; its stream, if it
+                // connected meanwhile, is dropped with the channel.
+                fallback_cancel.cancel();
+                return Ok(s);
+            }
+            Err(e) => e,
+        };
+        let primary_failed_at = Instant::now();
+        drop(start_tx); // the fallback starts now, if it has not yet
+        drop(primary_cancel);
+        match result_rx.recv() {
+            Ok((Ok(s), _)) => Ok(s),
+            Ok((Err(e), failed_at)) if failed_at >= primary_failed_at => Err(e),
+            Ok((Err(_), _)) => Err(primary_err),
+            // the fallback's coroutine could not start (no stack): the primaries' answer
+            Err(_) => Err(primary_err),
+        }
     }
 
     /// The addresses a socket bound to the local address can reach, as Go's dial filters

@@ -692,7 +692,9 @@ mod tests {
             if let Some(e) = malformed(HostRef::Joined(&s)) {
                 proptest::prop_assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
                 let std = s.as_str().to_socket_addrs().unwrap_err();
-                proptest::prop_assert_eq!(std.kind(), io::ErrorKind::InvalidInput, "{}: {}", s, std);
+                proptest::prop_assert_eq!(
+                    std.kind(), io::ErrorKind::InvalidInput, "{}: {}", s, std
+                );
             }
         }
     }

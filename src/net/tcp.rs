@@ -376,12 +376,15 @@ impl Iterator for Incoming<'_> {
 }
 
 impl TcpStream {
-    /// Connects to `addr`, trying every resolved address in order.
+    /// Connects to `addr`, trying every resolved address in order — except that with
+    /// addresses of both families (a name with IPv6 and IPv4 ones), the other family joins
+    /// after 300 ms, as Go's `net.Dial` does (see
+    /// [`Dialer::fallback_delay`](super::Dialer::fallback_delay)).
     ///
     /// # Errors
     ///
-    /// The last address's failure in Go's form: `dial tcp 127.0.0.1:1: connection refused`;
-    /// for a name that does not resolve, `dial tcp: lookup HOST: <the resolver's words>`.
+    /// The last failure in Go's form: `dial tcp 127.0.0.1:1: connection refused`; for a
+    /// name that does not resolve, `dial tcp: lookup HOST: no such host`.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};

@@ -7,6 +7,7 @@ pub mod examples;
 pub mod files;
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -329,4 +330,42 @@ pub fn recurse(depth: u64) -> u64 {
         return 0;
     }
     recurse(depth + 1) + frame[depth as usize % 64]
+}
+
+/// An address whose connects hang: a listener with a full accept queue, which the kernel
+/// answers by dropping SYNs (10.255.255.1-style blackholes may be routed here).
+pub struct Blackhole {
+    _listener: TcpListener,
+    _queued: Vec<std::net::TcpStream>,
+    pub addr: SocketAddr,
+}
+
+pub fn blackhole() -> Blackhole {
+    blackhole_at("127.0.0.1:0")
+}
+
+/// A [`blackhole`] on `addr`, `"[::1]:0"` for one on IPv6 loopback.
+pub fn blackhole_at(addr: &str) -> Blackhole {
+    let listener = coronet::net::ListenConfig::new()
+        .backlog(0)
+        .listen(addr)
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..64 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => queued.push(s),
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock =>
+            {
+                return Blackhole {
+                    _listener: listener,
+                    _queued: queued,
+                    addr,
+                };
+            }
+            Err(e) => panic!("filling the accept queue: {e}"),
+        }
+    }
+    panic!("the accept queue never filled; no local blackhole");
 }
