@@ -245,7 +245,6 @@ impl Dialer {
     ///
     /// ```
     /// use coronet::net::{Dialer, TcpListener, FALLBACK_DELAY};
-    /// use std::net::SocketAddr;
     ///
     /// let v4 = TcpListener::bind("127.0.0.1:0")?;
     /// let v6 = TcpListener::bind("[::1]:0")?;
