@@ -216,6 +216,44 @@ fn main_returning_ends_the_process_without_waiting_for_other_coroutines() {
     );
 }
 
+/// A plain thread's dial that races the two families (Happy Eyeballs), or whose lookup is
+/// bounded by a timeout, runs its helper on a thread, not a coroutine, so the runtime is
+/// not started behind the program's back and its `Builder::main` still works.
+#[test]
+fn a_dial_on_a_plain_thread_leaves_the_runtime_unstarted() {
+    const TEST: &str = "a_dial_on_a_plain_thread_leaves_the_runtime_unstarted";
+    if is_child(TEST) {
+        let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = refused.local_addr().unwrap();
+        drop(refused);
+        // IPv4 first and refused, so the IPv6 fallback starts at once and connects
+        let c = TcpStream::connect(&[dead, v6.local_addr().unwrap()][..]).unwrap();
+        assert_eq!(c.peer_addr().unwrap(), v6.local_addr().unwrap());
+        // and a dial bounded by a timeout, whose lookup of a name runs beside the caller
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = coronet::net::Dialer::new()
+            .timeout(Duration::from_secs(30))
+            .dial(("localhost", port))
+            .unwrap();
+        assert!(c.peer_addr().unwrap().ip().is_loopback());
+        main_in_child(1, || print!("main done"));
+    }
+    let (status, stdout, stderr) = run_child(TEST);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "stderr:
+{stderr}"
+    );
+    assert!(
+        stdout.ends_with("main done"),
+        "stdout:
+{stdout}"
+    );
+}
+
 #[test]
 fn main_after_the_runtime_started_is_an_error() {
     coronet::run(|| ());

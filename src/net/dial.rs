@@ -495,7 +495,7 @@ impl Dialer {
 
     /// Go's `dialParallel` (RFC 6555): the addresses of the first one's family (the
     /// primaries) are dialed in order on the caller; the others (the fallbacks) on a
-    /// coroutine of their own, once `delay` has passed or the primaries have all failed,
+    /// coroutine (or, for a plain thread's dial, a thread) of their own, once `delay` has passed or the primaries have all failed,
     /// whichever comes first. The first to connect cancels the other (a parked connect is
     /// kicked at once, through its context); a stream that connects as it loses is dropped,
     /// which closes it. With both failing, the error of the one that failed last, as a
@@ -520,7 +520,7 @@ impl Dialer {
         let (result_tx, result_rx) = crate::chan::bounded(1);
         let dialer = self.clone();
         let stop_primary = Arc::clone(&primary_cancel);
-        crate::go(move || {
+        let fallback = move || {
             crate::select! {
                 recv(start_rx) -> _ => {},
                 recv(crate::time::after(delay)) -> _ => {},
@@ -538,7 +538,10 @@ impl Dialer {
             }
             // Fails only if the caller has returned: the stream is dropped, and so closed.
             let _ = result_tx.try_send((r, Instant::now()));
-        });
+        };
+        // If it cannot start, `fallback` is dropped unrun, and with it the sender: the
+        // primaries' answer stands.
+        crate::runtime::go_beside("coronet-dial-fallback", fallback);
         let primary_err = match self.dial_serial(&primary_ctx, &primaries, deadline) {
             Ok(s) => {
                 // The fallback stops where it is, or never starts; its stream, if it
@@ -555,7 +558,7 @@ impl Dialer {
             Ok((Ok(s), _)) => Ok(s),
             Ok((Err(e), failed_at)) if failed_at >= primary_failed_at => Err(e),
             Ok((Err(_), _)) => Err(primary_err),
-            // the fallback's coroutine could not start (no stack): the primaries' answer
+            // the fallback could not start (no stack, no thread): the primaries' answer
             Err(_) => Err(primary_err),
         }
     }

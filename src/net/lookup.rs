@@ -493,8 +493,9 @@ pub fn lookup_host(host: &str) -> io::Result<std::vec::IntoIter<SocketAddr>> {
 }
 
 /// Resolves `addr` unless `ctx` is done first: the lookup runs on a helper coroutine (which
-/// parks on the blocking pool) and the caller waits for its answer or for `ctx.done()`,
-/// whichever comes first. A lookup cut short runs on and its answer is dropped: a
+/// parks on the blocking pool; for a plain thread's call, a helper thread, which leaves the
+/// runtime unstarted) and the caller waits for its answer or for `ctx.done()`, whichever
+/// comes first. A lookup cut short runs on and its answer is dropped: a
 /// `getaddrinfo` cannot be interrupted, only no longer waited for (Go's cgo resolver does
 /// the same). Strings that need no lookup (an IP literal, Go's empty host, a malformed
 /// one) answer at once, whatever the state of `ctx`.
@@ -513,12 +514,12 @@ pub(crate) fn resolve_context<A: ToSocketAddrs + Send + 'static>(
         return Err(e);
     }
     let (tx, rx) = chan::bounded(1);
-    crate::go(move || {
+    crate::runtime::go_beside("coronet-lookup", move || {
         let _ = tx.try_send(resolve(addr)); // fails only if the caller gave up
     });
     crate::select! {
         recv(rx) -> r => Ok(r.unwrap_or_else(|_| Err(io::Error::other(
-            "name resolution could not start: no coroutine stack could be mapped",
+            "name resolution could not start: no coroutine stack or thread to run it",
         )))),
         recv(ctx.done()) -> _ => Err(ctx.err().unwrap_or(ContextError::Canceled)),
     }

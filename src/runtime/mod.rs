@@ -59,8 +59,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use self::blocking::spawn_blocking;
-pub(crate) use self::spawn::resume_here;
 pub use self::spawn::{current, go, park, run, try_go, yield_now, Coroutine, JoinHandle, Spawn};
+pub(crate) use self::spawn::{go_beside, resume_here};
 pub use self::stats::{dump, stats, Stats};
 
 /// Default usable stack size of a coroutine: 256 KiB.
