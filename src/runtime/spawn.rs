@@ -608,9 +608,9 @@ where
 /// Runs `f` beside the caller, for the runtime's own helpers (a dial's second address
 /// family, a lookup under a context): on a new coroutine when the caller is one, else on a
 /// new plain thread named `name`, so that a plain thread's call never starts the runtime
-/// behind the program's back (its `Builder::main` would then fail). False if neither could
-/// start; `f` is then dropped unrun.
-pub(crate) fn go_beside(name: &str, f: impl FnOnce() + Send + 'static) -> bool {
+/// behind the program's back (its `Builder::main` would then fail). If neither can start,
+/// `f` is dropped unrun (callers learn it from what `f` owned: a channel's sender).
+pub(crate) fn go_beside(name: &str, f: impl FnOnce() + Send + 'static) {
     let started = if worker::in_coroutine() {
         try_go(f).map(drop)
     } else {
@@ -619,10 +619,9 @@ pub(crate) fn go_beside(name: &str, f: impl FnOnce() + Send + 'static) -> bool {
             .spawn(f)
             .map(drop)
     };
-    if let Err(e) = &started {
+    if let Err(e) = started {
         log::debug!("{name}: could not start: {e}");
     }
-    started.is_ok()
 }
 
 /// Runs `f` as a coroutine and blocks the calling thread until it returns.
