@@ -1,5 +1,7 @@
 //! `Dialer`'s timeout and deadline, as Go's `net.Dialer` has them: they bound the whole dial,
-//! name resolution included, and a zero timeout means no timeout.
+//! name resolution included, and a zero timeout means no timeout. And its race of the two
+//! address families (Go's `dialParallel`, RFC 6555's Happy Eyeballs), against a local
+//! blackhole: a listener whose full accept queue drops SYNs (`util::blackhole`).
 //!
 //! A resolver that does not answer is stood in for by a `ToSocketAddrs` that sleeps before
 //! answering (the lookup runs on the blocking pool either way). Each behaviour runs twice
