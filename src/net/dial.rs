@@ -338,33 +338,7 @@ impl Dialer {
         if lookup && passed(deadline) {
             return Err(lookup_timeout());
         }
-        let list = self.suitable(list)?;
-        if let Some(delay) = self.race_delay().filter(|_| both_families(&list)) {
-            return self.dial_parallel(&Context::background(), list, deadline, delay);
-        }
-        let mut last = None;
-        for (i, &to) in list.iter().enumerate() {
-            // Each address gets a share of the time left, so one that never answers
-            // cannot use up the whole timeout before the next is tried (Go's dialSerial).
-            let Some(part) = partial_deadline(Instant::now(), deadline, list.len() - i) else {
-                last = Some(dial_error(self.local, Some(to), timeout_error()));
-                break;
-            };
-            match TcpStream::dial_one(
-                to,
-                self.local,
-                part,
-                self.control.as_deref(),
-                self.keep_alive,
-            ) {
-                Ok(s) => return Ok(s),
-                Err(e) => {
-                    log::debug!("dial {to} failed: {e}");
-                    last = Some(dial_error(self.local, Some(to), e));
-                }
-            }
-        }
-        Err(last.expect("at least one address"))
+        self.dial_list(&Context::background(), list, deadline)
     }
 }
 
@@ -455,6 +429,17 @@ impl Dialer {
             Ok(Ok(_)) => return Err(dial_error(self.local, None, no_addresses())),
             Ok(Err(e)) => return Err(dial_error(self.local, None, e)),
         };
+        self.dial_list(ctx, list, deadline)
+    }
+
+    /// Dials the resolved `list` (not empty): the addresses the local address can reach,
+    /// the two families raced when both are there, else in order.
+    fn dial_list(
+        &self,
+        ctx: &Context,
+        list: Vec<SocketAddr>,
+        deadline: Option<Instant>,
+    ) -> io::Result<TcpStream> {
         let list = self.suitable(list)?;
         if let Some(delay) = self.race_delay().filter(|_| both_families(&list)) {
             return self.dial_parallel(ctx, list, deadline, delay);
@@ -462,9 +447,10 @@ impl Dialer {
         self.dial_serial(ctx, &list, deadline)
     }
 
-    /// Every address of `list` in order under `ctx`, each with its share of the time left
-    /// (as `dial`'s, Go's `dialSerial`), until one connects; the last failure if none does.
-    /// `list` is not empty.
+    /// Every address of `list` in order under `ctx` (`dial`'s is the background, which
+    /// registers nothing), each with its share of the time left, so one that never answers
+    /// cannot use up the whole timeout before the next is tried (Go's `dialSerial`), until
+    /// one connects; the last failure if none does. `list` is not empty.
     fn dial_serial(
         &self,
         ctx: &Context,

@@ -429,19 +429,9 @@ impl TcpStream {
         super::Dialer::new().timeout(timeout).dial(addr)
     }
 
-    /// Dials one resolved address with the dialer's options. Errors are raw.
-    pub(crate) fn dial_one(
-        to: SocketAddr,
-        local: Option<SocketAddr>,
-        deadline: Option<Instant>,
-        control: Option<&(dyn Fn(RawFd) -> io::Result<()> + Send + Sync)>,
-        keepalive: Option<Duration>,
-    ) -> io::Result<TcpStream> {
-        Self::dial_one_watched(to, local, deadline, control, keepalive, &mut |_| {})
-    }
-
-    /// `dial_one`, showing the socket to `watch` just before it connects: `dial_context`
-    /// uses it to let a cancel reach the parked connect.
+    /// Dials one resolved address with the dialer's options, showing the socket to `watch`
+    /// just before it connects: `Dialer::dial_one_context` uses it to let a cancel reach the
+    /// parked connect. Errors are raw.
     ///
     /// As Go's dialer, it redials (twice at most) a connection that came back connected to
     /// itself: dialing a free port of the ephemeral range on the same host, the kernel may
