@@ -13,6 +13,8 @@
 //! - `Spawn::same_worker`: the child starts on its parent's worker even while that worker
 //!   is busy and the other idle, where a plain spawn is stolen; from a plain thread it is a
 //!   plain spawn, which the idle worker starts while the other is busy.
+//! - `Spawn::spread`: children go to the worker holding fewer coroutines, even a busy one,
+//!   and wait for it there, where the idle worker would have started (or stolen) them all.
 
 use coronet::chan::{self, RecvTimeoutError, Sender};
 use coronet::context::Context;
@@ -343,4 +345,97 @@ fn same_worker_from_a_plain_thread_is_a_plain_spawn() {
         let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(sum, 56);
     }
+}
+
+/// `Spawn::spread` places each child on the worker holding the fewest coroutines, and only
+/// that worker starts it. The other worker is kept busy (a job that spins, never parking)
+/// while a coroutine on the first, or a plain thread, spawns 32 children: plain spawns
+/// would all start on the idle worker (the busy one cannot steal), so the children queued
+/// for the busy worker show the placement, and their waiting until it is free shows that
+/// the idle worker does not take them.
+#[test]
+fn spread_children_go_to_the_worker_with_fewer_coroutines_and_stay_there() {
+    let _serial = one_at_a_time();
+    let a = Pinned::start();
+    let b = a.beside(false);
+    for from_a_coroutine in [true, false] {
+        let (early, idle, stats, threads) = spread_beside_a_busy_worker(&a, &b, from_a_coroutine);
+        let on_idle = threads.iter().filter(|&&t| t == idle).count();
+        let on_busy = threads.iter().filter(|&&t| t == b.thread).count();
+        let case = if from_a_coroutine {
+            "from a coroutine"
+        } else {
+            "from a plain thread"
+        };
+        assert_eq!(
+            on_idle + on_busy,
+            32,
+            "{case}: children ran on a third thread"
+        );
+        // Each worker held a job server and whatever earlier tests left running, so the
+        // split is even give or take those: a generous band.
+        assert!(
+            (8..=24).contains(&on_busy),
+            "{case}: {on_busy} of 32 spread children ran on the busy worker; {stats}"
+        );
+        assert_eq!(
+            early, on_idle,
+            "{case}: {early} children started while the other worker was busy, {on_idle} ran on the idle one"
+        );
+    }
+}
+
+/// Keeps `b`'s worker busy while 32 children are spawned with `spread` (on `a`'s worker,
+/// or from this plain thread), then frees it. Returns how many had started while it was
+/// busy, the idle worker's thread, what `stats()` said, and each child's thread.
+fn spread_beside_a_busy_worker(
+    a: &Pinned,
+    b: &Pinned,
+    from_a_coroutine: bool,
+) -> (usize, ThreadId, String, Vec<ThreadId>) {
+    let (spinning_tx, spinning) = chan::bounded::<()>(1);
+    let free = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let let_go = free.clone();
+    b.jobs
+        .send(Box::new(move || {
+            spinning_tx.send(()).unwrap();
+            let t = Instant::now();
+            // the fuse is generous: the test frees it within a second
+            while !let_go.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(20) {
+                std::hint::spin_loop();
+            }
+        }))
+        .unwrap();
+    spinning.recv().unwrap(); // b's worker is busy from here until `free`
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = started.clone();
+    // Long-lived, as connections are: each child waits for the end of the test, so the
+    // ones started count for their worker until then.
+    let (end, ended) = chan::bounded::<()>(0);
+    let spawn_all = move || {
+        (0..32)
+            .map(|_| {
+                let (started, ended) = (counted.clone(), ended.clone());
+                coronet::Spawn::new().spread().go(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = ended.recv(); // the sender's drop ends every wait
+                    std::thread::current().id()
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let children = if from_a_coroutine {
+        a.run(spawn_all)
+    } else {
+        spawn_all()
+    };
+    // a's worker is idle and starts what is its own within microseconds; it must leave
+    // the rest to b's
+    std::thread::sleep(Duration::from_millis(300));
+    let early = started.load(Ordering::SeqCst);
+    let stats = format!("{:?}", coronet::stats());
+    free.store(true, Ordering::SeqCst);
+    drop(end);
+    let threads = children.into_iter().map(|c| c.join().unwrap()).collect();
+    (early, a.thread, stats, threads)
 }

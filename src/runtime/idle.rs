@@ -261,6 +261,15 @@ pub(crate) fn push_remote<S: Sleeper>(w: &S, t: S::Woken) {
     wake(w);
 }
 
+/// Queues an unstarted coroutine that only `w` may start (its `pinned` queue: a
+/// `Spawn::spread` placement) from another thread, waking `w`. `push_remote`'s protocol,
+/// with the queue's length, written in its lock, for the flag: `w`'s look before a sleep
+/// reads it (`has_local_work` in [`Sleepers::sleep`]).
+pub(crate) fn push_pinned<S: Sleeper>(w: &S, pinned: &Unstarted<S::New>, t: S::New) {
+    pinned.push(t);
+    wake(w);
+}
+
 /// Wakes `w` to steal, handing it the caller's count in `searching`; false if it was not
 /// asleep and did not take the role, so the count is still the caller's to give back.
 fn wake_to_search<S: Sleeper>(w: &S) -> bool {

@@ -371,7 +371,19 @@ impl fmt::Debug for Coroutine {
 pub struct Spawn {
     name: Option<String>,
     stack_size: Option<usize>,
-    same_worker: bool,
+    place: Place,
+}
+
+/// Which worker a new coroutine goes to (`Spawn::same_worker`, `Spawn::spread`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The spawner's worker, or round-robin off a worker; idle workers may steal it.
+    #[default]
+    Any,
+    /// The spawner's worker and no other.
+    SameWorker,
+    /// The worker holding the fewest coroutines.
+    Spread,
 }
 
 impl Spawn {
@@ -437,7 +449,50 @@ impl Spawn {
     /// assert!(here.join().unwrap());
     /// ```
     pub fn same_worker(mut self) -> Spawn {
-        self.same_worker = true;
+        self.place = Place::SameWorker;
+        self
+    }
+
+    /// Starts the coroutine on the worker that holds the fewest coroutines (started and
+    /// unfinished, or queued), the caller's own worker on a tie (from a plain thread, the
+    /// next one round-robin), and on no other: once placed, it is not stolen. Replaces
+    /// [`same_worker`](Spawn::same_worker) if both are called; the last call wins.
+    ///
+    /// For long-lived coroutines, such as one per connection of a server whose clients stay
+    /// connected. A started coroutine never moves to another thread, and a plain `go` queues
+    /// the new coroutine on the caller's worker, where an idle worker may steal it only
+    /// until that worker gets to it — at once, if it has nothing else to do. So connections
+    /// accepted while the server is idle all start on the acceptor's worker and stay there
+    /// when their load comes later: one core busy, the others idle (docs/runtime.md, *The
+    /// pinning rule*). Spread, they take turns over the workers as they arrive, as a
+    /// least-connections balancer would place them. The price: a coroutine placed on
+    /// another worker starts after a cross-thread hand-over (and a wake-up if that worker
+    /// sleeps), and talks to its spawner across threads. Short-lived helpers and chatty
+    /// pairs are better off with a plain `go` or `same_worker`. Placed on the caller's own
+    /// worker, it waits for the caller to park, as with `same_worker`: a caller that waits
+    /// for it without parking (spinning on a flag) waits for ever.
+    ///
+    /// ```no_run
+    /// use std::io::{Read, Write};
+    /// use coronet::net::TcpListener;
+    ///
+    /// coronet::run(|| {
+    ///     let listener = TcpListener::bind("127.0.0.1:7000").unwrap();
+    ///     for conn in listener.incoming() {
+    ///         let mut conn = conn.unwrap();
+    ///         coronet::Spawn::new().spread().go(move || {
+    ///             let mut buf = [0u8; 4096];
+    ///             while let Ok(n @ 1..) = conn.read(&mut buf) {
+    ///                 if conn.write_all(&buf[..n]).is_err() {
+    ///                     break;
+    ///                 }
+    ///             }
+    ///         });
+    ///     }
+    /// });
+    /// ```
+    pub fn spread(mut self) -> Spawn {
+        self.place = Place::Spread;
         self
     }
 
@@ -545,12 +600,11 @@ impl Spawn {
             stack_size,
             stack,
         };
-        if let Some(index) = pin_to {
-            worker::submit_pinned(rt, index, new);
-        } else if self.same_worker {
-            worker::submit_same_worker(rt, new);
-        } else {
-            worker::submit(rt, new);
+        match (pin_to, self.place) {
+            (Some(index), _) => worker::submit_pinned(rt, index, new),
+            (None, Place::SameWorker) => worker::submit_same_worker(rt, new),
+            (None, Place::Spread) => worker::submit_spread(rt, new),
+            (None, Place::Any) => worker::submit(rt, new),
         }
         JoinHandle { task, packet }
     }

@@ -4,9 +4,9 @@
 //! - [`Shared`] (in an `Arc`, reachable from any thread): its [`Inbox`] — the queue of
 //!   coroutines that have not started yet (others may steal from it), the queue of
 //!   coroutines woken by other threads, and the flags of the sleep handshake (`idle.rs`) —
-//!   its `pinned` queue (`same_worker` coroutines, which only it starts), its netpoller,
-//!   the `live` table for `dump()`, the timer ids other threads cancelled (`cancels`), and
-//!   its counters.
+//!   its `pinned` queue (`same_worker` and `spread` coroutines, which only it starts), its
+//!   netpoller, the `live` table for `dump()`, the timer ids other threads cancelled
+//!   (`cancels`), and its counters.
 //! - [`Local`] (a thread-local of the worker thread, `!Send`): the started coroutines
 //!   themselves, the local run queue and `runnext` (`runq.rs`), the timer heap and the
 //!   stack pool.
@@ -135,10 +135,11 @@ pub(crate) struct Shared {
     /// Timers of this worker's heap cancelled on another thread, for the worker to remove
     /// on its next timer pass (see [`cancel_timer_elsewhere`]); flagged in the inbox.
     cancels: SpinLock<Vec<TimerId>>,
-    /// Unstarted coroutines spawned with `Spawn::same_worker` on this worker's thread. No
-    /// other worker may start them, so they are kept out of the stealable queue; only this
-    /// thread pushes and pops (the lock is for `dump()` on others), and the length is
-    /// exact here and a hint for `stats()` elsewhere.
+    /// Unstarted coroutines that only this worker may start: spawned with
+    /// `Spawn::same_worker` on its thread, or placed here by `Spawn::spread` from any
+    /// thread (`submit_spread`, which wakes it). Kept out of the stealable queue; only this
+    /// thread pops, and the length is a lower bound here (pushes from others only add) and
+    /// a hint for `stats()` elsewhere.
     pub(crate) pinned: Unstarted<NewTask>,
     pub(crate) counters: Counters,
 }
@@ -549,6 +550,54 @@ pub(crate) fn submit(rt: &'static Runtime, t: NewTask) {
         Some(l) => rt.sleepers.submit_here(&rt.workers, l.shared.index, t),
         None => rt.sleepers.submit_to(&rt.workers, rt.next_worker(), t),
     }
+}
+
+/// Hands a new coroutine to the worker that holds the fewest coroutines (`Spawn::spread`):
+/// started and unfinished, or queued to start. The caller's own worker wins a tie, so
+/// spreading costs nothing while the load is even; off a worker, ties go round-robin.
+///
+/// The chosen worker, and no other, starts it: it goes to that worker's `pinned` queue,
+/// woken if it sleeps. Stealable, it would be taken back by the first worker to run out of
+/// work, which while connections arrive at an idle server is the spawner's own, before the
+/// chosen one has woken (measured: all 32 of a burst of connections ended on the
+/// acceptor's worker). From another thread the push is `idle::push_pinned`, whose wake-up
+/// the loom models check.
+pub(crate) fn submit_spread(rt: &'static Runtime, t: NewTask) {
+    let here = local().map(|l| l.shared.index);
+    let first = here.unwrap_or_else(|| rt.next_worker());
+    let (to, load) = least_loaded(&rt.workers, first);
+    log::trace!(
+        "coroutine {} spread to worker {to} ({load} there)",
+        t.task.id
+    );
+    let w = &*rt.workers[to];
+    if here == Some(to) {
+        w.pinned.push(t); // no wake-up: this worker is awake, running the caller
+    } else {
+        idle::push_pinned(w, &w.pinned, t);
+    }
+}
+
+/// The worker with the fewest coroutines started and unfinished or queued, and that count;
+/// `first` wins a tie. The counts are each worker's own relaxed counters, read without
+/// stopping anyone: a hint, which is all a placement needs.
+fn least_loaded(workers: &[Arc<Shared>], first: usize) -> (usize, u64) {
+    let load = |w: &Shared| {
+        let c = &w.counters;
+        let live = c
+            .started
+            .load(Ordering::Relaxed)
+            .saturating_sub(c.finished.load(Ordering::Relaxed));
+        live + (w.inbox.fresh().len() + w.pinned.len()) as u64
+    };
+    let mut best = (first, load(&workers[first]));
+    for w in workers.iter().filter(|w| w.index != first) {
+        let l = load(w);
+        if l < best.1 {
+            best = (w.index, l);
+        }
+    }
+    best
 }
 
 /// Hands a new coroutine to the calling thread's worker, to be started there and nowhere

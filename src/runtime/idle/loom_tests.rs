@@ -1,5 +1,5 @@
 //! loom models of the sleep/wake handshake: the real `Inbox`, `wake`, `push_remote`,
-//! `Sleepers::{submit_here, submit_to, wake_searcher, steal, found_work, sleep}` on loom's
+//! `push_pinned`, `Sleepers::{submit_here, submit_to, wake_searcher, steal, found_work, sleep}` on loom's
 //! atomics, fences and mutexes.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom`
@@ -43,7 +43,9 @@
 //! - `sleep` announcing with a plain store of `sleeping` and no fence:
 //!   `loom_idle_remote_wake` and the three three-worker models deadlock.
 //! - `wake` reading `sleeping` before it swaps it (a common shortcut):
-//!   `loom_idle_remote_wake` deadlocks.
+//!   `loom_idle_remote_wake` and `loom_idle_pinned_push` deadlock.
+//! - `push_pinned` without its wake, or `sleep`'s look leaving out the `pinned` queue:
+//!   `loom_idle_pinned_push` deadlocks.
 //! - `push_fresh` without its fence: `loom_idle_spawn_on_busy_worker`,
 //!   `loom_idle_searcher_wakes_by_itself` and the three three-worker models deadlock.
 //! - `sleep`'s look leaving out other workers' unstarted coroutines:
@@ -78,7 +80,7 @@
 //! rings one of two; among three, with worker 0 a worker that may sleep, a model takes 5.2
 //! million executions, 8 minutes, at 2 preemptions).
 
-use super::{Inbox, Sleeper, Sleepers};
+use super::{Inbox, Sleeper, Sleepers, Unstarted};
 use crate::runtime::park::loom_explore as explore;
 use loom::sync::atomic::AtomicBool;
 use loom::sync::{Condvar, Mutex};
@@ -90,6 +92,9 @@ use std::sync::Arc;
 /// A worker of the model: its inbox and its bell.
 struct Worker {
     inbox: Inbox<u32, u32>,
+    /// Coroutines only this worker may start (`worker::Shared::pinned`); looked at only in
+    /// `loom_idle_pinned_push` (`Rt::pinned`): a look adds an atomic, and executions.
+    pinned: Unstarted<u32>,
     rung: Mutex<bool>,
     bell: Condvar,
 }
@@ -127,15 +132,22 @@ struct Rt {
     done: Mutex<usize>,
     all_done: Condvar,
     stop: AtomicBool,
+    /// Whether the workers look at their `pinned` queues.
+    pinned: bool,
 }
 
 impl Rt {
     fn new(workers: usize) -> Arc<Rt> {
+        Rt::build(workers, false)
+    }
+
+    fn build(workers: usize, pinned: bool) -> Arc<Rt> {
         Arc::new(Rt {
             workers: (0..workers)
                 .map(|_| {
                     Arc::new(Worker {
                         inbox: Inbox::new(),
+                        pinned: Unstarted::new(),
                         rung: Mutex::new(false),
                         bell: Condvar::new(),
                     })
@@ -145,6 +157,7 @@ impl Rt {
             done: Mutex::new(0),
             all_done: Condvar::new(),
             stop: AtomicBool::new(false),
+            pinned,
         })
     }
 
@@ -177,13 +190,14 @@ impl Rt {
             };
             let (n, stole) = if woken > 0 {
                 (woken, false)
-            } else if w.inbox.fresh().pop().is_some() {
+            } else if (self.pinned && w.pinned.pop().is_some()) || w.inbox.fresh().pop().is_some() {
                 (1, false)
             } else if self.sleepers.steal(&self.workers, me).is_some() {
                 (1, true)
             } else {
+                let local_work = || fd_ready() || (self.pinned && w.pinned.len() > 0);
                 self.sleepers
-                    .sleep(&self.workers, me, &searching, fd_ready, || w.wait());
+                    .sleep(&self.workers, me, &searching, local_work, || w.wait());
                 continue;
             };
             self.sleepers
@@ -246,6 +260,22 @@ fn loom_idle_remote_wake() {
         let rt = Rt::new(1);
         let w0 = rt.spawn_worker(0);
         let producer = rt.thread(|rt| super::push_remote(&*rt.workers[0], 7));
+        producer.join().unwrap();
+        rt.finish(1, vec![w0]);
+    });
+}
+
+/// Another thread places a coroutine that only worker 0 may start (`Spawn::spread`'s
+/// path, `worker::submit_spread`) while the worker goes to sleep: it must wake and start it.
+#[test]
+fn loom_idle_pinned_push() {
+    explore("loom_idle_pinned_push", None, || {
+        let rt = Rt::build(1, true);
+        let w0 = rt.spawn_worker(0);
+        let producer = rt.thread(|rt| {
+            let w = &*rt.workers[0];
+            super::push_pinned(w, &w.pinned, 7);
+        });
         producer.join().unwrap();
         rt.finish(1, vec![w0]);
     });
