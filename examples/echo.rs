@@ -1,4 +1,5 @@
-//! A goroutine-style echo server: one coroutine per connection, plain blocking code.
+//! A goroutine-style echo server: one coroutine per connection, plain blocking code,
+//! spread over the workers as the connections arrive.
 //!
 //! ```text
 //! cargo run --release --example echo                  # serve on 127.0.0.1:7000
@@ -20,7 +21,10 @@ fn serve(listener: TcpListener) {
         match conn {
             Ok(stream) => {
                 backoff = Duration::ZERO;
-                coronet::go(move || handle(stream));
+                // `coronet::go` would do; `spread` starts each connection's coroutine on the
+                // worker holding the fewest, since a started coroutine never changes
+                // worker (a plain `go` from an idle acceptor keeps them all on its own).
+                coronet::Spawn::new().spread().go(move || handle(stream));
             }
             Err(e) => {
                 backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
