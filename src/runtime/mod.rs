@@ -5,8 +5,9 @@
 //! | state    | how it gets there                         | where it is                       |
 //! |----------|-------------------------------------------|-----------------------------------|
 //! | created  | `go(f)`                                   | a worker's `fresh` queue (`Send`) |
-//! | queued   | waiting; any worker may steal it          | `fresh` queue (`same_worker` and  |
-//! |          |                                           | `main`: `pinned`, never stolen)   |
+//! | queued   | waiting; any worker may steal it          | `fresh` queue (`same_worker`,     |
+//! |          |                                           | `spread`, `main`: `pinned`, never |
+//! |          |                                           | stolen)                           |
 //! | running  | a worker gives it a stack and resumes it  | that worker's thread              |
 //! | parked   | `park()`: I/O, join, sleep, channel, lock | its worker's `coros` table        |
 //! | runnable | `unpark()` from any thread                | its worker's `runnext` / queue    |
