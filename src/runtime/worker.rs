@@ -559,8 +559,9 @@ pub(crate) fn submit(rt: &'static Runtime, t: NewTask) {
 /// The chosen worker, and no other, starts it: it goes to that worker's `pinned` queue,
 /// woken if it sleeps. Stealable, it would be taken back by the first worker to run out of
 /// work, which while connections arrive at an idle server is the spawner's own, before the
-/// chosen one has woken (measured: all 32 of a burst of connections ended on the
-/// acceptor's worker). From another thread the push is `idle::push_pinned`, whose wake-up
+/// chosen one has woken (tried: a server's burst of 32 connections all ended on the
+/// acceptor's worker, and `tests/cross_worker.rs`'s spread test sees every child taken by
+/// the idle worker). From another thread the push is `idle::push_pinned`, whose wake-up
 /// the loom models check.
 pub(crate) fn submit_spread(rt: &'static Runtime, t: NewTask) {
     let here = local().map(|l| l.shared.index);
