@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use coronet::net::{TcpListener, TcpStream};
 
-/// The test that counts mappings needs the process to itself; the others share it.
+/// The test that counts mappings, and the one that places coroutines by the workers'
+/// counts, need the process to themselves; the others share it.
 static MAPS: RwLock<()> = RwLock::new(());
 
 fn shared() -> RwLockReadGuard<'static, ()> {
@@ -80,12 +81,12 @@ fn here() -> Place {
 const COROUTINES: usize = 2_000;
 const ROUNDS: usize = 3;
 
-/// One echo server coroutine per accepted connection, for `COROUTINES` connections.
-fn echo_server() -> std::net::SocketAddr {
+/// One echo server coroutine per accepted connection, for `n` connections.
+fn echo_server(n: usize) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     coronet::go(move || {
-        for _ in 0..COROUTINES {
+        for _ in 0..n {
             let (mut conn, _) = listener.accept().unwrap();
             coronet::go(move || {
                 let mut buf = [0u8; 64];
@@ -155,7 +156,7 @@ fn coroutines_stay_on_their_thread_across_every_park_while_work_is_stolen() {
     let _shared = shared();
     two_workers();
     allow_open_files(2 * COROUTINES as u64 + 1_000);
-    let echo = echo_server();
+    let echo = echo_server(COROUTINES);
     let steals_before = coronet::stats().steals;
     // All spawned from one coroutine, so they all start out in that worker's queue of
     // unstarted coroutines: the other worker only gets work by stealing.
@@ -179,6 +180,43 @@ fn coroutines_stay_on_their_thread_across_every_park_while_work_is_stolen() {
         coronet::stats().steals - steals_before
     );
     assert!(coronet::stats().steals > steals_before);
+}
+
+/// The same checks for coroutines placed by `Spawn::spread`, which reach the other worker
+/// through its `pinned` queue, pushed from the spawner's thread, rather than by a steal.
+#[test]
+fn spread_coroutines_stay_on_the_thread_they_were_placed_on() {
+    // alone: another test's thousands of queued coroutines would draw every placement
+    let _exclusive = exclusive();
+    two_workers();
+    const SPREAD: usize = COROUTINES / 4;
+    allow_open_files(2 * SPREAD as u64 + 1_000);
+    let echo = echo_server(SPREAD);
+    let ran_on = coronet::run(move || {
+        let handles: Vec<_> = (0..SPREAD)
+            .map(|i| {
+                coronet::Spawn::new()
+                    .spread()
+                    .go(move || park_every_way(i, echo))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let mut per_thread: HashMap<ThreadId, usize> = HashMap::new();
+    for (t, name) in &ran_on {
+        assert!(name.starts_with("coronet-worker-"), "ran on {name}");
+        *per_thread.entry(*t).or_default() += 1;
+    }
+    // Placed by each worker's count of coroutines, which the echo handlers and what earlier
+    // tests leave finishing also weigh on, so not evenly: both must have had some.
+    assert_eq!(
+        per_thread.len(),
+        2,
+        "spread over one worker: {per_thread:?}"
+    );
 }
 
 /// How long a ping-pong may take before we call it a lost wake-up. Far above the real time
