@@ -468,7 +468,10 @@ impl Spawn {
     /// least-connections balancer would place them. The price: a coroutine placed on
     /// another worker starts after a cross-thread hand-over (and a wake-up if that worker
     /// sleeps), and talks to its spawner across threads. Short-lived helpers and chatty
-    /// pairs are better off with a plain `go` or `same_worker`. Placed on the caller's own
+    /// pairs are better off with a plain `go` or `same_worker`: spawning and joining an
+    /// empty coroutine took 0.2–0.4 µs with `go` and 26 µs with `spread` on a two-worker
+    /// runtime whose other worker slept between the spawns (0.20 against 0.19 µs on one
+    /// worker). Placed on the caller's own
     /// worker, it waits for the caller to park, as with `same_worker`: a caller that waits
     /// for it without parking (spinning on a flag) waits for ever.
     ///
