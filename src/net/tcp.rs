@@ -30,6 +30,10 @@ fn domain(a: &SocketAddr) -> i32 {
 /// `somaxconn` as its backlog, as Go does. It also carries Go's stream defaults
 /// (`TCP_NODELAY`, keep-alive at 15 s), which Linux copies to every connection it accepts.
 ///
+/// A server with more than one worker should spawn each connection's handler with
+/// [`Spawn::new().spread()`](crate::Spawn::spread): a started coroutine never changes
+/// worker, and a plain `go` from an idle acceptor starts every handler on the acceptor's.
+///
 /// ```
 /// use coronet::net::{TcpListener, TcpStream};
 /// use std::io::{Read, Write};

@@ -146,7 +146,9 @@ fn bound(ty: i32, addr: &SockAddr) -> io::Result<std::os::fd::OwnedFd> {
 ///
 /// `accept` parks the calling coroutine until a connection arrives (a plain thread blocks).
 /// The socket file is left in place when the listener goes away, as with std: remove it
-/// yourself.
+/// yourself. With more than one worker, spawn the handlers with
+/// [`Spawn::new().spread()`](crate::Spawn::spread), as [`TcpListener`](crate::net::TcpListener)
+/// says.
 ///
 /// ```
 /// use coronet::net::{UnixListener, UnixStream};
