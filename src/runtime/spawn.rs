@@ -471,9 +471,9 @@ impl Spawn {
     /// pairs are better off with a plain `go` or `same_worker`: spawning and joining an
     /// empty coroutine took 0.2–0.4 µs with `go` and 26 µs with `spread` on a two-worker
     /// runtime whose other worker slept between the spawns (0.20 against 0.19 µs on one
-    /// worker). Placed on the caller's own
-    /// worker, it waits for the caller to park, as with `same_worker`: a caller that waits
-    /// for it without parking (spinning on a flag) waits for ever.
+    /// worker). Placed on the caller's own worker, it waits for the caller to park, as with
+    /// `same_worker`: a caller that waits for it without parking (spinning on a flag) waits
+    /// for ever.
     ///
     /// ```no_run
     /// use std::io::{Read, Write};
