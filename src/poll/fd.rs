@@ -1,6 +1,7 @@
 //! `NetFd`: an fd that blocking-style calls can share, close under each other, and wait on.
 //!
-//! Every socket call is the same five beats, written once here (`NetFd::io`):
+//! Every socket call is the same five beats, written once here (`NetFd::io`, beat 1, and
+//! `NetFd::io_locked`, beats 2–5):
 //!
 //! 1. take the direction lock and a reference (fails once closed);
 //! 2. check closed / deadline, and forget stale readiness;
@@ -18,9 +19,10 @@
 //! ```text
 //!  call starts:  lock + refs += 1, only if !CLOSED     → else "use of closed network connection"
 //!  call ends:    unlock + refs -= 1
-//!  close():      refs += 1 and CLOSED in one CAS, lock waiters woken; unblock parked
-//!                calls; release the socket now (`retire`: a dead placeholder `dup2`'d
-//!                over the number); wait for plain threads it woke to leave poll(2);
+//!  close():      refs += 1 and CLOSED in one CAS (the lock waiters taken out of the
+//!                count); `closing` set; the socket released now (`retire`: a dead
+//!                placeholder `dup2`'d over the number); plain threads in poll(2) woken
+//!                and waited out; parked coroutines woken; then the lock waiters;
 //!                refs -= 1. It waits for no coroutine.
 //!  drop:         closes the fd number itself (no call can be in flight: `&mut self`)
 //! ```

@@ -11,11 +11,11 @@
 //! ```
 //!
 //! Rules that make it race-free:
-//! - Only the task itself moves EMPTY → PARKED_* (just before it sleeps) and NOTIFIED → EMPTY
-//!   (when it wakes). Anyone, from any thread, may unpark: unpark *swaps* in NOTIFIED, so
-//!   exactly one unparker sees a PARKED_* state and delivers the wake; the rest see NOTIFIED
-//!   and do nothing. That makes unpark idempotent and is why a coroutine is in a run queue
-//!   at most once.
+//! - Only the task itself moves EMPTY → PARKED_* (just before it sleeps) and back to EMPTY
+//!   when it wakes (from NOTIFIED, or from its own PARKED_* after a timeout). Anyone, from
+//!   any thread, may unpark: unpark *swaps* in NOTIFIED, so exactly one unparker sees a
+//!   PARKED_* state and delivers the wake; the rest see NOTIFIED and do nothing. That makes
+//!   unpark idempotent and is why a coroutine is in a run queue at most once.
 //! - An unpark that lands before the park leaves NOTIFIED behind, and the park returns at
 //!   once: a wake-up that races ahead is never lost.
 //! - Wake-ups may be spurious (two reasons collapse into one token; a timer and an event can

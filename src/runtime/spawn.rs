@@ -1,4 +1,6 @@
-//! Spawning and joining coroutines: `go`, `Spawn`, `JoinHandle`, `run`.
+//! Spawning and joining coroutines: `go`, `try_go`, `Spawn`, `JoinHandle`, `run`; and the
+//! calls a coroutine makes about itself: `park`, `current` (its `Coroutine` handle),
+//! `yield_now`.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -131,7 +133,7 @@ pub(crate) fn install_panic_note() {
 /// The worker's side of a spawn: run the closure, or report that it could not start.
 ///
 /// Called exactly once per packet: the only handle of this type lives in the `NewTask`, which
-/// `worker::start` consumes.
+/// `Local::start` (`runtime/worker.rs`) consumes.
 pub(crate) trait Body: Send + Sync {
     /// `failed` is `Some` when the coroutine could not start (its stack could not be
     /// mapped); the closure is then dropped unrun and `join` gets the reason.
