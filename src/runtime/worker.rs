@@ -821,9 +821,9 @@ impl Local {
     /// out of a sleep (a lock handed over, a value sent), more such wake-ups tend to follow,
     /// and waking a thread out of `epoll_wait` costs far more than the wait: an eventfd
     /// write and tens of µs for a guest's vCPU. So an idle worker then keeps looking for up
-    /// to `SPIN_BEFORE_SLEEP` first, at the flags only, while an answer can come: another
-    /// worker is awake, or this one has woken a coroutine of another worker since its last
-    /// sleep (`handed_off`), which is waking up to run it. Without the second, two
+    /// to `SPIN_BEFORE_SLEEP` first, at flags and queue lengths only, while an answer can
+    /// come: another worker is awake, or this one has woken a coroutine of another worker
+    /// since its last sleep (`handed_off`), which is waking up to run it. Without the second, two
     /// coroutines on two workers passing a value back and forth fell into sleeping by
     /// turns once one had slept: each handed off to a partner not yet awake, found no
     /// worker awake, and slept (1.3–11 µs per round trip, most of it in sleeps and rings;
@@ -845,7 +845,13 @@ impl Local {
             for _ in 0..SPIN_PAUSES {
                 std::hint::spin_loop();
             }
-            if self.shared.inbox.remote_flagged() || Sleepers::any_unstarted(&rt.workers) {
+            // Our own `pinned` queue too: a `spread` placed here from another thread rings
+            // no bell while we are awake (`push_pinned`'s wake finds us not sleeping), so
+            // unseen it would wait out the whole spin.
+            if self.shared.inbox.remote_flagged()
+                || self.shared.pinned.len() > 0
+                || Sleepers::any_unstarted(&rt.workers)
+            {
                 return true;
             }
             if start.elapsed() >= SPIN_BEFORE_SLEEP || !answer_due(self) {
@@ -1299,6 +1305,31 @@ mod tests {
         });
         assert_eq!(rx.recv_timeout(Duration::from_secs(3600)), Ok(7));
         sender.join().unwrap();
+    }
+
+    /// A coroutine placed on this worker's `pinned` queue while it spins before a sleep (a
+    /// `spread` from another thread, whose wake-up finds the worker awake and rings
+    /// nothing) ends the spin: without the look at `pinned`, the spin ran its whole length
+    /// (`SPIN_BEFORE_SLEEP`) and returned false, and the coroutine started only after it.
+    #[test]
+    fn a_pinned_coroutine_ends_the_spin_before_a_sleep() {
+        crate::run(|| {
+            // queued on this worker's `pinned`, where nothing else looks while we run
+            let child = crate::Spawn::new().same_worker().go(|| 42);
+            let found = super::with_local(|l| {
+                let saved = (l.spin_pays.replace(true), l.handed_off.replace(true));
+                let found = l.spin_for_work();
+                l.spin_pays.set(saved.0);
+                l.handed_off.set(saved.1);
+                found
+            })
+            .unwrap();
+            assert!(
+                found,
+                "the spin did not see the coroutine queued on its own worker"
+            );
+            assert_eq!(child.join().unwrap(), 42);
+        });
     }
 
     /// A callback timer's cancel takes out callbacks only: an id that aliases a park timer
