@@ -55,8 +55,11 @@ pub struct Stats {
     /// Memory mappings made for coroutine stacks (and the workers' signal stacks) since the
     /// process started: one per batch of up to 64 stacks on Linux 6.13 and later, one per
     /// stack before. It stops growing once the workers' stack pools are warm, except for
-    /// `try_go` from a plain thread (which maps its stack at once, one each) and sizes
-    /// beyond what the pools keep (each list is capped).
+    /// `try_go` from a plain thread (which maps its stack at once, one each), `try_go` of a
+    /// coroutine that starts on another worker than the caller's (`Spawn::spread`, or a
+    /// steal: its stack leaves the caller's pool and returns to the other worker's, so the
+    /// caller's keeps mapping new batches), and sizes beyond what the pools keep (each list
+    /// is capped).
     pub stack_mappings: u64,
 }
 
