@@ -1132,6 +1132,48 @@ fn dialer_local_addr_binds_before_connect() {
     });
 }
 
+/// A wildcard on either end with the other end of the other family connects, as Go's dial
+/// does (through an IPv6 socket with IPv4-mapped addresses; here the wildcard takes the
+/// other end's family). Found by an audit: `invalid argument` or `address family not
+/// supported by protocol`.
+#[test]
+fn dialer_wildcard_of_the_other_family_connects() {
+    both(|| {
+        let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l6 = TcpListener::bind("[::1]:0").unwrap();
+        let (p4, p6) = (
+            l4.local_addr().unwrap().port(),
+            l6.local_addr().unwrap().port(),
+        );
+        let addr = |s: String| -> SocketAddr { s.parse().unwrap() };
+        // (local, destination, the listener that must take the connection)
+        let cases = [
+            (addr("0.0.0.0:0".into()), addr(format!("[::1]:{p6}")), &l6),
+            (addr("[::]:0".into()), addr(format!("127.0.0.1:{p4}")), &l4),
+            (addr("[::1]:0".into()), addr(format!("0.0.0.0:{p6}")), &l6),
+            // (a destination wildcard is the source address's host: 127.0.0.1 here)
+            (addr("127.0.0.1:0".into()), addr(format!("[::]:{p4}")), &l4),
+        ];
+        for (local, to, listener) in cases {
+            for ctx in [false, true] {
+                let d = Dialer::new().local_addr(local);
+                let c = if ctx {
+                    d.dial_context(&coronet::context::Context::background(), to)
+                } else {
+                    d.dial(to)
+                }
+                .unwrap_or_else(|e| panic!("{local} -> {to}: {e}"));
+                let (_, peer) = listener.accept().unwrap();
+                assert_eq!(peer, c.local_addr().unwrap(), "{local} -> {to}");
+                assert_eq!(c.peer_addr().unwrap(), listener.local_addr().unwrap());
+                if !local.ip().is_unspecified() {
+                    assert_eq!(c.local_addr().unwrap().ip(), local.ip(), "{local} -> {to}");
+                }
+            }
+        }
+    });
+}
+
 #[test]
 fn dialer_control_sees_the_fd_before_connect() {
     both(|| {

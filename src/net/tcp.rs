@@ -1,7 +1,7 @@
 //! `TcpListener` and `TcpStream`: std's API, Go's semantics, parked on the netpoller.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,34 @@ fn domain(a: &SocketAddr) -> i32 {
     match a {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
+    }
+}
+
+/// A dial's two ends in one family. Go's dial (and `Dialer::suitable`) keeps a pair whose
+/// families differ when either end is a wildcard, and connects it through an IPv6 socket
+/// with IPv4-mapped addresses; a socket here has the destination's family, so the wildcard
+/// takes the other end's: a local `0.0.0.0` becomes `::` to an IPv6 peer, a destination
+/// `::` (this host) becomes `0.0.0.0` from an IPv4 local address, and so on, ports kept.
+/// Found by an audit: such a dial failed with `invalid argument` or `address family not
+/// supported by protocol`, where Go's connected.
+fn one_family(to: SocketAddr, local: Option<SocketAddr>) -> (SocketAddr, Option<SocketAddr>) {
+    let any_like = |a: &SocketAddr| -> IpAddr {
+        match a {
+            SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        }
+    };
+    match local {
+        Some(l) if l.is_ipv4() != to.is_ipv4() => {
+            if l.ip().is_unspecified() {
+                (to, Some(SocketAddr::new(any_like(&to), l.port())))
+            } else if to.ip().is_unspecified() {
+                (SocketAddr::new(any_like(&l), to.port()), local)
+            } else {
+                (to, local) // `suitable` filtered such pairs out
+            }
+        }
+        _ => (to, local),
     }
 }
 
@@ -475,6 +503,7 @@ impl TcpStream {
         keepalive: Option<Duration>,
         watch: &mut dyn FnMut(&Sock),
     ) -> io::Result<TcpStream> {
+        let (to, local) = one_family(to, local);
         let fd = socket::socket(domain(&to), libc::SOCK_STREAM)?;
         if let Some(control) = control {
             control(fd.as_raw_fd())?;
