@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -285,8 +286,10 @@ impl Dialer {
     ///
     /// # Errors
     ///
-    /// The last failure in Go's form, e.g. `dial tcp 127.0.0.1:1: connection refused`,
-    /// or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) past the deadline;
+    /// The first failure in Go's form, e.g. `dial tcp 127.0.0.1:1: connection refused`,
+    /// or `dial tcp 10.0.0.1:80: i/o timeout` (kind `TimedOut`) past the deadline (with
+    /// both families raced, the first family's first failure: Go's rule, where std's
+    /// `connect` reports the last address's);
     /// `dial tcp: lookup HOST: no such host` (or the resolver's words, if it failed
     /// otherwise) when a host name given as a string does not resolve; `dial tcp: address
     /// 127.0.0.1: missing port in address` and the like for a malformed one, as
@@ -450,7 +453,9 @@ impl Dialer {
     /// Every address of `list` in order under `ctx` (`dial`'s is the background, which
     /// registers nothing), each with its share of the time left, so one that never answers
     /// cannot use up the whole timeout before the next is tried (Go's `dialSerial`), until
-    /// one connects; the last failure if none does. `list` is not empty.
+    /// one connects; the first failure if none does, as Go's (std's `connect` reports the
+    /// last: a later address's failure, often a timeout, would hide why the one preferred
+    /// failed, and with two families raced "last" depends on timing). `list` is not empty.
     fn dial_serial(
         &self,
         ctx: &Context,
@@ -459,33 +464,38 @@ impl Dialer {
     ) -> io::Result<TcpStream> {
         let ended =
             |to: Option<SocketAddr>, e: ContextError| dial_error(self.local, to, e.to_net());
-        let mut last = None;
+        let mut first = None;
         for (i, &to) in list.iter().enumerate() {
             if let Some(e) = ctx.err() {
                 return Err(ended(Some(to), e));
             }
             let Some(part) = partial_deadline(Instant::now(), deadline, list.len() - i) else {
-                last = Some(dial_error(self.local, Some(to), timeout_error()));
+                // out of time before `to` (Go names it too, if nothing failed before)
+                first.get_or_insert_with(|| dial_error(self.local, Some(to), timeout_error()));
                 break;
             };
             match self.dial_one_context(ctx, to, part) {
                 Ok(s) => return Ok(s),
                 Err(e) => {
                     log::debug!("dial {to} failed: {e}");
-                    last = Some(dial_error(self.local, Some(to), e));
+                    first.get_or_insert_with(|| dial_error(self.local, Some(to), e));
                 }
             }
         }
-        Err(last.expect("at least one address"))
+        Err(first.expect("at least one address"))
     }
 
     /// Go's `dialParallel` (RFC 6555): the addresses of the first one's family (the
     /// primaries) are dialed in order on the caller; the others (the fallbacks) on a
-    /// coroutine (or, for a plain thread's dial, a thread) of their own, once `delay` has passed or the primaries have all failed,
-    /// whichever comes first. The first to connect cancels the other (a parked connect is
-    /// kicked at once, through its context); a stream that connects as it loses is dropped,
-    /// which closes it. With both failing, the error of the one that failed last, as a
-    /// serial dial reports the last address's (and std's `connect` does).
+    /// coroutine (or, for a plain thread's dial, a thread) of their own, once `delay` has
+    /// passed or the primaries have all failed, whichever comes first. The first to connect
+    /// cancels the other (a parked connect is kicked at once, through its context); a
+    /// stream that connects as it loses is dropped, which closes it. With both failing, the
+    /// primaries' error, as Go's. A panic on the fallback's side (the `control` hook's)
+    /// cancels the primaries and is resumed on the caller, as it would be had the hook
+    /// panicked on a primary, unless a primary has connected by then (found by an audit:
+    /// the panic was lost, and the dial returned the primaries' error, after their whole
+    /// timeout if they hung).
     fn dial_parallel(
         &self,
         ctx: &Context,
@@ -518,12 +528,14 @@ impl Dialer {
                 "dial: starting the fallback family ({} address(es))",
                 fallbacks.len()
             );
-            let r = dialer.dial_serial(&fallback_ctx, &fallbacks, deadline);
-            if r.is_ok() {
-                stop_primary.cancel();
+            let r = panic::catch_unwind(AssertUnwindSafe(|| {
+                dialer.dial_serial(&fallback_ctx, &fallbacks, deadline)
+            }));
+            if !matches!(r, Ok(Err(_))) {
+                stop_primary.cancel(); // a winner, or a panic the caller is to resume
             }
             // Fails only if the caller has returned: the stream is dropped, and so closed.
-            let _ = result_tx.try_send((r, Instant::now()));
+            let _ = result_tx.try_send(r);
         };
         // If it cannot start, `fallback` is dropped unrun, and with it the sender: the
         // primaries' answer stands.
@@ -537,15 +549,13 @@ impl Dialer {
             }
             Err(e) => e,
         };
-        let primary_failed_at = Instant::now();
         drop(start_tx); // the fallback starts now, if it has not yet
         drop(primary_cancel);
         match result_rx.recv() {
-            Ok((Ok(s), _)) => Ok(s),
-            Ok((Err(e), failed_at)) if failed_at >= primary_failed_at => Err(e),
-            Ok((Err(_), _)) => Err(primary_err),
-            // the fallback could not start (no stack, no thread): the primaries' answer
-            Err(_) => Err(primary_err),
+            Ok(Ok(Ok(s))) => Ok(s),
+            Ok(Err(payload)) => crate::runtime::resume_here(payload),
+            // both failed; or the fallback could not start (no stack, no thread)
+            Ok(Ok(Err(_))) | Err(_) => Err(primary_err),
         }
     }
 

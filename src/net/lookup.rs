@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -498,7 +499,10 @@ pub fn lookup_host(host: &str) -> io::Result<std::vec::IntoIter<SocketAddr>> {
 /// comes first. A lookup cut short runs on and its answer is dropped: a
 /// `getaddrinfo` cannot be interrupted, only no longer waited for (Go's cgo resolver does
 /// the same). Strings that need no lookup (an IP literal, Go's empty host, a malformed
-/// one) answer at once, whatever the state of `ctx`.
+/// one) answer at once, whatever the state of `ctx`. A panic of the lookup (a
+/// `ToSocketAddrs` of the caller's own) is resumed on the caller, as a lookup made in
+/// place would raise it (found by an audit: it came back as "name resolution could not
+/// start").
 pub(crate) fn resolve_context<A: ToSocketAddrs + Send + 'static>(
     ctx: &Context,
     addr: A,
@@ -515,12 +519,17 @@ pub(crate) fn resolve_context<A: ToSocketAddrs + Send + 'static>(
     }
     let (tx, rx) = chan::bounded(1);
     crate::runtime::go_beside("coronet-lookup", move || {
-        let _ = tx.try_send(resolve(addr)); // fails only if the caller gave up
+        let r = panic::catch_unwind(AssertUnwindSafe(|| resolve(addr)));
+        let _ = tx.try_send(r); // fails only if the caller gave up
     });
     crate::select! {
-        recv(rx) -> r => Ok(r.unwrap_or_else(|_| Err(io::Error::other(
-            "name resolution could not start: no coroutine stack or thread to run it",
-        )))),
+        recv(rx) -> r => match r {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(payload)) => crate::runtime::resume_here(payload),
+            Err(_) => Ok(Err(io::Error::other(
+                "name resolution could not start: no coroutine stack or thread to run it",
+            ))),
+        },
         recv(ctx.done()) -> _ => Err(ctx.err().unwrap_or(ContextError::Canceled)),
     }
 }

@@ -415,8 +415,9 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// The last failure in Go's form: `dial tcp 127.0.0.1:1: connection refused`; for a
-    /// name that does not resolve, `dial tcp: lookup HOST: no such host`.
+    /// The first failure in Go's form (std reports the last address's): `dial tcp
+    /// 127.0.0.1:1: connection refused`; for a name that does not resolve, `dial tcp:
+    /// lookup HOST: no such host`.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};
