@@ -184,6 +184,15 @@ fn timers_and_deadlines_dropped_on_another_worker_give_their_memory_back() {
         made_there_dropped_here(&a, &b, || coronet::time::after(HOUR)),
         "after, dropped on the other worker",
     );
+    // the same for `tick` (an audit: each stayed, with its channel, until its next tick)
+    assert_given_back(
+        made_there_dropped_here(&a, &a, || coronet::time::tick(HOUR)),
+        "tick, dropped on its own worker",
+    );
+    assert_given_back(
+        made_there_dropped_here(&a, &b, || coronet::time::tick(HOUR)),
+        "tick, dropped on the other worker",
+    );
     drop(stop_tx);
 }
 

@@ -291,6 +291,18 @@ impl ChanTimer {
         pending
     }
 
+    /// Stops a timer whose receivers are all gone, so nothing is left to drain: its entry
+    /// is cancelled (at once on its own thread, else at its worker's next timer pass).
+    pub(super) fn stop_unread(&self) {
+        let old = {
+            let mut g = self.lock();
+            g.due = None;
+            g.armed = false;
+            g.live.take()
+        };
+        cancel(old);
+    }
+
     /// Stops the timer and arms it anew to fire `dur` from now, then every `period` if
     /// there is one; true if it was pending (as for [`stop`](ChanTimer::stop)).
     pub(super) fn reset(

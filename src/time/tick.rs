@@ -16,8 +16,9 @@ use crate::chan::Receiver;
 
 /// A channel that receives the time every `period` — Go's `time.Tick`.
 ///
-/// Ticking stops by itself once every clone of the receiver is dropped (within one period).
-/// Use a [`Ticker`] to stop it explicitly.
+/// Ticking stops once every clone of the receiver is dropped, and the timer and channel are
+/// freed then (from another worker, at that worker's next timer pass), so a `select!` loop
+/// may take a fresh `tick` arm on every turn. Use a [`Ticker`] to stop it explicitly.
 ///
 /// # Panics
 ///
@@ -37,6 +38,17 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
     check_period(period, "a ticker's period must be greater than zero");
     let (timer, rx) = ChanTimer::new();
     timer.reset(&rx, period, Some(period));
+    // Found by an audit: a fresh `tick(60 s)` arm per turn of a `select!` loop kept every
+    // dropped ticker, with its channel, until its next tick (120 MB over 300,000 turns),
+    // as `after` did before it stopped on its last receiver's drop. Weak: the channel
+    // holds the hook and the timer holds the channel's sender, and the ticker lives in its
+    // heap entry anyway.
+    let weak = Arc::downgrade(&timer);
+    rx.chan.on_no_receivers(Box::new(move || {
+        if let Some(timer) = weak.upgrade() {
+            timer.stop_unread();
+        }
+    }));
     rx
 }
 
@@ -46,8 +58,9 @@ pub fn tick(period: Duration) -> Receiver<Instant> {
 /// As in Go 1.23, [`stop`](Ticker::stop) and [`reset`](Ticker::reset) also take back a tick
 /// that is waiting in the channel: once either returns, no receive gets a tick from before
 /// it. Dropping the ticker stops it too. Its ticks are entries in the heap of the thread
-/// that created or last reset it (a coroutine's worker, or the shared timer thread for a
-/// plain thread); a stop from that thread, or for the shared heap from anywhere, frees the
+/// that created it or last moved its next tick earlier (a coroutine's worker, or the shared
+/// timer thread for a plain thread; a reset to a later time keeps the entry where it is);
+/// a stop from that thread, or for the shared heap from anywhere, frees the
 /// pending entry at once; from another worker the cancel is queued there, and that worker
 /// frees the entry at its next timer pass (if the entry comes due first, it finds itself
 /// stopped and does nothing). Its channel never disconnects, as Go's never closes.
