@@ -245,8 +245,8 @@ pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, wh
 /// wait down to the switch).
 #[inline(always)]
 fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait, fd: i32) {
-    if log::log_enabled!(log::Level::Trace) {
-        trace_park(task, why);
+    if log::log_enabled!(log::Level::Trace) && !trace_park(task, why) {
+        return; // the logger parked us: a spurious return, so the caller looks again
     }
     if !task.token.begin_park(PARKED) {
         return;
@@ -264,20 +264,59 @@ fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait, fd: i3
 }
 
 /// The park's trace line, logged before the token moves: the logger is user code, and one
-/// that parks (on a contended coronet lock, say) must find the token EMPTY, not PARKED with a
-/// timer armed. Its own park would log again and recurse without end, so parks that happen
-/// while this thread is inside this call are not logged (the flag is per thread: another
-/// coroutine run meanwhile loses its park line too, which is all it loses).
+/// that parks (on a contended coronet lock, or a channel to a writer, say) must find the
+/// token EMPTY, not PARKED with a timer armed. Its own park would log again and recurse
+/// without end, so parks that happen while this thread is inside this call are not logged
+/// (the mark is per thread: another coroutine run meanwhile loses its park line too, which
+/// is all it loses).
+///
+/// False when the logger parked this very coroutine. The wake-up this park waits for may
+/// have come meanwhile and been taken by that inner park, whose own wait then went on (an
+/// audit of the channels: a `recv` handed its value while its park line was in a logger's
+/// channel send slept for ever). The caller then returns at once, a spurious wake-up its
+/// loop re-checks its condition after; the retry's park is not logged again, or a logger
+/// that parks on every line would turn the wait into a stream of park lines. (Should the
+/// retry find its condition met, the coroutine's next park goes unlogged instead.)
 #[cold]
 #[inline(never)]
-fn trace_park(task: &Task, why: Wait) {
+fn trace_park(task: &Task, why: Wait) -> bool {
+    use std::cell::Cell;
     thread_local! {
-        static LOGGING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// The coroutine whose park line this thread is logging.
+        static LOGGING: Cell<Option<u64>> = const { Cell::new(None) };
+        /// That coroutine parked inside the logger.
+        static PARKED_INSIDE: Cell<bool> = const { Cell::new(false) };
+        /// The coroutine whose next park goes unlogged: the retry after a spurious return.
+        static RETRY: Cell<Option<u64>> = const { Cell::new(None) };
     }
-    if !LOGGING.replace(true) {
-        log::trace!("park coroutine {} ({:?})", task.id, why);
-        LOGGING.set(false);
+    /// Clears the mark however the logger returns: one that panicked left it set, and no
+    /// park of this thread was logged again (found by the same audit).
+    struct Logging;
+    impl Drop for Logging {
+        fn drop(&mut self) {
+            LOGGING.set(None);
+        }
     }
+    if let Some(logging) = LOGGING.get() {
+        if logging == task.id {
+            PARKED_INSIDE.set(true);
+        }
+        return true;
+    }
+    if RETRY.get() == Some(task.id) {
+        RETRY.set(None);
+        return true;
+    }
+    LOGGING.set(Some(task.id));
+    PARKED_INSIDE.set(false);
+    let logging = Logging;
+    log::trace!("park coroutine {} ({:?})", task.id, why);
+    drop(logging);
+    if PARKED_INSIDE.replace(false) {
+        RETRY.set(Some(task.id));
+        return false;
+    }
+    true
 }
 
 fn park_thread(task: &Task, deadline: Option<Instant>, why: Wait, fd: i32) {
