@@ -540,7 +540,8 @@ impl Inner {
             callbacks,
             timer,
         } = taken;
-        log::trace!(
+        rt_log!(
+            Trace,
             "context cancelled ({err}): {} child(ren), {} callback(s)",
             children.len(),
             callbacks.len()

@@ -84,17 +84,50 @@ compile_error!("coronet runs on Linux only (epoll, eventfd)");
 /// cache miss (`docs/benchmarks.md`, section 2). Same output as `log::trace!`.
 macro_rules! hot_trace {
     ($($arg:tt)+) => {
-        if log::log_enabled!(log::Level::Trace) {
-            $crate::cold_log(|| log::trace!($($arg)+));
+        rt_log!(Trace, $($arg)+)
+    };
+}
+
+/// How the runtime logs: `rt_log!(Debug, "…", …)` is `log::debug!("…", …)`, out of line, and
+/// with the logger's panics caught.
+///
+/// A logger is user code, and the runtime logs in the middle of its protocols: a park's
+/// line comes with the coroutine queued as a lock's waiter, an unpark's in the middle of a
+/// lock's loop over the waiters it grants, other lines on the scheduler itself. A panic
+/// unwinding from there left the waiter queued with nobody behind it (a mutex granted to
+/// it stayed locked for good, a condvar's `notify_one` was spent on it), or granted waiters
+/// never woken (an audit of the sync types, 2026-12-07), or, on the scheduler, aborted the
+/// process. So a record whose logger panics is dropped: the panic hook has reported the
+/// panic, and the runtime says once on stderr that it went on. The logger's `enabled` is
+/// user code too, so only the level is checked before the guard.
+macro_rules! rt_log {
+    ($lvl:ident, $($arg:tt)+) => {
+        if log::Level::$lvl <= log::STATIC_MAX_LEVEL && log::Level::$lvl <= log::max_level() {
+            $crate::cold_log(|| log::log!(log::Level::$lvl, $($arg)+));
         }
     };
 }
 
-/// Runs a logging closure out of line; see `hot_trace!`.
+/// Whether trace records may be logged: the level alone, as `rt_log!` checks it (the
+/// logger's own `enabled` is user code and is asked inside the guard).
+#[inline(always)]
+pub(crate) fn trace_on() -> bool {
+    log::Level::Trace <= log::STATIC_MAX_LEVEL && log::Level::Trace <= log::max_level()
+}
+
+/// Runs a logging closure out of line, catching a panic of the logger's; see `rt_log!`.
 #[cold]
 #[inline(never)]
 pub(crate) fn cold_log(emit: impl FnOnce()) {
-    emit()
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(emit)).is_err() {
+        static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!(
+                "coronet: the logger panicked on one of the runtime's records; such records \
+                 are dropped and the runtime goes on (said once)"
+            );
+        }
+    }
 }
 
 mod any;

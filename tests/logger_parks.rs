@@ -2,8 +2,12 @@
 //! `park coroutine N (why)` before the park, and a logger that forwards its lines through a
 //! coronet channel to a slow writer parks there. A wake-up that came meanwhile was taken by
 //! that inner park, and the outer park then slept for ever (found by an audit of the
-//! channels, 13 of 13 runs). And a logger that panicked on a park line left this thread's
-//! "logging" mark set, so no park of the thread was logged again.
+//! channels, 13 of 13 runs). And a logger that panicked on a park line unwound out of the
+//! park with the coroutine still queued as a lock's waiter (a mutex granted to it stayed
+//! locked for good), or out of an unpark in the middle of a lock's loop over the waiters it
+//! granted (the rest never woken: an audit of the sync types); it also left this thread's
+//! "logging" mark set, so no park of the thread was logged again. The runtime now drops a
+//! record whose logger panics and goes on.
 //!
 //! The logger is process-wide, hence a test binary of its own; its tests take turns. Every
 //! test ends well within the watchdog's 30 s, or the process aborts with a message.
@@ -23,6 +27,8 @@ static COUNT_FOR: AtomicU64 = AtomicU64::new(0);
 static COUNTED: AtomicUsize = AtomicUsize::new(0);
 /// The coroutine whose next park line makes the logger panic.
 static PANIC_FOR: AtomicU64 = AtomicU64::new(0);
+/// The coroutine whose next unpark line makes the logger panic.
+static PANIC_ON_UNPARK_OF: AtomicU64 = AtomicU64::new(0);
 
 struct ParkingLogger;
 
@@ -35,6 +41,17 @@ impl log::Log for ParkingLogger {
             return;
         }
         let line = r.args().to_string();
+        if let Some(id) = line
+            .strip_prefix("unpark coroutine ")
+            .and_then(|id| id.parse::<u64>().ok())
+        {
+            if PANIC_ON_UNPARK_OF
+                .compare_exchange(id, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                panic!("the logger panics on an unpark line");
+            }
+        }
         let Some(id) = line
             .strip_prefix("park coroutine ")
             .and_then(|rest| rest.split(' ').next())
@@ -130,7 +147,7 @@ fn a_wake_up_that_comes_while_the_logger_parks_the_coroutine_is_not_lost() {
     }
 }
 
-/// After a logger panicked on a park line (the coroutine's `join` gets the panic), the
+/// After a logger panicked on a park line (the record dropped, the coroutine unharmed), the
 /// parks of that worker thread are logged again.
 #[test]
 fn parks_are_logged_again_after_the_logger_panicked() {
@@ -153,14 +170,19 @@ fn parks_are_logged_again_after_the_logger_panicked() {
         let before = COUNTED.load(Ordering::SeqCst);
         parks(5);
         assert!(COUNTED.load(Ordering::SeqCst) >= before + 5);
-        let panicked = coronet::Spawn::new()
+        let slept = coronet::Spawn::new()
             .same_worker()
             .go(|| {
                 PANIC_FOR.store(coronet::current().id(), Ordering::SeqCst);
                 coronet::time::sleep(Duration::from_millis(1));
+                PANIC_FOR.load(Ordering::SeqCst)
             })
             .join();
-        assert!(panicked.is_err(), "the logger's panic reaches the join");
+        assert_eq!(
+            slept.ok(),
+            Some(0),
+            "the logger panicked, and the sleep went on"
+        );
         let before = COUNTED.load(Ordering::SeqCst);
         parks(5);
         let logged = COUNTED.load(Ordering::SeqCst) - before;
@@ -168,5 +190,69 @@ fn parks_are_logged_again_after_the_logger_panicked() {
             logged >= 5,
             "{logged} of 5 parks logged after the logger's panic"
         );
+    });
+}
+
+/// A mutex's waiter whose park line makes the logger panic, and a condvar's `notify_all`
+/// whose first unpark line does: the lock still passes on and every waiter is woken.
+#[test]
+fn a_logger_that_panics_leaves_locks_and_condvars_working() {
+    use coronet::sync::{Condvar, Mutex};
+    use std::sync::Arc;
+    let _turn = setup();
+    let sleep = |ms| coronet::time::sleep(Duration::from_millis(ms));
+    coronet::run(move || {
+        let m = Arc::new(Mutex::new(0u32));
+        let holder = {
+            let m = m.clone();
+            coronet::go(move || {
+                let mut g = m.lock();
+                sleep(100);
+                *g += 1;
+            })
+        };
+        sleep(20);
+        let waiter = {
+            let m = m.clone();
+            coronet::go(move || {
+                PANIC_FOR.store(coronet::current().id(), Ordering::SeqCst);
+                *m.lock() += 1; // queued behind the holder; its park line panics
+            })
+        };
+        holder.join().unwrap();
+        let waited = waiter.join();
+        // (it left a dead waiter queued, to which the unlock handed the lock for good)
+        let free = (0..500).any(|_| m.try_lock().is_some() || (sleep(10), false).1);
+        assert!(
+            free,
+            "the mutex stayed locked after its holder and waiter left"
+        );
+        assert!(waited.is_ok(), "the logger's panic stays in the logger");
+        assert_eq!(*m.lock(), 2);
+
+        let st = Arc::new((Mutex::new(false), Condvar::new()));
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let st = st.clone();
+                coronet::go(move || {
+                    let mut g = st.0.lock();
+                    while !*g {
+                        g = st.1.wait(g);
+                    }
+                })
+            })
+            .collect();
+        sleep(50);
+        // the first waiter's unpark line panics, in the middle of notify_all's loop
+        PANIC_ON_UNPARK_OF.store(waiters[0].coroutine().id(), Ordering::SeqCst);
+        *st.0.lock() = true;
+        st.1.notify_all();
+        // (the two behind it were never woken)
+        let done = |w: &coronet::JoinHandle<()>| w.is_finished();
+        let all_done = (0..500).any(|_| waiters.iter().all(done) || (sleep(10), false).1);
+        assert!(all_done, "notify_all left waiters asleep");
+        for w in waiters {
+            w.join().unwrap();
+        }
     });
 }

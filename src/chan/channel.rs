@@ -239,7 +239,7 @@ impl<T> Chan<T> {
         };
         let n = tasks.len();
         tasks.into_iter().for_each(Task::unpark_owned);
-        log::trace!("chan: last sender dropped, woke {n} receiver(s)");
+        rt_log!(Trace, "chan: last sender dropped, woke {n} receiver(s)");
     }
 
     /// The last receiver is gone: wake every blocked sender (its value stays in its slot and
@@ -256,7 +256,7 @@ impl<T> Chan<T> {
         };
         let n = tasks.len();
         tasks.into_iter().for_each(Task::unpark_owned);
-        log::trace!("chan: last receiver dropped, woke {n} sender(s)");
+        rt_log!(Trace, "chan: last receiver dropped, woke {n} sender(s)");
         drop(queued);
         if let Some(f) = hook {
             f();
@@ -284,7 +284,7 @@ pub(crate) fn unpark(wake: Wake) {
     if let Some(t) = wake {
         let id = t.id;
         t.unpark_owned();
-        log::trace!("chan: value handed over with task {id}, woke it");
+        rt_log!(Trace, "chan: value handed over with task {id}, woke it");
     }
 }
 

@@ -496,7 +496,7 @@ pub unsafe fn run(arms: &[&dyn Arm], block: Block) -> Option<usize> {
                 // the peer unlinked arm k; `cleanup` unlinks the rest
                 round.queued.set(round.queued.get() & !(1 << k));
                 arms[k].complete();
-                log::trace!("select: arm {k} completed by a peer");
+                rt_log!(Trace, "select: arm {k} completed by a peer");
                 Some(k)
             }
             Outcome::Aborted => None,

@@ -219,7 +219,7 @@ where
     };
     match fast {
         Ok(Fast::Finished) => {
-            log::trace!("copy: {route:?} moved {kernel} bytes");
+            rt_log!(Trace, "copy: {route:?} moved {kernel} bytes");
             return Ok(Report {
                 route,
                 kernel,
@@ -227,14 +227,18 @@ where
             });
         }
         Ok(Fast::Unsupported) if route != Route::Buffered => {
-            log::debug!("copy: {route:?} unsupported after {kernel} bytes, buffering the rest");
+            rt_log!(
+                Debug,
+                "copy: {route:?} unsupported after {kernel} bytes, buffering the rest"
+            );
         }
         Ok(Fast::Unsupported) => {}
-        Ok(Fast::UrgentMark) => log::debug!(
+        Ok(Fast::UrgentMark) => rt_log!(
+            Debug,
             "copy: {route:?} stopped at an urgent mark after {kernel} bytes, buffering the rest"
         ),
         Err(e) => {
-            log::debug!("copy: {route:?} failed after {kernel} bytes: {e}");
+            rt_log!(Debug, "copy: {route:?} failed after {kernel} bytes: {e}");
             return Err(e);
         }
     }
@@ -352,7 +356,7 @@ fn unsupported(e: &io::Error) -> bool {
 /// made and converted while the copy runs.
 fn nonblocking_file(sock: BorrowedFd<'_>, exposed: bool) -> io::Result<()> {
     if exposed && socket::file_blocks(sock) {
-        log::debug!("copy: fd {} is in blocking mode", sock.as_raw_fd());
+        rt_log!(Debug, "copy: fd {} is in blocking mode", sock.as_raw_fd());
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
     Ok(())
@@ -421,7 +425,7 @@ fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
         Ok(p) => p,
         Err(e) => {
             // Out of fds: the buffered loop needs none.
-            log::debug!("copy: no pipe for splice ({e}), buffering");
+            rt_log!(Debug, "copy: no pipe for splice ({e}), buffering");
             return Ok(Fast::Unsupported);
         }
     };
@@ -473,7 +477,10 @@ fn splice(src: &Sock, dst: Sink<'_>, moved: &mut u64) -> io::Result<Fast> {
                 return Ok(Fast::Unsupported);
             }
             Err(e) => {
-                log::debug!("copy: destination failed, dropping {left} bytes read from the source");
+                rt_log!(
+                    Debug,
+                    "copy: destination failed, dropping {left} bytes read from the source"
+                );
                 return Err(dst.err("write", e));
             }
         }
@@ -498,7 +505,8 @@ fn stuck_at_mark(src: BorrowedFd<'_>) -> bool {
     // 1 at the mark, 0 elsewhere; an error (not a TCP socket) counts as "in doubt".
     let stuck = rc != 0 || at != 0;
     if stuck {
-        log::trace!(
+        rt_log!(
+            Trace,
             "copy: fd {} at an urgent mark ({rc}, {at})",
             src.as_raw_fd()
         );

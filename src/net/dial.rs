@@ -477,7 +477,7 @@ impl Dialer {
             match self.dial_one_context(ctx, to, part) {
                 Ok(s) => return Ok(s),
                 Err(e) => {
-                    log::debug!("dial {to} failed: {e}");
+                    rt_log!(Debug, "dial {to} failed: {e}");
                     first.get_or_insert_with(|| dial_error(self.local, Some(to), e));
                 }
             }
@@ -524,7 +524,8 @@ impl Dialer {
             }
             // A cancelled context (the primaries won, or the caller's was cancelled) ends
             // `dial_serial` before its first connect.
-            log::debug!(
+            rt_log!(
+                Debug,
                 "dial: starting the fallback family ({} address(es))",
                 fallbacks.len()
             );

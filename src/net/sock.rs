@@ -696,7 +696,10 @@ pub(crate) fn inherits_tcp_defaults(accepted: &Sock) -> bool {
             && int(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) == period
             && int(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) == period;
         if !inherits {
-            log::debug!("accepted sockets do not inherit their listener's options here");
+            rt_log!(
+                Debug,
+                "accepted sockets do not inherit their listener's options here"
+            );
         }
         inherits
     })

@@ -491,7 +491,7 @@ impl TcpStream {
             if tries == 2 || !chose_port || !to_itself() {
                 return Ok(s);
             }
-            log::debug!("dial tcp {to}: connected to itself; dialing again");
+            rt_log!(Debug, "dial tcp {to}: connected to itself; dialing again");
             tries += 1;
         }
     }

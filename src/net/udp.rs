@@ -127,7 +127,7 @@ impl UdpSocket {
         let s = UdpSocket {
             sock: Sock::bound(fd, "udp"),
         };
-        log::debug!("udp bound to {a} (fd {})", s.sock.raw());
+        rt_log!(Debug, "udp bound to {a} (fd {})", s.sock.raw());
         Ok(s)
     }
 
@@ -185,7 +185,7 @@ impl UdpSocket {
                     };
                     let peer = peer.unwrap_or(Addr::Inet(to));
                     self.sock.connected(local.map(Addr::Inet), peer);
-                    log::debug!("udp fd {} connected to {to}", self.sock.raw());
+                    rt_log!(Debug, "udp fd {} connected to {to}", self.sock.raw());
                     return Ok(());
                 }
                 Err(e) => last = Some(op_error("dial", "udp", local.clone(), Some(to.into()), e)),

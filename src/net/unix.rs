@@ -270,7 +270,7 @@ impl UnixListener {
         let addr = addr.map_err(err)?;
         let fd = bound(libc::SOCK_STREAM, &addr).map_err(err)?;
         socket::listen(fd.as_fd(), socket::somaxconn()).map_err(err)?;
-        log::debug!("listen unix {name}");
+        rt_log!(Debug, "listen unix {name}");
         Ok(UnixListener {
             sock: Sock::bound(fd, STREAM),
         })
@@ -308,12 +308,15 @@ impl UnixListener {
         let peer_std = to_std(&peer)
             .or_else(|_| std_name(fd.as_fd(), true))
             .unwrap_or_else(|e| {
-                log::debug!("accept unix: peer address {peer:?} reported unnamed: {e}");
+                rt_log!(
+                    Debug,
+                    "accept unix: peer address {peer:?} reported unnamed: {e}"
+                );
                 unnamed()
             });
         // An accepted socket's own name is the listener's.
         let sock = Sock::with_addrs(fd, STREAM, self.sock.local(), peer.to_addr().ok());
-        log::trace!("accept unix fd {}", sock.raw());
+        rt_log!(Trace, "accept unix fd {}", sock.raw());
         Ok((UnixStream { sock }, peer_std))
     }
 
@@ -564,7 +567,7 @@ impl UnixStream {
         if let Some(peer) = peer {
             sock.connected(None, peer);
         }
-        log::trace!("dial unix {name}: fd {}", sock.raw());
+        rt_log!(Trace, "dial unix {name}: fd {}", sock.raw());
         Ok(UnixStream { sock })
     }
 
@@ -1256,7 +1259,10 @@ impl UnixDatagram {
         // Never an error: the datagram is consumed by now. The one address std cannot
         // build, a 108-byte path with no NUL, is reported unnamed (documented on `recv_from`).
         let from = to_std(&from).unwrap_or_else(|e| {
-            log::debug!("recv unixgram: sender address {from:?} reported unnamed: {e}");
+            rt_log!(
+                Debug,
+                "recv unixgram: sender address {from:?} reported unnamed: {e}"
+            );
             unnamed()
         });
         Ok((n, from))

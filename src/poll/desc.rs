@@ -634,7 +634,12 @@ impl PollDesc {
             worker::with_poller(|_, p| p.deregister(Some(fd.as_raw_fd()), r.token));
             return Ok(());
         }
-        log::trace!("fd {} registered with worker {}", fd.as_raw_fd(), r.worker);
+        rt_log!(
+            Trace,
+            "fd {} registered with worker {}",
+            fd.as_raw_fd(),
+            r.worker
+        );
         // A `close` on another thread releases the socket under calls in flight (`poll/fd.rs`)
         // and removes the registration it finds, after storing `closing`. If it looked
         // before this one was set, this sees `closing` and removes it (both may: removal is

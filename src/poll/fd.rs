@@ -638,7 +638,8 @@ impl NetFd {
     pub(crate) fn close(&self) -> io::Result<()> {
         // sets CLOSED with a reference of our own; the lock waiters wake when it drops
         let lock_waiters = self.mu.close().map_err(|r| r.into_error())?;
-        log::trace!(
+        rt_log!(
+            Trace,
             "close fd {}: releasing the socket, unblocking waiters",
             self.fd
         );
@@ -702,7 +703,8 @@ impl NetFd {
 /// pool, where its wait for the unsent data stalls no coroutine.
 fn close_elsewhere(keep: Option<OwnedFd>) {
     if let Some(keep) = keep {
-        log::debug!(
+        rt_log!(
+            Debug,
             "fd {}: lingering close handed to the blocking pool",
             keep.as_raw_fd()
         );

@@ -449,7 +449,7 @@ impl Sema {
             s.waiters.push_back(me.clone());
             me
         };
-        log::trace!("task {} waits for an fd lock", me.id);
+        rt_log!(Trace, "task {} waits for an fd lock", me.id);
         loop {
             #[cfg(not(all(test, loom)))]
             park::park_current_until(&me, until, Wait::Sync, -1);

@@ -191,7 +191,10 @@ impl Poller {
         }
         WOKEN.set(woken);
         if stale > 0 {
-            log::trace!("{stale} stale epoll event(s) dropped: their fds were closed");
+            rt_log!(
+                Trace,
+                "{stale} stale epoll event(s) dropped: their fds were closed"
+            );
         }
         Ok(n)
     }

@@ -185,7 +185,7 @@ pub(crate) fn detach(f: impl FnOnce() + Send + 'static) {
     submit(
         Box::new(move || {
             if panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
-                log::warn!("blocking: a detached job panicked");
+                rt_log!(Warn, "blocking: a detached job panicked");
             }
         }),
         false,

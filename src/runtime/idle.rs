@@ -413,7 +413,10 @@ impl Sleepers {
         // the role given up and wakes a searcher itself, or we see its coroutine.
         fence(SeqCst);
         if Self::any_unstarted(workers) {
-            log::trace!("worker {me} found work; unstarted coroutines wait: waking a searcher");
+            rt_log!(
+                Trace,
+                "worker {me} found work; unstarted coroutines wait: waking a searcher"
+            );
             self.wake_searcher(workers, me);
         }
     }

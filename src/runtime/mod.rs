@@ -243,7 +243,10 @@ impl Builder {
                 // the panic hook has printed the message, as for a Rust `main`
                 Err(_) => 101,
             };
-            log::debug!("coroutine main returned; the process exits with status {status}");
+            rt_log!(
+                Debug,
+                "coroutine main returned; the process exits with status {status}"
+            );
             // Flushes std's stdout and runs the atexit handlers, as the end of a Rust `main`
             // does. Nothing is dropped: the workers' halves are leaked (`worker::run`) and
             // the coroutines' stacks stay mapped until the process is gone.
@@ -350,7 +353,8 @@ fn start(b: Builder, caller_runs_0: bool) -> io::Result<&'static Runtime> {
     for tx in go {
         tx.send(rt).expect("a worker thread waits for its start");
     }
-    log::debug!(
+    rt_log!(
+        Debug,
         "runtime started: {} worker(s){}, default stack {} KiB",
         b.workers,
         if caller_runs_0 {

@@ -245,7 +245,7 @@ pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, wh
 /// wait down to the switch).
 #[inline(always)]
 fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait, fd: i32) {
-    if log::log_enabled!(log::Level::Trace) && !trace_park(task, why) {
+    if crate::trace_on() && !trace_park(task, why) {
         return; // the logger parked us: a spurious return, so the caller looks again
     }
     if !task.token.begin_park(PARKED) {
@@ -310,7 +310,7 @@ fn trace_park(task: &Task, why: Wait) -> bool {
     LOGGING.set(Some(task.id));
     PARKED_INSIDE.set(false);
     let logging = Logging;
-    log::trace!("park coroutine {} ({:?})", task.id, why);
+    rt_log!(Trace, "park coroutine {} ({:?})", task.id, why);
     drop(logging);
     if PARKED_INSIDE.replace(false) {
         RETRY.set(Some(task.id));

@@ -182,7 +182,10 @@ where
 fn leak_panic(r: thread::Result<()>) {
     if let Err(payload) = r {
         std::mem::forget(payload);
-        log::error!("a value owned by a coroutine panicked while being dropped; panic ignored");
+        rt_log!(
+            Error,
+            "a value owned by a coroutine panicked while being dropped; panic ignored"
+        );
     }
 }
 
@@ -685,7 +688,7 @@ pub(crate) fn go_beside(name: &str, f: impl FnOnce() + Send + 'static) {
             .map(drop)
     };
     if let Err(e) = started {
-        log::debug!("{name}: could not start: {e}");
+        rt_log!(Debug, "{name}: could not start: {e}");
     }
 }
 

@@ -545,7 +545,7 @@ pub(crate) fn ensure_altstack() {
     // A `Stack` is exactly the shape wanted: usable bytes with a guard page below.
     let stack = match Stack::new(size) {
         Ok(stack) => stack,
-        Err(e) => return log::warn!("stack: no signal stack for this thread ({e})"),
+        Err(e) => return rt_log!(Warn, "stack: no signal stack for this thread ({e})"),
     };
     let alt = libc::stack_t {
         ss_sp: stack.guard().end as *mut c_void,
@@ -556,7 +556,11 @@ pub(crate) fn ensure_altstack() {
     // mapped for the life of the process.
     let rc = unsafe { libc::sigaltstack(&alt, ptr::null_mut()) };
     if rc != 0 {
-        return log::warn!("stack: sigaltstack failed ({})", io::Error::last_os_error());
+        return rt_log!(
+            Warn,
+            "stack: sigaltstack failed ({})",
+            io::Error::last_os_error()
+        );
     }
     mem::forget(stack);
 }

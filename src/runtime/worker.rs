@@ -567,7 +567,8 @@ pub(crate) fn submit_spread(rt: &'static Runtime, t: NewTask) {
     let here = local().map(|l| l.shared.index);
     let first = here.unwrap_or_else(|| rt.next_worker());
     let (to, load) = least_loaded(&rt.workers, first);
-    log::trace!(
+    rt_log!(
+        Trace,
         "coroutine {} spread to worker {to} ({load} there)",
         t.task.id
     );
@@ -607,7 +608,8 @@ fn least_loaded(workers: &[Arc<Shared>], first: usize) -> (usize, u64) {
 pub(crate) fn submit_same_worker(rt: &'static Runtime, t: NewTask) {
     match local() {
         Some(l) => {
-            log::trace!(
+            rt_log!(
+                Trace,
                 "worker {}: coroutine {} queued to start here",
                 l.shared.index,
                 t.task.id
@@ -622,7 +624,11 @@ pub(crate) fn submit_same_worker(rt: &'static Runtime, t: NewTask) {
 /// thread. Wakes no one: only `Builder::main` uses it, for worker 0 before that worker's
 /// thread enters `run`, whose first round looks at the queue.
 pub(crate) fn submit_pinned(rt: &'static Runtime, index: usize, t: NewTask) {
-    log::trace!("coroutine {} queued to start on worker {index}", t.task.id);
+    rt_log!(
+        Trace,
+        "coroutine {} queued to start on worker {index}",
+        t.task.id
+    );
     rt.workers[index].pinned.push(t);
 }
 
@@ -661,12 +667,13 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) -> ! {
     }));
     LOCAL.with(|l| l.set(local));
     let _abort = AbortOnUnwind(index);
-    log::debug!("worker {index} started");
+    rt_log!(Debug, "worker {index} started");
     local.run();
 }
 
 /// Dropped only if a panic unwinds out of the scheduler loop, which never returns: a runtime
-/// bug, or user code the scheduler calls (a logger, say) panicking. The thread must not exit
+/// bug (a logger's panic, the user code the scheduler calls most, is caught where the
+/// runtime logs: `rt_log!`). The thread must not exit
 /// then: the coroutines parked on it can run on no other thread, and its thread-locals, which
 /// their suspended frames (and blocking jobs) may borrow, would be freed under them. So the
 /// process aborts, as std does when it cannot unwind soundly.
@@ -1000,7 +1007,8 @@ impl Local {
                 .filter_map(|&id| timers.cancel_if(id, is_callback))
                 .collect()
         };
-        log::trace!(
+        rt_log!(
+            Trace,
             "worker {}: {} of {} timer(s) cancelled elsewhere removed",
             self.shared.index,
             removed.len(),
@@ -1035,7 +1043,7 @@ impl Local {
             match action {
                 Action::Unpark(task) => fired |= self.fire_park_timer(task, now),
                 Action::Call(f) => {
-                    log::trace!("timer fire: callback");
+                    rt_log!(Trace, "timer fire: callback");
                     f();
                     fired = true;
                 }
@@ -1079,7 +1087,11 @@ impl Local {
         if pt.want == NOT_WAITING {
             pt.set_id(None);
             drop(table);
-            log::trace!("timer of coroutine {} dropped: no deadline waits", task.id);
+            rt_log!(
+                Trace,
+                "timer of coroutine {} dropped: no deadline waits",
+                task.id
+            );
             return false;
         }
         if pt.want > now {
@@ -1092,12 +1104,15 @@ impl Local {
             pt.at = pt.want;
             // The logger is user code: no borrow of ours may be held while it runs.
             drop(table);
-            log::trace!("timer of coroutine {who} moved to its later deadline");
+            rt_log!(
+                Trace,
+                "timer of coroutine {who} moved to its later deadline"
+            );
             return false;
         }
         pt.set_id(None);
         drop(table);
-        log::trace!("timer fire: coroutine {}", task.id);
+        rt_log!(Trace, "timer fire: coroutine {}", task.id);
         task.unpark();
         true
     }
@@ -1113,7 +1128,11 @@ impl Local {
         match self.shared.poller.poll(&mut events, timeout_ms) {
             Ok(n) => n,
             Err(e) => {
-                log::error!("worker {}: epoll_wait failed: {e}", self.shared.index);
+                rt_log!(
+                    Error,
+                    "worker {}: epoll_wait failed: {e}",
+                    self.shared.index
+                );
                 0
             }
         }
@@ -1122,7 +1141,10 @@ impl Local {
     fn steal(&self) -> Option<NewTask> {
         let me = self.shared.index;
         let (first, victim, taken) = self.rt.sleepers.steal(&self.rt.workers, me)?;
-        log::trace!("worker {me} stole {taken} new coroutine(s) from worker {victim}");
+        rt_log!(
+            Trace,
+            "worker {me} stole {taken} new coroutine(s) from worker {victim}"
+        );
         bump(&self.shared.counters.steals);
         Some(first)
     }
@@ -1141,10 +1163,11 @@ impl Local {
         // The log line before the last look (so it may announce a sleep that the look then
         // skips): the logger is user code, and may wake one of our coroutines (a send to a
         // writer coroutine) or arm a timer, which the look and the timeout below then see.
-        if log::log_enabled!(log::Level::Trace) {
+        if crate::trace_on() {
             // Into a local first: the heap's borrow must end before the logger runs.
             let timeout = epoll_timeout(self.timers.borrow().next_deadline(), Instant::now());
-            log::trace!(
+            rt_log!(
+                Trace,
                 "worker {} sleeps in epoll_wait ({timeout} ms)",
                 self.shared.index
             );
@@ -1179,7 +1202,7 @@ impl Local {
             Err(e) => {
                 // `go` could not reserve a stack up front; the coroutine fails as if it
                 // had panicked with the reason (its JoinHandle gets it), the runtime goes on.
-                log::error!("coroutine {} not started: {e}", task.id);
+                rt_log!(Error, "coroutine {} not started: {e}", task.id);
                 body.run(Some(e));
                 return;
             }
@@ -1217,7 +1240,8 @@ impl Local {
             });
         }
         bump(&self.shared.counters.started);
-        log::trace!(
+        rt_log!(
+            Trace,
             "worker {} starts coroutine {} ({})",
             self.shared.index,
             task.id,
@@ -1260,7 +1284,7 @@ impl Local {
             Err(payload) => {
                 // The body catches user panics, and those of dropping what it owns, itself;
                 // reaching here is a runtime bug, and the unwinding ends at `AbortOnUnwind`.
-                log::error!("coroutine {} escaped its panic guard", task.id);
+                rt_log!(Error, "coroutine {} escaped its panic guard", task.id);
                 self.finish(task, key);
                 panic::resume_unwind(payload);
             }
@@ -1286,7 +1310,7 @@ impl Local {
         if slot.co.done() {
             self.stacks.borrow_mut().put(slot.co.into_stack());
         }
-        log::trace!("coroutine {} finished", task.id);
+        rt_log!(Trace, "coroutine {} finished", task.id);
     }
 }
 

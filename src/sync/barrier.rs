@@ -123,7 +123,7 @@ impl Barrier {
         let n = ws.len();
         wake_all(ws);
         // After the wakes: a logger is user code, and may wait on one of those waiters.
-        log::trace!("barrier: generation complete, released {n}");
+        rt_log!(Trace, "barrier: generation complete, released {n}");
         BarrierWaitResult(true)
     }
 }

@@ -266,7 +266,7 @@ impl RawMutex {
         // Only now, with the queue lock released and the new owner woken: a logger is user
         // code, and may take this very mutex.
         if handed_off {
-            log::trace!("mutex: hand-off to a waiter past {STARVATION:?}");
+            rt_log!(Trace, "mutex: hand-off to a waiter past {STARVATION:?}");
         }
     }
 }

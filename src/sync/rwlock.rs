@@ -349,7 +349,7 @@ fn wake_granted(granted: Vec<Arc<Waiter>>) {
     let n = granted.len();
     wake_all(granted);
     if n > 0 {
-        log::trace!("rwlock: granted {n} waiter(s)");
+        rt_log!(Trace, "rwlock: granted {n} waiter(s)");
     }
 }
 

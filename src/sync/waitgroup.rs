@@ -121,7 +121,7 @@ impl WaitGroup {
             wake_all(ws);
             // After the wakes: a logger is user code, and may wait on one of those waiters.
             if n > 0 {
-                log::trace!("waitgroup: zero, released {n} waiter(s)");
+                rt_log!(Trace, "waitgroup: zero, released {n} waiter(s)");
             }
         }
     }

@@ -163,8 +163,9 @@ impl Shared {
         // Logged after the lock: a logger is user code, and one that arms a timer would
         // wait on it from inside.
         match result {
-            Ok(_) => log::debug!("timer thread started"),
-            Err(e) => log::error!(
+            Ok(_) => rt_log!(Debug, "timer thread started"),
+            Err(e) => rt_log!(
+                Error,
                 "coronet: cannot start the timer thread ({e}); timers armed on plain threads \
                  wait until a later one can start it"
             ),
