@@ -448,3 +448,54 @@ fn spread_beside_a_busy_worker(
     let threads = children.into_iter().map(|c| c.join().unwrap()).collect();
     (early, a.thread, stats, threads)
 }
+
+/// A read whose last read on the handle was short (the socket looked drained) by a
+/// coroutine of another worker than the one whose epoll holds the fd: only that worker's
+/// poll harvests the fd's events, and it is busy, so the read must try `recv` rather than
+/// wait for an event. Found by an audit of the read path: with 20 bytes queued the read
+/// timed out (8 of 8 runs), where a read that tries `recv` first takes microseconds.
+#[test]
+fn a_drained_read_on_another_worker_than_the_fds_finds_the_queued_bytes() {
+    use coronet::net::TcpStream;
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let _serial = one_at_a_time();
+    let a = Pinned::start();
+    let b = a.beside(false);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // On `a`: a read that waits (registering the fd with a's epoll) and comes back short.
+    let (stream, mut peer) = a.run(move || {
+        let s = TcpStream::connect(addr).unwrap();
+        let (mut peer, _) = listener.accept().unwrap(); // (queued already: no wait)
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            peer.write_all(b"x").unwrap();
+            peer
+        });
+        let mut buf = [0u8; 64];
+        assert_eq!((&s).read(&mut buf).unwrap(), 1);
+        (Arc::new(s), late.join().unwrap())
+    });
+    // `a` computes for 2 s without a pause; meanwhile 20 bytes arrive and `b` reads them.
+    let busy: Job = Box::new(|| {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            std::hint::spin_loop();
+        }
+    });
+    a.jobs.send(busy).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    peer.write_all(&[7; 20]).unwrap();
+    let s = stream.clone();
+    let (got, took) = b.run(move || {
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 64];
+        let got = (&*s).read(&mut buf).map_err(|e| e.to_string());
+        (got, start.elapsed())
+    });
+    a.run(|| ()); // `a` is done computing
+    assert_eq!(got, Ok(20), "after {took:?}");
+}

@@ -1611,6 +1611,46 @@ fn urgent_data_does_not_strand_the_bytes_behind_its_mark() {
     });
 }
 
+/// The same, with the urgent byte taken by the user (`recv(MSG_OOB)` through `as_raw_fd`)
+/// before the netpoller saw its `EPOLLPRI`: the event is gone with the byte, and reads still
+/// stop at the mark. Found by an audit of the read path: the read after the one that
+/// stopped there sat until the peer's next packet (5 of 5 runs). Nothing here yields between
+/// the sends and the reads, so no poll of the worker harvests the event first.
+#[test]
+fn urgent_data_the_user_took_through_the_raw_fd_does_not_strand_the_bytes_behind() {
+    coronet::run(|| {
+        let (mut s, peer) = watched_server_and_std_peer(); // its read was short: drained
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (&peer).write_all(b"abc").unwrap();
+        // SAFETY: `peer` is an open socket; the buffer is valid for 1 byte.
+        let sent = unsafe { libc::send(peer.as_raw_fd(), b"d".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(sent, 1);
+        (&peer).write_all(b"efg").unwrap();
+        std::thread::sleep(Duration::from_millis(100)); // arrived; the worker polls nothing
+        let fd = s.as_raw_fd();
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        assert_eq!(
+            unsafe { libc::poll(&mut pfd, 1, 0) },
+            1,
+            "urgent data is there"
+        );
+        let mut oob = [0u8; 1];
+        // SAFETY: `fd` is the open socket; the buffer is valid for 1 byte.
+        let got = unsafe { libc::recv(fd, oob.as_mut_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!((got, oob[0]), (1, b'd'));
+        let mut buf = [0u8; 4096];
+        let n = read_promptly(&mut s, &mut buf);
+        assert_eq!(&buf[..n], b"abc", "recv stops at the mark");
+        let n = read_promptly(&mut s, &mut buf);
+        assert_eq!(&buf[..n], b"efg");
+    });
+}
+
 #[test]
 fn vectored_read_of_more_slices_than_iov_max_is_not_a_short_read() {
     // readv takes at most 1024 slices (UIO_MAXIOV): filling those is a full read even with

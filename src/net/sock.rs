@@ -115,8 +115,9 @@ impl Sock {
             sock.fd.set_timeout(dir, t);
         }
         sock.fd.set_may_linger();
-        // Whoever handed it over may hold other handles on the same open file.
-        sock.fd.expose();
+        // Whoever handed it over may hold other handles on the same open file, and may
+        // have read the socket in ways coronet never saw (`Settings::raw`).
+        sock.fd.expose_raw();
         sock
     }
 
@@ -599,9 +600,9 @@ impl Sock {
     }
 
     /// The fd number, handed to the user (`AsRawFd`, `AsFd`): from now on they may change
-    /// the socket behind our back (`NetFd::expose`).
+    /// the socket behind our back (`NetFd::expose_raw`).
     pub(crate) fn raw_exposed(&self) -> RawFd {
-        self.fd.expose();
+        self.fd.expose_raw();
         self.fd.as_raw_fd()
     }
 

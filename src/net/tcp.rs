@@ -517,7 +517,7 @@ impl TcpStream {
         let sock = Sock::with_addrs(fd, "tcp", None, Some(Addr::Inet(to)));
         if control.is_some() {
             sock.fd.set_may_linger(); // the hook may have turned SO_LINGER on
-            sock.fd.expose(); // and may have kept a dup of the fd
+            sock.fd.expose_raw(); // and may have kept a dup of the fd
         }
         watch(&sock);
         let peer = sock.connect(&SockAddr::from_inet(&to), deadline)?;

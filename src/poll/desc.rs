@@ -437,15 +437,29 @@ impl PollDesc {
         }
     }
 
-    /// As `wait` for a coroutine; a plain thread returns Ok at once (for `NetFd`'s drained
-    /// read, where a thread would pay poll(2) for what the syscall itself tells it).
+    /// As `wait`, for `NetFd`'s drained read, by a coroutine of the worker whose epoll holds
+    /// the fd; anyone else returns Ok at once, to make the syscall: a plain thread would pay
+    /// poll(2) for what the syscall itself tells it, and a coroutine of another worker
+    /// would wait for an event only that worker's poll harvests, which a busy worker delays
+    /// even for bytes already queued (found by an audit of the read path: a read with 20
+    /// bytes waiting timed out while the fd's worker computed for 2 s). An fd not yet
+    /// registered has had no event to harvest either.
     pub(crate) fn wait_if_coroutine(
         self: &Arc<Self>,
         fd: BorrowedFd<'_>,
         dir: Dir,
         call: Option<Instant>,
     ) -> io::Result<()> {
-        worker::with_current(|me| self.wait_coroutine(me, fd, dir, call)).unwrap_or(Ok(()))
+        let Some(reg) = self.registration() else {
+            return Ok(());
+        };
+        worker::with_current(|me| {
+            if me.worker() != reg.worker {
+                return Ok(());
+            }
+            self.wait_coroutine(me, fd, dir, call)
+        })
+        .unwrap_or(Ok(()))
     }
 
     fn wait_coroutine(

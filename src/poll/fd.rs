@@ -157,6 +157,15 @@ struct Settings {
     /// asks neither (see `exposed`), and that this handle holds the only reference to the
     /// open file, so closing it takes it out of epoll (`poll::deregister`). Never cleared.
     exposed: AtomicBool,
+    /// The user has held the number itself (`AsRawFd`/`AsFd`, adopted, or shown to a
+    /// `control` hook), and may have made calls coronet never sees: above all a
+    /// `recv(MSG_OOB)` that took urgent data before the netpoller saw its EPOLLPRI, after
+    /// which EPOLLPRI is gone while every read still stops at the mark, with data behind
+    /// it and no edge to come. So a short read proves nothing, and the drained read's
+    /// shortcut is off (found by an audit of the read path: the next read sat until the
+    /// peer's next packet). A `try_clone` alone does not set it: no coronet handle can read
+    /// urgent data. Never cleared.
+    raw: AtomicBool,
 }
 
 impl Settings {
@@ -172,6 +181,8 @@ impl Settings {
         s.may_linger.store(linger, Ordering::Relaxed);
         let exposed = self.exposed.load(Ordering::Relaxed);
         s.exposed.store(exposed, Ordering::Relaxed);
+        let raw = self.raw.load(Ordering::Relaxed);
+        s.raw.store(raw, Ordering::Relaxed);
         s
     }
 }
@@ -261,6 +272,15 @@ impl NetFd {
         shared.exposed.store(true, Ordering::Relaxed);
         // `self` is new and not yet shared with anyone: the cell is empty.
         let _ = self.shared.set(shared.clone());
+    }
+
+    /// Records that the user has held the number itself (`Settings::raw`); it is exposed too.
+    pub(crate) fn expose_raw(&self) {
+        if !self.settings().raw.load(Ordering::Relaxed) {
+            let _setting = setting();
+            self.settings().raw.store(true, Ordering::Relaxed);
+        }
+        self.expose();
     }
 
     /// Records that someone else may reach the socket (`Settings::exposed`).
@@ -485,19 +505,21 @@ impl NetFd {
         let was_ready = self.desc.prepare(dir, call)?;
         // Skip straight to 5 when the last read drained the socket and no event has come
         // since. Every read-direction call consumes the mark (a peek or an accept that
-        // found data must not leave it behind), and only a registered fd gets events; a
-        // plain thread gains nothing (poll(2) would cost the same syscall) and a user in
-        // nonblocking mode must get a real answer. Not once the peer has hung up or sent
-        // urgent data; why those two checks cannot race the netpoller, and why no fence
-        // orders them, is told at the `drained` field.
-        // (`wait_if_coroutine` makes the "coroutine?" test with the lookup it needs anyway.)
+        // found data must not leave it behind), and only a registered fd gets events, from
+        // its own worker's poll; a plain thread gains nothing (poll(2) would cost the same
+        // syscall) and a user in nonblocking mode must get a real answer. Not once the peer
+        // has hung up or sent urgent data; why those two checks cannot race the netpoller,
+        // and why no fence orders them, is told at the `drained` field. Nor once the user
+        // has held the number (`Settings::raw`). (`wait_if_coroutine` checks the worker,
+        // with the lookup it makes anyway.)
         if dir == Dir::Read && self.drained.load(Ordering::Relaxed) {
             self.drained.store(false, Ordering::Relaxed);
+            let settings = self.settings();
             if !was_ready
                 && !self.desc.is_hung_up()
                 && !self.desc.saw_urgent()
-                && !self.settings().user_nonblocking.load(Ordering::Relaxed)
-                && self.desc.registration().is_some()
+                && !settings.user_nonblocking.load(Ordering::Relaxed)
+                && !settings.raw.load(Ordering::Relaxed)
             {
                 hot_trace!(
                     "fd {}: drained by the last read, waiting for an event before recv",
