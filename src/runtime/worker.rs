@@ -243,6 +243,10 @@ pub(crate) struct Local {
     handed_off: Cell<bool>,
     /// Which unstarted queue `pop_unstarted` looks at first next time.
     stealable_first: Cell<bool>,
+    /// The last resume ended in a yield: the next round looks around (`look_after_yield`).
+    yielded: Cell<bool>,
+    /// When `look_after_yield` last polled the netpoller (`timers::nanos`).
+    yield_polled_at: Cell<u64>,
     events: RefCell<Vec<libc::epoll_event>>,
 }
 
@@ -663,6 +667,8 @@ pub(crate) fn run(rt: &'static Runtime, index: usize) -> ! {
         spin_pays: Cell::new(false),
         handed_off: Cell::new(false),
         stealable_first: Cell::new(false),
+        yielded: Cell::new(false),
+        yield_polled_at: Cell::new(0),
         events: RefCell::new(Vec::with_capacity(256)),
     }));
     LOCAL.with(|l| l.set(local));
@@ -764,6 +770,9 @@ const FRAMES_PREFETCHED: usize = 1024;
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
 const SPIN_PAUSES: u32 = 4;
 
+/// How often a run of yields polls the netpoller at most (`look_after_yield`).
+const IO_AFTER_YIELD: Duration = Duration::from_millis(1);
+
 /// Idle stacks a worker keeps mapped for reuse.
 const STACKS_CACHED: usize = 1024;
 
@@ -773,12 +782,15 @@ impl Local {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
             let fair = tick % FAIRNESS_TICK == 0;
+            let yielded = self.yielded.replace(false);
             if fair {
                 if self.io_due(tick) {
                     self.poll_io(0);
                 }
                 self.fire_timers();
                 self.drain_remote();
+            } else if yielded {
+                self.look_after_yield(tick);
             }
             // Unstarted and ready coroutines take turns while both are waiting: a busy run
             // queue must not hold back the handler of a connection just accepted, nor a
@@ -865,6 +877,29 @@ impl Local {
                 self.spin_pays.set(false);
                 return false;
             }
+        }
+    }
+
+    /// After a yield: the timers, the remote queue, and the netpoller if this has not polled
+    /// it for `IO_AFTER_YIELD`. A coroutine that yields has run a while (its I/O budget
+    /// spent, `io::copy`'s pacing, `yield_now` in a long loop), and while yielders keep the
+    /// run queue from emptying, those were looked at only on fair rounds, 61 of their
+    /// slices apart (found by an audit: a 2 ms sleep beside a coroutine yielding every
+    /// 10 ms woke 600 ms late; a `sendfile` copy's pacing held timers back by half a
+    /// second). Go's scheduler looks at timers on every turn, and its `sysmon` polls the
+    /// network every 10 ms at most. Out of line: only yields pay for it, and a spin of
+    /// yields pays flag checks and a clock read per turn, a syscall once a millisecond.
+    #[cold]
+    #[inline(never)]
+    fn look_after_yield(&self, tick: u32) {
+        self.fire_timers();
+        self.drain_remote();
+        let now = timers::nanos(Instant::now());
+        if now.saturating_sub(self.yield_polled_at.get()) >= IO_AFTER_YIELD.as_nanos() as u64
+            && self.io_due(tick)
+        {
+            self.yield_polled_at.set(now);
+            self.poll_io(0);
         }
     }
 
@@ -1279,6 +1314,7 @@ impl Local {
             Ok(CoroutineResult::Yield(Suspend::Yield)) => {
                 task.set_state(State::Runnable);
                 self.runq.borrow_mut().push_back(task);
+                self.yielded.set(true);
             }
             Ok(CoroutineResult::Return(())) => self.finish(task, key),
             Err(payload) => {
