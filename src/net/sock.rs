@@ -391,17 +391,18 @@ impl Sock {
     /// Shuts a direction down, and wakes a call blocked in it so that it retries and meets
     /// the shutdown (EPIPE, or end of file), as a blocked std call returns at once: a Unix
     /// socket's poll reports nothing for its own write side shut down, so a send parked on
-    /// a full buffer would otherwise wait for ever (found by an audit). Its errors say
-    /// `close`, as those of Go's `CloseRead` and `CloseWrite` do.
+    /// a full buffer would otherwise wait for ever (found by an audit), on this handle or a
+    /// clone of it (`NetFd::kick_all`). Its errors say `close`, as those of Go's
+    /// `CloseRead` and `CloseWrite` do.
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.fd
             .with_fd(|fd| socket::shutdown(fd, how))
             .map_err(|e| self.err("close", e))?;
         if matches!(how, Shutdown::Write | Shutdown::Both) {
-            self.fd.kick(Dir::Write);
+            self.fd.kick_all(Dir::Write);
         }
         if matches!(how, Shutdown::Read | Shutdown::Both) {
-            self.fd.kick(Dir::Read);
+            self.fd.kick_all(Dir::Read);
         }
         Ok(())
     }

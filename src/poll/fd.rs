@@ -77,7 +77,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::desc::{Dir, PollDesc};
@@ -166,6 +166,10 @@ struct Settings {
     /// peer's next packet). A `try_clone` alone does not set it: no coronet handle can read
     /// urgent data. Never cleared.
     raw: AtomicBool,
+    /// The wait records of every handle sharing these settings (this handle and its
+    /// clones; empty until the first `try_clone`), for a `shutdown` through one of them to
+    /// wake a call blocked on another (`kick_all`). Not copied by `copy`.
+    handles: Mutex<Vec<Weak<PollDesc>>>,
 }
 
 impl Settings {
@@ -270,6 +274,18 @@ impl NetFd {
         // Either handle may now become a std socket and put the shared open file in
         // blocking mode.
         shared.exposed.store(true, Ordering::Relaxed);
+        {
+            let mut handles = shared
+                .handles
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            handles.retain(|h| h.strong_count() > 0);
+            let from_desc = Arc::downgrade(&from.desc);
+            if !handles.iter().any(|h| h.ptr_eq(&from_desc)) {
+                handles.push(from_desc);
+            }
+            handles.push(Arc::downgrade(&self.desc));
+        }
         // `self` is new and not yet shared with anyone: the cell is empty.
         let _ = self.shared.set(shared.clone());
     }
@@ -631,6 +647,31 @@ impl NetFd {
     pub(crate) fn kick(&self, dir: Dir) {
         if let Some(t) = self.desc.ready(dir) {
             t.unpark();
+        }
+    }
+
+    /// `kick` on this handle and on every clone of it (`try_clone`), which shares the
+    /// socket but waits on a record of its own: a `shutdown` through one handle must wake
+    /// a send blocked on another, as it wakes std's (found by an audit: a writer blocked on
+    /// a clone stayed parked after the original's `shutdown(Write)`). A std `dup` or a raw
+    /// fd's shutdown is beyond coronet's sight.
+    pub(crate) fn kick_all(&self, dir: Dir) {
+        self.kick(dir);
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let others: Vec<Arc<PollDesc>> = shared
+            .handles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|d| !Arc::ptr_eq(d, &self.desc))
+            .collect();
+        for desc in others {
+            if let Some(t) = desc.ready(dir) {
+                t.unpark();
+            }
         }
     }
 
