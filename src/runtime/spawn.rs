@@ -536,8 +536,9 @@ impl Spawn {
     /// The stack comes from the calling worker's pool, and goes back to the pool of the
     /// worker that ran the coroutine: with [`spread`](Spawn::spread), which places many on
     /// another worker, the caller's pool keeps mapping new stacks (a mapping per 31 such
-    /// spawns or so, and a syscall per stack where the other pool overflows). [`go`](Spawn::go),
-    /// which takes its stack where the coroutine starts, has no such cost.
+    /// spawns or so, and a syscall per stack where the other pool overflows).
+    /// [`go`](Spawn::go), which takes its stack where the coroutine starts, has no such
+    /// cost.
     ///
     /// # Errors
     ///

@@ -842,16 +842,16 @@ impl Local {
     /// write and tens of µs for a guest's vCPU. So an idle worker then keeps looking for up
     /// to `SPIN_BEFORE_SLEEP` first, at flags and queue lengths only, while an answer can
     /// come: another worker is awake, or this one has woken a coroutine of another worker
-    /// since its last sleep (`handed_off`), which is waking up to run it. Without the second, two
-    /// coroutines on two workers passing a value back and forth fell into sleeping by
-    /// turns once one had slept: each handed off to a partner not yet awake, found no
-    /// worker awake, and slept (1.3–11 µs per round trip, most of it in sleeps and rings;
-    /// with it, 0.8–2.5 µs: `sync_coronet pingpong2`, docs/benchmarks.md section 3). Only
-    /// after a remote wake: spinning before every sleep cost a two-worker echo server at 10
-    /// connections 60 % more CPU per request (its wake-ups are its own fds'). The look in
-    /// `Sleepers::sleep` still decides whether to sleep, so the handshake (and its loom
-    /// models) is unchanged; the spin only delays its start. True if something turned up;
-    /// the loop takes it.
+    /// since its last sleep (`handed_off`), which is waking up to run it. Without the
+    /// second, two coroutines on two workers passing a value back and forth fell into
+    /// sleeping by turns once one had slept: each handed off to a partner not yet awake,
+    /// found no worker awake, and slept (1.3–11 µs per round trip, most of it in sleeps and
+    /// rings; with it, 0.8–2.5 µs: `sync_coronet pingpong2`, docs/benchmarks.md section 3).
+    /// Only after a remote wake: spinning before every sleep cost a two-worker echo server
+    /// at 10 connections 60 % more CPU per request (its wake-ups are its own fds'). The
+    /// look in `Sleepers::sleep` still decides whether to sleep, so the handshake (and its
+    /// loom models) is unchanged; the spin only delays its start. True if something turned
+    /// up; the loop takes it.
     fn spin_for_work(&self) -> bool {
         let rt = self.rt;
         let n = rt.workers.len();
