@@ -755,6 +755,9 @@ impl NetFd {
 
     /// Gives the fd away without closing it (for `IntoRawFd`).
     pub(crate) fn into_raw(mut self) -> RawFd {
+        // Clones left behind share the open file with whatever the number becomes (a raw
+        // fd, a std socket): their settings learn that it is in the user's hands.
+        self.expose_raw();
         super::deregister(&self.desc, self.fd, false);
         // No references can exist (we own `self`). GIVEN_AWAY tells Drop to leave the number
         // open; the rest of the value (the PollDesc, the lock semaphores) is freed as usual.
