@@ -122,7 +122,11 @@ pub(crate) fn cold_log(emit: impl FnOnce()) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(emit)).is_err() {
         static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            eprintln!(
+            // Not `eprintln!`, which panics if stderr is gone (a logger's panic may be
+            // just that: `prog 2>&1 | head`).
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "coronet: the logger panicked on one of the runtime's records; such records \
                  are dropped and the runtime goes on (said once)"
             );

@@ -12,16 +12,20 @@
 //! The logger is process-wide, hence a test binary of its own; its tests take turns. Every
 //! test ends well within the watchdog's 30 s, or the process aborts with a message.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coronet::chan::{self, Sender};
 
 /// The coroutine whose park lines the logger sends through `FORWARD` (0: none).
 static FORWARD_FOR: AtomicU64 = AtomicU64::new(0);
 static FORWARD: Mutex<Option<Sender<String>>> = Mutex::new(None);
+/// Forward only the park lines that name an fd.
+static FD_LINES_ONLY: AtomicBool = AtomicBool::new(false);
+/// Forward only the lines of a wait for an fd's lock (`task N may wait for an fd lock`).
+static LOCK_LINES_ONLY: AtomicBool = AtomicBool::new(false);
 /// The coroutine whose park lines are counted in `COUNTED`.
 static COUNT_FOR: AtomicU64 = AtomicU64::new(0);
 static COUNTED: AtomicUsize = AtomicUsize::new(0);
@@ -34,7 +38,7 @@ struct ParkingLogger;
 
 impl log::Log for ParkingLogger {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.target() == "coronet::runtime::park"
+        m.target().starts_with("coronet")
     }
     fn log(&self, r: &log::Record<'_>) {
         if !self.enabled(r.metadata()) {
@@ -52,8 +56,10 @@ impl log::Log for ParkingLogger {
                 panic!("the logger panics on an unpark line");
             }
         }
+        let lock_line = line.starts_with("task ") && line.contains("fd lock");
         let Some(id) = line
             .strip_prefix("park coroutine ")
+            .or_else(|| line.strip_prefix("task ").filter(|_| lock_line))
             .and_then(|rest| rest.split(' ').next())
             .and_then(|id| id.parse::<u64>().ok())
         else {
@@ -68,7 +74,10 @@ impl log::Log for ParkingLogger {
         {
             panic!("the logger panics on a park line");
         }
-        if id == FORWARD_FOR.load(Ordering::SeqCst) {
+        if id == FORWARD_FOR.load(Ordering::SeqCst)
+            && (!FD_LINES_ONLY.load(Ordering::SeqCst) || line.contains(" on fd "))
+            && (!LOCK_LINES_ONLY.load(Ordering::SeqCst) || lock_line)
+        {
             let tx = FORWARD.lock().unwrap().clone();
             if let Some(tx) = tx {
                 let _ = tx.send(line); // parks this coroutine until the writer takes it
@@ -97,24 +106,30 @@ fn setup() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Points `FORWARD` at a writer thread that takes a line every 300 ms, and returns it: it
+/// ends, with the count of lines it took, once `FORWARD` is emptied.
+fn slow_writer() -> thread::JoinHandle<usize> {
+    let (log_tx, log_rx) = chan::bounded::<String>(0);
+    *FORWARD.lock().unwrap() = Some(log_tx);
+    thread::spawn(move || {
+        let mut lines = 0;
+        loop {
+            thread::sleep(Duration::from_millis(300));
+            match log_rx.recv() {
+                Ok(_) => lines += 1,
+                Err(_) => return lines,
+            }
+        }
+    })
+}
+
 /// A coroutine blocked in `recv` (or a `select!`) is handed its value while its park line
 /// sits in the logger's channel send, whose writer takes it only 300 ms later.
 #[test]
 fn a_wake_up_that_comes_while_the_logger_parks_the_coroutine_is_not_lost() {
     let _turn = setup();
     for select in [false, true] {
-        let (log_tx, log_rx) = chan::bounded::<String>(0);
-        *FORWARD.lock().unwrap() = Some(log_tx);
-        let writer = thread::spawn(move || {
-            let mut lines = 0;
-            loop {
-                thread::sleep(Duration::from_millis(300)); // a slow writer
-                match log_rx.recv() {
-                    Ok(_) => lines += 1,
-                    Err(_) => return lines,
-                }
-            }
-        });
+        let writer = slow_writer();
         let (x_tx, x_rx) = chan::bounded::<u32>(0);
         let (_y_tx, y_rx) = chan::bounded::<u32>(0);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -255,4 +270,91 @@ fn a_logger_that_panics_leaves_locks_and_condvars_working() {
             w.join().unwrap();
         }
     });
+}
+
+/// The same for a read parked on a socket, whose park line naming the fd used to be logged
+/// apart from the park's guard, with the coroutine already in the fd's slot: a logger that
+/// parked on that line took the netpoller's wake-up, and the read slept until its deadline
+/// (found by a review). The logger here parks on the lines that name an fd only.
+#[test]
+fn a_socket_read_whose_park_line_parks_in_the_logger_still_gets_its_bytes() {
+    use std::io::{Read, Write};
+    let _turn = setup();
+    FD_LINES_ONLY.store(true, Ordering::SeqCst);
+    let writer = slow_writer();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    coronet::go(move || {
+        let mut s = coronet::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        FORWARD_FOR.store(coronet::current().id(), Ordering::SeqCst);
+        let mut buf = [0u8; 16];
+        let start = Instant::now();
+        let got = s.read(&mut buf).map_err(|e| e.to_string());
+        FORWARD_FOR.store(0, Ordering::SeqCst);
+        done_tx.send((got, start.elapsed())).unwrap();
+    });
+    let (mut peer, _) = listener.accept().unwrap();
+    // the read is parked, its park line in the logger's send, the writer still asleep
+    thread::sleep(Duration::from_millis(100));
+    peer.write_all(b"hello").unwrap();
+    let (got, took) = done_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    FD_LINES_ONLY.store(false, Ordering::SeqCst);
+    assert_eq!(got, Ok(5));
+    // the writer takes the line after 300 ms; the read's own timeout is 10 s
+    assert!(took < Duration::from_secs(5), "the read took {took:?}");
+    FORWARD.lock().unwrap().take();
+    assert!(writer.join().unwrap() <= 1);
+}
+
+/// The same for a read queued behind another reader of the same `&TcpStream`: its line
+/// about waiting for the fd's read lock was logged with it already queued, so a release
+/// that granted it the lock while the logger parked it had its wake-up taken, and it slept
+/// holding the grant (found by a review). The logger here parks on that line only.
+#[test]
+fn a_read_queued_for_the_lock_whose_line_parks_in_the_logger_still_gets_the_lock() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let _turn = setup();
+    LOCK_LINES_ONLY.store(true, Ordering::SeqCst);
+    let writer = slow_writer();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    coronet::run(move || {
+        let s = Arc::new(coronet::net::TcpStream::connect(addr).unwrap());
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        // the first reader holds the read lock, parked in its read
+        let first = {
+            let s = s.clone();
+            coronet::go(move || (&*s).read(&mut [0u8; 1]).map_err(|e| e.to_string()))
+        };
+        coronet::time::sleep(Duration::from_millis(50));
+        let second = {
+            let s = s.clone();
+            coronet::go(move || {
+                FORWARD_FOR.store(coronet::current().id(), Ordering::SeqCst);
+                let start = Instant::now();
+                let got = (&*s).read(&mut [0u8; 1]).map_err(|e| e.to_string());
+                FORWARD_FOR.store(0, Ordering::SeqCst);
+                (got, start.elapsed())
+            })
+        };
+        // the second waits for the lock, its line in the logger's send; the first gets its
+        // byte and releases the lock, granting it to the second
+        coronet::time::sleep(Duration::from_millis(100));
+        peer.write_all(b"a").unwrap();
+        assert_eq!(first.join().unwrap(), Ok(1));
+        coronet::time::sleep(Duration::from_millis(400)); // the writer has taken the line
+        peer.write_all(b"b").unwrap();
+        done_tx.send(second.join().unwrap()).unwrap();
+    });
+    let (got, took) = done_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    LOCK_LINES_ONLY.store(false, Ordering::SeqCst);
+    FORWARD.lock().unwrap().take();
+    assert_eq!(got, Ok(1));
+    assert!(took < Duration::from_secs(5), "the read took {took:?}");
+    assert!(writer.join().unwrap() <= 1);
 }

@@ -474,13 +474,9 @@ impl PollDesc {
             Dir::Read => Wait::IoRead,
             Dir::Write => Wait::IoWrite,
         };
+        // (the park's trace line names the fd: logged there, where a logger that parks
+        // the coroutine cannot take the wake-up this park waits for)
         self.wait_slot(me, dir, call, |deadline| {
-            hot_trace!(
-                "park coroutine {} on fd {} {:?}",
-                me.id,
-                fd.as_raw_fd(),
-                dir
-            );
             park::park_current_until(me, deadline, why, fd.as_raw_fd());
         })
     }

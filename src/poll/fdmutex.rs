@@ -439,17 +439,19 @@ impl Sema {
     fn acquire(&self, until: Option<Instant>, gave_up: impl FnOnce()) -> bool {
         #[cfg(all(test, loom))]
         use loom_tests::current;
-        let me = {
+        let me = current();
+        // Before the queue, not after: a logger that parks this coroutine there would take
+        // the wake-up of a release that granted it the lock, and the park below would then
+        // sleep holding the grant (found by a review).
+        rt_log!(Trace, "task {} may wait for an fd lock", me.id);
+        {
             let mut s = self.state();
             if s.permits > 0 {
                 s.permits -= 1;
                 return true;
             }
-            let me = current();
             s.waiters.push_back(me.clone());
-            me
-        };
-        rt_log!(Trace, "task {} waits for an fd lock", me.id);
+        }
         loop {
             #[cfg(not(all(test, loom)))]
             park::park_current_until(&me, until, Wait::Sync, -1);

@@ -245,7 +245,7 @@ pub(crate) fn park_current_until(task: &Arc<Task>, deadline: Option<Instant>, wh
 /// wait down to the switch).
 #[inline(always)]
 fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait, fd: i32) {
-    if crate::trace_on() && !trace_park(task, why) {
+    if crate::trace_on() && !trace_park(task, why, fd) {
         return; // the logger parked us: a spurious return, so the caller looks again
     }
     if !task.token.begin_park(PARKED) {
@@ -263,7 +263,9 @@ fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait, fd: i3
     }
 }
 
-/// The park's trace line, logged before the token moves: the logger is user code, and one
+/// The park's trace line (with the fd, for a wait on one), logged before the token moves,
+/// and the only line between the waiter becoming findable (in a slot, a queue) and its
+/// park: the logger is user code, and one
 /// that parks (on a contended coronet lock, or a channel to a writer, say) must find the
 /// token EMPTY, not PARKED with a timer armed. Its own park would log again and recurse
 /// without end, so parks that happen while this thread is inside this call are not logged
@@ -279,7 +281,7 @@ fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait, fd: i3
 /// retry find its condition met, the coroutine's next park goes unlogged instead.)
 #[cold]
 #[inline(never)]
-fn trace_park(task: &Task, why: Wait) -> bool {
+fn trace_park(task: &Task, why: Wait, fd: i32) -> bool {
     use std::cell::Cell;
     thread_local! {
         /// The coroutine whose park line this thread is logging.
@@ -310,7 +312,11 @@ fn trace_park(task: &Task, why: Wait) -> bool {
     LOGGING.set(Some(task.id));
     PARKED_INSIDE.set(false);
     let logging = Logging;
-    rt_log!(Trace, "park coroutine {} ({:?})", task.id, why);
+    if fd >= 0 {
+        rt_log!(Trace, "park coroutine {} on fd {fd} ({why:?})", task.id);
+    } else {
+        rt_log!(Trace, "park coroutine {} ({why:?})", task.id);
+    }
     drop(logging);
     if PARKED_INSIDE.replace(false) {
         RETRY.set(Some(task.id));
