@@ -265,12 +265,11 @@ fn park_coroutine(task: &Arc<Task>, deadline: Option<Instant>, why: Wait, fd: i3
 
 /// The park's trace line (with the fd, for a wait on one), logged before the token moves,
 /// and the only line between the waiter becoming findable (in a slot, a queue) and its
-/// park: the logger is user code, and one
-/// that parks (on a contended coronet lock, or a channel to a writer, say) must find the
-/// token EMPTY, not PARKED with a timer armed. Its own park would log again and recurse
-/// without end, so parks that happen while this thread is inside this call are not logged
-/// (the mark is per thread: another coroutine run meanwhile loses its park line too, which
-/// is all it loses).
+/// park: the logger is user code, and one that parks (on a contended coronet lock, or a
+/// channel to a writer, say) must find the token EMPTY, not PARKED with a timer armed. Its
+/// own park would log again and recurse without end, so parks that happen while this
+/// thread is inside this call are not logged (the mark is per thread: another coroutine
+/// run meanwhile loses its park line too, which is all it loses).
 ///
 /// False when the logger parked this very coroutine. The wake-up this park waits for may
 /// have come meanwhile and been taken by that inner park, whose own wait then went on (an
