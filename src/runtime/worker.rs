@@ -888,7 +888,8 @@ impl Local {
     /// 10 ms woke 600 ms late; a `sendfile` copy's pacing held timers back by half a
     /// second). Go's scheduler looks at timers on every turn, and its `sysmon` polls the
     /// network every 10 ms at most. Out of line: only yields pay for it, and a spin of
-    /// yields pays flag checks and a clock read per turn, a syscall once a millisecond.
+    /// yields pays flag checks and a clock read or two per turn (`fire_timers` reads it too
+    /// while timers are armed), a syscall once a millisecond.
     #[cold]
     #[inline(never)]
     fn look_after_yield(&self, tick: u32) {
