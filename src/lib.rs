@@ -102,17 +102,23 @@ macro_rules! hot_trace {
 /// user code too, so only the level is checked before the guard.
 macro_rules! rt_log {
     ($lvl:ident, $($arg:tt)+) => {
-        if log::Level::$lvl <= log::STATIC_MAX_LEVEL && log::Level::$lvl <= log::max_level() {
+        if $crate::level_on(log::Level::$lvl) {
             $crate::cold_log(|| log::log!(log::Level::$lvl, $($arg)+));
         }
     };
 }
 
-/// Whether trace records may be logged: the level alone, as `rt_log!` checks it (the
+/// Whether records of `lvl` may be logged: the level alone, as `rt_log!` checks it (the
 /// logger's own `enabled` is user code and is asked inside the guard).
 #[inline(always)]
+pub(crate) fn level_on(lvl: log::Level) -> bool {
+    lvl <= log::STATIC_MAX_LEVEL && lvl <= log::max_level()
+}
+
+/// `level_on(Trace)`, for code that prepares a trace record's values before `rt_log!`.
+#[inline(always)]
 pub(crate) fn trace_on() -> bool {
-    log::Level::Trace <= log::STATIC_MAX_LEVEL && log::Level::Trace <= log::max_level()
+    level_on(log::Level::Trace)
 }
 
 /// Runs a logging closure out of line, catching a panic of the logger's; see `rt_log!`.

@@ -1373,6 +1373,45 @@ fn incoming_is_debug_as_std() {
     assert!(format!("{:?}", (&l).into_iter()).starts_with("UnixIncoming"));
 }
 
+/// A stream write of 8 MiB through `sender` fills the buffer (nobody reads the peer) and
+/// parks; then `shutter` shuts the write side: the write must return within 5 s with
+/// std's answer, the bytes written so far (or the error, had none gone).
+fn stream_write_ends_at_shutdown(mode: Mode, sender: Arc<UnixStream>, shutter: &UnixStream) {
+    let writer = spawn(mode, move || {
+        let start = Instant::now();
+        ((&*sender).write(&vec![7u8; 8 << 20]), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200)); // the write fills the buffer, parks
+    shutter.shutdown(Shutdown::Write).unwrap();
+    let (r, took) = writer.join();
+    assert!(took < Duration::from_secs(5), "{r:?} after {took:?}");
+    match r {
+        Ok(n) => assert!(n > 0 && n < 8 << 20, "{n}"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}"),
+    }
+}
+
+/// A datagram send through `sender` to a peer whose queue is full parks; then `shutter`
+/// shuts the write side: the send must fail within 5 s with `BrokenPipe`, as std's does.
+fn datagram_send_ends_at_shutdown(mode: Mode, sender: Arc<UnixDatagram>, shutter: &UnixDatagram) {
+    let send = spawn(mode, move || {
+        let start = Instant::now();
+        (sender.send(b"one more"), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    shutter.shutdown(Shutdown::Write).unwrap();
+    let (r, took) = send.join();
+    assert!(took < Duration::from_secs(5), "{r:?} after {took:?}");
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::BrokenPipe);
+}
+
+/// Fills the queue of `d`'s peer (nobody reads it), leaving `d` in blocking mode.
+fn fill_peer_queue(d: &UnixDatagram) {
+    d.set_nonblocking(true).unwrap();
+    while d.send(b"fill").is_ok() {}
+    d.set_nonblocking(false).unwrap();
+}
+
 /// A Unix socket's poll reports nothing when its own write side is shut down, so a send
 /// parked on a full buffer must be woken by `shutdown` itself; std's returns at once (found
 /// by an audit: it stayed blocked for ever, in a coroutine and on a thread).
@@ -1381,36 +1420,12 @@ fn shutdown_write_wakes_a_send_blocked_on_a_full_buffer() {
     both(|mode| {
         let (a, _b) = UnixStream::pair().unwrap();
         let a = Arc::new(a);
-        let a2 = a.clone();
-        let writer = spawn(mode, move || {
-            let start = Instant::now();
-            ((&*a2).write(&vec![7u8; 8 << 20]), start.elapsed())
-        });
-        std::thread::sleep(Duration::from_millis(200)); // the write fills the buffer, parks
-        a.shutdown(Shutdown::Write).unwrap();
-        let (r, took) = writer.join();
-        assert!(took < Duration::from_secs(5), "{r:?} after {took:?}");
-        // std: the bytes written so far (or the error, had none gone)
-        match r {
-            Ok(n) => assert!(n > 0 && n < 8 << 20, "{n}"),
-            Err(e) => assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}"),
-        }
+        stream_write_ends_at_shutdown(mode, a.clone(), &a);
 
         let (d, _e) = UnixDatagram::pair().unwrap();
-        d.set_nonblocking(true).unwrap();
-        while d.send(b"fill").is_ok() {} // the peer's queue is full now
-        d.set_nonblocking(false).unwrap();
+        fill_peer_queue(&d);
         let d = Arc::new(d);
-        let d2 = d.clone();
-        let sender = spawn(mode, move || {
-            let start = Instant::now();
-            (d2.send(b"one more"), start.elapsed())
-        });
-        std::thread::sleep(Duration::from_millis(200));
-        d.shutdown(Shutdown::Write).unwrap();
-        let (r, took) = sender.join();
-        assert!(took < Duration::from_secs(5), "{r:?} after {took:?}");
-        assert_eq!(r.unwrap_err().kind(), ErrorKind::BrokenPipe);
+        datagram_send_ends_at_shutdown(mode, d.clone(), &d);
     });
 }
 
@@ -1424,35 +1439,14 @@ fn shutdown_write_wakes_a_send_blocked_on_a_clone() {
         let w = a.try_clone().unwrap();
         // a bound, so that a send left parked fails the test instead of hanging it
         w.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-        let writer = spawn(mode, move || {
-            let start = Instant::now();
-            ((&w).write(&vec![7u8; 8 << 20]), start.elapsed())
-        });
-        std::thread::sleep(Duration::from_millis(200)); // the write fills the buffer, parks
-        a.shutdown(Shutdown::Write).unwrap();
-        let (r, took) = writer.join();
-        assert!(took < Duration::from_secs(5), "{r:?} after {took:?}");
-        match r {
-            Ok(n) => assert!(n > 0 && n < 8 << 20, "{n}"),
-            Err(e) => assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}"),
-        }
+        stream_write_ends_at_shutdown(mode, Arc::new(w), &a);
 
         let (d, _e) = UnixDatagram::pair().unwrap();
-        d.set_nonblocking(true).unwrap();
-        while d.send(b"fill").is_ok() {}
-        d.set_nonblocking(false).unwrap();
+        fill_peer_queue(&d);
         let clone = d.try_clone().unwrap();
         clone
             .set_write_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let sender = spawn(mode, move || {
-            let start = Instant::now();
-            (clone.send(b"one more"), start.elapsed())
-        });
-        std::thread::sleep(Duration::from_millis(200));
-        d.shutdown(Shutdown::Write).unwrap();
-        let (r, took) = sender.join();
-        assert!(took < Duration::from_secs(5), "{r:?} after {took:?}");
-        assert_eq!(r.unwrap_err().kind(), ErrorKind::BrokenPipe);
+        datagram_send_ends_at_shutdown(mode, Arc::new(clone), &d);
     });
 }
