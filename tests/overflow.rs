@@ -63,7 +63,7 @@ fn announced_id(stderr: &str) -> u64 {
     line.trim().parse().unwrap()
 }
 
-const FATAL: &str = "fatal runtime error: stack overflow";
+const FATAL: &str = "fatal runtime error: stack overflow, aborting";
 
 #[test]
 fn named_coroutine_overflow_names_it_and_aborts() {

@@ -28,7 +28,7 @@
 //!
 //! ```text
 //! coroutine 'deep' (id 7) has overflowed its stack
-//! fatal runtime error: stack overflow
+//! fatal runtime error: stack overflow, aborting
 //! ```
 //!
 //! then aborts. Any other fault goes to the handler installed before ours (std's, which reports
@@ -660,7 +660,7 @@ fn overflow_message(name: Option<&[u8]>, id: u64, mut sink: impl FnMut(&[u8])) {
     sink(name.unwrap_or(b"<unnamed>"));
     sink(b"' (id ");
     sink(&digits[..len]);
-    sink(b") has overflowed its stack\nfatal runtime error: stack overflow\n");
+    sink(b") has overflowed its stack\nfatal runtime error: stack overflow, aborting\n");
 }
 
 /// Writes all of `bytes` to fd 2 with raw `write`, retrying short writes and EINTR; gives up
@@ -900,7 +900,7 @@ mod tests {
             overflow_message(name, id, |b| out.extend_from_slice(b));
             String::from_utf8(out).unwrap()
         };
-        let end = "has overflowed its stack\nfatal runtime error: stack overflow\n";
+        let end = "has overflowed its stack\nfatal runtime error: stack overflow, aborting\n";
         let deep = format!("coroutine 'deep' (id 7) {end}");
         assert_eq!(collect(Some(b"deep"), 7), deep);
         let unnamed = format!("coroutine '<unnamed>' (id 18446744073709551615) {end}");
@@ -983,7 +983,7 @@ mod tests {
         }
         let stderr = expect_death("coroutine_overflow_is_reported_and_aborts", libc::SIGABRT);
         let expected = "coroutine 'deep' (id 7) has overflowed its stack\n\
-                        fatal runtime error: stack overflow\n";
+                        fatal runtime error: stack overflow, aborting\n";
         assert!(stderr.contains(expected), "child stderr:\n{stderr}");
     }
 
