@@ -496,3 +496,36 @@ fn select_timeouts_racing_hand_offs_never_lose_or_duplicate_a_value() {
         "received values differ from the successful select sends"
     );
 }
+
+/// The macro's inner rules are reachable from safe code, with arm names of the caller's
+/// choosing: two alike made `run` link one waiter twice, and the channel's queue kept a
+/// pointer into the select's dead frame (found by a soundness audit: the select took the
+/// value, and the channel's next operation walked the frame; AddressSanitizer calls it a
+/// stack use after return, and this test died of SIGSEGV). `run` refuses such a list
+/// before it links anything.
+#[test]
+fn an_arm_listed_twice_through_the_inner_rule_is_refused() {
+    #[inline(never)]
+    #[allow(unused_parens)] // the inner rule takes each body in parentheses
+    fn select_twice(r: &Receiver<u64>) -> u64 {
+        select!(@build
+            [(recv (r) (m) (m.unwrap())) (recv (r) (m) (m.unwrap()))]
+            [] [] [a a] [0])
+    }
+    let (s, r) = chan::bounded::<u64>(0);
+    let r2 = r.clone();
+    let h = coronet::go(move || select_twice(&r2));
+    std::thread::sleep(SETTLE);
+    // Nothing of the refused select is left in the channel's queues.
+    assert!(s.try_send(1).is_err(), "the refused select is not waiting");
+    let err = h.join().unwrap_err();
+    let msg = err
+        .downcast_ref::<String>()
+        .expect("a formatted panic message");
+    assert!(msg.contains("listed twice"), "{msg}");
+    let h = coronet::go(move || r.recv().unwrap());
+    std::thread::sleep(SETTLE);
+    s.send(7).unwrap();
+    assert_eq!(h.join().unwrap(), 7);
+    assert!(s.try_send(8).is_err(), "no receiver is left waiting");
+}

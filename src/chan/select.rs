@@ -410,24 +410,39 @@ impl Drop for Cleanup<'_, '_> {
 /// Runs a select over `arms`: the index of the arm that completed, or `None` for the
 /// default/timeout. Called by `select!`.
 ///
+/// # Panics
+///
+/// If an arm appears in `arms` twice: its waiter would be linked twice and the queue
+/// broken. The macro lists each arm once, but its inner rules can be invoked directly,
+/// with names of the caller's choosing (found by an audit: `select!(@build …)` with two
+/// arms named alike left a channel's queue pointing into a dead frame), so `run` checks.
+///
 /// # Safety
 ///
-/// No arm appears in `arms` twice (its waiter would be linked twice, and the queue broken),
-/// and nothing else uses the arms until `run` returns: no other `run`, and no call of their
+/// Nothing else uses the arms until `run` returns: no other `run`, and no call of their
 /// methods, say by another coroutine on this thread while this one is parked.
 ///
-/// Safe code cannot call it, so it cannot break either rule:
+/// Safe code cannot call it, so it cannot break that rule:
 ///
 /// ```compile_fail,E0133
 /// use coronet::chan::__private::{run, Arm, Block, RecvArm};
 ///
 /// let (_s, r) = coronet::chan::unbounded::<i32>();
 /// let arm = RecvArm::new(&r);
-/// run(&[&arm as &dyn Arm, &arm], Block::Now); // one arm, twice
+/// run(&[&arm as &dyn Arm], Block::Now); // unsafe: only the macro may call it
 /// ```
 #[doc(hidden)]
 pub unsafe fn run(arms: &[&dyn Arm], block: Block) -> Option<usize> {
     assert!(arms.len() <= MAX_ARMS, "select!: at most {MAX_ARMS} arms");
+    // Before any arm is polled, so nothing is linked yet when it panics. At most 32 arms,
+    // and usually two or three: pairs are cheaper than sorting.
+    let at = |a: &&dyn Arm| (*a as *const dyn Arm).cast::<()>();
+    for (i, a) in arms.iter().enumerate() {
+        assert!(
+            !arms[..i].iter().any(|b| at(b) == at(a)),
+            "select!: arm {i} is listed twice"
+        );
+    }
     let (wait, mut deadline) = match block {
         Block::Now => (false, None),
         Block::Until(d) => (Instant::now() < d, Some(d)),
@@ -642,8 +657,10 @@ macro_rules! select {
         let __arms: &[&dyn $crate::chan::__private::Arm] = &[$(&$id),*];
         let __block = $crate::select!(@block $(($dkind $dargs))?);
         // SAFETY: the arms are this select's own, each made just above by `RecvArm::new` or
-        // `SendArm::new`, under a distinct name of this macro that the caller's code cannot
-        // name, and listed once each; nothing else touches them until `run` returns.
+        // `SendArm::new` as a local of this block; no code runs between here and `run`'s
+        // return that could name them (the arms' expressions ran above, the bodies run
+        // below). `run` itself refuses an arm listed twice, which a direct call of this
+        // rule with names of the caller's choosing could do.
         let __chosen = unsafe { $crate::chan::__private::run(__arms, __block) };
         match __chosen {
             $( ::core::option::Option::Some(__i) if __i == $idx => {

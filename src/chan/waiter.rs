@@ -237,7 +237,10 @@ impl<T> WaitQueue<T> {
     pub(crate) unsafe fn push_back(&mut self, w: &Waiter<T>, signal: &Signal, arm: usize) {
         // SAFETY: `w` is in no queue, so only its owner (us) touches its link.
         let l = unsafe { &mut *w.link.get() };
-        debug_assert!(!l.queued, "chan: a waiter linked twice");
+        // A real check, not a debug one: linked twice, the queue would keep a pointer to
+        // `w` after its owner unlinked it once. Before any write, so the first link is
+        // still recorded and its owner's cleanup takes it out.
+        assert!(!l.queued, "chan: a waiter linked twice");
         *l = Link {
             prev: self.tail,
             next: ptr::null(),
