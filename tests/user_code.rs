@@ -252,6 +252,74 @@ fn a_thread_local_destructor_can_wait_on_coroutines() {
     assert_eq!(GOT.load(Ordering::SeqCst), 7);
 }
 
+/// The eventfds open in this process: a plain thread's socket waits get one each.
+fn eventfds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains("eventfd"))
+        .count()
+}
+
+/// Reads from its stream with a short per-call timeout as it drops.
+struct ReadOnDrop(
+    std::sync::Arc<coronet::net::TcpStream>,
+    &'static std::sync::atomic::AtomicU32,
+);
+
+impl Drop for ReadOnDrop {
+    fn drop(&mut self) {
+        use std::io::Read;
+        if (&*self.0).read(&mut [0u8; 1]).is_err() {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn a_socket_wait_in_a_thread_local_destructor_leaves_no_fd_behind() {
+    // The wait runs on the late record of a thread whose own record is gone, and gets it
+    // an eventfd to be woken through. That record was leaked, and its eventfd stayed open:
+    // one fd per such thread (found by a leak hunt). It is given back when the thread ends.
+    one_worker();
+    const THREADS: usize = 200;
+    static TIMED_OUT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    thread_local!(static LATE: std::cell::RefCell<Option<ReadOnDrop>> = const {
+        std::cell::RefCell::new(None)
+    });
+    let listener = coronet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let _client = coronet::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .unwrap();
+    let server = std::sync::Arc::new(server);
+    let before = eventfds();
+    for _ in 0..THREADS {
+        let server = server.clone();
+        std::thread::spawn(move || {
+            let first = server.clone();
+            // registered before coronet's record of the thread, so destroyed after it
+            LATE.with(|l| *l.borrow_mut() = Some(ReadOnDrop(server, &TIMED_OUT)));
+            use std::io::Read;
+            let _ = (&*first).read(&mut [0u8; 1]); // makes coronet's record
+        })
+        .join()
+        .unwrap();
+    }
+    let after = eventfds();
+    assert_eq!(
+        TIMED_OUT.load(Ordering::SeqCst),
+        THREADS as u32,
+        "every late read waited"
+    );
+    // Other tests of this binary run beside this one, with eventfds of their own threads.
+    assert!(
+        after < before + THREADS / 4,
+        "{before} eventfds before {THREADS} threads, {after} after"
+    );
+}
+
 #[test]
 fn a_logger_that_parks_while_a_coroutine_parks_does_not_corrupt_the_park() {
     one_worker();

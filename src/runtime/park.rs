@@ -181,7 +181,9 @@ thread_local! {
     static THREAD_TASK: Arc<Task> = Task::new_thread();
     /// The record of a thread whose `THREAD_TASK` is already destroyed: a thread-local
     /// destructor that joins, receives or locks waits too, as with std's primitives. A raw
-    /// pointer in a const cell, so it has no destructor and is there to the thread's end.
+    /// pointer in a const cell, so it has no destructor and is there to the thread's end;
+    /// the reference it holds is given back by `release_late_task`, a pthread key's
+    /// destructor, which glibc runs after every `thread_local!` destructor.
     static LATE_THREAD_TASK: std::cell::Cell<*const Task> =
         const { std::cell::Cell::new(std::ptr::null()) };
 }
@@ -194,16 +196,60 @@ fn with_thread_task<R>(f: impl FnOnce(&Arc<Task>) -> R) -> R {
     }
     let raw = LATE_THREAD_TASK.with(|late| {
         if late.get().is_null() {
-            // Leaked: one record per thread that waits while its thread-locals are torn down.
-            late.set(Arc::into_raw(Task::new_thread()));
+            let raw = Arc::into_raw(Task::new_thread());
+            late.set(raw);
+            hand_late_task_to_key(raw);
         }
         late.get()
     });
-    // SAFETY: `raw` came from `Arc::into_raw` and that reference is never given back, so
-    // the record lives to the end of the process; `ManuallyDrop` keeps this view of it from
-    // releasing the reference it does not own.
+    // SAFETY: `raw` came from `Arc::into_raw`, and that reference is given back only by
+    // `release_late_task`, which runs after this thread's last `thread_local!` destructor
+    // and clears the cell first, so no call on this thread can still be using it;
+    // `ManuallyDrop` keeps this view of it from releasing the reference it does not own.
     let task = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(raw) });
     (f.take().expect("not run yet"))(&task)
+}
+
+/// The pthread key whose destructor gives back a thread's late record (and with it the
+/// eventfd a socket wait gave it). Without it each thread whose thread-local destructors
+/// waited on a socket kept an fd open for good (found by a leak hunt: one fd and 160 bytes
+/// per such thread, so a process churning threads ran into EMFILE). `None` if the process
+/// is out of keys: the record is then leaked, as it was.
+fn late_task_key() -> Option<libc::pthread_key_t> {
+    static KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is valid to write; `release_late_task` has the signature pthread
+        // destructors need and may run on any thread that set a value.
+        let rc = unsafe { libc::pthread_key_create(&mut key, Some(release_late_task)) };
+        (rc == 0).then_some(key)
+    })
+}
+
+fn hand_late_task_to_key(raw: *const Task) {
+    if let Some(key) = late_task_key() {
+        // SAFETY: the key was created above; the value is only read back by the destructor.
+        // Set again after a release (a pthread destructor of someone else's that waits),
+        // glibc runs the destructor once more, up to PTHREAD_DESTRUCTOR_ITERATIONS rounds.
+        unsafe { libc::pthread_setspecific(key, raw.cast()) };
+    }
+}
+
+/// glibc runs pthread key destructors when the thread ends, after `__call_tls_dtors` has
+/// run every `thread_local!` destructor (and never for the main thread, whose end ends the
+/// process). Wakers hold `Arc`s of their own, so the record outlives this release until
+/// they are done with it.
+extern "C" fn release_late_task(value: *mut libc::c_void) {
+    // Cleared first: a wait in a later destructor makes a new record rather than use this.
+    let _ = LATE_THREAD_TASK.try_with(|late| {
+        if late.get() == value.cast_const().cast() {
+            late.set(std::ptr::null());
+        }
+    });
+    // SAFETY: `value` is the pointer `with_thread_task` got from `Arc::into_raw` and handed
+    // to the key; glibc passes it here once (it clears the value before the call), and
+    // nothing else gives that reference back.
+    drop(unsafe { Arc::from_raw(value.cast_const().cast::<Task>()) });
 }
 
 fn thread_task() -> Arc<Task> {
