@@ -152,8 +152,8 @@ pub mod sync;
 pub mod time;
 
 pub use runtime::{
-    current, dump, go, park, run, spawn_blocking, stats, try_go, yield_now, Builder, Coroutine,
-    JoinHandle, Spawn, Stats, DEFAULT_STACK_SIZE,
+    current, dump, exit, go, park, run, spawn_blocking, stats, try_go, yield_now, Builder,
+    Coroutine, JoinHandle, Spawn, Stats, DEFAULT_STACK_SIZE,
 };
 
 #[allow(dead_code)]

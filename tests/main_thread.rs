@@ -216,6 +216,102 @@ fn main_returning_ends_the_process_without_waiting_for_other_coroutines() {
     );
 }
 
+/// Set as the thread-local below starts to drop, at the process's exit.
+static TLS_TORN_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// A thread-local whose destructor waits (sleeps), as a pool that drains connections might.
+struct SleepsAsItDrops;
+
+impl Drop for SleepsAsItDrops {
+    fn drop(&mut self) {
+        TLS_TORN_DOWN.store(true, Ordering::SeqCst);
+        for _ in 0..5 {
+            coronet::time::sleep(Duration::from_millis(20));
+        }
+        let (_tx, rx) = coronet::chan::bounded::<u8>(0);
+        assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
+        eprintln!("child: the thread-local's wait is over");
+    }
+}
+
+thread_local! {
+    static SLEEPER: std::cell::RefCell<Option<SleepsAsItDrops>> = const {
+        std::cell::RefCell::new(None)
+    };
+    static DATA: Vec<u64> = vec![7; 1024];
+}
+
+/// A coroutine holding a reference into a thread-local across its sleeps. It must never run
+/// once the thread's thread-locals are being destroyed.
+fn hold_thread_local_across_parks() {
+    DATA.with(|d| loop {
+        coronet::time::sleep(Duration::from_millis(5));
+        if TLS_TORN_DOWN.load(Ordering::SeqCst) || d.iter().any(|&x| x != 7) {
+            eprintln!("child: a coroutine ran with the thread-locals torn down");
+            // SAFETY: _exit(2) ends the process at once; nothing is touched after it.
+            unsafe { libc::_exit(3) };
+        }
+    })
+}
+
+/// `main`'s return ends the process from worker 0's scheduler, not from inside the coroutine
+/// `main`: there, the thread-local destructors `exit` runs ran on `main`'s stack, and one
+/// that waited suspended `main`, so the scheduler resumed the worker's other coroutines with
+/// their thread-locals freed (found by a soundness audit: a use after free under valgrind
+/// and AddressSanitizer). Now the wait blocks the thread, and no coroutine runs again.
+#[test]
+fn a_thread_local_destructor_that_waits_at_exit_runs_no_coroutine() {
+    const TEST: &str = "a_thread_local_destructor_that_waits_at_exit_runs_no_coroutine";
+    if is_child(TEST) {
+        main_in_child(1, || {
+            SLEEPER.with(|s| *s.borrow_mut() = Some(SleepsAsItDrops));
+            drop(coronet::go(hold_thread_local_across_parks));
+            coronet::time::sleep(Duration::from_millis(30));
+            eprintln!("child: main returns");
+        });
+    }
+    let (status, _, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stderr.contains("child: main returns"), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("child: the thread-local's wait is over"),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("coronet: worker 0 waits (ChanRecv) as the process exits"),
+        "the channel wait is reported; stderr:\n{stderr}"
+    );
+}
+
+/// `coronet::exit` from any coroutine ends the process with its status, the same way.
+#[test]
+fn exit_from_a_coroutine_ends_the_process_with_its_status() {
+    const TEST: &str = "exit_from_a_coroutine_ends_the_process_with_its_status";
+    if is_child(TEST) {
+        main_in_child(2, || {
+            SLEEPER.with(|s| *s.borrow_mut() = Some(SleepsAsItDrops));
+            drop(
+                coronet::Spawn::new()
+                    .same_worker()
+                    .go(hold_thread_local_across_parks),
+            );
+            let h = coronet::Spawn::new().same_worker().go(|| {
+                coronet::time::sleep(Duration::from_millis(30));
+                coronet::exit(3)
+            });
+            let _ = h.join();
+            eprintln!("child: main went on after exit");
+        });
+    }
+    let (status, _, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(3), "stderr:\n{stderr}");
+    assert!(!stderr.contains("main went on"), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("child: the thread-local's wait is over"),
+        "stderr:\n{stderr}"
+    );
+}
+
 /// A plain thread's dial that races the two families (Happy Eyeballs), or whose lookup is
 /// bounded by a timeout, runs its helper on a thread, not a coroutine, so the runtime is
 /// not started behind the program's back and its `Builder::main` still works.

@@ -56,11 +56,13 @@ pub(crate) mod task;
 pub(crate) mod worker;
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use self::blocking::spawn_blocking;
-pub use self::spawn::{current, go, park, run, try_go, yield_now, Coroutine, JoinHandle, Spawn};
+pub use self::spawn::{
+    current, exit, go, park, run, try_go, yield_now, Coroutine, JoinHandle, Spawn,
+};
 pub(crate) use self::spawn::{go_beside, resume_here};
 pub use self::stats::{dump, stats, Stats};
 
@@ -177,7 +179,7 @@ impl Builder {
     /// coroutine `main`, and ends the process when `f` returns — as a Go program ends when
     /// its `main` returns, without waiting for other coroutines. The exit status is 0, or
     /// 101 if `f` panics (after the panic's message, as for a Rust `main`); `f` can end the
-    /// process with another status through `std::process::exit`.
+    /// process with another status through [`coronet::exit`](crate::exit).
     ///
     /// The difference from [`build_global`](Builder::build_global) and [`run`](crate::run):
     /// no thread sits blocked in `run` beside the workers, so with `workers(1)` the process
@@ -248,9 +250,10 @@ impl Builder {
                 "coroutine main returned; the process exits with status {status}"
             );
             // Flushes std's stdout and runs the atexit handlers, as the end of a Rust `main`
-            // does. Nothing is dropped: the workers' halves are leaked (`worker::run`) and
-            // the coroutines' stacks stay mapped until the process is gone.
-            std::process::exit(status)
+            // does, from the scheduler's stack (`exit`). Nothing else is dropped: the
+            // workers' halves are leaked (`worker::run`) and the coroutines' stacks stay
+            // mapped until the process is gone.
+            crate::exit(status)
         }));
         worker::run(rt, 0)
     }
@@ -288,6 +291,10 @@ pub(crate) struct Runtime {
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// Set as a scheduler ends the process for `exit`: a wait the exit's destructors make on a
+/// worker thread is reported in those words (`park.rs`).
+pub(crate) static EXITING: AtomicBool = AtomicBool::new(false);
 static INIT: Mutex<()> = Mutex::new(());
 
 /// The global runtime, started on first use with the default [`Builder`].

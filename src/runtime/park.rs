@@ -411,7 +411,17 @@ fn note_scheduler_wait(why: Wait) {
 #[cold]
 fn said_scheduler_wait(index: usize, why: Wait) {
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !SAID.swap(true, Ordering::Relaxed) {
+    if SAID.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    if super::EXITING.load(Ordering::Relaxed) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "coronet: worker {index} waits ({why:?}) as the process exits, in a thread-local \
+             destructor or an atexit handler; its coroutines no longer run, so the wait \
+             never ends if one of them must end it."
+        );
+    } else {
         // not `eprintln!`, which panics if stderr is gone, here on the scheduler
         let _ = writeln!(
             std::io::stderr(),

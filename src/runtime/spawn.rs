@@ -778,6 +778,31 @@ pub fn current() -> Coroutine {
     Coroutine(token::current())
 }
 
+/// Ends the process with `code`, as `std::process::exit` does (stdout flushed, this
+/// thread's thread-local destructors and the `atexit` handlers run, no other destructor),
+/// and safely from a coroutine: there it hands the exit to its worker's scheduler, which
+/// makes the call on the thread's own stack. `std::process::exit` called in a coroutine
+/// runs the thread's thread-local destructors on the coroutine's stack instead, and if one
+/// of them waits on a coronet primitive (a sleep, a socket, a lock), the worker's other
+/// coroutines run meanwhile with the thread's thread-locals freed under them. With this,
+/// such a wait blocks the thread, and no coroutine of it runs again.
+///
+/// Returning from [`Builder::main`](crate::Builder::main)'s `main` ends the process
+/// through here.
+///
+/// ```no_run
+/// coronet::go(|| {
+///     eprintln!("fatal: no configuration");
+///     coronet::exit(2);
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn exit(code: i32) -> ! {
+    worker::exit_coroutine(code);
+    std::process::exit(code)
+}
+
 /// Cooperatively gives the worker to other runnable coroutines. Call it in long CPU loops:
 /// coroutines are not preempted. On a plain thread it is `std::thread::yield_now`.
 ///

@@ -44,6 +44,9 @@ pub(crate) enum Suspend {
     Park,
     /// Yielded: still runnable, goes to the back of the local queue.
     Yield,
+    /// `coronet::exit`: the scheduler ends the process with this status, outside any
+    /// coroutine. Never resumed.
+    Exit(i32),
 }
 
 type Coro = Coroutine<(), Suspend, (), Stack>;
@@ -356,6 +359,21 @@ pub(crate) fn yield_now() {
     }
 }
 
+/// Ends the process from the running coroutine: it suspends for good, and its worker's
+/// scheduler, on the thread's own stack, calls `std::process::exit`. Called inside the
+/// coroutine, `exit` ran the thread's `thread_local!` destructors on the coroutine's stack,
+/// and one that waited on a coronet primitive suspended it: the scheduler then resumed the
+/// worker's other coroutines with their thread-locals freed under them (found by a
+/// soundness audit, through `Builder::main`'s return). From the scheduler, such a wait
+/// blocks the thread instead (`park.rs`, a thread wait on a worker thread), and no
+/// coroutine of it runs again. Returns only outside a coroutine.
+pub(crate) fn exit_coroutine(code: i32) {
+    if in_coroutine() {
+        suspend(Suspend::Exit(code), Wait::None);
+        unreachable!("a coroutine that asked to end the process was resumed");
+    }
+}
+
 /// Socket calls a coroutine completes without waiting before it yields to the rest of its
 /// worker (tokio's cooperative budget is 128 too). Coroutines are not preempted, and a
 /// handler whose peer always has the next bytes ready never parks: without this it held its
@@ -398,7 +416,7 @@ fn suspend(how: Suspend, why: Wait) {
     match how {
         Suspend::Park if why.is_io() => bump(&c.parked_io),
         Suspend::Park => bump(&c.parked_other),
-        Suspend::Yield => {}
+        Suspend::Yield | Suspend::Exit(_) => {}
     }
     let frame = l.frame.get();
     assert!(!frame.is_null(), "suspend outside a coroutine");
@@ -1318,6 +1336,18 @@ impl Local {
                 self.yielded.set(true);
             }
             Ok(CoroutineResult::Return(())) => self.finish(task, key),
+            Ok(CoroutineResult::Yield(Suspend::Exit(code))) => {
+                rt_log!(
+                    Debug,
+                    "coroutine {} ends the process with status {code}",
+                    task.id
+                );
+                super::EXITING.store(true, Ordering::Relaxed);
+                // Flushes std's stdout, runs this thread's thread-local destructors and the
+                // atexit handlers, as the end of a Rust `main` does; on this stack, not the
+                // coroutine's (`exit_coroutine`).
+                std::process::exit(code)
+            }
             Err(payload) => {
                 // The body catches user panics, and those of dropping what it owns, itself;
                 // reaching here is a runtime bug, and the unwinding ends at `AbortOnUnwind`.
