@@ -106,14 +106,57 @@ pub fn sleep(dur: Duration) {
 /// ```
 pub fn sleep_until(deadline: Instant) {
     if !worker::in_coroutine() {
-        let now = Instant::now();
-        if deadline > now {
-            std::thread::sleep(deadline - now);
-        }
+        sleep_thread_until(deadline);
         return;
     }
     // Wake-ups may be spurious (a stray unpark): loop until the deadline really passed.
     while Instant::now() < deadline {
         park::park_until(Some(deadline), Wait::Sleep);
     }
+}
+
+/// A plain thread's sleep to an absolute deadline: `clock_nanosleep` on `CLOCK_MONOTONIC`
+/// (`Instant`'s clock) with `TIMER_ABSTIME`, again after each signal. std's `sleep` is
+/// relative: after a signal it sleeps the remainder the kernel reports, which runs to the
+/// timer's expiry plus its slack (50 µs), so signals coming faster than that kept it from
+/// ever finishing (found by an audit: five 2 ms sleeps under a tight `pthread_kill` storm
+/// ran past 15 s; a coroutine's sleep, on the worker's absolute timers, took 10 ms).
+fn sleep_thread_until(deadline: Instant) {
+    let now = Instant::now();
+    let Some(left) = deadline.checked_duration_since(now) else {
+        return;
+    };
+    #[cfg(not(miri))]
+    {
+        // SAFETY: all-zero is a valid `timespec`.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: `ts` is valid to write.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } == 0 {
+            let nanos = ts.tv_nsec as u64 + u64::from(left.subsec_nanos());
+            let secs = (ts.tv_sec as u64)
+                .saturating_add(left.as_secs())
+                .saturating_add(nanos / 1_000_000_000);
+            let until = libc::timespec {
+                tv_sec: secs.min(libc::time_t::MAX as u64) as libc::time_t,
+                tv_nsec: (nanos % 1_000_000_000) as _,
+            };
+            loop {
+                // SAFETY: `until` is a valid timespec; no remainder is asked for.
+                let rc = unsafe {
+                    libc::clock_nanosleep(
+                        libc::CLOCK_MONOTONIC,
+                        libc::TIMER_ABSTIME,
+                        &until,
+                        std::ptr::null_mut(),
+                    )
+                };
+                match rc {
+                    0 => return,
+                    libc::EINTR => continue,
+                    _ => break, // cannot happen with these arguments; std's sleep below
+                }
+            }
+        }
+    }
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
 }
