@@ -181,3 +181,78 @@ fn a_tiny_stack_size_is_raised_to_a_floor_that_does_io() {
     assert_eq!(&echo, b"hi");
     assert!(timeout.ends_with("i/o timeout"), "{timeout}");
 }
+
+/// A count of the signals the handler below has run.
+static SIGNALS_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Goes `depth` frames of 256 bytes down and spins there for 2 ms, signals landing on the
+/// way and at the bottom.
+#[inline(never)]
+fn descend_and_spin(depth: usize) -> u64 {
+    let mut pad = [0u8; 256];
+    pad[depth % 256] = depth as u8;
+    std::hint::black_box(&mut pad);
+    if depth == 0 {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(2) {
+            std::hint::spin_loop();
+        }
+        return 0;
+    }
+    descend_and_spin(depth - 1) + u64::from(pad[(depth * 7) % 256])
+}
+
+/// A signal handler installed without `SA_ONSTACK` (as most are) runs on the interrupted
+/// coroutine's stack; when its frame does not fit there, the kernel raises a SIGSEGV at no
+/// address, which the guard-page check did not recognise: the process died of a bare
+/// SIGSEGV with no word of which coroutine (found by an audit of signals). It is now
+/// reported as that coroutine's overflow, with the advice.
+#[test]
+fn a_signal_frame_that_does_not_fit_is_reported_as_the_coroutines_overflow() {
+    const TEST: &str = "a_signal_frame_that_does_not_fit_is_reported_as_the_coroutines_overflow";
+    if is_child(TEST) {
+        // SAFETY: all-zero is a valid `sigaction`; the handler does one atomic add, which is
+        // async-signal-safe; no SA_ONSTACK, on purpose.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        }
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let h = coronet::Spawn::new()
+            .name("small")
+            .stack_size(16 << 10)
+            .go(move || {
+                eprintln!("child: coroutine id {}", coronet::current().id());
+                // SAFETY: gettid takes no arguments and cannot fail.
+                tid_tx
+                    .send(unsafe { libc::syscall(libc::SYS_gettid) })
+                    .unwrap();
+                // Deeper by 256 bytes a step: the signals' frames stop fitting well before
+                // the recursion itself would reach the guard.
+                (0..64).map(descend_and_spin).sum::<u64>()
+            });
+        let tid = tid_rx.recv().unwrap();
+        std::thread::spawn(move || loop {
+            // SAFETY: tgkill with ids and a signal number, nothing else.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        });
+        let _ = h.join();
+        unreachable!("the coroutine returned; signals seen: {SIGNALS_SEEN:?}");
+    }
+    let stderr = expect_abort(TEST);
+    let id = announced_id(&stderr);
+    assert!(
+        stderr.contains("no room for its handler's frame") && stderr.contains("SA_ONSTACK"),
+        "child stderr:\n{stderr}"
+    );
+    let expected = format!("coroutine 'small' (id {id}) has overflowed its stack\n{FATAL}\n");
+    assert!(stderr.contains(&expected), "child stderr:\n{stderr}");
+}

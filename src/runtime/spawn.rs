@@ -414,7 +414,9 @@ impl Spawn {
     }
 
     /// Sets the usable stack size in bytes (rounded up to whole pages, and to at least 16 KiB
-    /// as std does for threads; a guard page is added below it).
+    /// as std does for threads; a guard page is added below it). A signal handler installed
+    /// without `SA_ONSTACK` runs on this stack too, and needs a few KiB of it to spare
+    /// (docs/porting.md, *Stack size*).
     ///
     /// ```
     /// // A 512 KiB buffer on the stack needs more than the 256 KiB default.
