@@ -46,7 +46,7 @@ fn storm(tid: libc::pid_t, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()>
 /// A plain thread's `sleep` was std's, relative: after each signal it slept the remainder
 /// the kernel reported, measured to the timer's expiry plus its 50 µs slack, so under
 /// signals faster than that it never finished (found by an audit: five 2 ms sleeps ran
-/// past 15 s in 4 of 5 runs). Now it sleeps to the absolute deadline.
+/// past 15 s in 4 of 5 runs; here twenty). Now it sleeps to the absolute deadline.
 #[test]
 fn a_plain_threads_sleep_ends_under_a_signal_storm() {
     install_handler();
@@ -55,9 +55,13 @@ fn a_plain_threads_sleep_ends_under_a_signal_storm() {
     let (done_tx, done_rx) = mpsc::channel();
     let sleeper = std::thread::spawn(move || {
         tid_tx.send(gettid()).unwrap();
-        std::thread::sleep(Duration::from_millis(50)); // the storm is on
+        // Let the storm start: a busy wait, as std's own sleep is what never ended.
         let start = Instant::now();
-        for _ in 0..5 {
+        while start.elapsed() < Duration::from_millis(50) {
+            std::hint::spin_loop();
+        }
+        let start = Instant::now();
+        for _ in 0..20 {
             let t = Instant::now();
             coronet::time::sleep(Duration::from_millis(2));
             assert!(
@@ -69,15 +73,90 @@ fn a_plain_threads_sleep_ends_under_a_signal_storm() {
     });
     let before = DELIVERED.load(Ordering::Relaxed);
     let stormer = storm(tid_rx.recv().unwrap(), stop.clone());
-    let took = done_rx.recv_timeout(Duration::from_secs(10));
+    let took = done_rx.recv_timeout(Duration::from_secs(5));
     let delivered = DELIVERED.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
     stormer.join().unwrap();
     sleeper.join().unwrap();
-    let took = took.expect("five 2 ms sleeps still not done after 10 s of signals");
+    let took = took.expect("twenty 2 ms sleeps still not done after 5 s of signals");
     assert!(
         delivered > 100,
         "only {delivered} signals reached the sleeper"
     );
-    println!("5 x 2 ms slept in {took:?} through {delivered} signals");
+    println!("20 x 2 ms slept in {took:?} through {delivered} signals");
+}
+
+extern "C" fn take_a_second(_: libc::c_int) {
+    let ts = libc::timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    };
+    // SAFETY: nanosleep is async-signal-safe; `ts` is valid and no remainder is asked for.
+    unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+}
+
+/// `close` waits for the plain threads it wakes to leave `poll(2)`, which held the socket;
+/// a signal handler can run in between for as long as it likes. The closer spun through
+/// it on its worker, and the worker's other coroutines waited (found by an audit: a close
+/// beside a 300 ms handler held a 10 ms sleep of the same worker back by 300 ms). Now it
+/// parks after a few spins, and the last thread out wakes it.
+#[test]
+fn close_waiting_for_a_thread_in_a_signal_handler_leaves_its_worker_free() {
+    coronet::Builder::new()
+        .workers(1)
+        .build_global()
+        .expect("the only runtime of this test binary");
+    // SAFETY: all-zero is a valid `sigaction`; the handler only calls nanosleep, which is
+    // async-signal-safe. SIGUSR2: the other test counts SIGUSR1.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = take_a_second as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+    }
+    let listener = coronet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream =
+        Arc::new(coronet::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+    let _peer = listener.accept().unwrap();
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let reading = stream.clone();
+    let reader = std::thread::spawn(move || {
+        tid_tx.send(gettid()).unwrap();
+        use std::io::Read;
+        (&*reading).read(&mut [0u8; 8]).map_err(|e| e.kind())
+    });
+    let tid = tid_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // the reader is in poll(2)
+    let (closed_in, worst_tick) = coronet::run(move || {
+        let ticker = coronet::go(|| {
+            let mut worst = Duration::ZERO;
+            for _ in 0..40 {
+                let t = Instant::now();
+                coronet::time::sleep(Duration::from_millis(10));
+                worst = worst.max(t.elapsed());
+            }
+            worst
+        });
+        coronet::time::sleep(Duration::from_millis(20));
+        // SAFETY: tgkill with ids and a signal number, nothing else.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR2) };
+        coronet::time::sleep(Duration::from_millis(50)); // the handler is running
+        let start = Instant::now();
+        stream.close().unwrap();
+        (start.elapsed(), ticker.join().unwrap())
+    });
+    let read = reader.join().unwrap();
+    assert!(read.is_err(), "the reader was woken by close: {read:?}");
+    // Still waited for the thread (whose poll held the socket) to leave.
+    assert!(
+        closed_in >= Duration::from_millis(500),
+        "close returned after {closed_in:?}, with the thread still in its handler"
+    );
+    // The worker ran its other coroutine meanwhile: ten-millisecond sleeps, not one held
+    // back by the whole second (wide margin for a loaded machine).
+    assert!(
+        worst_tick < Duration::from_millis(500),
+        "a 10 ms sleep on the closer's worker took {worst_tick:?}"
+    );
 }

@@ -104,6 +104,18 @@ pub(crate) struct PollDesc {
     polling: AtomicU32,
 }
 
+/// The closers parked until the plain threads in `poll(2)` on their socket have left
+/// (`PollDesc::threads_out`), by the `PollDesc`'s address. Global, not a field: the
+/// descriptor is one full cache line, and this is needed only when a thread is slow to
+/// leave (a signal handler ran in between), a handful at a time.
+#[cfg(not(all(test, loom)))]
+fn closers() -> std::sync::MutexGuard<'static, Vec<(usize, Arc<Task>)>> {
+    static CLOSERS: std::sync::Mutex<Vec<(usize, Arc<Task>)>> = std::sync::Mutex::new(Vec::new());
+    CLOSERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Deadlines as u64: 0 is "none", otherwise 1 + the timers' process-wide nanoseconds
 /// (`time::timers::nanos`), so they fit in an atomic and a deadline set from any thread is
 /// read without a lock.
@@ -313,19 +325,64 @@ impl PollDesc {
 
     /// In `unblock_after`: waits until no plain thread is left inside `poll(2)` on this fd,
     /// so that none holds the socket's open file any more. Each such thread was woken just
-    /// before (or, counted after `closing`, finds it and does not poll), and needs
-    /// nothing but a CPU to leave: no lock, no coroutine, no code of the user runs between
-    /// its count and its uncount. So this wait cannot hang the way a wait for the calls in
+    /// before (or, counted after `closing`, finds it and does not poll), and needs no lock
+    /// and no coroutine to leave, so this wait cannot hang the way a wait for the calls in
     /// flight did (`poll/fd.rs`, *Why `close` does not wait*). A thread without an eventfd
     /// to wake it polls in 10 ms slices.
+    ///
+    /// Usually a few spins. But a signal handler may run between a thread's count and its
+    /// uncount, for as long as it likes (found by an audit of signals: a `close` beside a
+    /// thread running a 300 ms handler spun on its worker for all of it, and every
+    /// coroutine there waited), so after the spins the closer parks, and the last thread
+    /// out wakes it (`thread_left`): a coroutine's worker runs its other coroutines
+    /// meanwhile, one of which the handler may be waiting for.
     fn threads_out(&self) {
-        let mut spins = 0u32;
+        for _ in 0..100 {
+            if self.polling.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        #[cfg(all(test, loom))]
         while self.polling.load(Ordering::SeqCst) != 0 {
-            spins += 1;
-            if spins < 100 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+            loom::thread::yield_now();
+        }
+        #[cfg(not(all(test, loom)))]
+        self.park_until_threads_out();
+    }
+
+    /// The closer's side of the wait: listed under `CLOSERS`' lock, it looks at the count
+    /// there too, so either it sees the last thread gone or that thread, which uncounts
+    /// before it takes the lock, finds it listed.
+    #[cfg(not(all(test, loom)))]
+    #[cold]
+    fn park_until_threads_out(&self) {
+        let me = current();
+        let key = self as *const PollDesc as usize;
+        loop {
+            {
+                let mut closers = closers();
+                if self.polling.load(Ordering::SeqCst) == 0 {
+                    closers.retain(|(k, _)| *k != key);
+                    return;
+                }
+                if !closers.iter().any(|(k, _)| *k == key) {
+                    closers.push((key, me.clone()));
+                }
+            }
+            park::park(Wait::Sync);
+        }
+    }
+
+    /// A plain thread has left `poll(2)` as the last one, with `closing` set: wakes the
+    /// closer if it parked waiting for that (`park_until_threads_out`).
+    #[cold]
+    fn thread_left(&self) {
+        #[cfg(not(all(test, loom)))]
+        {
+            let key = self as *const PollDesc as usize;
+            if let Some((_, t)) = closers().iter().find(|(k, _)| *k == key) {
+                t.unpark();
             }
         }
     }
@@ -605,7 +662,10 @@ impl PollDesc {
         if err.is_none() {
             park_thread_fd(fd, events, deadline);
         }
-        self.polling.fetch_sub(1, Ordering::SeqCst);
+        // The last one out, with a `close` under way: that close may be parked waiting.
+        if self.polling.fetch_sub(1, Ordering::SeqCst) == 1 && self.closing.load(Ordering::SeqCst) {
+            self.thread_left();
+        }
         match slot.swap(EMPTY, Ordering::SeqCst) {
             p if p == raw => {
                 // SAFETY: the slot still held our reference; the swap returned it to us.
