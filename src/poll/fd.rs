@@ -521,6 +521,8 @@ impl NetFd {
         debug_assert_eq!(fd.as_raw_fd(), self.fd);
         // 2. closed? deadline passed? forget stale readiness
         let was_ready = self.desc.prepare(dir, call)?;
+        // std's per-call timeout ran out in a wait: the syscall's last try (`last_try`)
+        let mut timed_out: Option<io::Error> = None;
         // Skip straight to 5 when the last read drained the socket and no event has come
         // since. Every read-direction call consumes the mark (a peek or an accept that
         // found data must not leave it behind), and only a registered fd gets events, from
@@ -543,7 +545,8 @@ impl NetFd {
                     "fd {}: drained by the last read, waiting for an event before recv",
                     self.fd
                 );
-                self.desc.wait_if_coroutine(fd, dir, call)?;
+                let waited = self.desc.wait_if_coroutine(fd, dir, call);
+                timed_out = self.last_try(waited, dir, call)?;
             }
         }
         // `write_paced`'s next pause; None until its first wait
@@ -557,17 +560,22 @@ impl NetFd {
                     if self.settings().user_nonblocking.load(Ordering::Relaxed) {
                         return Err(e);
                     }
+                    if let Some(timeout) = timed_out {
+                        return Err(timeout);
+                    }
                     // 4. EAGAIN: park until the netpoller says ready, then 5. retry
-                    match pause {
+                    let waited = match pause {
                         Some(p) if PACED => {
-                            self.desc.pause(fd, dir, call, Instant::now() + p)?;
+                            let r = self.desc.pause(fd, dir, call, Instant::now() + p);
                             pause = Some((p * 2).min(PAUSE_MAX));
+                            r
                         }
                         _ => {
-                            self.desc.wait(fd, dir, call)?;
                             pause = Some(PAUSE_FIRST);
+                            self.desc.wait(fd, dir, call)
                         }
-                    }
+                    };
+                    timed_out = self.last_try(waited, dir, call)?;
                 }
                 // A read that raced `close` (on another thread: through `&mut` none can) may
                 // have got the placeholder's end of file, or bytes the peer sent after
@@ -590,6 +598,34 @@ impl NetFd {
                 Err(_) if self.mu.is_closed() => return Err(Refused::Closed.into_error()),
                 r => return r,
             }
+        }
+    }
+
+    /// After a wait of `io_locked`: `Ok(None)` to go on, or, when the wait ran out std's
+    /// per-call timeout (`call`) and not Go's deadline, `Ok(Some(timeout))`: the syscall gets
+    /// one last try, and the timeout is the answer only if that would block. std's timeout
+    /// is the kernel's, which lets bytes that came in time win; here the timer could beat
+    /// the netpoller to the coroutine, the wait then saw no readiness, and a read whose
+    /// answer had arrived within microseconds timed out because its worker was busy for
+    /// longer than the timeout (found by an audit porting the `memcache` crate: the unread
+    /// answer then misled the next call). A passed deadline fails the call as it is, as
+    /// in Go, whose `prepareRead` checks it before the syscall.
+    fn last_try(
+        &self,
+        waited: io::Result<()>,
+        dir: Dir,
+        call: Option<Instant>,
+    ) -> io::Result<Option<io::Error>> {
+        match waited {
+            Ok(()) => Ok(None),
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut
+                    && call.is_some()
+                    && self.desc.deadline(dir).map_or(true, |d| Instant::now() < d) =>
+            {
+                Ok(Some(e))
+            }
+            Err(e) => Err(e),
         }
     }
 
