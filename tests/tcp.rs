@@ -2135,3 +2135,56 @@ fn a_dial_of_the_wildcard_address_records_the_address_it_reached() {
         drop(l);
     });
 }
+
+/// std's `connect`, `bind` and `send_to` take any `ToSocketAddrs`; coronet's asked `Send`
+/// too, and generic code written against std's did not compile after the import swap
+/// (found by an audit porting the `memcache` crate). The helpers below are such code; a
+/// `ToSocketAddrs` of one's own that is not `Send` resolves on the caller.
+#[test]
+fn generic_code_over_to_socket_addrs_compiles_and_resolves() {
+    use coronet::net::{ToSocketAddrs, UdpSocket};
+    use std::rc::Rc;
+
+    fn listen<A: ToSocketAddrs>(a: A) -> io::Result<TcpListener> {
+        TcpListener::bind(a)
+    }
+    fn open<A: ToSocketAddrs>(a: A) -> io::Result<TcpStream> {
+        TcpStream::connect(&a) // a reference to the caller's form, as wrappers pass it
+    }
+    fn datagram<A: ToSocketAddrs>(from: A, to: A) -> io::Result<usize> {
+        let s = UdpSocket::bind(from)?;
+        s.connect(&to)?;
+        s.send_to(b"x", to)
+    }
+    struct NotSend(Rc<SocketAddr>);
+    impl ToSocketAddrs for NotSend {
+        type Iter = std::option::IntoIter<SocketAddr>;
+        fn to_socket_addrs(&self) -> io::Result<Self::Iter> {
+            Ok(Some(*self.0).into_iter())
+        }
+    }
+    both(|| {
+        let l = listen("127.0.0.1:0").unwrap();
+        let at = l.local_addr().unwrap();
+        let named = format!("localhost:{}", at.port());
+        for c in [
+            open(named.as_str()).unwrap(),
+            open(("localhost", at.port())).unwrap(),
+            open(NotSend(Rc::new(at))).unwrap(),
+        ] {
+            assert_eq!(c.peer_addr().unwrap(), at);
+        }
+        // named in the error, as a lookup of one of std's string forms is (the resolver's
+        // words vary with the machine: "no such host", or why it could not ask)
+        let e = open("no-such-host.invalid:80").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("dial tcp: lookup no-such-host.invalid: "),
+            "{e}"
+        );
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = peer.local_addr().unwrap().to_string();
+        assert_eq!(datagram("127.0.0.1:0".to_string(), to).unwrap(), 1);
+        assert_eq!(peer.recv(&mut [0u8; 4]).unwrap(), 1);
+    });
+}

@@ -12,7 +12,7 @@ use super::error::{op_error, timeout_error, Addr};
 use super::lookup::{may_look_up, resolve_context, HostName};
 use super::sock::{listener_tcp_defaults, Sock};
 use super::socket::{self, SockAddr};
-use super::tcp::{addrs, dial_error, TcpListener, TcpStream};
+use super::tcp::{addrs, addrs_send, dial_error, TcpListener, TcpStream};
 use crate::context::{Context, ContextError};
 use crate::poll::desc::{Dir, PollDesc};
 
@@ -316,6 +316,21 @@ impl Dialer {
     /// });
     /// ```
     pub fn dial<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<TcpStream> {
+        self.dial_with(addr, addrs_send)
+    }
+
+    /// `dial` for std's signature (`TcpStream::connect`), whose `A` need not be `Send`: a
+    /// value of the caller's own type resolves on the caller (`lookup::resolve`).
+    pub(crate) fn dial_std<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpStream> {
+        self.dial_with(addr, addrs)
+    }
+
+    /// `dial`, with `own` resolving an address that is not one of std's string forms.
+    fn dial_with<A: ToSocketAddrs>(
+        &self,
+        addr: A,
+        own: impl FnOnce(A) -> io::Result<Vec<SocketAddr>>,
+    ) -> io::Result<TcpStream> {
         let deadline = self.effective_deadline();
         let lookup = may_look_up(&addr);
         let lookup_timeout = || dial_error(self.local, None, timeout_error());
@@ -336,7 +351,7 @@ impl Dialer {
             Some(name) => addrs(name).map_err(|e| dial_error(self.local, None, e))?,
             // Any other `ToSocketAddrs` may borrow what its lookup reads, so the lookup is
             // waited for; past the deadline, the dial fails without trying an address.
-            None => addrs(addr).map_err(|e| dial_error(self.local, None, e))?,
+            None => own(addr).map_err(|e| dial_error(self.local, None, e))?,
         };
         if lookup && passed(deadline) {
             return Err(lookup_timeout());
@@ -800,7 +815,16 @@ impl ListenConfig {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn listen<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<TcpListener> {
-        let list = addrs(addr).map_err(|e| op_error("listen", "tcp", None, None, e))?;
+        self.listen_on(addrs_send(addr))
+    }
+
+    /// `listen` for std's signature (`TcpListener::bind`), whose `A` need not be `Send`.
+    pub(crate) fn listen_std<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpListener> {
+        self.listen_on(addrs(addr))
+    }
+
+    fn listen_on(&self, resolved: io::Result<Vec<SocketAddr>>) -> io::Result<TcpListener> {
+        let list = resolved.map_err(|e| op_error("listen", "tcp", None, None, e))?;
         let mut last = None;
         for a in list {
             match self.listen_one(a) {

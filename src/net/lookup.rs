@@ -197,7 +197,8 @@ enum HostRef<'a> {
 
 impl<'a> HostRef<'a> {
     /// `addr` viewed as one, if it is `&str`, `String`, `&String`, `(&str, u16)`, `(String,
-    /// u16)` or a [`HostName`].
+    /// u16)`, a reference to `&str` or to either pair (a generic wrapper's `&addr`), or a
+    /// [`HostName`].
     fn of<A: ?Sized>(addr: &'a A) -> Option<HostRef<'a>> {
         let id = erased_type_id::<A>();
         // SAFETY (each arm): the ids say `A` *is* the named type up to lifetimes. `&'a A` is
@@ -216,6 +217,14 @@ impl<'a> HostRef<'a> {
                 Some(HostRef::Split(host, port))
             } else if id == erased_type_id::<(String, u16)>() {
                 let (host, port) = view::<A, (String, u16)>(addr);
+                Some(HostRef::Split(host, *port))
+            } else if id == erased_type_id::<&&str>() {
+                Some(HostRef::Joined(view::<A, &'a &'a str>(addr)))
+            } else if id == erased_type_id::<&(&str, u16)>() {
+                let &&(host, port) = view::<A, &'a (&'a str, u16)>(addr);
+                Some(HostRef::Split(host, port))
+            } else if id == erased_type_id::<&(String, u16)>() {
+                let (host, port) = *view::<A, &'a (String, u16)>(addr);
                 Some(HostRef::Split(host, *port))
             } else if id == erased_type_id::<HostName>() {
                 Some(match view::<A, HostName>(addr) {
@@ -341,16 +350,37 @@ impl ToSocketAddrs for HostName {
     }
 }
 
-/// Resolves any `ToSocketAddrs` without blocking a worker thread: addresses that need no
-/// lookup (socket address values, IP literals in a string) are answered in place; anything
-/// else (a host name, or a value that may hold one) runs on the blocking pool, at most
-/// [`MAX_LOOKUPS`] at a time.
+/// Resolves a `ToSocketAddrs` as std's signatures take it, without `Send`: addresses that
+/// need no lookup (socket address values, IP literals in a string) are answered in place;
+/// a host name in one of std's string forms is copied and looked up on the blocking pool
+/// ([`resolve_send`]); a value of the caller's own type, which may borrow and need not be
+/// `Send`, resolves on the caller, which in a coroutine blocks its worker for the lookup
+/// (docs/porting.md; `Dialer::dial` takes such values to the pool). With the bound,
+/// generic code written against std's (`fn open<A: ToSocketAddrs>(a: A)`, calling
+/// `TcpStream::connect(a)`) did not compile after the import swap (found by an audit
+/// porting the `memcache` crate).
+pub(crate) fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    if copies_only::<A>() {
+        return addr.to_socket_addrs().map(Iterator::collect);
+    }
+    if let Some(r) = answer_in_place(&addr) {
+        return r;
+    }
+    match HostName::of(&addr) {
+        Some(name) => resolve_send(name),
+        None => addr.to_socket_addrs().map(Iterator::collect),
+    }
+}
+
+/// Resolves any `ToSocketAddrs + Send` without blocking a worker thread: addresses that
+/// need no lookup are answered in place; anything else (a host name, or a value that may
+/// hold one) runs on the blocking pool, at most [`MAX_LOOKUPS`] at a time.
 ///
 /// Errors for std's string forms are Go's: a malformed one says what is wrong and where
 /// ([`malformed`]: `address 127.0.0.1: missing port in address`), found before any trip
 /// to the pool; a failed lookup names the host, `lookup host.invalid: no such host` when
 /// the resolver knows no such name, else with the resolver's own words.
-pub(crate) fn resolve<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
+pub(crate) fn resolve_send<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
     if copies_only::<A>() {
         return addr.to_socket_addrs().map(Iterator::collect);
     }
@@ -519,7 +549,7 @@ pub(crate) fn resolve_context<A: ToSocketAddrs + Send + 'static>(
     }
     let (tx, rx) = chan::bounded(1);
     crate::runtime::go_beside("coronet-lookup", move || {
-        let r = panic::catch_unwind(AssertUnwindSafe(|| resolve(addr)));
+        let r = panic::catch_unwind(AssertUnwindSafe(|| resolve_send(addr)));
         let _ = tx.try_send(r); // fails only if the caller gave up
     });
     crate::select! {
@@ -609,6 +639,30 @@ mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
     use std::time::Duration;
+
+    #[test]
+    fn std_string_forms_and_references_to_them_are_host_names() {
+        let joined = |n: Option<HostName>| match n {
+            Some(HostName::Joined(s)) => s,
+            _ => panic!("not a joined host name"),
+        };
+        let split = |n: Option<HostName>| match n {
+            Some(HostName::Split(h, p)) => (h, p),
+            _ => panic!("not a split host name"),
+        };
+        let s = String::from("h:1");
+        assert_eq!(joined(HostName::of(&"h:1")), "h:1");
+        assert_eq!(joined(HostName::of(&&"h:1")), "h:1");
+        assert_eq!(joined(HostName::of(&s)), "h:1");
+        assert_eq!(joined(HostName::of(&&s)), "h:1");
+        let pair = ("h", 1u16);
+        let owned = (String::from("h"), 1u16);
+        assert_eq!(split(HostName::of(&pair)), ("h".to_owned(), 1));
+        assert_eq!(split(HostName::of(&&pair)), ("h".to_owned(), 1));
+        assert_eq!(split(HostName::of(&owned)), ("h".to_owned(), 1));
+        assert_eq!(split(HostName::of(&&owned)), ("h".to_owned(), 1));
+        assert!(HostName::of(&("h", 1u32)).is_none());
+    }
 
     #[test]
     fn socket_address_types_are_copied_in_place() {

@@ -59,10 +59,14 @@
 //!
 //! # Differences from std's signatures
 //!
-//! Functions that take `impl ToSocketAddrs` also require `Send`: resolving a host name
-//! (`getaddrinfo`) blocks, so it runs on the blocking pool while the coroutine parks, and
-//! the address travels there. Every std implementation (`&str`, `String`, `SocketAddr`,
-//! `(IpAddr, u16)`, slices…) is `Send`, so ported code compiles unchanged.
+//! Functions that take `ToSocketAddrs` take it as std's do, without more bounds, so generic
+//! code written against std's compiles after the swap. Resolving a host name
+//! (`getaddrinfo`) blocks, so it runs on the blocking pool while the coroutine parks: a
+//! host in one of std's string forms (`&str`, `String`, `(&str, u16)`…, or a reference to
+//! one) is copied there; addresses (`SocketAddr`, `(IpAddr, u16)`, slices, IP literals in
+//! a string) need no lookup. A `ToSocketAddrs` of your own type resolves on the caller,
+//! which in a coroutine blocks its worker for the lookup; `Dialer::dial` and
+//! `ListenConfig::listen`, which ask for `Send`, take it to the pool.
 
 mod dial;
 pub(crate) mod error;

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::error::{op_error, Addr};
-use super::lookup::resolve;
+use super::lookup::{resolve, resolve_send};
 use super::sock::{fd_traits, inherits_tcp_defaults, tcp_defaults, Sock};
 use super::socket::{self, SockAddr};
 use crate::poll::desc::Dir;
@@ -129,8 +129,8 @@ impl TcpListener {
     /// assert_ne!(listener.local_addr()?.port(), 0);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpListener> {
-        super::ListenConfig::new().listen(addr)
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        super::ListenConfig::new().listen_std(addr)
     }
 
     pub(crate) fn from_sock(sock: Sock) -> TcpListener {
@@ -433,8 +433,8 @@ impl TcpStream {
     /// assert_eq!(err.to_string(), format!("dial tcp 127.0.0.1:{port}: connection refused"));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn connect<A: ToSocketAddrs + Send>(addr: A) -> io::Result<TcpStream> {
-        super::Dialer::new().dial(addr)
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        super::Dialer::new().dial_std(addr)
     }
 
     /// Connects to one address, giving up after `timeout` with kind `TimedOut`.
@@ -1141,9 +1141,17 @@ pub(crate) fn dial_error(
     op_error("dial", "tcp", local.map(Addr::Inet), to.map(Addr::Inet), e)
 }
 
-/// Resolves for dialing/listening, off the worker threads.
-pub(crate) fn addrs<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
-    let v = resolve(addr)?;
+/// Resolves for dialing/listening, as std's signatures take the address (`resolve`).
+pub(crate) fn addrs<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    some_addrs(resolve(addr)?)
+}
+
+/// Resolves for dialing/listening, any lookup off the worker threads (`resolve_send`).
+pub(crate) fn addrs_send<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    some_addrs(resolve_send(addr)?)
+}
+
+fn some_addrs(v: Vec<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
     if v.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

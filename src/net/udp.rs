@@ -68,7 +68,7 @@ fn domain(a: &SocketAddr) -> i32 {
 /// then) passes over IPv6 addresses it could never send to when the list has an IPv4 one
 /// after them: a name with both, or Go's `":9000"` (`[::]`, then `0.0.0.0`). std takes
 /// the IPv6 one and fails with "address family not supported by protocol".
-fn first_addr<A: ToSocketAddrs + Send>(
+fn first_addr<A: ToSocketAddrs>(
     addr: A,
     ipv4_socket: impl FnOnce() -> bool,
 ) -> io::Result<SocketAddr> {
@@ -102,7 +102,7 @@ impl UdpSocket {
     /// let s = coronet::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     /// assert_ne!(s.local_addr().unwrap().port(), 0);
     /// ```
-    pub fn bind<A: ToSocketAddrs + Send>(addr: A) -> io::Result<UdpSocket> {
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         let list = addrs(addr).map_err(|e| op_error("listen", "udp", None, None, e))?;
         let mut last = None;
         for a in list {
@@ -156,7 +156,7 @@ impl UdpSocket {
     /// a.connect(b.local_addr().unwrap()).unwrap();
     /// assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
     /// ```
-    pub fn connect<A: ToSocketAddrs + Send>(&self, addr: A) -> io::Result<()> {
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         let local = self.sock.local();
         let list = addrs(addr).map_err(|e| op_error("dial", "udp", local.clone(), None, e))?;
         let mut last = None;
@@ -325,7 +325,7 @@ impl UdpSocket {
     /// let (n, from) = b.recv_from(&mut buf).unwrap();
     /// assert_eq!((&buf[..n], from), (&b"hi"[..], a.local_addr().unwrap()));
     /// ```
-    pub fn send_to<A: ToSocketAddrs + Send>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let ipv4 = || matches!(self.sock.local(), Some(Addr::Inet(SocketAddr::V4(_))));
         let to = first_addr(addr, ipv4).map_err(|e| self.err_to(None, e))?;
         let raw = SockAddr::from_inet(&to);
