@@ -545,8 +545,9 @@ impl NetFd {
                     "fd {}: drained by the last read, waiting for an event before recv",
                     self.fd
                 );
-                let waited = self.desc.wait_if_coroutine(fd, dir, call);
-                timed_out = self.last_try(waited, dir, call)?;
+                if let Err(e) = self.desc.wait_if_coroutine(fd, dir, call) {
+                    timed_out = Some(self.last_try(e, dir, call)?);
+                }
             }
         }
         // `write_paced`'s next pause; None until its first wait
@@ -575,7 +576,9 @@ impl NetFd {
                             self.desc.wait(fd, dir, call)
                         }
                     };
-                    timed_out = self.last_try(waited, dir, call)?;
+                    if let Err(e) = waited {
+                        timed_out = Some(self.last_try(e, dir, call)?);
+                    }
                 }
                 // A read that raced `close` (on another thread: through `&mut` none can) may
                 // have got the placeholder's end of file, or bytes the peer sent after
@@ -601,31 +604,26 @@ impl NetFd {
         }
     }
 
-    /// After a wait of `io_locked`: `Ok(None)` to go on, or, when the wait ran out std's
-    /// per-call timeout (`call`) and not Go's deadline, `Ok(Some(timeout))`: the syscall gets
-    /// one last try, and the timeout is the answer only if that would block. std's timeout
+    /// After a wait of `io_locked` failed with `e`: `Err(e)` to fail the call, or, when the
+    /// wait ran out std's per-call timeout (`call`) and not Go's deadline, `Ok(e)`: the
+    /// syscall gets one last try, and the timeout is the answer only if that would block. std's timeout
     /// is the kernel's, which lets bytes that came in time win; here the timer could beat
     /// the netpoller to the coroutine, the wait then saw no readiness, and a read whose
     /// answer had arrived within microseconds timed out because its worker was busy for
     /// longer than the timeout (found by an audit porting the `memcache` crate: the unread
     /// answer then misled the next call). A passed deadline fails the call as it is, as
     /// in Go, whose `prepareRead` checks it before the syscall.
-    fn last_try(
-        &self,
-        waited: io::Result<()>,
-        dir: Dir,
-        call: Option<Instant>,
-    ) -> io::Result<Option<io::Error>> {
-        match waited {
-            Ok(()) => Ok(None),
+    /// Out of line: the echo path's waits end in readiness, and its frame stays as it was.
+    #[cold]
+    #[inline(never)]
+    fn last_try(&self, e: io::Error, dir: Dir, call: Option<Instant>) -> io::Result<io::Error> {
+        if e.kind() == io::ErrorKind::TimedOut
+            && call.is_some()
+            && self.desc.deadline(dir).map_or(true, |d| Instant::now() < d)
+        {
+            Ok(e)
+        } else {
             Err(e)
-                if e.kind() == io::ErrorKind::TimedOut
-                    && call.is_some()
-                    && self.desc.deadline(dir).map_or(true, |d| Instant::now() < d) =>
-            {
-                Ok(Some(e))
-            }
-            Err(e) => Err(e),
         }
     }
 

@@ -291,11 +291,11 @@ pub(crate) struct Runtime {
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static INIT: Mutex<()> = Mutex::new(());
 
 /// Set as a scheduler ends the process for `exit`: a wait the exit's destructors make on a
 /// worker thread is reported in those words (`park.rs`).
 pub(crate) static EXITING: AtomicBool = AtomicBool::new(false);
-static INIT: Mutex<()> = Mutex::new(());
 
 /// The global runtime, started on first use with the default [`Builder`].
 pub(crate) fn runtime() -> io::Result<&'static Runtime> {
