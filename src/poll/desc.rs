@@ -381,7 +381,14 @@ impl PollDesc {
         #[cfg(not(all(test, loom)))]
         {
             let key = self as *const PollDesc as usize;
-            if let Some((_, t)) = closers().iter().find(|(k, _)| *k == key) {
+            // Woken after the lock is let go: an unpark may log, and a logger that closes
+            // a socket would take the lock again. Listed is enough: the closer re-checks the
+            // count, so a wake it no longer needs is one more spurious return.
+            let closer = closers()
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, t)| t.clone());
+            if let Some(t) = closer {
                 t.unpark();
             }
         }
