@@ -47,9 +47,8 @@
 //! poll returns, and `close` wakes such threads first and waits for them to get out
 //! (`PollDesc::threads_out`): that needs only their CPU, never a worker (a few spins; if
 //! one is slow, a signal handler running, the closer parks and the last one out wakes it).
-//! Only then does it
-//! wake the coroutines and the lock waiters, so no woken call returns to find the socket
-//! still open. A syscall inside the kernel with the socket on another thread at that
+//! Only then does it wake the coroutines and the lock waiters, so no woken call returns to
+//! find the socket still open. A syscall inside the kernel with the socket on another thread at that
 //! instant keeps it until it returns too, which a nonblocking socket's calls do at once.
 //! A call in flight whose next syscall comes after the `dup2` meets the placeholder, a
 //! socket whose connection is over: a read gets end of file, everything else fails at once
@@ -606,13 +605,14 @@ impl NetFd {
 
     /// After a wait of `io_locked` failed with `e`: `Err(e)` to fail the call, or, when the
     /// wait ran out std's per-call timeout (`call`) and not Go's deadline, `Ok(e)`: the
-    /// syscall gets one last try, and the timeout is the answer only if that would block. std's timeout
-    /// is the kernel's, which lets bytes that came in time win; here the timer could beat
-    /// the netpoller to the coroutine, the wait then saw no readiness, and a read whose
-    /// answer had arrived within microseconds timed out because its worker was busy for
-    /// longer than the timeout (found by an audit porting the `memcache` crate: the unread
-    /// answer then misled the next call). A passed deadline fails the call as it is, as
-    /// in Go, whose `prepareRead` checks it before the syscall.
+    /// syscall gets one last try, and the timeout is the answer only if that would block.
+    /// std's timeout is the kernel's, which lets bytes that came in time win; here the
+    /// timer could beat the netpoller to the coroutine, the wait then saw no readiness, and
+    /// a read whose answer had arrived within microseconds timed out because its worker was
+    /// busy for longer than the timeout (found by an audit porting the `memcache` crate: the
+    /// unread answer then misled the next call). A passed deadline fails the call as it is,
+    /// as in Go, whose `prepareRead` checks it before the syscall.
+    ///
     /// Out of line: the echo path's waits end in readiness, and its frame stays as it was.
     #[cold]
     #[inline(never)]
