@@ -215,15 +215,7 @@ fn descend_and_spin(depth: usize) -> u64 {
 fn a_signal_frame_that_does_not_fit_is_reported_as_the_coroutines_overflow() {
     const TEST: &str = "a_signal_frame_that_does_not_fit_is_reported_as_the_coroutines_overflow";
     if is_child(TEST) {
-        // SAFETY: all-zero is a valid `sigaction`; the handler does one atomic add, which is
-        // async-signal-safe; no SA_ONSTACK, on purpose.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-        }
+        util::install_signal_handler(libc::SIGUSR1, count_signal, libc::SA_RESTART);
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let h = coronet::Spawn::new()
             .name("small")

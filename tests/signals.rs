@@ -3,6 +3,8 @@
 //! makes it happen thousands of times a second. Waits must neither end early nor stop
 //! making progress. A test binary of its own: the handler is process-wide.
 
+mod util;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -11,18 +13,6 @@ static DELIVERED: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn count_signal(_: libc::c_int) {
     DELIVERED.fetch_add(1, Ordering::Relaxed);
-}
-
-/// A counting handler for SIGUSR1, without `SA_RESTART`.
-fn install_handler() {
-    // SAFETY: all-zero is a valid `sigaction`; the handler only does an atomic add, which is
-    // async-signal-safe; `sigaction` is given valid pointers.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-    }
 }
 
 /// The calling thread's kernel id.
@@ -49,7 +39,7 @@ fn storm(tid: libc::pid_t, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()>
 /// past 15 s in 4 of 5 runs; here twenty). Now it sleeps to the absolute deadline.
 #[test]
 fn a_plain_threads_sleep_ends_under_a_signal_storm() {
-    install_handler();
+    util::install_signal_handler(libc::SIGUSR1, count_signal, 0); // no SA_RESTART
     let stop = Arc::new(AtomicBool::new(false));
     let (tid_tx, tid_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
@@ -106,15 +96,8 @@ fn close_waiting_for_a_thread_in_a_signal_handler_leaves_its_worker_free() {
         .workers(1)
         .build_global()
         .expect("the only runtime of this test binary");
-    // SAFETY: all-zero is a valid `sigaction`; the handler only calls nanosleep, which is
-    // async-signal-safe. SIGUSR2: the other test counts SIGUSR1.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = take_a_second as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
-    }
+    // SIGUSR2: the other test counts SIGUSR1.
+    util::install_signal_handler(libc::SIGUSR2, take_a_second, libc::SA_RESTART);
     let listener = coronet::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let stream =
         Arc::new(coronet::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap());

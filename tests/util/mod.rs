@@ -369,3 +369,22 @@ pub fn blackhole_at(addr: &str) -> Blackhole {
     }
     panic!("the accept queue never filled; no local blackhole");
 }
+
+/// Installs `handler` for `signum` with `flags` (`SA_RESTART` or none; never `SA_ONSTACK`,
+/// which the signal tests leave out on purpose), for the tests of signals.
+pub fn install_signal_handler(
+    signum: libc::c_int,
+    handler: extern "C" fn(libc::c_int),
+    flags: libc::c_int,
+) {
+    // SAFETY: all-zero is a valid `sigaction` (empty mask); `sigaction` gets valid pointers.
+    // The handlers the tests pass only add to an atomic or call nanosleep, both
+    // async-signal-safe.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as libc::sighandler_t;
+        sa.sa_flags = flags;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(signum, &sa, std::ptr::null_mut()), 0);
+    }
+}
