@@ -15,6 +15,17 @@ extern "C" fn count_signal(_: libc::c_int) {
     DELIVERED.fetch_add(1, Ordering::Relaxed);
 }
 
+/// One worker, so that the coroutines a test spawns share the closer's thread.
+fn one_worker() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        coronet::Builder::new()
+            .workers(1)
+            .build_global()
+            .expect("the only runtime of this test binary");
+    });
+}
+
 /// The calling thread's kernel id.
 fn gettid() -> libc::pid_t {
     // SAFETY: gettid takes no arguments and cannot fail.
@@ -92,10 +103,7 @@ extern "C" fn take_a_second(_: libc::c_int) {
 /// parks after a few spins, and the last thread out wakes it.
 #[test]
 fn close_waiting_for_a_thread_in_a_signal_handler_leaves_its_worker_free() {
-    coronet::Builder::new()
-        .workers(1)
-        .build_global()
-        .expect("the only runtime of this test binary");
+    one_worker();
     // SIGUSR2: the other test counts SIGUSR1.
     util::install_signal_handler(libc::SIGUSR2, take_a_second, libc::SA_RESTART);
     let listener = coronet::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -142,4 +150,61 @@ fn close_waiting_for_a_thread_in_a_signal_handler_leaves_its_worker_free() {
         worst_tick < Duration::from_millis(500),
         "a 10 ms sleep on the closer's worker took {worst_tick:?}"
     );
+}
+
+extern "C" fn take_three_ms(_: libc::c_int) {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 3_000_000,
+    };
+    // SAFETY: nanosleep is async-signal-safe; `ts` is valid and no remainder is asked for.
+    unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+}
+
+/// `close` under a std `Mutex`, with a plain thread blocked in a read on the socket and a
+/// coroutine of the same worker waiting for that `Mutex`: `close` must not park there (it
+/// is documented safe under a std lock), or the waiting coroutine blocks the worker and the
+/// closer is never resumed. The first version of the park above parked after a few spins,
+/// whenever the woken thread was slow to leave (found by a review: it hung on a busy
+/// machine); here a 3 ms signal handler makes it slow on any machine.
+#[test]
+fn close_under_a_std_mutex_beside_a_thread_in_poll_does_not_park() {
+    use std::io::Read;
+    one_worker();
+    util::install_signal_handler(libc::SIGWINCH, take_three_ms, libc::SA_RESTART);
+    let lock = Arc::new(std::sync::Mutex::new(()));
+    let listener = coronet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap();
+    for round in 0..20 {
+        let stream = Arc::new(coronet::net::TcpStream::connect(at).unwrap());
+        let _peer = listener.accept().unwrap();
+        let reading = stream.clone();
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            tid_tx.send(gettid()).unwrap();
+            drop((&*reading).read(&mut [0u8; 1]))
+        });
+        let tid = tid_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(5)); // the reader is in poll(2)
+                                                      // SAFETY: tgkill with ids and a signal number, nothing else.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGWINCH) };
+        std::thread::sleep(Duration::from_millis(1)); // its handler runs
+        let (done_tx, done_rx) = mpsc::channel();
+        let (closer_lock, other_lock, other_done) = (lock.clone(), lock.clone(), done_tx.clone());
+        drop(coronet::go(move || {
+            let _held = closer_lock.lock().unwrap();
+            stream.close().unwrap();
+            done_tx.send("closer").unwrap();
+        }));
+        drop(coronet::go(move || {
+            drop(other_lock.lock().unwrap());
+            other_done.send("other").unwrap();
+        }));
+        for _ in 0..2 {
+            done_rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("round {round}: close under the lock hung its worker"));
+        }
+        reader.join().unwrap();
+    }
 }

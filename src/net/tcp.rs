@@ -232,8 +232,10 @@ impl TcpListener {
     }
 
     /// Go's `Close`: a blocked `accept` returns at once with the closed error, and `close`
-    /// returns with the socket released: the address can be bound again. It never parks
-    /// (nor waits for the `accept` it woke), so it is safe anywhere.
+    /// returns with the socket released: the address can be bound again. It does not park
+    /// (nor wait for the `accept` it woke), so it is safe anywhere — unless a plain thread
+    /// it woke takes over 10 ms to leave `poll(2)`, which only a signal handler running
+    /// there does: then it parks until that thread is out.
     ///
     /// ```
     /// use coronet::net::TcpListener;
@@ -758,7 +760,9 @@ impl TcpStream {
     /// `local_addr` and `peer_addr`, which answer with the addresses recorded before, as
     /// Go's `LocalAddr` and `RemoteAddr` do. `close` returns with the socket released (the
     /// peer sees the end, the address is free), without waiting for the calls it woke: it
-    /// never parks, so it is safe anywhere, a logger or a std `Mutex`'s section included.
+    /// does not park, so it is safe anywhere, a logger or a std `Mutex`'s section included
+    /// — unless a plain thread it woke takes over 10 ms to leave `poll(2)`, which only a
+    /// signal handler running there does: then it parks until that thread is out.
     ///
     /// ```
     /// use coronet::net::{TcpListener, TcpStream};

@@ -533,7 +533,9 @@ impl UdpSocket {
     /// `local_addr` and `peer_addr`, which answer with the addresses recorded before, as
     /// Go's `LocalAddr` and `RemoteAddr` do. `close` returns with the socket released (the
     /// peer sees the end, the address is free), without waiting for the calls it woke: it
-    /// never parks, so it is safe anywhere, a logger or a std `Mutex`'s section included.
+    /// does not park, so it is safe anywhere, a logger or a std `Mutex`'s section included
+    /// — unless a plain thread it woke takes over 10 ms to leave `poll(2)`, which only a
+    /// signal handler running there does: then it parks until that thread is out.
     ///
     /// # Errors
     ///

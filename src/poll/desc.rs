@@ -104,6 +104,12 @@ pub(crate) struct PollDesc {
     polling: AtomicU32,
 }
 
+/// How long `close` waits for the plain threads it woke to leave `poll(2)` before it
+/// parks (`PollDesc::threads_out`): far above the time a woken thread takes to be
+/// scheduled on a loaded machine, so only a long signal handler makes it park.
+#[cfg(not(all(test, loom)))]
+const CLOSE_PARKS_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The closers parked until the plain threads in `poll(2)` on their socket have left
 /// (`PollDesc::threads_out`), by the `PollDesc`'s address. Global, not a field: the
 /// descriptor is one full cache line, and this is needed only when a thread is slow to
@@ -330,25 +336,39 @@ impl PollDesc {
     /// flight did (`poll/fd.rs`, *Why `close` does not wait*). A thread without an eventfd
     /// to wake it polls in 10 ms slices.
     ///
-    /// Usually a few spins. But a signal handler may run between a thread's count and its
-    /// uncount, for as long as it likes (found by an audit of signals: a `close` beside a
-    /// thread running a 300 ms handler spun on its worker for all of it, and every
-    /// coroutine there waited), so after the spins the closer parks, and the last thread
-    /// out wakes it (`thread_left`): a coroutine's worker runs its other coroutines
-    /// meanwhile, one of which the handler may be waiting for.
+    /// Usually a few spins, or a few yields while a woken thread is scheduled. But a signal
+    /// handler may run between a thread's count and its uncount, for as long as it likes
+    /// (found by an audit of signals: a `close` beside a thread running a 300 ms handler
+    /// spun on its worker for all of it, and every coroutine there waited). So once the
+    /// wait has taken `CLOSE_PARKS_AFTER`, the closer parks, and the last thread out wakes
+    /// it (`thread_left`): a coroutine's worker runs its other coroutines meanwhile, one of
+    /// which the handler may be waiting for. Not sooner: `close` is documented not to park
+    /// in the usual case, so that it is safe under a std `Mutex` or in a logger (parking
+    /// after a few µs, as first written, parked whenever the woken thread was slow to be
+    /// scheduled, and a coroutine of the same worker waiting on that `Mutex` hung it: found
+    /// by a review).
     fn threads_out(&self) {
-        for _ in 0..100 {
-            if self.polling.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            std::hint::spin_loop();
-        }
-        #[cfg(all(test, loom))]
-        while self.polling.load(Ordering::SeqCst) != 0 {
-            loom::thread::yield_now();
-        }
         #[cfg(not(all(test, loom)))]
-        self.park_until_threads_out();
+        let mut started: Option<std::time::Instant> = None;
+        let mut spins = 0u32;
+        while self.polling.load(Ordering::SeqCst) != 0 {
+            spins += 1;
+            if spins < 100 {
+                std::hint::spin_loop();
+                continue;
+            }
+            #[cfg(all(test, loom))]
+            loom::thread::yield_now();
+            #[cfg(not(all(test, loom)))]
+            {
+                std::thread::yield_now();
+                let since = *started.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= CLOSE_PARKS_AFTER {
+                    self.park_until_threads_out();
+                    return;
+                }
+            }
+        }
     }
 
     /// The closer's side of the wait: listed under `CLOSERS`' lock, it looks at the count

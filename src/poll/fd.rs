@@ -45,8 +45,9 @@
 //! still in flight. A parked coroutine holds no kernel reference to the socket, so the
 //! release is immediate. A plain thread blocked in `poll(2)` on it does hold one until its
 //! poll returns, and `close` wakes such threads first and waits for them to get out
-//! (`PollDesc::threads_out`): that needs only their CPU, never a worker (a few spins; if
-//! one is slow, a signal handler running, the closer parks and the last one out wakes it).
+//! (`PollDesc::threads_out`): that needs only their CPU, never a worker (spins and yields;
+//! if one takes over 10 ms, running a signal handler, the closer parks and the last one
+//! out wakes it).
 //! Only then does it wake the coroutines and the lock waiters, so no woken call returns to
 //! find the socket still open. A syscall inside the kernel with the socket on another thread at that
 //! instant keeps it until it returns too, which a nonblocking socket's calls do at once.
@@ -723,8 +724,8 @@ impl NetFd {
     /// the same address failed with "address already in use", and a closed listener still
     /// completed handshakes (found by probing the API). Waiting for them, as Go's `Close`
     /// does, hung (module docs). Waits only for the plain threads it woke to leave
-    /// `poll(2)`, which takes their CPU time and nothing else: a few spins, or a park if one
-    /// is running a signal handler (`PollDesc::threads_out`).
+    /// `poll(2)`, which takes their CPU time and nothing else: spins and yields, or a park
+    /// if one takes over 10 ms, running a signal handler (`PollDesc::threads_out`).
     ///
     /// The calls it wakes are woken after the release, so none returns to find the socket
     /// still open (woken first, a coroutine on another worker or a thread could, and 2–4 in

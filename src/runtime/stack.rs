@@ -31,8 +31,10 @@
 //! fatal runtime error: stack overflow, aborting
 //! ```
 //!
-//! then aborts. Any other fault goes to the handler installed before ours (std's, which reports
-//! overflows of thread stacks) or kills the process as it would have without us.
+//! then aborts. So does a signal whose handler's frame did not fit on the coroutine's stack
+//! (a handler installed without `SA_ONSTACK`), with a line that says so. Any other fault
+//! goes to the handler installed before ours (std's, which reports overflows of thread
+//! stacks) or kills the process as it would have without us.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -629,6 +631,21 @@ fn interrupted_sp(context: *mut c_void) -> usize {
     }
 }
 
+/// Whether the interrupted code took a general-protection fault (x86-64 trap 13: a
+/// non-canonical address, say), which the kernel reports as SIGSEGV with SI_KERNEL too.
+fn general_protection(context: *mut c_void) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if !context.is_null() {
+        // SAFETY: as in `interrupted_sp`; REG_TRAPNO indexes its general registers.
+        let trap = unsafe {
+            (*context.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_TRAPNO as usize]
+        };
+        return trap == 13;
+    }
+    let _ = context;
+    false
+}
+
 /// The SIGSEGV/SIGBUS handler. Async-signal-safe: no allocation, no locks, only raw `write`,
 /// `sigaction` and `abort`.
 extern "C" fn handle_fault(signum: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
@@ -654,13 +671,20 @@ extern "C" fn handle_fault(signum: c_int, info: *mut libc::siginfo_t, context: *
     //     the kernel raises SIGSEGV itself, at no address (found by an audit of signals: a
     //     coroutine with a 16 KiB stack 11 KiB deep died of a bare SIGSEGV under a 1 kHz
     //     profiler, whose handler was installed without SA_ONSTACK). Told by the
-    //     interrupted stack pointer, within one signal frame of the guard.
+    //     interrupted stack pointer, within one signal frame of the guard or inside it (a
+    //     stack probe lowers the pointer into the guard before it touches it), and on
+    //     x86-64 by a trap that is not a general-protection fault, which the kernel also
+    //     reports as SI_KERNEL at no address.
     // SAFETY: as in 1; si_code is set for every signal.
     let code = unsafe { (*info).si_code };
-    if signum == libc::SIGSEGV && code == libc::SI_KERNEL && running.guard.1 != 0 {
+    if signum == libc::SIGSEGV
+        && code == libc::SI_KERNEL
+        && running.guard.1 != 0
+        && !general_protection(context)
+    {
         let sp = interrupted_sp(context);
         let room = SIGNAL_FRAME_ROOM.load(Ordering::Relaxed);
-        if sp >= running.guard.1 && sp - running.guard.1 < room {
+        if sp >= running.guard.0 && sp < running.guard.1.saturating_add(room) {
             let name = if running.name.0.is_null() {
                 None
             } else {
