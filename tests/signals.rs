@@ -15,31 +15,46 @@ extern "C" fn count_signal(_: libc::c_int) {
     DELIVERED.fetch_add(1, Ordering::Relaxed);
 }
 
-/// One worker, so that the coroutines a test spawns share the closer's thread.
-fn one_worker() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        coronet::Builder::new()
-            .workers(1)
-            .build_global()
-            .expect("the only runtime of this test binary");
-    });
-}
-
 /// The calling thread's kernel id.
 fn gettid() -> libc::pid_t {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
 }
 
+/// Sends `signal` to thread `tid` of this process.
+fn signal_thread(tid: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: tgkill with ids and a signal number; a thread gone meanwhile gives ESRCH.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal) };
+}
+
+/// Sleeps for `ts` inside a signal handler. nanosleep is async-signal-safe.
+fn nap(ts: libc::timespec) {
+    // SAFETY: `ts` is a valid timespec and no remainder is asked for.
+    unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+}
+
+/// A plain thread blocked in a read on `stream`, and its kernel id (for `signal_thread`).
+fn reader_of(
+    stream: &Arc<coronet::net::TcpStream>,
+) -> (
+    std::thread::JoinHandle<Result<usize, std::io::ErrorKind>>,
+    libc::pid_t,
+) {
+    use std::io::Read;
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let reading = stream.clone();
+    let reader = std::thread::spawn(move || {
+        tid_tx.send(gettid()).unwrap();
+        (&*reading).read(&mut [0u8; 8]).map_err(|e| e.kind())
+    });
+    (reader, tid_rx.recv().unwrap())
+}
+
 /// A thread that sends SIGUSR1 to thread `tid` as fast as it can until `stop`.
 fn storm(tid: libc::pid_t, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        // SAFETY: getpid cannot fail.
-        let pid = unsafe { libc::getpid() };
         while !stop.load(Ordering::Relaxed) {
-            // SAFETY: tgkill with ids and a signal number; a thread gone meanwhile gives ESRCH.
-            unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1) };
+            signal_thread(tid, libc::SIGUSR1);
         }
     })
 }
@@ -88,36 +103,28 @@ fn a_plain_threads_sleep_ends_under_a_signal_storm() {
 }
 
 extern "C" fn take_a_second(_: libc::c_int) {
-    let ts = libc::timespec {
+    nap(libc::timespec {
         tv_sec: 1,
         tv_nsec: 0,
-    };
-    // SAFETY: nanosleep is async-signal-safe; `ts` is valid and no remainder is asked for.
-    unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+    });
 }
 
 /// `close` waits for the plain threads it wakes to leave `poll(2)`, which held the socket;
 /// a signal handler can run in between for as long as it likes. The closer spun through
 /// it on its worker, and the worker's other coroutines waited (found by an audit: a close
 /// beside a 300 ms handler held a 10 ms sleep of the same worker back by 300 ms). Now it
-/// parks after a few spins, and the last thread out wakes it.
+/// parks once the wait has taken 10 ms, and the last thread out wakes it.
 #[test]
 fn close_waiting_for_a_thread_in_a_signal_handler_leaves_its_worker_free() {
-    one_worker();
-    // SIGUSR2: the other test counts SIGUSR1.
+    // One worker: the coroutines a test spawns share the closer's thread. SIGUSR2: the
+    // sleep test counts SIGUSR1.
+    util::one_worker();
     util::install_signal_handler(libc::SIGUSR2, take_a_second, libc::SA_RESTART);
     let listener = coronet::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let stream =
         Arc::new(coronet::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap());
     let _peer = listener.accept().unwrap();
-    let (tid_tx, tid_rx) = mpsc::channel();
-    let reading = stream.clone();
-    let reader = std::thread::spawn(move || {
-        tid_tx.send(gettid()).unwrap();
-        use std::io::Read;
-        (&*reading).read(&mut [0u8; 8]).map_err(|e| e.kind())
-    });
-    let tid = tid_rx.recv().unwrap();
+    let (reader, tid) = reader_of(&stream);
     std::thread::sleep(Duration::from_millis(100)); // the reader is in poll(2)
     let (closed_in, worst_tick) = coronet::run(move || {
         let ticker = coronet::go(|| {
@@ -130,8 +137,7 @@ fn close_waiting_for_a_thread_in_a_signal_handler_leaves_its_worker_free() {
             worst
         });
         coronet::time::sleep(Duration::from_millis(20));
-        // SAFETY: tgkill with ids and a signal number, nothing else.
-        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR2) };
+        signal_thread(tid, libc::SIGUSR2);
         coronet::time::sleep(Duration::from_millis(50)); // the handler is running
         let start = Instant::now();
         stream.close().unwrap();
@@ -153,12 +159,10 @@ fn close_waiting_for_a_thread_in_a_signal_handler_leaves_its_worker_free() {
 }
 
 extern "C" fn take_three_ms(_: libc::c_int) {
-    let ts = libc::timespec {
+    nap(libc::timespec {
         tv_sec: 0,
         tv_nsec: 3_000_000,
-    };
-    // SAFETY: nanosleep is async-signal-safe; `ts` is valid and no remainder is asked for.
-    unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+    });
 }
 
 /// `close` under a std `Mutex`, with a plain thread blocked in a read on the socket and a
@@ -169,8 +173,7 @@ extern "C" fn take_three_ms(_: libc::c_int) {
 /// machine); here a 3 ms signal handler makes it slow on any machine.
 #[test]
 fn close_under_a_std_mutex_beside_a_thread_in_poll_does_not_park() {
-    use std::io::Read;
-    one_worker();
+    util::one_worker(); // one worker: the coroutines spawned share the closer's thread
     util::install_signal_handler(libc::SIGWINCH, take_three_ms, libc::SA_RESTART);
     let lock = Arc::new(std::sync::Mutex::new(()));
     let listener = coronet::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -178,16 +181,9 @@ fn close_under_a_std_mutex_beside_a_thread_in_poll_does_not_park() {
     for round in 0..20 {
         let stream = Arc::new(coronet::net::TcpStream::connect(at).unwrap());
         let _peer = listener.accept().unwrap();
-        let reading = stream.clone();
-        let (tid_tx, tid_rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            tid_tx.send(gettid()).unwrap();
-            drop((&*reading).read(&mut [0u8; 1]))
-        });
-        let tid = tid_rx.recv().unwrap();
+        let (reader, tid) = reader_of(&stream);
         std::thread::sleep(Duration::from_millis(5)); // the reader is in poll(2)
-                                                      // SAFETY: tgkill with ids and a signal number, nothing else.
-        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGWINCH) };
+        signal_thread(tid, libc::SIGWINCH);
         std::thread::sleep(Duration::from_millis(1)); // its handler runs
         let (done_tx, done_rx) = mpsc::channel();
         let (closer_lock, other_lock, other_done) = (lock.clone(), lock.clone(), done_tx.clone());
@@ -205,6 +201,6 @@ fn close_under_a_std_mutex_beside_a_thread_in_poll_does_not_park() {
                 .recv_timeout(Duration::from_secs(10))
                 .unwrap_or_else(|_| panic!("round {round}: close under the lock hung its worker"));
         }
-        reader.join().unwrap();
+        let _ = reader.join().unwrap(); // woken by close: its answer is the closed error
     }
 }

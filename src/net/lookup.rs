@@ -353,7 +353,7 @@ impl ToSocketAddrs for HostName {
 /// Resolves a `ToSocketAddrs` as std's signatures take it, without `Send`: addresses that
 /// need no lookup (socket address values, IP literals in a string) are answered in place;
 /// a host name in one of std's string forms is copied and looked up on the blocking pool
-/// ([`resolve_send`]); a value of the caller's own type, which may borrow and need not be
+/// (as [`resolve_send`] does); a value of the caller's own type, which may borrow and need not be
 /// `Send`, resolves on the caller, which in a coroutine blocks its worker for the lookup
 /// (docs/porting.md; `Dialer::dial` takes such values to the pool). With the bound,
 /// generic code written against std's (`fn open<A: ToSocketAddrs>(a: A)`, calling
@@ -367,7 +367,7 @@ pub(crate) fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> 
         return r;
     }
     match HostName::of(&addr) {
-        Some(name) => resolve_send(name),
+        Some(name) => look_up_on_pool(name),
         None => addr.to_socket_addrs().map(Iterator::collect),
     }
 }
@@ -387,6 +387,11 @@ pub(crate) fn resolve_send<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<S
     if let Some(r) = answer_in_place(&addr) {
         return r;
     }
+    look_up_on_pool(addr)
+}
+
+/// The blocking pool's part of [`resolve_send`], for an `addr` that needs a lookup.
+fn look_up_on_pool<A: ToSocketAddrs + Send>(addr: A) -> io::Result<Vec<SocketAddr>> {
     let _permit = LOOKUPS.acquire();
     // `addr` comes back with the answer, to name its host should the lookup have failed
     let (r, addr) = run_scoped(move || (addr.to_socket_addrs().map(Iterator::collect), addr));
