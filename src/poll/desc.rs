@@ -122,6 +122,16 @@ fn closers() -> std::sync::MutexGuard<'static, Vec<(usize, Arc<Task>)>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// `closers` in the loom model: loom's lock, made anew for each execution.
+#[cfg(all(test, loom))]
+fn closers() -> loom::sync::MutexGuard<'static, Vec<(usize, Arc<Task>)>> {
+    loom::lazy_static! {
+        static ref CLOSERS: loom::sync::Mutex<Vec<(usize, Arc<Task>)>> =
+            loom::sync::Mutex::new(Vec::new());
+    }
+    CLOSERS.lock().unwrap()
+}
+
 /// Deadlines as u64: 0 is "none", otherwise 1 + the timers' process-wide nanoseconds
 /// (`time::timers::nanos`), so they fit in an atomic and a deadline set from any thread is
 /// read without a lock.
@@ -347,8 +357,8 @@ impl PollDesc {
     /// after a few µs, as first written, parked whenever the woken thread was slow to be
     /// scheduled, and a coroutine of the same worker waiting on that `Mutex` hung it: found
     /// by a review).
+    #[cfg(not(all(test, loom)))]
     fn threads_out(&self) {
-        #[cfg(not(all(test, loom)))]
         let mut started: Option<std::time::Instant> = None;
         let mut spins = 0u32;
         while self.polling.load(Ordering::SeqCst) != 0 {
@@ -357,26 +367,34 @@ impl PollDesc {
                 std::hint::spin_loop();
                 continue;
             }
-            #[cfg(all(test, loom))]
-            loom::thread::yield_now();
-            #[cfg(not(all(test, loom)))]
-            {
-                std::thread::yield_now();
-                let since = *started.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() >= CLOSE_PARKS_AFTER {
-                    self.park_until_threads_out();
-                    return;
-                }
+            std::thread::yield_now();
+            let since = *started.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= CLOSE_PARKS_AFTER {
+                self.park_until_threads_out();
+                return;
             }
+        }
+    }
+
+    /// `threads_out` in the loom model parks at once if a thread is still in `poll(2)`:
+    /// the spins and yields before the real one's park only put it off (the thread may
+    /// leave meanwhile, which the park's own first look covers), and a span of 10 ms means
+    /// nothing to loom. So the models check the park and `thread_left`'s wake-up.
+    #[cfg(all(test, loom))]
+    fn threads_out(&self) {
+        if self.polling.load(Ordering::SeqCst) != 0 {
+            self.park_until_threads_out();
         }
     }
 
     /// The closer's side of the wait: listed under `CLOSERS`' lock, it looks at the count
     /// there too, so either it sees the last thread gone or that thread, which uncounts
     /// before it takes the lock, finds it listed.
-    #[cfg(not(all(test, loom)))]
     #[cold]
     fn park_until_threads_out(&self) {
+        // The model's thread record and park (`loom_tests`), as in `wait_thread`.
+        #[cfg(all(test, loom))]
+        use loom_tests::current;
         let me = current();
         let key = self as *const PollDesc as usize;
         loop {
@@ -390,7 +408,10 @@ impl PollDesc {
                     closers.push((key, me.clone()));
                 }
             }
+            #[cfg(not(all(test, loom)))]
             park::park(Wait::Sync);
+            #[cfg(all(test, loom))]
+            park::park_sleeping(&me);
         }
     }
 
@@ -398,19 +419,16 @@ impl PollDesc {
     /// closer if it parked waiting for that (`park_until_threads_out`).
     #[cold]
     fn thread_left(&self) {
-        #[cfg(not(all(test, loom)))]
-        {
-            let key = self as *const PollDesc as usize;
-            // Woken after the lock is let go: an unpark may log, and a logger that closes
-            // a socket would take the lock again. Listed is enough: the closer re-checks the
-            // count, so a wake it no longer needs is one more spurious return.
-            let closer = closers()
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, t)| t.clone());
-            if let Some(t) = closer {
-                t.unpark();
-            }
+        let key = self as *const PollDesc as usize;
+        // Woken after the lock is let go: an unpark may log, and a logger that closes a
+        // socket would take the lock again. Listed is enough: the closer re-checks the
+        // count, so a wake it no longer needs is one more spurious return.
+        let closer = closers()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, t)| t.clone());
+        if let Some(t) = closer {
+            t.unpark();
         }
     }
 
@@ -690,7 +708,11 @@ impl PollDesc {
             park_thread_fd(fd, events, deadline);
         }
         // The last one out, with a `close` under way: that close may be parked waiting.
-        if self.polling.fetch_sub(1, Ordering::SeqCst) == 1 && self.closing.load(Ordering::SeqCst) {
+        // Uncount, then look at `closing`; `close` stores `closing`, then looks at the count:
+        // one of the two sees the other (see `threads_out`).
+        let last = self.polling.fetch_sub(1, Ordering::SeqCst) == 1;
+        store_load_order();
+        if last && self.closing.load(Ordering::SeqCst) {
             self.thread_left();
         }
         match slot.swap(EMPTY, Ordering::SeqCst) {

@@ -7,7 +7,9 @@
 //! `take_back`), a plain thread's wait (`PollDesc::wait`, which finds no coroutine and runs
 //! `wait_thread`), `ready`, `set_deadline`, `unblock`, `take_waiter`, `set_hung_up`,
 //! `is_hung_up`, `set_urgent`, `saw_urgent`, `Drop`, and `Task::unpark` with the token
-//! moves of `park.rs`; both directions, which share all of it through `Dir`.
+//! moves of `park.rs`; both directions, which share all of it through `Dir`; `close`'s
+//! `unblock_after` with its wait for the threads in poll(2) (`threads_out`, which here
+//! parks at once, `park_until_threads_out`, `thread_left`).
 //!
 //! Modelled:
 //! - the socket: a queue under a lock, see [`Socket`]; the syscall reads or writes it;
@@ -71,6 +73,12 @@
 //!   read waits for an edge that `prepare` already consumed).
 //! - `wait_thread` not releasing its own reference after poll: `loom_thread_wait_data` and
 //!   `loom_thread_wait_event_close_and_unpark` (leak).
+//! - `thread_left` not waking the parked closer, or `park_until_threads_out` looking at the
+//!   count before it takes the closers' lock: `loom_thread_wait_close_waits_for_the_poll`
+//!   and `loom_thread_wait_event_and_close_waiting_for_the_poll` deadlock; `threads_out`
+//!   not waiting: both fail their check that no thread is left in the poll shim; without
+//!   the `store_load_order` between `wait_thread`'s uncount and its look at `closing`, the
+//!   second deadlocks (the false alarm above).
 //! - the drained read's condition without `is_hung_up` / `saw_urgent`, the netpoller
 //!   setting the flag after `ready` instead of before, [`the_syscall_fence`] left out, or
 //!   no `store_load_order` after the flag's store: `loom_slot_drained_read_hung_up` /
@@ -123,6 +131,11 @@ enum Role {
     EventThenUrgent,
     /// `close`: `unblock`.
     Close,
+    /// `close` as `NetFd::close` makes it: `unblock_after`, which wakes the threads in
+    /// poll(2) and returns only once none is left there (`threads_out`), parking until the
+    /// last one out wakes it (`thread_left`). Checked on its return: no thread is inside
+    /// the poll shim.
+    CloseWaitingForThreads,
     /// `set_deadline` to a time already past.
     DeadlinePast,
     /// A stray `Task::unpark` (a late timer), or for a plain thread a spurious poll return.
@@ -139,6 +152,10 @@ enum Role {
 /// that lock, and so is the event that `ready` reports.
 struct Socket {
     q: Mutex<Queue>,
+    /// Threads inside the poll shim, which holds the socket's open file as poll(2) does.
+    /// Bookkeeping for `Role::CloseWaitingForThreads`'s check, not part of what is
+    /// modelled: loom runs one thread at a time, so a plain atomic reads the true count.
+    in_poll: std::sync::atomic::AtomicU32,
 }
 
 #[derive(Default)]
@@ -160,6 +177,7 @@ impl Socket {
                 data: queued,
                 ..Queue::default()
             }),
+            in_poll: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -269,9 +287,12 @@ pub(super) fn park_thread_fd(_fd: BorrowedFd<'_>, events: i16, deadline: Option<
     let sock = POLLED
         .with(|p| p.borrow().clone())
         .expect("no socket to poll");
-    park_polling(&current(), || {
+    sock.in_poll.fetch_add(1, SeqCst);
+    let ready = park_polling(&current(), || {
         deadline.is_some_and(|d| Instant::now() >= d) || sock.ready(dir)
-    })
+    });
+    sock.in_poll.fetch_sub(1, SeqCst);
+    ready
 }
 
 // ---- the calls ------------------------------------------------------------------------------
@@ -401,6 +422,14 @@ fn play(
             read_event(desc);
         }
         Role::Close => desc.unblock(),
+        Role::CloseWaitingForThreads => {
+            desc.unblock_after(|| {});
+            assert_eq!(
+                sock.in_poll.load(SeqCst),
+                0,
+                "close returned with a thread still in poll(2)"
+            );
+        }
         Role::DeadlinePast => {
             desc.set_deadline(Dir::Read, Some(Instant::now() - Duration::from_secs(1)))
         }
@@ -700,5 +729,39 @@ fn loom_thread_wait_event_close_and_unpark() {
         roles: &[Role::Event, Role::Unpark],
         allowed: &[&[Got::Data]],
         ..THREAD
+    });
+}
+
+/// `close` waits for the thread it woke to leave poll(2), parked until that thread's
+/// `thread_left` wakes it: neither a lost wake-up (the closer asleep for good, which loom
+/// reports as a deadlock) nor a return with the thread still polling.
+#[test]
+fn loom_thread_wait_close_waits_for_the_poll() {
+    run(Model {
+        roles: &[Role::CloseWaitingForThreads],
+        allowed: &[&[Got::Closed]],
+        ..THREAD
+    });
+}
+
+/// The same against data and its event, which may let the thread leave poll(2) before the
+/// close, during it, or not at all before the close wakes it.
+#[test]
+fn loom_thread_wait_event_and_close_waiting_for_the_poll() {
+    run(Model {
+        roles: &[Role::Event, Role::CloseWaitingForThreads],
+        allowed: &[&[Got::Data], &[Got::Closed]],
+        ..THREAD
+    });
+}
+
+/// A coroutine's read against the same close: no thread to wait for, and the coroutine is
+/// woken after the (empty) wait.
+#[test]
+fn loom_slot_close_waiting_for_threads() {
+    run(Model {
+        roles: &[Role::CloseWaitingForThreads],
+        allowed: &[&[Got::Closed]],
+        ..READER
     });
 }
