@@ -51,7 +51,9 @@
 //!
 //! - `net/` — `TcpStream::read` calls `recv` through the fd layer;
 //! - `poll/` — `fd.rs` runs the syscall; on `EAGAIN`, `desc.rs` puts the coroutine in the
-//!   fd's read slot, `mod.rs`/`epoll.rs` are the netpoller that later empties it;
+//!   fd's read slot; `mod.rs`/`epoll.rs` are the netpoller, whose event later swaps the
+//!   coroutine there for READY and hands it back to be woken (the coroutine, resumed,
+//!   empties the slot);
 //! - `runtime/` — `park.rs` suspends the coroutine, `worker.rs` runs others and finally
 //!   sleeps in `epoll_wait`; the event unparks the coroutine to the back of its worker's run
 //!   queue, and in its turn it resumes and retries `recv`, which returns the data.

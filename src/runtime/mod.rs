@@ -25,8 +25,11 @@
 //! thread-local table (`worker::Local`), out of reach of every other thread; an unpark from
 //! another thread sends only the `Arc<Task>` record back to the owner's queue.
 //!
-//! The cost: a worker whose coroutines are all busy cannot hand them to an idle one. Servers
-//! that spawn a coroutine per connection rebalance naturally as connections come and go.
+//! The cost: a worker whose coroutines are all busy cannot hand them to an idle one. A
+//! coroutine spawned while the other workers are idle tends to start on the spawner's own
+//! worker and stay there, so the handlers of a server that accepts on one coroutine may all
+//! end up on one worker; `Spawn::spread` places each on a worker of its own choosing
+//! (docs/runtime.md, *The pinning rule*, has the measurements).
 //!
 //! # Files
 //!
