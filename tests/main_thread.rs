@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -436,4 +436,89 @@ fn an_overflow_on_the_calling_threads_worker_names_the_coroutine() {
         stderr.contains("coroutine 'deep' (id ") && stderr.contains("has overflowed its stack"),
         "stderr:\n{stderr}"
     );
+}
+
+/// Runs `jobs` pool jobs at once under `Builder::max_blocking_threads(cap)`, each waiting
+/// (up to 20 s) until `meet` of them have started: whether all met, and the most that ran
+/// at once.
+fn pool_jobs_meeting(cap: usize, jobs: usize, meet: usize) -> (bool, usize) {
+    let started = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..jobs)
+        .map(|_| {
+            let (started, running, most) = (started.clone(), running.clone(), most.clone());
+            coronet::go(move || {
+                coronet::spawn_blocking(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let since = Instant::now();
+                    let mut met = true;
+                    while started.load(Ordering::SeqCst) < meet {
+                        if since.elapsed() > Duration::from_secs(20) {
+                            met = false; // the others never started: fail, do not hang
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    met
+                })
+            })
+        })
+        .collect();
+    let all_met = handles.into_iter().all(|h| h.join().unwrap());
+    assert!(
+        coronet::stats().blocking_threads <= cap,
+        "pool threads past the cap of {cap}"
+    );
+    (all_met, most.load(Ordering::SeqCst))
+}
+
+/// `Builder::max_blocking_threads` above the default: 600 pool jobs that can only finish
+/// together (each waits for all the others) all run, where under the default cap of 512 the
+/// last 88 would wait in the queue for jobs that wait for them (a limit found by an audit).
+#[test]
+fn a_raised_blocking_pool_cap_lets_600_jobs_wait_for_each_other() {
+    const TEST: &str = "a_raised_blocking_pool_cap_lets_600_jobs_wait_for_each_other";
+    if is_child(TEST) {
+        let err = coronet::Builder::new()
+            .workers(1)
+            .max_blocking_threads(600)
+            .main(|| {
+                let (all_met, most) = pool_jobs_meeting(600, 600, 600);
+                assert!(all_met, "600 jobs did not all run at once (at most {most})");
+                print!("600 met");
+            })
+            .unwrap_err();
+        panic!("Builder::main returned: {err}");
+    }
+    let (status, stdout, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stdout.ends_with("600 met"), "stdout:\n{stdout}");
+}
+
+/// And below it: with a cap of 3, twelve jobs run three at a time (each waits until three
+/// have started, so the three do run at once) and never four.
+#[test]
+fn a_lowered_blocking_pool_cap_is_never_exceeded() {
+    const TEST: &str = "a_lowered_blocking_pool_cap_is_never_exceeded";
+    if is_child(TEST) {
+        let err = coronet::Builder::new()
+            .workers(1)
+            .max_blocking_threads(3)
+            .main(|| {
+                let (all_met, most) = pool_jobs_meeting(3, 12, 3);
+                assert!(all_met, "three jobs never ran at once");
+                assert_eq!(most, 3, "jobs at once under a cap of 3");
+                print!("cap kept");
+            })
+            .unwrap_err();
+        panic!("Builder::main returned: {err}");
+    }
+    let (status, stdout, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stdout.ends_with("cap kept"), "stdout:\n{stdout}");
 }

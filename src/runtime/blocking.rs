@@ -1,7 +1,8 @@
 //! `spawn_blocking`: a bounded, growable pool of plain threads for calls that would block a
 //! worker (foreign libraries, `getaddrinfo`, file I/O, heavy CPU work).
 //!
-//! Threads are created on demand up to [`MAX_THREADS`] and exit after [`IDLE_TIMEOUT`]
+//! Threads are created on demand up to [`MAX_THREADS`] (or what
+//! `Builder::max_blocking_threads` set) and exit after [`IDLE_TIMEOUT`]
 //! without work, so an idle program holds none. Jobs beyond the bound wait in a FIFO queue,
 //! except the runtime's own name lookups (at most `net::MAX_LOOKUPS` at once), which go first
 //! and may start threads past it: user jobs that wait for a coroutine which must first
@@ -10,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,9 +19,20 @@ use super::park::{self, current};
 use super::task::{Task, Wait};
 use super::worker;
 
-/// The most threads the pool runs at once (Go's default limit on OS threads is far higher,
-/// but its blocking calls are rarer; 512 keeps a runaway caller from exhausting the box).
+/// The most threads the pool runs at once by default (Go's default limit on OS threads is
+/// far higher, but its blocking calls are rarer; 512 keeps a runaway caller from exhausting
+/// the box). `Builder::max_blocking_threads` changes it, as tokio's builder of that name.
 pub const MAX_THREADS: usize = 512;
+
+/// The cap in force: [`MAX_THREADS`] until a `Builder` that starts the runtime sets its own.
+/// Read under the pool's lock by each submit that would start a thread; a thread started
+/// before a lower cap was set runs on until it idles out.
+static CAP: AtomicUsize = AtomicUsize::new(MAX_THREADS);
+
+/// Sets the pool's cap (at least 1), from `Builder`'s start of the runtime.
+pub(crate) fn set_max_threads(n: usize) {
+    CAP.store(n.max(1), Ordering::Relaxed);
+}
 
 /// How long an idle pool thread waits for a job before it exits.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,7 +64,7 @@ fn lock() -> MutexGuard<'static, PoolState> {
 }
 
 /// Queues `job` for a pool thread, starting one when no idle thread is free for it.
-/// `beyond_cap`: the job may start a thread past [`MAX_THREADS`] and goes to the front of
+/// `beyond_cap`: the job may start a thread past the cap ([`MAX_THREADS`] by default) and goes to the front of
 /// the queue — for the runtime's name lookups (`run_scoped`; bounded by `MAX_LOOKUPS`),
 /// which must not wait behind user jobs that may in turn be waiting for them.
 /// `here_if_none`: with no pool thread at all and none to be had, the job runs on the
@@ -73,7 +86,7 @@ fn submit(job: Job, beyond_cap: bool, here_if_none: bool) {
         POOL.cond.notify_one();
         return;
     }
-    if st.threads < MAX_THREADS || beyond_cap {
+    if st.threads < CAP.load(Ordering::Relaxed) || beyond_cap {
         st.threads += 1;
         let spawned = std::thread::Builder::new()
             .name("coronet-blocking".into())

@@ -100,6 +100,7 @@ pub const DEFAULT_STACK_SIZE: usize = 256 << 10;
 pub struct Builder {
     workers: usize,
     stack_size: usize,
+    max_blocking_threads: usize,
 }
 
 impl Default for Builder {
@@ -107,6 +108,7 @@ impl Default for Builder {
         Builder {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stack_size: DEFAULT_STACK_SIZE,
+            max_blocking_threads: blocking::MAX_THREADS,
         }
     }
 }
@@ -149,6 +151,30 @@ impl Builder {
     /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
+        self
+    }
+
+    /// The most threads the blocking pool ([`spawn_blocking`](crate::spawn_blocking), and the
+    /// runtime's own blocking work) runs at once: 512 by default, at least 1. Jobs beyond it
+    /// wait in a queue for a thread to finish, so a program whose blocking jobs wait for
+    /// each other needs a cap above the number that can wait at once (512 jobs that each
+    /// wait for a 513th would never finish under the default). The runtime's name lookups
+    /// may go past the cap, up to 500 at once, as they must not queue behind jobs waiting
+    /// for them. Pool threads exit after 10 s without work, so a high cap costs nothing
+    /// while idle. Takes effect when this builder starts the runtime.
+    ///
+    /// ```
+    /// coronet::Builder::new().max_blocking_threads(4).build_global()?;
+    /// let jobs: Vec<_> = (0..16)
+    ///     .map(|i| coronet::go(move || coronet::spawn_blocking(move || i * 2)))
+    ///     .collect();
+    /// let sum: u32 = jobs.into_iter().map(|j| j.join().unwrap()).sum();
+    /// assert_eq!(sum, 240);
+    /// assert!(coronet::stats().blocking_threads <= 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        self.max_blocking_threads = n.max(1);
         self
     }
 
@@ -356,6 +382,7 @@ fn start(b: Builder, caller_runs_0: bool) -> io::Result<&'static Runtime> {
             .map_err(|e| cannot(format!("worker {i}'s thread"), e))?;
         go.push(tx);
     }
+    blocking::set_max_threads(b.max_blocking_threads);
     if RUNTIME.set(rt).is_err() {
         unreachable!("runtime started twice under INIT");
     }
@@ -365,14 +392,15 @@ fn start(b: Builder, caller_runs_0: bool) -> io::Result<&'static Runtime> {
     }
     rt_log!(
         Debug,
-        "runtime started: {} worker(s){}, default stack {} KiB",
+        "runtime started: {} worker(s){}, default stack {} KiB, blocking pool up to {} threads",
         b.workers,
         if caller_runs_0 {
             " (worker 0 on the caller's thread)"
         } else {
             ""
         },
-        b.stack_size >> 10
+        b.stack_size >> 10,
+        b.max_blocking_threads
     );
     Ok(rt)
 }
