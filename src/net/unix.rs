@@ -14,15 +14,18 @@
 //!
 //! Where std and Go disagree, std wins, so ported code keeps working:
 //! - dropping or closing a listener does not remove its socket file (Go's does);
-//! - the listen backlog is the system's `somaxconn` (as Go and recent std).
+//! - the listen backlog is the system's `somaxconn` (as Go and recent std);
+//! - a `connect` to a listener whose backlog is full waits, as std's blocking connect does,
+//!   where Go's fails with `resource temporarily unavailable`. The kernel raises no event
+//!   when room appears (a nonblocking Unix connect only says `EAGAIN`), so a plain thread
+//!   makes that one connect blocking and waits in the kernel, and a coroutine tries again
+//!   after a pause of 1 ms, doubling to 16 ms (`connect_waiting`). Found by porting the
+//!   `redis` crate: 2,000 clients connecting at once to a server's socket (backlog 511) got
+//!   hundreds of `WouldBlock` errors where std's got none.
 //!
-//! And where the kernel has a corner, it shows: a `connect` to a listener whose backlog is
-//! full fails with kind `WouldBlock` (`resource temporarily unavailable`) instead of waiting,
-//! as in Go — a nonblocking Unix connect cannot be waited for.
-//!
-//! The other corner is `send_to` on an unconnected datagram socket while the receiver's
-//! queue is full: the kernel raises no event for the sender when room appears, and counts
-//! its socket writable all along (poll(2) says so, and each refused send frees its buffer,
+//! And where the kernel has a corner, it shows: `send_to` on an unconnected datagram socket
+//! while the receiver's queue is full. The kernel raises no event for the sender when room
+//! appears, and counts its socket writable all along (poll(2) says so, and each refused send frees its buffer,
 //! which raises a new `EPOLLOUT` edge). Waiting for readiness would retry in a busy loop,
 //! so such a send pauses between tries instead (1 ms, doubling to 8 ms; close, deadlines
 //! and timeouts still end it at once), in a coroutine and on a thread: it goes out at most
@@ -508,7 +511,8 @@ impl UnixStream {
     ///
     /// In Go's form: `dial unix /tmp/x.sock: connection refused` (nobody listens),
     /// `…: no such file or directory` (kind `NotFound`), kind `InvalidInput` for a path of
-    /// 108 bytes or more, kind `WouldBlock` when the listener's backlog is full.
+    /// 108 bytes or more. A listener whose backlog is full is waited for, as std waits
+    /// (Go fails with `resource temporarily unavailable`): see the module docs.
     ///
     /// ```
     /// use coronet::net::{UnixListener, UnixStream};
@@ -559,7 +563,7 @@ impl UnixStream {
         let fd = socket::socket(libc::AF_UNIX, libc::SOCK_STREAM).map_err(err)?;
         // A client is unnamed: it never binds.
         let sock = Sock::with_addrs(fd, STREAM, Some(Addr::UnixUnnamed), Some(name.clone()));
-        let peer = sock.connect(&to, None).map_err(err)?;
+        let peer = connect_waiting(&sock, &to).map_err(err)?;
         // Go records the peer the kernel reports: through a symlink, the listener's own path.
         let peer = peer
             .and_then(|p| p.to_addr().ok())
@@ -1570,4 +1574,51 @@ fn _assert_send_and_sync() {
     send_sync::<UnixStream>();
     send_sync::<UnixDatagram>();
     send_sync::<UnixIncoming<'_>>();
+}
+
+/// The first pause of a coroutine's Unix connect that found the listener's backlog full.
+const CONNECT_PAUSE_FIRST: Duration = Duration::from_millis(1);
+/// The longest: a connect gets in at most this long after room appears, and each waiting
+/// coroutine tries about 60 times a second while a stopped server's backlog stays full.
+const CONNECT_PAUSE_MAX: Duration = Duration::from_millis(16);
+
+/// `Sock::connect` for a Unix stream, waiting while the listener's backlog is full, as std's
+/// blocking connect does (module docs). The socket is the dial's own, not yet handed to
+/// anyone, so no `close` or deadline can concern it meanwhile.
+fn connect_waiting(sock: &Sock, to: &SockAddr) -> io::Result<Option<SockAddr>> {
+    let mut pause = CONNECT_PAUSE_FIRST;
+    loop {
+        match sock.connect(to, None) {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+            r => return r,
+        }
+        if !crate::runtime::worker::in_coroutine() {
+            return sock
+                .fd
+                .with_fd(|fd| connect_blocking(fd, to))
+                .map(|()| None);
+        }
+        rt_log!(
+            Trace,
+            "unix connect on fd {}: backlog full, trying again in {pause:?}",
+            sock.raw()
+        );
+        crate::time::sleep(pause);
+        pause = (pause * 2).min(CONNECT_PAUSE_MAX);
+    }
+}
+
+/// A plain thread's connect to a full backlog: blocking for this one call, so the thread
+/// sleeps in the kernel until the listener has room, as std's does; a signal's `EINTR`
+/// (the socket is still unconnected then) tries again.
+fn connect_blocking(fd: BorrowedFd<'_>, to: &SockAddr) -> io::Result<()> {
+    socket::set_nonblocking(fd, false)?;
+    let r = loop {
+        match socket::connect(fd, to) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => break r,
+        }
+    };
+    socket::set_nonblocking(fd, true)?;
+    r
 }
