@@ -204,3 +204,88 @@ fn a_coroutine_that_yields_leaves_timers_and_io_their_turn() {
         "{trips} round trips in {yields} yields"
     );
 }
+
+/// Runs `call` in a loop for a second, beside a coroutine sleeping 10 ms at a time; how
+/// late the latest of those sleeps woke, and how many calls the loop made.
+fn retry_loop_beside_a_sleeper(mut call: impl FnMut() + Send + 'static) -> (Duration, u64) {
+    coronet::run(move || {
+        let sleeping = Arc::new(AtomicBool::new(false));
+        let sleeper = coronet::go({
+            let sleeping = sleeping.clone();
+            move || {
+                let mut worst = Duration::ZERO;
+                for _ in 0..20 {
+                    let t = Instant::now();
+                    sleeping.store(true, Ordering::SeqCst);
+                    coronet::time::sleep(Duration::from_millis(10));
+                    worst = worst.max(t.elapsed().saturating_sub(Duration::from_millis(10)));
+                }
+                worst
+            }
+        });
+        // Not before the sleeper's first sleep: a sleeper that had not started would sleep
+        // only after the loop, on time, and the test could not fail.
+        while !sleeping.load(Ordering::SeqCst) {
+            coronet::yield_now();
+        }
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut calls = 0u64;
+        while Instant::now() < until {
+            call();
+            calls += 1;
+        }
+        (sleeper.join().unwrap(), calls)
+    })
+}
+
+/// A loop that retries a socket call failing at once — `accept` on a closed listener, a
+/// read on a closed stream through `&mut`, a nonblocking `accept` with nobody there, a
+/// Unix dial of a path where nothing is — yields now and then like one whose calls
+/// succeed: such calls count against the I/O budget too. Found by a newcomer's audit: `Builder::main`'s own example,
+/// `let Ok(conn) = conn else { continue };` over `incoming()`, froze its worker for good
+/// once the process ran out of fds (21 million failed accepts in 10 s, nothing else ran).
+#[test]
+fn a_loop_retrying_a_call_that_fails_at_once_still_lets_a_sleeper_run() {
+    use coronet::net::{TcpListener, TcpStream};
+    use std::io::Read;
+    let _alone = alone();
+    one_worker();
+    let closed_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    closed_listener.close().unwrap();
+    let (mut closed_stream, _peer) = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        (c, l.accept().unwrap())
+    };
+    closed_stream.close().unwrap();
+    let idle_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    idle_listener.set_nonblocking(true).unwrap();
+    let nowhere = std::env::temp_dir().join(format!("coronet-nowhere-{}.sock", std::process::id()));
+    type Call = Box<dyn FnMut() + Send>;
+    let cases: Vec<(&str, Call)> = vec![
+        (
+            "accept on a closed listener",
+            Box::new(move || assert!(closed_listener.accept().is_err())),
+        ),
+        (
+            "read on a closed stream",
+            Box::new(move || assert!(closed_stream.read(&mut [0u8; 8]).is_err())),
+        ),
+        (
+            "nonblocking accept with nobody there",
+            Box::new(move || assert!(idle_listener.accept().is_err())),
+        ),
+        (
+            "dial of a Unix path where nothing is",
+            Box::new(move || assert!(coronet::net::UnixStream::connect(&nowhere).is_err())),
+        ),
+    ];
+    for (what, call) in cases {
+        let (worst_late, calls) = retry_loop_beside_a_sleeper(call);
+        assert!(calls > 0, "{what}");
+        assert!(
+            worst_late < Duration::from_millis(500),
+            "{what}: a 10 ms sleep beside the loop woke {worst_late:?} late ({calls} calls)"
+        );
+    }
+}

@@ -353,6 +353,18 @@ impl Sock {
         to: &SockAddr,
         deadline: Option<Instant>,
     ) -> io::Result<Option<SockAddr>> {
+        let r = self.connect_unbudgeted(to, deadline);
+        // A dial counts against the coroutine's I/O budget as any socket call does, so a
+        // loop that dials a refusing address again and again yields now and then.
+        crate::runtime::worker::spend_io_budget();
+        r
+    }
+
+    fn connect_unbudgeted(
+        &self,
+        to: &SockAddr,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<SockAddr>> {
         let r = self.fd.with_fd(|fd| socket::connect(fd, to));
         match r {
             Ok(()) => return Ok(None),

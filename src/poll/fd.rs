@@ -488,22 +488,29 @@ impl NetFd {
         let call = self.call_deadline(dir);
         let r = if SOLE {
             if self.mu.is_closed() {
-                return Err(Refused::Closed.into_error());
+                Err(Refused::Closed.into_error())
+            } else {
+                // SAFETY: the number stays open for the whole life of this `NetFd`
+                // (invariant: only `Drop` closes it), which outlives this borrow of it.
+                let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+                self.io_locked::<R, PACED>(fd, dir, call, op, drains)
             }
-            // SAFETY: the number stays open for the whole life of this `NetFd` (invariant:
-            // only `Drop` closes it), which outlives this borrow of it.
-            let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
-            self.io_locked::<R, PACED>(fd, dir, call, op, drains)
         } else {
-            let locked = self.lock(dir, call)?;
-            let r = self.io_locked::<R, PACED>(locked.fd(), dir, call, op, drains);
-            drop(locked);
-            r
+            match self.lock(dir, call) {
+                Ok(locked) => {
+                    let r = self.io_locked::<R, PACED>(locked.fd(), dir, call, op, drains);
+                    drop(locked);
+                    r
+                }
+                Err(e) => Err(e),
+            }
         };
-        if r.is_ok() {
-            // after the lock is released: the yield may let another caller of this fd run
-            crate::runtime::worker::spend_io_budget();
-        }
+        // After the lock is released: the yield may let another caller of this fd run.
+        // Failures count too: a loop that retries a call failing at once (`accept` out of
+        // fds, any call after `close`, `WouldBlock` in nonblocking mode) would otherwise
+        // hold the worker for good (found by a newcomer's audit: `Builder::main`'s own
+        // example's `continue` on an accept error froze its worker once fds ran out).
+        crate::runtime::worker::spend_io_budget();
         r
     }
 

@@ -237,7 +237,16 @@ impl Builder {
     ///     coronet::Builder::new().workers(1).main(|| {
     ///         let listener = TcpListener::bind("127.0.0.1:7000").unwrap();
     ///         for conn in listener.incoming() {
-    ///             let Ok(mut conn) = conn else { continue };
+    ///             let mut conn = match conn {
+    ///                 Ok(conn) => conn,
+    ///                 Err(e) => {
+    ///                     // Out of fds, say: back off, as Go's HTTP server does
+    ///                     // (examples/echo.rs doubles the pause up to 1 s).
+    ///                     eprintln!("accept: {e}");
+    ///                     coronet::time::sleep(std::time::Duration::from_millis(5));
+    ///                     continue;
+    ///                 }
+    ///             };
     ///             coronet::go(move || {
     ///                 let mut buf = [0; 4096];
     ///                 while let Ok(n @ 1..) = conn.read(&mut buf) {

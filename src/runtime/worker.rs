@@ -378,13 +378,14 @@ pub(crate) fn exit_coroutine(code: i32) {
 /// worker (tokio's cooperative budget is 128 too). Coroutines are not preempted, and a
 /// handler whose peer always has the next bytes ready never parks: without this it held its
 /// worker, and every coroutine, timer and deadline on it, for as long as the stream kept
-/// coming (seconds, in the tenth audit's chaos runs). A call that parks refills the budget,
-/// so a request-response server, which parks on every read, never spends it.
+/// coming (seconds, in the tenth audit's chaos runs). Calls that fail at once count as
+/// well, or a loop retrying one would hold the worker for good. A call that parks refills
+/// the budget, so a request-response server, which parks on every read, never spends it.
 const IO_BUDGET: u32 = 128;
 
-/// Counts one socket call that completed without waiting; the one that empties the budget
-/// yields (to the back of the run queue). Only in a coroutine: a plain thread is the
-/// kernel's to preempt.
+/// Counts one socket call, whatever its result (a call that waited has refilled the budget
+/// first); the one that empties the budget yields (to the back of the run queue). Only in
+/// a coroutine: a plain thread is the kernel's to preempt.
 #[inline]
 pub(crate) fn spend_io_budget() {
     let Some(l) = local() else { return };
