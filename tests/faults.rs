@@ -1107,6 +1107,20 @@ fn a_runtime_that_cannot_start_says_why_and_starts_later() {
             msg.starts_with("cannot start the runtime: worker 0's epoll and eventfd: "),
             "{msg}"
         );
+        // `go` panics with the same words, at the caller's line (`#[track_caller]`), not
+        // at coronet's own (found by a newcomer's audit: the report named spawn.rs).
+        static AT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|info| {
+            *AT.lock().unwrap() = info.location().map(|l| l.file().to_string());
+        }));
+        let spawned = std::panic::catch_unwind(|| coronet::go(|| 1));
+        std::panic::set_hook(hook);
+        let payload = spawned.map(drop).unwrap_err();
+        let text = payload.downcast_ref::<String>().expect("a formatted panic");
+        assert!(text.contains("cannot start the runtime"), "{text}");
+        let at = AT.lock().unwrap().clone();
+        assert_eq!(at.as_deref(), Some(file!()), "the panic's location");
         hog.truncate(hog.len().saturating_sub(16));
         assert_eq!(coronet::try_go(|| 1).unwrap().join().unwrap(), 1);
         return;

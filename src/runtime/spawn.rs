@@ -524,13 +524,18 @@ impl Spawn {
     /// let why = bad.join().unwrap_err();
     /// assert!(why.downcast_ref::<String>().unwrap().contains("does not fit"));
     /// ```
+    #[track_caller]
     pub fn go<F, T>(self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn(f, false)
-            .unwrap_or_else(|e| panic!("coronet: cannot spawn a coroutine: {e}"))
+        // A `match`, not `unwrap_or_else`: the panic names the caller's line only if it
+        // is made here (a closure does not inherit `#[track_caller]`).
+        match self.spawn(f, false) {
+            Ok(h) => h,
+            Err(e) => panic!("coronet: cannot spawn a coroutine: {e}"),
+        }
     }
 
     /// Spawns `f` as a coroutine, mapping its stack now.
@@ -647,6 +652,7 @@ impl Spawn {
 /// let rc = std::rc::Rc::new(1);
 /// coronet::go(move || *rc);
 /// ```
+#[track_caller]
 pub fn go<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
