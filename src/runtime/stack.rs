@@ -29,6 +29,7 @@
 //! ```text
 //! coroutine 'deep' (id 7) has overflowed its stack
 //! fatal runtime error: stack overflow, aborting
+//! coronet: a coroutine's stack does not grow; give this one a larger stack with …
 //! ```
 //!
 //! then aborts. So does a signal whose handler's frame did not fit on the coroutine's stack
@@ -665,6 +666,14 @@ extern "C" fn handle_fault(signum: c_int, info: *mut libc::siginfo_t, context: *
             Some(unsafe { slice::from_raw_parts(running.name.0, running.name.1) })
         };
         overflow_message(name, running.id, write_stderr);
+        // What to do about it, which std's thread report leaves out: a newcomer's audit
+        // found the two lines above clear about what happened and silent about the fix.
+        const _: () = assert!(super::DEFAULT_STACK_SIZE == 256 << 10, "the line names it");
+        write_stderr(
+            b"coronet: a coroutine's stack does not grow; give this one a larger stack with \
+              Spawn::stack_size, or every coroutine with Builder::stack_size (256 KiB by \
+              default)\n",
+        );
         std::process::abort();
     }
     // 3b. A signal whose handler's frame did not fit below the coroutine's stack pointer:
