@@ -358,15 +358,61 @@ pub(crate) fn closed_error() -> io::Error {
     io::Error::new(ErrorKind::NotConnected, NetError::Closed)
 }
 
-/// Whether `err`, bare or wrapped in an [`OpError`], is a timeout: our deadline error, or the
-/// kernel's `ETIMEDOUT` (Go's `Timeout()` is true for both).
-pub(crate) fn is_timeout(err: &io::Error) -> bool {
+/// Whether `err` is a timeout: a deadline or std's per-call timeout passed (kind
+/// `TimedOut`, `… i/o timeout`), or the kernel's `ETIMEDOUT` (Go's `Timeout()` is true for
+/// both). The `io::Error` a socket call returns carries an [`OpError`]; this looks inside it
+/// for you, as [`OpError::is_timeout`] does on the inner value. Works on std's errors too
+/// (`ETIMEDOUT` only: std's timeouts are `WouldBlock`).
+///
+/// ```
+/// use coronet::net::{is_closed, is_timeout, UdpSocket};
+/// use std::time::Duration;
+///
+/// let socket = UdpSocket::bind("127.0.0.1:0")?;
+/// socket.set_read_timeout(Some(Duration::from_millis(10)))?;
+/// let err = socket.recv(&mut [0u8; 8]).unwrap_err();
+/// assert!(is_timeout(&err) && !is_closed(&err));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn is_timeout(err: &io::Error) -> bool {
     let cause = unwrap_op(err);
     marker(cause) == Some(NetError::Timeout) || cause.raw_os_error() == Some(libc::ETIMEDOUT)
 }
 
-/// Whether `err`, bare or wrapped in an [`OpError`], is our use-after-close error.
-pub(crate) fn is_closed(err: &io::Error) -> bool {
+/// Whether `err` says the socket was closed by this process (`close`) before or during the
+/// call: `… use of closed network connection`, kind `NotConnected` (Go's
+/// `net.ErrClosed`). The way to tell a loop over `incoming()` or `read` that another
+/// coroutine shut it down on purpose from a failure:
+///
+/// ```
+/// use coronet::net::{is_closed, TcpListener};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// coronet::run(|| {
+///     let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+///     let server = {
+///         let listener = listener.clone();
+///         coronet::go(move || {
+///             for conn in listener.incoming() {
+///                 match conn {
+///                     Ok(conn) => drop(coronet::go(move || drop(conn))),
+///                     Err(e) if is_closed(&e) => return "shut down",
+///                     Err(e) => {
+///                         eprintln!("accept: {e}");
+///                         coronet::time::sleep(Duration::from_millis(5)); // back off
+///                     }
+///                 }
+///             }
+///             unreachable!("incoming() never ends")
+///         })
+///     };
+///     coronet::time::sleep(Duration::from_millis(10));
+///     listener.close().unwrap(); // wakes the parked accept
+///     assert_eq!(server.join().unwrap(), "shut down");
+/// });
+/// ```
+pub fn is_closed(err: &io::Error) -> bool {
     marker(unwrap_op(err)) == Some(NetError::Closed)
 }
 

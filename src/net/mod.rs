@@ -79,7 +79,7 @@ mod udp;
 mod unix;
 
 pub use self::dial::{Dialer, ListenConfig, FALLBACK_DELAY};
-pub use self::error::{raw_os_error, Addr, OpError};
+pub use self::error::{is_closed, is_timeout, raw_os_error, Addr, OpError};
 pub use self::lookup::{lookup_host, lookup_host_context, MAX_LOOKUPS};
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
