@@ -210,6 +210,31 @@ impl Builder {
     /// 101 if `f` panics (after the panic's message, as for a Rust `main`); `f` can end the
     /// process with another status through [`coronet::exit`](crate::exit).
     ///
+    /// `f` returns `()`, so that a body that never returns (`|| loop { … }`) compiles in
+    /// every edition. The body of a `fn main() -> io::Result<()>` keeps its `?`s in a
+    /// function of its own, whose error ends the process as a Rust `main`'s does:
+    ///
+    /// ```no_run
+    /// use coronet::net::TcpListener;
+    /// use std::io::Write;
+    ///
+    /// fn serve() -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:7001")?;
+    ///     let (mut conn, _) = listener.accept()?;
+    ///     conn.write_all(b"hello\n")
+    /// }
+    ///
+    /// fn main() -> std::io::Result<()> {
+    ///     coronet::Builder::new().main(|| {
+    ///         if let Err(e) = serve() {
+    ///             eprintln!("Error: {e:?}"); // what std prints for a `main` that fails
+    ///             coronet::exit(1);
+    ///         }
+    ///     })?;
+    ///     unreachable!("main() returns only an error")
+    /// }
+    /// ```
+    ///
     /// The difference from [`build_global`](Builder::build_global) and [`run`](crate::run):
     /// no thread sits blocked in `run` beside the workers, so with `workers(1)` the process
     /// has one thread in all (until `spawn_blocking` or `lookup_host` starts a blocking-pool
