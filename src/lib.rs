@@ -154,8 +154,8 @@ pub mod sync;
 pub mod time;
 
 pub use runtime::{
-    current, dump, exit, go, park, run, spawn_blocking, stats, try_go, yield_now, Builder,
-    Coroutine, JoinHandle, Spawn, Stats, DEFAULT_STACK_SIZE,
+    current, dump, dump_on_signal, exit, go, park, run, spawn_blocking, stats, try_go, yield_now,
+    Builder, Coroutine, JoinHandle, Spawn, Stats, DEFAULT_STACK_SIZE,
 };
 
 #[allow(dead_code)]

@@ -1155,3 +1155,57 @@ fn a_panic_with_stderr_gone_still_reaches_the_joiner() {
     }
     child_succeeds(NAME); // died of SIGABRT before
 }
+
+/// `dump_on_signal(SIGQUIT)`: a `kill -QUIT` prints the listing of live coroutines on
+/// stderr, what each waits on included, and the process goes on (found by a newcomer's
+/// audit: a program hung by a std `Mutex` held across a read said nothing, and nothing
+/// outside the process could ask it). Twice, and with one coroutine holding the only
+/// worker in a blocking call: the listing does not need a worker.
+#[test]
+fn a_signal_asked_for_prints_the_dump_and_the_process_goes_on() {
+    const NAME: &str = "a_signal_asked_for_prints_the_dump_and_the_process_goes_on";
+    if is_child(NAME) {
+        coronet::Builder::new().workers(1).build_global().unwrap();
+        coronet::dump_on_signal(libc::SIGQUIT).unwrap();
+        coronet::dump_on_signal(libc::SIGQUIT).unwrap(); // again: nothing changes
+        assert_eq!(
+            coronet::dump_on_signal(libc::SIGSEGV).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        let (tx, rx) = coronet::chan::bounded::<()>(0);
+        let waiter = coronet::Spawn::new()
+            .name("waiter")
+            .go(move || rx.recv().is_ok());
+        let until = Instant::now() + Duration::from_secs(10);
+        while !coronet::dump().contains("'waiter' [chan receive]") {
+            assert!(Instant::now() < until, "the waiter never parked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: raise(3) sends a signal to this thread; the handler is installed.
+        assert_eq!(unsafe { libc::raise(libc::SIGQUIT) }, 0);
+        std::thread::sleep(Duration::from_millis(500));
+        // The only worker held by a blocking sleep: the second listing still comes.
+        let hog = coronet::Spawn::new()
+            .name("hog")
+            .go(|| std::thread::sleep(Duration::from_secs(3)));
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::raise(libc::SIGQUIT) }, 0);
+        hog.join().unwrap();
+        tx.send(()).unwrap();
+        assert!(waiter.join().unwrap());
+        println!("went on");
+        return;
+    }
+    let out = child_succeeds(NAME);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("went on"), "stdout:\n{stdout}");
+    let listings = stderr.matches("coronet: 1 worker(s)").count();
+    assert_eq!(listings, 2, "one listing per signal; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("'waiter' [chan receive]"),
+        "stderr:\n{stderr}"
+    );
+    assert!(stderr.contains("'hog' [running]"), "stderr:\n{stderr}");
+}

@@ -67,7 +67,7 @@ pub use self::spawn::{
     current, exit, go, park, run, try_go, yield_now, Coroutine, JoinHandle, Spawn,
 };
 pub(crate) use self::spawn::{go_beside, resume_here};
-pub use self::stats::{dump, stats, Stats};
+pub use self::stats::{dump, dump_on_signal, stats, Stats};
 
 /// Default usable stack size of a coroutine: 256 KiB.
 ///

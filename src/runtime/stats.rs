@@ -151,6 +151,106 @@ pub fn dump() -> String {
     out
 }
 
+/// Prints [`dump`] on stderr each time the process receives `signal`, and goes on — as the
+/// JVM answers `SIGQUIT` (Go's runtime dumps its goroutines and exits). The way to see,
+/// from outside, what a program that seems hung waits on: `kill -QUIT <pid>` after
+/// `coronet::dump_on_signal(libc::SIGQUIT)` early in `main`. The listing comes from a
+/// thread of its own, so a worker held by a blocking call (a std `Mutex`, `thread::sleep`)
+/// does not hold it up, and shows that worker's coroutine `[running]`.
+///
+/// The handler only writes a byte to a pipe (async-signal-safe); the thread, started on the
+/// first call, makes the listing. Calling again for the same signal changes nothing.
+///
+/// # Errors
+///
+/// `InvalidInput` for a signal the runtime or the kernel keeps for itself (`SIGSEGV` and
+/// `SIGBUS`, which report stack overflows; `SIGKILL`, `SIGSTOP`; numbers that are no
+/// signal); the error of `pipe2`, `sigaction` or the thread's start otherwise.
+///
+/// ```no_run
+/// coronet::dump_on_signal(libc::SIGQUIT)?;
+/// // … later, from a shell: kill -QUIT <pid>
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn dump_on_signal(signal: i32) -> std::io::Result<()> {
+    use std::io;
+    use std::sync::atomic::AtomicI32;
+    use std::sync::Mutex;
+    static INSTALLED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+    // The pipe's write end, for the handler; -1 until the first call makes it.
+    static PIPE_W: AtomicI32 = AtomicI32::new(-1);
+
+    extern "C" fn on_signal(_: libc::c_int) {
+        // SAFETY: `__errno_location` gives this thread's errno; the handler restores it, as
+        // a handler must not change what the interrupted code sees.
+        let errno = unsafe { *libc::__errno_location() };
+        let fd = PIPE_W.load(Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: write(2) is async-signal-safe; the buffer is a live one-byte array.
+            // The end is nonblocking: with the pipe full a dump is already due, and this
+            // byte is dropped rather than blocking the thread the signal interrupted.
+            unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+        }
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = errno };
+    }
+
+    if matches!(
+        signal,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGKILL | libc::SIGSTOP
+    ) || !(1..=libc::SIGRTMAX()).contains(&signal)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("coronet::dump_on_signal: signal {signal} cannot be used"),
+        ));
+    }
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if installed.contains(&signal) {
+        return Ok(());
+    }
+    if PIPE_W.load(Ordering::Relaxed) < 0 {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 just made both fds, and nothing else owns them.
+        let (r, w) = unsafe {
+            use std::os::fd::FromRawFd;
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        crate::net::socket::set_nonblocking(std::os::fd::AsFd::as_fd(&w), true)?;
+        std::thread::Builder::new()
+            .name("coronet-dump".into())
+            .spawn(move || {
+                use std::io::{Read, Write};
+                let mut r = r;
+                let mut byte = [0u8; 64];
+                // Each read takes what signals came meanwhile: one listing for them all.
+                while matches!(r.read(&mut byte), Ok(1..)) {
+                    let _ = std::io::stderr().write_all(dump().as_bytes());
+                }
+            })?;
+        // Kept open for the process's life: the handler may write at any time.
+        PIPE_W.store(std::os::fd::IntoRawFd::into_raw_fd(w), Ordering::Relaxed);
+    }
+    // SAFETY: all-zero is a valid `sigaction` (no flags, empty mask), then filled in.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // On the worker's alternate stack if it has one: a coroutine's may be small.
+    action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
+    // SAFETY: `action` is a valid action whose handler is async-signal-safe (above).
+    if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    installed.push(signal);
+    Ok(())
+}
+
 struct Line<'a>(&'a super::task::Task);
 
 impl fmt::Display for Line<'_> {
