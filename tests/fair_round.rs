@@ -241,9 +241,10 @@ fn retry_loop_beside_a_sleeper(mut call: impl FnMut() + Send + 'static) -> (Dura
 /// A loop that retries a socket call failing at once — `accept` on a closed listener, a
 /// read on a closed stream through `&mut`, a nonblocking `accept` with nobody there, a
 /// Unix dial of a path where nothing is — yields now and then like one whose calls
-/// succeed: such calls count against the I/O budget too. Found by a newcomer's audit: `Builder::main`'s own example,
-/// `let Ok(conn) = conn else { continue };` over `incoming()`, froze its worker for good
-/// once the process ran out of fds (21 million failed accepts in 10 s, nothing else ran).
+/// succeed: such calls count against the I/O budget too. Found by a newcomer's audit:
+/// `Builder::main`'s own example, `let Ok(conn) = conn else { continue };` over
+/// `incoming()`, froze its worker for good once the process ran out of fds (21 million
+/// failed accepts in 10 s, nothing else ran).
 #[test]
 fn a_loop_retrying_a_call_that_fails_at_once_still_lets_a_sleeper_run() {
     use coronet::net::{TcpListener, TcpStream};

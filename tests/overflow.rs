@@ -81,8 +81,11 @@ fn named_coroutine_overflow_names_it_and_aborts() {
     let expected = format!("coroutine 'deep' (id {id}) has overflowed its stack\n{FATAL}\n");
     assert!(stderr.contains(&expected), "child stderr:\n{stderr}");
     // and what to do about it
+    let advice = "coronet: a coroutine's stack does not grow; give this one a larger stack \
+                  with Spawn::stack_size, or every coroutine with Builder::stack_size \
+                  (256 KiB by default)\n";
     assert!(
-        stderr.contains(&format!("{expected}coronet: a coroutine's stack does not grow; give this one a larger stack with Spawn::stack_size, or every coroutine with Builder::stack_size (256 KiB by default)\n")),
+        stderr.contains(&format!("{expected}{advice}")),
         "child stderr:\n{stderr}"
     );
 }

@@ -25,13 +25,14 @@
 //!
 //! And where the kernel has a corner, it shows: `send_to` on an unconnected datagram socket
 //! while the receiver's queue is full. The kernel raises no event for the sender when room
-//! appears, and counts its socket writable all along (poll(2) says so, and each refused send frees its buffer,
-//! which raises a new `EPOLLOUT` edge). Waiting for readiness would retry in a busy loop,
-//! so such a send pauses between tries instead (1 ms, doubling to 8 ms; close, deadlines
-//! and timeouts still end it at once), in a coroutine and on a thread: it goes out at most
-//! one pause after room appears, where std's blocking send sleeps in the kernel until then.
-//! A connected socket (`connect`, then `send`) is woken by the kernel the moment the
-//! receiver has room: connect first when one peer gets the datagrams.
+//! appears, and counts its socket writable all along (poll(2) says so, and each refused
+//! send frees its buffer, which raises a new `EPOLLOUT` edge). Waiting for readiness would
+//! retry in a busy loop, so such a send pauses between tries instead (1 ms, doubling to
+//! 8 ms; close, deadlines and timeouts still end it at once), in a coroutine and on a
+//! thread: it goes out at most one pause after room appears, where std's blocking send
+//! sleeps in the kernel until then. A connected socket (`connect`, then `send`) is woken by
+//! the kernel the moment the receiver has room: connect first when one peer gets the
+//! datagrams.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;

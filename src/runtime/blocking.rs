@@ -64,9 +64,10 @@ fn lock() -> MutexGuard<'static, PoolState> {
 }
 
 /// Queues `job` for a pool thread, starting one when no idle thread is free for it.
-/// `beyond_cap`: the job may start a thread past the cap ([`MAX_THREADS`] by default) and goes to the front of
-/// the queue — for the runtime's name lookups (`run_scoped`; bounded by `MAX_LOOKUPS`),
-/// which must not wait behind user jobs that may in turn be waiting for them.
+/// `beyond_cap`: the job may start a thread past the cap ([`MAX_THREADS`] by default) and
+/// goes to the front of the queue — for the runtime's name lookups (`run_scoped`; bounded
+/// by `MAX_LOOKUPS`), which must not wait behind user jobs that may in turn be waiting for
+/// them.
 /// `here_if_none`: with no pool thread at all and none to be had, the job runs on the
 /// caller rather than never; a detached job instead stays queued for the next thread (see
 /// `detach`).
