@@ -229,7 +229,10 @@ impl Drop for SleepsAsItDrops {
             coronet::time::sleep(Duration::from_millis(20));
         }
         let (_tx, rx) = coronet::chan::bounded::<u8>(0);
-        assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
+        // Long enough to be sure it parks (and so is reported): a wait whose deadline has
+        // passed by its first look returns without parking, which 20 ms did once on a
+        // loaded machine (the thread descheduled between taking the deadline and the look).
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
         eprintln!("child: the thread-local's wait is over");
     }
 }
