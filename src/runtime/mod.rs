@@ -238,7 +238,7 @@ impl Builder {
     /// The difference from [`build_global`](Builder::build_global) and [`run`](crate::run):
     /// no thread sits blocked in `run` beside the workers, so with `workers(1)` the process
     /// has one thread in all (until `spawn_blocking` or `lookup_host` starts a blocking-pool
-    /// thread). A process with one thread is cheaper to run: Linux takes and drops a
+    /// thread, or [`dump_on_signal`](crate::dump_on_signal) its listing's thread). A process with one thread is cheaper to run: Linux takes and drops a
     /// reference on the socket's open file in every syscall of a multi-threaded process
     /// only (`fdget`); a small-message echo server on one worker spends about 1 % less CPU
     /// per request this way (docs/benchmarks.md).
