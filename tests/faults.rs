@@ -1207,9 +1207,7 @@ fn a_signal_asked_for_prints_the_dump_and_the_process_goes_on() {
             .unwrap()
             .parse()
             .unwrap();
-        // SAFETY: tgkill(2) with this process's id and one of its thread ids; no memory.
-        let sent = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR2) };
-        assert_eq!(sent, 0);
+        assert_eq!(util::signal_thread(tid, libc::SIGUSR2), 0);
         std::thread::sleep(Duration::from_millis(100));
         // The only worker held by a blocking sleep: the second listing still comes.
         let hog = coronet::Spawn::new()

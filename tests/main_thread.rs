@@ -72,10 +72,12 @@ fn run_child(test: &str) -> (ExitStatus, String, String) {
 /// The child's side of a case: `Builder::main` with `workers` workers, which ends the process
 /// and so must not come back.
 fn main_in_child(workers: usize, f: impl FnOnce() + Send + 'static) -> ! {
-    let err = coronet::Builder::new()
-        .workers(workers)
-        .main(f)
-        .unwrap_err();
+    main_in_child_with(coronet::Builder::new().workers(workers), f)
+}
+
+/// [`main_in_child`] with a builder configured by the caller.
+fn main_in_child_with(builder: coronet::Builder, f: impl FnOnce() + Send + 'static) -> ! {
+    let err = builder.main(f).unwrap_err();
     panic!("Builder::main returned: {err}");
 }
 
@@ -487,16 +489,12 @@ fn pool_jobs_meeting(cap: usize, jobs: usize, meet: usize) -> (bool, usize) {
 fn a_raised_blocking_pool_cap_lets_600_jobs_wait_for_each_other() {
     const TEST: &str = "a_raised_blocking_pool_cap_lets_600_jobs_wait_for_each_other";
     if is_child(TEST) {
-        let err = coronet::Builder::new()
-            .workers(1)
-            .max_blocking_threads(600)
-            .main(|| {
-                let (all_met, most) = pool_jobs_meeting(600, 600, 600);
-                assert!(all_met, "600 jobs did not all run at once (at most {most})");
-                print!("600 met");
-            })
-            .unwrap_err();
-        panic!("Builder::main returned: {err}");
+        let builder = coronet::Builder::new().workers(1).max_blocking_threads(600);
+        main_in_child_with(builder, || {
+            let (all_met, most) = pool_jobs_meeting(600, 600, 600);
+            assert!(all_met, "600 jobs did not all run at once (at most {most})");
+            print!("600 met");
+        });
     }
     let (status, stdout, stderr) = run_child(TEST);
     assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
@@ -509,17 +507,13 @@ fn a_raised_blocking_pool_cap_lets_600_jobs_wait_for_each_other() {
 fn a_lowered_blocking_pool_cap_is_never_exceeded() {
     const TEST: &str = "a_lowered_blocking_pool_cap_is_never_exceeded";
     if is_child(TEST) {
-        let err = coronet::Builder::new()
-            .workers(1)
-            .max_blocking_threads(3)
-            .main(|| {
-                let (all_met, most) = pool_jobs_meeting(3, 12, 3);
-                assert!(all_met, "three jobs never ran at once");
-                assert_eq!(most, 3, "jobs at once under a cap of 3");
-                print!("cap kept");
-            })
-            .unwrap_err();
-        panic!("Builder::main returned: {err}");
+        let builder = coronet::Builder::new().workers(1).max_blocking_threads(3);
+        main_in_child_with(builder, || {
+            let (all_met, most) = pool_jobs_meeting(3, 12, 3);
+            assert!(all_met, "three jobs never ran at once");
+            assert_eq!(most, 3, "jobs at once under a cap of 3");
+            print!("cap kept");
+        });
     }
     let (status, stdout, stderr) = run_child(TEST);
     assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");

@@ -21,19 +21,13 @@ fn gettid() -> libc::pid_t {
     unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
 }
 
-/// Sends `signal` to thread `tid` of this process.
-fn signal_thread(tid: libc::pid_t, signal: libc::c_int) {
-    // SAFETY: tgkill with ids and a signal number; a thread gone meanwhile gives ESRCH.
-    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal) };
-}
-
 /// Sleeps for `ts` inside a signal handler. nanosleep is async-signal-safe.
 fn nap(ts: libc::timespec) {
     // SAFETY: `ts` is a valid timespec and no remainder is asked for.
     unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
 }
 
-/// A plain thread blocked in a read on `stream`, and its kernel id (for `signal_thread`).
+/// A plain thread blocked in a read on `stream`, and its kernel id (for `util::signal_thread`).
 fn reader_of(
     stream: &Arc<coronet::net::TcpStream>,
 ) -> (
@@ -54,7 +48,7 @@ fn reader_of(
 fn storm(tid: libc::pid_t, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            signal_thread(tid, libc::SIGUSR1);
+            util::signal_thread(tid, libc::SIGUSR1);
         }
     })
 }
@@ -137,7 +131,7 @@ fn close_waiting_for_a_thread_in_a_signal_handler_leaves_its_worker_free() {
             worst
         });
         coronet::time::sleep(Duration::from_millis(20));
-        signal_thread(tid, libc::SIGUSR2);
+        util::signal_thread(tid, libc::SIGUSR2);
         coronet::time::sleep(Duration::from_millis(50)); // the handler is running
         let start = Instant::now();
         stream.close().unwrap();
@@ -183,7 +177,7 @@ fn close_under_a_std_mutex_beside_a_thread_in_poll_does_not_park() {
         let _peer = listener.accept().unwrap();
         let (reader, tid) = reader_of(&stream);
         std::thread::sleep(Duration::from_millis(5)); // the reader is in poll(2)
-        signal_thread(tid, libc::SIGWINCH);
+        util::signal_thread(tid, libc::SIGWINCH);
         std::thread::sleep(Duration::from_millis(1)); // its handler runs
         let (done_tx, done_rx) = mpsc::channel();
         let (closer_lock, other_lock, other_done) = (lock.clone(), lock.clone(), done_tx.clone());

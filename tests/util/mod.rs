@@ -388,3 +388,9 @@ pub fn install_signal_handler(
         assert_eq!(libc::sigaction(signum, &sa, std::ptr::null_mut()), 0);
     }
 }
+
+/// Sends `signal` to thread `tid` of this process (tgkill); the syscall's result, 0 if sent.
+pub fn signal_thread(tid: libc::pid_t, signal: libc::c_int) -> libc::c_long {
+    // SAFETY: tgkill with ids and a signal number; a thread gone meanwhile gives ESRCH.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal) }
+}
