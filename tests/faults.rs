@@ -1197,9 +1197,9 @@ fn a_signal_asked_for_prints_the_dump_and_the_process_goes_on() {
             .unwrap()
             .map(|t| t.unwrap().path())
             .find(|t| {
-                std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "coronet-dump")
+                std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "coronet-sysmon")
             })
-            .expect("the listing's thread");
+            .expect("the monitor thread, which makes the listing");
         let tid: libc::pid_t = dump_thread
             .file_name()
             .unwrap()

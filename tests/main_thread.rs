@@ -123,8 +123,10 @@ fn main_runs_on_the_calling_thread_and_exits_0() {
                 "a coroutine on another thread"
             );
             echo_once();
-            // no worker thread beside the caller
-            assert_eq!(threads(), before, "threads before main: {before}");
+            // No worker thread beside the caller: only the monitor (`Builder::stall_report`;
+            // tests/sysmon_alone.rs checks that it keeps a fd table of its own where the
+            // caller was the process's only thread).
+            assert_eq!(threads(), before + 1, "threads before main: {before}");
             // No newline: only the flush at exit gets this out.
             print!("main done");
         });
@@ -518,4 +520,115 @@ fn a_lowered_blocking_pool_cap_is_never_exceeded() {
     let (status, stdout, stderr) = run_child(TEST);
     assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
     assert!(stdout.ends_with("cap kept"), "stdout:\n{stdout}");
+}
+
+/// A coroutine that blocks its worker's thread (here in `std::thread::sleep`) while another
+/// coroutine of that worker waits is reported on stderr by name, once, with a line when it
+/// lets go — where before the program hung or crawled in silence.
+#[test]
+fn a_coroutine_holding_its_worker_is_reported_by_name() {
+    const TEST: &str = "a_coroutine_holding_its_worker_is_reported_by_name";
+    if is_child(TEST) {
+        let builder = coronet::Builder::new()
+            .workers(1)
+            .stall_report(Some(Duration::from_millis(300)));
+        main_in_child_with(builder, move || {
+            let (tx, rx) = coronet::chan::bounded::<()>(0);
+            let waiter = coronet::Spawn::new()
+                .name("waiter")
+                .go(move || rx.recv().is_ok());
+            let hog = coronet::Spawn::new()
+                .name("hog")
+                .go(|| std::thread::sleep(Duration::from_secs(2)));
+            println!("hog {}", hog.coroutine().id());
+            hog.join().unwrap();
+            tx.send(()).unwrap();
+            assert!(waiter.join().unwrap());
+            // The line that it let go comes at the monitor's next look (75 ms apart).
+            coronet::time::sleep(Duration::from_millis(500));
+        });
+    }
+    let (status, stdout, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    // After libtest's "test … ... " on the same line.
+    let id: String = stdout
+        .split_once("hog ")
+        .map(|(_, rest)| rest.chars().take_while(char::is_ascii_digit).collect())
+        .unwrap_or_else(|| panic!("the hog's id; stdout:\n{stdout}"));
+    let held = format!("coronet: coroutine {id} 'hog' has held worker 0 for ");
+    assert_eq!(stderr.matches(&held).count(), 1, "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("the 2 other coroutines of that worker cannot run until it does"),
+        "stderr:\n{stderr}"
+    );
+    let let_go = format!("coronet: coroutine {id} 'hog' let worker 0 go after ");
+    assert!(stderr.contains(&let_go), "stderr:\n{stderr}");
+}
+
+/// No report where nobody waits for the worker, or the coroutine does not hold it: a
+/// coroutine yielding for a second beside a waiter, an idle worker asleep, a coroutine
+/// blocking a worker it has alone; and with `stall_report(None)`, none at all. Each child
+/// ends with a real stall, which the first must report (so the quiet before it is the
+/// monitor's judgement, not its absence) and the second must not.
+#[test]
+fn no_stall_report_where_nobody_waits_or_when_turned_off() {
+    const TEST: &str = "no_stall_report_where_nobody_waits_or_when_turned_off";
+    if is_child(TEST) {
+        let off = std::env::var("STALL_OFF").is_ok();
+        let after = (!off).then_some(Duration::from_millis(200));
+        coronet::Builder::new()
+            .workers(1)
+            .stall_report(after)
+            .build_global()
+            .unwrap();
+        // Alone on its worker: the test's thread joins it, no coroutine waits.
+        coronet::go(|| std::thread::sleep(Duration::from_secs(1)))
+            .join()
+            .unwrap();
+        // Yielding beside a parked waiter.
+        let (tx, rx) = coronet::chan::bounded::<()>(0);
+        let waiter = coronet::go(move || rx.recv().is_ok());
+        coronet::go(|| {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(1) {
+                coronet::yield_now();
+            }
+        })
+        .join()
+        .unwrap();
+        // Idle: the worker sleeps in epoll_wait beside the waiter.
+        std::thread::sleep(Duration::from_secs(1));
+        eprintln!("quiet so far");
+        // A real stall beside the waiter.
+        coronet::Spawn::new()
+            .name("hog")
+            .go(|| std::thread::sleep(Duration::from_secs(1)))
+            .join()
+            .unwrap();
+        tx.send(()).unwrap();
+        assert!(waiter.join().unwrap());
+        std::thread::sleep(Duration::from_millis(500));
+        std::process::exit(0);
+    }
+    for off in [false, true] {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env(CHILD, TEST)
+            .args(["--exact", TEST, "--nocapture", "--test-threads=1"]);
+        if off {
+            cmd.env("STALL_OFF", "1");
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "off {off}; stderr:\n{stderr}");
+        let (quiet, stall) = stderr.split_once("quiet so far").expect("the child's mark");
+        assert!(
+            !quiet.contains("coronet: coroutine"),
+            "off {off}; stderr:\n{stderr}"
+        );
+        assert_eq!(
+            stall.contains("'hog' has held worker 0"),
+            !off,
+            "off {off}; stderr:\n{stderr}"
+        );
+    }
 }

@@ -44,6 +44,7 @@
 //! - `blocking.rs`: `spawn_blocking`'s thread pool.
 //! - `spin.rs`: the spin lock of the queues workers share.
 //! - `stats.rs`: `stats()` and `dump()`.
+//! - `sysmon.rs`: the monitor thread: stall reports, `dump_on_signal`'s listings.
 //! - `sanitize.rs`: stack switches announced to ThreadSanitizer (`.ci/tsan`; empty otherwise).
 
 pub(crate) mod blocking;
@@ -55,12 +56,14 @@ mod spawn;
 mod spin;
 pub(crate) mod stack;
 mod stats;
+mod sysmon;
 pub(crate) mod task;
 pub(crate) mod worker;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 pub use self::blocking::spawn_blocking;
 pub use self::spawn::{
@@ -101,6 +104,7 @@ pub struct Builder {
     workers: usize,
     stack_size: usize,
     max_blocking_threads: usize,
+    stall_report: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -109,6 +113,7 @@ impl Default for Builder {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stack_size: DEFAULT_STACK_SIZE,
             max_blocking_threads: blocking::MAX_THREADS,
+            stall_report: Some(sysmon::STALL_AFTER),
         }
     }
 }
@@ -178,6 +183,38 @@ impl Builder {
         self
     }
 
+    /// After how long a coroutine that holds its worker — neither parks nor yields — while
+    /// other coroutines of that worker wait is reported on stderr: 2 s by default, `None`
+    /// for never. Such a coroutine is blocking its thread (a std `Mutex`, `Condvar`,
+    /// channel, sleep or socket, or a long computation), and every other coroutine of its
+    /// worker stops with it; a program can hang that way in silence, where Go would have
+    /// moved the goroutines to another thread. The report names the coroutine and the
+    /// worker, and a second line says when it lets go:
+    ///
+    /// ```text
+    /// coronet: coroutine 7 'handler' has held worker 0 for 2.0 s without parking or yielding; the 3 other coroutines of that worker cannot run until it does.
+    /// coronet: a call that blocks the thread (…) stops every coroutine of its worker: use coronet's own, coronet::spawn_blocking, or coronet::yield_now in long loops (…)
+    /// coronet: coroutine 7 'handler' let worker 0 go after 5.1 s
+    /// ```
+    ///
+    /// The runtime's monitor thread (`coronet-sysmon`, after Go's `sysmon`) looks at each
+    /// worker's count of resumes every quarter of the threshold (every 500 ms at most); the
+    /// scheduler does nothing more for it. A worker whose coroutines are all parked or
+    /// whose one coroutine runs alone is not reported: nobody waits for it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// coronet::Builder::new()
+    ///     .stall_report(Some(Duration::from_secs(10)))
+    ///     .build_global()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stall_report(mut self, after: Option<Duration>) -> Builder {
+        self.stall_report = after;
+        self
+    }
+
     /// Starts the global runtime with this configuration.
     ///
     /// # Errors
@@ -237,11 +274,13 @@ impl Builder {
     ///
     /// The difference from [`build_global`](Builder::build_global) and [`run`](crate::run):
     /// no thread sits blocked in `run` beside the workers, so with `workers(1)` the process
-    /// has one thread in all (until `spawn_blocking` or `lookup_host` starts a blocking-pool
-    /// thread, or [`dump_on_signal`](crate::dump_on_signal) its listing's thread). A process with one thread is cheaper to run: Linux takes and drops a
-    /// reference on the socket's open file in every syscall of a multi-threaded process
-    /// only (`fdget`); a small-message echo server on one worker spends about 1 % less CPU
-    /// per request this way (docs/benchmarks.md).
+    /// has one thread that uses its fds (until `spawn_blocking` or `lookup_host` starts a
+    /// blocking-pool thread): the runtime's monitor thread
+    /// ([`stall_report`](Builder::stall_report)) moves to a fd table of its own. That is
+    /// cheaper to run: Linux takes and drops a reference on the socket's open file in every
+    /// syscall of a process whose fd table two threads share (`fdget`); a small-message echo
+    /// server on one worker spends about 1 % less CPU per request this way
+    /// (docs/benchmarks.md).
     /// The calling thread never leaves the scheduler after this: the coroutines that start
     /// on it can run on no other thread (the pinning rule in `runtime/mod.rs`), so it serves
     /// them until the process ends.
@@ -423,6 +462,13 @@ fn start(b: Builder, caller_runs_0: bool) -> io::Result<&'static Runtime> {
     let rt = RUNTIME.get().expect("just set");
     for tx in go {
         tx.send(rt).expect("a worker thread waits for its start");
+    }
+    // A diagnostic: a runtime without it runs all the same.
+    if let Err(e) = sysmon::set_stall_report(b.stall_report) {
+        rt_log!(
+            Debug,
+            "no stall reports: the monitor thread cannot start: {e}"
+        );
     }
     rt_log!(
         Debug,

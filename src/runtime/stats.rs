@@ -158,8 +158,10 @@ pub fn dump() -> String {
 /// thread of its own, so a worker held by a blocking call (a std `Mutex`, `thread::sleep`)
 /// does not hold it up, and shows that worker's coroutine `[running]`.
 ///
-/// The handler only writes a byte to a pipe (async-signal-safe); the thread, started on the
-/// first call, makes the listing. Calling again for the same signal changes nothing.
+/// The handler only writes a byte to a pipe (async-signal-safe); the runtime's monitor
+/// thread (`coronet-sysmon`, which also reports stalls: `Builder::stall_report`) makes the
+/// listing and writes it to the program's stderr. Calling again for the same signal changes
+/// nothing.
 ///
 /// # Errors
 ///
@@ -169,9 +171,10 @@ pub fn dump() -> String {
 /// instruction again for ever), `SIGKILL`, `SIGSTOP`, and numbers that are no signal; the
 /// error of `pipe2`, `sigaction` or the thread's start otherwise.
 ///
-/// The listing's thread stays for the process's life: a `Builder::main` program with one
-/// worker no longer has one thread in all, and so pays the kernel's per-call reference on
-/// each socket's open file (about 1 % of an echo server's CPU; see `Builder::main`).
+/// The monitor thread stays for the process's life. In a process that has no other thread
+/// (a `Builder::main` program with one worker) it keeps a fd table of its own, so the
+/// kernel still skips its per-call reference on each socket's open file (see
+/// `Builder::main`).
 ///
 /// ```no_run
 /// coronet::dump_on_signal(libc::SIGQUIT)?;
@@ -180,26 +183,8 @@ pub fn dump() -> String {
 /// ```
 pub fn dump_on_signal(signal: i32) -> std::io::Result<()> {
     use std::io;
-    use std::sync::atomic::AtomicI32;
     use std::sync::Mutex;
     static INSTALLED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
-    // The pipe's write end, for the handler; -1 until the first call makes it.
-    static PIPE_W: AtomicI32 = AtomicI32::new(-1);
-
-    extern "C" fn on_signal(_: libc::c_int) {
-        // SAFETY: `__errno_location` gives this thread's errno; the handler restores it, as
-        // a handler must not change what the interrupted code sees.
-        let errno = unsafe { *libc::__errno_location() };
-        let fd = PIPE_W.load(Ordering::Relaxed);
-        if fd >= 0 {
-            // SAFETY: write(2) is async-signal-safe; the buffer is a live one-byte array.
-            // The end is nonblocking: with the pipe full a dump is already due, and this
-            // byte is dropped rather than blocking the thread the signal interrupted.
-            unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
-        }
-        // SAFETY: as above.
-        unsafe { *libc::__errno_location() = errno };
-    }
 
     // The faults the kernel raises at the faulting instruction: a handler that returns
     // runs that instruction again, which faults again, for ever (a review found `ud2`
@@ -226,60 +211,11 @@ pub fn dump_on_signal(signal: i32) -> std::io::Result<()> {
     if installed.contains(&signal) {
         return Ok(());
     }
-    if PIPE_W.load(Ordering::Relaxed) < 0 {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two fds pipe2 writes.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 just made both fds, and nothing else owns them.
-        let (r, w) = unsafe {
-            use std::os::fd::FromRawFd;
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
-            )
-        };
-        crate::net::socket::set_nonblocking(std::os::fd::AsFd::as_fd(&w), true)?;
-        // The thread starts with every signal blocked (it inherits the mask in force at its
-        // spawn), so no handler runs on it and its read is never interrupted; the caller's
-        // own mask is put back at once, and a signal meanwhile waits, it is not lost.
-        // SAFETY: all-zero is a valid sigset_t to fill; both are this frame's own.
-        let (mut all, mut old): (libc::sigset_t, libc::sigset_t) =
-            unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-        // SAFETY: `all` and `old` are valid sigset_t's; pthread_sigmask changes only this
-        // thread's mask, and the next one restores it.
-        unsafe {
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        }
-        let spawned = std::thread::Builder::new()
-            .name("coronet-dump".into())
-            .spawn(move || {
-                use std::io::{Read, Write};
-                let mut r = r;
-                let mut byte = [0u8; 64];
-                // Each read takes what signals came meanwhile: one listing for them all.
-                loop {
-                    match r.read(&mut byte) {
-                        Ok(0) => return,
-                        Ok(_) => {
-                            let _ = std::io::stderr().write_all(dump().as_bytes());
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return,
-                    }
-                }
-            });
-        // SAFETY: as above; `old` holds the mask saved there.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-        spawned?;
-        // Kept open for the process's life: the handler may write at any time.
-        PIPE_W.store(std::os::fd::IntoRawFd::into_raw_fd(w), Ordering::Relaxed);
-    }
+    super::sysmon::ensure_started()?;
     // SAFETY: all-zero is a valid `sigaction` (no flags, empty mask), then filled in.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    action.sa_sigaction =
+        super::sysmon::on_dump_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
     // On the worker's alternate stack if it has one: a coroutine's may be small.
     action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
     // SAFETY: `action` is a valid action whose handler is async-signal-safe (above).

@@ -1,0 +1,93 @@
+//! The runtime's monitor thread (`coronet-sysmon`) in a process that has no other thread: a
+//! `Builder::main` program with one worker. There it moves to a fd table of its own (see
+//! `src/runtime/sysmon.rs`), so that the worker's table has one user and the kernel skips
+//! its per-call reference on each file. Checked here: the move happened; the monitor's table
+//! holds no copy of the program's fds (a socket made before the runtime started, then
+//! closed by the program, is closed for its peer); and a stall report still reaches the
+//! program's stderr, also after the program moves fd 2 elsewhere.
+//!
+//! `harness = false` (Cargo.toml): libtest would run this on a second thread.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// The monitor's fds, as /proc names their files.
+fn monitor_fds() -> Vec<String> {
+    let task = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .map(|t| t.unwrap().path())
+        .find(|t| {
+            std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "coronet-sysmon")
+        })
+        .expect("the monitor thread");
+    std::fs::read_dir(task.join("fd"))
+        .unwrap()
+        .map(|e| {
+            let link = std::fs::read_link(e.unwrap().path()).unwrap();
+            link.to_string_lossy().into_owned()
+        })
+        .collect()
+}
+
+fn main() {
+    // Made before the runtime starts, so the monitor's copy of the table would have it.
+    let (mut near, far) = UnixStream::pair().unwrap();
+    assert_eq!(
+        threads(),
+        1,
+        "this test needs to be the process's only thread"
+    );
+    let builder = coronet::Builder::new()
+        .workers(1)
+        .stall_report(Some(Duration::from_millis(300)));
+    let err = builder
+        .main(move || {
+            assert_eq!(threads(), 2, "worker 0 and the monitor");
+            let fds = monitor_fds();
+            // Its pipe's read end and the pidfd through which it borrows stderr, or (a
+            // kernel before 5.6) a copy of fd 2.
+            let own = |f: &String| f.starts_with("pipe:") || f.contains("pidfd");
+            assert!(
+                fds.len() <= 2 && fds.iter().all(own),
+                "the monitor's fds: {fds:?}"
+            );
+            drop(far);
+            near.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let n = near.read(&mut [0; 8]).expect("the peer's close is seen");
+            assert_eq!(n, 0);
+
+            // stderr moves to a file after the monitor started; the report goes there.
+            let log = std::env::temp_dir().join(format!("coronet-sysmon-{}", std::process::id()));
+            let file = std::fs::File::create(&log).unwrap();
+            // SAFETY: dup and dup2 of fds this process holds open; no memory involved.
+            let saved = unsafe { libc::dup(2) };
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::dup2(file.as_raw_fd(), 2) }, 2);
+            let (tx, rx) = coronet::chan::bounded::<()>(0);
+            let waiter = coronet::go(move || rx.recv().is_ok());
+            let hog = coronet::Spawn::new()
+                .name("hog")
+                .go(|| std::thread::sleep(Duration::from_secs(2)));
+            hog.join().unwrap();
+            tx.send(()).unwrap();
+            assert!(waiter.join().unwrap());
+            // The line that it let go comes at the monitor's next look (75 ms apart).
+            coronet::time::sleep(Duration::from_millis(500));
+            // SAFETY: as above; `saved` is the stderr of before.
+            unsafe { libc::dup2(saved, 2) };
+            let text = std::fs::read_to_string(&log).unwrap();
+            let _ = std::fs::remove_file(&log);
+            assert!(text.contains("'hog' has held worker 0 for"), "{text:?}");
+            assert!(text.contains("'hog' let worker 0 go after"), "{text:?}");
+            println!("sysmon_alone: the monitor's own fd table and its reports: ok");
+        })
+        .unwrap_err();
+    panic!("Builder::main returned: {err}");
+}
