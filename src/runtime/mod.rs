@@ -279,7 +279,7 @@ impl Builder {
     /// ([`stall_report`](Builder::stall_report)) moves to a fd table of its own. That is
     /// cheaper to run: Linux takes and drops a reference on the socket's open file in every
     /// syscall of a process whose fd table two threads share (`fdget`); a small-message echo
-    /// server on one worker spends about 1 % less CPU per request this way
+    /// server on one worker spends 1–2 % less CPU per request this way
     /// (docs/benchmarks.md).
     /// The calling thread never leaves the scheduler after this: the coroutines that start
     /// on it can run on no other thread (the pinning rule in `runtime/mod.rs`), so it serves

@@ -19,14 +19,16 @@
 //!
 //! Linux takes and drops a reference on a socket's open file in every syscall of a process
 //! whose fd table is shared by two threads or more (`fdget`), and skips it while one thread
-//! has it: about 50 ns a call on the Zen 4 guest, some 1 % of a one-worker echo server's CPU
+//! has it: about 50 ns a call on the Zen 4 guest, 2 % of a one-worker echo server's CPU
 //! (docs/benchmarks.md). So when this thread would be the second of the process (a
 //! `Builder::main` program with one worker), it moves to a copy of the table
-//! (`unshare(CLONE_FILES)`) and closes there everything but its pipe: the worker's table has
-//! one user again, and this thread holds no reference that could keep a socket the program
-//! closes open. To write a report it borrows the program's current stderr for the write
-//! (`pidfd_getfd`), so a later `dup2` onto fd 2 is followed; a kernel without that call
-//! (before 5.6) keeps its copy of the stderr of the moment instead.
+//! (`unshare(CLONE_FILES)`) and closes there everything but its pipe's read end and a pidfd
+//! of the process: the worker's table has one user again, and this thread holds no reference
+//! that could keep a socket the program closes open. (Closing those copies releases none of
+//! the program's `fcntl` locks: Linux keys them to the table they were taken through.) To
+//! write a report it borrows the program's current stderr for the write (`pidfd_getfd`), so
+//! a later `dup2` onto fd 2 is followed; where that call is refused (a kernel before 5.6,
+//! seccomp) it keeps its copy of the stderr of the moment instead.
 
 use std::fmt::Write as _;
 use std::io;
@@ -126,7 +128,6 @@ pub(crate) fn ensure_started() -> io::Result<()> {
     }
     let spawned = std::thread::Builder::new()
         .name("coronet-sysmon".into())
-        .stack_size(64 << 10)
         .spawn(move || run(r, moved_tx));
     // SAFETY: as above; `old` holds the mask saved there.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
