@@ -566,69 +566,237 @@ fn a_coroutine_holding_its_worker_is_reported_by_name() {
 }
 
 /// No report where nobody waits for the worker, or the coroutine does not hold it: a
-/// coroutine yielding for a second beside a waiter, an idle worker asleep, a coroutine
-/// blocking a worker it has alone; and with `stall_report(None)`, none at all. Each child
-/// ends with a real stall, which the first must report (so the quiet before it is the
-/// monitor's judgement, not its absence) and the second must not.
+/// coroutine yielding beside a waiter, an idle worker asleep, a coroutine blocking a worker
+/// it has alone — also on two workers while a thread keeps spawning short coroutines, which
+/// pass through the held worker's stealable queue on their way to the other (one report
+/// came from that queue before it was left out); and with `stall_report(None)`, none at
+/// all. Each child ends with a real stall, which the first two must report (so the quiet
+/// before it is the monitor's judgement, not its absence) and the third must not.
 #[test]
 fn no_stall_report_where_nobody_waits_or_when_turned_off() {
     const TEST: &str = "no_stall_report_where_nobody_waits_or_when_turned_off";
+    const PHASE: Duration = Duration::from_millis(1500);
     if is_child(TEST) {
-        let off = std::env::var("STALL_OFF").is_ok();
-        let after = (!off).then_some(Duration::from_millis(200));
+        let mode = std::env::var("STALL_MODE").unwrap();
+        let after = (mode != "off").then_some(Duration::from_millis(500));
+        let workers = if mode == "two" { 2 } else { 1 };
         coronet::Builder::new()
-            .workers(1)
+            .workers(workers)
             .stall_report(after)
             .build_global()
             .unwrap();
-        // Alone on its worker: the test's thread joins it, no coroutine waits.
-        coronet::go(|| std::thread::sleep(Duration::from_secs(1)))
+        if mode == "two" {
+            // A lone busy coroutine; short ones spawned from this thread meanwhile, half
+            // of them queued on its worker for the other to steal.
+            let hog = coronet::go(|| {
+                let start = Instant::now();
+                while start.elapsed() < PHASE {
+                    std::hint::spin_loop();
+                }
+            });
+            let start = Instant::now();
+            while start.elapsed() < PHASE {
+                // Each keeps the other worker a little busy, so that some wait a while.
+                drop(coronet::go(|| {
+                    let start = Instant::now();
+                    while start.elapsed() < Duration::from_micros(30) {
+                        std::hint::spin_loop();
+                    }
+                }));
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            hog.join().unwrap();
+        } else {
+            // Alone on its worker: the test's thread joins it, no coroutine waits.
+            coronet::go(|| std::thread::sleep(PHASE)).join().unwrap();
+            // Yielding beside a parked waiter.
+            let (tx, rx) = coronet::chan::bounded::<()>(0);
+            let waiter = coronet::go(move || rx.recv().is_ok());
+            coronet::go(|| {
+                let start = Instant::now();
+                while start.elapsed() < PHASE {
+                    coronet::yield_now();
+                }
+            })
             .join()
             .unwrap();
-        // Yielding beside a parked waiter.
-        let (tx, rx) = coronet::chan::bounded::<()>(0);
-        let waiter = coronet::go(move || rx.recv().is_ok());
+            // Idle: the worker sleeps in epoll_wait beside the waiter.
+            std::thread::sleep(PHASE);
+            tx.send(()).unwrap();
+            assert!(waiter.join().unwrap());
+        }
+        eprintln!("quiet so far");
+        // A real stall: a hog beside a waiter on one worker.
         coronet::go(|| {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(1) {
-                coronet::yield_now();
-            }
+            let (tx, rx) = coronet::chan::bounded::<()>(0);
+            let waiter = coronet::Spawn::new()
+                .same_worker()
+                .go(move || rx.recv().is_ok());
+            coronet::Spawn::new()
+                .name("hog")
+                .same_worker()
+                .go(|| std::thread::sleep(PHASE))
+                .join()
+                .unwrap();
+            tx.send(()).unwrap();
+            assert!(waiter.join().unwrap());
         })
         .join()
         .unwrap();
-        // Idle: the worker sleeps in epoll_wait beside the waiter.
-        std::thread::sleep(Duration::from_secs(1));
-        eprintln!("quiet so far");
-        // A real stall beside the waiter.
-        coronet::Spawn::new()
-            .name("hog")
-            .go(|| std::thread::sleep(Duration::from_secs(1)))
-            .join()
-            .unwrap();
-        tx.send(()).unwrap();
-        assert!(waiter.join().unwrap());
         std::thread::sleep(Duration::from_millis(500));
         std::process::exit(0);
     }
-    for off in [false, true] {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.env(CHILD, TEST)
-            .args(["--exact", TEST, "--nocapture", "--test-threads=1"]);
-        if off {
-            cmd.env("STALL_OFF", "1");
-        }
-        let out = cmd.output().unwrap();
+    let children: Vec<_> = ["one", "two", "off"]
+        .into_iter()
+        .map(|mode| {
+            let child = Command::new(std::env::current_exe().unwrap())
+                .env(CHILD, TEST)
+                .env("STALL_MODE", mode)
+                .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (mode, child)
+        })
+        .collect();
+    for (mode, child) in children {
+        let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "off {off}; stderr:\n{stderr}");
+        assert!(out.status.success(), "{mode}; stderr:\n{stderr}");
         let (quiet, stall) = stderr.split_once("quiet so far").expect("the child's mark");
-        assert!(
-            !quiet.contains("coronet: coroutine"),
-            "off {off}; stderr:\n{stderr}"
-        );
+        assert!(!quiet.contains("coronet: "), "{mode}; stderr:\n{stderr}");
         assert_eq!(
-            stall.contains("'hog' has held worker 0"),
-            !off,
-            "off {off}; stderr:\n{stderr}"
+            stall.contains("'hog' has held worker "),
+            mode != "off",
+            "{mode}; stderr:\n{stderr}"
         );
     }
+}
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    // SAFETY: all-zero is a valid timespec for clock_gettime to fill.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes one timespec through the pointer.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) },
+        0
+    );
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A process stopped (SIGSTOP, a debugger, a frozen cgroup) stands still as a whole: the
+/// monitor must not take that time for a worker's. Here a coroutine computes in slices of
+/// 600 ms of CPU time, yielding between them (below the 2 s threshold), and the parent
+/// stops the child three times for 2.5 s: an audit saw a false report after most stops,
+/// when the slice running at the stop was the one the last look before it had seen.
+#[test]
+fn a_stopped_process_is_not_reported_as_a_stall() {
+    const TEST: &str = "a_stopped_process_is_not_reported_as_a_stall";
+    if is_child(TEST) {
+        let builder = coronet::Builder::new()
+            .workers(1)
+            .stall_report(Some(Duration::from_secs(2)));
+        main_in_child_with(builder, || {
+            let (tx, rx) = coronet::chan::bounded::<()>(0);
+            let waiter = coronet::go(move || rx.recv().is_ok());
+            let slices = coronet::Spawn::new().name("slices").go(|| {
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(12) {
+                    let cpu = thread_cpu();
+                    while thread_cpu() - cpu < Duration::from_millis(600) {
+                        std::hint::spin_loop();
+                    }
+                    coronet::yield_now();
+                }
+            });
+            println!("computing");
+            slices.join().unwrap();
+            tx.send(()).unwrap();
+            assert!(waiter.join().unwrap());
+        });
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, TEST)
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("computing") {
+        let mut byte = [0; 1];
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "the child ended early");
+        seen.push(byte[0]);
+    }
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        // SAFETY: kill(2) with the pid of our child, not yet reaped; no memory involved.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        std::thread::sleep(Duration::from_millis(2500));
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(!stderr.contains("has held"), "stderr:\n{stderr}");
+}
+
+/// A worker held outside any coroutine — here by a logger that waits, on the scheduler's
+/// "starts coroutine" line, for a flag a parked coroutine holds — is reported too, though
+/// no coroutine is `Running` there (an audit found it silent), with a line when it moves.
+#[test]
+fn a_worker_held_by_its_logger_is_reported() {
+    const TEST: &str = "a_worker_held_by_its_logger_is_reported";
+    static HELD: AtomicBool = AtomicBool::new(false);
+    struct Gate;
+    impl log::Log for Gate {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            if !record.args().to_string().contains("starts coroutine") {
+                return;
+            }
+            // Waits for the flag to drop, 1.5 s at most.
+            let start = Instant::now();
+            while HELD.load(Ordering::Acquire) && start.elapsed() < Duration::from_millis(1500) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        fn flush(&self) {}
+    }
+    if is_child(TEST) {
+        log::set_logger(&Gate).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+        let builder = coronet::Builder::new()
+            .workers(1)
+            .stall_report(Some(Duration::from_millis(300)));
+        main_in_child_with(builder, || {
+            let holder = coronet::go(|| {
+                HELD.store(true, Ordering::Release);
+                // Started by the scheduler after this parks: its line waits for the flag.
+                let late = coronet::go(|| ());
+                coronet::time::sleep(Duration::from_secs(3));
+                HELD.store(false, Ordering::Release);
+                late.join().unwrap();
+            });
+            holder.join().unwrap();
+            coronet::time::sleep(Duration::from_millis(500));
+        });
+    }
+    let (status, _, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("coronet: worker 0 has run no coroutine for "),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("coronet: worker 0 runs coroutines again after "),
+        "stderr:\n{stderr}"
+    );
 }

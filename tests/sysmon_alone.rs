@@ -49,7 +49,14 @@ fn main() {
     let err = builder
         .main(move || {
             assert_eq!(threads(), 2, "worker 0 and the monitor");
-            let fds = monitor_fds();
+            // The monitor closes its copies after telling its spawner it has moved (so that
+            // a slow `flush` never holds up the start): wait (generously) for it.
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            let mut fds = monitor_fds();
+            while fds.len() > 2 && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+                fds = monitor_fds();
+            }
             // Its pipe's read end and the pidfd through which it borrows stderr, or (a
             // kernel before 5.6) a copy of fd 2.
             let own = |f: &String| f.starts_with("pipe:") || f.contains("pidfd");

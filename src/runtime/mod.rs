@@ -185,22 +185,26 @@ impl Builder {
 
     /// After how long a coroutine that holds its worker — neither parks nor yields — while
     /// other coroutines of that worker wait is reported on stderr: 2 s by default, `None`
-    /// for never. Such a coroutine is blocking its thread (a std `Mutex`, `Condvar`,
-    /// channel, sleep or socket, or a long computation), and every other coroutine of its
-    /// worker stops with it; a program can hang that way in silence, where Go would have
-    /// moved the goroutines to another thread. The report names the coroutine and the
-    /// worker, and a second line says when it lets go:
+    /// for never (and at least 1 ms). Such a coroutine is blocking its thread (a std
+    /// `Mutex`, `Condvar`, channel, sleep or socket, or a long computation), and every other
+    /// coroutine of its worker stops with it; a program can hang that way in silence, where
+    /// Go would have moved the goroutines to another thread. The report names the
+    /// coroutine and the worker, and a second line says when it lets go:
     ///
     /// ```text
-    /// coronet: coroutine 7 'handler' has held worker 0 for 2.0 s without parking or yielding; the 3 other coroutines of that worker cannot run until it does.
+    /// coronet: coroutine 7 'handler' has held worker 0 for 2.0 s or more without parking or yielding; the 3 other coroutines of that worker cannot run until it does.
     /// coronet: a call that blocks the thread (…) stops every coroutine of its worker: use coronet's own, coronet::spawn_blocking, or coronet::yield_now in long loops (…)
-    /// coronet: coroutine 7 'handler' let worker 0 go after 5.1 s
+    /// coronet: coroutine 7 'handler' let worker 0 go after 5.0 s or more
     /// ```
     ///
     /// The runtime's monitor thread (`coronet-sysmon`, after Go's `sysmon`) looks at each
     /// worker's count of resumes every quarter of the threshold (every 500 ms at most); the
-    /// scheduler does nothing more for it. A worker whose coroutines are all parked or
-    /// whose one coroutine runs alone is not reported: nobody waits for it.
+    /// scheduler does nothing more for it, and the durations it prints are lower bounds, up
+    /// to one look short. Not reported: a worker asleep; a coroutine alone on its worker,
+    /// or whose worker's other coroutines could all be started by another worker; a time
+    /// the whole process stood still (stopped by a signal or a debugger). A worker held
+    /// with no coroutine running — by a logger that waits, on one of the runtime's own
+    /// lines, for a lock a coroutine holds — is reported in its own words.
     ///
     /// ```
     /// use std::time::Duration;
@@ -276,7 +280,9 @@ impl Builder {
     /// no thread sits blocked in `run` beside the workers, so with `workers(1)` the process
     /// has one thread that uses its fds (until `spawn_blocking` or `lookup_host` starts a
     /// blocking-pool thread): the runtime's monitor thread
-    /// ([`stall_report`](Builder::stall_report)) moves to a fd table of its own. That is
+    /// ([`stall_report`](Builder::stall_report)) moves to a fd table of its own where the
+    /// kernel allows it (`unshare` and `pidfd_getfd`, which Docker's default seccomp
+    /// profile grants only with added capabilities; `src/runtime/sysmon.rs`). That is
     /// cheaper to run: Linux takes and drops a reference on the socket's open file in every
     /// syscall of a process whose fd table two threads share (`fdget`); a small-message echo
     /// server on one worker spends 1–2 % less CPU per request this way

@@ -172,9 +172,11 @@ pub fn dump() -> String {
 /// error of `pipe2`, `sigaction` or the thread's start otherwise.
 ///
 /// The monitor thread stays for the process's life. In a process that has no other thread
-/// (a `Builder::main` program with one worker) it keeps a fd table of its own, so the
-/// kernel still skips its per-call reference on each socket's open file (see
-/// `Builder::main`).
+/// (a `Builder::main` program with one worker) it keeps a fd table of its own where the
+/// kernel allows it, so the kernel still skips its per-call reference on each socket's open
+/// file (see `Builder::main`). A program that closes fds it does not own (a `closefrom` of
+/// its own) can take the monitor's pipe: the monitor then says so on stderr and stops,
+/// and the signal is ignored from then on.
 ///
 /// ```no_run
 /// coronet::dump_on_signal(libc::SIGQUIT)?;

@@ -11,9 +11,14 @@
 //! worker bumps `Counters::switches` at every resume; this thread reads the counters every
 //! quarter of the threshold (`Builder::stall_report`, 2 s by default), and a worker whose
 //! count has not moved for the threshold, which is not asleep in `epoll_wait` and has other
-//! coroutines, is held by the one coroutine it shows `Running`. One report per stall, and a
-//! line when it ends. Nothing is added to the scheduler's path: the counter was there for
-//! `stats()`.
+//! coroutines waiting on it, is held by the one coroutine it shows `Running` (or, with none,
+//! by the scheduler's own code: a logger that blocks). One report per stall, and a line when
+//! it ends. Nothing is added to the scheduler's path: the counter was there for `stats()`.
+//!
+//! The durations are lower bounds: a count is known to have stood still only from the first
+//! look that saw it. A look that comes late (the process was stopped — SIGSTOP, a debugger,
+//! a frozen cgroup — or this thread starved) starts every clock again, so that the time the
+//! whole process stood still is not taken for a worker's.
 //!
 //! # A file table of its own
 //!
@@ -22,17 +27,25 @@
 //! has it: about 50 ns a call on the Zen 4 guest, 2 % of a one-worker echo server's CPU
 //! (docs/benchmarks.md). So when this thread would be the second of the process (a
 //! `Builder::main` program with one worker), it moves to a copy of the table
-//! (`unshare(CLONE_FILES)`) and closes there everything but its pipe's read end and a pidfd
-//! of the process: the worker's table has one user again, and this thread holds no reference
-//! that could keep a socket the program closes open. (Closing those copies releases none of
-//! the program's `fcntl` locks: Linux keys them to the table they were taken through.) To
-//! write a report it borrows the program's current stderr for the write (`pidfd_getfd`), so
-//! a later `dup2` onto fd 2 is followed; where that call is refused (a kernel before 5.6,
-//! seccomp) it keeps its copy of the stderr of the moment instead.
+//! (`unshare(CLONE_FILES)`) and closes there everything but its pipe's read end, then opens a
+//! pidfd of the process: the worker's table has one user again, and this thread holds no
+//! reference that could keep a file the program closes open. To write a report it borrows
+//! the program's current stderr for the write (`pidfd_getfd`), so a later `dup2` onto fd 2
+//! is followed. Where `pidfd_open`, `pidfd_getfd` or `unshare` is refused (a kernel before
+//! 5.6, seccomp: Docker's default profile allows the last two only with added capabilities)
+//! it stays on the shared table, and the process pays the reference.
+//!
+//! Closing the copies releases none of the program's `fcntl` locks (Linux keys them to the
+//! table they were taken through), but it does call each file's `flush` as any close does: one
+//! FLUSH request to a FUSE server per file open when the runtime starts, a wait for an NFS
+//! server. This thread does that after the hand-over with its spawner, so a hung server
+//! delays the monitor, never the runtime's start. Anything this thread opens or closes later
+//! is in its own table; and a panic of its own (a bug) could not print its message, since
+//! its fd 2 is not the program's.
 
 use std::fmt::Write as _;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -46,8 +59,14 @@ pub(crate) const STALL_AFTER: Duration = Duration::from_secs(2);
 /// The threshold in force, in milliseconds; 0: no stall reports.
 static STALL_AFTER_MS: AtomicU64 = AtomicU64::new(0);
 
-/// The write end of the thread's pipe, for the signal handler; -1 until the thread runs.
+/// The write end of the thread's pipe, for the signal handler; -1 until the thread runs,
+/// and again if the thread found its pipe gone (`run`).
 static PIPE_W: AtomicI32 = AtomicI32::new(-1);
+/// The pipe's device and inode numbers, set before the thread starts: a poke checks that the
+/// fd still names the pipe, so that a program which closed it (a `closefrom` of its own) and
+/// got the number back for a file of its own never receives the byte.
+static PIPE_DEV: AtomicU64 = AtomicU64::new(0);
+static PIPE_INO: AtomicU64 = AtomicU64::new(0);
 
 /// Whether the thread was started (under the lock, so it starts once).
 static STARTED: Mutex<bool> = Mutex::new(false);
@@ -62,7 +81,7 @@ const MAX_TICK: Duration = Duration::from_millis(500);
 
 /// Sets the stall threshold (`None`: off) and starts the thread if reports are on.
 pub(crate) fn set_stall_report(after: Option<Duration>) -> io::Result<()> {
-    let ms = after.map_or(0, |d| (d.as_millis() as u64).max(1));
+    let ms = threshold_ms(after);
     STALL_AFTER_MS.store(ms, Ordering::Relaxed);
     if ms == 0 && !*lock_started() {
         return Ok(());
@@ -70,6 +89,14 @@ pub(crate) fn set_stall_report(after: Option<Duration>) -> io::Result<()> {
     ensure_started()?;
     poke(RECONFIGURE);
     Ok(())
+}
+
+/// A threshold in whole milliseconds, at least 1 (0 stands for off); a huge one saturates
+/// rather than wrapping round to a small one.
+fn threshold_ms(after: Option<Duration>) -> u64 {
+    after.map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    })
 }
 
 /// The signal handler of `dump_on_signal`: asks the thread for a listing.
@@ -82,15 +109,28 @@ pub(crate) extern "C" fn on_dump_signal(_: libc::c_int) {
     unsafe { *libc::__errno_location() = errno };
 }
 
-/// Writes `byte` to the pipe if the thread runs. Async-signal-safe: one load, one write(2).
+/// Writes `byte` to the pipe if the thread runs. Async-signal-safe: loads, fstat(2) and
+/// write(2).
 fn poke(byte: u8) {
-    let fd = PIPE_W.load(Ordering::Relaxed);
-    if fd >= 0 {
+    let fd = PIPE_W.load(Ordering::Acquire);
+    let pipe = (
+        PIPE_DEV.load(Ordering::Relaxed),
+        PIPE_INO.load(Ordering::Relaxed),
+    );
+    if fd >= 0 && inode(fd) == Some(pipe) {
         // SAFETY: write(2) is async-signal-safe; the buffer is a live one-byte array. The
         // end is nonblocking: with the pipe full a look is already due, and this byte is
         // dropped rather than blocking the thread the signal interrupted.
         unsafe { libc::write(fd, [byte].as_ptr().cast(), 1) };
     }
+}
+
+/// The device and inode numbers of the file `fd` names, if it is open. Async-signal-safe.
+fn inode(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: all-zero is a valid `stat` for fstat(2) to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat(2) writes one `stat` through the pointer; it is async-signal-safe.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev as u64, st.st_ino as u64))
 }
 
 fn lock_started() -> std::sync::MutexGuard<'static, bool> {
@@ -111,6 +151,10 @@ pub(crate) fn ensure_started() -> io::Result<()> {
     // SAFETY: pipe2 just made both fds, and nothing else owns them.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let r_num = r.as_raw_fd();
+    // Both ends of a pipe are one inode; the thread and `poke` check fds against it.
+    let ino = inode(r_num).unwrap_or((0, 0));
+    PIPE_DEV.store(ino.0, Ordering::Relaxed);
+    PIPE_INO.store(ino.1, Ordering::Relaxed);
     let (moved_tx, moved_rx) = std::sync::mpsc::sync_channel(1);
     crate::net::socket::set_nonblocking(std::os::fd::AsFd::as_fd(&w), true)?;
     // The thread starts with every signal blocked (it inherits the mask in force at its
@@ -128,7 +172,7 @@ pub(crate) fn ensure_started() -> io::Result<()> {
     }
     let spawned = std::thread::Builder::new()
         .name("coronet-sysmon".into())
-        .spawn(move || run(r, moved_tx));
+        .spawn(move || run(r, ino, moved_tx));
     // SAFETY: as above; `old` holds the mask saved there.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     spawned?;
@@ -140,7 +184,7 @@ pub(crate) fn ensure_started() -> io::Result<()> {
         unsafe { libc::close(r_num) };
     }
     // Kept open for the process's life: the handler may write at any time.
-    PIPE_W.store(std::os::fd::IntoRawFd::into_raw_fd(w), Ordering::Relaxed);
+    PIPE_W.store(w.into_raw_fd(), Ordering::Release);
     *started = true;
     Ok(())
 }
@@ -151,8 +195,9 @@ enum Stderr {
     Shared,
     /// The program's fd 2 of the moment, borrowed through this pidfd for each report.
     Borrowed(OwnedFd),
-    /// A copy of fd 2 kept in the thread's own table (no `pidfd_getfd`).
-    Kept,
+    /// Nowhere: the thread moved to a table of its own, then could not open a pidfd (a
+    /// kernel that allowed one a moment before).
+    Lost,
 }
 
 impl Stderr {
@@ -161,19 +206,15 @@ impl Stderr {
     fn write(&self, text: &str) {
         let borrowed;
         let fd = match self {
-            Stderr::Shared | Stderr::Kept => 2,
-            Stderr::Borrowed(pidfd) => {
-                // SAFETY: pidfd_getfd reads no memory of ours; the new fd is ours to own.
-                let fd = unsafe {
-                    libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), 2, 0) as RawFd
-                };
-                if fd < 0 {
-                    return;
+            Stderr::Shared => 2,
+            Stderr::Lost => return,
+            Stderr::Borrowed(pidfd) => match borrow_stderr(pidfd.as_raw_fd()) {
+                Ok(Some(fd)) => {
+                    borrowed = fd;
+                    borrowed.as_raw_fd()
                 }
-                // SAFETY: the fd was just made in this thread's table and nothing else owns it.
-                borrowed = unsafe { OwnedFd::from_raw_fd(fd) };
-                borrowed.as_raw_fd()
-            }
+                _ => return,
+            },
         };
         // Raw writes, not `std::io::stderr()`: its lock may be held by a coroutine of the
         // very worker this report is about.
@@ -192,84 +233,88 @@ impl Stderr {
     }
 }
 
+/// A pidfd of this process, in the calling thread's table.
+fn open_pidfd() -> Option<OwnedFd> {
+    // SAFETY: pidfd_open reads no memory of ours; the fd it makes is ours to own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) } as RawFd;
+    // SAFETY: just made in this thread's table, owned by nothing else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A copy, in the calling thread's table, of the fd 2 of the table `pidfd`'s process leader
+/// uses (the program's): `Ok(None)` if the program has no fd 2, `Err` if the kernel refuses.
+fn borrow_stderr(pidfd: RawFd) -> Result<Option<OwnedFd>, ()> {
+    // SAFETY: pidfd_getfd reads no memory of ours; the new fd is ours to own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, 2, 0) } as RawFd;
+    if fd >= 0 {
+        // SAFETY: just made in this thread's table, owned by nothing else.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EBADF) => Ok(None),
+        _ => Err(()),
+    }
+}
+
 /// Threads of this process, from /proc (0 if it cannot be read).
 fn process_threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
 /// Moves this thread to a fd table of its own holding only `keep`, if it is the process's
-/// second thread (see the module doc); how it will reach stderr, and whether it moved.
-fn own_table_if_second(keep: RawFd) -> (Stderr, bool) {
-    if process_threads() != 2 {
-        return (Stderr::Shared, false);
-    }
+/// second thread and the kernel allows all it takes (see the module doc). `moved` learns
+/// whether it did, as soon as it has: the spawner then closes its copy of `keep`.
+fn own_table_if_second(keep: RawFd, moved: std::sync::mpsc::SyncSender<bool>) -> Stderr {
+    // Asked of the shared table first: a move without a way to reach stderr afterwards
+    // would lose the reports, or keep a copy of the stderr of the moment.
+    let allowed = || open_pidfd().is_some_and(|p| borrow_stderr(p.as_raw_fd()).is_ok());
     // SAFETY: unshare(CLONE_FILES) gives only this thread a copy of the fd table; no memory.
-    if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
-        return (Stderr::Shared, false);
+    if process_threads() != 2 || !allowed() || unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
+        let _ = moved.send(false);
+        return Stderr::Shared;
     }
-    // Opened after the move, so only this table has it.
-    // SAFETY: pidfd_open reads no memory of ours; the fd it makes is ours to own.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) } as RawFd;
-    let stderr = if pidfd >= 0 && borrow_works(pidfd) {
-        // SAFETY: the pidfd is open in this thread's table and owned by nothing else.
-        Stderr::Borrowed(unsafe { OwnedFd::from_raw_fd(pidfd) })
-    } else {
-        if pidfd >= 0 {
-            // SAFETY: made above, owned by nothing else.
-            unsafe { libc::close(pidfd) };
-        }
-        Stderr::Kept
-    };
-    let mut keep = vec![keep];
-    match &stderr {
-        Stderr::Borrowed(p) => keep.push(p.as_raw_fd()),
-        _ => keep.push(2),
+    let _ = moved.send(true);
+    // SAFETY: this thread's table is its own since the unshare above, and `keep` is the one
+    // fd of it this thread uses; the others are copies nothing here owns.
+    unsafe { close_all_but(keep) };
+    match open_pidfd() {
+        Some(p) => Stderr::Borrowed(p),
+        None => Stderr::Lost,
     }
-    close_all_but(&mut keep);
-    (stderr, true)
 }
 
-/// Whether `pidfd_getfd` works here (seccomp or an old kernel may refuse it).
-fn borrow_works(pidfd: RawFd) -> bool {
-    // SAFETY: as in `Stderr::write`.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, 2, 0) } as RawFd;
-    if fd >= 0 {
-        // SAFETY: just made in this thread's table, owned by nothing else.
-        unsafe { libc::close(fd) };
+/// Closes every fd of this thread's table except `keep`.
+///
+/// # Safety
+///
+/// The table must be this thread's own (after `unshare(CLONE_FILES)`), and `keep` the only
+/// fd of it that anything owns: the others are closed under whatever holds their numbers.
+unsafe fn close_all_but(keep: RawFd) {
+    let keep = keep as u32;
+    if keep > 0 {
+        close_range(0, keep - 1);
     }
-    // fd 2 closed in the program is no reason to keep a copy of nothing.
-    fd >= 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+    close_range(keep.saturating_add(1), u32::MAX);
 }
 
-/// Closes every fd of this thread's (private) table except `keep`.
-fn close_all_but(keep: &mut [RawFd]) {
-    keep.sort_unstable();
-    let mut from: u32 = 0;
-    for &k in keep.iter() {
-        let k = k as u32;
-        if k > from {
-            close_range(from, k - 1);
-        }
-        from = k + 1;
-    }
-    close_range(from, u32::MAX);
-}
-
+/// close_range(2), or a loop of close(2) up to the soft fd limit before Linux 5.9. Only
+/// called by `close_all_but`, under its contract.
 fn close_range(first: u32, last: u32) {
-    // SAFETY: close_range(2) closes descriptors of this thread's table only; no memory.
+    // SAFETY: `close_all_but`'s contract: every fd in the range is an unowned copy in this
+    // thread's own table; no memory is involved.
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
     if r == 0 {
         return;
     }
-    // Before Linux 5.9: one by one, up to the soft limit (no fd can be above it... save
-    // those opened before a lower limit was set, which stay: a leak of a copy, not a fault).
-    // SAFETY: getrlimit writes one `rlimit`.
+    // SAFETY: all-zero is a valid `rlimit` for getrlimit to fill.
     let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
+    // SAFETY: getrlimit writes one `rlimit` through the pointer.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    // No fd is at or above the soft limit, save those opened before a lower limit was set,
+    // which stay: a copy kept, not a fault.
     let top = (lim.rlim_cur.min(1 << 20) as u32).min(last.saturating_add(1));
     for fd in first..top {
-        // SAFETY: closes a descriptor of this thread's private table, if open.
+        // SAFETY: as above.
         unsafe { libc::close(fd as RawFd) };
     }
 }
@@ -278,107 +323,207 @@ fn close_range(first: u32, last: u32) {
 #[derive(Default)]
 struct Watch {
     switches: u64,
-    /// When `switches` was first seen at its value (or the worker last seen asleep).
+    /// The first look that saw `switches` at its value (or the worker asleep); `None` before
+    /// the first look, and after a late one.
     since: Option<Instant>,
-    /// The coroutine reported as holding it: (id, name).
-    reported: Option<(u64, String)>,
+    /// The last look that saw it stand still.
+    still_at: Option<Instant>,
+    /// What was reported as holding it.
+    reported: Option<Holder>,
+    /// The id of the coroutine at the head of its stealable queue at the last look past
+    /// the threshold.
+    fresh_head: Option<u64>,
 }
 
-fn run(r: OwnedFd, moved: std::sync::mpsc::SyncSender<bool>) {
-    let (stderr, own_table) = own_table_if_second(r.as_raw_fd());
-    let _ = moved.send(own_table);
-    drop(moved);
+/// What holds a worker: one of its coroutines, or (none running) the scheduler's own code.
+enum Holder {
+    Coroutine { id: u64, name: String },
+    Scheduler,
+}
+
+fn run(r: OwnedFd, pipe: (u64, u64), moved: std::sync::mpsc::SyncSender<bool>) {
+    let stderr = own_table_if_second(r.as_raw_fd(), moved);
     let mut watches: Vec<Watch> = Vec::new();
     let mut buf = [0u8; 64];
+    let mut last_look = Instant::now();
     loop {
         let after_ms = STALL_AFTER_MS.load(Ordering::Relaxed);
-        let tick = if after_ms == 0 {
-            -1
-        } else {
-            (after_ms / 4).clamp(1, MAX_TICK.as_millis() as u64) as i32
-        };
+        let tick = Duration::from_millis((after_ms / 4).clamp(1, MAX_TICK.as_millis() as u64));
         let mut pfd = libc::pollfd {
             fd: r.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
+        let timeout = if after_ms == 0 {
+            -1
+        } else {
+            tick.as_millis() as i32
+        };
         // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, tick) };
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout) };
         if n > 0 {
-            // SAFETY: `buf` is a live array; read(2) writes at most its length.
-            let got = unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if got == 0 {
-                return; // the write end is never closed; nothing left to do if it were
+            // The pipe is ours as long as its number names it and its write end is open; a
+            // program that closes fds it does not own (a `closefrom`) can take either. Then
+            // the thread stops, and closes nothing: the number may be someone else's now.
+            let ours = pfd.revents & (libc::POLLNVAL | libc::POLLERR | libc::POLLHUP) == 0
+                && inode(r.as_raw_fd()) == Some(pipe);
+            let got = if ours {
+                // SAFETY: `buf` is a live array; read(2) writes at most its length.
+                unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+            } else {
+                0
+            };
+            let again = matches!(
+                io::Error::last_os_error().kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            );
+            if got < 0 && again {
+                continue;
+            }
+            if got <= 0 {
+                PIPE_W.store(-1, Ordering::Release);
+                stderr.write(
+                    "coronet: the monitor thread's pipe was closed by someone else: no more \
+                     stall reports or dump_on_signal listings\n",
+                );
+                let _ = r.into_raw_fd();
+                return;
             }
             // Each read takes what signals came meanwhile: one listing for them all.
-            if got > 0 && buf[..got as usize].contains(&DUMP) {
+            if buf[..got as usize].contains(&DUMP) {
                 stderr.write(&super::dump());
             }
         }
         if after_ms != 0 {
+            let now = Instant::now();
+            // Two ticks and a margin without a look: the process (or this thread) stood
+            // still, and so did every count; see the module doc.
+            let late = now - last_look > 2 * tick + Duration::from_millis(100);
+            last_look = now;
             if let Some(rt) = super::runtime_started() {
-                look(rt, Duration::from_millis(after_ms), &mut watches, &stderr);
+                look(
+                    rt,
+                    Duration::from_millis(after_ms),
+                    late,
+                    &mut watches,
+                    &stderr,
+                );
             }
         }
     }
 }
 
 /// One look at every worker's switch count (see the module doc).
-fn look(rt: &Runtime, after: Duration, watches: &mut Vec<Watch>, stderr: &Stderr) {
+fn look(rt: &Runtime, after: Duration, late: bool, watches: &mut Vec<Watch>, out: &Stderr) {
     watches.resize_with(rt.workers.len(), Watch::default);
     let now = Instant::now();
     for (w, watch) in rt.workers.iter().zip(watches.iter_mut()) {
         let c = &w.counters;
         let switches = c.switches.load(Ordering::Relaxed);
-        if switches != watch.switches || w.inbox.is_sleeping() || watch.since.is_none() {
-            if let Some((id, name)) = watch.reported.take() {
-                let held = now - watch.since.unwrap_or(now);
-                stderr.write(&format!(
-                    "coronet: coroutine {id} '{name}' let worker {} go after {:.1} s\n",
-                    w.index,
-                    held.as_secs_f64()
-                ));
+        if switches != watch.switches || w.inbox.is_sleeping() {
+            if let Some(holder) = watch.reported.take() {
+                let held = watch.still_at.unwrap_or(now) - watch.since.unwrap_or(now);
+                let secs = held.as_secs_f64();
+                out.write(&match holder {
+                    Holder::Coroutine { id, name } => format!(
+                        "coronet: coroutine {id} '{name}' let worker {} go after {secs:.1} s \
+                         or more\n",
+                        w.index
+                    ),
+                    Holder::Scheduler => format!(
+                        "coronet: worker {} runs coroutines again after {secs:.1} s or more\n",
+                        w.index
+                    ),
+                });
             }
             watch.switches = switches;
             watch.since = Some(now);
+            watch.still_at = None;
             continue;
         }
-        let since = watch.since.unwrap_or(now);
+        if late && watch.reported.is_none() {
+            watch.since = None;
+        }
+        let since = *watch.since.get_or_insert(now);
+        watch.still_at = Some(now);
         if watch.reported.is_some() || now - since < after {
             continue;
         }
+        let running = w
+            .live_tasks()
+            .into_iter()
+            .find(|t| t.state() == State::Running);
         let live = c
             .started
             .load(Ordering::Relaxed)
             .saturating_sub(c.finished.load(Ordering::Relaxed));
-        let queued = (w.inbox.fresh().len() + w.pinned.len()) as u64;
-        let others = (live + queued).saturating_sub(1);
+        // Who waits for this worker: its other started coroutines, and the unstarted ones
+        // only it may start. Its stealable queue counts only once the same coroutine has
+        // stood at its head for a tick: other workers steal from it within microseconds,
+        // and a look that caught one passing through (a thread spawning thousands a
+        // second) reported a coroutine that held up nobody.
+        let head = w.inbox.fresh().with(|q| q.front().map(|t| t.task.id));
+        let fresh = if head.is_some() && head == watch.fresh_head {
+            w.inbox.fresh().len() as u64
+        } else {
+            0
+        };
+        watch.fresh_head = head;
+        let others =
+            live.saturating_sub(u64::from(running.is_some())) + w.pinned.len() as u64 + fresh;
         if others == 0 {
             continue; // holding a worker nobody else needs holds nobody up
         }
-        let Some(t) = w
-            .live_tasks()
-            .into_iter()
-            .find(|t| t.state() == State::Running)
-        else {
-            continue; // the scheduler's own code (a logger's lock, say): not a coroutine
-        };
-        let name = t.display_name().to_string();
+        let s = if others == 1 { "" } else { "s" };
+        let held = (now - since).as_secs_f64();
         let mut text = String::new();
-        let _ = write!(
-            text,
-            "coronet: coroutine {} '{name}' has held worker {} for {:.1} s without parking \
-             or yielding; the {others} other coroutine{} of that worker cannot run until \
-             it does.\ncoronet: a call that blocks the thread (a std Mutex, Condvar, \
-             channel, sleep or socket) or a long computation stops every coroutine of its \
-             worker: use coronet's own, coronet::spawn_blocking, or coronet::yield_now in \
-             long loops (docs/porting.md, \"Blocking calls inside a coroutine\")\n",
-            t.id,
-            w.index,
-            (now - since).as_secs_f64(),
-            if others == 1 { "" } else { "s" },
-        );
-        stderr.write(&text);
-        watch.reported = Some((t.id, name));
+        let holder = match running {
+            Some(t) => {
+                let name = t.display_name().to_string();
+                let _ = writeln!(
+                    text,
+                    "coronet: coroutine {} '{name}' has held worker {} for {held:.1} s or \
+                     more without parking or yielding; the {others} other coroutine{s} of \
+                     that worker cannot run until it does.\ncoronet: a call that blocks the \
+                     thread (a std Mutex, Condvar, channel, sleep or socket) or a long \
+                     computation stops every coroutine of its worker: use coronet's own, \
+                     coronet::spawn_blocking, or coronet::yield_now in long loops \
+                     (docs/porting.md, \"Blocking calls inside a coroutine\")",
+                    t.id, w.index,
+                );
+                Holder::Coroutine { id: t.id, name }
+            }
+            None => {
+                let _ = writeln!(
+                    text,
+                    "coronet: worker {} has run no coroutine for {held:.1} s or more and is \
+                     not asleep: it is held outside any coroutine, in the runtime's own code \
+                     or a logger it called, and its {others} coroutine{s} cannot run until it \
+                     moves (a logger must not wait on a lock a coroutine may hold: \
+                     docs/runtime.md)",
+                    w.index,
+                );
+                Holder::Scheduler
+            }
+        };
+        out.write(&text);
+        watch.reported = Some(holder);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_round_to_milliseconds_and_saturate() {
+        assert_eq!(threshold_ms(None), 0);
+        assert_eq!(threshold_ms(Some(Duration::ZERO)), 1);
+        assert_eq!(threshold_ms(Some(Duration::from_micros(2500))), 2);
+        assert_eq!(threshold_ms(Some(Duration::from_secs(2))), 2000);
+        // 2^64 ms and more: `as u64` made this 384 ms.
+        let huge = Duration::from_secs(18_446_744_073_709_552);
+        assert_eq!(threshold_ms(Some(huge)), u64::MAX);
+        assert_eq!(threshold_ms(Some(Duration::MAX)), u64::MAX);
     }
 }
