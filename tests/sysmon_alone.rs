@@ -4,7 +4,8 @@
 //! its per-call reference on each file. Checked here: the move happened; the monitor's table
 //! holds no copy of the program's fds (a socket made before the runtime started, then
 //! closed by the program, is closed for its peer); and a stall report still reaches the
-//! program's stderr, also after the program moves fd 2 elsewhere.
+//! program's stderr, also after the program moves fd 2 elsewhere; and a POSIX lock the
+//! program holds on its stderr's file survives the move.
 //!
 //! `harness = false` (Cargo.toml): libtest would run this on a second thread.
 
@@ -35,9 +36,57 @@ fn monitor_fds() -> Vec<String> {
         .collect()
 }
 
+/// Whether a lock that would conflict with writing to the file is held by an owner other
+/// than `probe`'s open file description: an OFD lock query, which sees this process's own
+/// POSIX locks as conflicts too. (`probe` stays open: closing any fd of the file would
+/// itself release the process's POSIX locks on it.)
+fn write_locked(probe: &std::fs::File) -> bool {
+    // SAFETY: all-zero is a valid `flock`, then filled in.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as i16;
+    fl.l_whence = libc::SEEK_SET as i16;
+    // SAFETY: F_OFD_GETLK reads and writes one `flock` through the pointer.
+    assert_eq!(
+        unsafe { libc::fcntl(probe.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) },
+        0
+    );
+    fl.l_type != libc::F_UNLCK as i16
+}
+
+/// A file under a POSIX write lock of this process, and a second open file description of it
+/// for `write_locked`.
+fn locked_file(tag: &str) -> (std::fs::File, std::fs::File) {
+    let path = std::env::temp_dir().join(format!("coronet-{tag}-{}", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    let probe = std::fs::File::open(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    // SAFETY: all-zero is a valid `flock`, then filled in.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as i16;
+    fl.l_whence = libc::SEEK_SET as i16;
+    // SAFETY: F_SETLK reads one `flock` through the pointer.
+    assert_eq!(
+        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) },
+        0
+    );
+    assert!(write_locked(&probe));
+    (file, probe)
+}
+
 fn main() {
     // Made before the runtime starts, so the monitor's copy of the table would have it.
     let (mut near, far) = UnixStream::pair().unwrap();
+    // POSIX locks the program holds while the runtime starts, one on a file open as its
+    // stderr: closing any fd of such a file through the program's table would release it
+    // (POSIX locks belong to the table they were taken through), as the monitor's first
+    // probe of `pidfd_getfd` did, on fd 2. Closing the monitor's copies in its own table
+    // must not.
+    let (on_stderr, stderr_probe) = locked_file("stderr-lock");
+    let (other, other_probe) = locked_file("lock");
+    // SAFETY: dup and dup2 of fds this process holds open; no memory involved.
+    let stderr_before = unsafe { libc::dup(2) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::dup2(on_stderr.as_raw_fd(), 2) }, 2);
     assert_eq!(
         threads(),
         1,
@@ -48,6 +97,11 @@ fn main() {
         .stall_report(Some(Duration::from_millis(300)));
     let err = builder
         .main(move || {
+            let stderr_kept = write_locked(&stderr_probe);
+            // (This dup2 closes fd 2, and so releases that lock: checked before it.)
+            // SAFETY: as above; `stderr_before` is the stderr of before.
+            unsafe { libc::dup2(stderr_before, 2) };
+            assert!(stderr_kept, "the lock on stderr's file was released");
             assert_eq!(threads(), 2, "worker 0 and the monitor");
             // The monitor closes its copies after telling its spawner it has moved (so that
             // a slow `flush` never holds up the start): wait (generously) for it.
@@ -57,13 +111,14 @@ fn main() {
                 std::thread::sleep(Duration::from_millis(5));
                 fds = monitor_fds();
             }
-            // Its pipe's read end and the pidfd through which it borrows stderr, or (a
-            // kernel before 5.6) a copy of fd 2.
+            // Its pipe's read end and the pidfd through which it borrows stderr.
             let own = |f: &String| f.starts_with("pipe:") || f.contains("pidfd");
             assert!(
                 fds.len() <= 2 && fds.iter().all(own),
                 "the monitor's fds: {fds:?}"
             );
+            assert!(write_locked(&other_probe), "a lock was released");
+            drop((on_stderr, other, stderr_probe, other_probe));
             drop(far);
             near.set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();

@@ -266,8 +266,22 @@ fn process_threads() -> usize {
 /// whether it did, as soon as it has: the spawner then closes its copy of `keep`.
 fn own_table_if_second(keep: RawFd, moved: std::sync::mpsc::SyncSender<bool>) -> Stderr {
     // Asked of the shared table first: a move without a way to reach stderr afterwards
-    // would lose the reports, or keep a copy of the stderr of the moment.
-    let allowed = || open_pidfd().is_some_and(|p| borrow_stderr(p.as_raw_fd()).is_ok());
+    // would lose the reports, or keep a copy of the stderr of the moment. The probe borrows
+    // the pidfd itself, not fd 2: closing a copy of the program's stderr here, in the
+    // program's own table, would release the `fcntl` locks it holds on that file.
+    let allowed = || {
+        open_pidfd().is_some_and(|p| {
+            let p = p.as_raw_fd();
+            // SAFETY: pidfd_getfd reads no memory of ours; the fd it makes is ours to own.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, p, p, 0) } as RawFd;
+            if fd < 0 {
+                return false;
+            }
+            // SAFETY: just made in this thread's table, owned by nothing else.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            true
+        })
+    };
     // SAFETY: unshare(CLONE_FILES) gives only this thread a copy of the fd table; no memory.
     if process_threads() != 2 || !allowed() || unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
         let _ = moved.send(false);
