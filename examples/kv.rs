@@ -83,7 +83,8 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:6380".into());
     // The calling thread is the runtime's first worker and the process ends with this
-    // closure, as a Go program ends with main: one thread in all on one CPU.
+    // closure, as a Go program ends with main: on one CPU, one thread using the fds (the
+    // runtime's monitor keeps a fd table of its own).
     let err = coronet::Builder::new()
         .main(move || {
             let listener = TcpListener::bind(addr.as_str()).unwrap_or_else(|e| {

@@ -1193,13 +1193,8 @@ fn a_signal_asked_for_prints_the_dump_and_the_process_goes_on() {
         // EINTR, and no listing ever again). It runs with signals blocked.
         extern "C" fn nothing(_: libc::c_int) {}
         util::install_signal_handler(libc::SIGUSR2, nothing, 0);
-        let dump_thread = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .map(|t| t.unwrap().path())
-            .find(|t| {
-                std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "coronet-sysmon")
-            })
-            .expect("the monitor thread, which makes the listing");
+        let dump_thread =
+            util::thread_named("coronet-sysmon").expect("the monitor thread, which lists");
         let tid: libc::pid_t = dump_thread
             .file_name()
             .unwrap()

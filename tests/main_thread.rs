@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use coronet::net::{TcpListener, TcpStream};
 
 mod util;
-use util::recurse;
+use util::{recurse, threads};
 
 const CHILD: &str = "CORONET_MAIN_CHILD";
 
@@ -24,17 +24,22 @@ fn is_child(test: &str) -> bool {
     std::env::var(CHILD).as_deref() == Ok(test)
 }
 
-/// Runs `test` again in a child process; its status, stdout and stderr. A child still
-/// running after a minute is killed and fails the test (`main` must end the process). The
-/// pipes are drained while it runs (`wait_with_output`), so no output size can stall it.
-fn run_child(test: &str) -> (ExitStatus, String, String) {
-    let child = Command::new(std::env::current_exe().unwrap())
+/// Starts `test` again in a child process, with `envs` set, stdout and stderr piped.
+fn spawn_child(test: &str, envs: &[(&str, &str)]) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
         .env(CHILD, test)
+        .envs(envs.iter().copied())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits for a child of `spawn_child`; its status, stdout and stderr. A child still running
+/// after a minute is killed and fails the test (`main` must end the process). The pipes are
+/// drained while it runs (`wait_with_output`), so no output size can stall it.
+fn wait_child(child: std::process::Child) -> (ExitStatus, String, String) {
     let pid = child.id() as libc::pid_t;
     let done = Arc::new(AtomicBool::new(false));
     let watchdog = {
@@ -69,6 +74,11 @@ fn run_child(test: &str) -> (ExitStatus, String, String) {
     )
 }
 
+/// Runs `test` again in a child process (`spawn_child`, `wait_child`).
+fn run_child(test: &str) -> (ExitStatus, String, String) {
+    wait_child(spawn_child(test, &[]))
+}
+
 /// The child's side of a case: `Builder::main` with `workers` workers, which ends the process
 /// and so must not come back.
 fn main_in_child(workers: usize, f: impl FnOnce() + Send + 'static) -> ! {
@@ -79,11 +89,6 @@ fn main_in_child(workers: usize, f: impl FnOnce() + Send + 'static) -> ! {
 fn main_in_child_with(builder: coronet::Builder, f: impl FnOnce() + Send + 'static) -> ! {
     let err = builder.main(f).unwrap_err();
     panic!("Builder::main returned: {err}");
-}
-
-/// Threads of this process, from /proc.
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
 /// One echo through coronet's sockets, so the netpoller parks and wakes a coroutine.
@@ -545,7 +550,7 @@ fn a_coroutine_holding_its_worker_is_reported_by_name() {
             tx.send(()).unwrap();
             assert!(waiter.join().unwrap());
             // The line that it let go comes at the monitor's next look (75 ms apart).
-            coronet::time::sleep(Duration::from_millis(500));
+            coronet::time::sleep(Duration::from_secs(2));
         });
     }
     let (status, stdout, stderr) = run_child(TEST);
@@ -648,22 +653,11 @@ fn no_stall_report_where_nobody_waits_or_when_turned_off() {
     }
     let children: Vec<_> = ["one", "two", "off"]
         .into_iter()
-        .map(|mode| {
-            let child = Command::new(std::env::current_exe().unwrap())
-                .env(CHILD, TEST)
-                .env("STALL_MODE", mode)
-                .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            (mode, child)
-        })
+        .map(|mode| (mode, spawn_child(TEST, &[("STALL_MODE", mode)])))
         .collect();
     for (mode, child) in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{mode}; stderr:\n{stderr}");
+        let (status, _, stderr) = wait_child(child);
+        assert!(status.success(), "{mode}; stderr:\n{stderr}");
         let (quiet, stall) = stderr.split_once("quiet so far").expect("the child's mark");
         assert!(!quiet.contains("coronet: "), "{mode}; stderr:\n{stderr}");
         assert_eq!(
@@ -688,22 +682,23 @@ fn thread_cpu() -> Duration {
 
 /// A process stopped (SIGSTOP, a debugger, a frozen cgroup) stands still as a whole: the
 /// monitor must not take that time for a worker's. Here a coroutine computes in slices of
-/// 600 ms of CPU time, yielding between them (below the 2 s threshold), and the parent
-/// stops the child three times for 2.5 s: an audit saw a false report after most stops,
-/// when the slice running at the stop was the one the last look before it had seen.
+/// 600 ms of CPU time, yielding between them (well below the 3 s threshold: a slice would
+/// have to get under a fifth of a core to stretch past it), and the parent stops the child
+/// three times for 3.5 s: an audit saw a false report after most stops, when the slice
+/// running at the stop was the one the last look before it had seen.
 #[test]
 fn a_stopped_process_is_not_reported_as_a_stall() {
     const TEST: &str = "a_stopped_process_is_not_reported_as_a_stall";
     if is_child(TEST) {
         let builder = coronet::Builder::new()
             .workers(1)
-            .stall_report(Some(Duration::from_secs(2)));
+            .stall_report(Some(Duration::from_secs(3)));
         main_in_child_with(builder, || {
             let (tx, rx) = coronet::chan::bounded::<()>(0);
             let waiter = coronet::go(move || rx.recv().is_ok());
             let slices = coronet::Spawn::new().name("slices").go(|| {
                 let start = Instant::now();
-                while start.elapsed() < Duration::from_secs(12) {
+                while start.elapsed() < Duration::from_secs(14) {
                     let cpu = thread_cpu();
                     while thread_cpu() - cpu < Duration::from_millis(600) {
                         std::hint::spin_loop();
@@ -717,13 +712,7 @@ fn a_stopped_process_is_not_reported_as_a_stall() {
             assert!(waiter.join().unwrap());
         });
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, TEST)
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child(TEST, &[]);
     let pid = child.id() as libc::pid_t;
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
@@ -736,13 +725,12 @@ fn a_stopped_process_is_not_reported_as_a_stall() {
         std::thread::sleep(Duration::from_millis(700));
         // SAFETY: kill(2) with the pid of our child, not yet reaped; no memory involved.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-        std::thread::sleep(Duration::from_millis(2500));
+        std::thread::sleep(Duration::from_millis(3500));
         // SAFETY: as above.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+    let (status, _, stderr) = wait_child(child);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
     assert!(!stderr.contains("has held"), "stderr:\n{stderr}");
 }
 
@@ -786,7 +774,8 @@ fn a_worker_held_by_its_logger_is_reported() {
                 late.join().unwrap();
             });
             holder.join().unwrap();
-            coronet::time::sleep(Duration::from_millis(500));
+            // The line that it moves comes at the monitor's next look (75 ms apart).
+            coronet::time::sleep(Duration::from_secs(2));
         });
     }
     let (status, _, stderr) = run_child(TEST);

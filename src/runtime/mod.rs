@@ -192,17 +192,17 @@ impl Builder {
     /// coroutine and the worker, and a second line says when it lets go:
     ///
     /// ```text
-    /// coronet: coroutine 7 'handler' has held worker 0 for 2.0 s or more without parking or yielding; the 3 other coroutines of that worker cannot run until it does.
-    /// coronet: a call that blocks the thread (…) stops every coroutine of its worker: use coronet's own, coronet::spawn_blocking, or coronet::yield_now in long loops (…)
+    /// coronet: coroutine 7 'handler' has held worker 0 for 2.0 s or more without parking …
+    /// coronet: a call that blocks the thread (…) stops every coroutine of its worker: …
     /// coronet: coroutine 7 'handler' let worker 0 go after 5.0 s or more
     /// ```
     ///
     /// The runtime's monitor thread (`coronet-sysmon`, after Go's `sysmon`) looks at each
     /// worker's count of resumes every quarter of the threshold (every 500 ms at most); the
-    /// scheduler does nothing more for it, and the durations it prints are lower bounds, up
-    /// to one look short. Not reported: a worker asleep; a coroutine alone on its worker,
-    /// or whose worker's other coroutines could all be started by another worker; a time
-    /// the whole process stood still (stopped by a signal or a debugger). A worker held
+    /// scheduler does nothing more for it, and the durations it prints are lower bounds (up
+    /// to one look short, and less any time the whole process stood still, stopped by a
+    /// signal or a debugger). Not reported: a worker asleep; a coroutine alone on its worker,
+    /// or whose worker's other coroutines could all be started by another worker. A worker held
     /// with no coroutine running — by a logger that waits, on one of the runtime's own
     /// lines, for a lock a coroutine holds — is reported in its own words.
     ///
@@ -281,8 +281,9 @@ impl Builder {
     /// has one thread that uses its fds (until `spawn_blocking` or `lookup_host` starts a
     /// blocking-pool thread): the runtime's monitor thread
     /// ([`stall_report`](Builder::stall_report)) moves to a fd table of its own where the
-    /// kernel allows it (`unshare` and `pidfd_getfd`, which Docker's default seccomp
-    /// profile grants only with added capabilities; `src/runtime/sysmon.rs`). That is
+    /// kernel allows it (`unshare`, `pidfd_open` and `pidfd_getfd`, Linux 5.6; Docker's
+    /// default seccomp profile grants the first and the last only with added capabilities;
+    /// `src/runtime/sysmon.rs`). That is
     /// cheaper to run: Linux takes and drops a reference on the socket's open file in every
     /// syscall of a process whose fd table two threads share (`fdget`); a small-message echo
     /// server on one worker spends 1–2 % less CPU per request this way

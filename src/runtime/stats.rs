@@ -175,8 +175,9 @@ pub fn dump() -> String {
 /// (a `Builder::main` program with one worker) it keeps a fd table of its own where the
 /// kernel allows it, so the kernel still skips its per-call reference on each socket's open
 /// file (see `Builder::main`). A program that closes fds it does not own (a `closefrom` of
-/// its own) can take the monitor's pipe: the monitor then says so on stderr and stops,
-/// and the signal is ignored from then on.
+/// its own) can take the monitor's pipe: the monitor then stops and the signal is ignored
+/// from then on (the monitor says so on stderr when it notices, which a number reused at
+/// once for a file that never becomes readable can delay for good).
 ///
 /// ```no_run
 /// coronet::dump_on_signal(libc::SIGQUIT)?;

@@ -16,9 +16,9 @@
 //! it ends. Nothing is added to the scheduler's path: the counter was there for `stats()`.
 //!
 //! The durations are lower bounds: a count is known to have stood still only from the first
-//! look that saw it. A look that comes late (the process was stopped — SIGSTOP, a debugger,
-//! a frozen cgroup — or this thread starved) starts every clock again, so that the time the
-//! whole process stood still is not taken for a worker's.
+//! look that saw it. A look that comes later than its tick (the process was stopped —
+//! SIGSTOP, a debugger, a frozen cgroup — or this thread starved) moves every clock forward
+//! by the delay, so that time the whole process stood still is not taken for a worker's.
 //!
 //! # A file table of its own
 //!
@@ -39,9 +39,10 @@
 //! table they were taken through), but it does call each file's `flush` as any close does: one
 //! FLUSH request to a FUSE server per file open when the runtime starts, a wait for an NFS
 //! server. This thread does that after the hand-over with its spawner, so a hung server
-//! delays the monitor, never the runtime's start. Anything this thread opens or closes later
-//! is in its own table; and a panic of its own (a bug) could not print its message, since
-//! its fd 2 is not the program's.
+//! delays the monitor, never the runtime's start; but while such a flush hangs, the copies of
+//! the fds above it stay open (a listener the program closes meanwhile stays bound).
+//! Anything this thread opens or closes later is in its own table; and a panic of its own (a
+//! bug) could not print its message, since its fd 2 is not the program's.
 
 use std::fmt::Write as _;
 use std::io;
@@ -178,7 +179,10 @@ pub(crate) fn ensure_started() -> io::Result<()> {
     spawned?;
     // A thread that moved to a table of its own took the read end's copy with it; the copy
     // left in the process's table is nobody's, and goes.
-    if moved_rx.recv() == Ok(true) {
+    // Bounded: a thread killed before it could answer (a seccomp filter that kills on one
+    // of its calls) must not hold up the start, which holds `INIT`, for ever. Without an
+    // answer the copy stays: a leaked fd, where closing it could close the thread's own.
+    if moved_rx.recv_timeout(Duration::from_secs(10)) == Ok(true) {
         // SAFETY: `r_num` names, in this (the process's) table, the read end the thread no
         // longer uses: its own table has a copy of its own under the same number.
         unsafe { libc::close(r_num) };
@@ -208,12 +212,13 @@ impl Stderr {
         let fd = match self {
             Stderr::Shared => 2,
             Stderr::Lost => return,
-            Stderr::Borrowed(pidfd) => match borrow_stderr(pidfd.as_raw_fd()) {
-                Ok(Some(fd)) => {
+            // No fd 2 in the program (EBADF), or a refusal: nowhere to write.
+            Stderr::Borrowed(pidfd) => match getfd(pidfd.as_raw_fd(), 2) {
+                Ok(fd) => {
                     borrowed = fd;
                     borrowed.as_raw_fd()
                 }
-                _ => return,
+                Err(_) => return,
             },
         };
         // Raw writes, not `std::io::stderr()`: its lock may be held by a coroutine of the
@@ -241,19 +246,16 @@ fn open_pidfd() -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// A copy, in the calling thread's table, of the fd 2 of the table `pidfd`'s process leader
-/// uses (the program's): `Ok(None)` if the program has no fd 2, `Err` if the kernel refuses.
-fn borrow_stderr(pidfd: RawFd) -> Result<Option<OwnedFd>, ()> {
+/// A copy, in the calling thread's table, of fd `target` of the table the process leader
+/// `pidfd` names uses (the program's).
+fn getfd(pidfd: RawFd, target: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_getfd reads no memory of ours; the new fd is ours to own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, 2, 0) } as RawFd;
-    if fd >= 0 {
-        // SAFETY: just made in this thread's table, owned by nothing else.
-        return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target, 0) } as RawFd;
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
     }
-    match io::Error::last_os_error().raw_os_error() {
-        Some(libc::EBADF) => Ok(None),
-        _ => Err(()),
-    }
+    // SAFETY: just made in this thread's table, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Threads of this process, from /proc (0 if it cannot be read).
@@ -269,19 +271,7 @@ fn own_table_if_second(keep: RawFd, moved: std::sync::mpsc::SyncSender<bool>) ->
     // would lose the reports, or keep a copy of the stderr of the moment. The probe borrows
     // the pidfd itself, not fd 2: closing a copy of the program's stderr here, in the
     // program's own table, would release the `fcntl` locks it holds on that file.
-    let allowed = || {
-        open_pidfd().is_some_and(|p| {
-            let p = p.as_raw_fd();
-            // SAFETY: pidfd_getfd reads no memory of ours; the fd it makes is ours to own.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, p, p, 0) } as RawFd;
-            if fd < 0 {
-                return false;
-            }
-            // SAFETY: just made in this thread's table, owned by nothing else.
-            drop(unsafe { OwnedFd::from_raw_fd(fd) });
-            true
-        })
-    };
+    let allowed = || open_pidfd().is_some_and(|p| getfd(p.as_raw_fd(), p.as_raw_fd()).is_ok());
     // SAFETY: unshare(CLONE_FILES) gives only this thread a copy of the fd table; no memory.
     if process_threads() != 2 || !allowed() || unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
         let _ = moved.send(false);
@@ -306,16 +296,20 @@ fn own_table_if_second(keep: RawFd, moved: std::sync::mpsc::SyncSender<bool>) ->
 unsafe fn close_all_but(keep: RawFd) {
     let keep = keep as u32;
     if keep > 0 {
-        close_range(0, keep - 1);
+        // SAFETY: our own contract.
+        unsafe { close_range(0, keep - 1) };
     }
-    close_range(keep.saturating_add(1), u32::MAX);
+    // SAFETY: our own contract.
+    unsafe { close_range(keep.saturating_add(1), u32::MAX) };
 }
 
-/// close_range(2), or a loop of close(2) up to the soft fd limit before Linux 5.9. Only
-/// called by `close_all_but`, under its contract.
-fn close_range(first: u32, last: u32) {
-    // SAFETY: `close_all_but`'s contract: every fd in the range is an unowned copy in this
-    // thread's own table; no memory is involved.
+/// close_range(2), or a loop of close(2) up to the soft fd limit before Linux 5.9.
+///
+/// # Safety
+///
+/// As `close_all_but`'s: every fd in the range is an unowned copy in this thread's own table.
+unsafe fn close_range(first: u32, last: u32) {
+    // SAFETY: the caller's contract; no memory is involved.
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
     if r == 0 {
         return;
@@ -337,8 +331,8 @@ fn close_range(first: u32, last: u32) {
 #[derive(Default)]
 struct Watch {
     switches: u64,
-    /// The first look that saw `switches` at its value (or the worker asleep); `None` before
-    /// the first look, and after a late one.
+    /// The first look that saw `switches` at its value (or the worker asleep), moved forward
+    /// by the lateness of later looks; `None` before the first look.
     since: Option<Instant>,
     /// The last look that saw it stand still.
     still_at: Option<Instant>,
@@ -355,6 +349,13 @@ enum Holder {
     Scheduler,
 }
 
+/// The thread's body.
+///
+/// Once `own_table_if_second` has moved it, no fd number the runtime or the program holds
+/// means the same here (a worker's epoll, a logger's file, std's stderr): nothing on this
+/// thread may use one — no `rt_log!`, no `Poller::wake`, no `std::io::stderr()`, no drop of
+/// anything that owns an fd. Today it touches counters, queues' lengths, `Task` records
+/// (which own no fd) and its own `Stderr`.
 fn run(r: OwnedFd, pipe: (u64, u64), moved: std::sync::mpsc::SyncSender<bool>) {
     let stderr = own_table_if_second(r.as_raw_fd(), moved);
     let mut watches: Vec<Watch> = Vec::new();
@@ -410,27 +411,34 @@ fn run(r: OwnedFd, pipe: (u64, u64), moved: std::sync::mpsc::SyncSender<bool>) {
         }
         if after_ms != 0 {
             let now = Instant::now();
-            // Two ticks and a margin without a look: the process (or this thread) stood
-            // still, and so did every count; see the module doc.
-            let late = now - last_look > 2 * tick + Duration::from_millis(100);
+            // Time past the tick (and a margin for wake-up latency) without a look: the
+            // process (or this thread) stood still, and so did every count; see the module doc.
+            let late = (now - last_look).saturating_sub(tick + Duration::from_millis(20));
             last_look = now;
+            // Not while the process exits: `main` stays `Running` through the exit's
+            // destructors and flushes, which no advice of ours would help.
+            if super::EXITING.load(Ordering::Relaxed) {
+                continue;
+            }
             if let Some(rt) = super::runtime_started() {
-                look(
-                    rt,
-                    Duration::from_millis(after_ms),
-                    late,
-                    &mut watches,
-                    &stderr,
-                );
+                let after = Duration::from_millis(after_ms);
+                look(rt, now, after, late, &mut watches, &stderr);
             }
         }
     }
 }
 
-/// One look at every worker's switch count (see the module doc).
-fn look(rt: &Runtime, after: Duration, late: bool, watches: &mut Vec<Watch>, out: &Stderr) {
+/// One look at every worker's switch count (see the module doc), at `now`, `late` past
+/// its tick.
+fn look(
+    rt: &Runtime,
+    now: Instant,
+    after: Duration,
+    late: Duration,
+    watches: &mut Vec<Watch>,
+    out: &Stderr,
+) {
     watches.resize_with(rt.workers.len(), Watch::default);
-    let now = Instant::now();
     for (w, watch) in rt.workers.iter().zip(watches.iter_mut()) {
         let c = &w.counters;
         let switches = c.switches.load(Ordering::Relaxed);
@@ -455,8 +463,8 @@ fn look(rt: &Runtime, after: Duration, late: bool, watches: &mut Vec<Watch>, out
             watch.still_at = None;
             continue;
         }
-        if late && watch.reported.is_none() {
-            watch.since = None;
+        if let Some(since) = &mut watch.since {
+            *since = (*since + late).min(now);
         }
         let since = *watch.since.get_or_insert(now);
         watch.still_at = Some(now);

@@ -394,3 +394,16 @@ pub fn signal_thread(tid: libc::pid_t, signal: libc::c_int) -> libc::c_long {
     // SAFETY: tgkill with ids and a signal number; a thread gone meanwhile gives ESRCH.
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal) }
 }
+
+/// Threads of this process, from /proc.
+pub fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// The `/proc/self/task/TID` directory of this process's thread named `name` (its `comm`).
+pub fn thread_named(name: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .map(|t| t.unwrap().path())
+        .find(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == name))
+}
