@@ -789,3 +789,56 @@ fn a_worker_held_by_its_logger_is_reported() {
         "stderr:\n{stderr}"
     );
 }
+
+/// A blocking pool whose threads are all busy while jobs wait and none is taken — here
+/// three jobs that wait for each other under a cap of two, as 513 did under the default
+/// cap in an audit and hung in silence — is reported, with a line when a job is taken
+/// again (the two give up after 3 s).
+#[test]
+fn a_blocking_pool_that_takes_no_job_is_reported() {
+    const TEST: &str = "a_blocking_pool_that_takes_no_job_is_reported";
+    if is_child(TEST) {
+        let builder = coronet::Builder::new()
+            .workers(1)
+            .max_blocking_threads(2)
+            .stall_report(Some(Duration::from_millis(300)));
+        main_in_child_with(builder, || {
+            static ARRIVED: AtomicUsize = AtomicUsize::new(0);
+            let jobs: Vec<_> = (0..3)
+                .map(|_| {
+                    coronet::go(|| {
+                        coronet::spawn_blocking(|| {
+                            ARRIVED.fetch_add(1, Ordering::SeqCst);
+                            let start = Instant::now();
+                            while ARRIVED.load(Ordering::SeqCst) < 3
+                                && start.elapsed() < Duration::from_secs(3)
+                            {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                        })
+                    })
+                })
+                .collect();
+            for j in jobs {
+                j.join().unwrap();
+            }
+            // The line that it moves comes at the monitor's next look (75 ms apart).
+            coronet::time::sleep(Duration::from_secs(2));
+        });
+    }
+    let (status, _, stderr) = run_child(TEST);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("coronet: the blocking pool's 2 threads have been busy for "),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("while 1 job waits for one"),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("coronet: the blocking pool takes jobs again after "),
+        "stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("has held worker"), "stderr:\n{stderr}");
+}

@@ -48,6 +48,8 @@ struct PoolState {
     queue: VecDeque<Job>,
     threads: usize,
     idle: usize,
+    /// Jobs taken from the queue so far: the monitor's sign of progress (`sysmon.rs`).
+    taken: u64,
 }
 
 static POOL: Pool = Pool {
@@ -55,6 +57,7 @@ static POOL: Pool = Pool {
         queue: VecDeque::new(),
         threads: 0,
         idle: 0,
+        taken: 0,
     }),
     cond: Condvar::new(),
 };
@@ -102,6 +105,7 @@ fn submit(job: Job, beyond_cap: bool, here_if_none: bool) {
                 } else {
                     st.queue.pop_back()
                 };
+                st.taken += 1;
                 drop(st);
                 job.expect("just queued")();
             }
@@ -113,6 +117,7 @@ fn pool_thread() {
     let mut st = lock();
     loop {
         if let Some(job) = st.queue.pop_front() {
+            st.taken += 1;
             drop(st);
             job();
             st = lock();
@@ -297,6 +302,13 @@ impl<T> Drop for Outlive<'_, T> {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// For the monitor (`sysmon.rs`): threads in the pool, jobs waiting in its queue, and jobs
+/// taken from it so far.
+pub(crate) fn pool_progress() -> (usize, usize, u64) {
+    let st = lock();
+    (st.threads, st.queue.len(), st.taken)
 }
 
 /// Threads in the pool now, and how many of them are idle.

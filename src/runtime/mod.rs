@@ -204,7 +204,10 @@ impl Builder {
     /// signal or a debugger). Not reported: a worker asleep; a coroutine alone on its worker,
     /// or whose worker's other coroutines could all be started by another worker. A worker held
     /// with no coroutine running — by a logger that waits, on one of the runtime's own
-    /// lines, for a lock a coroutine holds — is reported in its own words.
+    /// lines, for a lock a coroutine holds — is reported in its own words; so is a blocking
+    /// pool ([`spawn_blocking`](crate::spawn_blocking)) that has taken no job from its queue
+    /// for the threshold while jobs wait there (all its threads busy: jobs that wait for
+    /// each other beyond [`max_blocking_threads`](Builder::max_blocking_threads) never end).
     ///
     /// ```
     /// use std::time::Duration;

@@ -14,6 +14,7 @@
 //! coroutines waiting on it, is held by the one coroutine it shows `Running` (or, with none,
 //! by the scheduler's own code: a logger that blocks). One report per stall, and a line when
 //! it ends. Nothing is added to the scheduler's path: the counter was there for `stats()`.
+//! The blocking pool is watched the same way, by the count of jobs taken from its queue.
 //!
 //! The durations are lower bounds: a count is known to have stood still only from the first
 //! look that saw it. A look that comes later than its tick (the process was stopped —
@@ -343,10 +344,12 @@ struct Watch {
     fresh_head: Option<u64>,
 }
 
-/// What holds a worker: one of its coroutines, or (none running) the scheduler's own code.
+/// What holds a worker: one of its coroutines, or (none running) the scheduler's own code;
+/// or, for the blocking pool's watch, its busy threads.
 enum Holder {
     Coroutine { id: u64, name: String },
     Scheduler,
+    Pool,
 }
 
 /// The thread's body.
@@ -359,6 +362,7 @@ enum Holder {
 fn run(r: OwnedFd, pipe: (u64, u64), moved: std::sync::mpsc::SyncSender<bool>) {
     let stderr = own_table_if_second(r.as_raw_fd(), moved);
     let mut watches: Vec<Watch> = Vec::new();
+    let mut pool = Watch::default();
     let mut buf = [0u8; 64];
     let mut last_look = Instant::now();
     loop {
@@ -420,10 +424,11 @@ fn run(r: OwnedFd, pipe: (u64, u64), moved: std::sync::mpsc::SyncSender<bool>) {
             if super::EXITING.load(Ordering::Relaxed) {
                 continue;
             }
+            let after = Duration::from_millis(after_ms);
             if let Some(rt) = super::runtime_started() {
-                let after = Duration::from_millis(after_ms);
                 look(rt, now, after, late, &mut watches, &stderr);
             }
+            look_pool(now, after, late, &mut pool, &stderr);
         }
     }
 }
@@ -452,7 +457,7 @@ fn look(
                          or more\n",
                         w.index
                     ),
-                    Holder::Scheduler => format!(
+                    Holder::Scheduler | Holder::Pool => format!(
                         "coronet: worker {} runs coroutines again after {secs:.1} s or more\n",
                         w.index
                     ),
@@ -531,6 +536,48 @@ fn look(
         out.write(&text);
         watch.reported = Some(holder);
     }
+}
+
+/// One look at the blocking pool (`spawn_blocking`, name lookups): jobs wait in its queue
+/// and none has been taken for the threshold, so every thread it may run is busy. Those
+/// jobs may only be slow; but jobs that wait for each other beyond the pool's cap never
+/// finish (stop 35's audit: 512 jobs each waiting for a 513th), and that hang said nothing.
+fn look_pool(now: Instant, after: Duration, late: Duration, watch: &mut Watch, out: &Stderr) {
+    let (threads, queued, taken) = super::blocking::pool_progress();
+    if taken != watch.switches || queued == 0 {
+        if watch.reported.take().is_some() {
+            let held = watch.still_at.unwrap_or(now) - watch.since.unwrap_or(now);
+            out.write(&format!(
+                "coronet: the blocking pool takes jobs again after {:.1} s or more\n",
+                held.as_secs_f64()
+            ));
+        }
+        watch.switches = taken;
+        watch.since = Some(now);
+        watch.still_at = None;
+        return;
+    }
+    if let Some(since) = &mut watch.since {
+        *since = (*since + late).min(now);
+    }
+    let since = *watch.since.get_or_insert(now);
+    watch.still_at = Some(now);
+    if watch.reported.is_some() || now - since < after {
+        return;
+    }
+    out.write(&format!(
+        "coronet: the blocking pool's {threads} thread{} been busy for {:.1} s or more \
+         while {queued} {} for one (spawn_blocking, name lookups); jobs that wait for each \
+         other need Builder::max_blocking_threads above how many can wait at once\n",
+        if threads == 1 { " has" } else { "s have" },
+        (now - since).as_secs_f64(),
+        if queued == 1 {
+            "job waits"
+        } else {
+            "jobs wait"
+        },
+    ));
+    watch.reported = Some(Holder::Pool);
 }
 
 #[cfg(test)]
