@@ -286,11 +286,10 @@ impl Builder {
     /// ([`stall_report`](Builder::stall_report)) moves to a fd table of its own where the
     /// kernel allows it (`unshare`, `pidfd_open` and `pidfd_getfd`, Linux 5.6; Docker's
     /// default seccomp profile grants the first and the last only with added capabilities;
-    /// `src/runtime/sysmon.rs`). That is
-    /// cheaper to run: Linux takes and drops a reference on the socket's open file in every
-    /// syscall of a process whose fd table two threads share (`fdget`); a small-message echo
-    /// server on one worker spends 1–2 % less CPU per request this way
-    /// (docs/benchmarks.md).
+    /// `src/runtime/sysmon.rs`). That is cheaper to run: Linux takes and drops a reference
+    /// on the socket's open file in every syscall of a process whose fd table two threads
+    /// share (`fdget`); a small-message echo server on one worker spends 1–2 % less CPU per
+    /// request this way (docs/benchmarks.md).
     /// The calling thread never leaves the scheduler after this: the coroutines that start
     /// on it can run on no other thread (the pinning rule in `runtime/mod.rs`), so it serves
     /// them until the process ends.

@@ -1,6 +1,7 @@
 //! Helpers shared by the TCP integration tests (`tcp.rs`, `deadline.rs`, `close.rs`,
-//! `stress.rs`), in `files` by the `io::copy` tests, and in `examples`, by the tests that run the examples as programs. Each test
-//! file uses a different subset.
+//! `stress.rs`), by the tests that look at the process's threads (`main_thread.rs`,
+//! `faults.rs`, `sysmon_alone.rs`), in `files` by the `io::copy` tests, and in `examples` by
+//! the tests that run the examples as programs. Each test file uses a different subset.
 #![allow(dead_code)]
 
 pub mod examples;
