@@ -145,20 +145,15 @@ pub(crate) fn ensure_started() -> io::Result<()> {
     if *started {
         return Ok(());
     }
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two fds pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 just made both fds, and nothing else owns them.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // Both ends nonblocking: the handler's write must never block the thread it interrupts
+    // (with the pipe full a look is already due), and the thread reads only after `poll`.
+    let (r, w) = crate::net::socket::pipe2_nonblocking()?;
     let r_num = r.as_raw_fd();
     // Both ends of a pipe are one inode; the thread and `poke` check fds against it.
     let ino = inode(r_num).unwrap_or((0, 0));
     PIPE_DEV.store(ino.0, Ordering::Relaxed);
     PIPE_INO.store(ino.1, Ordering::Relaxed);
     let (moved_tx, moved_rx) = std::sync::mpsc::sync_channel(1);
-    crate::net::socket::set_nonblocking(std::os::fd::AsFd::as_fd(&w), true)?;
     // The thread starts with every signal blocked (it inherits the mask in force at its
     // spawn), so no handler runs on it, its calls are never interrupted, and a signal sent
     // to the process goes to a thread of the program; the caller's own mask is put back at
@@ -331,8 +326,9 @@ unsafe fn close_range(first: u32, last: u32) {
 /// What the thread remembers of a worker between two looks.
 #[derive(Default)]
 struct Watch {
-    switches: u64,
-    /// The first look that saw `switches` at its value (or the worker asleep), moved forward
+    /// The watched count: a worker's resumes, or the jobs the blocking pool has taken.
+    count: u64,
+    /// The first look that saw `count` at its value (or the worker asleep), moved forward
     /// by the lateness of later looks; `None` before the first look.
     since: Option<Instant>,
     /// The last look that saw it stand still.
@@ -342,6 +338,50 @@ struct Watch {
     /// The id of the coroutine at the head of its stealable queue at the last look past
     /// the threshold.
     fresh_head: Option<u64>,
+}
+
+/// What one look made of a watched count.
+enum Seen {
+    /// Nothing to say: it moved (or nothing waits on it), or it stands still but not yet
+    /// for the threshold, or a report about it stands.
+    Nothing,
+    /// A reported stall ended, after holding for this long (a lower bound).
+    Ended(Holder, Duration),
+    /// It has stood still for this long, past the threshold, and is not reported yet.
+    Due(Duration),
+}
+
+impl Watch {
+    /// Records one look at `now`, `late` past its tick, at the watched `count`; `idle`:
+    /// nothing waits on it (a worker asleep, an empty queue), which counts as a move.
+    fn observe(
+        &mut self,
+        now: Instant,
+        count: u64,
+        idle: bool,
+        late: Duration,
+        after: Duration,
+    ) -> Seen {
+        if count != self.count || idle {
+            let held = self.still_at.unwrap_or(now) - self.since.unwrap_or(now);
+            self.count = count;
+            self.since = Some(now);
+            self.still_at = None;
+            return match self.reported.take() {
+                Some(holder) => Seen::Ended(holder, held),
+                None => Seen::Nothing,
+            };
+        }
+        if let Some(since) = &mut self.since {
+            *since = (*since + late).min(now);
+        }
+        let since = *self.since.get_or_insert(now);
+        self.still_at = Some(now);
+        if self.reported.is_some() || now - since < after {
+            return Seen::Nothing;
+        }
+        Seen::Due(now - since)
+    }
 }
 
 /// What holds a worker: one of its coroutines, or (none running) the scheduler's own code;
@@ -447,9 +487,9 @@ fn look(
     for (w, watch) in rt.workers.iter().zip(watches.iter_mut()) {
         let c = &w.counters;
         let switches = c.switches.load(Ordering::Relaxed);
-        if switches != watch.switches || w.inbox.is_sleeping() {
-            if let Some(holder) = watch.reported.take() {
-                let held = watch.still_at.unwrap_or(now) - watch.since.unwrap_or(now);
+        let held = match watch.observe(now, switches, w.inbox.is_sleeping(), late, after) {
+            Seen::Nothing => continue,
+            Seen::Ended(holder, held) => {
                 let secs = held.as_secs_f64();
                 out.write(&match holder {
                     Holder::Coroutine { id, name } => format!(
@@ -462,20 +502,10 @@ fn look(
                         w.index
                     ),
                 });
+                continue;
             }
-            watch.switches = switches;
-            watch.since = Some(now);
-            watch.still_at = None;
-            continue;
-        }
-        if let Some(since) = &mut watch.since {
-            *since = (*since + late).min(now);
-        }
-        let since = *watch.since.get_or_insert(now);
-        watch.still_at = Some(now);
-        if watch.reported.is_some() || now - since < after {
-            continue;
-        }
+            Seen::Due(held) => held,
+        };
         let running = w
             .live_tasks()
             .into_iter()
@@ -502,7 +532,7 @@ fn look(
             continue; // holding a worker nobody else needs holds nobody up
         }
         let s = if others == 1 { "" } else { "s" };
-        let held = (now - since).as_secs_f64();
+        let held = held.as_secs_f64();
         let mut text = String::new();
         let holder = match running {
             Some(t) => {
@@ -544,33 +574,23 @@ fn look(
 /// finish (stop 35's audit: 512 jobs each waiting for a 513th), and that hang said nothing.
 fn look_pool(now: Instant, after: Duration, late: Duration, watch: &mut Watch, out: &Stderr) {
     let (threads, queued, taken) = super::blocking::pool_progress();
-    if taken != watch.switches || queued == 0 {
-        if watch.reported.take().is_some() {
-            let held = watch.still_at.unwrap_or(now) - watch.since.unwrap_or(now);
+    let held = match watch.observe(now, taken, queued == 0, late, after) {
+        Seen::Nothing => return,
+        Seen::Ended(_, held) => {
             out.write(&format!(
                 "coronet: the blocking pool takes jobs again after {:.1} s or more\n",
                 held.as_secs_f64()
             ));
+            return;
         }
-        watch.switches = taken;
-        watch.since = Some(now);
-        watch.still_at = None;
-        return;
-    }
-    if let Some(since) = &mut watch.since {
-        *since = (*since + late).min(now);
-    }
-    let since = *watch.since.get_or_insert(now);
-    watch.still_at = Some(now);
-    if watch.reported.is_some() || now - since < after {
-        return;
-    }
+        Seen::Due(held) => held,
+    };
     out.write(&format!(
         "coronet: the blocking pool's {threads} thread{} been busy for {:.1} s or more \
          while {queued} {} for one (spawn_blocking, name lookups); jobs that wait for each \
          other need Builder::max_blocking_threads above how many can wait at once\n",
         if threads == 1 { " has" } else { "s have" },
-        (now - since).as_secs_f64(),
+        held.as_secs_f64(),
         if queued == 1 {
             "job waits"
         } else {
