@@ -7,6 +7,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -184,7 +185,7 @@ impl Sock {
         let r = if flags == 0 && self.short_read_drains() {
             let len = buf.len();
             self.fd
-                .read_stream::<SOLE>(len, |fd| socket::recv(fd, buf, flags))
+                .read_stream::<SOLE>(len, buf.as_ptr(), |fd| socket::recv(fd, buf, flags))
         } else {
             self.fd
                 .read_as::<_, SOLE>(|fd| socket::recv(fd, buf, flags))
@@ -206,8 +207,12 @@ impl Sock {
             // Only what `readv` passes on: a full read of those with more buffers behind
             // them is no short read.
             let len = bufs.iter().take(socket::MAX_IOV).map(|b| b.len()).sum();
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(ptr::null(), |b| b.as_ptr());
             self.fd
-                .read_stream::<SOLE>(len, |fd| socket::readv(fd, bufs))
+                .read_stream::<SOLE>(len, first, |fd| socket::readv(fd, bufs))
         } else {
             self.fd.read_as::<_, SOLE>(|fd| socket::readv(fd, bufs))
         };

@@ -579,6 +579,7 @@ impl PollDesc {
         // (the park's trace line names the fd: logged there, where a logger that parks
         // the coroutine cannot take the wake-up this park waits for)
         self.wait_slot(me, dir, call, |deadline| {
+            worker::note_wait(Arc::as_ptr(self), dir);
             park::park_current_until(me, deadline, why, fd.as_raw_fd());
         })
     }

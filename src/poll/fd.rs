@@ -406,9 +406,9 @@ impl NetFd {
         self.read_as::<R, false>(op)
     }
 
-    /// `read_with` for a byte-stream read into `len` bytes of buffer: a short read marks the
-    /// socket drained (see the `drained` field). `len` must count only the buffer the
-    /// syscall was given. TCP only: never for datagrams, where a short read says nothing
+    /// `read_with` for a byte-stream read into `len` bytes of buffer at `buf`: a short read
+    /// marks the socket drained (see the `drained` field). `len` must count only the buffer
+    /// the syscall was given (`buf` is a hint for the scheduler, never read through). TCP only: never for datagrams, where a short read says nothing
     /// about the queue behind it, nor for Unix streams, where the kernel ends a read at a
     /// message carrying fds or other credentials with the next message still queued.
     /// `SOLE`: the caller holds its handle by `&mut` (module docs, *Calls through `&mut`*).
@@ -416,8 +416,11 @@ impl NetFd {
     pub(crate) fn read_stream<const SOLE: bool>(
         &self,
         len: usize,
+        buf: *const u8,
         op: impl FnMut(BorrowedFd<'_>) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        // a coroutine parked here has its buffer's page touched before its resume
+        crate::runtime::worker::note_read_buf(buf);
         // 0 is EOF: nothing more will come, so no event either; never "drained".
         self.io::<usize, false, SOLE>(Dir::Read, op, |&n| n > 0 && n < len)
     }
@@ -935,7 +938,7 @@ mod tests {
         mut then: impl FnMut(u32),
     ) -> io::Result<usize> {
         let len = buf.len();
-        fd.read_stream::<SOLE>(len, |f| {
+        fd.read_stream::<SOLE>(len, buf.as_ptr(), |f| {
             *calls += 1;
             // SAFETY: `buf` is valid for writes of its length; `f` is open.
             let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };

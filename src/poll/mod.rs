@@ -45,7 +45,7 @@ use slab::Slab;
 use self::desc::{Dir, PollDesc};
 use self::epoll::Epoll;
 use crate::runtime::task::Task;
-use crate::runtime::worker::Turn;
+use crate::runtime::worker::{prefetch_line, Turn};
 
 thread_local! {
     /// The waiters one `poll` collects under the lock and wakes after it, kept between polls
@@ -150,6 +150,15 @@ impl Poller {
         let mut stale = 0usize;
         {
             let descs = self.descs();
+            // With many connections each ready fd's `PollDesc` has left the cache since its
+            // last event, and `ready`'s compare-and-swap is a barrier: one miss after
+            // another, the next not even asked for until the last is in. So every line is
+            // asked for first, the misses overlapping (a hint: a wrong guess costs a line).
+            for ev in events.iter() {
+                if let Some((_, desc)) = descs.get(untoken(ev.u64).0) {
+                    prefetch_line(Arc::as_ptr(desc) as usize);
+                }
+            }
             for ev in events.iter() {
                 let t = ev.u64;
                 if t == WAKE_TOKEN {
@@ -172,11 +181,18 @@ impl Poller {
                     desc.set_urgent();
                 }
                 let (read, write) = epoll::directions(ev.events);
+                // The same for each woken task's token, which `unpark_owned_at` swaps below.
                 if read {
-                    woken.extend(desc.ready(Dir::Read));
+                    if let Some(t) = desc.ready(Dir::Read) {
+                        prefetch_line(&t.token as *const _ as usize);
+                        woken.push(t);
+                    }
                 }
                 if write {
-                    woken.extend(desc.ready(Dir::Write));
+                    if let Some(t) = desc.ready(Dir::Write) {
+                        prefetch_line(&t.token as *const _ as usize);
+                        woken.push(t);
+                    }
                 }
             }
         }
