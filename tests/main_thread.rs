@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio, Termination};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,12 +81,15 @@ fn run_child(test: &str) -> (ExitStatus, String, String) {
 
 /// The child's side of a case: `Builder::main` with `workers` workers, which ends the process
 /// and so must not come back.
-fn main_in_child(workers: usize, f: impl FnOnce() + Send + 'static) -> ! {
+fn main_in_child<R: Termination>(workers: usize, f: impl FnOnce() -> R + Send + 'static) -> ! {
     main_in_child_with(coronet::Builder::new().workers(workers), f)
 }
 
 /// [`main_in_child`] with a builder configured by the caller.
-fn main_in_child_with(builder: coronet::Builder, f: impl FnOnce() + Send + 'static) -> ! {
+fn main_in_child_with<R: Termination>(
+    builder: coronet::Builder,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> ! {
     let err = builder.main(f).unwrap_err();
     panic!("Builder::main returned: {err}");
 }
@@ -193,6 +196,39 @@ fn a_panic_in_main_exits_101_with_its_message() {
         "stderr:\n{stderr}"
     );
     assert!(stderr.contains("boom in main"), "stderr:\n{stderr}");
+}
+
+/// `main`'s result ends the process as a Rust `main`'s does: an `Err` is printed with
+/// `Error: ` and its `Debug`, status 1; an `ExitCode` is the status; `Ok(())` is 0.
+#[test]
+fn mains_result_is_reported_as_a_rust_mains() {
+    const TEST: &str = "mains_result_is_reported_as_a_rust_mains";
+    if is_child(TEST) {
+        match std::env::var("MAIN_RESULT").unwrap().as_str() {
+            "err" => main_in_child(1, || -> std::io::Result<()> {
+                echo_once();
+                Err(std::io::Error::other("no configuration file"))?;
+                unreachable!("the `?` returned")
+            }),
+            "code" => main_in_child(2, || std::process::ExitCode::from(42)),
+            _ => main_in_child(1, || -> Result<(), String> {
+                echo_once();
+                Ok(())
+            }),
+        }
+    }
+    let run = |how| wait_child(spawn_child(TEST, &[("MAIN_RESULT", how)]));
+    let (status, _, stderr) = run("err");
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("Error: Custom { kind: Other, error: \"no configuration file\" }"),
+        "stderr:\n{stderr}"
+    );
+    let (status, _, stderr) = run("code");
+    assert_eq!(status.code(), Some(42), "stderr:\n{stderr}");
+    let (status, _, stderr) = run("ok");
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(!stderr.contains("Error"), "stderr:\n{stderr}");
 }
 
 #[test]

@@ -61,6 +61,7 @@ pub(crate) mod task;
 pub(crate) mod worker;
 
 use std::io;
+use std::process::{ExitCode, Termination};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -250,30 +251,26 @@ impl Builder {
 
     /// Starts the global runtime with the calling thread as worker 0, runs `f` there as the
     /// coroutine `main`, and ends the process when `f` returns — as a Go program ends when
-    /// its `main` returns, without waiting for other coroutines. The exit status is 0, or
-    /// 101 if `f` panics (after the panic's message, as for a Rust `main`); `f` can end the
-    /// process with another status through [`coronet::exit`](crate::exit).
+    /// its `main` returns, without waiting for other coroutines. The exit status is the one
+    /// `f`'s result reports (0 for `()`, below), or 101 if `f` panics (after the panic's
+    /// message, as for a Rust `main`); `f` can also end the process at any point through
+    /// [`coronet::exit`](crate::exit).
     ///
-    /// `f` returns `()`, so that a body that never returns (`|| loop { … }`) compiles in
-    /// every edition. The body of a `fn main() -> io::Result<()>` keeps its `?`s in a
-    /// function of its own, whose error ends the process as a Rust `main`'s does:
+    /// `f` may return whatever a Rust `main` may (any [`Termination`]: `()`,
+    /// `Result<(), E: Debug>`, [`ExitCode`](std::process::ExitCode)), and the process ends
+    /// as after that `main`: an `Err` prints `Error: ` and its `Debug` on stderr and exits
+    /// with status 1. A body that never returns (`|| loop { … }`) compiles as well, in
+    /// every edition. So an old `fn main() -> io::Result<()>` moves in with its `?`s:
     ///
     /// ```no_run
     /// use coronet::net::TcpListener;
     /// use std::io::Write;
     ///
-    /// fn serve() -> std::io::Result<()> {
-    ///     let listener = TcpListener::bind("127.0.0.1:7001")?;
-    ///     let (mut conn, _) = listener.accept()?;
-    ///     conn.write_all(b"hello\n")
-    /// }
-    ///
     /// fn main() -> std::io::Result<()> {
-    ///     coronet::Builder::new().main(|| {
-    ///         if let Err(e) = serve() {
-    ///             eprintln!("Error: {e:?}"); // what std prints for a `main` that fails
-    ///             coronet::exit(1);
-    ///         }
+    ///     coronet::Builder::new().main(|| -> std::io::Result<()> {
+    ///         let listener = TcpListener::bind("127.0.0.1:7001")?;
+    ///         let (mut conn, _) = listener.accept()?;
+    ///         conn.write_all(b"hello\n")
     ///     })?;
     ///     unreachable!("main() returns only an error")
     /// }
@@ -333,9 +330,10 @@ impl Builder {
     ///     unreachable!("main() returns only an error")
     /// }
     /// ```
-    pub fn main<F>(self, f: F) -> io::Result<std::convert::Infallible>
+    pub fn main<F, R>(self, f: F) -> io::Result<std::convert::Infallible>
     where
-        F: FnOnce() + Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+        R: Termination,
     {
         // The stack first: once this thread is worker 0 nothing can come back to the caller,
         // and a `main` that could not start would leave the process idle for ever.
@@ -351,8 +349,10 @@ impl Builder {
         // set before, or anything else tied to the process's first thread, is still `main`'s.
         let main = spawn::Spawn::new().name("main");
         drop(main.go_on_worker_0(rt, stack, move || {
-            let status = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-                Ok(()) => 0,
+            // `report` prints an `Err` as a Rust `main`'s would; it is user code too
+            let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f().report()));
+            let status = match ended {
+                Ok(code) => exit_status(code),
                 // the panic hook has printed the message, as for a Rust `main`
                 Err(_) => 101,
             };
@@ -390,6 +390,17 @@ impl Builder {
         }
         start(self, caller_runs_0)
     }
+}
+
+/// The status `code` stands for. `ExitCode` keeps its number to itself on stable Rust, but
+/// compares: on Unix it is one of 256 bytes.
+fn exit_status(code: ExitCode) -> i32 {
+    if code == ExitCode::SUCCESS {
+        return 0;
+    }
+    (1..=u8::MAX)
+        .find(|&b| code == ExitCode::from(b))
+        .map_or(1, i32::from)
 }
 
 /// The global runtime: shared halves of the workers and the scheduler's idle bookkeeping.
