@@ -181,16 +181,16 @@ impl Poller {
                     desc.set_urgent();
                 }
                 let (read, write) = epoll::directions(ev.events);
-                // The same for each woken task's token, which `unpark_owned_at` swaps below.
+                // The same for each woken task's record, which `unpark_owned_at` uses below.
                 if read {
                     if let Some(t) = desc.ready(Dir::Read) {
-                        prefetch_line(&t.token as *const _ as usize);
+                        t.prefetch();
                         woken.push(t);
                     }
                 }
                 if write {
                     if let Some(t) = desc.ready(Dir::Write) {
-                        prefetch_line(&t.token as *const _ as usize);
+                        t.prefetch();
                         woken.push(t);
                     }
                 }

@@ -140,6 +140,17 @@ fn next_id() -> u64 {
 }
 
 impl Task {
+    /// Asks for the lines of this record and its reference counts before a wake-up or a
+    /// resume touches them. The allocation (about 56 bytes, 16-aligned) straddles two
+    /// cache lines three times in four, so both ends are asked for. A hint: the counts'
+    /// place before the record is `Arc`'s layout, and a wrong guess costs a line.
+    #[inline(always)]
+    pub(crate) fn prefetch(self: &Arc<Self>) {
+        let p = Arc::as_ptr(self) as usize;
+        super::worker::prefetch_line(p.wrapping_sub(2 * std::mem::size_of::<usize>()));
+        super::worker::prefetch_line(p + std::mem::size_of::<Task>() - 1);
+    }
+
     pub(crate) fn new_coroutine(name: Option<Box<str>>) -> Arc<Task> {
         Arc::new(Task {
             id: next_id(),

@@ -1040,7 +1040,7 @@ impl Local {
         // `TOUCH_AT + TOUCH_BATCH` (its slot) one pop each, then spends `TOUCH_BATCH` pops in
         // the window below, during exactly one batch.
         if let Some(t) = runq.peek_nth(TOUCH_AT + TOUCH_BATCH + 1) {
-            prefetch_line(Arc::as_ptr(t) as usize);
+            t.prefetch();
         }
         // Only the address: reading the slot (even its `Option` tag) would wait for the very
         // line being asked for.
