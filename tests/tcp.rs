@@ -163,6 +163,8 @@ fn bad_addresses_are_clear_errors() {
             ("", "missing address"),
             (":80x", "address 80x: invalid port"),
             ("[::1]", "address [::1]: missing port in address"),
+            // no lookup of a host "1:2", which a DNS server would have been asked about
+            ("1:2:3", "address 1:2:3: too many colons in address"),
         ] {
             let e = TcpStream::connect(bad).unwrap_err();
             assert_eq!(e.to_string(), format!("dial tcp: {why}"), "{bad:?}");

@@ -411,14 +411,17 @@ fn answer_in_place<A: ?Sized>(addr: &A) -> Option<io::Result<Vec<SocketAddr>>> {
     }
 }
 
-/// Go's `AddrError` for a string that std's `to_socket_addrs` refuses before it looks
-/// anything up, kind `InvalidInput`, e.g. `address 127.0.0.1: missing port in address` or
-/// `address 99999: invalid port`. std's own words (`invalid socket address`, `invalid port
-/// value`) said neither what was wrong nor where.
+/// Go's `AddrError` for a string that std's `to_socket_addrs` refuses, kind
+/// `InvalidInput`, e.g. `address 127.0.0.1: missing port in address` or `address 99999:
+/// invalid port`. std's own words (`invalid socket address`, `invalid port value`) said
+/// neither what was wrong nor where.
 ///
 /// It refuses nothing std takes: std splits `"host:port"` at the last colon and needs a
 /// `u16` after it, then looks the host up; each arm below is one of the first two steps
-/// failing.
+/// failing, or the third bound to: a host with a colon that is no IPv6 literal (`"1:2:3"`,
+/// Go's `too many colons in address`), which no resolver answers, since no name has a
+/// colon in it. std would hand it to the system's resolver all the same, and a DNS server
+/// would be asked about it.
 fn malformed(r: HostRef<'_>) -> Option<io::Error> {
     let (addr, why) = match r {
         HostRef::Joined("") => (String::new(), "missing address"),
@@ -432,8 +435,17 @@ fn malformed(r: HostRef<'_>) -> Option<io::Error> {
                     (port.to_owned(), "invalid port")
                 }
             }
+            // (a literal with a zone, "fe80::1%eth0", is the resolver's to parse)
+            Some((host, _))
+                if host.contains(':')
+                    && !host.starts_with('[')
+                    && !host.contains('%')
+                    && host.parse::<Ipv6Addr>().is_err() =>
+            {
+                (s.to_owned(), "too many colons in address")
+            }
             // ":8080" is Go's empty host (`every_local`); a bare "::1" is left to std,
-            // which takes it as host "::", port 1.
+            // which takes it as host "::", port 1 (Go says "too many colons" there).
             Some(_) => return None,
         },
         HostRef::Split(..) => return None,
@@ -510,8 +522,9 @@ fn no_such_host(e: &io::Error) -> bool {
 /// - `lookup HOST: no such host` (kind `NotFound`) when the resolver knows no such name;
 ///   any other failure of the resolver as `lookup HOST: <its words>`, with std's kind;
 /// - malformed input, kind `InvalidInput`, found without a lookup: `address localhost:
-///   missing port in address`, `address 99999: invalid port`, `missing address` (an empty
-///   string).
+///   missing port in address`, `address 99999: invalid port`, `address 1:2:3: too many
+///   colons in address` (a host with a colon that is no IPv6 literal), `missing address`
+///   (an empty string).
 ///
 /// An empty host, `":8080"`, is Go's "every local address": `[::]:8080` and
 /// `0.0.0.0:8080`, without a lookup (std refuses it).
@@ -739,6 +752,9 @@ mod tests {
             ("127.0.0.1:-1", "address -1: invalid port"),
             ("127.0.0.1:http", "address http: invalid port"),
             (":http", "address http: invalid port"),
+            ("1:2:3", "address 1:2:3: too many colons in address"),
+            ("a:b:80", "address a:b:80: too many colons in address"),
+            ("::1::2:80", "address ::1::2:80: too many colons in address"),
         ];
         for &(s, want) in cases {
             let e = crate::run(move || resolve(s)).unwrap_err();
@@ -754,16 +770,25 @@ mod tests {
     }
 
     // Go's words must never refuse a string std would take: whatever `malformed` refuses,
-    // std's parse refuses as well, before any lookup (so this property needs no resolver).
+    // std's parse refuses as well, before any lookup, or std splits off a host with a colon
+    // that is no IP literal, which no lookup can answer (so this property needs no
+    // resolver).
     proptest::proptest! {
         #[test]
         fn malformed_refuses_only_what_std_refuses(s in "[0-9a-z:.\\[\\]%+-]{0,14}") {
             if let Some(e) = malformed(HostRef::Joined(&s)) {
                 proptest::prop_assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-                let std = s.as_str().to_socket_addrs().unwrap_err();
-                proptest::prop_assert_eq!(
-                    std.kind(), io::ErrorKind::InvalidInput, "{}: {}", s, std
-                );
+                if e.to_string().ends_with("too many colons in address") {
+                    let (host, port) = s.rsplit_once(':').unwrap();
+                    proptest::prop_assert!(port.parse::<u16>().is_ok());
+                    proptest::prop_assert!(host.contains(':') && !host.contains('%'));
+                    proptest::prop_assert!(host.parse::<IpAddr>().is_err());
+                } else {
+                    let std = s.as_str().to_socket_addrs().unwrap_err();
+                    proptest::prop_assert_eq!(
+                        std.kind(), io::ErrorKind::InvalidInput, "{}: {}", s, std
+                    );
+                }
             }
         }
     }

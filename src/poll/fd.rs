@@ -408,9 +408,10 @@ impl NetFd {
 
     /// `read_with` for a byte-stream read into `len` bytes of buffer at `buf`: a short read
     /// marks the socket drained (see the `drained` field). `len` must count only the buffer
-    /// the syscall was given (`buf` is a hint for the scheduler, never read through). TCP only: never for datagrams, where a short read says nothing
-    /// about the queue behind it, nor for Unix streams, where the kernel ends a read at a
-    /// message carrying fds or other credentials with the next message still queued.
+    /// the syscall was given; `buf` is a hint for the scheduler, never read through. TCP
+    /// only: never for datagrams, where a short read says nothing about the queue behind
+    /// it, nor for Unix streams, where the kernel ends a read at a message carrying fds or
+    /// other credentials with the next message still queued.
     /// `SOLE`: the caller holds its handle by `&mut` (module docs, *Calls through `&mut`*).
     #[inline]
     pub(crate) fn read_stream<const SOLE: bool>(
