@@ -148,8 +148,15 @@ fn proxy(client: TcpStream, upstream: SocketAddr, idle: Duration) {
 }
 
 /// Copies `from` → `to` until EOF, then passes the EOF on; on an error, ends the pair.
+/// With `PROXY_LOG_COPIES=1` in the environment, says how each copy ended.
 fn copy_one_way(from: &TcpStream, to: &TcpStream) {
-    match coronet::io::copy(&mut &*from, &mut &*to) {
+    let r = coronet::io::copy(&mut &*from, &mut &*to);
+    if std::env::var_os("PROXY_LOG_COPIES").is_some_and(|v| v == "1") {
+        let addr = |a: std::io::Result<SocketAddr>| a.map_or("?".to_owned(), |a| a.to_string());
+        let name = |s: &TcpStream| format!("{}->{}", addr(s.local_addr()), addr(s.peer_addr()));
+        eprintln!("proxy: copy {} => {}: {r:?}", name(from), name(to));
+    }
+    match r {
         // Half-close: the other direction keeps going. Ignored error: the pair may have
         // been closed meanwhile, and then there is nobody to tell.
         Ok(_) => drop(to.shutdown(Shutdown::Write)),
